@@ -1,0 +1,172 @@
+//! image-scraper: download every image of a paginated web gallery with every core.
+//!
+//! An actix actor system. A [`Coordinator`](coordinator::Coordinator) owns the work and
+//! the counts; workers fetch. In sync mode the workers are [`Blocking`](blocking::Blocking)
+//! actors on a `SyncArbiter` (one thread and one request each); in async mode each worker
+//! is a [`Downloader`](downloader::Downloader) on its own `Arbiter` with its own
+//! `awc::Client` and many requests in flight. Messages replace queues.
+//!
+//! # Layout
+//!
+//! - `main.rs`: thin: flags, settings, logging, [`run`], exit status.
+//! - [`cli`]: the clap-derive command line; its doc comments are `--help`.
+//! - [`settings`]: `settings.yaml` + flags -> a validated [`Config`](settings::Config).
+//! - [`coordinator`]: the Coordinator actor and the messages it handles
+//!   (`RegisterWorker`, `TaskFinished`, `Join`, `GetCounts`).
+//! - [`work`]: the worker contract: `RunTask`, `Task`, `Done`, `TaskError`, `FetchOptions`.
+//! - [`blocking`]: sync-mode worker (SyncContext, ureq).
+//! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
+//! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
+//! - [`storage`]: pure: safe file names, temp-then-rename writes.
+//! - [`report`]: counts, per-image items, the JSON report.
+//! - [`demo`]: the built-in gallery server.
+//! - [`logging`]: the slog root logger.
+
+pub mod blocking;
+pub mod cli;
+pub mod coordinator;
+pub mod demo;
+pub mod downloader;
+pub mod html;
+pub mod logging;
+pub mod report;
+pub mod settings;
+pub mod storage;
+pub mod work;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use anyhow::Context as _;
+use slog::{Logger, error, info, o, warn};
+
+use crate::blocking::Blocking;
+use crate::coordinator::{Coordinator, Join, Plan, RegisterWorker, TaskFinished};
+use crate::downloader::Downloader;
+use crate::report::Summary;
+use crate::settings::{Config, Mode};
+
+/// What a finished run leaves for `main`.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub elapsed: Duration,
+    /// The report was asked for and could not be written.
+    pub report_error: Option<String>,
+}
+
+impl Outcome {
+    /// 0 when every page and image succeeded (and the report, if asked for, was written),
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.report_error.is_some() {
+            1
+        } else {
+            self.summary.exit_code()
+        }
+    }
+}
+
+/// Runs one scrape to the end: starts the actor system, the Coordinator and the workers,
+/// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
+/// writes the report. Errors are problems found before any request was made.
+pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
+    storage::prepare_out_dir(&config.out_dir)
+        .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?;
+    info!(log, "starting";
+        "mode" => ?config.mode, "workers" => config.workers,
+        "first_page" => %config.pages.url(1), "out_dir" => %config.out_dir.display());
+    let started = Instant::now();
+    let system = System::new();
+    let (summary, arbiters) = system.block_on(scrape(config, log))?;
+    for arbiter in arbiters {
+        let _ = arbiter.join();
+    }
+    let elapsed = started.elapsed();
+
+    if summary.all_succeeded() {
+        info!(log, "{}", summary.images_line());
+        info!(log, "{}", summary.pages_line());
+    } else {
+        warn!(log, "{}", summary.images_line());
+        warn!(log, "{}", summary.pages_line());
+    }
+    if summary.images.total == 0 && summary.pages.ok > 0 {
+        warn!(
+            log,
+            "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST"
+        );
+    }
+    info!(log, "finished";
+        "bytes" => summary.images.bytes, "secs" => format!("{:.2}", elapsed.as_secs_f64()),
+        "out_dir" => %config.out_dir.display());
+
+    let report_error = config.report.as_ref().and_then(|path| {
+        report::write(path, config.mode, config.workers, elapsed, &summary)
+            .map_err(|e| {
+                let message = format!("cannot write the report {}: {e}", path.display());
+                error!(log, "{}", message);
+                message
+            })
+            .err()
+    });
+    Ok(Outcome {
+        summary,
+        elapsed,
+        report_error,
+    })
+}
+
+/// The body of the actor system: returns the summary and the Arbiters to join once the
+/// system is no longer driving them.
+async fn scrape(config: &Config, log: &Logger) -> anyhow::Result<(Summary, Vec<Arbiter>)> {
+    let plan = Plan {
+        pages: config.pages.clone(),
+        max_pages: config.max_pages,
+        record_items: config.report.is_some(),
+    };
+    let coordinator = Coordinator::new(plan, log.new(o!("actor" => "coordinator"))).start();
+    let results = coordinator.clone().recipient::<TaskFinished>();
+    let opts = Arc::new(config.fetch_options());
+    let mut arbiters = Vec::new();
+    match config.mode {
+        Mode::Sync => {
+            let agent = Blocking::agent(&opts, config.workers);
+            let log = log.new(o!("actor" => "blocking"));
+            let pool = SyncArbiter::start(config.workers, move || {
+                Blocking::new(agent.clone(), Arc::clone(&opts), results.clone(), log.clone())
+            });
+            // The pool's threads share one mailbox: one registration, one slot per thread.
+            coordinator.do_send(RegisterWorker {
+                tasks: pool.recipient(),
+                capacity: config.workers,
+            });
+        }
+        Mode::Async => {
+            let tls = downloader::tls_config();
+            for i in 0..config.workers {
+                let arbiter = Arbiter::new();
+                let (opts, tls, results) = (Arc::clone(&opts), Arc::clone(&tls), results.clone());
+                let log = log.new(o!("actor" => "downloader", "worker" => i));
+                let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
+                    Downloader::new(opts, tls, results, log)
+                });
+                coordinator.do_send(RegisterWorker {
+                    tasks: worker.recipient(),
+                    capacity: config.concurrency,
+                });
+                arbiters.push(arbiter);
+            }
+        }
+    }
+    let summary = coordinator
+        .send(Join)
+        .await
+        .context("the coordinator stopped")?
+        .context("the coordinator stopped before the work was done")?;
+    for arbiter in &arbiters {
+        arbiter.stop();
+    }
+    Ok((summary, arbiters))
+}
