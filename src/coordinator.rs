@@ -199,16 +199,8 @@ impl Coordinator {
     /// Hands out tasks while some worker has room, always to the least loaded one so
     /// async workers share the load.
     fn dispatch(&mut self) {
-        loop {
-            let Some(slot) = self.least_loaded_slot() else {
-                return;
-            };
-            if !self.slots[slot].tasks.connected() {
-                warn!(self.log, "worker is gone"; "slot" => slot);
-                self.slots[slot].capacity = 0;
-                self.fail_in_flight_of(slot);
-                continue;
-            }
+        self.drop_dead_workers();
+        while let Some(slot) = self.least_loaded_slot() {
             let Some((task, page)) = self.next_task() else {
                 return;
             };
@@ -220,6 +212,48 @@ impl Coordinator {
                 task: task.clone(),
             });
             self.in_flight.insert(id, InFlight { slot, task, page });
+        }
+    }
+
+    /// A worker whose mailbox is gone (its Arbiter or thread died) will never acknowledge
+    /// what it holds: count that as failed, and if no worker is left, the rest too,
+    /// rather than wait forever.
+    fn drop_dead_workers(&mut self) {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].capacity > 0 && !self.slots[slot].tasks.connected() {
+                warn!(self.log, "worker is gone"; "slot" => slot);
+                self.slots[slot].capacity = 0;
+                self.fail_in_flight_of(slot);
+            }
+        }
+        if !self.slots.is_empty() && self.slots.iter().all(|s| s.capacity == 0) {
+            self.abandon_remaining("no worker left");
+        }
+    }
+
+    /// Counts every page and image not yet handed out as failed with `reason`.
+    fn abandon_remaining(&mut self, reason: &str) {
+        if !self.first_page_sent {
+            self.first_page_sent = true;
+            self.first_page_done = true;
+            self.next_page = 1;
+        }
+        if self.first_page_done && self.next_page <= self.last_page {
+            let unsent = u64::from(self.last_page - self.next_page + 1);
+            warn!(self.log, "pages abandoned"; "count" => unsent, "reason" => reason);
+            self.pages.failed += unsent;
+            self.next_page = self.last_page + 1;
+        }
+        while let Some(image) = self.pending.pop_front() {
+            self.images.failed += 1;
+            self.record(
+                image.url,
+                image.page,
+                image.name,
+                Status::Failed,
+                0,
+                Some(reason.to_string()),
+            );
         }
     }
 
@@ -303,10 +337,8 @@ impl Coordinator {
             return;
         };
         let wanted = self.plan.max_pages.unwrap_or(u32::MAX);
-        if stated < wanted {
-            info!(self.log, "site states its page count"; "pages" => stated, "asked" => self.plan.max_pages);
-        }
         self.last_page = stated.min(wanted);
+        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.last_page);
     }
 
     fn enqueue_images(&mut self, page: u32, scan: PageScan) {
@@ -420,6 +452,7 @@ impl Handler<Join> for Coordinator {
     fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.joiners.push(tx);
+        self.dispatch();
         self.answer_joiners_if_finished();
         Box::pin(async move { rx.await.ok() })
     }
@@ -432,5 +465,347 @@ impl Handler<GetCounts> for Coordinator {
         let mut pages = self.pages;
         pages.total = pages.ok + pages.failed;
         MessageResult((pages, self.images))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    /// A fake worker: keeps what it is handed until the test takes it.
+    #[derive(Default)]
+    struct Probe {
+        received: Vec<RunTask>,
+    }
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<RunTask> for Probe {
+        type Result = ();
+
+        fn handle(&mut self, msg: RunTask, _: &mut Context<Self>) {
+            self.received.push(msg);
+        }
+    }
+
+    struct Take;
+
+    impl Message for Take {
+        type Result = Vec<RunTask>;
+    }
+
+    impl Handler<Take> for Probe {
+        type Result = MessageResult<Take>;
+
+        fn handle(&mut self, _: Take, _: &mut Context<Self>) -> Self::Result {
+            MessageResult(std::mem::take(&mut self.received))
+        }
+    }
+
+    struct Stop;
+
+    impl Message for Stop {
+        type Result = ();
+    }
+
+    impl Handler<Stop> for Probe {
+        type Result = ();
+
+        fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    fn plan(max_pages: Option<u32>) -> Plan {
+        Plan {
+            pages: PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap(),
+            max_pages,
+            record_items: true,
+        }
+    }
+
+    fn start(max_pages: Option<u32>) -> Addr<Coordinator> {
+        Coordinator::new(plan(max_pages), Logger::root(slog::Discard, slog::o!())).start()
+    }
+
+    /// Registers a probe and returns it with what it was handed at once.
+    async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Probe>, Vec<RunTask>) {
+        let probe = Probe::default().start();
+        coordinator
+            .send(RegisterWorker {
+                tasks: probe.clone().recipient(),
+                capacity,
+            })
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        (probe, handed)
+    }
+
+    fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
+        let images = images.iter().map(|s| url(s)).collect();
+        TaskFinished {
+            id,
+            outcome: Ok(Done::Page(PageScan { images, page_count })),
+        }
+    }
+
+    fn image_done(id: TaskId, bytes: u64) -> TaskFinished {
+        TaskFinished {
+            id,
+            outcome: Ok(Done::Image { bytes }),
+        }
+    }
+
+    fn failed(id: TaskId, status: u16) -> TaskFinished {
+        TaskFinished {
+            id,
+            outcome: Err(TaskError::Status(status)),
+        }
+    }
+
+    fn pages_of(tasks: &[RunTask]) -> Vec<u32> {
+        tasks
+            .iter()
+            .filter_map(|t| match t.task {
+                Task::Page { number, .. } => Some(number),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn image_of<'a>(tasks: &'a [RunTask], suffix: &str) -> &'a RunTask {
+        tasks
+            .iter()
+            .find(|t| matches!(&t.task, Task::Image { url, .. } if url.as_str().ends_with(suffix)))
+            .unwrap_or_else(|| panic!("no image task for {suffix}"))
+    }
+
+    #[actix::test]
+    async fn join_waits_for_the_last_acknowledgement_and_counts_exactly() {
+        let coordinator = start(Some(10));
+        let (probe, handed) = register(&coordinator, 8).await;
+        assert_eq!(pages_of(&handed), [1], "page 1 goes out alone");
+        assert_eq!(handed.len(), 1);
+
+        let mut join = Box::pin(coordinator.send(Join));
+        let page1 = [
+            "http://h.test/a.jpg",
+            "http://h.test/b.jpg",
+            "http://h.test/a.jpg",
+        ];
+        coordinator
+            .send(page_done(handed[0].id, &page1, Some(2)))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(pages_of(&handed), [2], "clamped to the 2 pages the site states");
+        assert_eq!(handed.len(), 3, "page 2 and the two distinct images");
+
+        let page2 = handed
+            .iter()
+            .find(|t| matches!(t.task, Task::Page { .. }))
+            .unwrap()
+            .id;
+        let (a, b) = (image_of(&handed, "a.jpg").id, image_of(&handed, "b.jpg").id);
+        coordinator.send(image_done(a, 100)).await.unwrap();
+        coordinator.send(failed(b, 404)).await.unwrap();
+        let page2_images = ["http://h.test/a.jpg", "http://h.test/c.jpg"];
+        coordinator
+            .send(page_done(page2, &page2_images, None))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 1, "a.jpg again is not downloaded again");
+        let c = image_of(&handed, "c.jpg").id;
+
+        assert!(
+            futures_util::poll!(&mut join).is_pending(),
+            "c.jpg is still in flight"
+        );
+        let (pages, images) = coordinator.send(GetCounts).await.unwrap();
+        assert_eq!((pages.ok, images.ok, images.failed, images.total), (2, 1, 1, 3));
+
+        coordinator.send(image_done(c, 50)).await.unwrap();
+        let summary = join.await.unwrap().expect("a summary");
+        assert_eq!(
+            summary.pages,
+            PageCounts {
+                total: 2,
+                ok: 2,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            summary.images,
+            ImageCounts {
+                total: 3,
+                ok: 2,
+                failed: 1,
+                skipped: 0,
+                bytes: 150
+            }
+        );
+        let failed_item = summary.items.iter().find(|i| i.status == Status::Failed).unwrap();
+        assert_eq!(failed_item.url, "http://h.test/b.jpg");
+        assert_eq!(failed_item.error.as_deref(), Some("HTTP status 404"));
+        assert_eq!(summary.items.len(), 3);
+        assert_eq!(summary.exit_code(), 1);
+    }
+
+    #[actix::test]
+    async fn nothing_is_counted_twice() {
+        let coordinator = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        coordinator
+            .send(page_done(handed[0].id, &["http://h.test/a.jpg"], None))
+            .await
+            .unwrap();
+        coordinator
+            .send(page_done(handed[0].id, &["http://h.test/z.jpg"], None))
+            .await
+            .unwrap();
+        coordinator.send(image_done(999, 1)).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 1);
+        coordinator.send(image_done(handed[0].id, 7)).await.unwrap();
+        coordinator.send(image_done(handed[0].id, 7)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!(summary.pages.ok, 1);
+        assert_eq!(
+            summary.images,
+            ImageCounts {
+                total: 1,
+                ok: 1,
+                failed: 0,
+                skipped: 0,
+                bytes: 7
+            }
+        );
+    }
+
+    #[actix::test]
+    async fn work_in_flight_never_exceeds_capacity() {
+        let coordinator = start(Some(3));
+        let (probe, handed) = register(&coordinator, 2).await;
+        let images: Vec<String> = (0..10).map(|i| format!("http://h.test/{i}.jpg")).collect();
+        let images: Vec<&str> = images.iter().map(String::as_str).collect();
+        coordinator
+            .send(page_done(handed[0].id, &images, Some(3)))
+            .await
+            .unwrap();
+        let mut outstanding = probe.send(Take).await.unwrap();
+        let mut handed_total = 0;
+        while !outstanding.is_empty() {
+            assert!(
+                outstanding.len() <= 2,
+                "{} tasks out with capacity 2",
+                outstanding.len()
+            );
+            handed_total += outstanding.len();
+            for task in outstanding.drain(..) {
+                let finished = match task.task {
+                    Task::Page { .. } => page_done(task.id, &[], None),
+                    Task::Image { .. } => image_done(task.id, 1),
+                };
+                coordinator.send(finished).await.unwrap();
+            }
+            outstanding = probe.send(Take).await.unwrap();
+        }
+        assert_eq!(handed_total, 10 + 2, "ten images and pages 2 and 3");
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!((summary.pages.ok, summary.images.ok), (3, 10));
+    }
+
+    #[actix::test]
+    async fn clashing_names_get_a_url_suffix() {
+        let coordinator = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let page = [
+            "http://h.test/a/cat.jpg",
+            "http://h.test/b/cat.jpg",
+            "http://h.test/c/CAT.jpg",
+        ];
+        coordinator
+            .send(page_done(handed[0].id, &page, None))
+            .await
+            .unwrap();
+        let names: Vec<String> = probe
+            .send(Take)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| match t.task {
+                Task::Image { name, .. } => name,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names[0], "cat.jpg");
+        assert_eq!(names[1], storage::with_suffix("cat.jpg", &url(page[1])));
+        assert_eq!(
+            names[2],
+            storage::with_suffix("CAT.jpg", &url(page[2])),
+            "case-insensitive clash"
+        );
+    }
+
+    #[actix::test]
+    async fn a_failed_first_page_still_lets_the_others_run() {
+        let coordinator = start(Some(2));
+        let (probe, handed) = register(&coordinator, 4).await;
+        coordinator.send(failed(handed[0].id, 500)).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(pages_of(&handed), [2]);
+        coordinator
+            .send(page_done(handed[0].id, &[], None))
+            .await
+            .unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!(
+            summary.pages,
+            PageCounts {
+                total: 2,
+                ok: 1,
+                failed: 1
+            }
+        );
+    }
+
+    #[actix::test]
+    async fn a_dead_worker_fails_its_tasks_instead_of_hanging() {
+        let coordinator = start(Some(3));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let images = [
+            "http://h.test/a.jpg",
+            "http://h.test/b.jpg",
+            "http://h.test/c.jpg",
+            "http://h.test/d.jpg",
+        ];
+        coordinator
+            .send(page_done(handed[0].id, &images, Some(3)))
+            .await
+            .unwrap();
+        probe.send(Stop).await.unwrap();
+        drop(probe);
+        // Any message makes the Coordinator look at its workers again. The timeout turns
+        // a regression (a hang) into a failure.
+        let join = tokio::time::timeout(std::time::Duration::from_secs(10), coordinator.send(Join));
+        let summary = join.await.expect("join hung").unwrap().unwrap();
+        assert_eq!(
+            summary.pages,
+            PageCounts {
+                total: 3,
+                ok: 1,
+                failed: 2
+            }
+        );
+        assert_eq!((summary.images.total, summary.images.failed), (4, 4));
     }
 }

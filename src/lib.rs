@@ -75,7 +75,7 @@ pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
     storage::prepare_out_dir(&config.out_dir)
         .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?;
     info!(log, "starting";
-        "mode" => ?config.mode, "workers" => config.workers,
+        "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => %config.pages.url(1), "out_dir" => %config.out_dir.display());
     let started = Instant::now();
     let system = System::new();

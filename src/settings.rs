@@ -24,6 +24,15 @@ pub enum Mode {
     Sync,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Async => "async",
+            Mode::Sync => "sync",
+        }
+    }
+}
+
 pub const DEFAULT_SETTINGS_FILE: &str = "settings.yaml";
 pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 pub const DEFAULT_IMAGE_SELECTOR: &str = "img";

@@ -1,0 +1,268 @@
+//! Each worker actor against a local server, with a probe in the Coordinator's place.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use image_scraper::blocking::Blocking;
+use image_scraper::coordinator::TaskFinished;
+use image_scraper::downloader::{self, Downloader};
+use image_scraper::html::ExtractRules;
+use image_scraper::work::{Done, FetchOptions, MAX_PAGE_BYTES, RunTask, Task, TaskError};
+use slog::{Logger, o};
+use tokio::sync::oneshot;
+use url::Url;
+
+use crate::helpers::{Reply, TestServer};
+
+/// Stands in for the Coordinator: collects results; `WaitFor(n)` answers once it holds n.
+#[derive(Default)]
+struct Probe {
+    results: Vec<TaskFinished>,
+    waiting: Option<(usize, oneshot::Sender<Vec<TaskFinished>>)>,
+}
+
+impl Probe {
+    fn maybe_answer(&mut self) {
+        if let Some((n, _)) = &self.waiting
+            && self.results.len() >= *n
+        {
+            let (_, tx) = self.waiting.take().unwrap();
+            let _ = tx.send(std::mem::take(&mut self.results));
+        }
+    }
+}
+
+impl Actor for Probe {
+    type Context = Context<Self>;
+}
+
+impl Handler<TaskFinished> for Probe {
+    type Result = ();
+
+    fn handle(&mut self, msg: TaskFinished, _: &mut Context<Self>) {
+        self.results.push(msg);
+        self.maybe_answer();
+    }
+}
+
+struct WaitFor(usize);
+
+impl Message for WaitFor {
+    type Result = Vec<TaskFinished>;
+}
+
+impl Handler<WaitFor> for Probe {
+    type Result = ResponseFuture<Vec<TaskFinished>>;
+
+    fn handle(&mut self, msg: WaitFor, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiting = Some((msg.0, tx));
+        self.maybe_answer();
+        Box::pin(async move {
+            // A guard against a hang, not a wait: the answer comes as soon as results do.
+            tokio::time::timeout(Duration::from_secs(20), rx)
+                .await
+                .expect("worker answered in time")
+                .unwrap()
+        })
+    }
+}
+
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes to compare \xff\xd9";
+
+fn server() -> TestServer {
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    TestServer::start(vec![
+        (
+            "/p1/cats.html",
+            Reply::html(
+                r#"<img src="/a.jpg"><img src="b/big.jpg"><img src="http://elsewhere.invalid/c.jpg">
+                <li class="pag-text">Page 1 of 4</li>"#,
+            ),
+        ),
+        ("/a.jpg", Reply::image(JPEG)),
+        ("/p1/b/big.jpg", Reply::image(&big)),
+        ("/gone.jpg", Reply::status(404)),
+        ("/broken.html", Reply::status(500)),
+    ])
+}
+
+fn options(out_dir: &std::path::Path) -> Arc<FetchOptions> {
+    Arc::new(FetchOptions {
+        out_dir: out_dir.to_path_buf(),
+        extract: ExtractRules {
+            image_selector: "img".into(),
+            attributes: vec!["src".into()],
+            image_host: "127.0.0.1".into(),
+            page_count_selector: "li.pag-text".into(),
+        },
+        timeout: Duration::from_secs(10),
+        user_agent: "image-scraper-test".into(),
+        max_page_bytes: MAX_PAGE_BYTES,
+        concurrency: 4,
+    })
+}
+
+fn tasks(origin: &str) -> Vec<RunTask> {
+    let url = |p: &str| Url::parse(&format!("{origin}{p}")).unwrap();
+    vec![
+        RunTask {
+            id: 1,
+            task: Task::Page {
+                number: 1,
+                url: url("/p1/cats.html"),
+            },
+        },
+        RunTask {
+            id: 2,
+            task: Task::Image {
+                url: url("/a.jpg"),
+                name: "a.jpg".into(),
+            },
+        },
+        RunTask {
+            id: 3,
+            task: Task::Image {
+                url: url("/p1/b/big.jpg"),
+                name: "big.jpg".into(),
+            },
+        },
+        RunTask {
+            id: 4,
+            task: Task::Image {
+                url: url("/gone.jpg"),
+                name: "gone.jpg".into(),
+            },
+        },
+        RunTask {
+            id: 5,
+            task: Task::Page {
+                number: 2,
+                url: url("/broken.html"),
+            },
+        },
+    ]
+}
+
+/// A Downloader on an Arbiter of its own, as `run` starts it, reporting to `probe`.
+fn start_downloader(out: &std::path::Path, probe: &Addr<Probe>) -> (Addr<Downloader>, Arbiter) {
+    let arbiter = Arbiter::new();
+    let (opts, report) = (options(out), probe.clone().recipient());
+    let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
+        Downloader::new(
+            opts,
+            downloader::tls_config(),
+            report,
+            Logger::root(slog::Discard, o!()),
+        )
+    });
+    (worker, arbiter)
+}
+
+/// What any worker must answer for [`tasks`].
+fn check(origin: &str, mut results: Vec<TaskFinished>, out: &std::path::Path) {
+    results.sort_by_key(|r| r.id);
+    let ids: Vec<u64> = results.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    match &results[0].outcome {
+        Ok(Done::Page(scan)) => {
+            let urls: Vec<&str> = scan.images.iter().map(Url::as_str).collect();
+            assert_eq!(
+                urls,
+                [format!("{origin}/a.jpg"), format!("{origin}/p1/b/big.jpg")]
+            );
+            assert_eq!(scan.page_count, Some(4));
+        }
+        other => panic!("page 1: {other:?}"),
+    }
+    assert_eq!(
+        results[1].outcome,
+        Ok(Done::Image {
+            bytes: JPEG.len() as u64
+        })
+    );
+    assert_eq!(results[2].outcome, Ok(Done::Image { bytes: 3_000_000 }));
+    assert_eq!(results[3].outcome, Err(TaskError::Status(404)));
+    assert_eq!(results[4].outcome, Err(TaskError::Status(500)));
+
+    assert_eq!(std::fs::read(out.join("a.jpg")).unwrap(), JPEG);
+    let big = std::fs::read(out.join("big.jpg")).unwrap();
+    assert!(big.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8) && big.len() == 3_000_000);
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a.jpg", "big.jpg"],
+        "no temporary files, nothing for failures"
+    );
+}
+
+#[actix::test]
+async fn downloader_fetches_pages_and_streams_images() {
+    let server = server();
+    let out = tempfile::tempdir().unwrap();
+    let probe = Probe::default().start();
+    let (worker, arbiter) = start_downloader(out.path(), &probe);
+    for task in tasks(&server.origin()) {
+        worker.do_send(task);
+    }
+    let results = probe.send(WaitFor(5)).await.unwrap();
+    check(&server.origin(), results, out.path());
+    arbiter.stop();
+}
+
+#[actix::test]
+async fn blocking_worker_fetches_pages_and_streams_images() {
+    let server = server();
+    let out = tempfile::tempdir().unwrap();
+    let probe = Probe::default().start();
+    let opts = options(out.path());
+    let agent = Blocking::agent(&opts, 2);
+    let report = probe.clone().recipient();
+    let pool = SyncArbiter::start(2, move || {
+        Blocking::new(
+            agent.clone(),
+            Arc::clone(&opts),
+            report.clone(),
+            Logger::root(slog::Discard, o!()),
+        )
+    });
+    for task in tasks(&server.origin()) {
+        pool.do_send(task);
+    }
+    let results = probe.send(WaitFor(5)).await.unwrap();
+    check(&server.origin(), results, out.path());
+}
+
+#[actix::test]
+async fn unreachable_server_is_a_failure_not_a_hang() {
+    // A port that was free a moment ago: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/x.jpg")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let probe = Probe::default().start();
+    let (worker, arbiter) = start_downloader(out.path(), &probe);
+    worker.do_send(RunTask {
+        id: 9,
+        task: Task::Image {
+            url,
+            name: "x.jpg".into(),
+        },
+    });
+    let results = probe.send(WaitFor(1)).await.unwrap();
+    assert!(
+        matches!(results[0].outcome, Err(TaskError::Connect(_))),
+        "{:?}",
+        results[0].outcome
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    arbiter.stop();
+}
