@@ -3,4 +3,5 @@
 
 mod e2e;
 mod helpers;
+mod props;
 mod workers;
