@@ -6,13 +6,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use slog::{Logger, trace};
+use slog::{Logger, debug, trace};
+use ureq::http::Response;
 use url::Url;
 
 use crate::coordinator::TaskFinished;
+use crate::download::ImageSink;
 use crate::html::Extractor;
-use crate::storage::{self, PartialFile};
-use crate::work::{Done, FetchOptions, RunTask, Task, TaskError, check_status};
+use crate::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, plain_length};
 
 pub struct Blocking {
     /// Shared by the pool's threads: one connection pool for all of them.
@@ -57,20 +58,45 @@ impl Blocking {
         }
     }
 
-    fn perform(&self, task: &Task) -> Result<Done, TaskError> {
-        match task {
-            Task::Page { url, .. } => self.fetch_page(url),
-            Task::Image { url, name } => self.fetch_image(url, name),
+    /// Performs `task`, retrying what may succeed on another try; returns the outcome
+    /// and the number of attempts.
+    fn perform_with_retries(&self, task: &Task) -> (Result<Done, TaskError>, u32) {
+        let retries = &self.opts.retries;
+        let mut delays = retries.delays();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let outcome = self.perform(task);
+            let err = match outcome {
+                Err(e) if e.is_retryable() && !self.opts.cancel.is_cancelled() => e,
+                other => return (other, attempts),
+            };
+            let Some(delay) = delays.next() else {
+                return (Err(err), attempts);
+            };
+            let wait = retries.wait(&err, delay);
+            debug!(self.log, "retrying"; "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
+            if !self.opts.cancel.sleep_blocking(wait) {
+                return (Err(TaskError::Interrupted), attempts);
+            }
         }
     }
 
-    fn get(&self, url: &Url) -> Result<ureq::http::Response<ureq::Body>, TaskError> {
+    fn perform(&self, task: &Task) -> Result<Done, TaskError> {
+        match task {
+            Task::Page { url, .. } => self.fetch_page(url),
+            Task::Image(image) => self.fetch_image(image),
+        }
+    }
+
+    fn get(&self, url: &Url) -> Result<Response<ureq::Body>, TaskError> {
         let response = self
             .agent
             .get(url.as_str())
             .call()
             .map_err(|e| self.classify(e))?;
-        check_status(response.status().as_u16())?;
+        let retry_after = header(&response, "retry-after");
+        check_status(response.status().as_u16(), retry_after)?;
         Ok(response)
     }
 
@@ -86,32 +112,35 @@ impl Blocking {
         Ok(Done::Page(self.extractor.scan(&html, url)))
     }
 
-    fn fetch_image(&self, url: &Url, name: &str) -> Result<Done, TaskError> {
-        let mut response = self.get(url)?;
+    fn fetch_image(&self, task: &ImageTask) -> Result<Done, TaskError> {
+        let mut response = self.get(&task.url)?;
+        let content_type = header(&response, "content-type").map(str::to_string);
+        let length = plain_length(
+            header(&response, "content-encoding"),
+            header(&response, "content-length"),
+        );
+        let mut sink = ImageSink::start(&self.opts, task, content_type.as_deref(), length)?;
         let mut body = response.body_mut().as_reader();
-        let mut file = PartialFile::create(&self.opts.out_dir).map_err(TaskError::write)?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match body.read(&mut buf) {
+            match body.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => sink.write(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.classify_io(e)),
-            };
-            file.write(&buf[..n]).map_err(TaskError::write)?;
+            }
         }
-        let bytes = file
-            .commit(&storage::destination(&self.opts.out_dir, name))
-            .map_err(TaskError::write)?;
-        Ok(Done::Image { bytes })
+        sink.finish(length)
     }
 
     fn classify(&self, err: ureq::Error) -> TaskError {
         match err {
             ureq::Error::Timeout(_) => TaskError::Timeout(self.opts.timeout),
             ureq::Error::Io(e) => self.classify_io(e),
-            ureq::Error::StatusCode(code) => TaskError::Status(code),
+            ureq::Error::StatusCode(code) => TaskError::status(code),
             ureq::Error::BodyExceedsLimit(limit) => TaskError::TooLarge(limit),
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => TaskError::Redirects,
+            ureq::Error::Decompress(_, e) => TaskError::Decode(e.to_string()),
             e @ (ureq::Error::HostNotFound | ureq::Error::ConnectionFailed) => {
                 TaskError::Connect(e.to_string())
             }
@@ -122,8 +151,7 @@ impl Blocking {
     fn classify_io(&self, err: io::Error) -> TaskError {
         // ureq reports its own errors while reading a body as io::Error wrapping them.
         if err.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
-            let inner = err.into_inner().expect("checked above");
-            if let Ok(e) = inner.downcast::<ureq::Error>() {
+            if let Some(Ok(e)) = err.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
                 return self.classify(*e);
             }
             return TaskError::Transfer("unreadable body".into());
@@ -131,9 +159,14 @@ impl Blocking {
         match err.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TaskError::Timeout(self.opts.timeout),
             io::ErrorKind::ConnectionRefused => TaskError::Connect(err.to_string()),
+            io::ErrorKind::InvalidData => TaskError::Decode(err.to_string()),
             _ => TaskError::Transfer(err.to_string()),
         }
     }
+}
+
+fn header<'r>(response: &'r Response<ureq::Body>, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 impl Actor for Blocking {
@@ -147,8 +180,12 @@ impl Handler<RunTask> for Blocking {
         trace!(self.log, "task"; "id" => msg.id, "task" => ?msg.task);
         // A panic would kill this thread and leave the task unacknowledged forever;
         // turn it into a failure the Coordinator can count.
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.perform(&msg.task)))
-            .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())));
-        self.report.do_send(TaskFinished { id: msg.id, outcome });
+        let (outcome, attempts) = catch_unwind(AssertUnwindSafe(|| self.perform_with_retries(&msg.task)))
+            .unwrap_or_else(|_| (Err(TaskError::Worker("panicked".into())), 1));
+        self.report.do_send(TaskFinished {
+            id: msg.id,
+            outcome,
+            attempts,
+        });
     }
 }

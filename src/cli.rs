@@ -59,6 +59,11 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Download again the images an earlier run into the same out dir completed
+    /// (normally they are skipped)
+    #[arg(long)]
+    pub force: bool,
+
     /// Start the built-in demo gallery on 127.0.0.1 and scrape it
     #[arg(long, conflicts_with = "url")]
     pub demo: bool,

@@ -2,10 +2,13 @@
 //! out to registered workers within their capacity, counts what comes back, and answers
 //! [`Join`] once every task it handed out has been acknowledged.
 //!
-//! It is the only place that touches the queue and the counts. Workers are anything
-//! behind a `Recipient<RunTask>`; the Coordinator never knows their type.
+//! It is the only place that touches the queue, the counts and the resume record.
+//! Workers are anything behind a `Recipient<RunTask>`; the Coordinator never knows their
+//! type.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use actix::prelude::*;
 use slog::{Logger, debug, info, warn};
@@ -16,8 +19,13 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::html::PageScan;
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::settings::PageUrls;
+use crate::state::Resume;
 use crate::storage;
-use crate::work::{Done, RunTask, Task, TaskError, TaskId};
+use crate::work::{Done, ImageTask, RunTask, Task, TaskError, TaskId};
+
+/// After an interrupt, how long tasks in flight get to acknowledge their cancellation
+/// before they are counted as failed anyway (a blocking read can outlast it).
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// Command: add a worker that can hold `capacity` tasks at once. For a `SyncArbiter` pool
 /// that is its thread count (its threads share one mailbox); for an async worker it is
@@ -36,9 +44,19 @@ impl Message for RegisterWorker {
 pub struct TaskFinished {
     pub id: TaskId,
     pub outcome: Result<Done, TaskError>,
+    /// Requests made, retries included.
+    pub attempts: u32,
 }
 
 impl Message for TaskFinished {
+    type Result = ();
+}
+
+/// Command: stop handing out work (SIGINT/SIGTERM). What was never handed out counts as
+/// failed; what is in flight has [`INTERRUPT_GRACE`] to acknowledge.
+pub struct Interrupt;
+
+impl Message for Interrupt {
     type Result = ();
 }
 
@@ -57,7 +75,7 @@ impl Message for GetCounts {
     type Result = (PageCounts, ImageCounts);
 }
 
-/// What to fetch, fixed before the run starts.
+/// What to fetch and where it goes, fixed before the run starts.
 pub struct Plan {
     pub pages: PageUrls,
     /// `AMOUNT_PAGES`; lowered to the count page 1 states. `None`: take that count (or
@@ -65,6 +83,12 @@ pub struct Plan {
     pub max_pages: Option<u32>,
     /// Keep one [`Item`] per image for the report.
     pub record_items: bool,
+    /// The out dir, to see which files exist.
+    pub out_dir: PathBuf,
+    /// What earlier runs completed; appended to as images complete.
+    pub resume: Resume,
+    /// Download again what the resume record says is complete (`--force`).
+    pub force: bool,
 }
 
 struct Slot {
@@ -83,8 +107,7 @@ struct InFlight {
 
 /// An image waiting for a free slot.
 struct PendingImage {
-    url: Url,
-    name: String,
+    task: ImageTask,
     page: u32,
 }
 
@@ -108,9 +131,13 @@ pub struct Coordinator {
     /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
     /// once, and a hash costs 16 bytes where the URL would cost a hundred.
     seen_urls: HashSet<u128>,
-    /// Lower-cased names handed out, so two URLs never share a file, even on a
-    /// case-insensitive file system.
+    /// Lower-cased names handed out or recorded by earlier runs, so two URLs never share
+    /// a file, even on a case-insensitive file system.
     taken_names: HashSet<String>,
+    /// Set by [`Interrupt`]: nothing more is handed out.
+    interrupted: bool,
+    /// The resume record could not be written: warned once.
+    resume_warned: bool,
     pages: PageCounts,
     images: ImageCounts,
     items: Vec<Item>,
@@ -120,6 +147,7 @@ pub struct Coordinator {
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
         let last_page = plan.max_pages.unwrap_or(1).max(1);
+        let taken_names = plan.resume.names().map(str::to_lowercase).collect();
         Self {
             plan,
             log,
@@ -133,7 +161,9 @@ impl Coordinator {
             in_flight: HashMap::new(),
             next_id: 0,
             seen_urls: HashSet::new(),
-            taken_names: HashSet::new(),
+            taken_names,
+            interrupted: false,
+            resume_warned: false,
             pages: PageCounts::default(),
             images: ImageCounts::default(),
             items: Vec::new(),
@@ -152,15 +182,18 @@ impl Coordinator {
     }
 
     fn is_finished(&self) -> bool {
-        self.first_page_done
-            && self.next_page > self.last_page
+        self.in_flight.is_empty()
             && self.pending.is_empty()
-            && self.in_flight.is_empty()
+            && self.first_page_done
+            && self.next_page > self.last_page
     }
 
     /// The next task by priority: page 1 first and alone; then a page when the image
     /// queue is running short; else an image.
     fn next_task(&mut self) -> Option<(Task, u32)> {
+        if self.interrupted {
+            return None;
+        }
         if !self.first_page_sent {
             self.first_page_sent = true;
             return Some((self.page_task(1), 1));
@@ -169,23 +202,21 @@ impl Coordinator {
             && self.next_page <= self.last_page
             && self.pages_in_flight < self.max_pages_in_flight();
         if page_due && self.pending.len() < self.capacity() {
-            let n = self.next_page;
-            self.next_page += 1;
-            return Some((self.page_task(n), n));
+            return Some(self.next_page_task());
         }
         if let Some(image) = self.pending.pop_front() {
-            let task = Task::Image {
-                url: image.url,
-                name: image.name,
-            };
-            return Some((task, image.page));
+            return Some((Task::Image(image.task), image.page));
         }
         if page_due {
-            let n = self.next_page;
-            self.next_page += 1;
-            return Some((self.page_task(n), n));
+            return Some(self.next_page_task());
         }
         None
+    }
+
+    fn next_page_task(&mut self) -> (Task, u32) {
+        let n = self.next_page;
+        self.next_page += 1;
+        (self.page_task(n), n)
     }
 
     fn page_task(&mut self, number: u32) -> Task {
@@ -215,6 +246,15 @@ impl Coordinator {
         }
     }
 
+    fn least_loaded_slot(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.busy < s.capacity)
+            .min_by_key(|(_, s)| s.busy * 1024 / s.capacity)
+            .map(|(i, _)| i)
+    }
+
     /// A worker whose mailbox is gone (its Arbiter or thread died) will never acknowledge
     /// what it holds: count that as failed, and if no worker is left, the rest too,
     /// rather than wait forever.
@@ -223,11 +263,28 @@ impl Coordinator {
             if self.slots[slot].capacity > 0 && !self.slots[slot].tasks.connected() {
                 warn!(self.log, "worker is gone"; "slot" => slot);
                 self.slots[slot].capacity = 0;
-                self.fail_in_flight_of(slot);
+                self.fail_in_flight(Some(slot), TaskError::Worker("worker stopped".into()));
             }
         }
         if !self.slots.is_empty() && self.slots.iter().all(|s| s.capacity == 0) {
             self.abandon_remaining("no worker left");
+        }
+    }
+
+    /// Counts the tasks in flight (on `slot`, or on every slot) as failed.
+    fn fail_in_flight(&mut self, slot: Option<usize>, error: TaskError) {
+        let lost: Vec<TaskId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| slot.is_none_or(|s| f.slot == s))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.finish(TaskFinished {
+                id,
+                outcome: Err(error.clone()),
+                attempts: 1,
+            });
         }
     }
 
@@ -238,7 +295,7 @@ impl Coordinator {
             self.first_page_done = true;
             self.next_page = 1;
         }
-        if self.first_page_done && self.next_page <= self.last_page {
+        if self.next_page <= self.last_page {
             let unsent = u64::from(self.last_page - self.next_page + 1);
             warn!(self.log, "pages abandoned"; "count" => unsent, "reason" => reason);
             self.pages.failed += unsent;
@@ -246,36 +303,16 @@ impl Coordinator {
         }
         while let Some(image) = self.pending.pop_front() {
             self.images.failed += 1;
+            let (task, page) = (image.task, image.page);
             self.record(
-                image.url,
-                image.page,
-                image.name,
+                task.url,
+                page,
+                task.name,
                 Status::Failed,
+                0,
                 0,
                 Some(reason.to_string()),
             );
-        }
-    }
-
-    fn least_loaded_slot(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.busy < s.capacity)
-            .min_by_key(|(_, s)| s.busy * 1024 / s.capacity)
-            .map(|(i, _)| i)
-    }
-
-    fn fail_in_flight_of(&mut self, slot: usize) {
-        let lost: Vec<TaskId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.slot == slot)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            let outcome = Err(TaskError::Worker("worker stopped".into()));
-            self.finish(TaskFinished { id, outcome });
         }
     }
 
@@ -289,27 +326,41 @@ impl Coordinator {
         match (done.task, msg.outcome) {
             (Task::Page { number, url }, outcome) => {
                 self.pages_in_flight -= 1;
-                self.page_finished(number, &url, outcome);
+                self.page_finished(number, &url, outcome, msg.attempts);
             }
-            (Task::Image { url, name }, Ok(Done::Image { bytes })) => {
-                debug!(self.log, "image saved"; "url" => %url, "path" => &name, "bytes" => bytes);
+            (Task::Image(task), Ok(Done::Image { bytes, name })) => {
+                debug!(self.log, "image saved"; "url" => %task.url, "path" => &name, "bytes" => bytes);
                 self.images.ok += 1;
                 self.images.bytes += bytes;
-                self.record(url, done.page, name, Status::Ok, bytes, None);
+                if let Err(e) = self.plan.resume.record(&task.url, &name, bytes)
+                    && !self.resume_warned
+                {
+                    self.resume_warned = true;
+                    warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
+                }
+                self.record(task.url, done.page, name, Status::Ok, bytes, msg.attempts, None);
             }
-            (Task::Image { url, name }, outcome) => {
+            (Task::Image(task), outcome) => {
                 let error = match outcome {
                     Err(e) => e.to_string(),
                     Ok(other) => format!("worker answered an image with {other:?}"),
                 };
-                warn!(self.log, "image failed"; "url" => %url, "error" => &error);
+                warn!(self.log, "image failed"; "url" => %task.url, "error" => &error, "attempts" => msg.attempts);
                 self.images.failed += 1;
-                self.record(url, done.page, name, Status::Failed, 0, Some(error));
+                self.record(
+                    task.url,
+                    done.page,
+                    task.name,
+                    Status::Failed,
+                    0,
+                    msg.attempts,
+                    Some(error),
+                );
             }
         }
     }
 
-    fn page_finished(&mut self, number: u32, url: &Url, outcome: Result<Done, TaskError>) {
+    fn page_finished(&mut self, number: u32, url: &Url, outcome: Result<Done, TaskError>, attempts: u32) {
         match outcome {
             Ok(Done::Page(scan)) => {
                 self.pages.ok += 1;
@@ -323,7 +374,7 @@ impl Coordinator {
                     Err(e) => e.to_string(),
                     Ok(done) => format!("worker answered a page with {done:?}"),
                 };
-                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error);
+                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
                 self.pages.failed += 1;
             }
         }
@@ -349,31 +400,63 @@ impl Coordinator {
                 continue;
             }
             new += 1;
-            let name = self.claim_name(&url);
             self.images.total += 1;
-            self.pending.push_back(PendingImage { url, name, page });
+            if let Some(task) = self.plan_image(url, page) {
+                self.pending.push_back(PendingImage { task, page });
+            }
         }
         debug!(self.log, "page scanned"; "page" => page, "images" => found, "new" => new);
     }
 
-    /// The URL's own file name, or that name with a URL-derived suffix when another URL
-    /// already has it.
-    fn claim_name(&mut self, url: &Url) -> String {
-        let base = storage::file_name(url);
-        let mut name = base.clone();
-        let mut attempt = 0u32;
-        while !self.taken_names.insert(name.to_lowercase()) {
-            attempt += 1;
-            let suffixed = storage::with_suffix(&base, url);
-            name = if attempt == 1 {
-                suffixed
-            } else {
-                storage::with_suffix(&format!("{attempt}-{suffixed}"), url)
-            };
+    /// Decides what to do with a newly found image: skip it (an earlier run completed it
+    /// and the file is still whole), or download it under the name an earlier run gave
+    /// it, or under a new name no other URL has.
+    fn plan_image(&mut self, url: Url, page: u32) -> Option<ImageTask> {
+        if let Some(done) = self.plan.resume.get(&url).cloned() {
+            let on_disk = std::fs::metadata(storage::destination(&self.plan.out_dir, &done.path))
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            if !self.plan.force && on_disk == Some(done.bytes) {
+                self.images.skipped += 1;
+                self.record(url, page, done.path, Status::Skipped, done.bytes, 0, None);
+                return None;
+            }
+            return Some(ImageTask {
+                url,
+                name: done.path,
+                if_taken: None,
+            });
         }
-        name
+        let name = self.claim_name(&url, false);
+        let if_taken = storage::destination(&self.plan.out_dir, &name)
+            .symlink_metadata()
+            .is_ok()
+            .then(|| self.claim_name(&url, true));
+        Some(ImageTask { url, name, if_taken })
     }
 
+    /// The URL's own file name, or that name with a URL-derived suffix when another URL
+    /// has it (or, with `free_on_disk`, when a file is there).
+    fn claim_name(&mut self, url: &Url, free_on_disk: bool) -> String {
+        let base = storage::file_name(url);
+        let suffixed = storage::with_suffix(&base, url);
+        let candidates = std::iter::once(base.clone())
+            .chain(std::iter::once(suffixed.clone()))
+            .chain((2u32..).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), url)));
+        for name in candidates {
+            let on_disk = free_on_disk
+                && storage::destination(&self.plan.out_dir, &name)
+                    .symlink_metadata()
+                    .is_ok();
+            if !on_disk && self.taken_names.insert(name.to_lowercase()) {
+                return name;
+            }
+        }
+        unreachable!("the candidate names never run out")
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         url: Url,
@@ -381,6 +464,7 @@ impl Coordinator {
         path: String,
         status: Status,
         bytes: u64,
+        attempts: u32,
         error: Option<String>,
     ) {
         if self.plan.record_items {
@@ -391,6 +475,7 @@ impl Coordinator {
                 path,
                 status,
                 bytes,
+                attempts,
                 error,
             });
         }
@@ -407,12 +492,22 @@ impl Coordinator {
     }
 
     fn answer_joiners_if_finished(&mut self) {
+        if self.interrupted && self.in_flight.is_empty() {
+            // Page 1 may have come back after the interrupt, with pages to count.
+            self.abandon_remaining("interrupted");
+        }
         if self.is_finished() && !self.joiners.is_empty() {
             let summary = self.summary();
             for joiner in self.joiners.drain(..) {
                 let _ = joiner.send(summary.clone());
             }
         }
+    }
+
+    /// Every handler ends here: hand out what can go, answer `Join` if all is done.
+    fn step(&mut self) {
+        self.dispatch();
+        self.answer_joiners_if_finished();
     }
 }
 
@@ -424,15 +519,14 @@ impl Handler<RegisterWorker> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterWorker, _: &mut Context<Self>) {
-        if msg.capacity == 0 {
-            return;
+        if msg.capacity > 0 {
+            self.slots.push(Slot {
+                tasks: msg.tasks,
+                capacity: msg.capacity,
+                busy: 0,
+            });
         }
-        self.slots.push(Slot {
-            tasks: msg.tasks,
-            capacity: msg.capacity,
-            busy: 0,
-        });
-        self.dispatch();
+        self.step();
     }
 }
 
@@ -441,8 +535,25 @@ impl Handler<TaskFinished> for Coordinator {
 
     fn handle(&mut self, msg: TaskFinished, _: &mut Context<Self>) {
         self.finish(msg);
-        self.dispatch();
-        self.answer_joiners_if_finished();
+        self.step();
+    }
+}
+
+impl Handler<Interrupt> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) {
+        if self.interrupted {
+            return;
+        }
+        self.interrupted = true;
+        warn!(self.log, "interrupted: finishing what is in flight"; "in_flight" => self.in_flight.len());
+        self.abandon_remaining("interrupted");
+        ctx.run_later(INTERRUPT_GRACE, |act, _| {
+            act.fail_in_flight(None, TaskError::Interrupted);
+            act.step();
+        });
+        self.step();
     }
 }
 
@@ -452,8 +563,7 @@ impl Handler<Join> for Coordinator {
     fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.joiners.push(tx);
-        self.dispatch();
-        self.answer_joiners_if_finished();
+        self.step();
         Box::pin(async move { rx.await.ok() })
     }
 }
@@ -472,6 +582,7 @@ impl Handler<GetCounts> for Coordinator {
 mod tests {
     use super::*;
     use crate::report::Status;
+    use std::path::Path;
 
     /// A fake worker: keeps what it is handed until the test takes it.
     #[derive(Default)]
@@ -523,26 +634,32 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
-    fn plan(max_pages: Option<u32>) -> Plan {
-        Plan {
+    /// A Coordinator writing into `out` (its resume record there too).
+    fn start_in(out: &Path, max_pages: Option<u32>, force: bool) -> Addr<Coordinator> {
+        let (resume, _) = Resume::load(&out.join("done.jsonl"));
+        let plan = Plan {
             pages: PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap(),
             max_pages,
             record_items: true,
-        }
+            out_dir: out.to_path_buf(),
+            resume,
+            force,
+        };
+        Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start()
     }
 
-    fn start(max_pages: Option<u32>) -> Addr<Coordinator> {
-        Coordinator::new(plan(max_pages), Logger::root(slog::Discard, slog::o!())).start()
+    /// A Coordinator in a fresh out dir, which lives as long as the returned guard.
+    fn start(max_pages: Option<u32>) -> (Addr<Coordinator>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (start_in(dir.path(), max_pages, false), dir)
     }
 
     /// Registers a probe and returns it with what it was handed at once.
     async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Probe>, Vec<RunTask>) {
         let probe = Probe::default().start();
+        let tasks = probe.clone().recipient();
         coordinator
-            .send(RegisterWorker {
-                tasks: probe.clone().recipient(),
-                capacity,
-            })
+            .send(RegisterWorker { tasks, capacity })
             .await
             .unwrap();
         let handed = probe.send(Take).await.unwrap();
@@ -551,46 +668,80 @@ mod tests {
 
     fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
         let images = images.iter().map(|s| url(s)).collect();
+        let outcome = Ok(Done::Page(PageScan { images, page_count }));
         TaskFinished {
             id,
-            outcome: Ok(Done::Page(PageScan { images, page_count })),
+            outcome,
+            attempts: 1,
         }
     }
 
-    fn image_done(id: TaskId, bytes: u64) -> TaskFinished {
+    /// What a worker reports for an image it saved, having saved it as a worker does.
+    fn image_done(out: &Path, task: &RunTask, bytes: u64) -> TaskFinished {
+        let name = image_name(task).to_string();
+        std::fs::write(out.join(&name), vec![0u8; bytes as usize]).unwrap();
+        let outcome = Ok(Done::Image { bytes, name });
         TaskFinished {
-            id,
-            outcome: Ok(Done::Image { bytes }),
+            id: task.id,
+            outcome,
+            attempts: 1,
         }
     }
 
     fn failed(id: TaskId, status: u16) -> TaskFinished {
+        let outcome = Err(TaskError::status(status));
         TaskFinished {
             id,
-            outcome: Err(TaskError::Status(status)),
+            outcome,
+            attempts: 4,
+        }
+    }
+
+    fn image_name(task: &RunTask) -> &str {
+        match &task.task {
+            Task::Image(image) => &image.name,
+            other => panic!("not an image: {other:?}"),
         }
     }
 
     fn pages_of(tasks: &[RunTask]) -> Vec<u32> {
-        tasks
-            .iter()
-            .filter_map(|t| match t.task {
-                Task::Page { number, .. } => Some(number),
-                _ => None,
-            })
-            .collect()
+        let page = |t: &RunTask| match t.task {
+            Task::Page { number, .. } => Some(number),
+            _ => None,
+        };
+        tasks.iter().filter_map(page).collect()
     }
 
     fn image_of<'a>(tasks: &'a [RunTask], suffix: &str) -> &'a RunTask {
         tasks
             .iter()
-            .find(|t| matches!(&t.task, Task::Image { url, .. } if url.as_str().ends_with(suffix)))
+            .find(|t| matches!(&t.task, Task::Image(i) if i.url.as_str().ends_with(suffix)))
             .unwrap_or_else(|| panic!("no image task for {suffix}"))
+    }
+
+    /// Answers every task the probe holds (pages with no images, images saved) until
+    /// it holds none, then joins.
+    async fn drain(out: &Path, coordinator: &Addr<Coordinator>, probe: &Addr<Probe>) -> Summary {
+        loop {
+            let handed = probe.send(Take).await.unwrap();
+            if handed.is_empty() {
+                break;
+            }
+            for task in &handed {
+                let finished = match task.task {
+                    Task::Page { .. } => page_done(task.id, &[], None),
+                    Task::Image(_) => image_done(out, task, 3),
+                };
+                coordinator.send(finished).await.unwrap();
+            }
+        }
+        let join = tokio::time::timeout(Duration::from_secs(10), coordinator.send(Join));
+        join.await.expect("join hung").unwrap().unwrap()
     }
 
     #[actix::test]
     async fn join_waits_for_the_last_acknowledgement_and_counts_exactly() {
-        let coordinator = start(Some(10));
+        let (coordinator, dir) = start(Some(10));
         let (probe, handed) = register(&coordinator, 8).await;
         assert_eq!(pages_of(&handed), [1], "page 1 goes out alone");
         assert_eq!(handed.len(), 1);
@@ -614,8 +765,8 @@ mod tests {
             .find(|t| matches!(t.task, Task::Page { .. }))
             .unwrap()
             .id;
-        let (a, b) = (image_of(&handed, "a.jpg").id, image_of(&handed, "b.jpg").id);
-        coordinator.send(image_done(a, 100)).await.unwrap();
+        let (a, b) = (image_of(&handed, "a.jpg"), image_of(&handed, "b.jpg").id);
+        coordinator.send(image_done(dir.path(), a, 100)).await.unwrap();
         coordinator.send(failed(b, 404)).await.unwrap();
         let page2_images = ["http://h.test/a.jpg", "http://h.test/c.jpg"];
         coordinator
@@ -624,7 +775,7 @@ mod tests {
             .unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 1, "a.jpg again is not downloaded again");
-        let c = image_of(&handed, "c.jpg").id;
+        let c = image_of(&handed, "c.jpg");
 
         assert!(
             futures_util::poll!(&mut join).is_pending(),
@@ -633,7 +784,7 @@ mod tests {
         let (pages, images) = coordinator.send(GetCounts).await.unwrap();
         assert_eq!((pages.ok, images.ok, images.failed, images.total), (2, 1, 1, 3));
 
-        coordinator.send(image_done(c, 50)).await.unwrap();
+        coordinator.send(image_done(dir.path(), c, 50)).await.unwrap();
         let summary = join.await.unwrap().expect("a summary");
         assert_eq!(
             summary.pages,
@@ -656,13 +807,14 @@ mod tests {
         let failed_item = summary.items.iter().find(|i| i.status == Status::Failed).unwrap();
         assert_eq!(failed_item.url, "http://h.test/b.jpg");
         assert_eq!(failed_item.error.as_deref(), Some("HTTP status 404"));
+        assert_eq!(failed_item.attempts, 4);
         assert_eq!(summary.items.len(), 3);
         assert_eq!(summary.exit_code(), 1);
     }
 
     #[actix::test]
     async fn nothing_is_counted_twice() {
-        let coordinator = start(Some(1));
+        let (coordinator, dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
         coordinator
             .send(page_done(handed[0].id, &["http://h.test/a.jpg"], None))
@@ -672,11 +824,24 @@ mod tests {
             .send(page_done(handed[0].id, &["http://h.test/z.jpg"], None))
             .await
             .unwrap();
-        coordinator.send(image_done(999, 1)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 1);
-        coordinator.send(image_done(handed[0].id, 7)).await.unwrap();
-        coordinator.send(image_done(handed[0].id, 7)).await.unwrap();
+        let stranger = RunTask {
+            id: 999,
+            task: handed[0].task.clone(),
+        };
+        coordinator
+            .send(image_done(dir.path(), &stranger, 1))
+            .await
+            .unwrap();
+        coordinator
+            .send(image_done(dir.path(), &handed[0], 7))
+            .await
+            .unwrap();
+        coordinator
+            .send(image_done(dir.path(), &handed[0], 7))
+            .await
+            .unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
         assert_eq!(summary.pages.ok, 1);
         assert_eq!(
@@ -693,7 +858,7 @@ mod tests {
 
     #[actix::test]
     async fn work_in_flight_never_exceeds_capacity() {
-        let coordinator = start(Some(3));
+        let (coordinator, dir) = start(Some(3));
         let (probe, handed) = register(&coordinator, 2).await;
         let images: Vec<String> = (0..10).map(|i| format!("http://h.test/{i}.jpg")).collect();
         let images: Vec<&str> = images.iter().map(String::as_str).collect();
@@ -713,7 +878,7 @@ mod tests {
             for task in outstanding.drain(..) {
                 let finished = match task.task {
                     Task::Page { .. } => page_done(task.id, &[], None),
-                    Task::Image { .. } => image_done(task.id, 1),
+                    Task::Image(_) => image_done(dir.path(), &task, 1),
                 };
                 coordinator.send(finished).await.unwrap();
             }
@@ -726,7 +891,7 @@ mod tests {
 
     #[actix::test]
     async fn clashing_names_get_a_url_suffix() {
-        let coordinator = start(Some(1));
+        let (coordinator, _dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
         let page = [
             "http://h.test/a/cat.jpg",
@@ -737,16 +902,8 @@ mod tests {
             .send(page_done(handed[0].id, &page, None))
             .await
             .unwrap();
-        let names: Vec<String> = probe
-            .send(Take)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| match t.task {
-                Task::Image { name, .. } => name,
-                other => panic!("{other:?}"),
-            })
-            .collect();
+        let handed = probe.send(Take).await.unwrap();
+        let names: Vec<&str> = handed.iter().map(image_name).collect();
         assert_eq!(names[0], "cat.jpg");
         assert_eq!(names[1], storage::with_suffix("cat.jpg", &url(page[1])));
         assert_eq!(
@@ -758,7 +915,7 @@ mod tests {
 
     #[actix::test]
     async fn a_failed_first_page_still_lets_the_others_run() {
-        let coordinator = start(Some(2));
+        let (coordinator, _dir) = start(Some(2));
         let (probe, handed) = register(&coordinator, 4).await;
         coordinator.send(failed(handed[0].id, 500)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
@@ -780,7 +937,7 @@ mod tests {
 
     #[actix::test]
     async fn a_dead_worker_fails_its_tasks_instead_of_hanging() {
-        let coordinator = start(Some(3));
+        let (coordinator, _dir) = start(Some(3));
         let (probe, handed) = register(&coordinator, 4).await;
         let images = [
             "http://h.test/a.jpg",
@@ -796,7 +953,7 @@ mod tests {
         drop(probe);
         // Any message makes the Coordinator look at its workers again. The timeout turns
         // a regression (a hang) into a failure.
-        let join = tokio::time::timeout(std::time::Duration::from_secs(10), coordinator.send(Join));
+        let join = tokio::time::timeout(Duration::from_secs(10), coordinator.send(Join));
         let summary = join.await.expect("join hung").unwrap().unwrap();
         assert_eq!(
             summary.pages,
@@ -807,5 +964,166 @@ mod tests {
             }
         );
         assert_eq!((summary.images.total, summary.images.failed), (4, 4));
+    }
+
+    #[actix::test]
+    async fn a_rerun_skips_what_is_complete_and_keeps_names_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = [
+            "http://h.test/a/cat.jpg",
+            "http://h.test/b/cat.jpg",
+            "http://h.test/dog.jpg",
+        ];
+        // First run: everything downloaded; b's cat gets the suffix.
+        let coordinator = start_in(dir.path(), Some(1), false);
+        let (probe, handed) = register(&coordinator, 8).await;
+        coordinator
+            .send(page_done(handed[0].id, &page, None))
+            .await
+            .unwrap();
+        let first = drain(dir.path(), &coordinator, &probe).await;
+        assert_eq!(first.images.ok, 3);
+        let names_before: HashMap<String, String> = first
+            .items
+            .iter()
+            .map(|i| (i.url.clone(), i.path.clone()))
+            .collect();
+
+        // The dog's file is damaged; the cats are whole. Page order changes: b first.
+        std::fs::write(dir.path().join("dog.jpg"), b"x").unwrap();
+        let coordinator = start_in(dir.path(), Some(1), false);
+        let (probe, handed) = register(&coordinator, 8).await;
+        let reordered = [page[1], page[0], page[2]];
+        coordinator
+            .send(page_done(handed[0].id, &reordered, None))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 1, "only the damaged image is fetched again");
+        assert_eq!(image_name(&handed[0]), "dog.jpg");
+        coordinator
+            .send(image_done(dir.path(), &handed[0], 3))
+            .await
+            .unwrap();
+        let summary = drain(dir.path(), &coordinator, &probe).await;
+        assert_eq!(
+            (summary.images.ok, summary.images.skipped, summary.images.total),
+            (1, 2, 3)
+        );
+        for item in &summary.items {
+            assert_eq!(names_before[&item.url], item.path, "same URL, same file");
+        }
+        let skipped = summary
+            .items
+            .iter()
+            .find(|i| i.status == Status::Skipped)
+            .unwrap();
+        assert_eq!((skipped.bytes, skipped.attempts), (3, 0));
+
+        // --force: all again, same names.
+        let coordinator = start_in(dir.path(), Some(1), true);
+        let (probe, handed) = register(&coordinator, 8).await;
+        coordinator
+            .send(page_done(handed[0].id, &page, None))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 3);
+        for task in &handed {
+            let Task::Image(image) = &task.task else { panic!() };
+            assert_eq!(names_before[image.url.as_str()], image.name);
+            assert_eq!(image.if_taken, None, "our own files may be overwritten");
+        }
+    }
+
+    #[actix::test]
+    async fn a_file_of_the_users_is_guarded_by_an_alternative_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cat.jpg"), b"mine").unwrap();
+        let coordinator = start_in(dir.path(), Some(1), false);
+        let (probe, handed) = register(&coordinator, 8).await;
+        coordinator
+            .send(page_done(handed[0].id, &["http://h.test/cat.jpg"], None))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        let Task::Image(image) = &handed[0].task else {
+            panic!()
+        };
+        assert_eq!(image.name, "cat.jpg");
+        assert_eq!(
+            image.if_taken.as_deref(),
+            Some(storage::with_suffix("cat.jpg", &image.url).as_str())
+        );
+    }
+
+    #[actix::test]
+    async fn interrupt_stops_handing_out_and_counts_the_rest_as_failed() {
+        let (coordinator, dir) = start(Some(5));
+        let (probe, handed) = register(&coordinator, 2).await;
+        let images = [
+            "http://h.test/a.jpg",
+            "http://h.test/b.jpg",
+            "http://h.test/c.jpg",
+            "http://h.test/d.jpg",
+        ];
+        coordinator
+            .send(page_done(handed[0].id, &images, Some(5)))
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 2);
+        let mut join = Box::pin(coordinator.send(Join));
+        coordinator.send(Interrupt).await.unwrap();
+        assert!(
+            futures_util::poll!(&mut join).is_pending(),
+            "two tasks still in flight"
+        );
+        // One finishes, one is cancelled by its worker; nothing new goes out.
+        let finished = |t: &RunTask| match &t.task {
+            Task::Image(_) => image_done(dir.path(), t, 5),
+            Task::Page { .. } => page_done(t.id, &[], None),
+        };
+        coordinator.send(finished(&handed[0])).await.unwrap();
+        let cancelled = TaskFinished {
+            id: handed[1].id,
+            outcome: Err(TaskError::Interrupted),
+            attempts: 1,
+        };
+        coordinator.send(cancelled).await.unwrap();
+        assert!(probe.send(Take).await.unwrap().is_empty());
+        let summary = tokio::time::timeout(Duration::from_secs(10), join)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(summary.pages.total, 5, "unsent pages are counted");
+        assert_eq!(summary.pages.failed + summary.pages.ok, 5);
+        assert_eq!(summary.images.ok + summary.images.failed, summary.images.total);
+        assert!(
+            summary
+                .items
+                .iter()
+                .any(|i| i.error.as_deref() == Some("interrupted"))
+        );
+    }
+
+    #[actix::test]
+    async fn interrupt_counts_tasks_that_never_answer_after_a_grace() {
+        let (coordinator, _dir) = start(Some(1));
+        let (_probe, handed) = register(&coordinator, 1).await;
+        assert_eq!(handed.len(), 1);
+        coordinator.send(Interrupt).await.unwrap();
+        // The probe never answers page 1: the grace period ends the wait.
+        let join = tokio::time::timeout(INTERRUPT_GRACE * 5, coordinator.send(Join));
+        let summary = join.await.expect("join hung").unwrap().unwrap();
+        assert_eq!(
+            summary.pages,
+            PageCounts {
+                total: 1,
+                ok: 0,
+                failed: 1
+            }
+        );
     }
 }

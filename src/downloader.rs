@@ -5,21 +5,23 @@
 //! `Actor::start_in_arbiter` and never leaves it.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use awc::error::{PayloadError, SendRequestError};
 use awc::http::header;
+use futures_util::future::{Either, select};
 use futures_util::{FutureExt, StreamExt};
 use rustls::ClientConfig;
-use slog::{Logger, trace};
+use slog::{Logger, debug, trace};
 use url::Url;
 
 use crate::coordinator::TaskFinished;
+use crate::download::ImageSink;
 use crate::html::Extractor;
-use crate::storage::{self, PartialFile};
-use crate::work::{Done, FetchOptions, RunTask, Task, TaskError, check_length, check_status};
+use crate::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, plain_length};
 
 pub struct Downloader {
     client: awc::Client,
@@ -93,21 +95,57 @@ impl Handler<RunTask> for Downloader {
         let client = self.client.clone();
         let shared = Rc::clone(&self.shared);
         let report = self.report.clone();
+        let log = self.log.clone();
         let work = async move {
-            let outcome = AssertUnwindSafe(perform(&client, &shared, &msg.task))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())));
-            report.do_send(TaskFinished { id: msg.id, outcome });
+            let cancel = shared.opts.cancel.clone();
+            let task =
+                AssertUnwindSafe(perform_with_retries(&client, &shared, &msg.task, &log)).catch_unwind();
+            // Dropping the request on cancel drops its temporary file with it.
+            let (outcome, attempts) = match select(pin!(task), pin!(cancel.cancelled())).await {
+                Either::Left((Ok(finished), _)) => finished,
+                Either::Left((Err(_panic), _)) => (Err(TaskError::Worker("panicked".into())), 1),
+                Either::Right(((), _)) => (Err(TaskError::Interrupted), 1),
+            };
+            report.do_send(TaskFinished {
+                id: msg.id,
+                outcome,
+                attempts,
+            });
         };
         ctx.spawn(work.into_actor(self));
+    }
+}
+
+/// Performs `task`, retrying what may succeed on another try; returns the outcome and
+/// the number of attempts.
+async fn perform_with_retries(
+    client: &awc::Client,
+    shared: &Shared,
+    task: &Task,
+    log: &Logger,
+) -> (Result<Done, TaskError>, u32) {
+    let retries = &shared.opts.retries;
+    let mut delays = retries.delays();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let err = match perform(client, shared, task).await {
+            Err(e) if e.is_retryable() => e,
+            other => return (other, attempts),
+        };
+        let Some(delay) = delays.next() else {
+            return (Err(err), attempts);
+        };
+        let wait = retries.wait(&err, delay);
+        debug!(log, "retrying"; "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
+        actix_rt::time::sleep(wait).await;
     }
 }
 
 async fn perform(client: &awc::Client, shared: &Shared, task: &Task) -> Result<Done, TaskError> {
     match task {
         Task::Page { url, .. } => fetch_page(client, shared, url).await,
-        Task::Image { url, name } => fetch_image(client, shared, url, name).await,
+        Task::Image(image) => fetch_image(client, shared, image).await,
     }
 }
 
@@ -119,7 +157,7 @@ async fn get(client: &awc::Client, shared: &Shared, url: &Url) -> Result<Respons
         .send()
         .await
         .map_err(|e| classify_send(e, shared))?;
-    check_status(response.status().as_u16())?;
+    check_status(response.status().as_u16(), header(&response, header::RETRY_AFTER))?;
     Ok(response)
 }
 
@@ -131,23 +169,22 @@ async fn fetch_page(client: &awc::Client, shared: &Shared, url: &Url) -> Result<
         .body()
         .limit(usize::try_from(limit).unwrap_or(usize::MAX))
         .await
-        .map_err(|e| classify_payload(e, shared))?;
+        .map_err(|e| classify_payload(e, shared, limit))?;
     let html = String::from_utf8_lossy(&body);
     Ok(Done::Page(shared.extractor.scan(&html, url)))
 }
 
-/// Streams the body into a temporary file chunk by chunk: memory per download is one
+/// Streams the body through an [`ImageSink`] chunk by chunk: memory per download is one
 /// chunk, whatever the image size.
-async fn fetch_image(
-    client: &awc::Client,
-    shared: &Shared,
-    url: &Url,
-    name: &str,
-) -> Result<Done, TaskError> {
+async fn fetch_image(client: &awc::Client, shared: &Shared, task: &ImageTask) -> Result<Done, TaskError> {
     let opts = &shared.opts;
-    let mut response = get(client, shared, url).await?;
-    let expected = plain_content_length(&response);
-    let mut file = PartialFile::create(&opts.out_dir).map_err(TaskError::write)?;
+    let mut response = get(client, shared, &task.url).await?;
+    let plain_length = plain_length(
+        header(&response, header::CONTENT_ENCODING),
+        header(&response, header::CONTENT_LENGTH),
+    );
+    let content_type = header(&response, header::CONTENT_TYPE).map(str::to_string);
+    let mut sink = ImageSink::start(opts, task, content_type.as_deref(), plain_length)?;
     loop {
         // The request timeout covers the headers only; this bounds each wait for the
         // next chunk, so a server that stalls mid-body cannot hang the run.
@@ -156,33 +193,15 @@ async fn fetch_image(
             .map_err(|_| TaskError::Timeout(opts.timeout))?;
         match next {
             None => break,
-            Some(Ok(chunk)) => file.write(&chunk).map_err(TaskError::write)?,
-            Some(Err(e)) => return Err(classify_payload(e, shared)),
+            Some(Ok(chunk)) => sink.write(&chunk)?,
+            Some(Err(e)) => return Err(classify_payload(e, shared, opts.max_image_bytes)),
         }
     }
-    check_length(expected, file.written())?;
-    let bytes = file
-        .commit(&storage::destination(&opts.out_dir, name))
-        .map_err(TaskError::write)?;
-    Ok(Done::Image { bytes })
+    sink.finish(plain_length)
 }
 
-/// Content-Length when it counts the bytes we receive: not when the body was encoded.
-fn plain_content_length(response: &Response) -> Option<u64> {
-    let headers = response.headers();
-    let encoded = headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity");
-    if encoded {
-        return None;
-    }
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+fn header(response: &Response, name: header::HeaderName) -> Option<&str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 fn classify_send(err: SendRequestError, shared: &Shared) -> TaskError {
@@ -191,14 +210,31 @@ fn classify_send(err: SendRequestError, shared: &Shared) -> TaskError {
         SendRequestError::Connect(awc::error::ConnectError::Timeout) => {
             TaskError::Timeout(shared.opts.timeout)
         }
+        // awc's word for a server that closed the connection without answering.
+        SendRequestError::Connect(awc::error::ConnectError::Disconnected) => {
+            TaskError::Transfer("the server closed the connection without answering".into())
+        }
         SendRequestError::Connect(e) => TaskError::Connect(e.to_string()),
         e => TaskError::Transfer(e.to_string()),
     }
 }
 
-fn classify_payload(err: PayloadError, shared: &Shared) -> TaskError {
+fn classify_payload(err: PayloadError, shared: &Shared, limit: u64) -> TaskError {
     match err {
-        PayloadError::Overflow => TaskError::TooLarge(shared.opts.max_page_bytes),
+        PayloadError::Overflow => TaskError::TooLarge(limit),
+        PayloadError::EncodingCorrupted => TaskError::Decode("corrupt content encoding".into()),
+        // A decoder (gzip, brotli) that fails reports it as an early end of the body.
+        PayloadError::Incomplete(Some(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            TaskError::Decode(e.to_string())
+        }
+        PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            TaskError::Timeout(shared.opts.timeout)
+        }
         e => TaskError::Transfer(e.to_string()),
     }
 }

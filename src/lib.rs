@@ -26,26 +26,37 @@ pub mod blocking;
 pub mod cli;
 pub mod coordinator;
 pub mod demo;
+pub mod download;
 pub mod downloader;
 pub mod html;
 pub mod logging;
+pub mod outdir;
 pub mod report;
 pub mod settings;
+pub mod state;
 pub mod storage;
+pub mod validate;
 pub mod work;
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::Context as _;
+use futures_util::future::{Either, select};
 use slog::{Logger, error, info, o, warn};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
-use crate::coordinator::{Coordinator, Join, Plan, RegisterWorker, TaskFinished};
+use crate::coordinator::{Coordinator, Interrupt, Join, Plan, RegisterWorker, TaskFinished};
 use crate::downloader::Downloader;
+use crate::outdir::OutDir;
 use crate::report::Summary;
 use crate::settings::{Config, Mode};
+use crate::state::Resume;
+use crate::work::Cancel;
 
 /// What a finished run leaves for `main`.
 #[derive(Debug)]
@@ -54,16 +65,18 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// The report was asked for and could not be written.
     pub report_error: Option<String>,
+    /// The exit status a signal asked for: 130 for SIGINT, 143 for SIGTERM.
+    pub interrupted: Option<i32>,
 }
 
 impl Outcome {
-    /// 0 when every page and image succeeded (and the report, if asked for, was written),
-    /// 1 otherwise.
+    /// 130/143 when interrupted; else 0 when every page and image succeeded (and the
+    /// report, if asked for, was written), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.report_error.is_some() {
-            1
-        } else {
-            self.summary.exit_code()
+        match (self.interrupted, &self.report_error) {
+            (Some(code), _) => code,
+            (None, Some(_)) => 1,
+            (None, None) => self.summary.exit_code(),
         }
     }
 }
@@ -72,20 +85,24 @@ impl Outcome {
 /// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
 /// writes the report. Errors are problems found before any request was made.
 pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
-    storage::prepare_out_dir(&config.out_dir)
+    let out = OutDir::open(&config.out_dir)
         .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?;
+    let resume = load_resume(&out, log);
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => %config.pages.url(1), "out_dir" => %config.out_dir.display());
     let started = Instant::now();
     let system = System::new();
-    let (summary, arbiters) = system.block_on(scrape(config, log))?;
+    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &out, resume, log))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
+    // A blocking worker may still be inside a read the interrupt could not cut short:
+    // its temporary file goes now, and its rename will then fail.
+    let _ = out.remove_partials();
     let elapsed = started.elapsed();
 
-    if summary.all_succeeded() {
+    if summary.all_succeeded() && interrupted.is_none() {
         info!(log, "{}", summary.images_line());
         info!(log, "{}", summary.pages_line());
     } else {
@@ -97,6 +114,10 @@ pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
             log,
             "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST"
         );
+    }
+    if summary.images.skipped > 0 {
+        info!(log, "skipped images an earlier run completed (--force downloads them again)";
+            "skipped" => summary.images.skipped);
     }
     info!(log, "finished";
         "bytes" => summary.images.bytes, "secs" => format!("{:.2}", elapsed.as_secs_f64()),
@@ -115,20 +136,52 @@ pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
         summary,
         elapsed,
         report_error,
+        interrupted,
     })
 }
 
-/// The body of the actor system: returns the summary and the Arbiters to join once the
-/// system is no longer driving them.
-async fn scrape(config: &Config, log: &Logger) -> anyhow::Result<(Summary, Vec<Arbiter>)> {
+fn load_resume(out: &OutDir, log: &Logger) -> Resume {
+    let (resume, loaded) = Resume::load(&out.state_file());
+    if let Some(reason) = &loaded.unreadable {
+        warn!(log, "resume record unusable: images without a record are fetched again, and files already there are kept";
+            "file" => %out.state_file().display(), "error" => reason);
+    }
+    if loaded.bad_lines > 0 {
+        warn!(log, "resume record damaged: dropped the bad lines";
+            "file" => %out.state_file().display(), "bad_lines" => loaded.bad_lines, "kept" => loaded.entries);
+    }
+    resume
+}
+
+/// The body of the actor system: returns the summary, the Arbiters to join once the
+/// system is no longer driving them, and the exit status a signal asked for.
+async fn scrape(
+    config: &Config,
+    out: &OutDir,
+    resume: Resume,
+    log: &Logger,
+) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
     let plan = Plan {
         pages: config.pages.clone(),
         max_pages: config.max_pages,
         record_items: config.report.is_some(),
+        out_dir: out.root().to_path_buf(),
+        resume,
+        force: config.force,
     };
     let coordinator = Coordinator::new(plan, log.new(o!("actor" => "coordinator"))).start();
+    let cancel = Cancel::default();
+    let interrupted = Rc::new(Cell::new(None));
+    actix_rt::spawn(on_signals(
+        coordinator.clone(),
+        cancel.clone(),
+        Rc::clone(&interrupted),
+        out.clone(),
+        log.clone(),
+    ));
+
     let results = coordinator.clone().recipient::<TaskFinished>();
-    let opts = Arc::new(config.fetch_options());
+    let opts = Arc::new(config.fetch_options(out, cancel));
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
@@ -168,5 +221,36 @@ async fn scrape(config: &Config, log: &Logger) -> anyhow::Result<(Summary, Vec<A
     for arbiter in &arbiters {
         arbiter.stop();
     }
-    Ok((summary, arbiters))
+    Ok((summary, arbiters, interrupted.get()))
+}
+
+/// First SIGINT/SIGTERM: cancel in-flight work and let the Coordinator wind down, so the
+/// summary and report still come. Second: delete downloads in progress and exit at once.
+async fn on_signals(
+    coordinator: Addr<Coordinator>,
+    cancel: Cancel,
+    interrupted: Rc<Cell<Option<i32>>>,
+    out: OutDir,
+    log: Logger,
+) {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        warn!(
+            log,
+            "cannot listen for signals: Ctrl-C will stop the run without a summary"
+        );
+        return;
+    };
+    let code = match select(Box::pin(int.recv()), Box::pin(term.recv())).await {
+        Either::Left(_) => 130,
+        Either::Right(_) => 143,
+    };
+    interrupted.set(Some(code));
+    warn!(log, "signal received: stopping (again to exit at once)");
+    cancel.cancel();
+    coordinator.do_send(Interrupt);
+    let _ = select(Box::pin(int.recv()), Box::pin(term.recv())).await;
+    let _ = out.remove_partials();
+    eprintln!("image-scraper: interrupted twice, exiting now");
+    std::process::exit(code);
 }

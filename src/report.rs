@@ -46,6 +46,8 @@ pub struct Item {
     pub status: Status,
     /// What is on disk under `path` (0 when failed).
     pub bytes: u64,
+    /// Requests made for it, retries included (0 when skipped).
+    pub attempts: u32,
     /// Why it failed; `null` otherwise.
     pub error: Option<String>,
 }
@@ -148,6 +150,7 @@ mod tests {
                 path: "a.jpg".into(),
                 status: Status::Failed,
                 bytes: 0,
+                attempts: 4,
                 error: Some("HTTP 404".into()),
             }],
         };

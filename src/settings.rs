@@ -12,7 +12,8 @@ use url::Url;
 
 use crate::cli::Cli;
 use crate::html::{ExtractRules, Extractor};
-use crate::work::{FetchOptions, MAX_PAGE_BYTES};
+use crate::outdir::OutDir;
+use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
 
 /// How the workers fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -41,6 +42,10 @@ pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
 pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_OUT_DIR: &str = "images";
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 500;
+pub const DEFAULT_RETRY_MAX_WAIT_SECS: f64 = 60.0;
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 100 * 1024 * 1024;
 /// The demo gallery's item when none is configured.
 pub const DEMO_ITEM: &str = "cats";
 
@@ -65,6 +70,10 @@ struct Section {
     concurrency: Option<usize>,
     timeout_secs: Option<f64>,
     user_agent: Option<String>,
+    retries: Option<u32>,
+    retry_backoff_ms: Option<u64>,
+    retry_max_wait_secs: Option<f64>,
+    max_image_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,7 +202,11 @@ pub struct Config {
     pub concurrency: usize,
     pub timeout: Duration,
     pub user_agent: String,
+    pub retries: Retries,
+    pub max_image_bytes: u64,
     pub report: Option<PathBuf>,
+    /// Download again what an earlier run completed (`--force`).
+    pub force: bool,
 }
 
 impl Config {
@@ -283,6 +296,28 @@ impl Config {
                 key("TIMEOUT_SECS")
             );
         }
+        let retries = s.retries.unwrap_or(DEFAULT_RETRIES);
+        if retries > 100 {
+            bail!("{}: must be at most 100, got {retries}", key("RETRIES"));
+        }
+        let backoff_ms = s.retry_backoff_ms.unwrap_or(DEFAULT_RETRY_BACKOFF_MS);
+        if backoff_ms > 3_600_000 {
+            bail!(
+                "{}: must be at most 3600000, got {backoff_ms}",
+                key("RETRY_BACKOFF_MS")
+            );
+        }
+        let max_wait = s.retry_max_wait_secs.unwrap_or(DEFAULT_RETRY_MAX_WAIT_SECS);
+        if !(0.0..=86_400.0).contains(&max_wait) {
+            bail!(
+                "{}: must be between 0 and 86400, got {max_wait}",
+                key("RETRY_MAX_WAIT_SECS")
+            );
+        }
+        let max_image_bytes = s.max_image_bytes.unwrap_or(DEFAULT_MAX_IMAGE_BYTES);
+        if max_image_bytes == 0 {
+            bail!("{}: must be at least 1", key("MAX_IMAGE_BYTES"));
+        }
         let user_agent = s.user_agent.unwrap_or_else(default_user_agent);
         if user_agent.is_empty() || !user_agent.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
             bail!("{}: must be non-empty printable ASCII", key("USER_AGENT"));
@@ -326,18 +361,30 @@ impl Config {
             concurrency,
             timeout: Duration::from_secs_f64(timeout_secs),
             user_agent,
+            retries: Retries {
+                times: retries,
+                base: Duration::from_millis(backoff_ms),
+                max_wait: Duration::from_secs_f64(max_wait),
+            },
+            max_image_bytes,
             report: cli.report.clone(),
+            force: cli.force,
         })
     }
 
-    pub fn fetch_options(&self) -> FetchOptions {
+    /// What the workers need, writing into `out` and stopping on `cancel`.
+    pub fn fetch_options(&self, out: &OutDir, cancel: Cancel) -> FetchOptions {
         FetchOptions {
-            out_dir: self.out_dir.clone(),
+            out_dir: out.root().to_path_buf(),
+            tmp_dir: out.tmp_dir(),
             extract: self.extract.clone(),
             timeout: self.timeout,
             user_agent: self.user_agent.clone(),
             max_page_bytes: MAX_PAGE_BYTES,
+            max_image_bytes: self.max_image_bytes,
             concurrency: self.concurrency,
+            retries: self.retries,
+            cancel,
         }
     }
 }

@@ -1,14 +1,19 @@
 //! The contract between the Coordinator and any worker actor: the task a worker is handed
 //! ([`RunTask`]), what it answers (`coordinator::TaskFinished` carrying [`Done`] or
-//! [`TaskError`]), and the options every worker needs ([`FetchOptions`]).
+//! [`TaskError`]), the options every worker needs ([`FetchOptions`]), and the failure
+//! model they share: what is retried and how long to wait ([`Retries`]), and how a run
+//! is cancelled ([`Cancel`]).
 //!
 //! A new kind of worker implements `Handler<RunTask>`, reports through a
 //! `Recipient<TaskFinished>`, and is registered with `coordinator::RegisterWorker`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use actix::Message;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use url::Url;
 
 use crate::html::{ExtractRules, PageScan};
@@ -20,8 +25,19 @@ pub type TaskId = u64;
 pub enum Task {
     /// Fetch a listing page and scan it for images.
     Page { number: u32, url: Url },
-    /// Download an image into the out dir under `name` (a bare, safe file name).
-    Image { url: Url, name: String },
+    /// Download an image into the out dir.
+    Image(ImageTask),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageTask {
+    pub url: Url,
+    /// The bare, safe file name chosen by the Coordinator.
+    pub name: String,
+    /// Set when a file we did not write (no resume record) already holds `name`: the
+    /// download is kept there only if identical, and goes to this name otherwise, so a
+    /// file of the user's is never overwritten.
+    pub if_taken: Option<String>,
 }
 
 /// Command: do this task, then report `TaskFinished` with the same id.
@@ -39,35 +55,73 @@ impl Message for RunTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
     Page(PageScan),
-    /// The image is on disk under its final name with this many bytes.
+    /// The image is complete on disk under `name` with `bytes` bytes.
     Image {
         bytes: u64,
+        name: String,
     },
 }
 
-/// Why a task failed. Variants are what a caller branches on (retry or give up); the
-/// text is what the report shows.
+/// Why a task failed. Callers branch on the variant ([`TaskError::is_retryable`]); the
+/// text is what the log and the report show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskError {
-    #[error("HTTP status {0}")]
-    Status(u16),
+    #[error("HTTP status {code}")]
+    Status {
+        code: u16,
+        /// The server's Retry-After, when it sent one.
+        retry_after: Option<Duration>,
+    },
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The connection broke or the body ended early.
     #[error("transfer failed: {0}")]
     Transfer(String),
+    #[error("cannot decode the body: {0}")]
+    Decode(String),
+    #[error("too many redirects")]
+    Redirects,
     #[error("larger than the {0}-byte limit")]
     TooLarge(u64),
+    #[error("not an image: {0}")]
+    NotAnImage(String),
     #[error("cannot write the file: {0}")]
     Write(String),
     #[error("worker failed: {0}")]
     Worker(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl TaskError {
+    pub fn status(code: u16) -> Self {
+        Self::Status {
+            code,
+            retry_after: None,
+        }
+    }
+
     pub fn write(err: std::io::Error) -> Self {
         Self::Write(err.to_string())
+    }
+
+    /// Connection errors, timeouts, a broken body, 5xx, 408 and 429 may succeed on
+    /// another try; anything else will fail the same way again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
+            Self::Connect(_) | Self::Timeout(_) | Self::Transfer(_) => true,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -76,6 +130,9 @@ impl TaskError {
 pub struct FetchOptions {
     /// Where images land (their final names are chosen by the Coordinator).
     pub out_dir: PathBuf,
+    /// Where they are written until complete: inside the out dir, so the final rename
+    /// is atomic, but hidden in the tool's own folder.
+    pub tmp_dir: PathBuf,
     pub extract: ExtractRules,
     /// Connect timeout, and the longest wait for response headers or for the next piece
     /// of a body, so a stalled server cannot hang the run.
@@ -83,19 +140,123 @@ pub struct FetchOptions {
     pub user_agent: String,
     /// A listing page is held in memory to parse it; this caps it.
     pub max_page_bytes: u64,
+    /// An image larger than this is refused (by Content-Length, or while streaming).
+    pub max_image_bytes: u64,
     /// Requests one async worker keeps in flight; sizes its connection pool.
     pub concurrency: usize,
+    pub retries: Retries,
+    /// Tripped on SIGINT/SIGTERM: workers stop waiting and drop what they are writing.
+    pub cancel: Cancel,
+}
+
+impl FetchOptions {
+    pub fn final_path(&self, name: &str) -> PathBuf {
+        crate::storage::destination(&self.out_dir, name)
+    }
+
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
 }
 
 /// Default cap on a listing page: generous for any gallery, small enough to hold.
 pub const MAX_PAGE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// 2xx is success; anything else (after redirects) is a failure carrying its status.
-pub fn check_status(status: u16) -> Result<(), TaskError> {
+/// Retry policy: exponential backoff with jitter (backon), Retry-After honoured up to a
+/// ceiling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retries {
+    /// Further attempts after the first (`RETRIES`).
+    pub times: u32,
+    /// First backoff; it doubles each time, plus up to 100% jitter.
+    pub base: Duration,
+    /// Ceiling for a backoff and for a server's Retry-After.
+    pub max_wait: Duration,
+}
+
+impl Retries {
+    /// The waits before each retry, in order; empty when retries are off.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::new()
+            .with_min_delay(self.base)
+            .with_max_delay(self.max_wait)
+            .with_factor(2.0)
+            .with_max_times(self.times as usize)
+            .with_jitter()
+            .build()
+    }
+
+    /// How long to wait after `err`, given the backoff's own `delay`: the server's
+    /// Retry-After when it sent one, never more than the ceiling.
+    pub fn wait(&self, err: &TaskError, delay: Duration) -> Duration {
+        err.retry_after().unwrap_or(delay).min(self.max_wait)
+    }
+}
+
+/// A run-wide cancellation flag both worker kinds can wait on: blocking threads through
+/// a condition variable, async tasks through a `Notify`.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    flag: AtomicBool,
+    lock: Mutex<()>,
+    condvar: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    pub fn cancel(&self) {
+        let inner = &self.0;
+        inner.flag.store(true, Ordering::SeqCst);
+        let _guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        inner.condvar.notify_all();
+        inner.notify.notify_waiters();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `duration` on this thread; returns false (early) if cancelled.
+    pub fn sleep_blocking(&self, duration: Duration) -> bool {
+        let inner = &self.0;
+        let guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (_guard, _) = inner
+            .condvar
+            .wait_timeout_while(guard, duration, |_| !inner.flag.load(Ordering::SeqCst))
+            .unwrap_or_else(|e| e.into_inner());
+        !self.is_cancelled()
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) {
+        let notified = self.0.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Register before checking the flag, so a cancel in between is not missed.
+        notified.as_mut().enable();
+        if self.is_cancelled() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// 2xx is success; a 3xx left after the client followed redirects means it gave up on
+/// a chain (or loop); anything else is a failure carrying its status and the server's
+/// Retry-After.
+pub fn check_status(status: u16, retry_after: Option<&str>) -> Result<(), TaskError> {
     if (200..300).contains(&status) {
         Ok(())
+    } else if (300..400).contains(&status) {
+        Err(TaskError::Redirects)
     } else {
-        Err(TaskError::Status(status))
+        let retry_after = retry_after.and_then(crate::validate::parse_retry_after);
+        Err(TaskError::Status {
+            code: status,
+            retry_after,
+        })
     }
 }
 
@@ -106,5 +267,110 @@ pub fn check_length(expected: Option<u64>, received: u64) -> Result<(), TaskErro
             "body ended after {received} of {n} bytes"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Content-Length when it counts the bytes we receive: not when the body was encoded
+/// (gzip, br), since clients hand us the decoded bytes.
+pub fn plain_length(content_encoding: Option<&str>, content_length: Option<&str>) -> Option<u64> {
+    if content_encoding.is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity")) {
+        return None;
+    }
+    content_length?.trim().parse().ok()
+}
+
+/// Refuses an image whose announced size is over the limit before any byte is written.
+pub fn check_announced_size(content_length: Option<u64>, max: u64) -> Result<(), TaskError> {
+    match content_length {
+        Some(n) if n > max => Err(TaskError::TooLarge(max)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_retried() {
+        for code in [500, 502, 503, 408, 429] {
+            assert!(TaskError::status(code).is_retryable(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 410] {
+            assert!(!TaskError::status(code).is_retryable(), "{code}");
+        }
+        assert!(TaskError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(TaskError::Transfer("reset".into()).is_retryable());
+        assert!(!TaskError::NotAnImage("text/html".into()).is_retryable());
+        assert!(!TaskError::TooLarge(1).is_retryable());
+        assert!(!TaskError::Interrupted.is_retryable());
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_retry_after_wins_up_to_the_ceiling() {
+        let r = Retries {
+            times: 3,
+            base: Duration::from_millis(100),
+            max_wait: Duration::from_secs(5),
+        };
+        let delays: Vec<Duration> = r.delays().collect();
+        assert_eq!(delays.len(), 3);
+        for (i, d) in delays.iter().enumerate() {
+            let floor = Duration::from_millis(100 << i);
+            assert!(*d >= floor && *d <= floor * 2, "{i}: {d:?}");
+        }
+        let plain = TaskError::status(503);
+        assert_eq!(
+            r.wait(&plain, Duration::from_millis(300)),
+            Duration::from_millis(300)
+        );
+        let told = TaskError::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(r.wait(&told, Duration::from_millis(300)), Duration::from_secs(2));
+        let greedy = TaskError::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            r.wait(&greedy, Duration::from_millis(300)),
+            Duration::from_secs(5)
+        );
+        let none = Retries { times: 0, ..r };
+        assert_eq!(none.delays().count(), 0);
+    }
+
+    #[test]
+    fn cancel_wakes_a_sleeping_thread() {
+        let cancel = Cancel::default();
+        let sleeper = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || cancel.sleep_blocking(Duration::from_secs(60)))
+        };
+        cancel.cancel();
+        assert!(!sleeper.join().unwrap(), "woken early and told it was cancelled");
+        assert!(
+            !cancel.sleep_blocking(Duration::from_secs(60)),
+            "already cancelled: no wait"
+        );
+    }
+
+    #[actix::test]
+    async fn cancel_wakes_a_waiting_task() {
+        let cancel = Cancel::default();
+        let waiter = actix_rt::spawn({
+            let cancel = cancel.clone();
+            async move { cancel.cancelled().await }
+        });
+        actix_rt::task::yield_now().await;
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), cancel.cancelled())
+            .await
+            .unwrap();
     }
 }

@@ -1,0 +1,268 @@
+//! The resume record: which image URL was completed into which file, so a re-run skips
+//! exactly those images, and names every URL as it did before.
+//!
+//! One JSON line per completed image, appended as each completes, so an interrupted run
+//! keeps what it finished. Keyed on the URL, never on the file name alone. A lost or
+//! damaged record is survivable: bad lines are dropped with a warning, and files without
+//! a record are never overwritten (see `work::ImageTask::if_taken`). Never imports actix.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// An image an earlier run completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
+    url: &'a str,
+    path: &'a str,
+    bytes: u64,
+}
+
+pub struct Resume {
+    /// Where records are appended; `None` when it cannot be written (warned once).
+    file: Option<File>,
+    path: PathBuf,
+    /// URL hash -> entry. 16 bytes of key per image instead of the URL.
+    done: HashMap<u128, Entry>,
+}
+
+/// What loading found wrong, for the caller to log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub entries: usize,
+    pub bad_lines: usize,
+    /// The record could not be read at all (the reason).
+    pub unreadable: Option<String>,
+}
+
+impl Resume {
+    /// Reads the record at `path` (absent is fine: a first run) and opens it for
+    /// appending. Damaged lines are dropped and the file rewritten without them.
+    pub fn load(path: &Path) -> (Self, LoadReport) {
+        let mut report = LoadReport::default();
+        let mut done = HashMap::new();
+        let mut owner_of: HashMap<String, u128> = HashMap::new();
+        let mut lines_read = 0;
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    lines_read += 1;
+                    let Ok(line) = serde_json::from_slice::<Line>(raw) else {
+                        report.bad_lines += 1;
+                        continue;
+                    };
+                    if !is_safe_name(line.path) || Url::parse(line.url).is_err() {
+                        report.bad_lines += 1;
+                        continue;
+                    }
+                    let key = xxh3_128(line.url.as_bytes());
+                    // The latest line about a file is the truth about what is in it.
+                    if let Some(previous) = owner_of.insert(line.path.to_lowercase(), key)
+                        && previous != key
+                    {
+                        done.remove(&previous);
+                    }
+                    if let Some(old) = done.insert(
+                        key,
+                        Entry {
+                            path: line.path.to_string(),
+                            bytes: line.bytes,
+                        },
+                    ) && old.path.to_lowercase() != line.path.to_lowercase()
+                    {
+                        owner_of.remove(&old.path.to_lowercase());
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => report.unreadable = Some(e.to_string()),
+        }
+        report.entries = done.len();
+        let mut resume = Self {
+            file: None,
+            path: path.to_path_buf(),
+            done,
+        };
+        if lines_read > resume.done.len() && report.unreadable.is_none() {
+            // Duplicates or damage: write back only what is valid.
+            let _ = resume.rewrite();
+        }
+        resume.file = OpenOptions::new().create(true).append(true).open(path).ok();
+        if resume.file.is_none() && report.unreadable.is_none() {
+            report.unreadable = Some("cannot open it for writing".into());
+        }
+        (resume, report)
+    }
+
+    pub fn get(&self, url: &Url) -> Option<&Entry> {
+        self.done.get(&xxh3_128(url.as_str().as_bytes()))
+    }
+
+    /// Every file name an earlier run completed: taken, for other URLs.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.done.values().map(|e| e.path.as_str())
+    }
+
+    /// Records a completed image. A failure to write is returned for the caller to warn
+    /// about; the image itself is fine, only a re-run would fetch it again.
+    pub fn record(&mut self, url: &Url, path: &str, bytes: u64) -> io::Result<()> {
+        self.done.insert(
+            xxh3_128(url.as_str().as_bytes()),
+            Entry {
+                path: path.to_string(),
+                bytes,
+            },
+        );
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("resume record not open"))?;
+        let mut line = serde_json::to_vec(&Line {
+            url: url.as_str(),
+            path,
+            bytes,
+        })
+        .map_err(io::Error::other)?;
+        line.push(b'\n');
+        // One write per line on an O_APPEND file: a line is never interleaved or half
+        // there unless the process is killed mid-write, and then only the last one.
+        file.write_all(&line)
+    }
+
+    fn rewrite(&self) -> io::Result<()> {
+        // URLs are not kept in memory, so a rewrite reads them back from the file.
+        let bytes = std::fs::read(&self.path)?;
+        let mut out = Vec::new();
+        let mut written = std::collections::HashSet::new();
+        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+        for raw in lines.iter().rev() {
+            let Ok(line) = serde_json::from_slice::<Line>(raw) else {
+                continue;
+            };
+            let key = xxh3_128(line.url.as_bytes());
+            if self
+                .done
+                .get(&key)
+                .is_some_and(|e| e.path == line.path && e.bytes == line.bytes)
+                && written.insert(key)
+            {
+                out.push(serde_json::to_vec(&line).map_err(io::Error::other)?);
+            }
+        }
+        out.reverse();
+        let mut text = out.join(&b'\n');
+        if !text.is_empty() {
+            text.push(b'\n');
+        }
+        crate::storage::write_atomically(&self.path, &text)
+    }
+}
+
+/// A name a record may point at: a bare file name of the kind `storage` produces.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.len() <= crate::storage::MAX_NAME_BYTES + 16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn records_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        let (mut r, report) = Resume::load(&path);
+        assert_eq!(report, LoadReport::default());
+        r.record(&url("http://h/a/cat.jpg"), "cat.jpg", 10).unwrap();
+        r.record(&url("http://h/b/cat.jpg"), "cat-12345678.jpg", 20)
+            .unwrap();
+        drop(r);
+        let (r, report) = Resume::load(&path);
+        assert_eq!(report.entries, 2);
+        assert_eq!(
+            r.get(&url("http://h/a/cat.jpg")),
+            Some(&Entry {
+                path: "cat.jpg".into(),
+                bytes: 10
+            })
+        );
+        assert_eq!(
+            r.get(&url("http://h/b/cat.jpg")).unwrap().path,
+            "cat-12345678.jpg"
+        );
+        assert_eq!(r.get(&url("http://h/c/cat.jpg")), None);
+        let mut names: Vec<&str> = r.names().collect();
+        names.sort();
+        assert_eq!(names, ["cat-12345678.jpg", "cat.jpg"]);
+    }
+
+    #[test]
+    fn damage_is_dropped_and_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        let text = concat!(
+            "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":1}\n",
+            "garbage\n",
+            "{\"url\":\"http://h/evil.jpg\",\"path\":\"../../evil\",\"bytes\":1}\n",
+            "{\"url\":\"http://h/hidden.jpg\",\"path\":\".bashrc\",\"bytes\":1}\n",
+            "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n",
+            "{\"url\":\"http://h/b.jpg\",\"path\":\"b.jp", // torn last line
+        );
+        std::fs::write(&path, text).unwrap();
+        let (r, report) = Resume::load(&path);
+        assert_eq!(report.entries, 1);
+        assert_eq!(report.bad_lines, 4);
+        assert_eq!(
+            r.get(&url("http://h/a.jpg")).unwrap().bytes,
+            2,
+            "the latest line wins"
+        );
+        let rewritten = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            rewritten,
+            "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n"
+        );
+    }
+
+    #[test]
+    fn a_file_rewritten_for_another_url_belongs_to_that_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        let text = concat!(
+            "{\"url\":\"http://h/a/x.jpg\",\"path\":\"x.jpg\",\"bytes\":1}\n",
+            "{\"url\":\"http://h/b/x.jpg\",\"path\":\"x.jpg\",\"bytes\":2}\n",
+        );
+        std::fs::write(&path, text).unwrap();
+        let (r, _) = Resume::load(&path);
+        assert_eq!(r.get(&url("http://h/a/x.jpg")), None);
+        assert_eq!(r.get(&url("http://h/b/x.jpg")).unwrap().bytes, 2);
+    }
+
+    #[test]
+    fn an_unreadable_record_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        std::fs::create_dir(&path).unwrap();
+        let (r, report) = Resume::load(&path);
+        assert!(report.unreadable.is_some());
+        assert_eq!(r.get(&url("http://h/a.jpg")), None);
+    }
+}
