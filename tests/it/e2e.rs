@@ -7,7 +7,7 @@ use std::path::Path;
 use image_scraper::demo::{self, DemoServer, Gallery};
 use url::Url;
 
-use crate::helpers::{Reply, TestServer, read_report, run_binary, tree, write_settings};
+use crate::helpers::{Reply, TestServer, images, read_report, run_binary, write_settings};
 
 /// Runs against a demo gallery served by this test process and checks every file.
 fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
@@ -41,7 +41,7 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     let items = report["items"].as_array().unwrap();
     assert_eq!(items.len(), n as usize);
 
-    let files = tree(&dir.path().join("images"));
+    let files = images(&dir.path().join("images"));
     let mut total = 0;
     for item in items {
         assert_eq!(item["status"], "ok");
@@ -95,7 +95,7 @@ fn demo_flag_downloads_the_whole_built_in_gallery() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let n = Gallery::default().image_count();
     run.assert_line(&format!("Done, success: {n}/{n}, failure: 0/{n}"));
-    let files = tree(&dir.path().join("out"));
+    let files = images(&dir.path().join("out"));
     assert_eq!(files.len(), n as usize);
     assert!(files.values().all(|f| f.starts_with(b"\x89PNG\r\n\x1a\n")));
 }
@@ -116,7 +116,7 @@ fn page_count_lowers_pages_and_pages_flag_caps_them() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.assert_line("Pages, success: 2/2, failure: 0/2");
     run.assert_line("Done, success: 18/18, failure: 0/18");
-    assert_eq!(tree(&dir.path().join("two")).len(), 18);
+    assert_eq!(images(&dir.path().join("two")).len(), 18);
 }
 
 /// A gallery with failures: a 404 image, a 500 page, duplicates and hostile names.
@@ -147,7 +147,7 @@ fn check_troubled_run(mode: &str, workers: &str) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("work");
     std::fs::create_dir(&dir).unwrap();
-    write_settings(&dir, &server.origin(), "");
+    write_settings(&dir, &server.origin(), "  RETRY_BACKOFF_MS: 10\n");
     let run = run_binary(&dir, &["-m", mode, "-p", workers, "--report", "r.json"]);
     assert_eq!(run.code, 1, "something failed: {}", run.stderr);
     run.assert_line("Done, success: 6/7, failure: 1/7");
@@ -172,7 +172,7 @@ fn check_troubled_run(mode: &str, workers: &str) {
     assert_eq!(missing["error"], "HTTP status 404");
     assert_eq!(missing["bytes"], 0);
 
-    let files = tree(&dir.join("images"));
+    let files = images(&dir.join("images"));
     assert_eq!(files.get("ok.jpg").map(Vec::as_slice), Some(&b"ok-bytes"[..]));
     assert_eq!(
         files.get("three.jpg").map(Vec::as_slice),

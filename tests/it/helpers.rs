@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 /// What a route answers.
@@ -45,32 +47,69 @@ impl Reply {
     }
 }
 
-/// A server on 127.0.0.1:0 answering fixed routes (404 for the rest), counting requests
-/// per path. Stops when dropped.
+/// A server on 127.0.0.1:0 counting requests per path (with query), and letting a test
+/// wait until some have arrived. Stops when dropped.
 pub struct TestServer {
     addr: SocketAddr,
     handle: ServerHandle,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
+    hits: Arc<Hits>,
     thread: Option<JoinHandle<()>>,
 }
 
+#[derive(Default)]
+pub struct Hits {
+    counts: Mutex<HashMap<String, Vec<Instant>>>,
+    arrived: Condvar,
+}
+
+impl Hits {
+    fn add(&self, path: String) {
+        self.counts
+            .lock()
+            .unwrap()
+            .entry(path)
+            .or_default()
+            .push(Instant::now());
+        self.arrived.notify_all();
+    }
+}
+
 impl TestServer {
+    /// Fixed routes; 404 for the rest.
     pub fn start(routes: Vec<(&str, Reply)>) -> Self {
         let routes: Arc<HashMap<String, Reply>> =
             Arc::new(routes.into_iter().map(|(p, r)| (p.to_string(), r)).collect());
-        let hits = Arc::new(Mutex::new(HashMap::new()));
+        Self::start_with(move |cfg| {
+            let routes = Arc::clone(&routes);
+            cfg.default_service(web::to(move |req: HttpRequest| {
+                let reply = routes.get(&path_of(&req)).cloned();
+                async move {
+                    match reply {
+                        Some(reply) => HttpResponse::build(StatusCode::from_u16(reply.status).unwrap())
+                            .content_type(reply.content_type)
+                            .body(reply.body),
+                        None => HttpResponse::NotFound().body("no route"),
+                    }
+                }
+            }));
+        })
+    }
+
+    /// Routes set up by `configure` (called once per server worker).
+    pub fn start_with(configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + Clone + 'static) -> Self {
+        let hits = Arc::new(Hits::default());
         let server_hits = Arc::clone(&hits);
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let server = HttpServer::new(move || {
-                    let routes = Arc::clone(&routes);
                     let hits = Arc::clone(&server_hits);
-                    App::new().default_service(web::to(move |req: HttpRequest| {
-                        let routes = Arc::clone(&routes);
-                        let hits = Arc::clone(&hits);
-                        async move { answer(&routes, &hits, &req) }
-                    }))
+                    App::new()
+                        .wrap_fn(move |req, srv| {
+                            hits.add(path_of(req.request()));
+                            srv.call(req)
+                        })
+                        .configure(configure.clone())
                 })
                 .workers(1)
                 .disable_signals()
@@ -98,23 +137,44 @@ impl TestServer {
     }
 
     pub fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.hits.counts.lock().unwrap().get(path).map_or(0, Vec::len)
+    }
+
+    /// When each request for `path` arrived.
+    pub fn hit_times(&self, path: &str) -> Vec<Instant> {
+        self.hits
+            .counts
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Blocks until requests for paths starting with `prefix` number at least `n`
+    /// (panics after a minute: a guard against a hang, not a wait).
+    pub fn wait_for_hits(&self, prefix: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut counts = self.hits.counts.lock().unwrap();
+        loop {
+            let seen: usize = counts
+                .iter()
+                .filter(|(p, _)| p.starts_with(prefix))
+                .map(|(_, t)| t.len())
+                .sum();
+            if seen >= n {
+                return;
+            }
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .expect("requests never arrived");
+            counts = self.hits.arrived.wait_timeout(counts, left).unwrap().0;
+        }
     }
 }
 
-fn answer(
-    routes: &HashMap<String, Reply>,
-    hits: &Mutex<HashMap<String, usize>>,
-    req: &HttpRequest,
-) -> HttpResponse {
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    match routes.get(&path) {
-        Some(reply) => HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap())
-            .content_type(reply.content_type)
-            .body(reply.body.clone()),
-        None => HttpResponse::NotFound().body("no route"),
-    }
+fn path_of(req: &HttpRequest) -> String {
+    req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string()
 }
 
 impl Drop for TestServer {
@@ -188,6 +248,19 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
             out.insert(rel, std::fs::read(&path).unwrap());
         }
     }
+}
+
+/// The images in an out dir: every entry but the tool's own hidden folder, after
+/// checking that folder holds no download in progress.
+pub fn images(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let tmp = out.join(".image-scraper/tmp");
+    let partials: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(partials.is_empty(), "downloads left in progress: {partials:?}");
+    let mut all = tree(out);
+    all.retain(|name, _| !name.starts_with(".image-scraper/"));
+    all
 }
 
 /// The JSON report at `path`.

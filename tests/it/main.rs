@@ -1,6 +1,7 @@
 //! The one integration-test binary: local servers on 127.0.0.1:0, the real binary run
 //! end to end, and each worker actor with a probe in the Coordinator's place.
 
+mod chaos;
 mod e2e;
 mod helpers;
 mod props;

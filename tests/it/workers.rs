@@ -8,7 +8,10 @@ use image_scraper::blocking::Blocking;
 use image_scraper::coordinator::TaskFinished;
 use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
-use image_scraper::work::{Done, FetchOptions, MAX_PAGE_BYTES, RunTask, Task, TaskError};
+use image_scraper::outdir::OutDir;
+use image_scraper::work::{
+    Cancel, Done, FetchOptions, ImageTask, MAX_PAGE_BYTES, Retries, RunTask, Task, TaskError,
+};
 use slog::{Logger, o};
 use tokio::sync::oneshot;
 use url::Url;
@@ -71,8 +74,15 @@ impl Handler<WaitFor> for Probe {
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes to compare \xff\xd9";
 
+/// A JPEG-framed body that spans many network chunks.
+fn big_image() -> Vec<u8> {
+    let mut body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
+    body
+}
+
 fn server() -> TestServer {
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let big = big_image();
     TestServer::start(vec![
         (
             "/p1/cats.html",
@@ -88,9 +98,10 @@ fn server() -> TestServer {
     ])
 }
 
-fn options(out_dir: &std::path::Path) -> Arc<FetchOptions> {
+fn options(out: &OutDir) -> Arc<FetchOptions> {
     Arc::new(FetchOptions {
-        out_dir: out_dir.to_path_buf(),
+        out_dir: out.root().to_path_buf(),
+        tmp_dir: out.tmp_dir(),
         extract: ExtractRules {
             image_selector: "img".into(),
             attributes: vec!["src".into()],
@@ -100,8 +111,26 @@ fn options(out_dir: &std::path::Path) -> Arc<FetchOptions> {
         timeout: Duration::from_secs(10),
         user_agent: "image-scraper-test".into(),
         max_page_bytes: MAX_PAGE_BYTES,
+        max_image_bytes: 10_000_000,
         concurrency: 4,
+        retries: Retries {
+            times: 0,
+            base: Duration::ZERO,
+            max_wait: Duration::ZERO,
+        },
+        cancel: Cancel::default(),
     })
+}
+
+fn image(id: u64, url: Url, name: &str) -> RunTask {
+    RunTask {
+        id,
+        task: Task::Image(ImageTask {
+            url,
+            name: name.into(),
+            if_taken: None,
+        }),
+    }
 }
 
 fn tasks(origin: &str) -> Vec<RunTask> {
@@ -114,27 +143,9 @@ fn tasks(origin: &str) -> Vec<RunTask> {
                 url: url("/p1/cats.html"),
             },
         },
-        RunTask {
-            id: 2,
-            task: Task::Image {
-                url: url("/a.jpg"),
-                name: "a.jpg".into(),
-            },
-        },
-        RunTask {
-            id: 3,
-            task: Task::Image {
-                url: url("/p1/b/big.jpg"),
-                name: "big.jpg".into(),
-            },
-        },
-        RunTask {
-            id: 4,
-            task: Task::Image {
-                url: url("/gone.jpg"),
-                name: "gone.jpg".into(),
-            },
-        },
+        image(2, url("/a.jpg"), "a.jpg"),
+        image(3, url("/p1/b/big.jpg"), "big.jpg"),
+        image(4, url("/gone.jpg"), "gone.jpg"),
         RunTask {
             id: 5,
             task: Task::Page {
@@ -145,23 +156,8 @@ fn tasks(origin: &str) -> Vec<RunTask> {
     ]
 }
 
-/// A Downloader on an Arbiter of its own, as `run` starts it, reporting to `probe`.
-fn start_downloader(out: &std::path::Path, probe: &Addr<Probe>) -> (Addr<Downloader>, Arbiter) {
-    let arbiter = Arbiter::new();
-    let (opts, report) = (options(out), probe.clone().recipient());
-    let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
-        Downloader::new(
-            opts,
-            downloader::tls_config(),
-            report,
-            Logger::root(slog::Discard, o!()),
-        )
-    });
-    (worker, arbiter)
-}
-
 /// What any worker must answer for [`tasks`].
-fn check(origin: &str, mut results: Vec<TaskFinished>, out: &std::path::Path) {
+fn check(origin: &str, mut results: Vec<TaskFinished>, out: &OutDir) {
     results.sort_by_key(|r| r.id);
     let ids: Vec<u64> = results.iter().map(|r| r.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
@@ -176,51 +172,74 @@ fn check(origin: &str, mut results: Vec<TaskFinished>, out: &std::path::Path) {
         }
         other => panic!("page 1: {other:?}"),
     }
-    assert_eq!(
-        results[1].outcome,
+    let saved = |bytes: usize, name: &str| {
         Ok(Done::Image {
-            bytes: JPEG.len() as u64
+            bytes: bytes as u64,
+            name: name.into(),
         })
-    );
-    assert_eq!(results[2].outcome, Ok(Done::Image { bytes: 3_000_000 }));
-    assert_eq!(results[3].outcome, Err(TaskError::Status(404)));
-    assert_eq!(results[4].outcome, Err(TaskError::Status(500)));
+    };
+    assert_eq!(results[1].outcome, saved(JPEG.len(), "a.jpg"));
+    assert_eq!(results[2].outcome, saved(3_000_000, "big.jpg"));
+    assert_eq!(results[3].outcome, Err(TaskError::status(404)));
+    assert_eq!(results[4].outcome, Err(TaskError::status(500)));
 
-    assert_eq!(std::fs::read(out.join("a.jpg")).unwrap(), JPEG);
-    let big = std::fs::read(out.join("big.jpg")).unwrap();
-    assert!(big.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8) && big.len() == 3_000_000);
-    let mut names: Vec<String> = std::fs::read_dir(out)
+    assert_eq!(std::fs::read(out.final_path("a.jpg")).unwrap(), JPEG);
+    let big = std::fs::read(out.final_path("big.jpg")).unwrap();
+    assert!(big.len() == 3_000_000 && big == big_image());
+    let mut names: Vec<String> = std::fs::read_dir(out.root())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
     assert_eq!(
         names,
-        ["a.jpg", "big.jpg"],
-        "no temporary files, nothing for failures"
+        [".image-scraper", "a.jpg", "big.jpg"],
+        "nothing for failures"
     );
+    assert_eq!(
+        std::fs::read_dir(out.tmp_dir()).unwrap().count(),
+        0,
+        "no temporary files left"
+    );
+}
+
+/// A Downloader on an Arbiter of its own, as `run` starts it, reporting to `probe`.
+fn start_downloader(out: &OutDir, probe: &Addr<Probe>) -> (Addr<Downloader>, Arbiter) {
+    let arbiter = Arbiter::new();
+    let (opts, report) = (options(out), probe.clone().recipient());
+    let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
+        Downloader::new(
+            opts,
+            downloader::tls_config(),
+            report,
+            Logger::root(slog::Discard, o!()),
+        )
+    });
+    (worker, arbiter)
 }
 
 #[actix::test]
 async fn downloader_fetches_pages_and_streams_images() {
     let server = server();
-    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = OutDir::open(dir.path()).unwrap();
     let probe = Probe::default().start();
-    let (worker, arbiter) = start_downloader(out.path(), &probe);
+    let (worker, arbiter) = start_downloader(&out, &probe);
     for task in tasks(&server.origin()) {
         worker.do_send(task);
     }
     let results = probe.send(WaitFor(5)).await.unwrap();
-    check(&server.origin(), results, out.path());
+    check(&server.origin(), results, &out);
     arbiter.stop();
 }
 
 #[actix::test]
 async fn blocking_worker_fetches_pages_and_streams_images() {
     let server = server();
-    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = OutDir::open(dir.path()).unwrap();
     let probe = Probe::default().start();
-    let opts = options(out.path());
+    let opts = options(&out);
     let agent = Blocking::agent(&opts, 2);
     let report = probe.clone().recipient();
     let pool = SyncArbiter::start(2, move || {
@@ -235,7 +254,7 @@ async fn blocking_worker_fetches_pages_and_streams_images() {
         pool.do_send(task);
     }
     let results = probe.send(WaitFor(5)).await.unwrap();
-    check(&server.origin(), results, out.path());
+    check(&server.origin(), results, &out);
 }
 
 #[actix::test]
@@ -247,22 +266,17 @@ async fn unreachable_server_is_a_failure_not_a_hang() {
         .unwrap()
         .port();
     let url = Url::parse(&format!("http://127.0.0.1:{port}/x.jpg")).unwrap();
-    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = OutDir::open(dir.path()).unwrap();
     let probe = Probe::default().start();
-    let (worker, arbiter) = start_downloader(out.path(), &probe);
-    worker.do_send(RunTask {
-        id: 9,
-        task: Task::Image {
-            url,
-            name: "x.jpg".into(),
-        },
-    });
+    let (worker, arbiter) = start_downloader(&out, &probe);
+    worker.do_send(image(9, url, "x.jpg"));
     let results = probe.send(WaitFor(1)).await.unwrap();
     assert!(
         matches!(results[0].outcome, Err(TaskError::Connect(_))),
         "{:?}",
         results[0].outcome
     );
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(out.tmp_dir()).unwrap().count(), 0);
     arbiter.stop();
 }
