@@ -105,11 +105,7 @@ impl Extractor {
             let value = element.value().attr(name)?.trim();
             (!value.is_empty()).then_some((name, value))
         })?;
-        let raw = if name.ends_with("srcset") {
-            largest_srcset_candidate(value)?
-        } else {
-            value
-        };
+        let raw = if name.ends_with("srcset") { largest_srcset_candidate(value)? } else { value };
         let mut url = base.join(raw).ok()?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return None;
@@ -156,9 +152,7 @@ fn largest_srcset_candidate(srcset: &str) -> Option<&str> {
 /// `Page 1 of 48` -> 48; `of 48` -> 48; no digits -> None.
 pub fn last_number(text: &str) -> Option<u32> {
     let end = text.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = text[..end]
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map_or(0, |i| i + 1);
+    let start = text[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
     text[start..end].parse().ok()
 }
 
@@ -176,9 +170,7 @@ mod tests {
     }
 
     fn scan(rules: &ExtractRules, html: &str, page: &str) -> PageScan {
-        Extractor::new(rules)
-            .unwrap()
-            .scan(html, &Url::parse(page).unwrap())
+        Extractor::new(rules).unwrap().scan(html, &Url::parse(page).unwrap())
     }
 
     fn urls(scan: &PageScan) -> Vec<&str> {
@@ -189,11 +181,7 @@ mod tests {
     fn resolves_relative_urls_against_the_page() {
         let html = r#"<img src="a.jpg"><img src="/b.jpg"><img src="../c.jpg">
             <img src="//cdn.example/d.jpg"><img src="https://x.example/e.jpg#frag">"#;
-        let s = scan(
-            &rules("img", &["src"], ""),
-            html,
-            "http://site.example/p2/cats.html",
-        );
+        let s = scan(&rules("img", &["src"], ""), html, "http://site.example/p2/cats.html");
         assert_eq!(
             urls(&s),
             [
@@ -221,11 +209,7 @@ mod tests {
         let r = rules("img", &["src"], "images.stockfreeimages.com");
         let s = scan(&r, html, "https://www.stockfreeimages.com/p1/cats.html");
         assert_eq!(urls(&s), ["https://images.stockfreeimages.com/1.jpg"]);
-        let all = scan(
-            &rules("img", &["src"], ""),
-            html,
-            "https://www.stockfreeimages.com/p1/cats.html",
-        );
+        let all = scan(&rules("img", &["src"], ""), html, "https://www.stockfreeimages.com/p1/cats.html");
         assert_eq!(all.images.len(), 3);
     }
 

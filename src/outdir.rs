@@ -22,13 +22,16 @@ impl OutDir {
     /// Creates the out dir and the tool's folder if missing, removes leftovers of an
     /// earlier run that was killed, and proves files can be created there.
     pub fn open(root: &Path) -> io::Result<Self> {
-        let out = Self {
-            root: root.to_path_buf(),
-        };
+        let out = Self { root: root.to_path_buf() };
         fs::create_dir_all(out.tmp_dir())?;
         out.remove_partials()?;
         drop(tempfile::tempfile_in(out.tmp_dir())?);
         Ok(out)
+    }
+
+    /// The out dir as it is, creating nothing (for a dry run).
+    pub fn existing(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
     }
 
     pub fn root(&self) -> &Path {
@@ -111,10 +114,7 @@ mod tests {
         let out = OutDir::open(&root).unwrap();
         fs::write(out.tmp_dir().join("left.part"), b"half").unwrap();
         let out = OutDir::open(&root).unwrap();
-        let top: Vec<_> = fs::read_dir(&root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let top: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(top, [".image-scraper"]);
         assert_eq!(fs::read_dir(out.tmp_dir()).unwrap().count(), 0);
     }

@@ -50,6 +50,15 @@ impl Resume {
     /// Reads the record at `path` (absent is fine: a first run) and opens it for
     /// appending. Damaged lines are dropped and the file rewritten without them.
     pub fn load(path: &Path) -> (Self, LoadReport) {
+        Self::read(path, true)
+    }
+
+    /// Reads the record without writing or creating anything (a dry run).
+    pub fn peek(path: &Path) -> (Self, LoadReport) {
+        Self::read(path, false)
+    }
+
+    fn read(path: &Path, writable: bool) -> (Self, LoadReport) {
         let mut report = LoadReport::default();
         let mut done = HashMap::new();
         let mut owner_of: HashMap<String, u128> = HashMap::new();
@@ -73,13 +82,9 @@ impl Resume {
                     {
                         done.remove(&previous);
                     }
-                    if let Some(old) = done.insert(
-                        key,
-                        Entry {
-                            path: line.path.to_string(),
-                            bytes: line.bytes,
-                        },
-                    ) && old.path.to_lowercase() != line.path.to_lowercase()
+                    if let Some(old) =
+                        done.insert(key, Entry { path: line.path.to_string(), bytes: line.bytes })
+                        && old.path.to_lowercase() != line.path.to_lowercase()
                     {
                         owner_of.remove(&old.path.to_lowercase());
                     }
@@ -89,11 +94,10 @@ impl Resume {
             Err(e) => report.unreadable = Some(e.to_string()),
         }
         report.entries = done.len();
-        let mut resume = Self {
-            file: None,
-            path: path.to_path_buf(),
-            done,
-        };
+        let mut resume = Self { file: None, path: path.to_path_buf(), done };
+        if !writable {
+            return (resume, report);
+        }
         if lines_read > resume.done.len() && report.unreadable.is_none() {
             // Duplicates or damage: write back only what is valid.
             let _ = resume.rewrite();
@@ -117,23 +121,10 @@ impl Resume {
     /// Records a completed image. A failure to write is returned for the caller to warn
     /// about; the image itself is fine, only a re-run would fetch it again.
     pub fn record(&mut self, url: &Url, path: &str, bytes: u64) -> io::Result<()> {
-        self.done.insert(
-            xxh3_128(url.as_str().as_bytes()),
-            Entry {
-                path: path.to_string(),
-                bytes,
-            },
-        );
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("resume record not open"))?;
-        let mut line = serde_json::to_vec(&Line {
-            url: url.as_str(),
-            path,
-            bytes,
-        })
-        .map_err(io::Error::other)?;
+        self.done.insert(xxh3_128(url.as_str().as_bytes()), Entry { path: path.to_string(), bytes });
+        let file = self.file.as_mut().ok_or_else(|| io::Error::other("resume record not open"))?;
+        let mut line =
+            serde_json::to_vec(&Line { url: url.as_str(), path, bytes }).map_err(io::Error::other)?;
         line.push(b'\n');
         // One write per line on an O_APPEND file: a line is never interleaved or half
         // there unless the process is killed mid-write, and then only the last one.
@@ -151,10 +142,7 @@ impl Resume {
                 continue;
             };
             let key = xxh3_128(line.url.as_bytes());
-            if self
-                .done
-                .get(&key)
-                .is_some_and(|e| e.path == line.path && e.bytes == line.bytes)
+            if self.done.get(&key).is_some_and(|e| e.path == line.path && e.bytes == line.bytes)
                 && written.insert(key)
             {
                 out.push(serde_json::to_vec(&line).map_err(io::Error::other)?);
@@ -192,22 +180,12 @@ mod tests {
         let (mut r, report) = Resume::load(&path);
         assert_eq!(report, LoadReport::default());
         r.record(&url("http://h/a/cat.jpg"), "cat.jpg", 10).unwrap();
-        r.record(&url("http://h/b/cat.jpg"), "cat-12345678.jpg", 20)
-            .unwrap();
+        r.record(&url("http://h/b/cat.jpg"), "cat-12345678.jpg", 20).unwrap();
         drop(r);
         let (r, report) = Resume::load(&path);
         assert_eq!(report.entries, 2);
-        assert_eq!(
-            r.get(&url("http://h/a/cat.jpg")),
-            Some(&Entry {
-                path: "cat.jpg".into(),
-                bytes: 10
-            })
-        );
-        assert_eq!(
-            r.get(&url("http://h/b/cat.jpg")).unwrap().path,
-            "cat-12345678.jpg"
-        );
+        assert_eq!(r.get(&url("http://h/a/cat.jpg")), Some(&Entry { path: "cat.jpg".into(), bytes: 10 }));
+        assert_eq!(r.get(&url("http://h/b/cat.jpg")).unwrap().path, "cat-12345678.jpg");
         assert_eq!(r.get(&url("http://h/c/cat.jpg")), None);
         let mut names: Vec<&str> = r.names().collect();
         names.sort();
@@ -230,16 +208,9 @@ mod tests {
         let (r, report) = Resume::load(&path);
         assert_eq!(report.entries, 1);
         assert_eq!(report.bad_lines, 4);
-        assert_eq!(
-            r.get(&url("http://h/a.jpg")).unwrap().bytes,
-            2,
-            "the latest line wins"
-        );
+        assert_eq!(r.get(&url("http://h/a.jpg")).unwrap().bytes, 2, "the latest line wins");
         let rewritten = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            rewritten,
-            "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n"
-        );
+        assert_eq!(rewritten, "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n");
     }
 
     #[test]

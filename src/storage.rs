@@ -24,10 +24,7 @@ pub const OWN_PREFIX: &str = ".image-scraper";
 /// made safe (no separators, no `..`, no control or bidi characters, no leading dot,
 /// at most [`MAX_NAME_BYTES`]), or `image-<hash>` when nothing usable is left.
 pub fn file_name(url: &Url) -> String {
-    let last = url
-        .path_segments()
-        .and_then(|mut segments| segments.next_back())
-        .unwrap_or("");
+    let last = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("");
     let decoded = percent_decode_str(last).decode_utf8_lossy();
     sanitize(&decoded).unwrap_or_else(|| format!("image-{}", short_hash(url)))
 }
@@ -121,14 +118,9 @@ pub struct PartialFile {
 
 impl PartialFile {
     pub fn create(dir: &Path) -> io::Result<Self> {
-        let file = tempfile::Builder::new()
-            .prefix(&format!("{OWN_PREFIX}-"))
-            .suffix(".part")
-            .tempfile_in(dir)?;
-        Ok(Self {
-            file: BufWriter::with_capacity(64 * 1024, file),
-            written: 0,
-        })
+        let file =
+            tempfile::Builder::new().prefix(&format!("{OWN_PREFIX}-")).suffix(".part").tempfile_in(dir)?;
+        Ok(Self { file: BufWriter::with_capacity(64 * 1024, file), written: 0 })
     }
 
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
@@ -163,9 +155,7 @@ pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!("{OWN_PREFIX}-"))
-        .tempfile_in(dir)?;
+    let mut temp = tempfile::Builder::new().prefix(&format!("{OWN_PREFIX}-")).tempfile_in(dir)?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     temp.persist(dest).map_err(|e| e.error)?;
@@ -176,9 +166,7 @@ pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
 pub fn prepare_out_dir(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     // A probe proves we can create files there before any request is made.
-    let probe = tempfile::Builder::new()
-        .prefix(&format!("{OWN_PREFIX}-probe-"))
-        .tempfile_in(dir)?;
+    let probe = tempfile::Builder::new().prefix(&format!("{OWN_PREFIX}-probe-")).tempfile_in(dir)?;
     drop(probe);
     Ok(())
 }
@@ -203,12 +191,7 @@ mod tests {
         assert_eq!(name("https://h/x/..%2F..%2F.bashrc"), "_.._.bashrc");
         assert_eq!(name("https://h/x/..%5C..%5Cboot.ini"), "_.._boot.ini");
         assert_eq!(name("https://h/x/.hidden.jpg"), "hidden.jpg");
-        for url in [
-            "https://h/x/..",
-            "https://h/x/%2E%2E",
-            "https://h/",
-            "https://h/x/%00",
-        ] {
+        for url in ["https://h/x/..", "https://h/x/%2E%2E", "https://h/", "https://h/x/%00"] {
             let n = name(url);
             assert!(n.starts_with("image-") && n.len() == 14, "{url} -> {n}");
         }

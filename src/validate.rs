@@ -56,15 +56,8 @@ pub fn check_image(content_type: Option<&str>, head: &[u8]) -> Result<Format, St
     if mime.starts_with("image/") {
         return Ok(Format::Other);
     }
-    let shown = if mime.is_empty() {
-        "no Content-Type".to_string()
-    } else {
-        mime
-    };
-    Err(format!(
-        "unknown format ({shown}, first bytes {})",
-        hex(&head[..head.len().min(8)])
-    ))
+    let shown = if mime.is_empty() { "no Content-Type".to_string() } else { mime };
+    Err(format!("unknown format ({shown}, first bytes {})", hex(&head[..head.len().min(8)])))
 }
 
 /// The format the first bytes announce, if we know it.
@@ -93,10 +86,7 @@ fn sniff(head: &[u8]) -> Option<&'static str> {
         return Some("isobmff");
     }
     let text = String::from_utf8_lossy(head);
-    let text = text
-        .trim_start_matches('\u{FEFF}')
-        .trim_start()
-        .to_ascii_lowercase();
+    let text = text.trim_start_matches('\u{FEFF}').trim_start().to_ascii_lowercase();
     if text.starts_with("<svg") || (text.starts_with("<?xml") && !text.contains("<html")) {
         return Some("svg");
     }
@@ -133,9 +123,7 @@ pub fn check_complete(format: Format, len: u64, head: &[u8], tail: &[u8]) -> Res
     if complete {
         Ok(())
     } else {
-        Err(format!(
-            "the {format:?} image ends early ({len} bytes): the transfer was cut"
-        ))
+        Err(format!("the {format:?} image ends early ({len} bytes): the transfer was cut"))
     }
 }
 
@@ -206,16 +194,10 @@ mod tests {
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
         let wait = parse_retry_after(&soon).unwrap();
-        assert!(
-            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }
