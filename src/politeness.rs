@@ -1,0 +1,174 @@
+//! Per-host manners shared by every worker of a run, whatever its kind or thread: a
+//! request rate per host (governor), robots.txt's Crawl-delay, and a pause of the whole
+//! host when it answers 429 or 503. `-p 8` means eight workers, not eight times the rate.
+//!
+//! How many requests a host has in flight is the Coordinator's business (it hands out
+//! the tasks); this is about when each request may start. Never imports actix.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
+
+type Limiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
+
+/// The shared gate; cheap to consult, one short lock per request.
+#[derive(Debug)]
+pub struct HostGate {
+    /// The least time between two requests to one host (`DELAY_MS` or
+    /// `REQUESTS_PER_SECOND`); `None`: no rate limit.
+    interval: Option<Duration>,
+    /// Up to this much is added at random to each wait, so requests do not march in
+    /// lockstep.
+    jitter: Duration,
+    clock: DefaultClock,
+    hosts: Mutex<HashMap<String, Host>>,
+}
+
+#[derive(Debug, Default)]
+struct Host {
+    /// `None` until the host needs one (no interval and no Crawl-delay).
+    limiter: Option<Limiter>,
+    /// The interval its limiter was built for (robots.txt may lengthen it).
+    interval: Option<Duration>,
+    /// Set by a 429/503: nothing goes to the host before this.
+    paused_until: Option<Instant>,
+}
+
+impl HostGate {
+    pub fn new(interval: Option<Duration>, jitter: Duration) -> Self {
+        Self {
+            interval: interval.filter(|d| !d.is_zero()),
+            jitter,
+            clock: DefaultClock::default(),
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// No limits at all.
+    pub fn open() -> Self {
+        Self::new(None, Duration::ZERO)
+    }
+
+    /// robots.txt asked for at least `delay` between requests to `host`. Called right
+    /// after fetching it, so that fetch counts as the last request.
+    pub fn set_crawl_delay(&self, host: &str, delay: Duration) {
+        let mut hosts = self.lock();
+        let entry = hosts.entry(host.to_string()).or_default();
+        let wanted = self.interval.max(Some(delay)).filter(|d| !d.is_zero());
+        if wanted > entry.interval {
+            entry.interval = wanted;
+            entry.limiter = wanted.and_then(limiter);
+            if let Some(limiter) = &entry.limiter {
+                let _ = limiter.check();
+            }
+        }
+    }
+
+    /// The host said to slow down: nothing goes to it for `wait`.
+    pub fn pause(&self, host: &str, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut hosts = self.lock();
+        let entry = hosts.entry(host.to_string()).or_default();
+        entry.paused_until = entry.paused_until.max(Some(until));
+    }
+
+    /// How long to wait before sending a request to `host`; zero means now. A non-zero
+    /// answer is not a reservation: ask again after waiting.
+    pub fn wait_for(&self, host: &str) -> Duration {
+        let mut hosts = self.lock();
+        let entry = hosts.entry(host.to_string()).or_insert_with(|| Host {
+            limiter: self.interval.and_then(limiter),
+            interval: self.interval,
+            paused_until: None,
+        });
+        if let Some(until) = entry.paused_until {
+            let now = Instant::now();
+            if until > now {
+                return until - now + self.jitter();
+            }
+            entry.paused_until = None;
+        }
+        match entry.limiter.as_ref().map(Limiter::check) {
+            Some(Err(not_until)) => not_until.wait_time_from(self.clock.now()) + self.jitter(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn jitter(&self) -> Duration {
+        if self.jitter.is_zero() {
+            return Duration::ZERO;
+        }
+        self.jitter.mul_f64(fastrand::f64())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Host>> {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One request per `interval`, no bursts.
+fn limiter(interval: Duration) -> Option<Limiter> {
+    let quota = Quota::with_period(interval)?.allow_burst(NonZeroU32::MIN);
+    Some(RateLimiter::direct(quota))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_limits_means_no_waiting() {
+        let gate = HostGate::open();
+        for _ in 0..100 {
+            assert_eq!(gate.wait_for("h"), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn a_rate_spaces_requests_per_host() {
+        let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
+        assert_eq!(gate.wait_for("a"), Duration::ZERO);
+        let wait = gate.wait_for("a");
+        assert!(wait > Duration::from_secs(9), "{wait:?}");
+        assert_eq!(gate.wait_for("b"), Duration::ZERO, "another host has its own budget");
+    }
+
+    #[test]
+    fn crawl_delay_only_lengthens_and_counts_from_the_robots_fetch() {
+        let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
+        assert_eq!(gate.wait_for("a"), Duration::ZERO, "robots.txt itself");
+        gate.set_crawl_delay("a", Duration::from_secs(1));
+        assert!(gate.wait_for("a") > Duration::from_secs(9), "a shorter crawl delay changes nothing");
+        assert_eq!(gate.wait_for("b"), Duration::ZERO, "robots.txt itself");
+        gate.set_crawl_delay("b", Duration::from_secs(30));
+        assert!(gate.wait_for("b") > Duration::from_secs(29), "the first request after robots.txt waits");
+        let open = HostGate::open();
+        open.set_crawl_delay("c", Duration::from_secs(5));
+        assert!(open.wait_for("c") > Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_pause_holds_the_whole_host() {
+        let gate = HostGate::open();
+        gate.pause("a", Duration::from_secs(20));
+        assert!(gate.wait_for("a") > Duration::from_secs(19));
+        assert!(gate.wait_for("a") > Duration::from_secs(19), "every request, not just one");
+        assert_eq!(gate.wait_for("b"), Duration::ZERO);
+        gate.pause("a", Duration::from_secs(1));
+        assert!(gate.wait_for("a") > Duration::from_secs(19), "a shorter pause does not shorten it");
+    }
+
+    #[test]
+    fn jitter_adds_at_most_its_amount() {
+        let gate = HostGate::new(None, Duration::from_millis(100));
+        gate.pause("a", Duration::from_secs(1));
+        for _ in 0..50 {
+            let wait = gate.wait_for("a");
+            assert!(wait <= Duration::from_millis(1100), "{wait:?}");
+        }
+    }
+}
