@@ -13,7 +13,10 @@ use url::Url;
 use crate::coordinator::TaskFinished;
 use crate::download::ImageSink;
 use crate::html::Extractor;
-use crate::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, plain_length};
+use crate::robots::{MAX_ROBOTS_BYTES, Rules};
+use crate::work::{
+    Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
+};
 
 pub struct Blocking {
     /// Shared by the pool's threads: one connection pool for all of them.
@@ -49,59 +52,83 @@ impl Blocking {
     ) -> Self {
         // The rules were validated when settings were resolved.
         let extractor = Extractor::new(&opts.extract).expect("extraction rules validated in settings");
-        Self {
-            agent,
-            opts,
-            extractor,
-            report,
-            log,
-        }
+        Self { agent, opts, extractor, report, log }
     }
 
-    /// Performs `task`, retrying what may succeed on another try; returns the outcome
-    /// and the number of attempts.
+    /// Performs `task` when the host's gate allows, retrying what may succeed on another
+    /// try; returns the outcome and the number of attempts.
     fn perform_with_retries(&self, task: &Task) -> (Result<Done, TaskError>, u32) {
-        let retries = &self.opts.retries;
-        let mut delays = retries.delays();
+        let host = host_of(task.url());
+        let mut delays = self.opts.retries.delays();
         let mut attempts = 0;
         loop {
+            if !self.wait_for_gate(host) {
+                return (Err(TaskError::Interrupted), attempts.max(1));
+            }
             attempts += 1;
-            let outcome = self.perform(task);
-            let err = match outcome {
-                Err(e) if e.is_retryable() && !self.opts.cancel.is_cancelled() => e,
-                other => return (other, attempts),
+            let err = match self.perform(task) {
+                Err(e) => e,
+                done => return (done, attempts),
             };
-            let Some(delay) = delays.next() else {
+            let Some(wait) = plan_retry(&self.opts, host, &err, &mut delays) else {
                 return (Err(err), attempts);
             };
-            let wait = retries.wait(&err, delay);
-            debug!(self.log, "retrying"; "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
+            debug!(self.log, "retrying";
+                "url" => %task.url(), "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
             if !self.opts.cancel.sleep_blocking(wait) {
                 return (Err(TaskError::Interrupted), attempts);
             }
         }
     }
 
-    fn perform(&self, task: &Task) -> Result<Done, TaskError> {
-        match task {
-            Task::Page { url, .. } => self.fetch_page(url),
-            Task::Image(image) => self.fetch_image(image),
+    /// Sleeps until the host's rate and pause allow a request; false if cancelled.
+    fn wait_for_gate(&self, host: &str) -> bool {
+        loop {
+            let wait = self.opts.gate.wait_for(host);
+            if wait.is_zero() {
+                return true;
+            }
+            if !self.opts.cancel.sleep_blocking(wait) {
+                return false;
+            }
         }
     }
 
-    fn get(&self, url: &Url) -> Result<Response<ureq::Body>, TaskError> {
-        let response = self
-            .agent
-            .get(url.as_str())
-            .call()
-            .map_err(|e| self.classify(e))?;
+    fn perform(&self, task: &Task) -> Result<Done, TaskError> {
+        match task {
+            Task::Robots { url } => self.fetch_robots(url, task),
+            Task::Page { url, .. } => self.fetch_page(url, task),
+            Task::Image(image) => self.fetch_image(image, task),
+        }
+    }
+
+    fn get(&self, url: &Url, task: &Task) -> Result<Response<ureq::Body>, TaskError> {
+        let mut request = self.agent.get(url.as_str());
+        for (name, value) in self.opts.headers_for(task) {
+            request = request.header(name, value);
+        }
+        let response = request.call().map_err(|e| self.classify(e))?;
         let retry_after = header(&response, "retry-after");
         check_status(response.status().as_u16(), retry_after)?;
         Ok(response)
     }
 
-    fn fetch_page(&self, url: &Url) -> Result<Done, TaskError> {
-        let mut response = self.get(url)?;
+    fn fetch_robots(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+        let mut response = match self.get(url, task) {
+            Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
+            other => other?,
+        };
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ROBOTS_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.classify(e))?;
+        Ok(Done::Robots(Rules::parse(&body)))
+    }
+
+    fn fetch_page(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+        let mut response = self.get(url, task)?;
         let html = response
             .body_mut()
             .with_config()
@@ -112,14 +139,11 @@ impl Blocking {
         Ok(Done::Page(self.extractor.scan(&html, url)))
     }
 
-    fn fetch_image(&self, task: &ImageTask) -> Result<Done, TaskError> {
-        let mut response = self.get(&task.url)?;
+    fn fetch_image(&self, image: &ImageTask, task: &Task) -> Result<Done, TaskError> {
+        let mut response = self.get(&image.url, task)?;
         let content_type = header(&response, "content-type").map(str::to_string);
-        let length = plain_length(
-            header(&response, "content-encoding"),
-            header(&response, "content-length"),
-        );
-        let mut sink = ImageSink::start(&self.opts, task, content_type.as_deref(), length)?;
+        let length = plain_length(header(&response, "content-encoding"), header(&response, "content-length"));
+        let mut sink = ImageSink::start(&self.opts, image, content_type.as_deref(), length)?;
         let mut body = response.body_mut().as_reader();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -182,10 +206,6 @@ impl Handler<RunTask> for Blocking {
         // turn it into a failure the Coordinator can count.
         let (outcome, attempts) = catch_unwind(AssertUnwindSafe(|| self.perform_with_retries(&msg.task)))
             .unwrap_or_else(|_| (Err(TaskError::Worker("panicked".into())), 1));
-        self.report.do_send(TaskFinished {
-            id: msg.id,
-            outcome,
-            attempts,
-        });
+        self.report.do_send(TaskFinished { id: msg.id, outcome, attempts });
     }
 }

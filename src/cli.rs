@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use url::Url;
 
 use crate::settings::{Mode, parse_site_url};
@@ -13,17 +13,28 @@ Examples:
   image-scraper -m sync -p 6                settings.yaml, six blocking workers
   image-scraper -m async -p 8 --report run.json
   image-scraper --url https://example.com/gallery/ --item cats --pages 3 -o cats
+  image-scraper --dry-run > urls.txt        list the image URLs, download nothing
+  image-scraper --failed failed.txt; image-scraper --urls failed.txt   retry just the failures
+  image-scraper completions bash > /etc/bash_completion.d/image-scraper
 
-Exit status: 0 every page and image succeeded, 1 some failed, 2 usage or settings error.";
+Settings come from flags, then IMAGE_SCRAPER_<KEY> environment variables, then
+settings.yaml (key SCRAPER), then defaults. See docs/settings.md.
+
+Exit status: 0 every page and image succeeded (or was skipped), 1 some failed, 2 usage or
+settings error, 130/143 interrupted by SIGINT/SIGTERM.";
 
 /// Download every image of a paginated web gallery, with every core.
 ///
 /// Fetches the listing pages URL + PAGE_PATH (default `p{page}/{item}.html`), finds the
-/// images on them and downloads each once into the out dir. Settings come from
-/// settings.yaml (key SCRAPER); flags override them.
+/// images on them and downloads each once into the out dir, politely: robots.txt is
+/// obeyed, requests per host are capped, a host that answers 429 is given a rest. A re-run
+/// into the same out dir skips what is already there.
 #[derive(Debug, Parser)]
-#[command(name = "image-scraper", version, after_help = EXAMPLES)]
+#[command(name = "image-scraper", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// async: one event loop per worker, many requests in flight on each; sync: one
     /// thread per worker, one blocking request at a time.
     #[arg(short, long, value_enum, default_value_t = Mode::Async)]
@@ -51,18 +62,56 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub pages: Option<u32>,
 
+    /// Download the image URLs listed in FILE (one per line, `-` for stdin) instead of
+    /// scraping pages: feed it a --failed list to retry just the failures
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "pages", "demo"])]
+    pub urls: Option<PathBuf>,
+
     /// Folder the images go to (overrides SCRAPER.OUT_DIR)
     #[arg(short, long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// Write a JSON report of the run, one item per image, to FILE
+    /// Write a report of the run to FILE: JSON (counts and one item per image), or a
+    /// manifest of one JSON line per image with its sha256 when FILE ends in .jsonl
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// Write the URLs of the images that failed to FILE, one per line (for --urls)
+    #[arg(long, value_name = "FILE")]
+    pub failed: Option<PathBuf>,
+
+    /// Print the URLs of the images it would download, one per line, and download nothing
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Download again the images an earlier run into the same out dir completed
     /// (normally they are skipped)
     #[arg(long)]
     pub force: bool,
+
+    /// Keep only images whose URL ends in one of these extensions, e.g. jpg,png
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub ext: Vec<String>,
+
+    /// Skip images smaller than SIZE (bytes, or with K, M, G: 20K, 1.5M)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+
+    /// Skip images larger than SIZE (bytes, or with K, M, G)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+
+    /// Do not read or obey robots.txt
+    #[arg(long)]
+    pub ignore_robots: bool,
+
+    /// No progress bar (it is shown only when stderr is a terminal anyway)
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Log lines as text for people or JSON for machines
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Start the built-in demo gallery on 127.0.0.1 and scrape it
     #[arg(long, conflicts_with = "url")]
@@ -77,9 +126,99 @@ pub struct Cli {
     pub quiet: u8,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script: image-scraper completions bash > ~/.local/share/bash-completion/completions/image-scraper
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): image-scraper man > image-scraper.1
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl Cli {
     /// -2 (errors only) to 2 (trace); 0 is info.
     pub fn verbosity(&self) -> i8 {
         self.verbose.min(2) as i8 - self.quiet.min(2) as i8
+    }
+}
+
+impl Command {
+    /// Prints what the subcommand makes to `out`.
+    pub fn run(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        match self {
+            Command::Completions { shell } => {
+                clap_complete::generate(*shell, &mut command, "image-scraper", out);
+                Ok(())
+            }
+            Command::Man => clap_mangen::Man::new(command).render(out),
+        }
+    }
+}
+
+/// `20000`, `20K`, `1.5M`, `2G`, `300KB`, `1MiB` -> bytes (K = 1024).
+pub fn parse_size(raw: &str) -> Result<u64, String> {
+    let text = raw.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{raw:?} is not a size (try 20K or 1.5M)"))?;
+    let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("{raw:?}: unknown unit {unit:?} (use K, M or G)")),
+    };
+    let bytes = number * factor as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{raw:?} is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("20K"), Ok(20 * 1024));
+        assert_eq!(parse_size("1.5M"), Ok(1024 * 1024 * 3 / 2));
+        assert_eq!(parse_size("2gib"), Ok(2 << 30));
+        assert_eq!(parse_size(" 300 KB "), Ok(300 * 1024));
+        assert!(parse_size("many").is_err());
+        assert!(parse_size("5T").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn completions_and_man_page_generate() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let mut out = Vec::new();
+            Command::Completions { shell }.run(&mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("dry-run") && text.contains("ignore-robots"), "{shell:?}");
+        }
+        let mut out = Vec::new();
+        Command::Man.run(&mut out).unwrap();
+        let man = String::from_utf8(out).unwrap();
+        assert!(man.starts_with(".ie") || man.contains(".TH image-scraper"), "{}", &man[..200]);
+        assert!(man.contains("robots"));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

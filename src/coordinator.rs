@@ -7,7 +7,9 @@
 //! type.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -16,12 +18,14 @@ use tokio::sync::oneshot;
 use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::html::PageScan;
+use crate::config::{Filters, Source};
+use crate::politeness::HostGate;
+use crate::progress::{Progress, Snapshot};
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
-use crate::settings::PageUrls;
+use crate::robots::{self, Rules};
 use crate::state::Resume;
 use crate::storage;
-use crate::work::{Done, ImageTask, RunTask, Task, TaskError, TaskId};
+use crate::work::{Done, ImageTask, RunTask, Task, TaskError, TaskId, host_of};
 
 /// After an interrupt, how long tasks in flight get to acknowledge their cancellation
 /// before they are counted as failed anyway (a blocking read can outlast it).
@@ -75,13 +79,10 @@ impl Message for GetCounts {
     type Result = (PageCounts, ImageCounts);
 }
 
-/// What to fetch and where it goes, fixed before the run starts.
+/// What to fetch, where it goes and how, fixed before the run starts.
 pub struct Plan {
-    pub pages: PageUrls,
-    /// `AMOUNT_PAGES`; lowered to the count page 1 states. `None`: take that count (or
-    /// only page 1 when the page states none).
-    pub max_pages: Option<u32>,
-    /// Keep one [`Item`] per image for the report.
+    pub source: Source,
+    /// Keep one [`Item`] per image (for the report and the failed list).
     pub record_items: bool,
     /// The out dir, to see which files exist.
     pub out_dir: PathBuf,
@@ -89,6 +90,37 @@ pub struct Plan {
     pub resume: Resume,
     /// Download again what the resume record says is complete (`--force`).
     pub force: bool,
+    /// Requests in flight per host, across all workers.
+    pub per_host_concurrency: usize,
+    /// Fetch each origin's robots.txt first and obey it.
+    pub obey_robots: bool,
+    /// Told each origin's Crawl-delay.
+    pub gate: Arc<HostGate>,
+    /// Which images are wanted at all (`--ext`), like the host filter.
+    pub filters: Filters,
+    /// `--dry-run`: write the URLs here instead of downloading.
+    pub listing: Option<Box<dyn Write>>,
+    pub progress: Option<Progress>,
+}
+
+impl Plan {
+    /// The plan for `source` with everything else at its simplest: no robots, no limits
+    /// beyond `per_host_concurrency`, no listing, no bar.
+    pub fn new(source: Source, out_dir: PathBuf, resume: Resume) -> Self {
+        Self {
+            source,
+            record_items: true,
+            out_dir,
+            resume,
+            force: false,
+            per_host_concurrency: usize::MAX,
+            obey_robots: false,
+            gate: Arc::new(HostGate::open()),
+            filters: Filters::default(),
+            listing: None,
+            progress: None,
+        }
+    }
 }
 
 struct Slot {
@@ -105,10 +137,23 @@ struct InFlight {
     page: u32,
 }
 
-/// An image waiting for a free slot.
+/// An image waiting for a free slot (and for its origin's robots.txt).
 struct PendingImage {
     task: ImageTask,
     page: u32,
+}
+
+enum RobotsState {
+    Requested,
+    Known(Rules),
+}
+
+/// May this URL be fetched now?
+enum Verdict {
+    Go,
+    /// Its robots.txt is being fetched.
+    Wait,
+    Refused(String),
 }
 
 pub struct Coordinator {
@@ -127,6 +172,11 @@ pub struct Coordinator {
     /// it never grows much beyond one page's worth per page in flight.
     pending: VecDeque<PendingImage>,
     in_flight: HashMap<TaskId, InFlight>,
+    /// Tasks in flight per host, for `per_host_concurrency`.
+    host_busy: HashMap<String, usize>,
+    /// Per origin (scheme, host, port): its robots.txt, fetched before anything else.
+    robots: HashMap<String, RobotsState>,
+    robots_queue: VecDeque<Url>,
     next_id: TaskId,
     /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
     /// once, and a hash costs 16 bytes where the URL would cost a hundred.
@@ -140,25 +190,33 @@ pub struct Coordinator {
     resume_warned: bool,
     pages: PageCounts,
     images: ImageCounts,
+    listed: u64,
     items: Vec<Item>,
     joiners: Vec<oneshot::Sender<Summary>>,
 }
 
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let last_page = plan.max_pages.unwrap_or(1).max(1);
         let taken_names = plan.resume.names().map(str::to_lowercase).collect();
-        Self {
+        let (last_page, urls) = match &plan.source {
+            Source::Pages { max_pages, .. } => (max_pages.unwrap_or(1).max(1), Vec::new()),
+            Source::Urls(urls) => (0, urls.clone()),
+        };
+        let no_pages = matches!(plan.source, Source::Urls(_));
+        let mut coordinator = Self {
             plan,
             log,
             slots: Vec::new(),
-            first_page_done: false,
-            first_page_sent: false,
-            next_page: 2,
+            first_page_done: no_pages,
+            first_page_sent: no_pages,
+            next_page: if no_pages { 1 } else { 2 },
             last_page,
             pages_in_flight: 0,
             pending: VecDeque::new(),
             in_flight: HashMap::new(),
+            host_busy: HashMap::new(),
+            robots: HashMap::new(),
+            robots_queue: VecDeque::new(),
             next_id: 0,
             seen_urls: HashSet::new(),
             taken_names,
@@ -166,9 +224,12 @@ impl Coordinator {
             resume_warned: false,
             pages: PageCounts::default(),
             images: ImageCounts::default(),
+            listed: 0,
             items: Vec::new(),
             joiners: Vec::new(),
-        }
+        };
+        coordinator.enqueue_images(0, None, urls);
+        coordinator
     }
 
     fn capacity(&self) -> usize {
@@ -184,46 +245,143 @@ impl Coordinator {
     fn is_finished(&self) -> bool {
         self.in_flight.is_empty()
             && self.pending.is_empty()
+            && self.robots_queue.is_empty()
             && self.first_page_done
             && self.next_page > self.last_page
     }
 
-    /// The next task by priority: page 1 first and alone; then a page when the image
-    /// queue is running short; else an image.
+    fn page_url(&self, n: u32) -> Option<Url> {
+        match &self.plan.source {
+            Source::Pages { pages, .. } => Some(pages.url(n)),
+            Source::Urls(_) => None,
+        }
+    }
+
+    /// Whether `url` may be fetched now; asks for its origin's robots.txt the first time.
+    fn verdict(&mut self, url: &Url) -> Verdict {
+        if !self.plan.obey_robots {
+            return Verdict::Go;
+        }
+        let origin = robots::origin(url);
+        match self.robots.get(&origin) {
+            Some(RobotsState::Known(rules)) if rules.allows(url) => Verdict::Go,
+            Some(RobotsState::Known(rules)) => Verdict::Refused(rules.refusal()),
+            Some(RobotsState::Requested) => Verdict::Wait,
+            None => {
+                self.robots.insert(origin, RobotsState::Requested);
+                self.robots_queue.extend(robots::robots_url(url));
+                Verdict::Wait
+            }
+        }
+    }
+
+    fn host_has_room(&self, url: &Url) -> bool {
+        self.host_busy.get(host_of(url)).copied().unwrap_or(0) < self.plan.per_host_concurrency
+    }
+
+    /// The next task by priority: robots.txt first; page 1 alone; then a page when the
+    /// image queue is running short; else an image; else a page.
     fn next_task(&mut self) -> Option<(Task, u32)> {
         if self.interrupted {
             return None;
         }
-        if !self.first_page_sent {
-            self.first_page_sent = true;
-            return Some((self.page_task(1), 1));
+        if let Some(url) = self.robots_queue.pop_front() {
+            return Some((Task::Robots { url }, 0));
         }
-        let page_due = self.first_page_done
-            && self.next_page <= self.last_page
-            && self.pages_in_flight < self.max_pages_in_flight();
-        if page_due && self.pending.len() < self.capacity() {
-            return Some(self.next_page_task());
+        let page = self.ready_page();
+        if let Some(n) = page
+            && self.pending.len() < self.capacity()
+        {
+            return Some(self.take_page(n));
         }
-        if let Some(image) = self.pending.pop_front() {
+        if let Some(image) = self.take_ready_image() {
             return Some((Task::Image(image.task), image.page));
         }
-        if page_due {
-            return Some(self.next_page_task());
+        page.map(|n| self.take_page(n))
+    }
+
+    /// The page that may go now, if any. Pages robots.txt disallows are counted as
+    /// skipped on the way.
+    fn ready_page(&mut self) -> Option<u32> {
+        loop {
+            let n = if !self.first_page_sent {
+                1
+            } else if self.first_page_done
+                && self.next_page <= self.last_page
+                && self.pages_in_flight < self.max_pages_in_flight()
+            {
+                self.next_page
+            } else {
+                return None;
+            };
+            let url = self.page_url(n)?;
+            match self.verdict(&url) {
+                Verdict::Wait => return None,
+                Verdict::Go => return self.host_has_room(&url).then_some(n),
+                Verdict::Refused(reason) => {
+                    warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => reason);
+                    self.pages.skipped += 1;
+                    if n == 1 {
+                        self.first_page_sent = true;
+                        self.first_page_done = true;
+                    } else {
+                        self.next_page += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_page(&mut self, n: u32) -> (Task, u32) {
+        if n == 1 {
+            self.first_page_sent = true;
+        } else {
+            self.next_page += 1;
+        }
+        self.pages_in_flight += 1;
+        let url = self.page_url(n).expect("pages come from a page source");
+        (Task::Page { number: n, url }, n)
+    }
+
+    /// The first waiting image that may go now. Images robots.txt disallows are counted
+    /// as skipped on the way; with `--dry-run`, allowed ones are listed instead.
+    fn take_ready_image(&mut self) -> Option<PendingImage> {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let url = self.pending[i].task.url.clone();
+            match self.verdict(&url) {
+                Verdict::Wait => i += 1,
+                Verdict::Refused(reason) => {
+                    let image = self.pending.remove(i).expect("index in range");
+                    self.skip(image.task, image.page, reason);
+                }
+                Verdict::Go if self.plan.listing.is_some() => {
+                    let image = self.pending.remove(i).expect("index in range");
+                    self.list(&image.task.url);
+                }
+                Verdict::Go if self.host_has_room(&url) => return self.pending.remove(i),
+                Verdict::Go => i += 1,
+            }
         }
         None
     }
 
-    fn next_page_task(&mut self) -> (Task, u32) {
-        let n = self.next_page;
-        self.next_page += 1;
-        (self.page_task(n), n)
+    fn skip(&mut self, task: ImageTask, page: u32, reason: String) {
+        debug!(self.log, "image skipped"; "url" => %task.url, "reason" => &reason);
+        self.images.skipped += 1;
+        let mut item = item(task.url, page, task.name, Status::Skipped);
+        item.reason = Some(reason);
+        self.record(item);
     }
 
-    fn page_task(&mut self, number: u32) -> Task {
-        self.pages_in_flight += 1;
-        Task::Page {
-            number,
-            url: self.plan.pages.url(number),
+    fn list(&mut self, url: &Url) {
+        self.listed += 1;
+        if let Some(out) = self.plan.listing.as_mut()
+            && writeln!(out, "{url}").and_then(|()| out.flush()).is_err()
+        {
+            // stdout closed (`| head`): nothing more to list.
+            self.plan.listing = None;
+            self.interrupted = true;
         }
     }
 
@@ -231,6 +389,10 @@ impl Coordinator {
     /// async workers share the load.
     fn dispatch(&mut self) {
         self.drop_dead_workers();
+        if self.plan.listing.is_some() {
+            // A dry run hands out no images: list what is ready now.
+            self.take_ready_image();
+        }
         while let Some(slot) = self.least_loaded_slot() {
             let Some((task, page)) = self.next_task() else {
                 return;
@@ -238,10 +400,8 @@ impl Coordinator {
             let id = self.next_id;
             self.next_id += 1;
             self.slots[slot].busy += 1;
-            self.slots[slot].tasks.do_send(RunTask {
-                id,
-                task: task.clone(),
-            });
+            *self.host_busy.entry(host_of(task.url()).to_string()).or_default() += 1;
+            self.slots[slot].tasks.do_send(RunTask { id, task: task.clone() });
             self.in_flight.insert(id, InFlight { slot, task, page });
         }
     }
@@ -280,11 +440,7 @@ impl Coordinator {
             .map(|(id, _)| *id)
             .collect();
         for id in lost {
-            self.finish(TaskFinished {
-                id,
-                outcome: Err(error.clone()),
-                attempts: 1,
-            });
+            self.finish(TaskFinished { id, outcome: Err(error.clone()), attempts: 1 });
         }
     }
 
@@ -301,18 +457,12 @@ impl Coordinator {
             self.pages.failed += unsent;
             self.next_page = self.last_page + 1;
         }
+        self.robots_queue.clear();
         while let Some(image) = self.pending.pop_front() {
             self.images.failed += 1;
-            let (task, page) = (image.task, image.page);
-            self.record(
-                task.url,
-                page,
-                task.name,
-                Status::Failed,
-                0,
-                0,
-                Some(reason.to_string()),
-            );
+            let mut item = item(image.task.url, image.page, image.task.name, Status::Failed);
+            item.error = Some(reason.to_string());
+            self.record(item);
         }
     }
 
@@ -323,12 +473,16 @@ impl Coordinator {
         };
         let slot = &mut self.slots[done.slot];
         slot.busy = slot.busy.saturating_sub(1);
+        if let Some(busy) = self.host_busy.get_mut(host_of(done.task.url())) {
+            *busy = busy.saturating_sub(1);
+        }
         match (done.task, msg.outcome) {
+            (Task::Robots { url }, outcome) => self.robots_finished(&url, outcome),
             (Task::Page { number, url }, outcome) => {
                 self.pages_in_flight -= 1;
                 self.page_finished(number, &url, outcome, msg.attempts);
             }
-            (Task::Image(task), Ok(Done::Image { bytes, name })) => {
+            (Task::Image(task), Ok(Done::Image { bytes, name, sha256 })) => {
                 debug!(self.log, "image saved"; "url" => %task.url, "path" => &name, "bytes" => bytes);
                 self.images.ok += 1;
                 self.images.bytes += bytes;
@@ -338,8 +492,11 @@ impl Coordinator {
                     self.resume_warned = true;
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
-                self.record(task.url, done.page, name, Status::Ok, bytes, msg.attempts, None);
+                let mut item = item(task.url, done.page, name, Status::Ok);
+                (item.bytes, item.attempts, item.sha256) = (bytes, msg.attempts, sha256);
+                self.record(item);
             }
+            (Task::Image(task), Err(TaskError::Unwanted(reason))) => self.skip(task, done.page, reason),
             (Task::Image(task), outcome) => {
                 let error = match outcome {
                     Err(e) => e.to_string(),
@@ -347,17 +504,29 @@ impl Coordinator {
                 };
                 warn!(self.log, "image failed"; "url" => %task.url, "error" => &error, "attempts" => msg.attempts);
                 self.images.failed += 1;
-                self.record(
-                    task.url,
-                    done.page,
-                    task.name,
-                    Status::Failed,
-                    0,
-                    msg.attempts,
-                    Some(error),
-                );
+                let mut item = item(task.url, done.page, task.name, Status::Failed);
+                (item.attempts, item.error) = (msg.attempts, Some(error));
+                self.record(item);
             }
         }
+        self.show_progress();
+    }
+
+    fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
+        let rules = match outcome {
+            Ok(Done::Robots(rules)) => rules,
+            Err(e) => {
+                warn!(self.log, "robots.txt unreachable: nothing will be fetched from that site (--ignore-robots to override)";
+                    "url" => %url, "error" => %e);
+                Rules::DisallowAll(e.to_string())
+            }
+            Ok(other) => Rules::DisallowAll(format!("unexpected answer {other:?}")),
+        };
+        if let Some(delay) = rules.crawl_delay() {
+            info!(self.log, "robots.txt asks for a crawl delay"; "url" => %url, "secs" => delay.as_secs_f64());
+            self.plan.gate.set_crawl_delay(host_of(url), delay);
+        }
+        self.robots.insert(robots::origin(url), RobotsState::Known(rules));
     }
 
     fn page_finished(&mut self, number: u32, url: &Url, outcome: Result<Done, TaskError>, attempts: u32) {
@@ -367,7 +536,7 @@ impl Coordinator {
                 if number == 1 {
                     self.clamp_pages(scan.page_count);
                 }
-                self.enqueue_images(number, scan);
+                self.enqueue_images(number, Some(url), scan.images);
             }
             other => {
                 let error = match other {
@@ -387,31 +556,35 @@ impl Coordinator {
         let Some(stated) = stated.map(|n| n.max(1)) else {
             return;
         };
-        let wanted = self.plan.max_pages.unwrap_or(u32::MAX);
+        let wanted = match &self.plan.source {
+            Source::Pages { max_pages, .. } => max_pages.unwrap_or(u32::MAX),
+            Source::Urls(_) => return,
+        };
         self.last_page = stated.min(wanted);
         info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.last_page);
     }
 
-    fn enqueue_images(&mut self, page: u32, scan: PageScan) {
-        let found = scan.images.len();
+    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<Url>) {
+        let found = images.len();
         let mut new = 0;
-        for url in scan.images {
-            if !self.seen_urls.insert(xxh3_128(url.as_str().as_bytes())) {
+        for url in images {
+            if !self.plan.filters.wants(&url) || !self.seen_urls.insert(xxh3_128(url.as_str().as_bytes())) {
                 continue;
             }
             new += 1;
             self.images.total += 1;
-            if let Some(task) = self.plan_image(url, page) {
+            if let Some(task) = self.plan_image(url, page, referer) {
                 self.pending.push_back(PendingImage { task, page });
             }
         }
-        debug!(self.log, "page scanned"; "page" => page, "images" => found, "new" => new);
+        debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
     }
 
     /// Decides what to do with a newly found image: skip it (an earlier run completed it
     /// and the file is still whole), or download it under the name an earlier run gave
     /// it, or under a new name no other URL has.
-    fn plan_image(&mut self, url: Url, page: u32) -> Option<ImageTask> {
+    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>) -> Option<ImageTask> {
+        let referer = referer.cloned();
         if let Some(done) = self.plan.resume.get(&url).cloned() {
             let on_disk = std::fs::metadata(storage::destination(&self.plan.out_dir, &done.path))
                 .ok()
@@ -419,21 +592,19 @@ impl Coordinator {
                 .map(|m| m.len());
             if !self.plan.force && on_disk == Some(done.bytes) {
                 self.images.skipped += 1;
-                self.record(url, page, done.path, Status::Skipped, done.bytes, 0, None);
+                let mut item = item(url, page, done.path, Status::Skipped);
+                (item.bytes, item.reason) = (done.bytes, Some("complete from an earlier run".into()));
+                self.record(item);
                 return None;
             }
-            return Some(ImageTask {
-                url,
-                name: done.path,
-                if_taken: None,
-            });
+            return Some(ImageTask { url, name: done.path, if_taken: None, referer });
         }
         let name = self.claim_name(&url, false);
         let if_taken = storage::destination(&self.plan.out_dir, &name)
             .symlink_metadata()
             .is_ok()
             .then(|| self.claim_name(&url, true));
-        Some(ImageTask { url, name, if_taken })
+        Some(ImageTask { url, name, if_taken, referer })
     }
 
     /// The URL's own file name, or that name with a URL-derived suffix when another URL
@@ -445,10 +616,8 @@ impl Coordinator {
             .chain(std::iter::once(suffixed.clone()))
             .chain((2u32..).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), url)));
         for name in candidates {
-            let on_disk = free_on_disk
-                && storage::destination(&self.plan.out_dir, &name)
-                    .symlink_metadata()
-                    .is_ok();
+            let on_disk =
+                free_on_disk && storage::destination(&self.plan.out_dir, &name).symlink_metadata().is_ok();
             if !on_disk && self.taken_names.insert(name.to_lowercase()) {
                 return name;
             }
@@ -456,37 +625,33 @@ impl Coordinator {
         unreachable!("the candidate names never run out")
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        url: Url,
-        page: u32,
-        path: String,
-        status: Status,
-        bytes: u64,
-        attempts: u32,
-        error: Option<String>,
-    ) {
+    fn record(&mut self, item: Item) {
         if self.plan.record_items {
-            let url = url.into();
-            self.items.push(Item {
-                url,
-                page,
-                path,
-                status,
-                bytes,
-                attempts,
-                error,
+            self.items.push(item);
+        }
+    }
+
+    fn page_counts(&self) -> PageCounts {
+        let mut pages = self.pages;
+        pages.total = pages.ok + pages.failed + pages.skipped;
+        pages
+    }
+
+    fn show_progress(&self) {
+        if let Some(progress) = &self.plan.progress {
+            progress.update(&Snapshot {
+                pages: self.page_counts(),
+                pages_planned: u64::from(self.last_page),
+                images: self.images,
             });
         }
     }
 
     fn summary(&mut self) -> Summary {
-        let mut pages = self.pages;
-        pages.total = pages.ok + pages.failed;
         Summary {
-            pages,
+            pages: self.page_counts(),
             images: self.images,
+            listed: self.listed,
             items: std::mem::take(&mut self.items),
         }
     }
@@ -497,6 +662,9 @@ impl Coordinator {
             self.abandon_remaining("interrupted");
         }
         if self.is_finished() && !self.joiners.is_empty() {
+            if let Some(progress) = &self.plan.progress {
+                progress.finish();
+            }
             let summary = self.summary();
             for joiner in self.joiners.drain(..) {
                 let _ = joiner.send(summary.clone());
@@ -511,6 +679,21 @@ impl Coordinator {
     }
 }
 
+/// An item with nothing known yet beyond what it is.
+fn item(url: Url, page: u32, path: String, status: Status) -> Item {
+    Item {
+        url: url.into(),
+        page,
+        path,
+        status,
+        bytes: 0,
+        attempts: 0,
+        error: None,
+        reason: None,
+        sha256: None,
+    }
+}
+
 impl Actor for Coordinator {
     type Context = Context<Self>;
 }
@@ -520,11 +703,7 @@ impl Handler<RegisterWorker> for Coordinator {
 
     fn handle(&mut self, msg: RegisterWorker, _: &mut Context<Self>) {
         if msg.capacity > 0 {
-            self.slots.push(Slot {
-                tasks: msg.tasks,
-                capacity: msg.capacity,
-                busy: 0,
-            });
+            self.slots.push(Slot { tasks: msg.tasks, capacity: msg.capacity, busy: 0 });
         }
         self.step();
     }
@@ -572,15 +751,15 @@ impl Handler<GetCounts> for Coordinator {
     type Result = MessageResult<GetCounts>;
 
     fn handle(&mut self, _: GetCounts, _: &mut Context<Self>) -> Self::Result {
-        let mut pages = self.pages;
-        pages.total = pages.ok + pages.failed;
-        MessageResult((pages, self.images))
+        MessageResult((self.page_counts(), self.images))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PageUrls;
+    use crate::html::PageScan;
     use crate::report::Status;
     use std::path::Path;
 
@@ -637,14 +816,8 @@ mod tests {
     /// A Coordinator writing into `out` (its resume record there too).
     fn start_in(out: &Path, max_pages: Option<u32>, force: bool) -> Addr<Coordinator> {
         let (resume, _) = Resume::load(&out.join("done.jsonl"));
-        let plan = Plan {
-            pages: PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap(),
-            max_pages,
-            record_items: true,
-            out_dir: out.to_path_buf(),
-            resume,
-            force,
-        };
+        let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+        let plan = Plan { force, ..Plan::new(Source::Pages { pages, max_pages }, out.to_path_buf(), resume) };
         Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start()
     }
 
@@ -658,10 +831,7 @@ mod tests {
     async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Probe>, Vec<RunTask>) {
         let probe = Probe::default().start();
         let tasks = probe.clone().recipient();
-        coordinator
-            .send(RegisterWorker { tasks, capacity })
-            .await
-            .unwrap();
+        coordinator.send(RegisterWorker { tasks, capacity }).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         (probe, handed)
     }
@@ -669,32 +839,20 @@ mod tests {
     fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
         let images = images.iter().map(|s| url(s)).collect();
         let outcome = Ok(Done::Page(PageScan { images, page_count }));
-        TaskFinished {
-            id,
-            outcome,
-            attempts: 1,
-        }
+        TaskFinished { id, outcome, attempts: 1 }
     }
 
     /// What a worker reports for an image it saved, having saved it as a worker does.
     fn image_done(out: &Path, task: &RunTask, bytes: u64) -> TaskFinished {
         let name = image_name(task).to_string();
         std::fs::write(out.join(&name), vec![0u8; bytes as usize]).unwrap();
-        let outcome = Ok(Done::Image { bytes, name });
-        TaskFinished {
-            id: task.id,
-            outcome,
-            attempts: 1,
-        }
+        let outcome = Ok(Done::Image { bytes, name, sha256: None });
+        TaskFinished { id: task.id, outcome, attempts: 1 }
     }
 
     fn failed(id: TaskId, status: u16) -> TaskFinished {
         let outcome = Err(TaskError::status(status));
-        TaskFinished {
-            id,
-            outcome,
-            attempts: 4,
-        }
+        TaskFinished { id, outcome, attempts: 4 }
     }
 
     fn image_name(task: &RunTask) -> &str {
@@ -729,7 +887,7 @@ mod tests {
             }
             for task in &handed {
                 let finished = match task.task {
-                    Task::Page { .. } => page_done(task.id, &[], None),
+                    Task::Page { .. } | Task::Robots { .. } => page_done(task.id, &[], None),
                     Task::Image(_) => image_done(out, task, 3),
                 };
                 coordinator.send(finished).await.unwrap();
@@ -747,63 +905,30 @@ mod tests {
         assert_eq!(handed.len(), 1);
 
         let mut join = Box::pin(coordinator.send(Join));
-        let page1 = [
-            "http://h.test/a.jpg",
-            "http://h.test/b.jpg",
-            "http://h.test/a.jpg",
-        ];
-        coordinator
-            .send(page_done(handed[0].id, &page1, Some(2)))
-            .await
-            .unwrap();
+        let page1 = ["http://h.test/a.jpg", "http://h.test/b.jpg", "http://h.test/a.jpg"];
+        coordinator.send(page_done(handed[0].id, &page1, Some(2))).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(pages_of(&handed), [2], "clamped to the 2 pages the site states");
         assert_eq!(handed.len(), 3, "page 2 and the two distinct images");
 
-        let page2 = handed
-            .iter()
-            .find(|t| matches!(t.task, Task::Page { .. }))
-            .unwrap()
-            .id;
+        let page2 = handed.iter().find(|t| matches!(t.task, Task::Page { .. })).unwrap().id;
         let (a, b) = (image_of(&handed, "a.jpg"), image_of(&handed, "b.jpg").id);
         coordinator.send(image_done(dir.path(), a, 100)).await.unwrap();
         coordinator.send(failed(b, 404)).await.unwrap();
         let page2_images = ["http://h.test/a.jpg", "http://h.test/c.jpg"];
-        coordinator
-            .send(page_done(page2, &page2_images, None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(page2, &page2_images, None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 1, "a.jpg again is not downloaded again");
         let c = image_of(&handed, "c.jpg");
 
-        assert!(
-            futures_util::poll!(&mut join).is_pending(),
-            "c.jpg is still in flight"
-        );
+        assert!(futures_util::poll!(&mut join).is_pending(), "c.jpg is still in flight");
         let (pages, images) = coordinator.send(GetCounts).await.unwrap();
         assert_eq!((pages.ok, images.ok, images.failed, images.total), (2, 1, 1, 3));
 
         coordinator.send(image_done(dir.path(), c, 50)).await.unwrap();
         let summary = join.await.unwrap().expect("a summary");
-        assert_eq!(
-            summary.pages,
-            PageCounts {
-                total: 2,
-                ok: 2,
-                failed: 0
-            }
-        );
-        assert_eq!(
-            summary.images,
-            ImageCounts {
-                total: 3,
-                ok: 2,
-                failed: 1,
-                skipped: 0,
-                bytes: 150
-            }
-        );
+        assert_eq!(summary.pages, PageCounts { total: 2, ok: 2, failed: 0, skipped: 0 });
+        assert_eq!(summary.images, ImageCounts { total: 3, ok: 2, failed: 1, skipped: 0, bytes: 150 });
         let failed_item = summary.items.iter().find(|i| i.status == Status::Failed).unwrap();
         assert_eq!(failed_item.url, "http://h.test/b.jpg");
         assert_eq!(failed_item.error.as_deref(), Some("HTTP status 404"));
@@ -816,44 +941,17 @@ mod tests {
     async fn nothing_is_counted_twice() {
         let (coordinator, dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
-        coordinator
-            .send(page_done(handed[0].id, &["http://h.test/a.jpg"], None))
-            .await
-            .unwrap();
-        coordinator
-            .send(page_done(handed[0].id, &["http://h.test/z.jpg"], None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &["http://h.test/a.jpg"], None)).await.unwrap();
+        coordinator.send(page_done(handed[0].id, &["http://h.test/z.jpg"], None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 1);
-        let stranger = RunTask {
-            id: 999,
-            task: handed[0].task.clone(),
-        };
-        coordinator
-            .send(image_done(dir.path(), &stranger, 1))
-            .await
-            .unwrap();
-        coordinator
-            .send(image_done(dir.path(), &handed[0], 7))
-            .await
-            .unwrap();
-        coordinator
-            .send(image_done(dir.path(), &handed[0], 7))
-            .await
-            .unwrap();
+        let stranger = RunTask { id: 999, task: handed[0].task.clone() };
+        coordinator.send(image_done(dir.path(), &stranger, 1)).await.unwrap();
+        coordinator.send(image_done(dir.path(), &handed[0], 7)).await.unwrap();
+        coordinator.send(image_done(dir.path(), &handed[0], 7)).await.unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
         assert_eq!(summary.pages.ok, 1);
-        assert_eq!(
-            summary.images,
-            ImageCounts {
-                total: 1,
-                ok: 1,
-                failed: 0,
-                skipped: 0,
-                bytes: 7
-            }
-        );
+        assert_eq!(summary.images, ImageCounts { total: 1, ok: 1, failed: 0, skipped: 0, bytes: 7 });
     }
 
     #[actix::test]
@@ -862,22 +960,15 @@ mod tests {
         let (probe, handed) = register(&coordinator, 2).await;
         let images: Vec<String> = (0..10).map(|i| format!("http://h.test/{i}.jpg")).collect();
         let images: Vec<&str> = images.iter().map(String::as_str).collect();
-        coordinator
-            .send(page_done(handed[0].id, &images, Some(3)))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &images, Some(3))).await.unwrap();
         let mut outstanding = probe.send(Take).await.unwrap();
         let mut handed_total = 0;
         while !outstanding.is_empty() {
-            assert!(
-                outstanding.len() <= 2,
-                "{} tasks out with capacity 2",
-                outstanding.len()
-            );
+            assert!(outstanding.len() <= 2, "{} tasks out with capacity 2", outstanding.len());
             handed_total += outstanding.len();
             for task in outstanding.drain(..) {
                 let finished = match task.task {
-                    Task::Page { .. } => page_done(task.id, &[], None),
+                    Task::Page { .. } | Task::Robots { .. } => page_done(task.id, &[], None),
                     Task::Image(_) => image_done(dir.path(), &task, 1),
                 };
                 coordinator.send(finished).await.unwrap();
@@ -893,24 +984,13 @@ mod tests {
     async fn clashing_names_get_a_url_suffix() {
         let (coordinator, _dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
-        let page = [
-            "http://h.test/a/cat.jpg",
-            "http://h.test/b/cat.jpg",
-            "http://h.test/c/CAT.jpg",
-        ];
-        coordinator
-            .send(page_done(handed[0].id, &page, None))
-            .await
-            .unwrap();
+        let page = ["http://h.test/a/cat.jpg", "http://h.test/b/cat.jpg", "http://h.test/c/CAT.jpg"];
+        coordinator.send(page_done(handed[0].id, &page, None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         let names: Vec<&str> = handed.iter().map(image_name).collect();
         assert_eq!(names[0], "cat.jpg");
         assert_eq!(names[1], storage::with_suffix("cat.jpg", &url(page[1])));
-        assert_eq!(
-            names[2],
-            storage::with_suffix("CAT.jpg", &url(page[2])),
-            "case-insensitive clash"
-        );
+        assert_eq!(names[2], storage::with_suffix("CAT.jpg", &url(page[2])), "case-insensitive clash");
     }
 
     #[actix::test]
@@ -920,113 +1000,63 @@ mod tests {
         coordinator.send(failed(handed[0].id, 500)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(pages_of(&handed), [2]);
-        coordinator
-            .send(page_done(handed[0].id, &[], None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &[], None)).await.unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
-        assert_eq!(
-            summary.pages,
-            PageCounts {
-                total: 2,
-                ok: 1,
-                failed: 1
-            }
-        );
+        assert_eq!(summary.pages, PageCounts { total: 2, ok: 1, failed: 1, skipped: 0 });
     }
 
     #[actix::test]
     async fn a_dead_worker_fails_its_tasks_instead_of_hanging() {
         let (coordinator, _dir) = start(Some(3));
         let (probe, handed) = register(&coordinator, 4).await;
-        let images = [
-            "http://h.test/a.jpg",
-            "http://h.test/b.jpg",
-            "http://h.test/c.jpg",
-            "http://h.test/d.jpg",
-        ];
-        coordinator
-            .send(page_done(handed[0].id, &images, Some(3)))
-            .await
-            .unwrap();
+        let images =
+            ["http://h.test/a.jpg", "http://h.test/b.jpg", "http://h.test/c.jpg", "http://h.test/d.jpg"];
+        coordinator.send(page_done(handed[0].id, &images, Some(3))).await.unwrap();
         probe.send(Stop).await.unwrap();
         drop(probe);
         // Any message makes the Coordinator look at its workers again. The timeout turns
         // a regression (a hang) into a failure.
         let join = tokio::time::timeout(Duration::from_secs(10), coordinator.send(Join));
         let summary = join.await.expect("join hung").unwrap().unwrap();
-        assert_eq!(
-            summary.pages,
-            PageCounts {
-                total: 3,
-                ok: 1,
-                failed: 2
-            }
-        );
+        assert_eq!(summary.pages, PageCounts { total: 3, ok: 1, failed: 2, skipped: 0 });
         assert_eq!((summary.images.total, summary.images.failed), (4, 4));
     }
 
     #[actix::test]
     async fn a_rerun_skips_what_is_complete_and_keeps_names_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let page = [
-            "http://h.test/a/cat.jpg",
-            "http://h.test/b/cat.jpg",
-            "http://h.test/dog.jpg",
-        ];
+        let page = ["http://h.test/a/cat.jpg", "http://h.test/b/cat.jpg", "http://h.test/dog.jpg"];
         // First run: everything downloaded; b's cat gets the suffix.
         let coordinator = start_in(dir.path(), Some(1), false);
         let (probe, handed) = register(&coordinator, 8).await;
-        coordinator
-            .send(page_done(handed[0].id, &page, None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &page, None)).await.unwrap();
         let first = drain(dir.path(), &coordinator, &probe).await;
         assert_eq!(first.images.ok, 3);
-        let names_before: HashMap<String, String> = first
-            .items
-            .iter()
-            .map(|i| (i.url.clone(), i.path.clone()))
-            .collect();
+        let names_before: HashMap<String, String> =
+            first.items.iter().map(|i| (i.url.clone(), i.path.clone())).collect();
 
         // The dog's file is damaged; the cats are whole. Page order changes: b first.
         std::fs::write(dir.path().join("dog.jpg"), b"x").unwrap();
         let coordinator = start_in(dir.path(), Some(1), false);
         let (probe, handed) = register(&coordinator, 8).await;
         let reordered = [page[1], page[0], page[2]];
-        coordinator
-            .send(page_done(handed[0].id, &reordered, None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &reordered, None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 1, "only the damaged image is fetched again");
         assert_eq!(image_name(&handed[0]), "dog.jpg");
-        coordinator
-            .send(image_done(dir.path(), &handed[0], 3))
-            .await
-            .unwrap();
+        coordinator.send(image_done(dir.path(), &handed[0], 3)).await.unwrap();
         let summary = drain(dir.path(), &coordinator, &probe).await;
-        assert_eq!(
-            (summary.images.ok, summary.images.skipped, summary.images.total),
-            (1, 2, 3)
-        );
+        assert_eq!((summary.images.ok, summary.images.skipped, summary.images.total), (1, 2, 3));
         for item in &summary.items {
             assert_eq!(names_before[&item.url], item.path, "same URL, same file");
         }
-        let skipped = summary
-            .items
-            .iter()
-            .find(|i| i.status == Status::Skipped)
-            .unwrap();
+        let skipped = summary.items.iter().find(|i| i.status == Status::Skipped).unwrap();
         assert_eq!((skipped.bytes, skipped.attempts), (3, 0));
 
         // --force: all again, same names.
         let coordinator = start_in(dir.path(), Some(1), true);
         let (probe, handed) = register(&coordinator, 8).await;
-        coordinator
-            .send(page_done(handed[0].id, &page, None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &page, None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 3);
         for task in &handed {
@@ -1042,70 +1072,39 @@ mod tests {
         std::fs::write(dir.path().join("cat.jpg"), b"mine").unwrap();
         let coordinator = start_in(dir.path(), Some(1), false);
         let (probe, handed) = register(&coordinator, 8).await;
-        coordinator
-            .send(page_done(handed[0].id, &["http://h.test/cat.jpg"], None))
-            .await
-            .unwrap();
+        coordinator.send(page_done(handed[0].id, &["http://h.test/cat.jpg"], None)).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
-        let Task::Image(image) = &handed[0].task else {
-            panic!()
-        };
+        let Task::Image(image) = &handed[0].task else { panic!() };
         assert_eq!(image.name, "cat.jpg");
-        assert_eq!(
-            image.if_taken.as_deref(),
-            Some(storage::with_suffix("cat.jpg", &image.url).as_str())
-        );
+        assert_eq!(image.if_taken.as_deref(), Some(storage::with_suffix("cat.jpg", &image.url).as_str()));
     }
 
     #[actix::test]
     async fn interrupt_stops_handing_out_and_counts_the_rest_as_failed() {
         let (coordinator, dir) = start(Some(5));
         let (probe, handed) = register(&coordinator, 2).await;
-        let images = [
-            "http://h.test/a.jpg",
-            "http://h.test/b.jpg",
-            "http://h.test/c.jpg",
-            "http://h.test/d.jpg",
-        ];
-        coordinator
-            .send(page_done(handed[0].id, &images, Some(5)))
-            .await
-            .unwrap();
+        let images =
+            ["http://h.test/a.jpg", "http://h.test/b.jpg", "http://h.test/c.jpg", "http://h.test/d.jpg"];
+        coordinator.send(page_done(handed[0].id, &images, Some(5))).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
         assert_eq!(handed.len(), 2);
         let mut join = Box::pin(coordinator.send(Join));
         coordinator.send(Interrupt).await.unwrap();
-        assert!(
-            futures_util::poll!(&mut join).is_pending(),
-            "two tasks still in flight"
-        );
+        assert!(futures_util::poll!(&mut join).is_pending(), "two tasks still in flight");
         // One finishes, one is cancelled by its worker; nothing new goes out.
         let finished = |t: &RunTask| match &t.task {
             Task::Image(_) => image_done(dir.path(), t, 5),
-            Task::Page { .. } => page_done(t.id, &[], None),
+            Task::Page { .. } | Task::Robots { .. } => page_done(t.id, &[], None),
         };
         coordinator.send(finished(&handed[0])).await.unwrap();
-        let cancelled = TaskFinished {
-            id: handed[1].id,
-            outcome: Err(TaskError::Interrupted),
-            attempts: 1,
-        };
+        let cancelled = TaskFinished { id: handed[1].id, outcome: Err(TaskError::Interrupted), attempts: 1 };
         coordinator.send(cancelled).await.unwrap();
         assert!(probe.send(Take).await.unwrap().is_empty());
-        let summary = tokio::time::timeout(Duration::from_secs(10), join)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let summary = tokio::time::timeout(Duration::from_secs(10), join).await.unwrap().unwrap().unwrap();
         assert_eq!(summary.pages.total, 5, "unsent pages are counted");
         assert_eq!(summary.pages.failed + summary.pages.ok, 5);
         assert_eq!(summary.images.ok + summary.images.failed, summary.images.total);
-        assert!(
-            summary
-                .items
-                .iter()
-                .any(|i| i.error.as_deref() == Some("interrupted"))
-        );
+        assert!(summary.items.iter().any(|i| i.error.as_deref() == Some("interrupted")));
     }
 
     #[actix::test]
@@ -1117,13 +1116,6 @@ mod tests {
         // The probe never answers page 1: the grace period ends the wait.
         let join = tokio::time::timeout(INTERRUPT_GRACE * 5, coordinator.send(Join));
         let summary = join.await.expect("join hung").unwrap().unwrap();
-        assert_eq!(
-            summary.pages,
-            PageCounts {
-                total: 1,
-                ok: 0,
-                failed: 1
-            }
-        );
+        assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0 });
     }
 }

@@ -3,9 +3,10 @@
 //! internet.
 //!
 //! Every page exercises the extraction rules: root-relative, page-relative and absolute
-//! image URLs, a duplicate on the page, an image shared by all pages, a foreign-host image
-//! the host filter must drop, a `data:` URI, and on page 1 a second image with the same
-//! file name as another (served from another folder).
+//! image URLs, a lazy-loaded one (`data-src`), a responsive one (`srcset`), a duplicate on
+//! the page, an image shared by all pages, a foreign-host image the host filter must drop,
+//! a `data:` URI, and on page 1 a second image with the same file name as another (served
+//! from another folder).
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +15,9 @@ use std::thread::JoinHandle;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use url::Url;
+
+/// A 1x1 transparent GIF, as lazy-loading pages put in `src`.
+const PLACEHOLDER: &str = "data:image/gif;base64,R0lGODlhAQABAAAAACw=";
 
 /// Shape of the demo gallery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +30,7 @@ pub struct Gallery {
 
 impl Default for Gallery {
     fn default() -> Self {
-        Self {
-            pages: 5,
-            per_page: 8,
-        }
+        Self { pages: 5, per_page: 8 }
     }
 }
 
@@ -61,30 +62,30 @@ impl Gallery {
         let mut imgs = Vec::new();
         for k in 1..=self.per_page {
             let file = format!("{item}-{n}-{k}.png");
-            imgs.push(match k % 3 {
-                1 => format!(r#"<img src="/img/{file}" alt="{item} {n}.{k}">"#),
-                2 => format!(r#"<img src="../img/{file}" alt="{item} {n}.{k}">"#),
-                _ => format!(r#"<img src="{origin}/img/{file}" alt="{item} {n}.{k}">"#),
+            let alt = format!("{item} {n}.{k}");
+            imgs.push(match k {
+                // Lazy loading: a placeholder in src, the picture in data-src.
+                4 => format!(r#"<img src="{PLACEHOLDER}" data-src="/img/{file}" alt="{alt}">"#),
+                // Responsive: the largest srcset candidate is the picture (the small one
+                // does not exist).
+                5 => format!(
+                    r#"<img src="/img/{item}-{n}-5-small.png" srcset="/img/{item}-{n}-5-small.png 320w, /img/{file} 1280w" alt="{alt}">"#
+                ),
+                _ => match k % 3 {
+                    1 => format!(r#"<img src="/img/{file}" alt="{alt}">"#),
+                    2 => format!(r#"<img src="../img/{file}" alt="{alt}">"#),
+                    _ => format!(r#"<img src="{origin}/img/{file}" alt="{alt}">"#),
+                },
             });
         }
-        imgs.push(format!(
-            r#"<img src="/img/{item}-{n}-1.png" alt="the first one again">"#
-        ));
+        imgs.push(format!(r#"<img src="/img/{item}-{n}-1.png" alt="the first one again">"#));
         imgs.push(format!(r#"<img src="/img/{item}-cover.png" alt="cover">"#));
         if n == 1 {
-            imgs.push(format!(
-                r#"<img src="/img/alt/{item}-1-1.png" alt="same name, other picture">"#
-            ));
+            imgs.push(format!(r#"<img src="/img/alt/{item}-1-1.png" alt="same name, other picture">"#));
         }
-        let gallery: String = imgs
-            .iter()
-            .map(|i| format!("  <div class=\"thumb\">{i}</div>\n"))
-            .collect();
-        let prev = if n > 1 {
-            format!(r#"<a href="/p{}/{item}.html">prev</a>"#, n - 1)
-        } else {
-            String::new()
-        };
+        let gallery: String = imgs.iter().map(|i| format!("  <div class=\"thumb\">{i}</div>\n")).collect();
+        let prev =
+            if n > 1 { format!(r#"<a href="/p{}/{item}.html">prev</a>"#, n - 1) } else { String::new() };
         let next = if n < self.pages {
             format!(r#"<a href="/p{}/{item}.html">next</a>"#, n + 1)
         } else {
@@ -203,42 +204,35 @@ impl DemoServer {
     /// actix System), and returns once it accepts connections.
     pub fn start(gallery: Gallery) -> io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("demo-gallery".into())
-            .spawn(move || {
-                actix_rt::System::new().block_on(async move {
-                    let server = HttpServer::new(move || {
-                        App::new()
-                            .app_data(web::Data::new(gallery))
-                            .route("/", web::get().to(index))
-                            .route("/p{n}/{file}", web::get().to(page))
-                            .route("/img/{path:.*}", web::get().to(image))
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .bind(("127.0.0.1", 0));
-                    let server = match server {
-                        Ok(server) => server,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let addr = server.addrs()[0];
-                    let running = server.run();
-                    let _ = tx.send(Ok((addr, running.handle())));
-                    let _ = running.await;
-                });
-            })?;
-        let (addr, handle) = rx
-            .recv()
-            .map_err(|_| io::Error::other("demo server thread ended before it started"))??;
-        Ok(Self {
-            addr,
-            handle,
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("demo-gallery".into()).spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(gallery))
+                        .route("/", web::get().to(index))
+                        .route("/p{n}/{file}", web::get().to(page))
+                        .route("/img/{path:.*}", web::get().to(image))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind(("127.0.0.1", 0));
+                let server = match server {
+                    Ok(server) => server,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = server.addrs()[0];
+                let running = server.run();
+                let _ = tx.send(Ok((addr, running.handle())));
+                let _ = running.await;
+            });
+        })?;
+        let (addr, handle) =
+            rx.recv().map_err(|_| io::Error::other("demo server thread ended before it started"))??;
+        Ok(Self { addr, handle, thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -262,14 +256,11 @@ impl Drop for DemoServer {
 }
 
 async fn index(gallery: web::Data<Gallery>) -> HttpResponse {
-    let links: String = (1..=gallery.pages)
-        .map(|n| format!(r#"<li><a href="/p{n}/cats.html">page {n}</a></li>"#))
-        .collect();
+    let links: String =
+        (1..=gallery.pages).map(|n| format!(r#"<li><a href="/p{n}/cats.html">page {n}</a></li>"#)).collect();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!DOCTYPE html><title>demo gallery</title><ul>{links}</ul>"
-        ))
+        .body(format!("<!DOCTYPE html><title>demo gallery</title><ul>{links}</ul>"))
 }
 
 async fn page(
@@ -285,9 +276,7 @@ async fn page(
         .zip(file.strip_suffix(".html"))
         .and_then(|(n, item)| gallery.page_html(n, item, &origin));
     match html {
-        Some(html) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html),
+        Some(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
         None => HttpResponse::NotFound().body("no such page"),
     }
 }
@@ -319,28 +308,15 @@ mod tests {
     fn image_paths_map_to_pictures() {
         let g = Gallery::default();
         assert_eq!(g.picture("cats-2-3.png"), Some(Picture::Own { page: 2, k: 3 }));
-        assert_eq!(
-            g.picture("black-cats-2-3.png"),
-            Some(Picture::Own { page: 2, k: 3 })
-        );
+        assert_eq!(g.picture("black-cats-2-3.png"), Some(Picture::Own { page: 2, k: 3 }));
         assert_eq!(g.picture("cats-cover.png"), Some(Picture::Cover));
         assert_eq!(g.picture("alt/cats-1-1.png"), Some(Picture::Alt));
-        for bad in [
-            "cats-6-1.png",
-            "cats-1-9.png",
-            "cats-0-1.png",
-            "alt/cats-2-1.png",
-            "-1-1.png",
-            "x.jpg",
-            "",
-        ] {
+        for bad in
+            ["cats-6-1.png", "cats-1-9.png", "cats-0-1.png", "alt/cats-2-1.png", "-1-1.png", "x.jpg", ""]
+        {
             assert_eq!(g.picture(bad), None, "{bad}");
         }
         assert!(g.page_html(6, "cats", "http://x").is_none());
-        assert!(
-            g.page_html(5, "cats", "http://x")
-                .unwrap()
-                .contains("Page 5 of 5")
-        );
+        assert!(g.page_html(5, "cats", "http://x").unwrap().contains("Page 5 of 5"));
     }
 }

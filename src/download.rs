@@ -6,6 +6,7 @@
 
 use std::io::{BufWriter, Write};
 
+use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::outdir::same_contents;
@@ -25,6 +26,8 @@ pub struct ImageSink<'a> {
     format: Option<Format>,
     /// The last bytes, for [`check_complete`] when there is no length to check.
     tail: Vec<u8>,
+    /// Only when a manifest wants the SHA-256: it costs a few ns per byte.
+    hasher: Option<Sha256>,
 }
 
 impl<'a> ImageSink<'a> {
@@ -36,10 +39,11 @@ impl<'a> ImageSink<'a> {
         content_length: Option<u64>,
     ) -> Result<Self, TaskError> {
         check_announced_size(content_length, opts.max_image_bytes)?;
-        let temp = tempfile::Builder::new()
-            .prefix("part-")
-            .tempfile_in(opts.tmp_dir())
-            .map_err(TaskError::write)?;
+        if let Some(len) = content_length {
+            check_wanted(opts, len, len)?;
+        }
+        let temp =
+            tempfile::Builder::new().prefix("part-").tempfile_in(opts.tmp_dir()).map_err(TaskError::write)?;
         Ok(Self {
             opts,
             task,
@@ -49,6 +53,7 @@ impl<'a> ImageSink<'a> {
             head: Vec::with_capacity(SNIFF_BYTES),
             format: None,
             tail: Vec::new(),
+            hasher: opts.hash.then(Sha256::new),
         })
     }
 
@@ -59,6 +64,10 @@ impl<'a> ImageSink<'a> {
         self.written += chunk.len() as u64;
         if self.written > self.opts.max_image_bytes {
             return Err(TaskError::TooLarge(self.opts.max_image_bytes));
+        }
+        check_wanted(self.opts, 0, self.written)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(chunk);
         }
         if self.format.is_none() {
             let take = (SNIFF_BYTES - self.head.len()).min(chunk.len());
@@ -103,34 +112,45 @@ impl<'a> ImageSink<'a> {
                 check_complete(format, self.written, &self.head, &self.tail).map_err(TaskError::Transfer)?
             }
         }
-        let temp = self
-            .file
-            .into_inner()
-            .map_err(|e| TaskError::write(e.into_error()))?;
+        check_wanted(self.opts, self.written, self.written)?;
+        let sha256 = self.hasher.take().map(|h| hex(&h.finalize()));
+        let temp = self.file.into_inner().map_err(|e| TaskError::write(e.into_error()))?;
         let bytes = self.written;
         let dest = self.opts.final_path(&self.task.name);
         if let Some(alternative) = &self.task.if_taken
             && dest.exists()
         {
             if same_contents(temp.path(), &dest).unwrap_or(false) {
-                return Ok(Done::Image {
-                    bytes,
-                    name: self.task.name.clone(),
-                });
+                return Ok(Done::Image { bytes, name: self.task.name.clone(), sha256 });
             }
             temp.persist_noclobber(self.opts.final_path(alternative))
                 .map_err(|e| TaskError::write(e.error))?;
-            return Ok(Done::Image {
-                bytes,
-                name: alternative.clone(),
-            });
+            return Ok(Done::Image { bytes, name: alternative.clone(), sha256 });
         }
         temp.persist(&dest).map_err(|e| TaskError::write(e.error))?;
-        Ok(Done::Image {
-            bytes,
-            name: self.task.name.clone(),
-        })
+        Ok(Done::Image { bytes, name: self.task.name.clone(), sha256 })
     }
+}
+
+/// The size filters: `at_least` bytes are known to come (checked against the
+/// minimum only once the body is complete), `so_far` have come.
+fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), TaskError> {
+    if let Some(max) = opts.max_wanted_bytes
+        && so_far.max(at_least) > max
+    {
+        return Err(TaskError::Unwanted(format!("larger than --max-size ({max} bytes)")));
+    }
+    if let Some(min) = opts.min_wanted_bytes
+        && at_least > 0
+        && at_least < min
+    {
+        return Err(TaskError::Unwanted(format!("smaller than --min-size ({min} bytes)")));
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -138,33 +158,17 @@ mod tests {
     use super::*;
     use crate::html::ExtractRules;
     use crate::outdir::OutDir;
-    use crate::work::{Cancel, Retries};
-    use std::time::Duration;
 
     const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0 some jpeg payload that is long enough to sniff\xFF\xD9";
 
     fn opts(out: &OutDir) -> FetchOptions {
-        FetchOptions {
-            out_dir: out.root().to_path_buf(),
-            tmp_dir: out.tmp_dir(),
-            extract: ExtractRules {
-                image_selector: "img".into(),
-                attributes: vec!["src".into()],
-                image_host: String::new(),
-                page_count_selector: String::new(),
-            },
-            timeout: Duration::from_secs(1),
-            user_agent: "t".into(),
-            max_page_bytes: 1 << 20,
-            max_image_bytes: 100,
-            concurrency: 1,
-            retries: Retries {
-                times: 0,
-                base: Duration::ZERO,
-                max_wait: Duration::ZERO,
-            },
-            cancel: Cancel::default(),
-        }
+        let extract = ExtractRules {
+            image_selector: "img".into(),
+            attributes: vec!["src".into()],
+            image_host: String::new(),
+            page_count_selector: String::new(),
+        };
+        FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
     }
 
     fn task(name: &str, if_taken: Option<&str>) -> ImageTask {
@@ -172,6 +176,7 @@ mod tests {
             url: url::Url::parse("http://h/x.jpg").unwrap(),
             name: name.into(),
             if_taken: if_taken.map(str::to_string),
+            referer: None,
         }
     }
 
@@ -198,13 +203,7 @@ mod tests {
         sink.write(&JPEG[..5]).unwrap();
         sink.write(&JPEG[5..]).unwrap();
         let done = sink.finish(Some(JPEG.len() as u64)).unwrap();
-        assert_eq!(
-            done,
-            Done::Image {
-                bytes: JPEG.len() as u64,
-                name: "x.jpg".into()
-            }
-        );
+        assert_eq!(done, Done::Image { bytes: JPEG.len() as u64, name: "x.jpg".into(), sha256: None });
         assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
         assert_eq!(tmp_count(&out), 0);
     }
@@ -216,10 +215,7 @@ mod tests {
         let o = opts(&out);
         let t = task("x.jpg", None);
         // Announced too large: refused before a file exists.
-        assert_eq!(
-            ImageSink::start(&o, &t, None, Some(101)).err(),
-            Some(TaskError::TooLarge(100))
-        );
+        assert_eq!(ImageSink::start(&o, &t, None, Some(101)).err(), Some(TaskError::TooLarge(100)));
         // Too large while streaming.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(JPEG).unwrap();
@@ -256,10 +252,7 @@ mod tests {
         sink.write(JPEG).unwrap();
         assert_eq!(
             sink.finish(None).unwrap(),
-            Done::Image {
-                bytes: JPEG.len() as u64,
-                name: "x.jpg".into()
-            }
+            Done::Image { bytes: JPEG.len() as u64, name: "x.jpg".into(), sha256: None }
         );
         assert_eq!(files(&out), ["x.jpg"]);
         // Different: saved under the alternative name; the user's file untouched.
@@ -268,15 +261,9 @@ mod tests {
         sink.write(JPEG).unwrap();
         assert_eq!(
             sink.finish(None).unwrap(),
-            Done::Image {
-                bytes: JPEG.len() as u64,
-                name: "x-1.jpg".into()
-            }
+            Done::Image { bytes: JPEG.len() as u64, name: "x-1.jpg".into(), sha256: None }
         );
-        assert_eq!(
-            std::fs::read(out.final_path("x.jpg")).unwrap(),
-            b"the user's own file"
-        );
+        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), b"the user's own file");
         assert_eq!(std::fs::read(out.final_path("x-1.jpg")).unwrap(), JPEG);
         assert_eq!(tmp_count(&out), 0);
     }

@@ -21,7 +21,10 @@ use url::Url;
 use crate::coordinator::TaskFinished;
 use crate::download::ImageSink;
 use crate::html::Extractor;
-use crate::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, plain_length};
+use crate::robots::{MAX_ROBOTS_BYTES, Rules};
+use crate::work::{
+    Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
+};
 
 pub struct Downloader {
     client: awc::Client,
@@ -40,9 +43,7 @@ struct Shared {
 /// TLS settings for every Downloader: rustls on ring with the webpki roots, HTTP/2 offered.
 /// Built once; building it per client would repeat the root-store parsing.
 pub fn tls_config() -> Arc<ClientConfig> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -61,10 +62,7 @@ impl Downloader {
         report: Recipient<TaskFinished>,
         log: Logger,
     ) -> Self {
-        let connector = awc::Connector::new()
-            .timeout(opts.timeout)
-            .limit(opts.concurrency)
-            .rustls_0_23(tls);
+        let connector = awc::Connector::new().timeout(opts.timeout).limit(opts.concurrency).rustls_0_23(tls);
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(opts.timeout)
@@ -72,12 +70,7 @@ impl Downloader {
             .add_default_header((header::USER_AGENT, opts.user_agent.as_str()))
             .finish();
         let extractor = Extractor::new(&opts.extract).expect("extraction rules validated in settings");
-        Self {
-            client,
-            shared: Rc::new(Shared { opts, extractor }),
-            report,
-            log,
-        }
+        Self { client, shared: Rc::new(Shared { opts, extractor }), report, log }
     }
 }
 
@@ -106,85 +99,121 @@ impl Handler<RunTask> for Downloader {
                 Either::Left((Err(_panic), _)) => (Err(TaskError::Worker("panicked".into())), 1),
                 Either::Right(((), _)) => (Err(TaskError::Interrupted), 1),
             };
-            report.do_send(TaskFinished {
-                id: msg.id,
-                outcome,
-                attempts,
-            });
+            report.do_send(TaskFinished { id: msg.id, outcome, attempts });
         };
         ctx.spawn(work.into_actor(self));
     }
 }
 
-/// Performs `task`, retrying what may succeed on another try; returns the outcome and
-/// the number of attempts.
+/// Performs `task` when the host's gate allows, retrying what may succeed on another
+/// try; returns the outcome and the number of attempts. Cancellation is the caller's:
+/// it drops this future.
 async fn perform_with_retries(
     client: &awc::Client,
     shared: &Shared,
     task: &Task,
     log: &Logger,
 ) -> (Result<Done, TaskError>, u32) {
-    let retries = &shared.opts.retries;
-    let mut delays = retries.delays();
+    let opts = &shared.opts;
+    let host = host_of(task.url());
+    let mut delays = opts.retries.delays();
     let mut attempts = 0;
     loop {
+        loop {
+            let wait = opts.gate.wait_for(host);
+            if wait.is_zero() {
+                break;
+            }
+            actix_rt::time::sleep(wait).await;
+        }
         attempts += 1;
         let err = match perform(client, shared, task).await {
-            Err(e) if e.is_retryable() => e,
-            other => return (other, attempts),
+            Err(e) => e,
+            done => return (done, attempts),
         };
-        let Some(delay) = delays.next() else {
+        let Some(wait) = plan_retry(opts, host, &err, &mut delays) else {
             return (Err(err), attempts);
         };
-        let wait = retries.wait(&err, delay);
-        debug!(log, "retrying"; "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
+        debug!(log, "retrying";
+            "url" => %task.url(), "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
         actix_rt::time::sleep(wait).await;
     }
 }
 
 async fn perform(client: &awc::Client, shared: &Shared, task: &Task) -> Result<Done, TaskError> {
     match task {
-        Task::Page { url, .. } => fetch_page(client, shared, url).await,
-        Task::Image(image) => fetch_image(client, shared, image).await,
+        Task::Robots { url } => fetch_robots(client, shared, url, task).await,
+        Task::Page { url, .. } => fetch_page(client, shared, url, task).await,
+        Task::Image(image) => fetch_image(client, shared, image, task).await,
     }
 }
 
 type Response = awc::ClientResponse<actix_http::encoding::Decoder<actix_http::Payload>>;
 
-async fn get(client: &awc::Client, shared: &Shared, url: &Url) -> Result<Response, TaskError> {
-    let response = client
-        .get(url.as_str())
-        .send()
-        .await
-        .map_err(|e| classify_send(e, shared))?;
+async fn get(client: &awc::Client, shared: &Shared, url: &Url, task: &Task) -> Result<Response, TaskError> {
+    let mut request = client.get(url.as_str());
+    for (name, value) in shared.opts.headers_for(task) {
+        request = request.insert_header((name, value));
+    }
+    let response = request.send().await.map_err(|e| classify_send(e, shared))?;
     check_status(response.status().as_u16(), header(&response, header::RETRY_AFTER))?;
     Ok(response)
 }
 
-async fn fetch_page(client: &awc::Client, shared: &Shared, url: &Url) -> Result<Done, TaskError> {
-    let response = get(client, shared, url).await?;
-    let limit = shared.opts.max_page_bytes;
-    let body = response
+/// A whole body, up to `limit` bytes, within the timeout.
+async fn read_body(
+    response: Response,
+    shared: &Shared,
+    limit: u64,
+) -> Result<actix_web::web::Bytes, TaskError> {
+    response
         .timeout(shared.opts.timeout)
         .body()
         .limit(usize::try_from(limit).unwrap_or(usize::MAX))
         .await
-        .map_err(|e| classify_payload(e, shared, limit))?;
+        .map_err(|e| classify_payload(e, shared, limit))
+}
+
+async fn fetch_robots(
+    client: &awc::Client,
+    shared: &Shared,
+    url: &Url,
+    task: &Task,
+) -> Result<Done, TaskError> {
+    let response = match get(client, shared, url, task).await {
+        Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
+        other => other?,
+    };
+    let body = read_body(response, shared, MAX_ROBOTS_BYTES).await?;
+    Ok(Done::Robots(Rules::parse(&body)))
+}
+
+async fn fetch_page(
+    client: &awc::Client,
+    shared: &Shared,
+    url: &Url,
+    task: &Task,
+) -> Result<Done, TaskError> {
+    let response = get(client, shared, url, task).await?;
+    let body = read_body(response, shared, shared.opts.max_page_bytes).await?;
     let html = String::from_utf8_lossy(&body);
     Ok(Done::Page(shared.extractor.scan(&html, url)))
 }
 
 /// Streams the body through an [`ImageSink`] chunk by chunk: memory per download is one
 /// chunk, whatever the image size.
-async fn fetch_image(client: &awc::Client, shared: &Shared, task: &ImageTask) -> Result<Done, TaskError> {
+async fn fetch_image(
+    client: &awc::Client,
+    shared: &Shared,
+    image: &ImageTask,
+    task: &Task,
+) -> Result<Done, TaskError> {
     let opts = &shared.opts;
-    let mut response = get(client, shared, &task.url).await?;
-    let plain_length = plain_length(
-        header(&response, header::CONTENT_ENCODING),
-        header(&response, header::CONTENT_LENGTH),
-    );
+    let mut response = get(client, shared, &image.url, task).await?;
+    let plain_length =
+        plain_length(header(&response, header::CONTENT_ENCODING), header(&response, header::CONTENT_LENGTH));
     let content_type = header(&response, header::CONTENT_TYPE).map(str::to_string);
-    let mut sink = ImageSink::start(opts, task, content_type.as_deref(), plain_length)?;
+    let mut sink = ImageSink::start(opts, image, content_type.as_deref(), plain_length)?;
     loop {
         // The request timeout covers the headers only; this bounds each wait for the
         // next chunk, so a server that stalls mid-body cannot hang the run.
@@ -225,10 +254,7 @@ fn classify_payload(err: PayloadError, shared: &Shared, limit: u64) -> TaskError
         PayloadError::EncodingCorrupted => TaskError::Decode("corrupt content encoding".into()),
         // A decoder (gzip, brotli) that fails reports it as an early end of the body.
         PayloadError::Incomplete(Some(e))
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-            ) =>
+            if matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) =>
         {
             TaskError::Decode(e.to_string())
         }

@@ -24,6 +24,7 @@
 
 pub mod blocking;
 pub mod cli;
+pub mod config;
 pub mod coordinator;
 pub mod demo;
 pub mod download;
@@ -31,7 +32,10 @@ pub mod downloader;
 pub mod html;
 pub mod logging;
 pub mod outdir;
+pub mod politeness;
+pub mod progress;
 pub mod report;
+pub mod robots;
 pub mod settings;
 pub mod state;
 pub mod storage;
@@ -50,11 +54,13 @@ use slog::{Logger, error, info, o, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
+use crate::config::{Config, ReportKind};
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan, RegisterWorker, TaskFinished};
 use crate::downloader::Downloader;
 use crate::outdir::OutDir;
+use crate::progress::Progress;
 use crate::report::Summary;
-use crate::settings::{Config, Mode};
+use crate::settings::Mode;
 use crate::state::Resume;
 use crate::work::Cancel;
 
@@ -63,17 +69,17 @@ use crate::work::Cancel;
 pub struct Outcome {
     pub summary: Summary,
     pub elapsed: Duration,
-    /// The report was asked for and could not be written.
-    pub report_error: Option<String>,
+    /// An output (report, failed list) was asked for and could not be written.
+    pub output_error: Option<String>,
     /// The exit status a signal asked for: 130 for SIGINT, 143 for SIGTERM.
     pub interrupted: Option<i32>,
 }
 
 impl Outcome {
     /// 130/143 when interrupted; else 0 when every page and image succeeded (and the
-    /// report, if asked for, was written), 1 otherwise.
+    /// outputs asked for were written), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        match (self.interrupted, &self.report_error) {
+        match (self.interrupted, &self.output_error) {
             (Some(code), _) => code,
             (None, Some(_)) => 1,
             (None, None) => self.summary.exit_code(),
@@ -83,26 +89,41 @@ impl Outcome {
 
 /// Runs one scrape to the end: starts the actor system, the Coordinator and the workers,
 /// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
-/// writes the report. Errors are problems found before any request was made.
-pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
-    let out = OutDir::open(&config.out_dir)
-        .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?;
-    let resume = load_resume(&out, log);
+/// writes the outputs. Errors are problems found before any request was made.
+pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow::Result<Outcome> {
+    // A dry run creates nothing: it only reads what an earlier run left.
+    let out = match config.dry_run {
+        true => OutDir::existing(&config.out_dir),
+        false => OutDir::open(&config.out_dir)
+            .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?,
+    };
+    let resume = load_resume(&out, config.dry_run, log);
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
-        "first_page" => %config.pages.url(1), "out_dir" => %config.out_dir.display());
+        "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
+        "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
     let started = Instant::now();
     let system = System::new();
-    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &out, resume, log))?;
+    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &out, resume, log, progress))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
     // A blocking worker may still be inside a read the interrupt could not cut short:
     // its temporary file goes now, and its rename will then fail.
-    let _ = out.remove_partials();
+    if !config.dry_run {
+        let _ = out.remove_partials();
+    }
     let elapsed = started.elapsed();
+    log_summary(&summary, config, interrupted.is_some(), elapsed, log);
+    let output_error = write_outputs(&summary, config, elapsed, log);
+    Ok(Outcome { summary, elapsed, output_error, interrupted })
+}
 
-    if summary.all_succeeded() && interrupted.is_none() {
+fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: Duration, log: &Logger) {
+    if config.dry_run {
+        info!(log, "dry run: listed the images it would download"; "listed" => summary.listed,
+            "skipped" => summary.images.skipped);
+    } else if summary.all_succeeded() && !interrupted {
         info!(log, "{}", summary.images_line());
         info!(log, "{}", summary.pages_line());
     } else {
@@ -110,38 +131,41 @@ pub fn run(config: &Config, log: &Logger) -> anyhow::Result<Outcome> {
         warn!(log, "{}", summary.pages_line());
     }
     if summary.images.total == 0 && summary.pages.ok > 0 {
-        warn!(
-            log,
-            "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST"
-        );
-    }
-    if summary.images.skipped > 0 {
-        info!(log, "skipped images an earlier run completed (--force downloads them again)";
-            "skipped" => summary.images.skipped);
+        warn!(log, "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST");
     }
     info!(log, "finished";
         "bytes" => summary.images.bytes, "secs" => format!("{:.2}", elapsed.as_secs_f64()),
         "out_dir" => %config.out_dir.display());
-
-    let report_error = config.report.as_ref().and_then(|path| {
-        report::write(path, config.mode, config.workers, elapsed, &summary)
-            .map_err(|e| {
-                let message = format!("cannot write the report {}: {e}", path.display());
-                error!(log, "{}", message);
-                message
-            })
-            .err()
-    });
-    Ok(Outcome {
-        summary,
-        elapsed,
-        report_error,
-        interrupted,
-    })
 }
 
-fn load_resume(out: &OutDir, log: &Logger) -> Resume {
-    let (resume, loaded) = Resume::load(&out.state_file());
+/// Writes the report and the failed list; returns what went wrong, if anything.
+fn write_outputs(summary: &Summary, config: &Config, elapsed: Duration, log: &Logger) -> Option<String> {
+    let mut failures = Vec::new();
+    if let Some((path, kind)) = &config.report {
+        let written = match kind {
+            ReportKind::Json => report::write_json(path, config.mode, config.workers, elapsed, summary),
+            ReportKind::Jsonl => report::write_jsonl(path, summary),
+        };
+        if let Err(e) = written {
+            failures.push(format!("cannot write the report {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &config.failed_list
+        && let Err(e) = report::write_failed(path, summary)
+    {
+        failures.push(format!("cannot write the failed list {}: {e}", path.display()));
+    }
+    for failure in &failures {
+        error!(log, "{}", failure);
+    }
+    (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {
+    let (resume, loaded) = match read_only {
+        true => Resume::peek(&out.state_file()),
+        false => Resume::load(&out.state_file()),
+    };
     if let Some(reason) = &loaded.unreadable {
         warn!(log, "resume record unusable: images without a record are fetched again, and files already there are kept";
             "file" => %out.state_file().display(), "error" => reason);
@@ -160,14 +184,21 @@ async fn scrape(
     out: &OutDir,
     resume: Resume,
     log: &Logger,
+    progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
+    let gate = Arc::new(config.host_gate());
     let plan = Plan {
-        pages: config.pages.clone(),
-        max_pages: config.max_pages,
-        record_items: config.report.is_some(),
+        source: config.source.clone(),
+        record_items: config.report.is_some() || config.failed_list.is_some(),
         out_dir: out.root().to_path_buf(),
         resume,
         force: config.force,
+        per_host_concurrency: config.per_host_concurrency,
+        obey_robots: config.obey_robots,
+        gate: Arc::clone(&gate),
+        filters: config.filters.clone(),
+        listing: config.dry_run.then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write>),
+        progress,
     };
     let coordinator = Coordinator::new(plan, log.new(o!("actor" => "coordinator"))).start();
     let cancel = Cancel::default();
@@ -181,7 +212,7 @@ async fn scrape(
     ));
 
     let results = coordinator.clone().recipient::<TaskFinished>();
-    let opts = Arc::new(config.fetch_options(out, cancel));
+    let opts = Arc::new(config.fetch_options(out, cancel, gate));
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
@@ -191,10 +222,7 @@ async fn scrape(
                 Blocking::new(agent.clone(), Arc::clone(&opts), results.clone(), log.clone())
             });
             // The pool's threads share one mailbox: one registration, one slot per thread.
-            coordinator.do_send(RegisterWorker {
-                tasks: pool.recipient(),
-                capacity: config.workers,
-            });
+            coordinator.do_send(RegisterWorker { tasks: pool.recipient(), capacity: config.workers });
         }
         Mode::Async => {
             let tls = downloader::tls_config();
@@ -205,10 +233,8 @@ async fn scrape(
                 let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
                     Downloader::new(opts, tls, results, log)
                 });
-                coordinator.do_send(RegisterWorker {
-                    tasks: worker.recipient(),
-                    capacity: config.concurrency,
-                });
+                coordinator
+                    .do_send(RegisterWorker { tasks: worker.recipient(), capacity: config.concurrency });
                 arbiters.push(arbiter);
             }
         }
@@ -235,10 +261,7 @@ async fn on_signals(
 ) {
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     else {
-        warn!(
-            log,
-            "cannot listen for signals: Ctrl-C will stop the run without a summary"
-        );
+        warn!(log, "cannot listen for signals: Ctrl-C will stop the run without a summary");
         return;
     };
     let code = match select(Box::pin(int.recv()), Box::pin(term.recv())).await {

@@ -1,12 +1,19 @@
-//! The root logger: slog to stderr through an async drain.
+//! The root logger: slog to stderr through an async drain, as text for people (above the
+//! progress bar when there is one) or as JSON lines for machines.
+
+use std::io::{self, Write};
+use std::sync::Mutex;
 
 use slog::{Drain, Level, Logger, o};
 use slog_async::AsyncGuard;
 
+use crate::cli::LogFormat;
+use crate::progress::Progress;
+
 /// A root logger at `verbosity` (-2 errors only .. 0 info .. 2 trace), and the guard that
 /// flushes the async drain when dropped: keep it until the actor system has stopped, or
 /// the last lines (the summary among them) are lost.
-pub fn root(verbosity: i8) -> (Logger, AsyncGuard) {
+pub fn root(verbosity: i8, format: LogFormat, progress: Option<Progress>) -> (Logger, AsyncGuard) {
     let level = match verbosity {
         i8::MIN..=-2 => Level::Error,
         -1 => Level::Warning,
@@ -14,13 +21,51 @@ pub fn root(verbosity: i8) -> (Logger, AsyncGuard) {
         1 => Level::Debug,
         _ => Level::Trace,
     };
-    let decorator = slog_term::TermDecorator::new().stderr().build();
-    let format = slog_term::FullFormat::new(decorator).build().fuse();
-    let (drain, guard) = slog_async::Async::new(format)
+    let (drain, guard) = match (format, progress) {
+        (LogFormat::Json, _) => {
+            let json = slog_json::Json::new(io::stderr()).add_default_keys().build();
+            async_drain(Mutex::new(json).fuse())
+        }
+        (LogFormat::Text, Some(progress)) => {
+            let decorator = slog_term::PlainSyncDecorator::new(AboveBar { progress, line: Vec::new() });
+            async_drain(slog_term::FullFormat::new(decorator).build().fuse())
+        }
+        (LogFormat::Text, None) => {
+            let decorator = slog_term::TermDecorator::new().stderr().build();
+            async_drain(slog_term::FullFormat::new(decorator).build().fuse())
+        }
+    };
+    (Logger::root(drain.filter_level(level).fuse(), o!()), guard)
+}
+
+fn async_drain<D>(drain: D) -> (slog_async::Async, AsyncGuard)
+where
+    D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
+{
+    slog_async::Async::new(drain)
         .chan_size(4096)
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .thread_name("log".into())
-        .build_with_guard();
-    let drain = drain.filter_level(level).fuse();
-    (Logger::root(drain, o!()), guard)
+        .build_with_guard()
+}
+
+/// Writes whole lines above the progress bar instead of through it.
+struct AboveBar {
+    progress: Progress,
+    line: Vec<u8>,
+}
+
+impl Write for AboveBar {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        while let Some(end) = self.line.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.line.drain(..=end).collect();
+            self.progress.println(String::from_utf8_lossy(&line[..end]).as_ref());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -1,32 +1,49 @@
 //! Thin: flags, settings, logging, run, exit status.
 
+use std::io::Write;
+
 use anyhow::Context;
 use clap::Parser;
 use slog::{Logger, info};
 
-use image_scraper::cli::Cli;
+use image_scraper::cli::{Cli, LogFormat};
+use image_scraper::config::Config;
 use image_scraper::demo::{DemoServer, Gallery};
-use image_scraper::settings::{Config, Settings};
+use image_scraper::progress::Progress;
+use image_scraper::settings::Settings;
 
 /// Usage or settings error, as clap's own usage errors.
 const EXIT_USAGE: i32 = 2;
 
 fn main() {
     let cli = Cli::parse();
-    let (log, guard) = image_scraper::logging::root(cli.verbosity());
-    let code = match run(&cli, &log) {
-        Ok(code) => code,
+    if let Some(command) = &cli.command {
+        let printed = command.run(&mut std::io::stdout().lock());
+        std::process::exit(if printed.is_ok() { 0 } else { 1 });
+    }
+    let for_people = cli.verbosity() >= 0 && cli.log_format == LogFormat::Text;
+    let progress = Progress::for_stderr(for_people && !cli.no_progress);
+    let (log, guard) = image_scraper::logging::root(cli.verbosity(), cli.log_format, progress.clone());
+    let outcome = run(&cli, &log, progress);
+    // Flushes the log, so the table comes after the last line.
+    drop(log);
+    drop(guard);
+    let code = match outcome {
+        Ok(outcome) => {
+            if for_people {
+                let _ = writeln!(std::io::stderr(), "{}", outcome.summary.table(outcome.elapsed));
+            }
+            outcome.exit_code()
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             EXIT_USAGE
         }
     };
-    drop(log);
-    drop(guard);
     std::process::exit(code);
 }
 
-fn run(cli: &Cli, log: &Logger) -> anyhow::Result<i32> {
+fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
     let settings = Settings::load(cli.config.as_deref())?;
     let demo = match cli.demo {
         true => Some(DemoServer::start(Gallery::default()).context("cannot start the demo gallery")?),
@@ -36,6 +53,5 @@ fn run(cli: &Cli, log: &Logger) -> anyhow::Result<i32> {
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());
     }
-    let outcome = image_scraper::run(&config, log)?;
-    Ok(outcome.exit_code())
+    image_scraper::run(&config, log, progress)
 }

@@ -1,11 +1,13 @@
 //! What a run did: the counts the Coordinator keeps, one item per distinct image, and the
-//! JSON report written from them. Plain data; never imports actix.
+//! outputs made from them: the JSON report, the JSONL manifest, the list of failed URLs,
+//! and the summary table for people. Plain data; never imports actix.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::progress::human_bytes;
 use crate::settings::Mode;
 
 /// Counts of listing pages.
@@ -14,9 +16,11 @@ pub struct PageCounts {
     pub total: u64,
     pub ok: u64,
     pub failed: u64,
+    /// Disallowed by robots.txt.
+    pub skipped: u64,
 }
 
-/// Counts of distinct images found (after the host filter).
+/// Counts of distinct images found (after the host and extension filters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImageCounts {
     pub total: u64,
@@ -39,7 +43,7 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     pub url: String,
-    /// The first page it was found on.
+    /// The first page it was found on (0 for a `--urls` list).
     pub page: u32,
     /// Relative to the out dir.
     pub path: String,
@@ -50,6 +54,12 @@ pub struct Item {
     pub attempts: u32,
     /// Why it failed; `null` otherwise.
     pub error: Option<String>,
+    /// Why it was skipped (complete from an earlier run, robots.txt, a size filter);
+    /// `null` otherwise.
+    pub reason: Option<String>,
+    /// Only computed for a .jsonl manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// The Coordinator's answer to `Join`.
@@ -57,8 +67,10 @@ pub struct Item {
 pub struct Summary {
     pub pages: PageCounts,
     pub images: ImageCounts,
-    /// Filled only when a report was asked for, so a run without one keeps no per-image
-    /// record.
+    /// `--dry-run`: image URLs listed instead of downloaded.
+    pub listed: u64,
+    /// Filled only when a report or a failed list was asked for, so a run without one
+    /// keeps no per-image record.
     pub items: Vec<Item>,
 }
 
@@ -76,20 +88,44 @@ impl Summary {
     pub fn images_line(&self) -> String {
         let i = &self.images;
         let done = i.ok + i.skipped;
-        format!(
-            "Done, success: {done}/{}, failure: {}/{}",
-            i.total,
-            i.total - done,
-            i.total
-        )
+        format!("Done, success: {done}/{}, failure: {}/{}", i.total, i.total - done, i.total)
     }
 
     pub fn pages_line(&self) -> String {
         let p = &self.pages;
-        format!(
-            "Pages, success: {}/{}, failure: {}/{}",
-            p.ok, p.total, p.failed, p.total
-        )
+        let mut line = format!("Pages, success: {}/{}, failure: {}/{}", p.ok, p.total, p.failed, p.total);
+        if p.skipped > 0 {
+            line.push_str(&format!(", skipped (robots.txt): {}/{}", p.skipped, p.total));
+        }
+        line
+    }
+
+    /// The end-of-run table for people.
+    pub fn table(&self, elapsed: Duration) -> String {
+        let (p, i) = (&self.pages, &self.images);
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let mut rows = vec![
+            format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped),
+            format!(
+                "  images   {:>6} ok {:>6} failed {:>6} skipped   of {}",
+                i.ok, i.failed, i.skipped, i.total
+            ),
+            format!(
+                "  saved    {} in {:.2} s   {}/s   {:.0} images/s",
+                human_bytes(i.bytes as f64),
+                secs,
+                human_bytes(i.bytes as f64 / secs),
+                i.ok as f64 / secs
+            ),
+        ];
+        if self.listed > 0 {
+            rows.push(format!("  listed   {:>6} (dry run: nothing downloaded)", self.listed));
+        }
+        rows.join("\n")
+    }
+
+    pub fn failed_urls(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().filter(|i| i.status == Status::Failed).map(|i| i.url.as_str())
     }
 }
 
@@ -104,7 +140,7 @@ struct Report<'a> {
 }
 
 /// Writes the JSON report through a temporary file, so `path` never holds half a report.
-pub fn write(
+pub fn write_json(
     path: &Path,
     mode: Mode,
     workers: usize,
@@ -123,47 +159,99 @@ pub fn write(
     crate::storage::write_atomically(path, &json)
 }
 
+/// The manifest: one JSON object per line and per image (url, page, path, bytes,
+/// sha256, status, error, reason).
+pub fn write_jsonl(path: &Path, summary: &Summary) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    for item in &summary.items {
+        serde_json::to_writer(&mut text, item).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+    }
+    crate::storage::write_atomically(path, &text)
+}
+
+/// The URLs of the failed images, one per line: what `--urls` reads back.
+pub fn write_failed(path: &Path, summary: &Summary) -> std::io::Result<()> {
+    let text: String = summary.failed_urls().map(|u| format!("{u}\n")).collect();
+    crate::storage::write_atomically(path, text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary() -> Summary {
+        Summary {
+            pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0 },
+            images: ImageCounts { total: 2, ok: 1, failed: 1, skipped: 0, bytes: 2048 },
+            listed: 0,
+            items: vec![
+                Item {
+                    url: "http://h/a.jpg".into(),
+                    page: 1,
+                    path: "a.jpg".into(),
+                    status: Status::Failed,
+                    bytes: 0,
+                    attempts: 4,
+                    error: Some("HTTP status 404".into()),
+                    reason: None,
+                    sha256: None,
+                },
+                Item {
+                    url: "http://h/b.jpg".into(),
+                    page: 1,
+                    path: "b.jpg".into(),
+                    status: Status::Ok,
+                    bytes: 2048,
+                    attempts: 1,
+                    error: None,
+                    reason: None,
+                    sha256: Some("ab".repeat(32)),
+                },
+            ],
+        }
+    }
 
     #[test]
     fn report_has_the_documented_shape() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
-        let summary = Summary {
-            pages: PageCounts {
-                total: 2,
-                ok: 1,
-                failed: 1,
-            },
-            images: ImageCounts {
-                total: 1,
-                ok: 0,
-                failed: 1,
-                skipped: 0,
-                bytes: 0,
-            },
-            items: vec![Item {
-                url: "http://h/a.jpg".into(),
-                page: 1,
-                path: "a.jpg".into(),
-                status: Status::Failed,
-                bytes: 0,
-                attempts: 4,
-                error: Some("HTTP 404".into()),
-            }],
-        };
-        write(&path, Mode::Sync, 3, Duration::from_millis(1234), &summary).unwrap();
+        let summary = summary();
+        write_json(&path, Mode::Sync, 3, Duration::from_millis(1234), &summary).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["mode"], "sync");
         assert_eq!(v["workers"], 3);
         assert_eq!(v["elapsed_secs"], 1.234);
-        assert_eq!(v["pages"], serde_json::json!({"total": 2, "ok": 1, "failed": 1}));
+        assert_eq!(v["pages"], serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0}));
         assert_eq!(v["images"]["failed"], 1);
         assert_eq!(v["items"][0]["status"], "failed");
-        assert_eq!(v["items"][0]["error"], "HTTP 404");
+        assert_eq!(v["items"][0]["error"], "HTTP status 404");
+        assert!(v["items"][0]["reason"].is_null());
         assert_eq!(summary.exit_code(), 1);
-        assert_eq!(summary.images_line(), "Done, success: 0/1, failure: 1/1");
+        assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
+    }
+
+    #[test]
+    fn manifest_and_failed_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = summary();
+        let manifest = dir.path().join("m.jsonl");
+        write_jsonl(&manifest, &summary).unwrap();
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["sha256"], "ab".repeat(32));
+        assert_eq!(lines[1]["path"], "b.jpg");
+        let failed = dir.path().join("failed.txt");
+        write_failed(&failed, &summary).unwrap();
+        assert_eq!(std::fs::read_to_string(&failed).unwrap(), "http://h/a.jpg\n");
+    }
+
+    #[test]
+    fn the_table_reads_at_a_glance() {
+        let table = summary().table(Duration::from_secs(2));
+        assert!(table.contains("pages         1 ok      1 failed      0 skipped"), "{table}");
+        assert!(table.contains("images        1 ok      1 failed      0 skipped   of 2"), "{table}");
+        assert!(table.contains("saved    2.0 KiB in 2.00 s   1.0 KiB/s   0 images/s"), "{table}");
     }
 }

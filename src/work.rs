@@ -17,16 +17,29 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use url::Url;
 
 use crate::html::{ExtractRules, PageScan};
+use crate::politeness::HostGate;
+use crate::robots::Rules;
 
 /// Identifies a task from hand-out to acknowledgement; unique within a run.
 pub type TaskId = u64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Task {
+    /// Fetch an origin's robots.txt (before anything else is fetched from it).
+    Robots { url: Url },
     /// Fetch a listing page and scan it for images.
     Page { number: u32, url: Url },
     /// Download an image into the out dir.
     Image(ImageTask),
+}
+
+impl Task {
+    pub fn url(&self) -> &Url {
+        match self {
+            Task::Robots { url } | Task::Page { url, .. } => url,
+            Task::Image(image) => &image.url,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +51,8 @@ pub struct ImageTask {
     /// download is kept there only if identical, and goes to this name otherwise, so a
     /// file of the user's is never overwritten.
     pub if_taken: Option<String>,
+    /// The page it was found on, sent as Referer.
+    pub referer: Option<Url>,
 }
 
 /// Command: do this task, then report `TaskFinished` with the same id.
@@ -54,11 +69,14 @@ impl Message for RunTask {
 /// What a successful task produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
+    Robots(Rules),
     Page(PageScan),
-    /// The image is complete on disk under `name` with `bytes` bytes.
+    /// The image is complete on disk under `name` with `bytes` bytes (and this SHA-256,
+    /// when a manifest asked for it).
     Image {
         bytes: u64,
         name: String,
+        sha256: Option<String>,
     },
 }
 
@@ -93,14 +111,15 @@ pub enum TaskError {
     Worker(String),
     #[error("interrupted")]
     Interrupted,
+    /// Not an error: a filter (`--min-size`, `--max-size`) does not want it. Counted as
+    /// skipped with this reason.
+    #[error("{0}")]
+    Unwanted(String),
 }
 
 impl TaskError {
     pub fn status(code: u16) -> Self {
-        Self::Status {
-            code,
-            retry_after: None,
-        }
+        Self::Status { code, retry_after: None }
     }
 
     pub fn write(err: std::io::Error) -> Self {
@@ -138,18 +157,52 @@ pub struct FetchOptions {
     /// of a body, so a stalled server cannot hang the run.
     pub timeout: Duration,
     pub user_agent: String,
+    /// Sent with every request (`HEADERS`, cookies).
+    pub headers: Vec<(String, String)>,
+    /// Send an image's page as its Referer.
+    pub send_referer: bool,
     /// A listing page is held in memory to parse it; this caps it.
     pub max_page_bytes: u64,
-    /// An image larger than this is refused (by Content-Length, or while streaming).
+    /// An image larger than this fails (by Content-Length, or while streaming).
     pub max_image_bytes: u64,
+    /// Images outside these (`--min-size`, `--max-size`) are skipped, not saved.
+    pub min_wanted_bytes: Option<u64>,
+    pub max_wanted_bytes: Option<u64>,
+    /// Compute each image's SHA-256 (for the .jsonl manifest); off otherwise, it costs CPU.
+    pub hash: bool,
     /// Requests one async worker keeps in flight; sizes its connection pool.
     pub concurrency: usize,
     pub retries: Retries,
     /// Tripped on SIGINT/SIGTERM: workers stop waiting and drop what they are writing.
     pub cancel: Cancel,
+    /// When each request may go, per host; shared by every worker of the run.
+    pub gate: Arc<HostGate>,
 }
 
 impl FetchOptions {
+    /// Options writing into `out` with `extract` and every other knob at its default:
+    /// 30 s timeouts, no retries, no limits beyond the default caps, no headers.
+    pub fn defaults(out: &crate::outdir::OutDir, extract: ExtractRules) -> Self {
+        Self {
+            out_dir: out.root().to_path_buf(),
+            tmp_dir: out.tmp_dir(),
+            extract,
+            timeout: Duration::from_secs(30),
+            user_agent: crate::config::default_user_agent(),
+            headers: Vec::new(),
+            send_referer: true,
+            max_page_bytes: MAX_PAGE_BYTES,
+            max_image_bytes: crate::config::DEFAULT_MAX_IMAGE_BYTES,
+            min_wanted_bytes: None,
+            max_wanted_bytes: None,
+            hash: false,
+            concurrency: 16,
+            retries: Retries { times: 0, base: Duration::ZERO, max_wait: Duration::ZERO },
+            cancel: Cancel::default(),
+            gate: Arc::new(HostGate::open()),
+        }
+    }
+
     pub fn final_path(&self, name: &str) -> PathBuf {
         crate::storage::destination(&self.out_dir, name)
     }
@@ -157,6 +210,22 @@ impl FetchOptions {
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp_dir
     }
+
+    /// The headers for a request for `task`, besides the User-Agent.
+    pub fn headers_for<'a>(&'a self, task: &'a Task) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let referer = match task {
+            Task::Image(ImageTask { referer: Some(page), .. }) if self.send_referer => {
+                Some(("Referer", page.as_str()))
+            }
+            _ => None,
+        };
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(referer)
+    }
+}
+
+/// The host part a task is gated on.
+pub fn host_of(url: &Url) -> &str {
+    url.host_str().unwrap_or_default()
 }
 
 /// Default cap on a listing page: generous for any gallery, small enough to hold.
@@ -191,6 +260,26 @@ impl Retries {
     pub fn wait(&self, err: &TaskError, delay: Duration) -> Duration {
         err.retry_after().unwrap_or(delay).min(self.max_wait)
     }
+}
+
+/// What a worker does after a failed attempt at a task on `host`: nothing more (not
+/// retryable, or out of retries), or try again once the gate lets it. A 429 or 503
+/// pauses the whole host, not just this task.
+pub fn plan_retry(
+    opts: &FetchOptions,
+    host: &str,
+    err: &TaskError,
+    delays: &mut impl Iterator<Item = Duration>,
+) -> Option<Duration> {
+    if !err.is_retryable() || opts.cancel.is_cancelled() {
+        return None;
+    }
+    let wait = opts.retries.wait(err, delays.next()?);
+    if matches!(err, TaskError::Status { code: 429 | 503, .. }) {
+        opts.gate.pause(host, wait);
+        return Some(Duration::ZERO);
+    }
+    Some(wait)
 }
 
 /// A run-wide cancellation flag both worker kinds can wait on: blocking threads through
@@ -253,19 +342,16 @@ pub fn check_status(status: u16, retry_after: Option<&str>) -> Result<(), TaskEr
         Err(TaskError::Redirects)
     } else {
         let retry_after = retry_after.and_then(crate::validate::parse_retry_after);
-        Err(TaskError::Status {
-            code: status,
-            retry_after,
-        })
+        Err(TaskError::Status { code: status, retry_after })
     }
 }
 
 /// A body that ends before its Content-Length is truncated, not complete.
 pub fn check_length(expected: Option<u64>, received: u64) -> Result<(), TaskError> {
     match expected {
-        Some(n) if n != received => Err(TaskError::Transfer(format!(
-            "body ended after {received} of {n} bytes"
-        ))),
+        Some(n) if n != received => {
+            Err(TaskError::Transfer(format!("body ended after {received} of {n} bytes")))
+        }
         _ => Ok(()),
     }
 }
@@ -308,11 +394,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_jitter_and_retry_after_wins_up_to_the_ceiling() {
-        let r = Retries {
-            times: 3,
-            base: Duration::from_millis(100),
-            max_wait: Duration::from_secs(5),
-        };
+        let r = Retries { times: 3, base: Duration::from_millis(100), max_wait: Duration::from_secs(5) };
         let delays: Vec<Duration> = r.delays().collect();
         assert_eq!(delays.len(), 3);
         for (i, d) in delays.iter().enumerate() {
@@ -320,23 +402,11 @@ mod tests {
             assert!(*d >= floor && *d <= floor * 2, "{i}: {d:?}");
         }
         let plain = TaskError::status(503);
-        assert_eq!(
-            r.wait(&plain, Duration::from_millis(300)),
-            Duration::from_millis(300)
-        );
-        let told = TaskError::Status {
-            code: 429,
-            retry_after: Some(Duration::from_secs(2)),
-        };
+        assert_eq!(r.wait(&plain, Duration::from_millis(300)), Duration::from_millis(300));
+        let told = TaskError::Status { code: 429, retry_after: Some(Duration::from_secs(2)) };
         assert_eq!(r.wait(&told, Duration::from_millis(300)), Duration::from_secs(2));
-        let greedy = TaskError::Status {
-            code: 429,
-            retry_after: Some(Duration::from_secs(3600)),
-        };
-        assert_eq!(
-            r.wait(&greedy, Duration::from_millis(300)),
-            Duration::from_secs(5)
-        );
+        let greedy = TaskError::Status { code: 429, retry_after: Some(Duration::from_secs(3600)) };
+        assert_eq!(r.wait(&greedy, Duration::from_millis(300)), Duration::from_secs(5));
         let none = Retries { times: 0, ..r };
         assert_eq!(none.delays().count(), 0);
     }
@@ -350,10 +420,7 @@ mod tests {
         };
         cancel.cancel();
         assert!(!sleeper.join().unwrap(), "woken early and told it was cancelled");
-        assert!(
-            !cancel.sleep_blocking(Duration::from_secs(60)),
-            "already cancelled: no wait"
-        );
+        assert!(!cancel.sleep_blocking(Duration::from_secs(60)), "already cancelled: no wait");
     }
 
     #[actix::test]
@@ -365,12 +432,7 @@ mod tests {
         });
         actix_rt::task::yield_now().await;
         cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .unwrap()
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), cancel.cancelled())
-            .await
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), cancel.cancelled()).await.unwrap();
     }
 }

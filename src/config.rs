@@ -1,0 +1,658 @@
+//! Flags + settings (file and environment) + defaults -> one resolved, validated
+//! [`Config`]. Precedence: flags > environment > file > defaults.
+//!
+//! Everything a run needs is checked here, before any request is made or any file
+//! created; each problem is one line naming the flag, variable or file key and what is
+//! wrong.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use url::Url;
+
+use crate::cli::Cli;
+use crate::html::{ExtractRules, Extractor};
+use crate::outdir::OutDir;
+use crate::politeness::HostGate;
+use crate::settings::{Mode, Settings, parse_site_url};
+use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
+
+pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
+/// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.
+pub const DEFAULT_IMAGE_SELECTOR: &str = "img, picture source";
+/// First present wins: lazy-loading attributes before `src` (which then often holds a
+/// placeholder); `*srcset` gives the largest candidate.
+pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 5] = ["data-srcset", "srcset", "data-src", "data-lazy-src", "src"];
+pub const DEFAULT_IMAGE_HOST: &str = "images.stockfreeimages.com";
+pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
+pub const DEFAULT_CONCURRENCY: usize = 16;
+pub const DEFAULT_PER_HOST_CONCURRENCY: usize = 32;
+pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+pub const DEFAULT_OUT_DIR: &str = "images";
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 500;
+pub const DEFAULT_RETRY_MAX_WAIT_SECS: f64 = 60.0;
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 100 * 1024 * 1024;
+/// The demo gallery's item when none is configured.
+pub const DEMO_ITEM: &str = "cats";
+
+/// Identifies the tool, as robots.txt and site owners expect.
+pub fn default_user_agent() -> String {
+    format!("image-scraper/{} (+https://crates.io/crates/image-scraper)", env!("CARGO_PKG_VERSION"))
+}
+
+/// The product token robots.txt groups are matched against.
+pub const ROBOTS_AGENT: &str = "image-scraper";
+
+/// Page number -> listing page URL: `PAGE_PATH` with `{page}` and `{item}` filled in,
+/// resolved against `URL` taken as a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUrls {
+    base: Url,
+    template: String,
+    item: String,
+}
+
+impl PageUrls {
+    pub fn new(mut base: Url, template: &str, item: &str) -> Result<Self, String> {
+        if !base.path().ends_with('/') {
+            let folder = format!("{}/", base.path());
+            base.set_path(&folder);
+        }
+        let urls = Self { base, template: template.to_string(), item: item.to_string() };
+        for n in [1, u32::MAX] {
+            let path = urls.path(n);
+            let url = urls.base.join(&path).map_err(|e| format!("{path:?} does not make a URL: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(format!("{url} is not an http(s) URL"));
+            }
+        }
+        Ok(urls)
+    }
+
+    fn path(&self, n: u32) -> String {
+        self.template.replace("{page}", &n.to_string()).replace("{item}", &self.item)
+    }
+
+    pub fn url(&self, n: u32) -> Url {
+        // `new` proved the template joins for any number.
+        self.base.join(&self.path(n)).unwrap_or_else(|_| self.base.clone())
+    }
+}
+
+/// Where the image URLs come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Scrape listing pages.
+    Pages {
+        pages: PageUrls,
+        /// `None`: all the pages the site states (or page 1 alone when it states none).
+        max_pages: Option<u32>,
+    },
+    /// A list of image URLs (`--urls`): no pages.
+    Urls(Vec<Url>),
+}
+
+/// What the report file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Counts and items in one JSON document.
+    Json,
+    /// One JSON line per image, with its sha256.
+    Jsonl,
+}
+
+/// Which images are wanted at all, beyond the host filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Lower-case extensions without the dot; empty keeps all.
+    pub extensions: Vec<String>,
+    pub min_bytes: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl Filters {
+    /// Whether the URL's path ends in a wanted extension.
+    pub fn wants(&self, url: &Url) -> bool {
+        if self.extensions.is_empty() {
+            return true;
+        }
+        let path = url.path().to_ascii_lowercase();
+        let ext = path.rsplit('/').next().and_then(|name| name.rsplit_once('.')).map(|(_, e)| e);
+        ext.is_some_and(|e| self.extensions.iter().any(|want| want == e))
+    }
+}
+
+/// Everything a run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub workers: usize,
+    pub source: Source,
+    pub out_dir: PathBuf,
+    pub extract: ExtractRules,
+    /// Requests in flight per async worker.
+    pub concurrency: usize,
+    /// Requests in flight per host, across all workers.
+    pub per_host_concurrency: usize,
+    /// Least time between two requests to one host; `None`: no rate limit.
+    pub host_interval: Option<Duration>,
+    pub host_jitter: Duration,
+    pub obey_robots: bool,
+    pub timeout: Duration,
+    pub user_agent: String,
+    /// Sent with every request (`HEADERS`, and `Cookie` from `COOKIES`).
+    pub headers: Vec<(String, String)>,
+    /// Send the page an image was found on as its Referer, as browsers do.
+    pub send_referer: bool,
+    pub retries: Retries,
+    pub max_image_bytes: u64,
+    pub filters: Filters,
+    pub report: Option<(PathBuf, ReportKind)>,
+    /// Where to list the URLs of failed images (`--failed`).
+    pub failed_list: Option<PathBuf>,
+    /// Download again what an earlier run completed (`--force`).
+    pub force: bool,
+    /// List the image URLs, download nothing (`--dry-run`).
+    pub dry_run: bool,
+}
+
+impl Config {
+    /// Combines the settings with the flags. `demo` is the built-in gallery's address
+    /// when `--demo` is on: it replaces every key that describes the site.
+    pub fn resolve(settings: Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Self> {
+        let file = settings.file();
+        let key = |name: &str| settings.origin(name);
+        let s = settings.section.clone();
+
+        let extract = match demo {
+            Some(url) => ExtractRules {
+                image_selector: DEFAULT_IMAGE_SELECTOR.into(),
+                attributes: DEFAULT_IMAGE_ATTRIBUTES.map(String::from).to_vec(),
+                image_host: url.host_str().unwrap_or_default().to_string(),
+                page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
+            },
+            None => ExtractRules {
+                image_selector: s.image_selector.clone().unwrap_or_else(|| DEFAULT_IMAGE_SELECTOR.into()),
+                attributes: s
+                    .image_attributes
+                    .clone()
+                    .map_or_else(|| DEFAULT_IMAGE_ATTRIBUTES.map(String::from).to_vec(), |a| a.into_vec()),
+                image_host: s.image_host.clone().unwrap_or_else(|| DEFAULT_IMAGE_HOST.into()),
+                page_count_selector: s
+                    .page_count_selector
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
+            },
+        };
+        Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;
+
+        let source = match &cli.urls {
+            Some(list) => Source::Urls(read_url_list(list)?),
+            None => resolve_pages(&settings, cli, demo)?,
+        };
+
+        let concurrency = s.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=1024).contains(&concurrency) {
+            bail!("{}: must be between 1 and 1024, got {concurrency}", key("CONCURRENCY"));
+        }
+        let per_host_concurrency = s.per_host_concurrency.unwrap_or(DEFAULT_PER_HOST_CONCURRENCY);
+        if !(1..=4096).contains(&per_host_concurrency) {
+            bail!("{}: must be between 1 and 4096, got {per_host_concurrency}", key("PER_HOST_CONCURRENCY"));
+        }
+        let host_interval = match (s.delay_ms, s.requests_per_second) {
+            (Some(_), Some(_)) => {
+                bail!("{}: set DELAY_MS or REQUESTS_PER_SECOND, not both", key("REQUESTS_PER_SECOND"))
+            }
+            (Some(ms), None) if ms > 3_600_000 => {
+                bail!("{}: must be at most 3600000, got {ms}", key("DELAY_MS"))
+            }
+            (Some(ms), None) => Some(Duration::from_millis(ms)).filter(|d| !d.is_zero()),
+            (None, Some(rps)) if !(rps > 0.0 && rps <= 1_000_000.0) => {
+                bail!("{}: must be more than 0, got {rps}", key("REQUESTS_PER_SECOND"))
+            }
+            (None, Some(rps)) => Some(Duration::from_secs_f64(1.0 / rps)),
+            (None, None) => None,
+        };
+        let jitter_ms = s.delay_jitter_ms.unwrap_or(0);
+        if jitter_ms > 3_600_000 {
+            bail!("{}: must be at most 3600000, got {jitter_ms}", key("DELAY_JITTER_MS"));
+        }
+        let timeout_secs = s.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+        if !(timeout_secs > 0.0 && timeout_secs <= 86_400.0) {
+            bail!("{}: must be more than 0 and at most 86400, got {timeout_secs}", key("TIMEOUT_SECS"));
+        }
+        let retries = s.retries.unwrap_or(DEFAULT_RETRIES);
+        if retries > 100 {
+            bail!("{}: must be at most 100, got {retries}", key("RETRIES"));
+        }
+        let backoff_ms = s.retry_backoff_ms.unwrap_or(DEFAULT_RETRY_BACKOFF_MS);
+        if backoff_ms > 3_600_000 {
+            bail!("{}: must be at most 3600000, got {backoff_ms}", key("RETRY_BACKOFF_MS"));
+        }
+        let max_wait = s.retry_max_wait_secs.unwrap_or(DEFAULT_RETRY_MAX_WAIT_SECS);
+        if !(0.0..=86_400.0).contains(&max_wait) {
+            bail!("{}: must be between 0 and 86400, got {max_wait}", key("RETRY_MAX_WAIT_SECS"));
+        }
+        let max_image_bytes = s.max_image_bytes.unwrap_or(DEFAULT_MAX_IMAGE_BYTES);
+        if max_image_bytes == 0 {
+            bail!("{}: must be at least 1", key("MAX_IMAGE_BYTES"));
+        }
+        let user_agent = s.user_agent.clone().unwrap_or_else(default_user_agent);
+        if user_agent.trim().is_empty() || !is_header_text(&user_agent) {
+            bail!("{}: must be non-empty printable ASCII", key("USER_AGENT"));
+        }
+        let headers = resolve_headers(&settings)?;
+
+        let (out_dir, out_origin) = match (&cli.out_dir, &s.out_dir) {
+            (Some(dir), _) => (dir.clone(), "--out-dir".to_string()),
+            (None, Some(dir)) => (dir.clone(), key("OUT_DIR")),
+            (None, None) => (PathBuf::from(DEFAULT_OUT_DIR), "out dir".to_string()),
+        };
+        if out_dir.as_os_str().is_empty() {
+            bail!("{out_origin}: must not be empty");
+        }
+        if out_dir.exists() && !out_dir.is_dir() {
+            bail!("{out_origin}: {} exists and is not a folder", out_dir.display());
+        }
+        let report = match &cli.report {
+            Some(path) => {
+                check_output_file("--report", path)?;
+                let jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+                Some((path.clone(), if jsonl { ReportKind::Jsonl } else { ReportKind::Json }))
+            }
+            None => None,
+        };
+        if let Some(path) = &cli.failed {
+            check_output_file("--failed", path)?;
+        }
+        let filters = resolve_filters(cli)?;
+
+        let workers = match cli.process {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        Ok(Self {
+            mode: cli.mode,
+            workers,
+            source,
+            out_dir,
+            extract,
+            concurrency,
+            per_host_concurrency,
+            host_interval,
+            host_jitter: Duration::from_millis(jitter_ms),
+            obey_robots: !cli.ignore_robots && s.obey_robots.unwrap_or(true),
+            timeout: Duration::from_secs_f64(timeout_secs),
+            user_agent,
+            headers,
+            send_referer: s.send_referer.unwrap_or(true),
+            retries: Retries {
+                times: retries,
+                base: Duration::from_millis(backoff_ms),
+                max_wait: Duration::from_secs_f64(max_wait),
+            },
+            max_image_bytes,
+            filters,
+            report,
+            failed_list: cli.failed.clone(),
+            force: cli.force,
+            dry_run: cli.dry_run,
+        })
+    }
+
+    /// The first listing page, or `None` for a URL list.
+    pub fn first_page(&self) -> Option<Url> {
+        match &self.source {
+            Source::Pages { pages, .. } => Some(pages.url(1)),
+            Source::Urls(_) => None,
+        }
+    }
+
+    /// What the workers need, writing into `out` and stopping on `cancel`.
+    pub fn fetch_options(&self, out: &OutDir, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
+        let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl);
+        FetchOptions {
+            timeout: self.timeout,
+            user_agent: self.user_agent.clone(),
+            headers: self.headers.clone(),
+            send_referer: self.send_referer,
+            max_page_bytes: MAX_PAGE_BYTES,
+            max_image_bytes: self.max_image_bytes,
+            min_wanted_bytes: self.filters.min_bytes,
+            max_wanted_bytes: self.filters.max_bytes,
+            hash,
+            concurrency: self.concurrency,
+            retries: self.retries,
+            cancel,
+            gate,
+            ..FetchOptions::defaults(out, self.extract.clone())
+        }
+    }
+
+    /// The per-host gate these settings ask for.
+    pub fn host_gate(&self) -> HostGate {
+        HostGate::new(self.host_interval, self.host_jitter)
+    }
+}
+
+fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
+    let file = settings.file();
+    let key = |name: &str| settings.origin(name);
+    let s = &settings.section;
+    let (base, item, page_path) = match demo {
+        Some(url) => {
+            let item = cli.item.clone().or(s.item.clone()).unwrap_or_else(|| DEMO_ITEM.into());
+            (url.clone(), item, DEFAULT_PAGE_PATH.to_string())
+        }
+        None => {
+            let base = match (&cli.url, &s.url) {
+                (Some(url), _) => url.clone(),
+                (None, Some(raw)) => parse_site_url(raw).map_err(|e| anyhow!("{}: {e}", key("URL")))?,
+                (None, None) => bail!("no gallery URL: set SCRAPER.URL in {file}, pass --url, or try --demo"),
+            };
+            let page_path = s.page_path.clone().unwrap_or_else(|| DEFAULT_PAGE_PATH.into());
+            let item = match cli.item.clone().or(s.item.clone()) {
+                Some(item) => item,
+                None if page_path.contains("{item}") => {
+                    bail!(
+                        "no item: set SCRAPER.ITEM in {file} or pass --item (PAGE_PATH {page_path:?} uses it)"
+                    )
+                }
+                None => String::new(),
+            };
+            (base, item, page_path)
+        }
+    };
+    if item.trim().is_empty() && page_path.contains("{item}") {
+        bail!("{}: must not be empty", key("ITEM"));
+    }
+    let max_pages = match (cli.pages, s.amount_pages) {
+        (Some(n), _) => Some(n),
+        (None, Some(0)) => bail!("{}: must be at least 1", key("AMOUNT_PAGES")),
+        (None, n) => n,
+    };
+    if !page_path.contains("{page}") && max_pages != Some(1) {
+        bail!("{}: {page_path:?} has no {{page}}, so every page would be the same URL", key("PAGE_PATH"));
+    }
+    let pages = PageUrls::new(base, &page_path, &item).map_err(|e| anyhow!("{}: {e}", key("PAGE_PATH")))?;
+    Ok(Source::Pages { pages, max_pages })
+}
+
+/// One image URL per line; blank lines and `#` comments are skipped.
+fn read_url_list(path: &Path) -> anyhow::Result<Vec<Url>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("--urls: cannot read stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("--urls: cannot read {}", path.display()))?
+    };
+    let mut urls = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let url = parse_site_url(line).map_err(|e| anyhow!("--urls: {}:{}: {e}", path.display(), n + 1))?;
+        urls.push(url);
+    }
+    Ok(urls)
+}
+
+fn resolve_headers(settings: &Settings) -> anyhow::Result<Vec<(String, String)>> {
+    let s = &settings.section;
+    let mut headers = Vec::new();
+    for (name, value) in s.headers.iter().flatten() {
+        if !is_token(name) || !is_header_text(value) {
+            bail!("{}: {name:?}: not a valid header name and value", settings.origin("HEADERS"));
+        }
+        headers.push((name.clone(), value.clone()));
+    }
+    let mut cookies = Vec::new();
+    for (name, value) in s.cookies.iter().flatten() {
+        let value_ok = value.bytes().all(|b| b.is_ascii_graphic() && !b"\",;\\".contains(&b));
+        if !is_token(name) || !value_ok {
+            bail!("{}: {name:?}: not a valid cookie name and value", settings.origin("COOKIES"));
+        }
+        cookies.push(format!("{name}={value}"));
+    }
+    if !cookies.is_empty() {
+        headers.push(("Cookie".into(), cookies.join("; ")));
+    }
+    Ok(headers)
+}
+
+/// An HTTP token: a header or cookie name.
+fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Printable ASCII (and spaces): what every client sends without complaint.
+fn is_header_text(text: &str) -> bool {
+    text.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+}
+
+fn resolve_filters(cli: &Cli) -> anyhow::Result<Filters> {
+    let extensions: Vec<String> = cli
+        .ext
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if extensions.iter().any(|e| !e.chars().all(|c| c.is_ascii_alphanumeric())) {
+        bail!("--ext: give extensions like jpg,png");
+    }
+    if let (Some(min), Some(max)) = (cli.min_size, cli.max_size)
+        && min > max
+    {
+        bail!("--min-size: {min} bytes is more than --max-size {max}");
+    }
+    Ok(Filters { extensions, min_bytes: cli.min_size, max_bytes: cli.max_size })
+}
+
+/// An output file's folder must exist and the file must not be a folder.
+fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+        bail!("{flag}: folder {} does not exist", parent.display());
+    }
+    if path.is_dir() {
+        bail!("{flag}: {} is a folder", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("image-scraper").chain(args.iter().copied())).unwrap()
+    }
+
+    fn resolve(yaml: &str, args: &[&str]) -> anyhow::Result<Config> {
+        Config::resolve(Settings::parse_for_test(yaml)?, &cli(args), None)
+    }
+
+    fn error(yaml: &str, args: &[&str]) -> String {
+        format!("{:#}", resolve(yaml, args).unwrap_err())
+    }
+
+    fn pages(c: &Config) -> (&PageUrls, Option<u32>) {
+        match &c.source {
+            Source::Pages { pages, max_pages } => (pages, *max_pages),
+            Source::Urls(_) => panic!("not pages"),
+        }
+    }
+
+    const ORIGINAL: &str = "SCRAPER:\n  URL: https://www.stockfreeimages.com/\n  ITEM: cats\n  OUT_DIR: images\n  AMOUNT_PAGES: 10\n";
+
+    #[test]
+    fn the_original_file_gives_the_original_pages_host_and_folder() {
+        let c = resolve(ORIGINAL, &[]).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(urls.url(3).as_str(), "https://www.stockfreeimages.com/p3/cats.html");
+        assert_eq!(max, Some(10));
+        assert_eq!(c.out_dir, PathBuf::from("images"));
+        assert_eq!(c.extract.image_host, "images.stockfreeimages.com");
+        assert_eq!(c.extract.attributes.last().map(String::as_str), Some("src"));
+        assert_eq!(c.mode, Mode::Async);
+        assert!(c.workers >= 1);
+        assert!(c.obey_robots && c.send_referer);
+        assert_eq!(c.per_host_concurrency, 32);
+        assert_eq!(c.host_interval, None);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let args = [
+            "--url",
+            "http://127.0.0.1:9/g/",
+            "--item",
+            "dogs",
+            "--pages",
+            "2",
+            "-o",
+            "out",
+            "-m",
+            "sync",
+            "-p",
+            "3",
+        ];
+        let c = resolve(ORIGINAL, &args).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(urls.url(2).as_str(), "http://127.0.0.1:9/g/p2/dogs.html");
+        assert_eq!(max, Some(2));
+        assert_eq!(c.out_dir, PathBuf::from("out"));
+        assert_eq!((c.mode, c.workers), (Mode::Sync, 3));
+    }
+
+    #[test]
+    fn url_without_a_trailing_slash_is_a_folder() {
+        let c = resolve("SCRAPER:\n  URL: http://h.example/gallery\n  ITEM: x\n", &[]).unwrap();
+        assert_eq!(pages(&c).0.url(1).as_str(), "http://h.example/gallery/p1/x.html");
+    }
+
+    #[test]
+    fn new_keys_are_read() {
+        let yaml = "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  PAGE_PATH: 'list?page={page}'\n  IMAGE_SELECTOR: 'div.g img'\n  IMAGE_ATTRIBUTES: [data-src, src]\n  IMAGE_HOST: ''\n  PAGE_COUNT_SELECTOR: ''\n  CONCURRENCY: 4\n  TIMEOUT_SECS: 2.5\n  USER_AGENT: test-agent\n  PER_HOST_CONCURRENCY: 3\n  REQUESTS_PER_SECOND: 4\n  DELAY_JITTER_MS: 50\n  OBEY_ROBOTS: false\n  SEND_REFERER: false\n  HEADERS: {X-Token: abc}\n  COOKIES: {session: s1, theme: dark}\n";
+        let c = resolve(yaml, &[]).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(urls.url(7).as_str(), "http://h.example/list?page=7");
+        assert_eq!(max, None);
+        assert_eq!(c.extract.attributes, ["data-src", "src"]);
+        assert_eq!(c.extract.image_host, "");
+        assert_eq!((c.concurrency, c.per_host_concurrency), (4, 3));
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(c.user_agent, "test-agent");
+        assert_eq!(c.host_interval, Some(Duration::from_millis(250)));
+        assert_eq!(c.host_jitter, Duration::from_millis(50));
+        assert!(!c.obey_robots && !c.send_referer);
+        assert_eq!(
+            c.headers,
+            [
+                ("X-Token".to_string(), "abc".to_string()),
+                ("Cookie".to_string(), "session=s1; theme=dark".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_problem() {
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  AMOUNT_PAGES: 0\n", &[]);
+        assert_eq!(e, "test.yaml: SCRAPER.AMOUNT_PAGES: must be at least 1");
+        let e = error("SCRAPER:\n  URL: not a url\n  ITEM: x\n", &[]);
+        assert!(e.starts_with("test.yaml: SCRAPER.URL: \"not a url\" is not a URL"), "{e}");
+        let e = error("SCRAPER:\n  URL: ftp://h/\n  ITEM: x\n", &[]);
+        assert!(e.contains("SCRAPER.URL") && e.contains("not an http(s) URL"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  CONCURRENCY: 0\n", &[]);
+        assert!(e.contains("SCRAPER.CONCURRENCY: must be between 1 and 1024"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  TIMEOUT_SECS: 0\n", &[]);
+        assert!(e.contains("SCRAPER.TIMEOUT_SECS"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  IMAGE_SELECTOR: 'img['\n", &[]);
+        assert!(e.contains("image selector \"img[\""), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  PAGE_PATH: all.html\n", &[]);
+        assert!(e.contains("SCRAPER.PAGE_PATH") && e.contains("no {page}"), "{e}");
+        let e =
+            error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  DELAY_MS: 5\n  REQUESTS_PER_SECOND: 2\n", &[]);
+        assert!(e.contains("not both"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  REQUESTS_PER_SECOND: 0\n", &[]);
+        assert!(e.contains("SCRAPER.REQUESTS_PER_SECOND"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  PER_HOST_CONCURRENCY: 0\n", &[]);
+        assert!(e.contains("SCRAPER.PER_HOST_CONCURRENCY"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  HEADERS: {'Bad Name': x}\n", &[]);
+        assert!(e.contains("SCRAPER.HEADERS"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  COOKIES: {a: 'b; c'}\n", &[]);
+        assert!(e.contains("SCRAPER.COOKIES"), "{e}");
+        let e = error(ORIGINAL, &["--min-size", "2M", "--max-size", "1M"]);
+        assert!(e.starts_with("--min-size"), "{e}");
+        let e = error(ORIGINAL, &["--ext", "j/pg"]);
+        assert!(e.starts_with("--ext"), "{e}");
+    }
+
+    #[test]
+    fn missing_url_or_item_is_explained() {
+        assert!(error("", &[]).starts_with("no gallery URL"));
+        assert!(error("SCRAPER:\n  URL: https://h/\n", &[]).starts_with("no item"));
+        assert!(resolve("", &["--url", "https://h/", "--item", "x"]).is_ok());
+    }
+
+    #[test]
+    fn output_paths_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = error(ORIGINAL, &["-o", file.to_str().unwrap()]);
+        assert!(e.starts_with("--out-dir: ") && e.ends_with("is not a folder"), "{e}");
+        let missing = dir.path().join("no/such/report.json");
+        let e = error(ORIGINAL, &["--report", missing.to_str().unwrap()]);
+        assert!(e.starts_with("--report: folder"), "{e}");
+        let e = error(ORIGINAL, &["--failed", dir.path().to_str().unwrap()]);
+        assert!(e.starts_with("--failed: ") && e.ends_with("is a folder"), "{e}");
+        let c = resolve(ORIGINAL, &["--report", "x.JSONL"]).unwrap();
+        assert_eq!(c.report.unwrap().1, ReportKind::Jsonl);
+    }
+
+    #[test]
+    fn a_url_list_replaces_the_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("failed.txt");
+        std::fs::write(&list, "# retry these\nhttp://h.example/a.jpg\n\n  https://h.example/b.png  \n")
+            .unwrap();
+        let c = resolve(ORIGINAL, &["--urls", list.to_str().unwrap()]).unwrap();
+        let Source::Urls(urls) = &c.source else { panic!() };
+        assert_eq!(urls.len(), 2);
+        assert_eq!(c.first_page(), None);
+        std::fs::write(&list, "http://h.example/a.jpg\nnot a url\n").unwrap();
+        let e = error(ORIGINAL, &["--urls", list.to_str().unwrap()]);
+        assert!(e.contains("failed.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn filters() {
+        let c = resolve(ORIGINAL, &["--ext", "JPG,.png", "--min-size", "1K"]).unwrap();
+        assert_eq!(c.filters.extensions, ["jpg", "png"]);
+        assert_eq!(c.filters.min_bytes, Some(1024));
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(c.filters.wants(&url("http://h/a/b.JPG?x=1")));
+        assert!(c.filters.wants(&url("http://h/b.png")));
+        assert!(!c.filters.wants(&url("http://h/b.gif")));
+        assert!(!c.filters.wants(&url("http://h/jpg")));
+        assert!(Filters::default().wants(&url("http://h/anything")));
+    }
+
+    #[test]
+    fn demo_replaces_the_site_keys_only() {
+        let demo = Url::parse("http://127.0.0.1:4000/").unwrap();
+        let yaml = format!("{ORIGINAL}  CONCURRENCY: 3\n  IMAGE_SELECTOR: 'nothing'\n");
+        let c = Config::resolve(Settings::parse_for_test(&yaml).unwrap(), &cli(&["--demo"]), Some(&demo)).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(urls.url(1).as_str(), "http://127.0.0.1:4000/p1/cats.html");
+        assert_eq!(c.extract.image_host, "127.0.0.1");
+        assert_eq!(c.extract.image_selector, DEFAULT_IMAGE_SELECTOR);
+        assert_eq!(c.concurrency, 3);
+        assert_eq!(max, Some(10));
+    }
+}
