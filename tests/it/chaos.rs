@@ -23,9 +23,7 @@ use crate::helpers::{TestServer, images, read_report, run_binary, write_settings
 /// A JPEG-framed body of `len` bytes (SOI ... EOI), different for every `seed`. The
 /// filler never contains an EOI marker, so a prefix of it looks cut.
 fn jpeg(seed: u8, len: usize) -> Vec<u8> {
-    let mut body: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
+    let mut body: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
     body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
     body[len - 2..].copy_from_slice(b"\xFF\xD9");
     body
@@ -118,15 +116,10 @@ fn chaos_server() -> TestServer {
             "/p1/cats.html",
             web::get().to(|req: actix_web::HttpRequest| async move {
                 let origin = format!("http://{}", req.connection_info().host());
-                HttpResponse::Ok()
-                    .content_type("text/html")
-                    .body(page_one(&origin))
+                HttpResponse::Ok().content_type("text/html").body(page_one(&origin))
             }),
         )
-        .route(
-            "/p2/cats.html",
-            web::get().to(|| async { HttpResponse::InternalServerError().finish() }),
-        )
+        .route("/p2/cats.html", web::get().to(|| async { HttpResponse::InternalServerError().finish() }))
         .route(
             "/p3/cats.html",
             web::get().to(|| async {
@@ -148,15 +141,9 @@ fn chaos_server() -> TestServer {
         .route("/img/chunked.jpg", {
             let body = files["chunked.jpg"].clone();
             web::get().to(move || {
-                let chunks: Vec<Result<Bytes, std::io::Error>> = body
-                    .chunks(7_000)
-                    .map(|c| Ok(Bytes::copy_from_slice(c)))
-                    .collect();
-                async move {
-                    HttpResponse::Ok()
-                        .content_type("image/jpeg")
-                        .streaming(stream::iter(chunks))
-                }
+                let chunks: Vec<Result<Bytes, std::io::Error>> =
+                    body.chunks(7_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+                async move { HttpResponse::Ok().content_type("image/jpeg").streaming(stream::iter(chunks)) }
             })
         })
         .route("/img/gzip.jpg", {
@@ -189,9 +176,9 @@ fn chaos_server() -> TestServer {
                 let (body, first) = (body.clone(), busy.fetch_add(1, Ordering::SeqCst) == 0);
                 async move {
                     match first {
-                        true => HttpResponse::TooManyRequests()
-                            .insert_header((header::RETRY_AFTER, "1"))
-                            .finish(),
+                        true => {
+                            HttpResponse::TooManyRequests().insert_header((header::RETRY_AFTER, "1")).finish()
+                        }
                         false => HttpResponse::Ok().content_type("image/jpeg").body(body),
                     }
                 }
@@ -200,57 +187,38 @@ fn chaos_server() -> TestServer {
         .route(
             "/img/moved.jpg",
             web::get().to(|| async {
-                HttpResponse::Found()
-                    .insert_header((header::LOCATION, "/img/real.jpg"))
-                    .finish()
+                HttpResponse::Found().insert_header((header::LOCATION, "/img/real.jpg")).finish()
             }),
         )
         .route(
             "/loop.jpg",
             web::get().to(|| async {
-                HttpResponse::Found()
-                    .insert_header((header::LOCATION, "/loop.jpg"))
-                    .finish()
+                HttpResponse::Found().insert_header((header::LOCATION, "/loop.jpg")).finish()
             }),
         )
-        .route(
-            "/img/missing.jpg",
-            web::get().to(|| async { HttpResponse::NotFound().body("gone") }),
-        )
+        .route("/img/missing.jpg", web::get().to(|| async { HttpResponse::NotFound().body("gone") }))
         .route(
             "/img/truncated.jpg",
             web::get().to(|| async {
                 // Announces 50 000 bytes, sends 5 000, then the connection breaks.
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .no_chunking(50_000)
-                    .streaming(broken_body(12))
+                HttpResponse::Ok().content_type("image/jpeg").no_chunking(50_000).streaming(broken_body(12))
             }),
         )
         .route(
             "/img/reset.jpg",
-            web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .streaming(broken_body(13))
-            }),
+            web::get()
+                .to(|| async { HttpResponse::Ok().content_type("image/jpeg").streaming(broken_body(13)) }),
         )
         .route(
             "/img/stall.jpg",
             web::get().to(|| async {
                 let first = stream::once(async { Ok::<_, std::io::Error>(Bytes::from(jpeg(14, 1_000))) });
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .streaming(first.chain(stream::pending()))
+                HttpResponse::Ok().content_type("image/jpeg").streaming(first.chain(stream::pending()))
             }),
         )
         .route(
             "/img/html.jpg",
-            web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("text/html")
-                    .body("<html>no</html>")
-            }),
+            web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body("<html>no</html>") }),
         )
         .route(
             "/img/disguised.jpg",
@@ -262,22 +230,14 @@ fn chaos_server() -> TestServer {
         )
         .route(
             "/img/huge.jpg",
-            web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .body(jpeg(15, 200_000))
-            }),
+            web::get().to(|| async { HttpResponse::Ok().content_type("image/jpeg").body(jpeg(15, 200_000)) }),
         )
         .route(
             "/img/huge-chunked.jpg",
             web::get().to(|| async {
-                let chunks: Vec<Result<Bytes, std::io::Error>> = jpeg(16, 200_000)
-                    .chunks(10_000)
-                    .map(|c| Ok(Bytes::copy_from_slice(c)))
-                    .collect();
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .streaming(stream::iter(chunks))
+                let chunks: Vec<Result<Bytes, std::io::Error>> =
+                    jpeg(16, 200_000).chunks(10_000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+                HttpResponse::Ok().content_type("image/jpeg").streaming(stream::iter(chunks))
             }),
         )
         .route(
@@ -316,10 +276,7 @@ fn chaos_run(mode: &str, workers: &str) {
     let dir = root.path().join("work");
     std::fs::create_dir(&dir).unwrap();
     write_settings(&dir, &server.origin(), CHAOS_SETTINGS);
-    let run = run_binary(
-        &dir,
-        &["-v", "-m", mode, "-p", workers, "--report", "report.json"],
-    );
+    let run = run_binary(&dir, &["-v", "-m", mode, "-p", workers, "--report", "report.json"]);
 
     assert_eq!(run.code, 1, "some images fail: {}", run.stderr);
     let (ok, failed) = (expected_files().len() + 2, FAILURES.len());
@@ -338,28 +295,13 @@ fn chaos_run(mode: &str, workers: &str) {
         "Retry-After: 1 honoured: {:?}",
         busy[1] - busy[0]
     );
-    for path in [
-        "/img/truncated.jpg",
-        "/img/reset.jpg",
-        "/img/stall.jpg",
-        "/p2/cats.html",
-    ] {
+    for path in ["/img/truncated.jpg", "/img/reset.jpg", "/img/stall.jpg", "/p2/cats.html"] {
         assert_eq!(server.hits(path), RETRIES + 1, "{path}");
     }
-    for path in [
-        "/img/missing.jpg",
-        "/img/html.jpg",
-        "/img/disguised.jpg",
-        "/img/huge.jpg",
-        "/img/ok.jpg",
-    ] {
+    for path in ["/img/missing.jpg", "/img/html.jpg", "/img/disguised.jpg", "/img/huge.jpg", "/img/ok.jpg"] {
         assert_eq!(server.hits(path), 1, "{path}");
     }
-    assert_eq!(
-        server.hits("/loop.jpg"),
-        11,
-        "the loop is followed to the limit once, not retried"
-    );
+    assert_eq!(server.hits("/loop.jpg"), 11, "the loop is followed to the limit once, not retried");
 
     let report = read_report(&dir.join("report.json"));
     assert_eq!(report["images"]["total"], total);
@@ -375,33 +317,17 @@ fn chaos_run(mode: &str, workers: &str) {
         assert_eq!(item["status"], "failed", "{path}");
         assert_eq!(item["bytes"], 0);
         let error = item["error"].as_str().unwrap();
-        assert!(
-            error.contains(reason),
-            "{path}: {error:?} should say {reason:?}\n{}",
-            run.stderr
-        );
+        assert!(error.contains(reason), "{path}: {error:?} should say {reason:?}\n{}", run.stderr);
     }
 
     let files = images(&dir.join("images"));
     for (name, bytes) in expected_files() {
-        let on_disk = files
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} missing: {:?}", files.keys()));
-        assert!(
-            on_disk == &bytes,
-            "{name} is not byte for byte what the server sent"
-        );
+        let on_disk = files.get(name).unwrap_or_else(|| panic!("{name} missing: {:?}", files.keys()));
+        assert!(on_disk == &bytes, "{name} is not byte for byte what the server sent");
     }
-    let same: BTreeSet<&Vec<u8>> = files
-        .iter()
-        .filter(|(k, _)| k.starts_with("same"))
-        .map(|(_, v)| v)
-        .collect();
-    assert_eq!(
-        same,
-        BTreeSet::from([&same_a(), &same_b()]),
-        "two URLs, two files"
-    );
+    let same: BTreeSet<&Vec<u8>> =
+        files.iter().filter(|(k, _)| k.starts_with("same")).map(|(_, v)| v).collect();
+    assert_eq!(same, BTreeSet::from([&same_a(), &same_b()]), "two URLs, two files");
     assert_eq!(files.len(), ok, "nothing for the failures: {:?}", files.keys());
     // Nothing outside the out dir.
     assert_eq!(entries(root.path()), ["work"]);
@@ -409,10 +335,8 @@ fn chaos_run(mode: &str, workers: &str) {
 }
 
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
@@ -440,9 +364,7 @@ fn chaos_sync_three_workers() {
 /// A gallery page of `n` small images served at once.
 fn simple_server(n: usize) -> TestServer {
     TestServer::start_with(move |cfg| {
-        let tags: String = (0..n)
-            .map(|i| format!("<img src=\"/img/{i}.jpg\">"))
-            .collect::<String>()
+        let tags: String = (0..n).map(|i| format!("<img src=\"/img/{i}.jpg\">")).collect::<String>()
             + "<li class=\"pag-text\">Page 1 of 1</li>";
         cfg.route(
             "/p1/cats.html",
@@ -454,9 +376,7 @@ fn simple_server(n: usize) -> TestServer {
         .route(
             "/img/{n}.jpg",
             web::get().to(|n: web::Path<u8>| async move {
-                HttpResponse::Ok()
-                    .content_type("image/jpeg")
-                    .body(jpeg(n.into_inner(), 2_000))
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n.into_inner(), 2_000))
             }),
         );
     })
@@ -469,11 +389,7 @@ fn a_rerun_downloads_only_what_is_missing() {
         let dir = tempfile::tempdir().unwrap();
         write_settings(dir.path(), &server.origin(), "");
         let out = dir.path().join("images");
-        let image_hits = || {
-            (0..5)
-                .map(|i| server.hits(&format!("/img/{i}.jpg")))
-                .sum::<usize>()
-        };
+        let image_hits = || (0..5).map(|i| server.hits(&format!("/img/{i}.jpg"))).sum::<usize>();
 
         let run = run_binary(dir.path(), &["-m", mode, "--report", "r.json"]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -499,10 +415,7 @@ fn a_rerun_downloads_only_what_is_missing() {
         std::fs::write(out.join("2.jpg"), b"half").unwrap();
         let run = run_binary(dir.path(), &["-m", mode]);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert_eq!(
-            (server.hits("/img/1.jpg"), server.hits("/img/2.jpg"), image_hits()),
-            (2, 2, 7)
-        );
+        assert_eq!((server.hits("/img/1.jpg"), server.hits("/img/2.jpg"), image_hits()), (2, 2, 7));
         assert_eq!(images(&out)["2.jpg"], jpeg(2, 2_000));
 
         // --force fetches everything again, into the same files.
@@ -517,12 +430,7 @@ fn a_rerun_downloads_only_what_is_missing() {
         assert_eq!(run.code, 0, "{}", run.stderr);
         run.assert_line("resume record damaged");
         let files = images(&out);
-        assert_eq!(
-            files.len(),
-            5,
-            "identical files are recognised, not duplicated: {:?}",
-            files.keys()
-        );
+        assert_eq!(files.len(), 5, "identical files are recognised, not duplicated: {:?}", files.keys());
         for i in 0..5u8 {
             assert_eq!(files[&format!("{i}.jpg")], jpeg(i, 2_000));
         }
@@ -548,11 +456,8 @@ fn a_users_own_file_is_never_overwritten() {
     assert_eq!(files["0.jpg"], b"my own picture");
     assert_eq!(files.len(), 3);
     let report = read_report(&dir.path().join("r.json"));
-    let zero = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["url"].as_str().unwrap().ends_with("/0.jpg"));
+    let zero =
+        report["items"].as_array().unwrap().iter().find(|i| i["url"].as_str().unwrap().ends_with("/0.jpg"));
     let path = zero.unwrap()["path"].as_str().unwrap();
     assert!(path.starts_with("0-") && path.ends_with(".jpg"), "{path}");
     assert_eq!(files[path], jpeg(0, 2_000));
@@ -561,9 +466,7 @@ fn a_users_own_file_is_never_overwritten() {
 /// 3 images served at once, 12 that send their headers and a first chunk, then stall.
 fn stalling_server() -> TestServer {
     TestServer::start_with(|cfg| {
-        let tags: String = (0..15)
-            .map(|i| format!("<img src=\"/img/{i}.jpg\">"))
-            .collect::<String>()
+        let tags: String = (0..15).map(|i| format!("<img src=\"/img/{i}.jpg\">")).collect::<String>()
             + "<li class=\"pag-text\">Page 1 of 1</li>";
         cfg.route(
             "/p1/cats.html",
@@ -602,10 +505,7 @@ fn spawn_binary(cwd: &Path, args: &[&str]) -> Child {
 }
 
 fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
     assert!(status.success());
 }
 
@@ -629,11 +529,7 @@ fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
 fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {
     let server = stalling_server();
     let dir = tempfile::tempdir().unwrap();
-    write_settings(
-        dir.path(),
-        &server.origin(),
-        "  TIMEOUT_SECS: 60\n  CONCURRENCY: 16\n",
-    );
+    write_settings(dir.path(), &server.origin(), "  TIMEOUT_SECS: 60\n  CONCURRENCY: 16\n");
     let child = spawn_binary(dir.path(), &["-m", mode, "-p", "4", "--report", "r.json"]);
     // All three quick images done and four stalled ones in flight (sync: one per thread).
     server.wait_for_hits("/img/", 3 + 4);
@@ -650,23 +546,14 @@ fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {
     assert_eq!(code, expected_code, "{stderr}");
     assert!(stderr.contains("Done, success: 3/15, failure: 12/15"), "{stderr}");
     let files = images(&out);
-    assert_eq!(
-        files.len(),
-        3,
-        "only complete images, under their names: {:?}",
-        files.keys()
-    );
+    assert_eq!(files.len(), 3, "only complete images, under their names: {:?}", files.keys());
     for i in 0..3u8 {
         assert_eq!(files[&format!("{i}.jpg")], jpeg(i, 20_000));
     }
     let report = read_report(&dir.path().join("r.json"));
     assert_eq!(report["images"]["failed"], 12);
-    let interrupted = report["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["error"] == "interrupted")
-        .count();
+    let interrupted =
+        report["items"].as_array().unwrap().iter().filter(|i| i["error"] == "interrupted").count();
     assert_eq!(interrupted, 12);
 }
 
@@ -695,23 +582,14 @@ fn a_second_ctrl_c_exits_at_once_leaving_no_partial_file() {
     let mut line = String::new();
     while !line.contains("signal received") {
         line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-            "no stopping line"
-        );
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "no stopping line");
     }
     signal(&child, "INT");
     let sent = Instant::now();
     let status = child.wait().unwrap();
-    assert!(
-        sent.elapsed() < INTERRUPT_GRACE,
-        "exited at once, not after the grace period"
-    );
+    assert!(sent.elapsed() < INTERRUPT_GRACE, "exited at once, not after the grace period");
     assert_eq!(status.code(), Some(130));
     let out = dir.path().join("images");
     let files = images(&out);
-    assert!(
-        files.values().all(|bytes| bytes.len() == 20_000),
-        "no partial file under a final name"
-    );
+    assert!(files.values().all(|bytes| bytes.len() == 20_000), "no partial file under a final name");
 }

@@ -11,19 +11,13 @@ use crate::helpers::{Reply, TestServer, images, read_report, run_binary, write_s
 
 /// Runs against a demo gallery served by this test process and checks every file.
 fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
-    let gallery = Gallery {
-        pages: 3,
-        per_page: 7,
-    };
+    let gallery = Gallery { pages: 3, per_page: 7 };
     let server = DemoServer::start(gallery).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let origin = server.url().as_str().trim_end_matches('/').to_string();
     write_settings(dir.path(), &origin, &format!("  CONCURRENCY: {concurrency}\n"));
 
-    let run = run_binary(
-        dir.path(),
-        &["-m", mode, "-p", workers, "--report", "report.json"],
-    );
+    let run = run_binary(dir.path(), &["-m", mode, "-p", workers, "--report", "report.json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let n = gallery.image_count();
     run.assert_line(&format!("Done, success: {n}/{n}, failure: 0/{n}"));
@@ -32,10 +26,7 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     let report = read_report(&dir.path().join("report.json"));
     assert_eq!(report["mode"], mode);
     assert_eq!(report["workers"], workers.parse::<u64>().unwrap());
-    assert_eq!(
-        report["pages"],
-        serde_json::json!({"total": 3, "ok": 3, "failed": 0})
-    );
+    assert_eq!(report["pages"], serde_json::json!({"total": 3, "ok": 3, "failed": 0, "skipped": 0}));
     assert_eq!(report["images"]["total"], n);
     assert_eq!(report["images"]["ok"], n);
     let items = report["items"].as_array().unwrap();
@@ -46,9 +37,7 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     for item in items {
         assert_eq!(item["status"], "ok");
         let url = Url::parse(item["url"].as_str().unwrap()).unwrap();
-        let picture = gallery
-            .picture(url.path().strip_prefix("/img/").unwrap())
-            .unwrap();
+        let picture = gallery.picture(url.path().strip_prefix("/img/").unwrap()).unwrap();
         let path = item["path"].as_str().unwrap();
         let on_disk = files.get(path).unwrap_or_else(|| panic!("{path} missing"));
         assert!(on_disk == &demo::png(picture), "{path} differs from {url}");
@@ -58,14 +47,8 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     assert_eq!(report["images"]["bytes"], total);
     let paths: BTreeSet<&str> = items.iter().map(|i| i["path"].as_str().unwrap()).collect();
     let names: BTreeSet<&str> = files.keys().map(String::as_str).collect();
-    assert_eq!(
-        paths, names,
-        "exactly the reported files, no temporary or extra ones"
-    );
-    assert!(
-        names.contains("cats-1-1.png"),
-        "the first of two same-named images keeps its name"
-    );
+    assert_eq!(paths, names, "exactly the reported files, no temporary or extra ones");
+    assert!(names.contains("cats-1-1.png"), "the first of two same-named images keeps its name");
 }
 
 #[test]
@@ -152,66 +135,33 @@ fn check_troubled_run(mode: &str, workers: &str) {
     assert_eq!(run.code, 1, "something failed: {}", run.stderr);
     run.assert_line("Done, success: 6/7, failure: 1/7");
     run.assert_line("Pages, success: 2/3, failure: 1/3");
-    assert_eq!(
-        server.hits("/img/ok.jpg"),
-        1,
-        "a URL found four times is fetched once"
-    );
+    assert_eq!(server.hits("/img/ok.jpg"), 1, "a URL found four times is fetched once");
 
     let report = read_report(&dir.join("r.json"));
-    assert_eq!(
-        report["pages"],
-        serde_json::json!({"total": 3, "ok": 2, "failed": 1})
-    );
+    assert_eq!(report["pages"], serde_json::json!({"total": 3, "ok": 2, "failed": 1, "skipped": 0}));
     let items = report["items"].as_array().unwrap();
-    let missing = items
-        .iter()
-        .find(|i| i["url"].as_str().unwrap().ends_with("missing.jpg"))
-        .unwrap();
+    let missing = items.iter().find(|i| i["url"].as_str().unwrap().ends_with("missing.jpg")).unwrap();
     assert_eq!(missing["status"], "failed");
     assert_eq!(missing["error"], "HTTP status 404");
     assert_eq!(missing["bytes"], 0);
 
     let files = images(&dir.join("images"));
     assert_eq!(files.get("ok.jpg").map(Vec::as_slice), Some(&b"ok-bytes"[..]));
-    assert_eq!(
-        files.get("three.jpg").map(Vec::as_slice),
-        Some(&b"three-bytes"[..])
-    );
-    assert_eq!(
-        files.get("_.._escape.jpg").map(Vec::as_slice),
-        Some(&b"escape-bytes"[..])
-    );
-    let same: BTreeSet<&[u8]> = files
-        .iter()
-        .filter(|(k, _)| k.starts_with("same"))
-        .map(|(_, v)| v.as_slice())
-        .collect();
-    assert_eq!(
-        same,
-        BTreeSet::from([&b"same-a"[..], &b"same-b"[..]]),
-        "two URLs, two files"
-    );
-    assert!(
-        files
-            .iter()
-            .any(|(k, v)| k.starts_with("image-") && v == b"dots-bytes")
-    );
+    assert_eq!(files.get("three.jpg").map(Vec::as_slice), Some(&b"three-bytes"[..]));
+    assert_eq!(files.get("_.._escape.jpg").map(Vec::as_slice), Some(&b"escape-bytes"[..]));
+    let same: BTreeSet<&[u8]> =
+        files.iter().filter(|(k, _)| k.starts_with("same")).map(|(_, v)| v.as_slice()).collect();
+    assert_eq!(same, BTreeSet::from([&b"same-a"[..], &b"same-b"[..]]), "two URLs, two files");
+    assert!(files.iter().any(|(k, v)| k.starts_with("image-") && v == b"dots-bytes"));
     assert_eq!(files.len(), 6, "{:?}", files.keys());
     assert!(files.keys().all(|k| !k.starts_with('.') && !k.contains('/')));
     // Nothing escaped: the work folder holds only what we put there and the outputs.
     assert_eq!(entries(root.path()), BTreeSet::from(["work".into()]));
-    assert_eq!(
-        entries(&dir),
-        BTreeSet::from(["images".into(), "r.json".into(), "settings.yaml".into()])
-    );
+    assert_eq!(entries(&dir), BTreeSet::from(["images".into(), "r.json".into(), "settings.yaml".into()]));
 }
 
 fn entries(dir: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect()
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
 }
 
 #[test]
@@ -233,34 +183,14 @@ fn bad_settings_exit_2_with_one_line_and_create_nothing() {
             &[],
             "SCRAPER.AMOUNT_PAGES",
         ),
-        (
-            "SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n",
-            &[],
-            "unknown field `COLOUR`",
-        ),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n", &[], "unknown field `COLOUR`"),
         ("SCRAPER:\n  URL: nope\n  ITEM: cats\n", &[], "SCRAPER.URL"),
         ("SCRAPER: [\n", &[], "settings.yaml"),
         ("SCRAPER:\n  URL: https://h.test/\n", &[], "no item"),
-        (
-            "SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n",
-            &["-c", "missing.yaml"],
-            "missing.yaml",
-        ),
-        (
-            "SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n",
-            &["-p", "0"],
-            "--process",
-        ),
-        (
-            "SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n",
-            &["--url", "ftp://x/"],
-            "--url",
-        ),
-        (
-            "SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n",
-            &["-m", "fast"],
-            "--mode",
-        ),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-c", "missing.yaml"], "missing.yaml"),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-p", "0"], "--process"),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["--url", "ftp://x/"], "--url"),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-m", "fast"], "--mode"),
     ];
     for (yaml, args, needle) in cases {
         std::fs::write(dir.path().join("settings.yaml"), yaml).unwrap();
@@ -270,10 +200,7 @@ fn bad_settings_exit_2_with_one_line_and_create_nothing() {
         let first = run.stderr.lines().next().unwrap_or_default();
         assert!(first.starts_with("error: "), "{first}");
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-        assert!(
-            !dir.path().join("images").exists(),
-            "{yaml:?} created the out dir"
-        );
+        assert!(!dir.path().join("images").exists(), "{yaml:?} created the out dir");
     }
     // Settings errors print exactly one line.
     std::fs::write(dir.path().join("settings.yaml"), "SCRAPER:\n  ITEM: [\n").unwrap();
@@ -288,11 +215,7 @@ fn out_dir_that_is_a_file_is_a_settings_error() {
     write_settings(dir.path(), "http://127.0.0.1:9", "");
     let run = run_binary(dir.path(), &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("OUT_DIR") && run.stderr.contains("not a folder"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("OUT_DIR") && run.stderr.contains("not a folder"), "{}", run.stderr);
     assert_eq!(std::fs::read(dir.path().join("images")).unwrap(), b"not a folder");
 }
 

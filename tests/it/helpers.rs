@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 /// What a route answers.
@@ -23,27 +24,15 @@ pub struct Reply {
 
 impl Reply {
     pub fn html(body: impl Into<String>) -> Self {
-        Self {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            body: body.into().into_bytes(),
-        }
+        Self { status: 200, content_type: "text/html; charset=utf-8", body: body.into().into_bytes() }
     }
 
     pub fn image(body: &[u8]) -> Self {
-        Self {
-            status: 200,
-            content_type: "image/jpeg",
-            body: body.to_vec(),
-        }
+        Self { status: 200, content_type: "image/jpeg", body: body.to_vec() }
     }
 
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            content_type: "text/plain",
-            body: format!("status {status}").into_bytes(),
-        }
+        Self { status, content_type: "text/plain", body: format!("status {status}").into_bytes() }
     }
 }
 
@@ -56,20 +45,16 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Every request, by path: when it arrived and its headers.
 #[derive(Default)]
 pub struct Hits {
-    counts: Mutex<HashMap<String, Vec<Instant>>>,
+    counts: Mutex<HashMap<String, Vec<(Instant, HeaderMap)>>>,
     arrived: Condvar,
 }
 
 impl Hits {
-    fn add(&self, path: String) {
-        self.counts
-            .lock()
-            .unwrap()
-            .entry(path)
-            .or_default()
-            .push(Instant::now());
+    fn add(&self, path: String, headers: HeaderMap) {
+        self.counts.lock().unwrap().entry(path).or_default().push((Instant::now(), headers));
         self.arrived.notify_all();
     }
 }
@@ -106,7 +91,7 @@ impl TestServer {
                     let hits = Arc::clone(&server_hits);
                     App::new()
                         .wrap_fn(move |req, srv| {
-                            hits.add(path_of(req.request()));
+                            hits.add(path_of(req.request()), req.headers().clone());
                             srv.call(req)
                         })
                         .configure(configure.clone())
@@ -123,12 +108,7 @@ impl TestServer {
             });
         });
         let (addr, handle) = rx.recv().expect("test server started");
-        Self {
-            addr,
-            handle,
-            hits,
-            thread: Some(thread),
-        }
+        Self { addr, handle, hits, thread: Some(thread) }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -142,13 +122,20 @@ impl TestServer {
 
     /// When each request for `path` arrived.
     pub fn hit_times(&self, path: &str) -> Vec<Instant> {
-        self.hits
-            .counts
-            .lock()
-            .unwrap()
-            .get(path)
-            .cloned()
-            .unwrap_or_default()
+        self.requests(path).into_iter().map(|(t, _)| t).collect()
+    }
+
+    /// Each request for `path`: when it arrived and its headers.
+    pub fn requests(&self, path: &str) -> Vec<(Instant, HeaderMap)> {
+        self.hits.counts.lock().unwrap().get(path).cloned().unwrap_or_default()
+    }
+
+    /// When every request arrived, in order, whatever its path.
+    pub fn all_times(&self) -> Vec<Instant> {
+        let counts = self.hits.counts.lock().unwrap();
+        let mut times: Vec<Instant> = counts.values().flatten().map(|(t, _)| *t).collect();
+        times.sort();
+        times
     }
 
     /// Blocks until requests for paths starting with `prefix` number at least `n`
@@ -157,17 +144,12 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut counts = self.hits.counts.lock().unwrap();
         loop {
-            let seen: usize = counts
-                .iter()
-                .filter(|(p, _)| p.starts_with(prefix))
-                .map(|(_, t)| t.len())
-                .sum();
+            let seen: usize =
+                counts.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, t)| t.len()).sum();
             if seen >= n {
                 return;
             }
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .expect("requests never arrived");
+            let left = deadline.checked_duration_since(Instant::now()).expect("requests never arrived");
             counts = self.hits.arrived.wait_timeout(counts, left).unwrap().0;
         }
     }
@@ -195,11 +177,7 @@ pub struct Run {
 
 impl Run {
     pub fn assert_line(&self, needle: &str) {
-        assert!(
-            self.stderr.contains(needle),
-            "expected {needle:?} in:\n{}",
-            self.stderr
-        );
+        assert!(self.stderr.contains(needle), "expected {needle:?} in:\n{}", self.stderr);
     }
 }
 
@@ -254,9 +232,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
 /// checking that folder holds no download in progress.
 pub fn images(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let tmp = out.join(".image-scraper/tmp");
-    let partials: Vec<_> = std::fs::read_dir(&tmp)
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
+    let partials: Vec<_> = std::fs::read_dir(&tmp).map(|d| d.flatten().collect()).unwrap_or_default();
     assert!(partials.is_empty(), "downloads left in progress: {partials:?}");
     let mut all = tree(out);
     all.retain(|name, _| !name.starts_with(".image-scraper/"));

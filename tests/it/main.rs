@@ -4,5 +4,7 @@
 mod chaos;
 mod e2e;
 mod helpers;
+mod outputs;
+mod polite;
 mod props;
 mod workers;

@@ -9,9 +9,7 @@ use image_scraper::coordinator::TaskFinished;
 use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
-use image_scraper::work::{
-    Cancel, Done, FetchOptions, ImageTask, MAX_PAGE_BYTES, Retries, RunTask, Task, TaskError,
-};
+use image_scraper::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError};
 use slog::{Logger, o};
 use tokio::sync::oneshot;
 use url::Url;
@@ -64,10 +62,7 @@ impl Handler<WaitFor> for Probe {
         self.maybe_answer();
         Box::pin(async move {
             // A guard against a hang, not a wait: the answer comes as soon as results do.
-            tokio::time::timeout(Duration::from_secs(20), rx)
-                .await
-                .expect("worker answered in time")
-                .unwrap()
+            tokio::time::timeout(Duration::from_secs(20), rx).await.expect("worker answered in time").unwrap()
         })
     }
 }
@@ -99,60 +94,31 @@ fn server() -> TestServer {
 }
 
 fn options(out: &OutDir) -> Arc<FetchOptions> {
+    let extract = ExtractRules {
+        image_selector: "img".into(),
+        attributes: vec!["src".into()],
+        image_host: "127.0.0.1".into(),
+        page_count_selector: "li.pag-text".into(),
+    };
     Arc::new(FetchOptions {
-        out_dir: out.root().to_path_buf(),
-        tmp_dir: out.tmp_dir(),
-        extract: ExtractRules {
-            image_selector: "img".into(),
-            attributes: vec!["src".into()],
-            image_host: "127.0.0.1".into(),
-            page_count_selector: "li.pag-text".into(),
-        },
         timeout: Duration::from_secs(10),
-        user_agent: "image-scraper-test".into(),
-        max_page_bytes: MAX_PAGE_BYTES,
-        max_image_bytes: 10_000_000,
         concurrency: 4,
-        retries: Retries {
-            times: 0,
-            base: Duration::ZERO,
-            max_wait: Duration::ZERO,
-        },
-        cancel: Cancel::default(),
+        ..FetchOptions::defaults(out, extract)
     })
 }
 
 fn image(id: u64, url: Url, name: &str) -> RunTask {
-    RunTask {
-        id,
-        task: Task::Image(ImageTask {
-            url,
-            name: name.into(),
-            if_taken: None,
-        }),
-    }
+    RunTask { id, task: Task::Image(ImageTask { url, name: name.into(), if_taken: None, referer: None }) }
 }
 
 fn tasks(origin: &str) -> Vec<RunTask> {
     let url = |p: &str| Url::parse(&format!("{origin}{p}")).unwrap();
     vec![
-        RunTask {
-            id: 1,
-            task: Task::Page {
-                number: 1,
-                url: url("/p1/cats.html"),
-            },
-        },
+        RunTask { id: 1, task: Task::Page { number: 1, url: url("/p1/cats.html") } },
         image(2, url("/a.jpg"), "a.jpg"),
         image(3, url("/p1/b/big.jpg"), "big.jpg"),
         image(4, url("/gone.jpg"), "gone.jpg"),
-        RunTask {
-            id: 5,
-            task: Task::Page {
-                number: 2,
-                url: url("/broken.html"),
-            },
-        },
+        RunTask { id: 5, task: Task::Page { number: 2, url: url("/broken.html") } },
     ]
 }
 
@@ -164,20 +130,13 @@ fn check(origin: &str, mut results: Vec<TaskFinished>, out: &OutDir) {
     match &results[0].outcome {
         Ok(Done::Page(scan)) => {
             let urls: Vec<&str> = scan.images.iter().map(Url::as_str).collect();
-            assert_eq!(
-                urls,
-                [format!("{origin}/a.jpg"), format!("{origin}/p1/b/big.jpg")]
-            );
+            assert_eq!(urls, [format!("{origin}/a.jpg"), format!("{origin}/p1/b/big.jpg")]);
             assert_eq!(scan.page_count, Some(4));
         }
         other => panic!("page 1: {other:?}"),
     }
-    let saved = |bytes: usize, name: &str| {
-        Ok(Done::Image {
-            bytes: bytes as u64,
-            name: name.into(),
-        })
-    };
+    let saved =
+        |bytes: usize, name: &str| Ok(Done::Image { bytes: bytes as u64, name: name.into(), sha256: None });
     assert_eq!(results[1].outcome, saved(JPEG.len(), "a.jpg"));
     assert_eq!(results[2].outcome, saved(3_000_000, "big.jpg"));
     assert_eq!(results[3].outcome, Err(TaskError::status(404)));
@@ -191,16 +150,8 @@ fn check(origin: &str, mut results: Vec<TaskFinished>, out: &OutDir) {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [".image-scraper", "a.jpg", "big.jpg"],
-        "nothing for failures"
-    );
-    assert_eq!(
-        std::fs::read_dir(out.tmp_dir()).unwrap().count(),
-        0,
-        "no temporary files left"
-    );
+    assert_eq!(names, [".image-scraper", "a.jpg", "big.jpg"], "nothing for failures");
+    assert_eq!(std::fs::read_dir(out.tmp_dir()).unwrap().count(), 0, "no temporary files left");
 }
 
 /// A Downloader on an Arbiter of its own, as `run` starts it, reporting to `probe`.
@@ -208,12 +159,7 @@ fn start_downloader(out: &OutDir, probe: &Addr<Probe>) -> (Addr<Downloader>, Arb
     let arbiter = Arbiter::new();
     let (opts, report) = (options(out), probe.clone().recipient());
     let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
-        Downloader::new(
-            opts,
-            downloader::tls_config(),
-            report,
-            Logger::root(slog::Discard, o!()),
-        )
+        Downloader::new(opts, downloader::tls_config(), report, Logger::root(slog::Discard, o!()))
     });
     (worker, arbiter)
 }
@@ -243,12 +189,7 @@ async fn blocking_worker_fetches_pages_and_streams_images() {
     let agent = Blocking::agent(&opts, 2);
     let report = probe.clone().recipient();
     let pool = SyncArbiter::start(2, move || {
-        Blocking::new(
-            agent.clone(),
-            Arc::clone(&opts),
-            report.clone(),
-            Logger::root(slog::Discard, o!()),
-        )
+        Blocking::new(agent.clone(), Arc::clone(&opts), report.clone(), Logger::root(slog::Discard, o!()))
     });
     for task in tasks(&server.origin()) {
         pool.do_send(task);
@@ -260,11 +201,7 @@ async fn blocking_worker_fetches_pages_and_streams_images() {
 #[actix::test]
 async fn unreachable_server_is_a_failure_not_a_hang() {
     // A port that was free a moment ago: connections are refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = Url::parse(&format!("http://127.0.0.1:{port}/x.jpg")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = OutDir::open(dir.path()).unwrap();
@@ -272,11 +209,7 @@ async fn unreachable_server_is_a_failure_not_a_hang() {
     let (worker, arbiter) = start_downloader(&out, &probe);
     worker.do_send(image(9, url, "x.jpg"));
     let results = probe.send(WaitFor(1)).await.unwrap();
-    assert!(
-        matches!(results[0].outcome, Err(TaskError::Connect(_))),
-        "{:?}",
-        results[0].outcome
-    );
+    assert!(matches!(results[0].outcome, Err(TaskError::Connect(_))), "{:?}", results[0].outcome);
     assert_eq!(std::fs::read_dir(out.tmp_dir()).unwrap().count(), 0);
     arbiter.stop();
 }

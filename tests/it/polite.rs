@@ -1,0 +1,259 @@
+//! Manners, measured on the server: requests in flight per host, the request rate, a
+//! 429 pausing the whole host, robots.txt and its Crawl-delay, and the headers sent.
+//! Bounds only: a slow machine can make a run slower, never ruder.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+use crate::helpers::{TestServer, images, read_report, run_binary, write_settings};
+
+fn jpeg(seed: u8) -> Vec<u8> {
+    let mut body = vec![seed; 3_000];
+    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
+    body[2_998..].copy_from_slice(b"\xFF\xD9");
+    body
+}
+
+fn gallery_page(paths: &[String], pages: u32) -> String {
+    let tags: String = paths.iter().map(|p| format!("<img src=\"{p}\">")).collect();
+    format!("{tags}<li class=\"pag-text\">Page 1 of {pages}</li>")
+}
+
+/// A page of `n` images, each held for `hold` by the server, which counts how many it is
+/// serving at once.
+fn counting_server(n: usize, hold: Duration) -> (TestServer, Arc<AtomicUsize>) {
+    let now = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&most);
+    let server = TestServer::start_with(move |cfg| {
+        let paths: Vec<String> = (0..n).map(|i| format!("/img/{i}.jpg")).collect();
+        let page = gallery_page(&paths, 1);
+        let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+        cfg.route(
+            "/p1/cats.html",
+            web::get().to(move || {
+                let page = page.clone();
+                async move { HttpResponse::Ok().content_type("text/html").body(page) }
+            }),
+        )
+        .route(
+            "/img/{n}.jpg",
+            web::get().to(move |n: web::Path<u8>| {
+                let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+                async move {
+                    let serving = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(serving, Ordering::SeqCst);
+                    actix_rt::time::sleep(hold).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n.into_inner()))
+                }
+            }),
+        );
+    });
+    (server, seen)
+}
+
+#[test]
+fn never_more_than_the_per_host_limit_in_flight() {
+    for (mode, workers) in [("async", "4"), ("sync", "4")] {
+        let (server, most) = counting_server(24, Duration::from_millis(40));
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "  PER_HOST_CONCURRENCY: 3\n  CONCURRENCY: 16\n");
+        let run = run_binary(dir.path(), &["-m", mode, "-p", workers]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let most = most.load(Ordering::SeqCst);
+        assert!(most <= 3, "{mode}: {most} requests at once with a limit of 3");
+        assert!(most >= 2, "{mode}: the run was concurrent at all ({most})");
+        assert_eq!(images(&dir.path().join("images")).len(), 24);
+    }
+}
+
+#[test]
+fn the_rate_limit_holds_across_workers() {
+    for (mode, workers) in [("async", "1"), ("async", "4"), ("async", "8"), ("sync", "4"), ("sync", "8")] {
+        let (server, _) = counting_server(14, Duration::ZERO);
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "  REQUESTS_PER_SECOND: 25\n");
+        let run = run_binary(dir.path(), &["-m", mode, "-p", workers]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        // robots.txt, the page and the 14 images: 16 requests, 15 intervals of >= 40 ms.
+        let times = server.all_times();
+        assert_eq!(times.len(), 16);
+        let span = *times.last().unwrap() - times[0];
+        let rate = (times.len() - 1) as f64 / span.as_secs_f64();
+        assert!(rate <= 25.0 * 1.1, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
+    }
+}
+
+#[test]
+fn a_429_pauses_the_whole_host() {
+    for mode in ["async", "sync"] {
+        let told = Arc::new(AtomicBool::new(false));
+        let server = TestServer::start_with({
+            let told = Arc::clone(&told);
+            move |cfg| {
+                let paths: Vec<String> = (0..12).map(|i| format!("/img/{i}.jpg")).collect();
+                let page = gallery_page(&paths, 1);
+                let told = Arc::clone(&told);
+                cfg.route(
+                    "/p1/cats.html",
+                    web::get().to(move || {
+                        let page = page.clone();
+                        async move { HttpResponse::Ok().content_type("text/html").body(page) }
+                    }),
+                )
+                .route(
+                    "/img/{n}.jpg",
+                    web::get().to(move |n: web::Path<u8>| {
+                        let n = n.into_inner();
+                        let first_429 = n == 0 && !told.swap(true, Ordering::SeqCst);
+                        async move {
+                            if first_429 {
+                                return HttpResponse::TooManyRequests()
+                                    .insert_header((header::RETRY_AFTER, "1"))
+                                    .finish();
+                            }
+                            actix_rt::time::sleep(Duration::from_millis(20)).await;
+                            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n))
+                        }
+                    }),
+                );
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "  PER_HOST_CONCURRENCY: 2\n  CONCURRENCY: 8\n");
+        let run = run_binary(dir.path(), &["-m", mode, "-p", "2"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let refused = server.hit_times("/img/0.jpg")[0];
+        assert_eq!(server.hits("/img/0.jpg"), 2);
+        // Requests already on their way may arrive just after the 429; none may start
+        // during the second the host asked for.
+        let quiet_from = refused + Duration::from_millis(150);
+        let quiet_to = refused + Duration::from_millis(950);
+        let early: Vec<Duration> = server
+            .all_times()
+            .into_iter()
+            .filter(|t| *t > quiet_from && *t < quiet_to)
+            .map(|t| t - refused)
+            .collect();
+        assert!(early.is_empty(), "{mode}: requests during the pause, at {early:?} after the 429");
+        assert_eq!(images(&dir.path().join("images")).len(), 12);
+    }
+}
+
+/// robots.txt disallows /private/ and page 2, and asks for a crawl delay.
+fn robots_server() -> TestServer {
+    TestServer::start_with(|cfg| {
+        let mut paths: Vec<String> = (0..4).map(|i| format!("/public/{i}.jpg")).collect();
+        paths.extend((4..7).map(|i| format!("/private/{i}.jpg")));
+        let page = gallery_page(&paths, 2);
+        cfg.route(
+            "/robots.txt",
+            web::get().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("text/plain")
+                    .body("User-agent: *\nDisallow: /private/\nDisallow: /p2/\nCrawl-delay: 0.1\n")
+            }),
+        )
+        .route(
+            "/p1/cats.html",
+            web::get().to(move || {
+                let page = page.clone();
+                async move { HttpResponse::Ok().content_type("text/html").body(page) }
+            }),
+        )
+        .route(
+            "/p2/cats.html",
+            web::get().to(|| async {
+                HttpResponse::Ok().content_type("text/html").body(r#"<img src="/public/9.jpg">"#)
+            }),
+        )
+        .route(
+            "/{folder}/{n}.jpg",
+            web::get().to(|path: web::Path<(String, u8)>| async move {
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(path.into_inner().1))
+            }),
+        );
+    })
+}
+
+#[test]
+fn robots_txt_is_obeyed_with_its_crawl_delay() {
+    for mode in ["async", "sync"] {
+        let server = robots_server();
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "");
+        let run = run_binary(dir.path(), &["-m", mode, "-p", "4", "--report", "r.json"]);
+        assert_eq!(run.code, 0, "skipping is not failing: {}", run.stderr);
+        assert_eq!(server.hits("/robots.txt"), 1);
+        assert_eq!(server.hits("/p2/cats.html"), 0, "a disallowed page is not fetched");
+        for i in 4..7 {
+            assert_eq!(server.hits(&format!("/private/{i}.jpg")), 0, "{mode}: /private/{i}.jpg fetched");
+        }
+        let report = read_report(&dir.path().join("r.json"));
+        assert_eq!(report["pages"]["skipped"], 1);
+        assert_eq!(report["images"]["skipped"], 3);
+        assert_eq!(report["images"]["ok"], 4);
+        let skipped: Vec<&serde_json::Value> =
+            report["items"].as_array().unwrap().iter().filter(|i| i["status"] == "skipped").collect();
+        assert!(skipped.iter().all(|i| i["reason"] == "disallowed by robots.txt"), "{skipped:?}");
+        // Crawl-delay 0.1 s: robots.txt, page 1 and four images, no faster than 10/s.
+        let times = server.all_times();
+        let rate = (times.len() - 1) as f64 / (*times.last().unwrap() - times[0]).as_secs_f64();
+        assert!(rate <= 10.0 * 1.1, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
+    }
+}
+
+#[test]
+fn ignore_robots_does_not_even_ask() {
+    let server = robots_server();
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), &server.origin(), "");
+    let run = run_binary(dir.path(), &["--ignore-robots"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.hits("/robots.txt"), 0);
+    assert_eq!(server.hits("/private/5.jpg"), 1);
+    assert_eq!(images(&dir.path().join("images")).len(), 8, "private ones and page 2's too");
+}
+
+#[test]
+fn an_unreachable_robots_txt_means_nothing_is_fetched() {
+    let server = TestServer::start_with(|cfg| {
+        cfg.route("/robots.txt", web::get().to(|| async { HttpResponse::ServiceUnavailable().finish() }));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), &server.origin(), "  RETRIES: 1\n  RETRY_BACKOFF_MS: 10\n");
+    let run = run_binary(dir.path(), &[]);
+    assert_eq!(server.hits("/robots.txt"), 2, "retried like any request");
+    assert_eq!(server.hits("/p1/cats.html"), 0, "RFC 9309: a 5xx robots.txt disallows all");
+    run.assert_line("robots.txt unreachable");
+    run.assert_line("--ignore-robots");
+}
+
+#[test]
+fn referer_headers_and_cookies_are_sent() {
+    for (mode, referer) in [("async", true), ("sync", true), ("async", false)] {
+        let (server, _) = counting_server(2, Duration::ZERO);
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!(
+            "  HEADERS: {{X-Token: abc}}\n  COOKIES: {{session: s1, theme: dark}}\n  SEND_REFERER: {referer}\n"
+        );
+        write_settings(dir.path(), &server.origin(), &extra);
+        let run = run_binary(dir.path(), &["-m", mode]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let page_url = format!("{}/p1/cats.html", server.origin());
+        for (_, headers) in server.requests("/img/1.jpg").iter().chain(&server.requests("/p1/cats.html")) {
+            let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            assert_eq!(get("x-token").as_deref(), Some("abc"), "{mode}");
+            assert_eq!(get("cookie").as_deref(), Some("session=s1; theme=dark"), "{mode}");
+            assert!(get("user-agent").is_some_and(|ua| ua.starts_with("image-scraper/")), "{mode}");
+        }
+        let (_, image) = &server.requests("/img/1.jpg")[0];
+        let sent = image.get("referer").and_then(|v| v.to_str().ok());
+        assert_eq!(sent, referer.then_some(page_url.as_str()), "{mode}");
+    }
+}
