@@ -157,8 +157,10 @@ impl Command {
         let mut command = Cli::command();
         match self {
             Command::Completions { shell } => {
-                clap_complete::generate(*shell, &mut command, "image-scraper", out);
-                Ok(())
+                // clap_complete panics on a write error (`| head`): generate in memory.
+                let mut script = Vec::new();
+                clap_complete::generate(*shell, &mut command, "image-scraper", &mut script);
+                out.write_all(&script)
             }
             Command::Man => clap_mangen::Man::new(command).render(out),
         }

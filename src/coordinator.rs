@@ -181,11 +181,16 @@ pub struct Coordinator {
     /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
     /// once, and a hash costs 16 bytes where the URL would cost a hundred.
     seen_urls: HashSet<u128>,
-    /// Lower-cased names handed out or recorded by earlier runs, so two URLs never share
-    /// a file, even on a case-insensitive file system.
+    /// Lower-cased names handed out in this run, so two URLs never share a file, even on
+    /// a case-insensitive file system.
     taken_names: HashSet<String>,
+    /// Lower-cased names earlier runs gave to URLs. A new URL wanting one of them gets it
+    /// only if its image is the same (the URL changed, say a CDN or a port); else another.
+    recorded_names: HashSet<String>,
     /// Set by [`Interrupt`]: nothing more is handed out.
     interrupted: bool,
+    /// `--dry-run` and its reader closed stdout: stop quietly.
+    listing_closed: bool,
     /// The resume record could not be written: warned once.
     resume_warned: bool,
     pages: PageCounts,
@@ -197,7 +202,7 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let taken_names = plan.resume.names().map(str::to_lowercase).collect();
+        let recorded_names = plan.resume.names().map(str::to_lowercase).collect();
         let (last_page, urls) = match &plan.source {
             Source::Pages { max_pages, .. } => (max_pages.unwrap_or(1).max(1), Vec::new()),
             Source::Urls(urls) => (0, urls.clone()),
@@ -219,8 +224,10 @@ impl Coordinator {
             robots_queue: VecDeque::new(),
             next_id: 0,
             seen_urls: HashSet::new(),
-            taken_names,
+            taken_names: HashSet::new(),
+            recorded_names,
             interrupted: false,
+            listing_closed: false,
             resume_warned: false,
             pages: PageCounts::default(),
             images: ImageCounts::default(),
@@ -282,7 +289,7 @@ impl Coordinator {
     /// The next task by priority: robots.txt first; page 1 alone; then a page when the
     /// image queue is running short; else an image; else a page.
     fn next_task(&mut self) -> Option<(Task, u32)> {
-        if self.interrupted {
+        if self.interrupted || self.listing_closed {
             return None;
         }
         if let Some(url) = self.robots_queue.pop_front() {
@@ -375,14 +382,21 @@ impl Coordinator {
     }
 
     fn list(&mut self, url: &Url) {
-        self.listed += 1;
-        if let Some(out) = self.plan.listing.as_mut()
-            && writeln!(out, "{url}").and_then(|()| out.flush()).is_err()
-        {
-            // stdout closed (`| head`): nothing more to list.
-            self.plan.listing = None;
-            self.interrupted = true;
+        if self.listing_closed {
+            return;
         }
+        let Some(out) = self.plan.listing.as_mut() else { return };
+        if writeln!(out, "{url}").and_then(|()| out.flush()).is_ok() {
+            self.listed += 1;
+            return;
+        }
+        // The reader is gone (`| head`): nothing more to fetch or list, and nothing failed.
+        self.listing_closed = true;
+        self.pending.clear();
+        self.robots_queue.clear();
+        self.first_page_sent = true;
+        self.first_page_done = true;
+        self.next_page = self.last_page + 1;
     }
 
     /// Hands out tasks while some worker has room, always to the least loaded one so
@@ -565,6 +579,9 @@ impl Coordinator {
     }
 
     fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<Url>) {
+        if self.listing_closed {
+            return;
+        }
         let found = images.len();
         let mut new = 0;
         for url in images {
@@ -597,32 +614,37 @@ impl Coordinator {
                 self.record(item);
                 return None;
             }
+            self.taken_names.insert(done.path.to_lowercase());
             return Some(ImageTask { url, name: done.path, if_taken: None, referer });
         }
         let name = self.claim_name(&url, false);
-        let if_taken = storage::destination(&self.plan.out_dir, &name)
-            .symlink_metadata()
-            .is_ok()
-            .then(|| self.claim_name(&url, true));
+        let occupied = self.recorded_names.contains(&name.to_lowercase()) || self.on_disk(&name);
+        let if_taken = occupied.then(|| self.claim_name(&url, true));
         Some(ImageTask { url, name, if_taken, referer })
     }
 
     /// The URL's own file name, or that name with a URL-derived suffix when another URL
-    /// has it (or, with `free_on_disk`, when a file is there).
-    fn claim_name(&mut self, url: &Url, free_on_disk: bool) -> String {
+    /// has it in this run (or, with `avoid_occupied`, when an earlier run recorded it or a
+    /// file is there).
+    fn claim_name(&mut self, url: &Url, avoid_occupied: bool) -> String {
         let base = storage::file_name(url);
         let suffixed = storage::with_suffix(&base, url);
         let candidates = std::iter::once(base.clone())
             .chain(std::iter::once(suffixed.clone()))
             .chain((2u32..).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), url)));
         for name in candidates {
-            let on_disk =
-                free_on_disk && storage::destination(&self.plan.out_dir, &name).symlink_metadata().is_ok();
-            if !on_disk && self.taken_names.insert(name.to_lowercase()) {
+            let lower = name.to_lowercase();
+            let occupied = avoid_occupied && (self.recorded_names.contains(&lower) || self.on_disk(&name));
+            if !occupied && !self.taken_names.contains(&lower) {
+                self.taken_names.insert(lower);
                 return name;
             }
         }
         unreachable!("the candidate names never run out")
+    }
+
+    fn on_disk(&self, name: &str) -> bool {
+        storage::destination(&self.plan.out_dir, name).symlink_metadata().is_ok()
     }
 
     fn record(&mut self, item: Item) {

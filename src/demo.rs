@@ -192,6 +192,9 @@ impl XorShift {
     }
 }
 
+/// The port `--demo` asks for first.
+pub const DEMO_PORT: u16 = 8429;
+
 /// The running demo server. Stops when dropped.
 pub struct DemoServer {
     addr: SocketAddr,
@@ -203,6 +206,15 @@ impl DemoServer {
     /// Starts the server on 127.0.0.1 with a free port, on a thread of its own (its own
     /// actix System), and returns once it accepts connections.
     pub fn start(gallery: Gallery) -> io::Result<Self> {
+        Self::start_on(gallery, 0)
+    }
+
+    /// Like [`DemoServer::start`], on `port` if it is free (else any free port): the
+    /// same port on every run means the same image URLs, so a second `--demo` run
+    /// resumes instead of downloading everything again.
+    pub fn start_on(gallery: Gallery, port: u16) -> io::Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("demo-gallery".into()).spawn(move || {
             actix_rt::System::new().block_on(async move {
@@ -216,7 +228,7 @@ impl DemoServer {
                 .workers(1)
                 .disable_signals()
                 .shutdown_timeout(1)
-                .bind(("127.0.0.1", 0));
+                .listen(listener);
                 let server = match server {
                     Ok(server) => server,
                     Err(e) => {

@@ -10,15 +10,24 @@
 //!
 //! - `main.rs`: thin: flags, settings, logging, [`run`], exit status.
 //! - [`cli`]: the clap-derive command line; its doc comments are `--help`.
-//! - [`settings`]: `settings.yaml` + flags -> a validated [`Config`](settings::Config).
+//! - [`settings`]: `settings.yaml` and `IMAGE_SCRAPER_*` variables as read.
+//! - [`config`]: flags + settings + defaults -> a validated [`Config`](config::Config).
 //! - [`coordinator`]: the Coordinator actor and the messages it handles
-//!   (`RegisterWorker`, `TaskFinished`, `Join`, `GetCounts`).
-//! - [`work`]: the worker contract: `RunTask`, `Task`, `Done`, `TaskError`, `FetchOptions`.
+//!   (`RegisterWorker`, `TaskFinished`, `Interrupt`, `Join`, `GetCounts`).
+//! - [`work`]: the worker contract: `RunTask`, `Task`, `Done`, `TaskError`, `FetchOptions`,
+//!   retries and cancellation.
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq).
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
+//! - [`download`]: what both workers do with an image body.
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
-//! - [`storage`]: pure: safe file names, temp-then-rename writes.
-//! - [`report`]: counts, per-image items, the JSON report.
+//! - [`validate`]: pure: is it an image, did it end, Retry-After.
+//! - [`storage`]: pure: safe file names, atomic writes.
+//! - [`outdir`]: the out dir's layout (`.image-scraper/`).
+//! - [`state`]: the resume record.
+//! - [`politeness`]: the per-host gate shared by all workers.
+//! - [`robots`]: robots.txt rules.
+//! - [`report`]: counts, per-image items, the report, manifest and failed list.
+//! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
 //! - [`logging`]: the slog root logger.
 
@@ -129,6 +138,10 @@ fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: D
     } else {
         warn!(log, "{}", summary.images_line());
         warn!(log, "{}", summary.pages_line());
+    }
+    if summary.images.skipped > 0 && !config.dry_run {
+        info!(log, "some images were skipped (complete from an earlier run, robots.txt or a size filter); --force downloads completed ones again";
+            "skipped" => summary.images.skipped);
     }
     if summary.images.total == 0 && summary.pages.ok > 0 {
         warn!(log, "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST");

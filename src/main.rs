@@ -8,7 +8,7 @@ use slog::{Logger, info};
 
 use image_scraper::cli::{Cli, LogFormat};
 use image_scraper::config::Config;
-use image_scraper::demo::{DemoServer, Gallery};
+use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
 use image_scraper::progress::Progress;
 use image_scraper::settings::Settings;
 
@@ -18,8 +18,11 @@ const EXIT_USAGE: i32 = 2;
 fn main() {
     let cli = Cli::parse();
     if let Some(command) = &cli.command {
-        let printed = command.run(&mut std::io::stdout().lock());
-        std::process::exit(if printed.is_ok() { 0 } else { 1 });
+        let code = match command.run(&mut std::io::stdout().lock()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => 1,
+            _ => 0,
+        };
+        std::process::exit(code);
     }
     let for_people = cli.verbosity() >= 0 && cli.log_format == LogFormat::Text;
     let progress = Progress::for_stderr(for_people && !cli.no_progress);
@@ -46,7 +49,9 @@ fn main() {
 fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
     let settings = Settings::load(cli.config.as_deref())?;
     let demo = match cli.demo {
-        true => Some(DemoServer::start(Gallery::default()).context("cannot start the demo gallery")?),
+        true => Some(
+            DemoServer::start_on(Gallery::default(), DEMO_PORT).context("cannot start the demo gallery")?,
+        ),
         false => None,
     };
     let config = Config::resolve(settings, cli, demo.as_ref().map(DemoServer::url).as_ref())?;

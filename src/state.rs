@@ -4,7 +4,8 @@
 //! One JSON line per completed image, appended as each completes, so an interrupted run
 //! keeps what it finished. Keyed on the URL, never on the file name alone. A lost or
 //! damaged record is survivable: bad lines are dropped with a warning, and files without
-//! a record are never overwritten (see `work::ImageTask::if_taken`). Never imports actix.
+//! a record are never overwritten (see `work::ImageTask::if_taken`). Two URLs name one
+//! file only when their images were found identical. Never imports actix.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -61,7 +62,6 @@ impl Resume {
     fn read(path: &Path, writable: bool) -> (Self, LoadReport) {
         let mut report = LoadReport::default();
         let mut done = HashMap::new();
-        let mut owner_of: HashMap<String, u128> = HashMap::new();
         let mut lines_read = 0;
         match std::fs::read(path) {
             Ok(bytes) => {
@@ -75,19 +75,10 @@ impl Resume {
                         report.bad_lines += 1;
                         continue;
                     }
+                    // The latest line about a URL wins. Two URLs may name one file: a URL
+                    // that changed (a CDN, a port) whose image was found identical.
                     let key = xxh3_128(line.url.as_bytes());
-                    // The latest line about a file is the truth about what is in it.
-                    if let Some(previous) = owner_of.insert(line.path.to_lowercase(), key)
-                        && previous != key
-                    {
-                        done.remove(&previous);
-                    }
-                    if let Some(old) =
-                        done.insert(key, Entry { path: line.path.to_string(), bytes: line.bytes })
-                        && old.path.to_lowercase() != line.path.to_lowercase()
-                    {
-                        owner_of.remove(&old.path.to_lowercase());
-                    }
+                    done.insert(key, Entry { path: line.path.to_string(), bytes: line.bytes });
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -214,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_rewritten_for_another_url_belongs_to_that_url() {
+    fn two_urls_may_share_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("done.jsonl");
         let text = concat!(
@@ -223,8 +214,8 @@ mod tests {
         );
         std::fs::write(&path, text).unwrap();
         let (r, _) = Resume::load(&path);
-        assert_eq!(r.get(&url("http://h/a/x.jpg")), None);
-        assert_eq!(r.get(&url("http://h/b/x.jpg")).unwrap().bytes, 2);
+        assert_eq!(r.get(&url("http://h/a/x.jpg")).unwrap().path, "x.jpg");
+        assert_eq!(r.get(&url("http://h/b/x.jpg")).unwrap().path, "x.jpg");
     }
 
     #[test]

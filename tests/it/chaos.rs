@@ -593,3 +593,17 @@ fn a_second_ctrl_c_exits_at_once_leaving_no_partial_file() {
     let files = images(&out);
     assert!(files.values().all(|bytes| bytes.len() == 20_000), "no partial file under a final name");
 }
+
+#[test]
+fn a_gallery_whose_urls_changed_is_recognised_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("images");
+    for _ in 0..2 {
+        // A new server each time: a new port, so every URL is new to the resume record.
+        let server = simple_server(5);
+        write_settings(dir.path(), &server.origin(), "");
+        let run = run_binary(dir.path(), &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(images(&out).len(), 5, "same images, same files: {:?}", images(&out).keys());
+    }
+}
