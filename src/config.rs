@@ -647,7 +647,8 @@ mod tests {
     fn demo_replaces_the_site_keys_only() {
         let demo = Url::parse("http://127.0.0.1:4000/").unwrap();
         let yaml = format!("{ORIGINAL}  CONCURRENCY: 3\n  IMAGE_SELECTOR: 'nothing'\n");
-        let c = Config::resolve(Settings::parse_for_test(&yaml).unwrap(), &cli(&["--demo"]), Some(&demo)).unwrap();
+        let c = Config::resolve(Settings::parse_for_test(&yaml).unwrap(), &cli(&["--demo"]), Some(&demo))
+            .unwrap();
         let (urls, max) = pages(&c);
         assert_eq!(urls.url(1).as_str(), "http://127.0.0.1:4000/p1/cats.html");
         assert_eq!(c.extract.image_host, "127.0.0.1");
