@@ -18,16 +18,9 @@ use futures_util::stream::{self, StreamExt};
 
 use image_scraper::coordinator::INTERRUPT_GRACE;
 
-use crate::helpers::{TestServer, images, read_report, run_binary, write_settings};
-
-/// A JPEG-framed body of `len` bytes (SOI ... EOI), different for every `seed`. The
-/// filler never contains an EOI marker, so a prefix of it looks cut.
-fn jpeg(seed: u8, len: usize) -> Vec<u8> {
-    let mut body: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
-    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
-    body[len - 2..].copy_from_slice(b"\xFF\xD9");
-    body
-}
+use crate::helpers::{
+    TestServer, gallery_html, image_paths, images, jpeg, read_report, run_binary, serve_page, write_settings,
+};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -364,16 +357,8 @@ fn chaos_sync_three_workers() {
 /// A gallery page of `n` small images served at once.
 fn simple_server(n: usize) -> TestServer {
     TestServer::start_with(move |cfg| {
-        let tags: String = (0..n).map(|i| format!("<img src=\"/img/{i}.jpg\">")).collect::<String>()
-            + "<li class=\"pag-text\">Page 1 of 1</li>";
+        serve_page(cfg, "/p1/cats.html", gallery_html(&image_paths(n), 1));
         cfg.route(
-            "/p1/cats.html",
-            web::get().to(move || {
-                let tags = tags.clone();
-                async move { HttpResponse::Ok().content_type("text/html").body(tags) }
-            }),
-        )
-        .route(
             "/img/{n}.jpg",
             web::get().to(|n: web::Path<u8>| async move {
                 HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n.into_inner(), 2_000))
@@ -466,16 +451,8 @@ fn a_users_own_file_is_never_overwritten() {
 /// 3 images served at once, 12 that send their headers and a first chunk, then stall.
 fn stalling_server() -> TestServer {
     TestServer::start_with(|cfg| {
-        let tags: String = (0..15).map(|i| format!("<img src=\"/img/{i}.jpg\">")).collect::<String>()
-            + "<li class=\"pag-text\">Page 1 of 1</li>";
+        serve_page(cfg, "/p1/cats.html", gallery_html(&image_paths(15), 1));
         cfg.route(
-            "/p1/cats.html",
-            web::get().to(move || {
-                let tags = tags.clone();
-                async move { HttpResponse::Ok().content_type("text/html").body(tags) }
-            }),
-        )
-        .route(
             "/img/{n}.jpg",
             web::get().to(|n: web::Path<u8>| async move {
                 let n = n.into_inner();

@@ -168,6 +168,37 @@ impl Drop for TestServer {
     }
 }
 
+/// Serves `html` at `path` (GET).
+pub fn serve_page(cfg: &mut web::ServiceConfig, path: &str, html: String) {
+    cfg.route(
+        path,
+        web::get().to(move || {
+            let html = html.clone();
+            async move { HttpResponse::Ok().content_type("text/html").body(html) }
+        }),
+    );
+}
+
+/// A listing page with these image `src`s that says it is one of `pages`.
+pub fn gallery_html(srcs: &[String], pages: u32) -> String {
+    let tags: String = srcs.iter().map(|src| format!("<img src=\"{src}\">\n")).collect();
+    format!("<html><body>{tags}<li class=\"pag-text\">Page 1 of {pages}</li></body></html>")
+}
+
+/// `/img/0.jpg` .. `/img/{n-1}.jpg`
+pub fn image_paths(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("/img/{i}.jpg")).collect()
+}
+
+/// A JPEG-framed body of `len` bytes (SOI ... EOI), different for every `seed`. The
+/// filler never contains an EOI marker, so a prefix of it looks cut.
+pub fn jpeg(seed: u8, len: usize) -> Vec<u8> {
+    let mut body: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
+    body[len - 2..].copy_from_slice(b"\xFF\xD9");
+    body
+}
+
 /// A finished run of the real binary.
 pub struct Run {
     pub code: i32,

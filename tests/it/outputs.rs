@@ -7,14 +7,7 @@ use std::process::Command;
 use actix_web::{HttpResponse, web};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestServer, images, read_report, run_binary, write_settings};
-
-fn jpeg(seed: u8, len: usize) -> Vec<u8> {
-    let mut body = vec![seed; len];
-    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
-    body[len - 2..].copy_from_slice(b"\xFF\xD9");
-    body
-}
+use crate::helpers::{TestServer, images, jpeg, read_report, run_binary, write_settings};
 
 /// Images 0..n of `1000 * (i + 1)` bytes (two of them, .png, are PNG-named JPEGs), plus
 /// a broken one.

@@ -9,19 +9,9 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use crate::helpers::{TestServer, images, read_report, run_binary, write_settings};
-
-fn jpeg(seed: u8) -> Vec<u8> {
-    let mut body = vec![seed; 3_000];
-    body[..4].copy_from_slice(b"\xFF\xD8\xFF\xE0");
-    body[2_998..].copy_from_slice(b"\xFF\xD9");
-    body
-}
-
-fn gallery_page(paths: &[String], pages: u32) -> String {
-    let tags: String = paths.iter().map(|p| format!("<img src=\"{p}\">")).collect();
-    format!("{tags}<li class=\"pag-text\">Page 1 of {pages}</li>")
-}
+use crate::helpers::{
+    TestServer, gallery_html, image_paths, images, jpeg, read_report, run_binary, serve_page, write_settings,
+};
 
 /// A page of `n` images, each held for `hold` by the server, which counts how many it is
 /// serving at once.
@@ -30,17 +20,9 @@ fn counting_server(n: usize, hold: Duration) -> (TestServer, Arc<AtomicUsize>) {
     let most = Arc::new(AtomicUsize::new(0));
     let seen = Arc::clone(&most);
     let server = TestServer::start_with(move |cfg| {
-        let paths: Vec<String> = (0..n).map(|i| format!("/img/{i}.jpg")).collect();
-        let page = gallery_page(&paths, 1);
         let (now, most) = (Arc::clone(&now), Arc::clone(&most));
+        serve_page(cfg, "/p1/cats.html", gallery_html(&image_paths(n), 1));
         cfg.route(
-            "/p1/cats.html",
-            web::get().to(move || {
-                let page = page.clone();
-                async move { HttpResponse::Ok().content_type("text/html").body(page) }
-            }),
-        )
-        .route(
             "/img/{n}.jpg",
             web::get().to(move |n: web::Path<u8>| {
                 let (now, most) = (Arc::clone(&now), Arc::clone(&most));
@@ -49,7 +31,7 @@ fn counting_server(n: usize, hold: Duration) -> (TestServer, Arc<AtomicUsize>) {
                     most.fetch_max(serving, Ordering::SeqCst);
                     actix_rt::time::sleep(hold).await;
                     now.fetch_sub(1, Ordering::SeqCst);
-                    HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n.into_inner()))
+                    HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n.into_inner(), 3_000))
                 }
             }),
         );
@@ -96,17 +78,9 @@ fn a_429_pauses_the_whole_host() {
         let server = TestServer::start_with({
             let told = Arc::clone(&told);
             move |cfg| {
-                let paths: Vec<String> = (0..12).map(|i| format!("/img/{i}.jpg")).collect();
-                let page = gallery_page(&paths, 1);
                 let told = Arc::clone(&told);
+                serve_page(cfg, "/p1/cats.html", gallery_html(&image_paths(12), 1));
                 cfg.route(
-                    "/p1/cats.html",
-                    web::get().to(move || {
-                        let page = page.clone();
-                        async move { HttpResponse::Ok().content_type("text/html").body(page) }
-                    }),
-                )
-                .route(
                     "/img/{n}.jpg",
                     web::get().to(move |n: web::Path<u8>| {
                         let n = n.into_inner();
@@ -118,7 +92,7 @@ fn a_429_pauses_the_whole_host() {
                                     .finish();
                             }
                             actix_rt::time::sleep(Duration::from_millis(20)).await;
-                            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n))
+                            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n, 3_000))
                         }
                     }),
                 );
@@ -150,20 +124,13 @@ fn robots_server() -> TestServer {
     TestServer::start_with(|cfg| {
         let mut paths: Vec<String> = (0..4).map(|i| format!("/public/{i}.jpg")).collect();
         paths.extend((4..7).map(|i| format!("/private/{i}.jpg")));
-        let page = gallery_page(&paths, 2);
+        serve_page(cfg, "/p1/cats.html", gallery_html(&paths, 2));
         cfg.route(
             "/robots.txt",
             web::get().to(|| async {
                 HttpResponse::Ok()
                     .content_type("text/plain")
                     .body("User-agent: *\nDisallow: /private/\nDisallow: /p2/\nCrawl-delay: 0.1\n")
-            }),
-        )
-        .route(
-            "/p1/cats.html",
-            web::get().to(move || {
-                let page = page.clone();
-                async move { HttpResponse::Ok().content_type("text/html").body(page) }
             }),
         )
         .route(
@@ -175,7 +142,7 @@ fn robots_server() -> TestServer {
         .route(
             "/{folder}/{n}.jpg",
             web::get().to(|path: web::Path<(String, u8)>| async move {
-                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(path.into_inner().1))
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(path.into_inner().1, 3_000))
             }),
         );
     })
