@@ -130,14 +130,15 @@ fn largest_srcset_candidate(srcset: &str) -> Option<&str> {
             let size = parts
                 .next()
                 .and_then(|d| {
-                    let (number, unit) = d.split_at(d.len().saturating_sub(1));
-                    match unit {
-                        // Widths and densities are not comparable; widths are what sites
-                        // use for galleries, so a width outranks any density.
-                        "w" => number.parse::<f64>().ok().map(|n| n + 1e9),
-                        "x" => number.parse::<f64>().ok(),
-                        _ => None,
-                    }
+                    // By suffix, not by byte offset: a descriptor may end in any character.
+                    // Widths and densities are not comparable; widths are what sites use
+                    // for galleries, so a width outranks any density.
+                    let (number, bonus) = match d.strip_suffix('w') {
+                        Some(number) => (number, 1e9),
+                        None => (d.strip_suffix('x')?, 0.0),
+                    };
+                    let n = number.parse::<f64>().ok().filter(|n| n.is_finite() && *n >= 0.0)?;
+                    Some(n + bonus)
                 })
                 .unwrap_or(1.0);
             Some((url, size))
@@ -152,7 +153,8 @@ fn largest_srcset_candidate(srcset: &str) -> Option<&str> {
 /// `Page 1 of 48` -> 48; `of 48` -> 48; no digits -> None.
 pub fn last_number(text: &str) -> Option<u32> {
     let end = text.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = text[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    // The character before the digits may be several bytes long (`共48页`).
+    let start = text[..end].trim_end_matches(|c: char| c.is_ascii_digit()).len();
     text[start..end].parse().ok()
 }
 
@@ -254,6 +256,26 @@ mod tests {
         assert_eq!(s.page_count, None);
         assert_eq!(last_number("no digits"), None);
         assert_eq!(last_number("3 of 12 pages"), Some(12));
+    }
+
+    #[test]
+    fn page_count_after_a_multibyte_character() {
+        // Found by tests/it/props.rs: sliced inside `共` and panicked.
+        assert_eq!(last_number("第1页 共48页"), Some(48));
+        assert_eq!(last_number("¡0"), Some(0));
+        let r = rules("img", &["src"], "");
+        let s = scan(&r, r#"<li class="pag-text">第1页 共48页</li>"#, "http://h.example/");
+        assert_eq!(s.page_count, Some(48));
+    }
+
+    #[test]
+    fn srcset_descriptor_ending_in_a_multibyte_character() {
+        // Found by tests/it/props.rs: `1é` was split inside `é` and panicked.
+        assert_eq!(largest_srcset_candidate("a.jpg 1é, b.jpg 2x"), Some("b.jpg"));
+        assert_eq!(largest_srcset_candidate("a.jpg 1é"), Some("a.jpg"));
+        // Not numbers a browser accepts: counted as no descriptor (1x), never the largest.
+        assert_eq!(largest_srcset_candidate("a.jpg 2x, b.jpg NaNw, c.jpg infw"), Some("a.jpg"));
+        assert_eq!(largest_srcset_candidate("a.jpg 2x, b.jpg -5w"), Some("a.jpg"));
     }
 
     #[test]
