@@ -61,15 +61,35 @@ impl PageUrls {
             let folder = format!("{}/", base.path());
             base.set_path(&folder);
         }
+        // `%2{page}` would make `%21`..`%29`: a different character, or no URL at all, for
+        // each page (the fuzzer found `#` in the host for page 3).
+        for placeholder in ["{page}", "{item}"] {
+            if let Some(at) = template.find(placeholder)
+                && template[..at].chars().rev().take(2).any(|c| c == '%')
+            {
+                return Err(format!("{placeholder} right after a % would make a different escape per page"));
+            }
+        }
         let urls = Self { base, template: template.to_string(), item: item.to_string() };
-        for n in [1, u32::MAX] {
-            let path = urls.path(n);
-            let url = urls.base.join(&path).map_err(|e| format!("{path:?} does not make a URL: {e}"))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(format!("{url} is not an http(s) URL"));
+        // Every page number starts with one of these digit pairs; all must make a URL on
+        // the same host as page 1.
+        let first = urls.join(1)?;
+        for n in (2..=100).chain([u32::MAX]) {
+            let url = urls.join(n)?;
+            if url.host_str() != first.host_str() || url.port() != first.port() {
+                return Err(format!("page {n} lands on another host ({url})"));
             }
         }
         Ok(urls)
+    }
+
+    fn join(&self, n: u32) -> Result<Url, String> {
+        let path = self.path(n);
+        let url = self.base.join(&path).map_err(|e| format!("{path:?} does not make a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("{url} is not an http(s) URL"));
+        }
+        Ok(url)
     }
 
     fn path(&self, n: u32) -> String {
@@ -77,8 +97,9 @@ impl PageUrls {
     }
 
     pub fn url(&self, n: u32) -> Url {
-        // `new` proved the template joins for any number.
-        self.base.join(&self.path(n)).unwrap_or_else(|_| self.base.clone())
+        // `new` proved the template joins, on one host, whatever digits a number starts
+        // with; the fallback is unreachable.
+        self.join(n).unwrap_or_else(|_| self.base.clone())
     }
 }
 
@@ -527,6 +548,17 @@ mod tests {
         assert_eq!(max, Some(2));
         assert_eq!(c.out_dir, PathBuf::from("out"));
         assert_eq!((c.mode, c.workers), (Mode::Sync, 3));
+    }
+
+    #[test]
+    fn templates_that_change_with_the_page_digits_are_refused() {
+        let base = Url::parse("https://www.example.com/").unwrap();
+        let e = PageUrls::new(base.clone(), "//h%2{page}/", "cats").unwrap_err();
+        assert!(e.contains("right after a %"), "{e}");
+        let e = PageUrls::new(base.clone(), "//h{page}x/", "cats").unwrap_err();
+        assert!(e.contains("another host"), "{e}");
+        assert!(PageUrls::new(base.clone(), "https://cdn.example.com/g/{page}/", "x").is_ok());
+        assert!(PageUrls::new(base, "list?page={page}&q=%20{item}", "x").is_ok());
     }
 
     #[test]
