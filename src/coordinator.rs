@@ -143,6 +143,60 @@ struct PendingImage {
     page: u32,
 }
 
+/// Images found and not yet handed out, one queue per origin (in order of first
+/// appearance), so an origin whose host is at its limit, or whose robots.txt is still on
+/// its way, is passed over in one step instead of image by image.
+#[derive(Default)]
+struct Pending {
+    queues: Vec<OriginQueue>,
+    by_origin: HashMap<String, usize>,
+    len: usize,
+}
+
+struct OriginQueue {
+    /// For robots.txt (scheme, host, port).
+    origin: String,
+    /// For the per-host limit.
+    host: String,
+    images: VecDeque<PendingImage>,
+}
+
+impl Pending {
+    fn push(&mut self, image: PendingImage) {
+        let origin = robots::origin(&image.task.url);
+        let slot = match self.by_origin.get(&origin) {
+            Some(&slot) => slot,
+            None => {
+                let host = host_of(&image.task.url).to_string();
+                self.queues.push(OriginQueue { origin: origin.clone(), host, images: VecDeque::new() });
+                self.by_origin.insert(origin, self.queues.len() - 1);
+                self.queues.len() - 1
+            }
+        };
+        self.queues[slot].images.push_back(image);
+        self.len += 1;
+    }
+
+    fn pop(&mut self, queue: usize) -> Option<PendingImage> {
+        let image = self.queues[queue].images.pop_front()?;
+        self.len -= 1;
+        Some(image)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn drain(&mut self) -> Vec<PendingImage> {
+        self.len = 0;
+        self.queues.iter_mut().flat_map(|q| q.images.drain(..)).collect()
+    }
+}
+
 enum RobotsState {
     Requested,
     Known(Rules),
@@ -170,7 +224,7 @@ pub struct Coordinator {
     pages_in_flight: usize,
     /// Images found and not yet handed out. Pages go out only while this is short, so
     /// it never grows much beyond one page's worth per page in flight.
-    pending: VecDeque<PendingImage>,
+    pending: Pending,
     in_flight: HashMap<TaskId, InFlight>,
     /// Tasks in flight per host, for `per_host_concurrency`.
     host_busy: HashMap<String, usize>,
@@ -181,12 +235,10 @@ pub struct Coordinator {
     /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
     /// once, and a hash costs 16 bytes where the URL would cost a hundred.
     seen_urls: HashSet<u128>,
-    /// Lower-cased names handed out in this run, so two URLs never share a file, even on
-    /// a case-insensitive file system.
-    taken_names: HashSet<String>,
-    /// Lower-cased names earlier runs gave to URLs. A new URL wanting one of them gets it
-    /// only if its image is the same (the URL changed, say a CDN or a port); else another.
-    recorded_names: HashSet<String>,
+    /// Hashes of the lower-cased names handed out in this run, so two URLs never share a
+    /// file, even on a case-insensitive file system. 8 bytes a name; a collision only
+    /// costs a suffix.
+    taken_names: HashSet<u64>,
     /// Set by [`Interrupt`]: nothing more is handed out.
     interrupted: bool,
     /// `--dry-run` and its reader closed stdout: stop quietly.
@@ -202,7 +254,6 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let recorded_names = plan.resume.names().map(str::to_lowercase).collect();
         let (last_page, urls) = match &plan.source {
             Source::Pages { max_pages, .. } => (max_pages.unwrap_or(1).max(1), Vec::new()),
             Source::Urls(urls) => (0, urls.clone()),
@@ -217,7 +268,7 @@ impl Coordinator {
             next_page: if no_pages { 1 } else { 2 },
             last_page,
             pages_in_flight: 0,
-            pending: VecDeque::new(),
+            pending: Pending::default(),
             in_flight: HashMap::new(),
             host_busy: HashMap::new(),
             robots: HashMap::new(),
@@ -225,7 +276,6 @@ impl Coordinator {
             next_id: 0,
             seen_urls: HashSet::new(),
             taken_names: HashSet::new(),
-            recorded_names,
             interrupted: false,
             listing_closed: false,
             resume_warned: false,
@@ -353,21 +403,36 @@ impl Coordinator {
     /// The first waiting image that may go now. Images robots.txt disallows are counted
     /// as skipped on the way; with `--dry-run`, allowed ones are listed instead.
     fn take_ready_image(&mut self) -> Option<PendingImage> {
-        let mut i = 0;
-        while i < self.pending.len() {
-            let url = self.pending[i].task.url.clone();
-            match self.verdict(&url) {
-                Verdict::Wait => i += 1,
-                Verdict::Refused(reason) => {
-                    let image = self.pending.remove(i).expect("index in range");
-                    self.skip(image.task, image.page, reason);
-                }
-                Verdict::Go if self.plan.listing.is_some() => {
-                    let image = self.pending.remove(i).expect("index in range");
+        for queue in 0..self.pending.queues.len() {
+            let Some(front) = self.pending.queues[queue].images.front() else { continue };
+            let rules = match self.plan.obey_robots {
+                false => None,
+                true => match self.robots.get(&self.pending.queues[queue].origin) {
+                    Some(RobotsState::Known(rules)) => Some(rules.clone()),
+                    Some(RobotsState::Requested) => continue,
+                    None => {
+                        let url = front.task.url.clone();
+                        self.verdict(&url);
+                        continue;
+                    }
+                },
+            };
+            while let Some(front) = self.pending.queues[queue].images.front() {
+                if let Some(rules) = &rules
+                    && !rules.allows(&front.task.url)
+                {
+                    let image = self.pending.pop(queue).expect("a front");
+                    self.skip(image.task, image.page, rules.refusal());
+                } else if self.plan.listing.is_some() {
+                    let image = self.pending.pop(queue).expect("a front");
                     self.list(&image.task.url);
+                } else if self.host_busy.get(&self.pending.queues[queue].host).copied().unwrap_or(0)
+                    < self.plan.per_host_concurrency
+                {
+                    return self.pending.pop(queue);
+                } else {
+                    break;
                 }
-                Verdict::Go if self.host_has_room(&url) => return self.pending.remove(i),
-                Verdict::Go => i += 1,
             }
         }
         None
@@ -392,7 +457,7 @@ impl Coordinator {
         }
         // The reader is gone (`| head`): nothing more to fetch or list, and nothing failed.
         self.listing_closed = true;
-        self.pending.clear();
+        self.pending.drain();
         self.robots_queue.clear();
         self.first_page_sent = true;
         self.first_page_done = true;
@@ -472,7 +537,7 @@ impl Coordinator {
             self.next_page = self.last_page + 1;
         }
         self.robots_queue.clear();
-        while let Some(image) = self.pending.pop_front() {
+        for image in self.pending.drain() {
             self.images.failed += 1;
             let mut item = item(image.task.url, image.page, image.task.name, Status::Failed);
             item.error = Some(reason.to_string());
@@ -591,7 +656,7 @@ impl Coordinator {
             new += 1;
             self.images.total += 1;
             if let Some(task) = self.plan_image(url, page, referer) {
-                self.pending.push_back(PendingImage { task, page });
+                self.pending.push(PendingImage { task, page });
             }
         }
         debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
@@ -614,37 +679,33 @@ impl Coordinator {
                 self.record(item);
                 return None;
             }
-            self.taken_names.insert(done.path.to_lowercase());
-            return Some(ImageTask { url, name: done.path, if_taken: None, referer });
+            // Ours to replace, unless another URL of this run already went there (the
+            // file was gone when it looked): then this one must not overwrite it.
+            if self.taken_names.insert(name_key(&done.path)) {
+                return Some(ImageTask { url, name: done.path, overwrite: true, referer });
+            }
         }
-        let name = self.claim_name(&url, false);
-        let occupied = self.recorded_names.contains(&name.to_lowercase()) || self.on_disk(&name);
-        let if_taken = occupied.then(|| self.claim_name(&url, true));
-        Some(ImageTask { url, name, if_taken, referer })
+        let name = self.claim_name(&url);
+        Some(ImageTask { url, name, overwrite: false, referer })
     }
 
-    /// The URL's own file name, or that name with a URL-derived suffix when another URL
-    /// has it in this run (or, with `avoid_occupied`, when an earlier run recorded it or a
-    /// file is there).
-    fn claim_name(&mut self, url: &Url, avoid_occupied: bool) -> String {
+    /// The URL's own file name, or, when another URL of this run has it, that name with a
+    /// suffix derived from the URL. (A file already on disk under it is the worker's
+    /// business at commit time: it never overwrites one it did not write.)
+    fn claim_name(&mut self, url: &Url) -> String {
         let base = storage::file_name(url);
+        if self.taken_names.insert(name_key(&base)) {
+            return base;
+        }
         let suffixed = storage::with_suffix(&base, url);
-        let candidates = std::iter::once(base.clone())
-            .chain(std::iter::once(suffixed.clone()))
+        let candidates = std::iter::once(suffixed.clone())
             .chain((2u32..).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), url)));
         for name in candidates {
-            let lower = name.to_lowercase();
-            let occupied = avoid_occupied && (self.recorded_names.contains(&lower) || self.on_disk(&name));
-            if !occupied && !self.taken_names.contains(&lower) {
-                self.taken_names.insert(lower);
+            if self.taken_names.insert(name_key(&name)) {
                 return name;
             }
         }
         unreachable!("the candidate names never run out")
-    }
-
-    fn on_disk(&self, name: &str) -> bool {
-        storage::destination(&self.plan.out_dir, name).symlink_metadata().is_ok()
     }
 
     fn record(&mut self, item: Item) {
@@ -687,6 +748,9 @@ impl Coordinator {
             if let Some(progress) = &self.plan.progress {
                 progress.finish();
             }
+            if let Err(e) = self.plan.resume.flush() {
+                warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
+            }
             let summary = self.summary();
             for joiner in self.joiners.drain(..) {
                 let _ = joiner.send(summary.clone());
@@ -699,6 +763,11 @@ impl Coordinator {
         self.dispatch();
         self.answer_joiners_if_finished();
     }
+}
+
+/// What `taken_names` keeps of a name.
+fn name_key(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.to_lowercase().as_bytes())
 }
 
 /// An item with nothing known yet beyond what it is.
@@ -1084,12 +1153,12 @@ mod tests {
         for task in &handed {
             let Task::Image(image) = &task.task else { panic!() };
             assert_eq!(names_before[image.url.as_str()], image.name);
-            assert_eq!(image.if_taken, None, "our own files may be overwritten");
+            assert!(image.overwrite, "our own files may be replaced");
         }
     }
 
     #[actix::test]
-    async fn a_file_of_the_users_is_guarded_by_an_alternative_name() {
+    async fn only_recorded_files_may_be_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cat.jpg"), b"mine").unwrap();
         let coordinator = start_in(dir.path(), Some(1), false);
@@ -1098,7 +1167,33 @@ mod tests {
         let handed = probe.send(Take).await.unwrap();
         let Task::Image(image) = &handed[0].task else { panic!() };
         assert_eq!(image.name, "cat.jpg");
-        assert_eq!(image.if_taken.as_deref(), Some(storage::with_suffix("cat.jpg", &image.url).as_str()));
+        assert!(!image.overwrite, "no record says this URL wrote cat.jpg");
+    }
+
+    #[actix::test]
+    async fn a_recorded_name_another_url_took_first_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = ("http://h.test/a/cat.jpg", "http://h.test/b/cat.jpg");
+        let coordinator = start_in(dir.path(), Some(1), false);
+        let (probe, handed) = register(&coordinator, 8).await;
+        coordinator.send(page_done(handed[0].id, &[old], None)).await.unwrap();
+        assert_eq!(drain(dir.path(), &coordinator, &probe).await.images.ok, 1);
+        // The user deleted the file; the new URL comes first this time and takes the name.
+        std::fs::remove_file(dir.path().join("cat.jpg")).unwrap();
+        let coordinator = start_in(dir.path(), Some(1), false);
+        let (probe, handed) = register(&coordinator, 8).await;
+        coordinator.send(page_done(handed[0].id, &[new, old], None)).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        let images: Vec<&ImageTask> = handed
+            .iter()
+            .map(|t| match &t.task {
+                Task::Image(image) => image,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!((images[0].name.as_str(), images[0].overwrite), ("cat.jpg", false));
+        assert_ne!(images[1].name, "cat.jpg", "the recorded URL must not replace the new one's file");
+        assert!(!images[1].overwrite);
     }
 
     #[actix::test]

@@ -4,12 +4,13 @@
 //!
 //! Never imports actix: the HTTP clients differ, this does not.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::outdir::same_contents;
+use crate::storage;
 use crate::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::work::{Done, FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
 
@@ -18,7 +19,9 @@ pub struct ImageSink<'a> {
     task: &'a ImageTask,
     content_type: Option<String>,
     /// Deleted when dropped: a failed, cancelled or panicking download leaves nothing.
-    file: BufWriter<NamedTempFile>,
+    /// Unbuffered: chunks arrive in kilobytes already, and a buffer would copy every byte
+    /// once more.
+    file: NamedTempFile,
     written: u64,
     /// The first bytes, for the format check.
     head: Vec<u8>,
@@ -48,7 +51,7 @@ impl<'a> ImageSink<'a> {
             opts,
             task,
             content_type: content_type.map(str::to_string),
-            file: BufWriter::with_capacity(64 * 1024, temp),
+            file: temp,
             written: 0,
             head: Vec::with_capacity(SNIFF_BYTES),
             format: None,
@@ -114,22 +117,41 @@ impl<'a> ImageSink<'a> {
         }
         check_wanted(self.opts, self.written, self.written)?;
         let sha256 = self.hasher.take().map(|h| hex(&h.finalize()));
-        let temp = self.file.into_inner().map_err(|e| TaskError::write(e.into_error()))?;
+        let temp = self.file;
         let bytes = self.written;
-        let dest = self.opts.final_path(&self.task.name);
-        if let Some(alternative) = &self.task.if_taken
-            && dest.exists()
-        {
-            if same_contents(temp.path(), &dest).unwrap_or(false) {
-                return Ok(Done::Image { bytes, name: self.task.name.clone(), sha256 });
-            }
-            temp.persist_noclobber(self.opts.final_path(alternative))
-                .map_err(|e| TaskError::write(e.error))?;
-            return Ok(Done::Image { bytes, name: alternative.clone(), sha256 });
-        }
-        temp.persist(&dest).map_err(|e| TaskError::write(e.error))?;
-        Ok(Done::Image { bytes, name: self.task.name.clone(), sha256 })
+        let name = commit(temp, self.opts, self.task)?;
+        Ok(Done::Image { bytes, name, sha256 })
     }
+}
+
+/// Puts the complete download under its name; returns the name it got. One rename in
+/// the common case: no look before it, and the no-replace rename means no race either.
+fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<String, TaskError> {
+    if task.overwrite {
+        temp.persist(opts.final_path(&task.name)).map_err(|e| TaskError::write(e.error))?;
+        return Ok(task.name.clone());
+    }
+    let suffixed = storage::with_suffix(&task.name, &task.url);
+    let candidates = std::iter::once(task.name.clone())
+        .chain(std::iter::once(suffixed.clone()))
+        .chain((2..100).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), &task.url)));
+    let mut temp = temp;
+    for name in candidates {
+        let dest = opts.final_path(&name);
+        match temp.persist_noclobber(&dest) {
+            Ok(_) => return Ok(name),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                temp = e.file;
+                // The same image under this name already (an earlier run, the URL since
+                // changed): keep that file, drop the download.
+                if same_contents(temp.path(), &dest).unwrap_or(false) {
+                    return Ok(name);
+                }
+            }
+            Err(e) => return Err(TaskError::write(e.error)),
+        }
+    }
+    Err(TaskError::Write(format!("every name for {} is taken by another file", task.name)))
 }
 
 /// The size filters: `at_least` bytes are known to come (checked against the
@@ -171,11 +193,11 @@ mod tests {
         FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
     }
 
-    fn task(name: &str, if_taken: Option<&str>) -> ImageTask {
+    fn task(name: &str, overwrite: bool) -> ImageTask {
         ImageTask {
             url: url::Url::parse("http://h/x.jpg").unwrap(),
             name: name.into(),
-            if_taken: if_taken.map(str::to_string),
+            overwrite,
             referer: None,
         }
     }
@@ -198,7 +220,7 @@ mod tests {
     fn a_complete_image_lands_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
-        let (o, t) = (opts(&out), task("x.jpg", None));
+        let (o, t) = (opts(&out), task("x.jpg", false));
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(JPEG.len() as u64)).unwrap();
         sink.write(&JPEG[..5]).unwrap();
         sink.write(&JPEG[5..]).unwrap();
@@ -213,7 +235,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
         let o = opts(&out);
-        let t = task("x.jpg", None);
+        let t = task("x.jpg", false);
         // Announced too large: refused before a file exists.
         assert_eq!(ImageSink::start(&o, &t, None, Some(101)).err(), Some(TaskError::TooLarge(100)));
         // Too large while streaming.
@@ -245,26 +267,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
         let o = opts(&out);
-        std::fs::write(out.final_path("x.jpg"), JPEG).unwrap();
-        let t = task("x.jpg", Some("x-1.jpg"));
+        let t = task("x.jpg", false);
+        let done = |name: String| Done::Image { bytes: JPEG.len() as u64, name, sha256: None };
+        let download = || {
+            let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
+            sink.write(JPEG).unwrap();
+            sink.finish(None).unwrap()
+        };
         // Identical: kept as it is, nothing new written.
-        let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
-        sink.write(JPEG).unwrap();
-        assert_eq!(
-            sink.finish(None).unwrap(),
-            Done::Image { bytes: JPEG.len() as u64, name: "x.jpg".into(), sha256: None }
-        );
+        std::fs::write(out.final_path("x.jpg"), JPEG).unwrap();
+        assert_eq!(download(), done("x.jpg".into()));
         assert_eq!(files(&out), ["x.jpg"]);
-        // Different: saved under the alternative name; the user's file untouched.
+        // Different: saved under the URL's suffixed name; the user's file untouched.
         std::fs::write(out.final_path("x.jpg"), b"the user's own file").unwrap();
+        let suffixed = storage::with_suffix("x.jpg", &t.url);
+        assert_eq!(download(), done(suffixed.clone()));
+        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), b"the user's own file");
+        assert_eq!(std::fs::read(out.final_path(&suffixed)).unwrap(), JPEG);
+        // And when that is taken by something else too, the next one.
+        std::fs::write(out.final_path(&suffixed), b"another").unwrap();
+        let next = download();
+        assert!(matches!(&next, Done::Image { name, .. } if name.starts_with("2-x-")), "{next:?}");
+        assert_eq!(files(&out).len(), 3);
+        assert_eq!(tmp_count(&out), 0);
+    }
+
+    #[test]
+    fn our_own_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::open(dir.path()).unwrap();
+        let o = opts(&out);
+        std::fs::write(out.final_path("x.jpg"), b"half of it").unwrap();
+        let t = task("x.jpg", true);
         let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
         sink.write(JPEG).unwrap();
-        assert_eq!(
-            sink.finish(None).unwrap(),
-            Done::Image { bytes: JPEG.len() as u64, name: "x-1.jpg".into(), sha256: None }
-        );
-        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), b"the user's own file");
-        assert_eq!(std::fs::read(out.final_path("x-1.jpg")).unwrap(), JPEG);
-        assert_eq!(tmp_count(&out), 0);
+        sink.finish(None).unwrap();
+        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
+        assert_eq!(files(&out), ["x.jpg"]);
     }
 }

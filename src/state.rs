@@ -4,12 +4,12 @@
 //! One JSON line per completed image, appended as each completes, so an interrupted run
 //! keeps what it finished. Keyed on the URL, never on the file name alone. A lost or
 //! damaged record is survivable: bad lines are dropped with a warning, and files without
-//! a record are never overwritten (see `work::ImageTask::if_taken`). Two URLs name one
+//! a record are never overwritten (see `work::ImageTask::overwrite`). Two URLs name one
 //! file only when their images were found identical. Never imports actix.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,9 +30,14 @@ struct Line<'a> {
     bytes: u64,
 }
 
+/// Lines buffered before a write: a few KiB.
+const FLUSH_EVERY: usize = 32;
+
 pub struct Resume {
     /// Where records are appended; `None` when it cannot be written (warned once).
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
+    /// Lines in the buffer.
+    unflushed: usize,
     path: PathBuf,
     /// URL hash -> entry. 16 bytes of key per image instead of the URL.
     done: HashMap<u128, Entry>,
@@ -85,7 +90,7 @@ impl Resume {
             Err(e) => report.unreadable = Some(e.to_string()),
         }
         report.entries = done.len();
-        let mut resume = Self { file: None, path: path.to_path_buf(), done };
+        let mut resume = Self { file: None, unflushed: 0, path: path.to_path_buf(), done };
         if !writable {
             return (resume, report);
         }
@@ -93,7 +98,7 @@ impl Resume {
             // Duplicates or damage: write back only what is valid.
             let _ = resume.rewrite();
         }
-        resume.file = OpenOptions::new().create(true).append(true).open(path).ok();
+        resume.file = OpenOptions::new().create(true).append(true).open(path).ok().map(BufWriter::new);
         if resume.file.is_none() && report.unreadable.is_none() {
             report.unreadable = Some("cannot open it for writing".into());
         }
@@ -111,15 +116,31 @@ impl Resume {
 
     /// Records a completed image. A failure to write is returned for the caller to warn
     /// about; the image itself is fine, only a re-run would fetch it again.
+    ///
+    /// Lines are buffered and written in batches (and when the record is dropped): a
+    /// write per image would cost a system call each. What a killed process had not yet
+    /// written is found again by the next run, whose downloads are then recognised as
+    /// identical to the files already there. The map is not updated: a URL is seen once
+    /// per run, and the map would grow with the run.
     pub fn record(&mut self, url: &Url, path: &str, bytes: u64) -> io::Result<()> {
-        self.done.insert(xxh3_128(url.as_str().as_bytes()), Entry { path: path.to_string(), bytes });
         let file = self.file.as_mut().ok_or_else(|| io::Error::other("resume record not open"))?;
-        let mut line =
-            serde_json::to_vec(&Line { url: url.as_str(), path, bytes }).map_err(io::Error::other)?;
-        line.push(b'\n');
-        // One write per line on an O_APPEND file: a line is never interleaved or half
-        // there unless the process is killed mid-write, and then only the last one.
-        file.write_all(&line)
+        serde_json::to_writer(&mut *file, &Line { url: url.as_str(), path, bytes })
+            .map_err(io::Error::other)?;
+        file.write_all(b"\n")?;
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered (whole lines only, on an O_APPEND file).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.unflushed = 0;
+        match self.file.as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
     }
 
     fn rewrite(&self) -> io::Result<()> {

@@ -47,10 +47,10 @@ pub struct ImageTask {
     pub url: Url,
     /// The bare, safe file name chosen by the Coordinator.
     pub name: String,
-    /// Set when a file we did not write (no resume record) already holds `name`: the
-    /// download is kept there only if identical, and goes to this name otherwise, so a
-    /// file of the user's is never overwritten.
-    pub if_taken: Option<String>,
+    /// The file at `name` is ours (the resume record says this URL wrote it) and may be
+    /// replaced. Otherwise a file found there is never overwritten: the download is kept
+    /// there only if identical, and goes to a name suffixed from the URL if not.
+    pub overwrite: bool,
     /// The page it was found on, sent as Referer.
     pub referer: Option<Url>,
 }

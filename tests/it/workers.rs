@@ -108,7 +108,7 @@ fn options(out: &OutDir) -> Arc<FetchOptions> {
 }
 
 fn image(id: u64, url: Url, name: &str) -> RunTask {
-    RunTask { id, task: Task::Image(ImageTask { url, name: name.into(), if_taken: None, referer: None }) }
+    RunTask { id, task: Task::Image(ImageTask { url, name: name.into(), overwrite: false, referer: None }) }
 }
 
 fn tasks(origin: &str) -> Vec<RunTask> {
