@@ -154,7 +154,7 @@ impl Blocking {
                 Err(e) => return Err(self.classify_io(e)),
             }
         }
-        sink.finish(length)
+        sink.finish()
     }
 
     fn classify(&self, err: ureq::Error) -> TaskError {

@@ -27,14 +27,19 @@ pub struct ImageSink<'a> {
     head: Vec<u8>,
     /// What the first bytes said, once they have been checked.
     format: Option<Format>,
-    /// The last bytes, for [`check_complete`] when there is no length to check.
+    /// The plain Content-Length, when the server announced one: the length the body must
+    /// have to be complete.
+    expected: Option<u64>,
+    /// The last bytes, for [`check_complete`], kept only when there is no length to check
+    /// (copying them out of every chunk is not free).
     tail: Vec<u8>,
     /// Only when a manifest wants the SHA-256: it costs a few ns per byte.
     hasher: Option<Sha256>,
 }
 
 impl<'a> ImageSink<'a> {
-    /// Starts a download from the response headers.
+    /// Starts a download from the response headers. `content_length` only when it counts
+    /// the plain bytes (no Content-Encoding).
     pub fn start(
         opts: &'a FetchOptions,
         task: &'a ImageTask,
@@ -55,6 +60,7 @@ impl<'a> ImageSink<'a> {
             written: 0,
             head: Vec::with_capacity(SNIFF_BYTES),
             format: None,
+            expected: content_length,
             tail: Vec::new(),
             hasher: opts.hash.then(Sha256::new),
         })
@@ -79,7 +85,9 @@ impl<'a> ImageSink<'a> {
                 self.check()?;
             }
         }
-        self.keep_tail(chunk);
+        if self.expected.is_none() {
+            self.keep_tail(chunk);
+        }
         self.file.write_all(chunk).map_err(TaskError::write)
     }
 
@@ -100,17 +108,16 @@ impl<'a> ImageSink<'a> {
         Ok(format)
     }
 
-    /// Ends the download: the body is complete (`expected` is its Content-Length when it
-    /// counts plain bytes). Renames the file to its final name, or, when a file we did not
+    /// Ends the download: the body has ended. Renames the file to its final name, or, when a file we did not
     /// write holds that name, keeps the existing one if identical and takes the
     /// alternative name otherwise.
-    pub fn finish(mut self, expected: Option<u64>) -> Result<Done, TaskError> {
+    pub fn finish(mut self) -> Result<Done, TaskError> {
         let format = match self.format {
             Some(format) => format,
             None => self.check()?,
         };
-        match expected {
-            Some(_) => check_length(expected, self.written)?,
+        match self.expected {
+            Some(_) => check_length(self.expected, self.written)?,
             None => {
                 check_complete(format, self.written, &self.head, &self.tail).map_err(TaskError::Transfer)?
             }
@@ -224,7 +231,7 @@ mod tests {
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(JPEG.len() as u64)).unwrap();
         sink.write(&JPEG[..5]).unwrap();
         sink.write(&JPEG[5..]).unwrap();
-        let done = sink.finish(Some(JPEG.len() as u64)).unwrap();
+        let done = sink.finish().unwrap();
         assert_eq!(done, Done::Image { bytes: JPEG.len() as u64, name: "x.jpg".into(), sha256: None });
         assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
         assert_eq!(tmp_count(&out), 0);
@@ -251,7 +258,7 @@ mod tests {
         // Shorter than announced.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(90)).unwrap();
         sink.write(JPEG).unwrap();
-        assert!(matches!(sink.finish(Some(90)), Err(TaskError::Transfer(_))));
+        assert!(matches!(sink.finish(), Err(TaskError::Transfer(_))));
         // Cancelled mid-body.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(&JPEG[..10]).unwrap();
@@ -272,7 +279,7 @@ mod tests {
         let download = || {
             let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
             sink.write(JPEG).unwrap();
-            sink.finish(None).unwrap()
+            sink.finish().unwrap()
         };
         // Identical: kept as it is, nothing new written.
         std::fs::write(out.final_path("x.jpg"), JPEG).unwrap();
@@ -301,7 +308,7 @@ mod tests {
         let t = task("x.jpg", true);
         let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
         sink.write(JPEG).unwrap();
-        sink.finish(None).unwrap();
+        sink.finish().unwrap();
         assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
         assert_eq!(files(&out), ["x.jpg"]);
     }

@@ -226,7 +226,7 @@ async fn fetch_image(
             Some(Err(e)) => return Err(classify_payload(e, shared, opts.max_image_bytes)),
         }
     }
-    sink.finish(plain_length)
+    sink.finish()
 }
 
 fn header(response: &Response, name: header::HeaderName) -> Option<&str> {
