@@ -149,13 +149,13 @@ struct PendingImage {
 #[derive(Default)]
 struct Pending {
     queues: Vec<OriginQueue>,
-    by_origin: HashMap<String, usize>,
+    by_origin: HashMap<robots::Origin, usize>,
     len: usize,
 }
 
 struct OriginQueue {
     /// For robots.txt (scheme, host, port).
-    origin: String,
+    origin: robots::Origin,
     /// For the per-host limit.
     host: String,
     images: VecDeque<PendingImage>,
@@ -168,7 +168,7 @@ impl Pending {
             Some(&slot) => slot,
             None => {
                 let host = host_of(&image.task.url).to_string();
-                self.queues.push(OriginQueue { origin: origin.clone(), host, images: VecDeque::new() });
+                self.queues.push(OriginQueue { origin, host, images: VecDeque::new() });
                 self.by_origin.insert(origin, self.queues.len() - 1);
                 self.queues.len() - 1
             }
@@ -229,7 +229,7 @@ pub struct Coordinator {
     /// Tasks in flight per host, for `per_host_concurrency`.
     host_busy: HashMap<String, usize>,
     /// Per origin (scheme, host, port): its robots.txt, fetched before anything else.
-    robots: HashMap<String, RobotsState>,
+    robots: HashMap<robots::Origin, RobotsState>,
     robots_queue: VecDeque<Url>,
     next_id: TaskId,
     /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
@@ -479,7 +479,10 @@ impl Coordinator {
             let id = self.next_id;
             self.next_id += 1;
             self.slots[slot].busy += 1;
-            *self.host_busy.entry(host_of(task.url()).to_string()).or_default() += 1;
+            match self.host_busy.get_mut(host_of(task.url())) {
+                Some(busy) => *busy += 1,
+                None => _ = self.host_busy.insert(host_of(task.url()).to_string(), 1),
+            }
             self.slots[slot].tasks.do_send(RunTask { id, task: task.clone() });
             self.in_flight.insert(id, InFlight { slot, task, page });
         }

@@ -138,10 +138,13 @@ fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<
         temp.persist(opts.final_path(&task.name)).map_err(|e| TaskError::write(e.error))?;
         return Ok(task.name.clone());
     }
-    let suffixed = storage::with_suffix(&task.name, &task.url);
-    let candidates = std::iter::once(task.name.clone())
-        .chain(std::iter::once(suffixed.clone()))
-        .chain((2..100).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), &task.url)));
+    // Made as needed: the first one almost always does.
+    let suffixed = || storage::with_suffix(&task.name, &task.url);
+    let candidates = (0..100).map(|n| match n {
+        0 => task.name.clone(),
+        1 => suffixed(),
+        n => storage::with_suffix(&format!("{n}-{}", suffixed()), &task.url),
+    });
     let mut temp = temp;
     for name in candidates {
         let dest = opts.final_path(&name);

@@ -86,9 +86,19 @@ pub fn robots_url(url: &Url) -> Option<Url> {
     Some(robots)
 }
 
-/// The key robots.txt rules apply to: scheme, host and port.
-pub fn origin(url: &Url) -> String {
-    url.origin().ascii_serialization()
+/// The key robots.txt rules apply to: scheme, host and port, as a 128-bit hash. It is
+/// looked up for every image; the serialised origin would be formatted and allocated
+/// each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin(u128);
+
+pub fn origin(url: &Url) -> Origin {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(url.scheme().as_bytes());
+    hasher.update(b"://");
+    hasher.update(url.host_str().unwrap_or_default().as_bytes());
+    hasher.update(&url.port_or_known_default().unwrap_or(0).to_le_bytes());
+    Origin(hasher.digest128())
 }
 
 #[cfg(test)]
@@ -97,6 +107,16 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn origin_is_scheme_host_and_port() {
+        let o = |s| origin(&url(s));
+        assert_eq!(o("http://H.test/a.jpg"), o("http://h.test:80/b/c.png?x"));
+        assert_ne!(o("http://h.test/"), o("https://h.test/"));
+        assert_ne!(o("http://h.test/"), o("http://h.test:8080/"));
+        assert_ne!(o("http://h.test/"), o("http://g.test/"));
+        assert_ne!(o("http://h.test:1/"), o("http://h.test1/"));
     }
 
     #[test]
@@ -125,6 +145,6 @@ mod tests {
     fn robots_lives_at_the_origin() {
         let u = url("https://user:pw@h.example:8443/a/b.html?q=1#f");
         assert_eq!(robots_url(&u).unwrap().as_str(), "https://h.example:8443/robots.txt");
-        assert_eq!(origin(&u), "https://h.example:8443");
+        assert_eq!(origin(&u), origin(&url("https://h.example:8443/robots.txt")));
     }
 }
