@@ -4,10 +4,12 @@
 //!
 //! Never imports actix: the HTTP clients differ, this does not.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, PersistError};
 
 use crate::outdir::same_contents;
 use crate::storage;
@@ -148,9 +150,9 @@ fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<
     let mut temp = temp;
     for name in candidates {
         let dest = opts.final_path(&name);
-        match temp.persist_noclobber(&dest) {
+        match place_new(temp, &dest, |t, d| t.persist_noclobber(d)) {
             Ok(_) => return Ok(name),
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
                 temp = e.file;
                 // The same image under this name already (an earlier run, the URL since
                 // changed): keep that file, drop the download.
@@ -162,6 +164,27 @@ fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<
         }
     }
     Err(TaskError::Write(format!("every name for {} is taken by another file", task.name)))
+}
+
+/// Renames `temp` to `dest` unless something is there, with `no_replace` (the no-replace
+/// rename, or a hard link where there is none). On a file system that has neither (some
+/// FUSE and network mounts), looks first and renames: another program could then slip
+/// a file in between, but never this run, whose names are its own.
+fn place_new(
+    temp: NamedTempFile,
+    dest: &Path,
+    no_replace: impl FnOnce(NamedTempFile, &Path) -> Result<File, PersistError>,
+) -> Result<(), PersistError> {
+    match no_replace(temp, dest) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.error.kind(), io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied) => {
+            if dest.symlink_metadata().is_ok() {
+                return Err(PersistError { error: io::ErrorKind::AlreadyExists.into(), file: e.file });
+            }
+            e.file.persist(dest).map(drop)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The size filters: `at_least` bytes are known to come (checked against the
@@ -299,6 +322,29 @@ mod tests {
         let next = download();
         assert!(matches!(&next, Done::Image { name, .. } if name.starts_with("2-x-")), "{next:?}");
         assert_eq!(files(&out).len(), 3);
+        assert_eq!(tmp_count(&out), 0);
+    }
+
+    #[test]
+    fn without_a_no_replace_rename_a_file_there_is_still_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::open(dir.path()).unwrap();
+        // What tempfile reports where neither renameat2(NOREPLACE) nor link(2) works.
+        let unsupported = |t: NamedTempFile, _: &Path| -> Result<File, PersistError> {
+            Err(PersistError { error: io::ErrorKind::Unsupported.into(), file: t })
+        };
+        let temp = |body: &[u8]| {
+            let mut t = NamedTempFile::new_in(out.tmp_dir()).unwrap();
+            t.write_all(body).unwrap();
+            t
+        };
+        let dest = out.final_path("x.jpg");
+        place_new(temp(JPEG), &dest, unsupported).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), JPEG);
+        let refused = place_new(temp(b"other"), &dest, unsupported).unwrap_err();
+        assert_eq!(refused.error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&dest).unwrap(), JPEG);
+        drop(refused);
         assert_eq!(tmp_count(&out), 0);
     }
 
