@@ -150,7 +150,6 @@ struct PendingImage {
 struct Pending {
     queues: Vec<OriginQueue>,
     by_origin: HashMap<robots::Origin, usize>,
-    len: usize,
 }
 
 struct OriginQueue {
@@ -174,25 +173,21 @@ impl Pending {
             }
         };
         self.queues[slot].images.push_back(image);
-        self.len += 1;
     }
 
     fn pop(&mut self, queue: usize) -> Option<PendingImage> {
-        let image = self.queues[queue].images.pop_front()?;
-        self.len -= 1;
-        Some(image)
+        self.queues[queue].images.pop_front()
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.queues.iter().map(|q| q.images.len()).sum()
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0
+        self.queues.iter().all(|q| q.images.is_empty())
     }
 
     fn drain(&mut self) -> Vec<PendingImage> {
-        self.len = 0;
         self.queues.iter_mut().flat_map(|q| q.images.drain(..)).collect()
     }
 }
@@ -319,21 +314,15 @@ impl Coordinator {
         if !self.plan.obey_robots {
             return Verdict::Go;
         }
-        let origin = robots::origin(url);
-        match self.robots.get(&origin) {
-            Some(RobotsState::Known(rules)) if rules.allows(url) => Verdict::Go,
-            Some(RobotsState::Known(rules)) => Verdict::Refused(rules.refusal()),
-            Some(RobotsState::Requested) => Verdict::Wait,
-            None => {
-                self.robots.insert(origin, RobotsState::Requested);
-                self.robots_queue.extend(robots::robots_url(url));
-                Verdict::Wait
-            }
+        match robots_rules(&mut self.robots, &mut self.robots_queue, robots::origin(url), url) {
+            None => Verdict::Wait,
+            Some(rules) if rules.allows(url) => Verdict::Go,
+            Some(rules) => Verdict::Refused(rules.refusal()),
         }
     }
 
-    fn host_has_room(&self, url: &Url) -> bool {
-        self.host_busy.get(host_of(url)).copied().unwrap_or(0) < self.plan.per_host_concurrency
+    fn host_has_room(&self, host: &str) -> bool {
+        self.host_busy.get(host).copied().unwrap_or(0) < self.plan.per_host_concurrency
     }
 
     /// The next task by priority: robots.txt first; page 1 alone; then a page when the
@@ -374,7 +363,7 @@ impl Coordinator {
             let url = self.page_url(n)?;
             match self.verdict(&url) {
                 Verdict::Wait => return None,
-                Verdict::Go => return self.host_has_room(&url).then_some(n),
+                Verdict::Go => return self.host_has_room(host_of(&url)).then_some(n),
                 Verdict::Refused(reason) => {
                     warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => reason);
                     self.pages.skipped += 1;
@@ -404,31 +393,24 @@ impl Coordinator {
     /// as skipped on the way; with `--dry-run`, allowed ones are listed instead.
     fn take_ready_image(&mut self) -> Option<PendingImage> {
         for queue in 0..self.pending.queues.len() {
-            let Some(front) = self.pending.queues[queue].images.front() else { continue };
-            let rules = match self.plan.obey_robots {
-                false => None,
-                true => match self.robots.get(&self.pending.queues[queue].origin) {
-                    Some(RobotsState::Known(rules)) => Some(rules.clone()),
-                    Some(RobotsState::Requested) => continue,
-                    None => {
-                        let url = front.task.url.clone();
-                        self.verdict(&url);
-                        continue;
-                    }
-                },
+            let OriginQueue { origin, images, .. } = &self.pending.queues[queue];
+            let Some(front) = images.front() else { continue };
+            let rules = if self.plan.obey_robots {
+                match robots_rules(&mut self.robots, &mut self.robots_queue, *origin, &front.task.url) {
+                    Some(rules) => rules,
+                    None => continue,
+                }
+            } else {
+                Rules::AllowAll
             };
             while let Some(front) = self.pending.queues[queue].images.front() {
-                if let Some(rules) = &rules
-                    && !rules.allows(&front.task.url)
-                {
+                if !rules.allows(&front.task.url) {
                     let image = self.pending.pop(queue).expect("a front");
                     self.skip(image.task, image.page, rules.refusal());
                 } else if self.plan.listing.is_some() {
                     let image = self.pending.pop(queue).expect("a front");
                     self.list(&image.task.url);
-                } else if self.host_busy.get(&self.pending.queues[queue].host).copied().unwrap_or(0)
-                    < self.plan.per_host_concurrency
-                {
+                } else if self.host_has_room(&self.pending.queues[queue].host) {
                     return self.pending.pop(queue);
                 } else {
                     break;
@@ -765,6 +747,26 @@ impl Coordinator {
     fn step(&mut self) {
         self.dispatch();
         self.answer_joiners_if_finished();
+    }
+}
+
+/// The robots.txt rules of `origin`, once known; `None` means wait. The first time an
+/// origin is seen, its robots.txt (at `url`'s origin) is queued for fetching. Takes the two
+/// fields rather than the Coordinator, so a caller may hold a borrow of a pending image.
+fn robots_rules(
+    known: &mut HashMap<robots::Origin, RobotsState>,
+    to_fetch: &mut VecDeque<Url>,
+    origin: robots::Origin,
+    url: &Url,
+) -> Option<Rules> {
+    match known.get(&origin) {
+        Some(RobotsState::Known(rules)) => Some(rules.clone()),
+        Some(RobotsState::Requested) => None,
+        None => {
+            known.insert(origin, RobotsState::Requested);
+            to_fetch.extend(robots::robots_url(url));
+            None
+        }
     }
 }
 

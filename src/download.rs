@@ -110,9 +110,8 @@ impl<'a> ImageSink<'a> {
         Ok(format)
     }
 
-    /// Ends the download: the body has ended. Renames the file to its final name, or, when a file we did not
-    /// write holds that name, keeps the existing one if identical and takes the
-    /// alternative name otherwise.
+    /// Ends the download: the body has ended. Checks it is complete, then puts it in place
+    /// (see `commit`) and returns the name it got.
     pub fn finish(mut self) -> Result<Done, TaskError> {
         let format = match self.format {
             Some(format) => format,

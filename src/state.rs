@@ -109,11 +109,6 @@ impl Resume {
         self.done.get(&xxh3_128(url.as_str().as_bytes()))
     }
 
-    /// Every file name an earlier run completed: taken, for other URLs.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.done.values().map(|e| e.path.as_str())
-    }
-
     /// Records a completed image. A failure to write is returned for the caller to warn
     /// about; the image itself is fine, only a re-run would fetch it again.
     ///
@@ -199,7 +194,7 @@ mod tests {
         assert_eq!(r.get(&url("http://h/a/cat.jpg")), Some(&Entry { path: "cat.jpg".into(), bytes: 10 }));
         assert_eq!(r.get(&url("http://h/b/cat.jpg")).unwrap().path, "cat-12345678.jpg");
         assert_eq!(r.get(&url("http://h/c/cat.jpg")), None);
-        let mut names: Vec<&str> = r.names().collect();
+        let mut names: Vec<&str> = r.done.values().map(|e| e.path.as_str()).collect();
         names.sort();
         assert_eq!(names, ["cat-12345678.jpg", "cat.jpg"]);
     }
