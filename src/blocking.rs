@@ -2,7 +2,7 @@
 //! request at a time with ureq.
 
 use std::cell::RefCell;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -12,11 +12,12 @@ use ureq::http::Response;
 use url::Url;
 
 use crate::coordinator::TaskFinished;
-use crate::download::ImageSink;
+use crate::download::{Body, Capped, ImageSink};
 use crate::html::Extractor;
-use crate::robots::{MAX_ROBOTS_BYTES, Rules};
+use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::work::{
     Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
+    redirect_target,
 };
 
 pub struct Blocking {
@@ -41,7 +42,8 @@ impl Blocking {
             .timeout_recv_response(Some(opts.timeout))
             .timeout_per_read(Some(opts.timeout))
             .user_agent(opts.user_agent.as_str())
-            .max_redirects(10)
+            // Redirects go back to the Coordinator (Done::Moved), which checks the target.
+            .max_redirects(0)
             .max_idle_connections(threads.max(10))
             .max_idle_connections_per_host(threads.max(3))
             .build()
@@ -75,7 +77,7 @@ impl Blocking {
                 done => return (done, attempts),
             };
             let Some(wait) = plan_retry(&self.opts, host, &err, &mut delays) else {
-                return (Err(err), attempts);
+                return (Err(err.settle(self.opts.retries.max_wait)), attempts);
             };
             debug!(self.log, "retrying";
                 "url" => %task.url(), "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
@@ -106,59 +108,81 @@ impl Blocking {
         }
     }
 
-    fn get(&self, url: &Url, task: &Task) -> Result<Response<ureq::Body>, TaskError> {
+    /// One request; a redirect comes back as where it points, not followed.
+    fn get(&self, url: &Url, task: &Task) -> Result<Answer, TaskError> {
         let mut request = self.agent.get(url.as_str());
         for (name, value) in self.opts.headers_for(task) {
             request = request.header(name, value);
         }
         let response = request.call().map_err(|e| self.classify(e))?;
-        let retry_after = header(&response, "retry-after");
-        check_status(response.status().as_u16(), retry_after)?;
-        Ok(response)
+        let status = response.status().as_u16();
+        if let Some(to) = redirect_target(url, status, header(&response, "location"))? {
+            return Ok(Answer::Moved(to));
+        }
+        check_status(status, header(&response, "retry-after"))?;
+        Ok(Answer::Body(response))
     }
 
+    /// robots.txt follows its own redirects (RFC 9309 2.3.1.2: at least five, across
+    /// hosts too, its rules still those of the first origin); more means unavailable.
     fn fetch_robots(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
-        let mut response = match self.get(url, task) {
-            Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
-            other => other?,
-        };
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_ROBOTS_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.classify(e))?;
-        Ok(Done::Robots(Rules::parse(&body)))
+        let mut url = url.clone();
+        for _ in 0..=ROBOTS_REDIRECTS {
+            let mut response = match self.get(&url, task) {
+                Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
+                Err(e) => return Err(e),
+                Ok(Answer::Moved(to)) => {
+                    url = to;
+                    continue;
+                }
+                Ok(Answer::Body(response)) => response,
+            };
+            let mut body = Capped::new(MAX_ROBOTS_BYTES);
+            self.read_into(&mut response, &mut body)?;
+            return Ok(Done::Robots(Rules::parse(&body.bytes)));
+        }
+        Ok(Done::Robots(Rules::AllowAll))
     }
 
     fn fetch_page(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
-        let mut response = self.get(url, task)?;
-        let html = response
-            .body_mut()
-            .with_config()
-            .limit(self.opts.max_page_bytes)
-            .lossy_utf8(true)
-            .read_to_string()
-            .map_err(|e| self.classify(e))?;
+        let mut response = match self.get(url, task)? {
+            Answer::Moved(to) => return Ok(Done::Moved(to)),
+            Answer::Body(response) => response,
+        };
+        let mut body = Capped::new(self.opts.max_page_bytes);
+        self.read_into(&mut response, &mut body)?;
+        let html = String::from_utf8_lossy(&body.bytes);
         Ok(Done::Page(self.extractor.scan(&html, url)))
     }
 
     fn fetch_image(&self, image: &ImageTask, task: &Task) -> Result<Done, TaskError> {
-        let mut response = self.get(&image.url, task)?;
+        let mut response = match self.get(&image.url, task)? {
+            Answer::Moved(to) => return Ok(Done::Moved(to)),
+            Answer::Body(response) => response,
+        };
         let content_type = header(&response, "content-type").map(str::to_string);
-        let length = plain_length(header(&response, "content-encoding"), header(&response, "content-length"));
+        let encoding = content_encoding(&response);
+        let length = plain_length(encoding.as_deref(), header(&response, "content-length"));
         let mut sink = ImageSink::start(&self.opts, image, content_type.as_deref(), length)?;
-        let mut body = response.body_mut().as_reader();
+        self.read_into(&mut response, &mut sink)?;
+        sink.finish()
+    }
+
+    /// Streams the body through its Content-Encoding into `sink`, one buffer at a time.
+    fn read_into(&self, response: &mut Response<ureq::Body>, sink: &mut impl Write) -> Result<(), TaskError> {
+        let encoding = content_encoding(response);
+        let mut body = Body::new(encoding.as_deref(), sink)?;
+        let mut reader = response.body_mut().as_reader();
         let mut buf = self.buf.borrow_mut();
         loop {
-            match body.read(&mut buf) {
+            match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => sink.write(&buf[..n])?,
+                Ok(n) => body.write(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.classify_io(e)),
             }
         }
-        sink.finish()
+        body.finish()
     }
 
     fn classify(&self, err: ureq::Error) -> TaskError {
@@ -167,8 +191,7 @@ impl Blocking {
             ureq::Error::Io(e) => self.classify_io(e),
             ureq::Error::StatusCode(code) => TaskError::status(code),
             ureq::Error::BodyExceedsLimit(limit) => TaskError::TooLarge(limit),
-            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => TaskError::Redirects,
-            ureq::Error::Decompress(_, e) => TaskError::Decode(e.to_string()),
+            ureq::Error::TooManyRedirects => TaskError::Redirects,
             e @ (ureq::Error::HostNotFound | ureq::Error::ConnectionFailed) => {
                 TaskError::Connect(e.to_string())
             }
@@ -195,6 +218,19 @@ impl Blocking {
 
 fn header<'r>(response: &'r Response<ureq::Body>, name: &str) -> Option<&'r str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every Content-Encoding line, joined: a server may send one coding per line.
+fn content_encoding(response: &Response<ureq::Body>) -> Option<String> {
+    let values: Vec<&str> =
+        response.headers().get_all("content-encoding").iter().filter_map(|v| v.to_str().ok()).collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// What one request got: a body to read, or a redirect.
+enum Answer {
+    Body(Response<ureq::Body>),
+    Moved(Url),
 }
 
 impl Actor for Blocking {

@@ -25,7 +25,7 @@ use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::robots::{self, Rules};
 use crate::state::Resume;
 use crate::storage;
-use crate::work::{Done, ImageTask, RunTask, Task, TaskError, TaskId, host_of};
+use crate::work::{Cancel, Done, ImageTask, MAX_REDIRECTS, RunTask, Task, TaskError, TaskId, host_of};
 
 /// After an interrupt, how long tasks in flight get to acknowledge their cancellation
 /// before they are counted as failed anyway (a blocking read can outlast it).
@@ -101,6 +101,14 @@ pub struct Plan {
     /// `--dry-run`: write the URLs here instead of downloading.
     pub listing: Option<Box<dyn Write>>,
     pub progress: Option<Progress>,
+    /// `IMAGE_HOST`, lower-cased: where an image found on a page may be redirected to
+    /// (the extractor applies it to the URLs on the page). Empty takes any host.
+    pub image_host: String,
+    /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
+    /// Crawl-delay is clamped to it.
+    pub max_server_wait: Duration,
+    /// Tripped when the run must stop (a full disk): workers drop what they are doing.
+    pub cancel: Cancel,
 }
 
 impl Plan {
@@ -119,6 +127,9 @@ impl Plan {
             filters: Filters::default(),
             listing: None,
             progress: None,
+            image_host: String::new(),
+            max_server_wait: Duration::from_secs(60),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -135,12 +146,37 @@ struct InFlight {
     task: Task,
     /// For images: the page that revealed it.
     page: u32,
+    /// Redirects followed to get to `task`'s URL, and for an image the URL it was found
+    /// under (what the report and the resume record name).
+    trail: Trail,
+}
+
+/// How a task came to its URL: redirects followed so far, and the image URL as found.
+#[derive(Debug, Clone, Default)]
+struct Trail {
+    hops: u8,
+    found: Option<Url>,
 }
 
 /// An image waiting for a free slot (and for its origin's robots.txt).
 struct PendingImage {
     task: ImageTask,
     page: u32,
+    trail: Trail,
+}
+
+impl PendingImage {
+    /// The URL the image was found under, before any redirect.
+    fn found(&self) -> &Url {
+        self.trail.found.as_ref().unwrap_or(&self.task.url)
+    }
+}
+
+/// A page whose server redirected it, waiting to be fetched at its new URL.
+struct MovedPage {
+    number: u32,
+    url: Url,
+    hops: u8,
 }
 
 /// Images found and not yet handed out, one queue per origin (in order of first
@@ -202,7 +238,12 @@ enum Verdict {
     Go,
     /// Its robots.txt is being fetched.
     Wait,
-    Refused(String),
+    /// Not fetched. `failure`: robots.txt could not be read, which counts as failed;
+    /// otherwise the site disallows it, which counts as skipped.
+    Refused {
+        reason: String,
+        failure: bool,
+    },
 }
 
 pub struct Coordinator {
@@ -217,6 +258,8 @@ pub struct Coordinator {
     next_page: u32,
     last_page: u32,
     pages_in_flight: usize,
+    /// Pages redirected elsewhere, to fetch again at their new URL before other pages.
+    moved_pages: VecDeque<MovedPage>,
     /// Images found and not yet handed out. Pages go out only while this is short, so
     /// it never grows much beyond one page's worth per page in flight.
     pending: Pending,
@@ -234,8 +277,9 @@ pub struct Coordinator {
     /// file, even on a case-insensitive file system. 8 bytes a name; a collision only
     /// costs a suffix.
     taken_names: HashSet<u64>,
-    /// Set by [`Interrupt`]: nothing more is handed out.
-    interrupted: bool,
+    /// Set by [`Interrupt`] or a full disk: nothing more is handed out, and what a
+    /// worker gives up on counts as failed with this error.
+    stopped: Option<TaskError>,
     /// `--dry-run` and its reader closed stdout: stop quietly.
     listing_closed: bool,
     /// The resume record could not be written: warned once.
@@ -263,6 +307,7 @@ impl Coordinator {
             next_page: if no_pages { 1 } else { 2 },
             last_page,
             pages_in_flight: 0,
+            moved_pages: VecDeque::new(),
             pending: Pending::default(),
             in_flight: HashMap::new(),
             host_busy: HashMap::new(),
@@ -271,7 +316,7 @@ impl Coordinator {
             next_id: 0,
             seen_urls: HashSet::new(),
             taken_names: HashSet::new(),
-            interrupted: false,
+            stopped: None,
             listing_closed: false,
             resume_warned: false,
             pages: PageCounts::default(),
@@ -298,6 +343,7 @@ impl Coordinator {
         self.in_flight.is_empty()
             && self.pending.is_empty()
             && self.robots_queue.is_empty()
+            && self.moved_pages.is_empty()
             && self.first_page_done
             && self.next_page > self.last_page
     }
@@ -317,7 +363,7 @@ impl Coordinator {
         match robots_rules(&mut self.robots, &mut self.robots_queue, robots::origin(url), url) {
             None => Verdict::Wait,
             Some(rules) if rules.allows(url) => Verdict::Go,
-            Some(rules) => Verdict::Refused(rules.refusal()),
+            Some(rules) => Verdict::Refused { reason: rules.refusal(), failure: rules.is_failure() },
         }
     }
 
@@ -327,12 +373,15 @@ impl Coordinator {
 
     /// The next task by priority: robots.txt first; page 1 alone; then a page when the
     /// image queue is running short; else an image; else a page.
-    fn next_task(&mut self) -> Option<(Task, u32)> {
-        if self.interrupted || self.listing_closed {
+    fn next_task(&mut self) -> Option<(Task, u32, Trail)> {
+        if self.stopped.is_some() || self.listing_closed {
             return None;
         }
         if let Some(url) = self.robots_queue.pop_front() {
-            return Some((Task::Robots { url }, 0));
+            return Some((Task::Robots { url }, 0, Trail::default()));
+        }
+        if let Some(moved) = self.take_moved_page() {
+            return Some(moved);
         }
         let page = self.ready_page();
         if let Some(n) = page
@@ -341,9 +390,47 @@ impl Coordinator {
             return Some(self.take_page(n));
         }
         if let Some(image) = self.take_ready_image() {
-            return Some((Task::Image(image.task), image.page));
+            return Some((Task::Image(image.task), image.page, image.trail));
         }
         page.map(|n| self.take_page(n))
+    }
+
+    /// The first redirected page, when its new URL may be fetched now. One refused by
+    /// robots.txt is counted on the way.
+    fn take_moved_page(&mut self) -> Option<(Task, u32, Trail)> {
+        loop {
+            let url = self.moved_pages.front()?.url.clone();
+            match self.verdict(&url) {
+                Verdict::Wait => return None,
+                Verdict::Go if !self.host_has_room(host_of(&url)) => return None,
+                Verdict::Go => {
+                    let moved = self.moved_pages.pop_front().expect("a front");
+                    self.pages_in_flight += 1;
+                    let trail = Trail { hops: moved.hops, found: None };
+                    return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, trail));
+                }
+                Verdict::Refused { reason, failure } => {
+                    let moved = self.moved_pages.pop_front().expect("a front");
+                    self.refuse_page(moved.number, &url, reason, failure);
+                }
+            }
+        }
+    }
+
+    /// A page robots.txt keeps us from: skipped when the site disallows it, failed when
+    /// robots.txt could not be read.
+    fn refuse_page(&mut self, n: u32, url: &Url, reason: String, failure: bool) {
+        if failure {
+            warn!(self.log, "page failed"; "page" => n, "url" => %url, "reason" => &reason);
+            self.pages.failed += 1;
+        } else {
+            warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => &reason);
+            self.pages.skipped += 1;
+        }
+        if n == 1 {
+            self.first_page_sent = true;
+            self.first_page_done = true;
+        }
     }
 
     /// The page that may go now, if any. Pages robots.txt disallows are counted as
@@ -364,13 +451,9 @@ impl Coordinator {
             match self.verdict(&url) {
                 Verdict::Wait => return None,
                 Verdict::Go => return self.host_has_room(host_of(&url)).then_some(n),
-                Verdict::Refused(reason) => {
-                    warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => reason);
-                    self.pages.skipped += 1;
-                    if n == 1 {
-                        self.first_page_sent = true;
-                        self.first_page_done = true;
-                    } else {
+                Verdict::Refused { reason, failure } => {
+                    self.refuse_page(n, &url, reason, failure);
+                    if n != 1 {
                         self.next_page += 1;
                     }
                 }
@@ -378,7 +461,7 @@ impl Coordinator {
         }
     }
 
-    fn take_page(&mut self, n: u32) -> (Task, u32) {
+    fn take_page(&mut self, n: u32) -> (Task, u32, Trail) {
         if n == 1 {
             self.first_page_sent = true;
         } else {
@@ -386,7 +469,7 @@ impl Coordinator {
         }
         self.pages_in_flight += 1;
         let url = self.page_url(n).expect("pages come from a page source");
-        (Task::Page { number: n, url }, n)
+        (Task::Page { number: n, url }, n, Trail::default())
     }
 
     /// The first waiting image that may go now. Images robots.txt disallows are counted
@@ -406,7 +489,12 @@ impl Coordinator {
             while let Some(front) = self.pending.queues[queue].images.front() {
                 if !rules.allows(&front.task.url) {
                     let image = self.pending.pop(queue).expect("a front");
-                    self.skip(image.task, image.page, rules.refusal());
+                    match rules.is_failure() {
+                        true => self.fail_image(&image, 0, rules.refusal()),
+                        false => {
+                            self.skip(image.found().clone(), image.task.name, image.page, rules.refusal())
+                        }
+                    }
                 } else if self.plan.listing.is_some() {
                     let image = self.pending.pop(queue).expect("a front");
                     self.list(&image.task.url);
@@ -420,11 +508,19 @@ impl Coordinator {
         None
     }
 
-    fn skip(&mut self, task: ImageTask, page: u32, reason: String) {
-        debug!(self.log, "image skipped"; "url" => %task.url, "reason" => &reason);
+    fn skip(&mut self, url: Url, name: String, page: u32, reason: String) {
+        debug!(self.log, "image skipped"; "url" => %url, "reason" => &reason);
         self.images.skipped += 1;
-        let mut item = item(task.url, page, task.name, Status::Skipped);
+        let mut item = item(url, page, name, Status::Skipped);
         item.reason = Some(reason);
+        self.record(item);
+    }
+
+    fn fail_image(&mut self, image: &PendingImage, attempts: u32, error: String) {
+        warn!(self.log, "image failed"; "url" => %image.found(), "error" => &error, "attempts" => attempts);
+        self.images.failed += 1;
+        let mut item = item(image.found().clone(), image.page, image.task.name.clone(), Status::Failed);
+        (item.attempts, item.error) = (attempts, Some(error));
         self.record(item);
     }
 
@@ -441,6 +537,7 @@ impl Coordinator {
         self.listing_closed = true;
         self.pending.drain();
         self.robots_queue.clear();
+        self.moved_pages.clear();
         self.first_page_sent = true;
         self.first_page_done = true;
         self.next_page = self.last_page + 1;
@@ -455,7 +552,7 @@ impl Coordinator {
             self.take_ready_image();
         }
         while let Some(slot) = self.least_loaded_slot() {
-            let Some((task, page)) = self.next_task() else {
+            let Some((task, page, trail)) = self.next_task() else {
                 return;
             };
             let id = self.next_id;
@@ -466,7 +563,7 @@ impl Coordinator {
                 None => _ = self.host_busy.insert(host_of(task.url()).to_string(), 1),
             }
             self.slots[slot].tasks.do_send(RunTask { id, task: task.clone() });
-            self.in_flight.insert(id, InFlight { slot, task, page });
+            self.in_flight.insert(id, InFlight { slot, task, page, trail });
         }
     }
 
@@ -515,80 +612,142 @@ impl Coordinator {
             self.first_page_done = true;
             self.next_page = 1;
         }
+        if self.moved_pages.iter().any(|m| m.number == 1) {
+            self.first_page_done = true;
+        }
+        let mut unsent = self.moved_pages.drain(..).count() as u64;
         if self.next_page <= self.last_page {
-            let unsent = u64::from(self.last_page - self.next_page + 1);
+            unsent += u64::from(self.last_page - self.next_page + 1);
+            self.next_page = self.last_page + 1;
+        }
+        if unsent > 0 {
             warn!(self.log, "pages abandoned"; "count" => unsent, "reason" => reason);
             self.pages.failed += unsent;
-            self.next_page = self.last_page + 1;
         }
         self.robots_queue.clear();
         for image in self.pending.drain() {
             self.images.failed += 1;
-            let mut item = item(image.task.url, image.page, image.task.name, Status::Failed);
+            let mut item = item(image.found().clone(), image.page, image.task.name, Status::Failed);
             item.error = Some(reason.to_string());
             self.record(item);
         }
     }
 
-    fn finish(&mut self, msg: TaskFinished) {
+    /// Counts what a worker reports. Returns the error that must stop the whole run (a
+    /// full disk), if this was one.
+    fn finish(&mut self, msg: TaskFinished) -> Option<TaskError> {
         let Some(done) = self.in_flight.remove(&msg.id) else {
             warn!(self.log, "acknowledgement for an unknown task"; "id" => msg.id);
-            return;
+            return None;
         };
         let slot = &mut self.slots[done.slot];
         slot.busy = slot.busy.saturating_sub(1);
         if let Some(busy) = self.host_busy.get_mut(host_of(done.task.url())) {
             *busy = busy.saturating_sub(1);
         }
-        match (done.task, msg.outcome) {
+        let outcome = match (&self.stopped, msg.outcome) {
+            // Given up because the run stopped: say why it stopped.
+            (Some(why), Err(TaskError::Interrupted)) => Err(why.clone()),
+            (_, outcome) => outcome,
+        };
+        let halt = match &outcome {
+            Err(e @ TaskError::DiskFull(_)) if self.stopped.is_none() => Some(e.clone()),
+            _ => None,
+        };
+        let InFlight { task, page, trail, .. } = done;
+        match (task, outcome) {
             (Task::Robots { url }, outcome) => self.robots_finished(&url, outcome),
+            (Task::Page { number, url }, Ok(Done::Moved(to))) => {
+                self.pages_in_flight -= 1;
+                match trail.hops < MAX_REDIRECTS {
+                    true => self.moved_pages.push_back(MovedPage { number, url: to, hops: trail.hops + 1 }),
+                    false => self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts),
+                }
+            }
             (Task::Page { number, url }, outcome) => {
                 self.pages_in_flight -= 1;
                 self.page_finished(number, &url, outcome, msg.attempts);
             }
-            (Task::Image(task), Ok(Done::Image { bytes, name, sha256 })) => {
-                debug!(self.log, "image saved"; "url" => %task.url, "path" => &name, "bytes" => bytes);
+            (Task::Image(task), outcome) => {
+                let image = PendingImage { task, page, trail };
+                self.image_finished(image, outcome, msg.attempts);
+            }
+        }
+        self.show_progress();
+        halt
+    }
+
+    fn image_finished(&mut self, image: PendingImage, outcome: Result<Done, TaskError>, attempts: u32) {
+        match outcome {
+            Ok(Done::Image { bytes, name, sha256 }) => {
+                let url = image.found().clone();
+                debug!(self.log, "image saved"; "url" => %url, "path" => &name, "bytes" => bytes);
                 self.images.ok += 1;
                 self.images.bytes += bytes;
-                if let Err(e) = self.plan.resume.record(&task.url, &name, bytes)
+                if let Err(e) = self.plan.resume.record(&url, &name, bytes)
                     && !self.resume_warned
                 {
                     self.resume_warned = true;
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
-                let mut item = item(task.url, done.page, name, Status::Ok);
-                (item.bytes, item.attempts, item.sha256) = (bytes, msg.attempts, sha256);
+                let mut item = item(url, image.page, name, Status::Ok);
+                (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
                 self.record(item);
             }
-            (Task::Image(task), Err(TaskError::Unwanted(reason))) => self.skip(task, done.page, reason),
-            (Task::Image(task), outcome) => {
-                let error = match outcome {
-                    Err(e) => e.to_string(),
-                    Ok(other) => format!("worker answered an image with {other:?}"),
-                };
-                warn!(self.log, "image failed"; "url" => %task.url, "error" => &error, "attempts" => msg.attempts);
-                self.images.failed += 1;
-                let mut item = item(task.url, done.page, task.name, Status::Failed);
-                (item.attempts, item.error) = (msg.attempts, Some(error));
-                self.record(item);
+            Ok(Done::Moved(to)) => self.follow(image, to, attempts),
+            Err(TaskError::Unwanted(reason)) => {
+                self.skip(image.found().clone(), image.task.name, image.page, reason)
+            }
+            Err(e) => self.fail_image(&image, attempts, e.to_string()),
+            Ok(other) => {
+                self.fail_image(&image, attempts, format!("worker answered an image with {other:?}"))
             }
         }
-        self.show_progress();
+    }
+
+    /// An image's server redirected it: queue it again at the target, which passes the
+    /// same checks as a URL found on a page (robots.txt and the per-host limit when it
+    /// is handed out), under the name and the report entry of the URL it was found as.
+    fn follow(&mut self, image: PendingImage, to: Url, attempts: u32) {
+        let off_host = image.page > 0
+            && !self.plan.image_host.is_empty()
+            && !to.host_str().is_some_and(|h| h.contains(&self.plan.image_host));
+        if image.trail.hops >= MAX_REDIRECTS {
+            return self.fail_image(&image, attempts, TaskError::Redirects.to_string());
+        }
+        if off_host {
+            return self.fail_image(&image, attempts, TaskError::RedirectOffHost(to.to_string()).to_string());
+        }
+        let found = image.found().clone();
+        let trail = Trail { hops: image.trail.hops + 1, found: Some(found) };
+        let task = ImageTask { url: to, ..image.task };
+        self.pending.push(PendingImage { task, page: image.page, trail });
     }
 
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
         let rules = match outcome {
             Ok(Done::Robots(rules)) => rules,
             Err(e) => {
-                warn!(self.log, "robots.txt unreachable: nothing will be fetched from that site (--ignore-robots to override)";
-                    "url" => %url, "error" => %e);
-                Rules::DisallowAll(e.to_string())
+                let why = match e {
+                    TaskError::Status { code, .. } => format!("HTTP {code}"),
+                    e => e.to_string(),
+                };
+                warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
+                    "url" => %url, "error" => &why);
+                Rules::Unreachable(why)
             }
-            Ok(other) => Rules::DisallowAll(format!("unexpected answer {other:?}")),
+            Ok(other) => Rules::Unreachable(format!("unexpected answer {other:?}")),
         };
-        if let Some(delay) = rules.crawl_delay() {
-            info!(self.log, "robots.txt asks for a crawl delay"; "url" => %url, "secs" => delay.as_secs_f64());
-            self.plan.gate.set_crawl_delay(host_of(url), delay);
+        if let Some(asked) = rules.crawl_delay() {
+            let host = host_of(url);
+            let delay = asked.min(self.plan.max_server_wait);
+            if delay < asked {
+                warn!(self.log, "robots.txt asks for a crawl delay longer than RETRY_MAX_WAIT_SECS: using that instead";
+                    "host" => host, "asked_secs" => asked.as_secs_f64(), "using_secs" => delay.as_secs_f64());
+            } else {
+                info!(self.log, "robots.txt asks for a crawl delay"; "host" => host, "secs" => delay.as_secs_f64());
+            }
+            self.plan.gate.set_crawl_delay(host, delay);
         }
         self.robots.insert(robots::origin(url), RobotsState::Known(rules));
     }
@@ -641,7 +800,7 @@ impl Coordinator {
             new += 1;
             self.images.total += 1;
             if let Some(task) = self.plan_image(url, page, referer) {
-                self.pending.push(PendingImage { task, page });
+                self.pending.push(PendingImage { task, page, trail: Trail::default() });
             }
         }
         debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
@@ -653,7 +812,8 @@ impl Coordinator {
     fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>) -> Option<ImageTask> {
         let referer = referer.cloned();
         if let Some(done) = self.plan.resume.get(&url).cloned() {
-            let on_disk = std::fs::metadata(storage::destination(&self.plan.out_dir, &done.path))
+            // Never through a link: a planted one must not pass for our file.
+            let on_disk = std::fs::symlink_metadata(storage::destination(&self.plan.out_dir, &done.path))
                 .ok()
                 .filter(|m| m.is_file())
                 .map(|m| m.len());
@@ -717,6 +877,7 @@ impl Coordinator {
 
     fn summary(&mut self) -> Summary {
         Summary {
+            stopped: self.stopped.as_ref().map(TaskError::to_string),
             pages: self.page_counts(),
             images: self.images,
             listed: self.listed,
@@ -725,9 +886,12 @@ impl Coordinator {
     }
 
     fn answer_joiners_if_finished(&mut self) {
-        if self.interrupted && self.in_flight.is_empty() {
-            // Page 1 may have come back after the interrupt, with pages to count.
-            self.abandon_remaining("interrupted");
+        if let Some(why) = &self.stopped
+            && self.in_flight.is_empty()
+        {
+            // Page 1 may have come back after the stop, with pages to count.
+            let why = why.to_string();
+            self.abandon_remaining(&why);
         }
         if self.is_finished() && !self.joiners.is_empty() {
             if let Some(progress) = &self.plan.progress {
@@ -741,6 +905,24 @@ impl Coordinator {
                 let _ = joiner.send(summary.clone());
             }
         }
+    }
+
+    /// Stops the run (a signal, a full disk): nothing more goes out, what never went out
+    /// counts as failed with `why`, workers are told to drop what they hold, and what is
+    /// in flight has [`INTERRUPT_GRACE`] to say so before it is counted failed anyway.
+    fn stop(&mut self, why: TaskError, ctx: &mut Context<Self>) {
+        if self.stopped.is_some() {
+            return;
+        }
+        warn!(self.log, "stopping: finishing what is in flight"; "why" => %why, "in_flight" => self.in_flight.len());
+        self.plan.cancel.cancel();
+        self.abandon_remaining(&why.to_string());
+        self.stopped = Some(why);
+        ctx.run_later(INTERRUPT_GRACE, |act, _| {
+            let why = act.stopped.clone().unwrap_or(TaskError::Interrupted);
+            act.fail_in_flight(None, why);
+            act.step();
+        });
     }
 
     /// Every handler ends here: hand out what can go, answer `Join` if all is done.
@@ -808,8 +990,10 @@ impl Handler<RegisterWorker> for Coordinator {
 impl Handler<TaskFinished> for Coordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: TaskFinished, _: &mut Context<Self>) {
-        self.finish(msg);
+    fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
+        if let Some(why) = self.finish(msg) {
+            self.stop(why, ctx);
+        }
         self.step();
     }
 }
@@ -818,16 +1002,7 @@ impl Handler<Interrupt> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) {
-        if self.interrupted {
-            return;
-        }
-        self.interrupted = true;
-        warn!(self.log, "interrupted: finishing what is in flight"; "in_flight" => self.in_flight.len());
-        self.abandon_remaining("interrupted");
-        ctx.run_later(INTERRUPT_GRACE, |act, _| {
-            act.fail_in_flight(None, TaskError::Interrupted);
-            act.step();
-        });
+        self.stop(TaskError::Interrupted, ctx);
         self.step();
     }
 }
@@ -1239,5 +1414,94 @@ mod tests {
         let join = tokio::time::timeout(INTERRUPT_GRACE * 5, coordinator.send(Join));
         let summary = join.await.expect("join hung").unwrap().unwrap();
         assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0 });
+    }
+
+    #[actix::test]
+    async fn a_full_disk_stops_the_run_like_an_interrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (resume, _) = Resume::load(&dir.path().join("done.jsonl"));
+        let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+        let plan = Plan::new(Source::Pages { pages, max_pages: Some(3) }, dir.path().to_path_buf(), resume);
+        let cancel = plan.cancel.clone();
+        let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+        let (probe, handed) = register(&coordinator, 2).await;
+        let images: Vec<String> = (0..6).map(|i| format!("http://h.test/{i}.jpg")).collect();
+        let images: Vec<&str> = images.iter().map(String::as_str).collect();
+        coordinator.send(page_done(handed[0].id, &images, Some(3))).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(handed.len(), 2);
+        let (first, second) = (&handed[0], &handed[1]);
+        let full = TaskError::write(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert!(matches!(full, TaskError::DiskFull(_)), "{full:?}");
+        coordinator.send(TaskFinished { id: first.id, outcome: Err(full), attempts: 1 }).await.unwrap();
+        assert!(cancel.is_cancelled(), "workers are told to drop what they hold");
+        assert!(probe.send(Take).await.unwrap().is_empty(), "nothing more is handed out");
+        let dropped = TaskFinished { id: second.id, outcome: Err(TaskError::Interrupted), attempts: 1 };
+        coordinator.send(dropped).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert!(
+            summary.stopped.as_deref().is_some_and(|s| s.starts_with("disk full")),
+            "{:?}",
+            summary.stopped
+        );
+        assert!(summary.stopped_line().unwrap().starts_with("Stopped early: disk full"));
+        assert_eq!(summary.images.failed, summary.images.total, "every image not done counts failed");
+        assert_eq!(summary.pages.failed + summary.pages.ok, summary.pages.total);
+        for item in summary.items.iter().filter(|i| i.page == 1) {
+            assert!(item.error.as_deref().is_some_and(|e| e.starts_with("disk full")), "{item:?}");
+        }
+        assert_eq!(summary.exit_code(), 1);
+    }
+
+    #[actix::test]
+    async fn a_redirect_is_followed_under_the_found_url_and_its_name() {
+        let (coordinator, dir) = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        coordinator
+            .send(page_done(handed[0].id, &["http://h.test/a.jpg", "http://h.test/loop.jpg"], None))
+            .await
+            .unwrap();
+        let mut handed = probe.send(Take).await.unwrap();
+        let moved = |id, to: &str| TaskFinished { id, outcome: Ok(Done::Moved(url(to))), attempts: 1 };
+        let a = image_of(&handed, "a.jpg").id;
+        coordinator.send(moved(a, "http://cdn.test/real/x.jpg")).await.unwrap();
+        // The loop goes round until the limit.
+        let mut rounds = 0;
+        while let Some(task) = handed.iter().find(|t| t.task.url().path() == "/loop.jpg") {
+            coordinator.send(moved(task.id, "http://h.test/loop.jpg")).await.unwrap();
+            rounds += 1;
+            handed = probe.send(Take).await.unwrap();
+            if let Some(real) = handed.iter().find(|t| t.task.url().as_str() == "http://cdn.test/real/x.jpg")
+            {
+                assert_eq!(image_name(real), "a.jpg", "the name of the URL as found");
+                coordinator.send(image_done(dir.path(), real, 9)).await.unwrap();
+            }
+        }
+        assert_eq!(rounds, usize::from(MAX_REDIRECTS) + 1);
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        let a = summary.items.iter().find(|i| i.url == "http://h.test/a.jpg").expect("reported as found");
+        assert_eq!((a.status, a.path.as_str()), (Status::Ok, "a.jpg"));
+        let looped = summary.items.iter().find(|i| i.url.ends_with("loop.jpg")).unwrap();
+        assert_eq!(looped.error.as_deref(), Some("too many redirects"));
+        let (resume, _) = Resume::load(&dir.path().join("done.jsonl"));
+        assert!(resume.get(&url("http://h.test/a.jpg")).is_some(), "the resume record keys the found URL");
+    }
+
+    #[actix::test]
+    async fn a_redirected_page_is_fetched_at_its_target() {
+        let (coordinator, _dir) = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let moved = TaskFinished {
+            id: handed[0].id,
+            outcome: Ok(Done::Moved(url("http://h.test/new/1"))),
+            attempts: 1,
+        };
+        coordinator.send(moved).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        assert_eq!(pages_of(&handed), [1]);
+        assert_eq!(handed[0].task.url().as_str(), "http://h.test/new/1");
+        coordinator.send(page_done(handed[0].id, &[], None)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!(summary.pages, PageCounts { total: 1, ok: 1, failed: 0, skipped: 0 });
     }
 }

@@ -1,17 +1,21 @@
-//! What both worker kinds do with an image body, chunk by chunk: refuse it early if it
-//! announces too much, check it is an image, cap its size, write it to a hidden
-//! temporary file, and put it under its final name only when it is complete.
+//! What both worker kinds do with a body, chunk by chunk: undo its Content-Encoding
+//! ([`Body`]); for an image, refuse it early if it announces too much, check it is an
+//! image, cap its size, write it to a hidden temporary file, and put it under its final
+//! name only when it is complete ([`ImageSink`]); for a page, hold it up to a cap
+//! ([`Capped`]).
 //!
 //! Never imports actix: the HTTP clients differ, this does not.
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, PersistError};
 
-use crate::outdir::same_contents;
+use crate::decode::Decoder;
+use crate::outdir::{PART_PREFIX, is_regular_file, same_contents};
 use crate::storage;
 use crate::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::work::{Done, FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
@@ -52,8 +56,13 @@ impl<'a> ImageSink<'a> {
         if let Some(len) = content_length {
             check_wanted(opts, len, len)?;
         }
-        let temp =
-            tempfile::Builder::new().prefix("part-").tempfile_in(opts.tmp_dir()).map_err(TaskError::write)?;
+        // 0666 less the umask, as curl and wget create files: set at creation, so the
+        // final name never holds a file of another mode. (tempfile's default is 0600.)
+        let temp = tempfile::Builder::new()
+            .prefix(PART_PREFIX)
+            .permissions(Permissions::from_mode(0o666))
+            .tempfile_in(opts.tmp_dir())
+            .map_err(TaskError::write)?;
         Ok(Self {
             opts,
             task,
@@ -132,11 +141,84 @@ impl<'a> ImageSink<'a> {
     }
 }
 
+/// The decoded bytes of an image go through the sink's checks; its errors travel
+/// through `io::Error` to the decoder's caller and come back out in [`from_io`].
+impl Write for ImageSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        ImageSink::write(self, buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A page or robots.txt body held in memory, up to `limit` bytes.
+pub struct Capped {
+    pub bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl Capped {
+    pub fn new(limit: u64) -> Self {
+        Self { bytes: Vec::new(), limit }
+    }
+}
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if (self.bytes.len() + buf.len()) as u64 > self.limit {
+            return Err(io::Error::other(TaskError::TooLarge(self.limit)));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A response body on its way into a sink: its Content-Encoding undone layer by layer.
+/// Both workers feed it the chunks their client reads.
+pub struct Body<'s> {
+    decoder: Decoder<'s>,
+}
+
+impl<'s> Body<'s> {
+    /// Fails at once, before any byte is read, on a coding that cannot be undone.
+    pub fn new(content_encoding: Option<&str>, sink: &'s mut (impl Write + 's)) -> Result<Self, TaskError> {
+        let decoder = Decoder::new(content_encoding, sink).map_err(|e| TaskError::Decode(e.to_string()))?;
+        Ok(Self { decoder })
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), TaskError> {
+        self.decoder.write(chunk).map_err(from_io)
+    }
+
+    /// The body ended: every coding layer must have ended too.
+    pub fn finish(self) -> Result<(), TaskError> {
+        self.decoder.finish().map_err(from_io)
+    }
+}
+
+/// A sink's own [`TaskError`] as it was; anything else is the decoder's complaint.
+fn from_io(err: io::Error) -> TaskError {
+    match err.get_ref().and_then(|e| e.downcast_ref::<TaskError>()) {
+        Some(task) => task.clone(),
+        None => TaskError::Decode(err.to_string()),
+    }
+}
+
 /// Puts the complete download under its name; returns the name it got. One rename in
 /// the common case: no look before it, and the no-replace rename means no race either.
 fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<String, TaskError> {
-    if task.overwrite {
-        temp.persist(opts.final_path(&task.name)).map_err(|e| TaskError::write(e.error))?;
+    let own = opts.final_path(&task.name);
+    // Ours to replace only while it is still a plain file (or gone): a link, FIFO or
+    // folder put there since is a clash like any other.
+    if task.overwrite && (is_regular_file(&own) || own.symlink_metadata().is_err()) {
+        temp.persist(own).map_err(|e| TaskError::write(e.error))?;
         return Ok(task.name.clone());
     }
     // Made as needed: the first one almost always does.
@@ -154,7 +236,8 @@ fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
                 temp = e.file;
                 // The same image under this name already (an earlier run, the URL since
-                // changed): keep that file, drop the download.
+                // changed): keep that file, drop the download. Only a regular file is
+                // compared: a link, FIFO, socket or folder there is never opened.
                 if same_contents(temp.path(), &dest).unwrap_or(false) {
                     return Ok(name);
                 }

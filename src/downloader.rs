@@ -19,11 +19,12 @@ use slog::{Logger, debug, trace};
 use url::Url;
 
 use crate::coordinator::TaskFinished;
-use crate::download::ImageSink;
+use crate::download::{Body, Capped, ImageSink};
 use crate::html::Extractor;
-use crate::robots::{MAX_ROBOTS_BYTES, Rules};
+use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::work::{
     Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
+    redirect_target,
 };
 
 pub struct Downloader {
@@ -66,7 +67,8 @@ impl Downloader {
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(opts.timeout)
-            .max_redirects(10)
+            // Redirects go back to the Coordinator (Done::Moved), which checks the target.
+            .disable_redirects()
             .add_default_header((header::USER_AGENT, opts.user_agent.as_str()))
             .finish();
         let extractor = Extractor::new(&opts.extract).expect("extraction rules validated in settings");
@@ -132,7 +134,7 @@ async fn perform_with_retries(
             done => return (done, attempts),
         };
         let Some(wait) = plan_retry(opts, host, &err, &mut delays) else {
-            return (Err(err), attempts);
+            return (Err(err.settle(opts.retries.max_wait)), attempts);
         };
         debug!(log, "retrying";
             "url" => %task.url(), "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts);
@@ -148,44 +150,80 @@ async fn perform(client: &awc::Client, shared: &Shared, task: &Task) -> Result<D
     }
 }
 
-type Response = awc::ClientResponse<actix_http::encoding::Decoder<actix_http::Payload>>;
+/// Built without awc's compress features, so its payload is the body as sent; the
+/// `download::Body` decodes it.
+type Response = awc::ClientResponse;
 
-async fn get(client: &awc::Client, shared: &Shared, url: &Url, task: &Task) -> Result<Response, TaskError> {
+/// What one request got: a body to read, or a redirect.
+enum Answer {
+    Body(Response),
+    Moved(Url),
+}
+
+/// One request; a redirect comes back as where it points, not followed (awc's own
+/// redirect handling is off: it followed `ftp:` targets by speaking HTTP to them).
+async fn get(client: &awc::Client, shared: &Shared, url: &Url, task: &Task) -> Result<Answer, TaskError> {
     let mut request = client.get(url.as_str());
     for (name, value) in shared.opts.headers_for(task) {
         request = request.insert_header((name, value));
     }
     let response = request.send().await.map_err(|e| classify_send(e, shared))?;
-    check_status(response.status().as_u16(), header(&response, header::RETRY_AFTER))?;
-    Ok(response)
+    let status = response.status().as_u16();
+    if let Some(to) = redirect_target(url, status, header(&response, header::LOCATION))? {
+        return Ok(Answer::Moved(to));
+    }
+    check_status(status, header(&response, header::RETRY_AFTER))?;
+    Ok(Answer::Body(response))
 }
 
-/// A whole body, up to `limit` bytes, within the timeout.
-async fn read_body(
-    response: Response,
+/// Streams the body through its Content-Encoding into `sink`. The request timeout
+/// covers the headers only; this bounds each wait for the next chunk, so a server that
+/// stalls mid-body cannot hang the run.
+async fn read_into(
+    mut response: Response,
     shared: &Shared,
-    limit: u64,
-) -> Result<actix_web::web::Bytes, TaskError> {
-    response
-        .timeout(shared.opts.timeout)
-        .body()
-        .limit(usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|e| classify_payload(e, shared, limit))
+    sink: &mut impl std::io::Write,
+) -> Result<(), TaskError> {
+    let opts = &shared.opts;
+    let encoding = content_encoding(&response);
+    let mut body = Body::new(encoding.as_deref(), sink)?;
+    loop {
+        let next = actix_rt::time::timeout(opts.timeout, response.next())
+            .await
+            .map_err(|_| TaskError::Timeout(opts.timeout))?;
+        match next {
+            None => break,
+            Some(Ok(chunk)) => body.write(&chunk)?,
+            Some(Err(e)) => return Err(classify_payload(e, shared)),
+        }
+    }
+    body.finish()
 }
 
+/// robots.txt follows its own redirects (RFC 9309 2.3.1.2: at least five, across hosts
+/// too, its rules still those of the first origin); more means unavailable.
 async fn fetch_robots(
     client: &awc::Client,
     shared: &Shared,
     url: &Url,
     task: &Task,
 ) -> Result<Done, TaskError> {
-    let response = match get(client, shared, url, task).await {
-        Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
-        other => other?,
-    };
-    let body = read_body(response, shared, MAX_ROBOTS_BYTES).await?;
-    Ok(Done::Robots(Rules::parse(&body)))
+    let mut url = url.clone();
+    for _ in 0..=ROBOTS_REDIRECTS {
+        let response = match get(client, shared, &url, task).await {
+            Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
+            Err(e) => return Err(e),
+            Ok(Answer::Moved(to)) => {
+                url = to;
+                continue;
+            }
+            Ok(Answer::Body(response)) => response,
+        };
+        let mut body = Capped::new(MAX_ROBOTS_BYTES);
+        read_into(response, shared, &mut body).await?;
+        return Ok(Done::Robots(Rules::parse(&body.bytes)));
+    }
+    Ok(Done::Robots(Rules::AllowAll))
 }
 
 async fn fetch_page(
@@ -194,9 +232,13 @@ async fn fetch_page(
     url: &Url,
     task: &Task,
 ) -> Result<Done, TaskError> {
-    let response = get(client, shared, url, task).await?;
-    let body = read_body(response, shared, shared.opts.max_page_bytes).await?;
-    let html = String::from_utf8_lossy(&body);
+    let response = match get(client, shared, url, task).await? {
+        Answer::Moved(to) => return Ok(Done::Moved(to)),
+        Answer::Body(response) => response,
+    };
+    let mut body = Capped::new(shared.opts.max_page_bytes);
+    read_into(response, shared, &mut body).await?;
+    let html = String::from_utf8_lossy(&body.bytes);
     Ok(Done::Page(shared.extractor.scan(&html, url)))
 }
 
@@ -209,28 +251,27 @@ async fn fetch_image(
     task: &Task,
 ) -> Result<Done, TaskError> {
     let opts = &shared.opts;
-    let mut response = get(client, shared, &image.url, task).await?;
-    let plain_length =
-        plain_length(header(&response, header::CONTENT_ENCODING), header(&response, header::CONTENT_LENGTH));
+    let response = match get(client, shared, &image.url, task).await? {
+        Answer::Moved(to) => return Ok(Done::Moved(to)),
+        Answer::Body(response) => response,
+    };
+    let encoding = content_encoding(&response);
+    let plain_length = plain_length(encoding.as_deref(), header(&response, header::CONTENT_LENGTH));
     let content_type = header(&response, header::CONTENT_TYPE).map(str::to_string);
     let mut sink = ImageSink::start(opts, image, content_type.as_deref(), plain_length)?;
-    loop {
-        // The request timeout covers the headers only; this bounds each wait for the
-        // next chunk, so a server that stalls mid-body cannot hang the run.
-        let next = actix_rt::time::timeout(opts.timeout, response.next())
-            .await
-            .map_err(|_| TaskError::Timeout(opts.timeout))?;
-        match next {
-            None => break,
-            Some(Ok(chunk)) => sink.write(&chunk)?,
-            Some(Err(e)) => return Err(classify_payload(e, shared, opts.max_image_bytes)),
-        }
-    }
+    read_into(response, shared, &mut sink).await?;
     sink.finish()
 }
 
 fn header(response: &Response, name: header::HeaderName) -> Option<&str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every Content-Encoding line, joined: a server may send one coding per line.
+fn content_encoding(response: &Response) -> Option<String> {
+    let values: Vec<&str> =
+        response.headers().get_all(header::CONTENT_ENCODING).filter_map(|v| v.to_str().ok()).collect();
+    (!values.is_empty()).then(|| values.join(", "))
 }
 
 fn classify_send(err: SendRequestError, shared: &Shared) -> TaskError {
@@ -248,16 +289,10 @@ fn classify_send(err: SendRequestError, shared: &Shared) -> TaskError {
     }
 }
 
-fn classify_payload(err: PayloadError, shared: &Shared, limit: u64) -> TaskError {
+/// awc no longer decodes or caps bodies (the sinks do), so what is left is the
+/// connection: a stall or a break.
+fn classify_payload(err: PayloadError, shared: &Shared) -> TaskError {
     match err {
-        PayloadError::Overflow => TaskError::TooLarge(limit),
-        PayloadError::EncodingCorrupted => TaskError::Decode("corrupt content encoding".into()),
-        // A decoder (gzip, brotli) that fails reports it as an early end of the body.
-        PayloadError::Incomplete(Some(e))
-            if matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) =>
-        {
-            TaskError::Decode(e.to_string())
-        }
         PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             TaskError::Timeout(shared.opts.timeout)
         }

@@ -18,7 +18,8 @@
 //!   retries and cancellation.
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq).
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
-//! - [`download`]: what both workers do with an image body.
+//! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
+//! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
 //! - [`validate`]: pure: is it an image, did it end, Retry-After.
 //! - [`storage`]: pure: safe file names, atomic writes.
@@ -35,6 +36,7 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod decode;
 pub mod demo;
 pub mod download;
 pub mod downloader;
@@ -103,9 +105,9 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     // A dry run creates nothing: it only reads what an earlier run left.
     let out = match config.dry_run {
         true => OutDir::existing(&config.out_dir),
-        false => OutDir::open(&config.out_dir)
-            .with_context(|| format!("out dir {}: cannot write there", config.out_dir.display()))?,
-    };
+        false => OutDir::open(&config.out_dir),
+    }
+    .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
     let resume = load_resume(&out, config.dry_run, log);
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
@@ -129,6 +131,9 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
 }
 
 fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: Duration, log: &Logger) {
+    if let Some(line) = summary.stopped_line() {
+        error!(log, "{}", line);
+    }
     if config.dry_run {
         info!(log, "dry run: listed the images it would download"; "listed" => summary.listed,
             "skipped" => summary.images.skipped);
@@ -200,6 +205,7 @@ async fn scrape(
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
     let gate = Arc::new(config.host_gate());
+    let cancel = Cancel::default();
     let plan = Plan {
         source: config.source.clone(),
         record_items: config.report.is_some() || config.failed_list.is_some(),
@@ -212,9 +218,11 @@ async fn scrape(
         filters: config.filters.clone(),
         listing: config.dry_run.then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write>),
         progress,
+        image_host: config.extract.image_host.trim().to_ascii_lowercase(),
+        max_server_wait: config.retries.max_wait,
+        cancel: cancel.clone(),
     };
     let coordinator = Coordinator::new(plan, log.new(o!("actor" => "coordinator"))).start();
-    let cancel = Cancel::default();
     let interrupted = Rc::new(Cell::new(None));
     actix_rt::spawn(on_signals(
         coordinator.clone(),

@@ -65,6 +65,8 @@ pub struct Item {
 /// The Coordinator's answer to `Join`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Why the run stopped before the work was done (`interrupted`, `disk full: ...`).
+    pub stopped: Option<String>,
     pub pages: PageCounts,
     pub images: ImageCounts,
     /// `--dry-run`: image URLs listed instead of downloaded.
@@ -91,6 +93,11 @@ impl Summary {
         format!("Done, success: {done}/{}, failure: {}/{}", i.total, i.total - done, i.total)
     }
 
+    /// The line that comes first when the run stopped early.
+    pub fn stopped_line(&self) -> Option<String> {
+        self.stopped.as_ref().map(|why| format!("Stopped early: {why}; what was not done counts as failed"))
+    }
+
     pub fn pages_line(&self) -> String {
         let p = &self.pages;
         let mut line = format!("Pages, success: {}/{}, failure: {}/{}", p.ok, p.total, p.failed, p.total);
@@ -104,7 +111,8 @@ impl Summary {
     pub fn table(&self, elapsed: Duration) -> String {
         let (p, i) = (&self.pages, &self.images);
         let secs = elapsed.as_secs_f64().max(0.001);
-        let mut rows = vec![
+        let mut rows: Vec<String> = self.stopped_line().into_iter().collect();
+        rows.extend([
             format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped),
             format!(
                 "  images   {:>6} ok {:>6} failed {:>6} skipped   of {}",
@@ -117,7 +125,7 @@ impl Summary {
                 human_bytes(i.bytes as f64 / secs),
                 i.ok as f64 / secs
             ),
-        ];
+        ]);
         if self.listed > 0 {
             rows.push(format!("  listed   {:>6} (dry run: nothing downloaded)", self.listed));
         }
@@ -182,6 +190,7 @@ mod tests {
 
     fn summary() -> Summary {
         Summary {
+            stopped: None,
             pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0 },
             images: ImageCounts { total: 2, ok: 1, failed: 1, skipped: 0, bytes: 2048 },
             listed: 0,

@@ -14,13 +14,18 @@ use crate::config::ROBOTS_AGENT;
 /// 500 KiB.
 pub const MAX_ROBOTS_BYTES: u64 = 512 * 1024;
 
+/// Redirects followed for robots.txt itself (RFC 9309 2.3.1.2 asks for at least five);
+/// past them it counts as unavailable, like a 4xx.
+pub const ROBOTS_REDIRECTS: usize = 5;
+
 #[derive(Debug, Clone)]
 pub enum Rules {
     /// No robots.txt (4xx), or --ignore-robots.
     AllowAll,
     /// The server failed (5xx) or could not be reached: RFC 9309 says assume complete
-    /// disallow.
-    DisallowAll(String),
+    /// disallow. Nothing is fetched there, and what was not fetched counts as failed, not
+    /// skipped: a run that got nothing must not look like a success.
+    Unreachable(String),
     Parsed(Arc<Robot>),
 }
 
@@ -28,7 +33,7 @@ impl PartialEq for Rules {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Rules::AllowAll, Rules::AllowAll) => true,
-            (Rules::DisallowAll(a), Rules::DisallowAll(b)) => a == b,
+            (Rules::Unreachable(a), Rules::Unreachable(b)) => a == b,
             (Rules::Parsed(a), Rules::Parsed(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -50,17 +55,17 @@ impl Rules {
     pub fn allows(&self, url: &Url) -> bool {
         match self {
             Rules::AllowAll => true,
-            Rules::DisallowAll(_) => false,
+            Rules::Unreachable(_) => false,
             Rules::Parsed(robot) => robot.allowed(url.as_str()),
         }
     }
 
     pub fn crawl_delay(&self) -> Option<Duration> {
         match self {
-            Rules::Parsed(robot) => robot
-                .delay
-                .filter(|d| d.is_finite() && *d > 0.0)
-                .map(|d| Duration::from_secs_f32(d.min(3600.0))),
+            // Capped by the caller (RETRY_MAX_WAIT_SECS); this only keeps it a Duration.
+            Rules::Parsed(robot) => {
+                robot.delay.filter(|d| d.is_finite() && *d > 0.0).map(|d| Duration::from_secs_f32(d.min(1e9)))
+            }
             _ => None,
         }
     }
@@ -68,9 +73,15 @@ impl Rules {
     /// Why a URL is not fetched, for the report.
     pub fn refusal(&self) -> String {
         match self {
-            Rules::DisallowAll(why) => format!("robots.txt could not be read ({why}): all disallowed"),
+            Rules::Unreachable(why) => format!("robots.txt unreachable ({why})"),
             _ => "disallowed by robots.txt".into(),
         }
+    }
+
+    /// A refusal that is a failure of the run (robots.txt could not be read), not a
+    /// site's wish.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Rules::Unreachable(_))
     }
 }
 
@@ -135,7 +146,7 @@ mod tests {
     #[test]
     fn fetch_failures_mean_what_rfc_9309_says() {
         assert!(Rules::AllowAll.allows(&url("http://h/x")));
-        let down = Rules::DisallowAll("HTTP status 503".into());
+        let down = Rules::Unreachable("HTTP status 503".into());
         assert!(!down.allows(&url("http://h/x")));
         assert!(down.refusal().contains("503"));
         assert!(Rules::parse(b"\xFF\xFE garbage \0\0").allows(&url("http://h/x")));

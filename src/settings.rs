@@ -131,6 +131,9 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let file = path.display().to_string();
+        // Before the YAML parser sees it: deep nesting costs it seconds per level of
+        // thousands, long before its own limit answers.
+        check_depth(text).map_err(|e| anyhow!("{file}: {e}"))?;
         // The file alone must be valid, so its errors name the file, the key and the line.
         check_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
         let mut mapping = parse_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
@@ -140,7 +143,7 @@ impl Settings {
         vars.sort();
         for (var, raw) in vars {
             let key = var[ENV_PREFIX.len()..].to_string();
-            let value = env_value(&raw);
+            let value = env_value(&raw).map_err(|e| anyhow!("environment {var}: {e}"))?;
             let mut single = serde_yaml::Mapping::new();
             single.insert(key.clone().into(), value.clone());
             deserialize(&single).map_err(|e| anyhow!("environment {var}: {}", strip_path(&e, &key)))?;
@@ -204,10 +207,58 @@ fn deserialize(mapping: &serde_yaml::Mapping) -> Result<Section, String> {
         .map_err(|e| e.to_string())
 }
 
-/// An environment value is YAML (`5`, `true`, `[data-src, src]`, `{X-Token: abc}`); what
-/// does not parse as YAML is a plain string.
-fn env_value(raw: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(raw).unwrap_or_else(|_| serde_yaml::Value::String(raw.to_string()))
+/// An environment value is YAML (`5`, `true`, `[data-src, src]`, `{X-Token: abc}`), as
+/// strictly as the file: one that does not parse is an error, never taken as a string in
+/// its place (a typo must not pass silently).
+fn env_value(raw: &str) -> Result<serde_yaml::Value, String> {
+    check_depth(raw)?;
+    serde_yaml::from_str(raw).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        format!("not valid YAML ({first}); quote a plain string: '{raw}'")
+    })
+}
+
+/// Deepest nesting settings may have; ours need three levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses text nested deeper than [`MAX_DEPTH`], counting flow collections (`[`, `{`
+/// outside quotes and comments), block indentation levels and `- ` sequence markers. An
+/// over-count on odd but valid YAML is harmless at this limit.
+fn check_depth(text: &str) -> Result<(), String> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (number, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        if flow == 0 && !body.is_empty() && !body.starts_with('#') {
+            let indent = line.len() - body.len();
+            while indents.last().is_some_and(|&top| top > indent) {
+                indents.pop();
+            }
+            if indents.last() != Some(&indent) {
+                indents.push(indent);
+            }
+        }
+        let dashes = body.split_inclusive(' ').take_while(|w| w.trim_end() == "-").count();
+        let mut quote = None;
+        for c in body.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            if indents.len() + dashes + flow > MAX_DEPTH {
+                return Err(format!("line {}: nested deeper than {MAX_DEPTH} levels", number + 1));
+            }
+        }
+        if indents.len() + dashes > MAX_DEPTH {
+            return Err(format!("line {}: nested deeper than {MAX_DEPTH} levels", number + 1));
+        }
+    }
+    Ok(())
 }
 
 fn strip_path(message: &str, key: &str) -> String {
@@ -286,6 +337,38 @@ mod tests {
         assert!(e.contains("unknown field `OTHER`"), "{e}");
         let e = load("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  bad: [\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("s.yaml: ") && !e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn malformed_environment_values_are_errors_naming_the_variable() {
+        for raw in ["[data-src, src", "{X-Token: abc", "*alias", "a: b: c"] {
+            let e = load("", &[("IMAGE_SCRAPER_IMAGE_ATTRIBUTES", raw)]).unwrap_err().to_string();
+            assert!(e.starts_with("environment IMAGE_SCRAPER_IMAGE_ATTRIBUTES: "), "{raw}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        let e = load("", &[("IMAGE_SCRAPER_ITEM", "[unclosed")]).unwrap_err().to_string();
+        assert!(e.contains("not valid YAML") && e.contains("quote"), "{e}");
+        // Valid YAML of the wrong type is an error too; quoted, it is a string.
+        assert!(load("", &[("IMAGE_SCRAPER_RETRIES", "[1]")]).is_err());
+        let s = load("", &[("IMAGE_SCRAPER_IMAGE_SELECTOR", "'*[data-src]'")]).unwrap();
+        assert_eq!(s.section.image_selector.as_deref(), Some("*[data-src]"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        // 100,000 levels took the YAML parser ~30 s; the error must come from the scan.
+        let deep = "[".repeat(100_000);
+        let e = load(&format!("SCRAPER:\n  HEADERS: {deep}\n"), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("s.yaml: line 2: nested deeper than 64"), "{e}");
+        let e = load("", &[("IMAGE_SCRAPER_HEADERS", &deep)]).unwrap_err().to_string();
+        assert!(e.starts_with("environment IMAGE_SCRAPER_HEADERS: line 1: nested deeper"), "{e}");
+        let block: String = (0..70).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        assert!(load(&block, &[]).unwrap_err().to_string().contains("nested deeper than 64"));
+        let dashes = format!("SCRAPER:\n  IMAGE_ATTRIBUTES:\n    {}x\n", "- ".repeat(70));
+        assert!(load(&dashes, &[]).unwrap_err().to_string().contains("nested deeper than 64"));
+        // Ordinary settings pass.
+        let ok = "SCRAPER:\n  URL: https://h/ # a comment with [ and {\n  IMAGE_ATTRIBUTES: [data-src, '[x']\n  HEADERS: {X-A: '{'}\n";
+        load(ok, &[]).unwrap();
     }
 
     #[test]

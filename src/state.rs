@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -68,7 +69,8 @@ impl Resume {
         let mut report = LoadReport::default();
         let mut done = HashMap::new();
         let mut lines_read = 0;
-        match std::fs::read(path) {
+        // Through `open_regular`: a link planted as the record is never followed.
+        match crate::outdir::read_regular(path) {
             Ok(bytes) => {
                 for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     lines_read += 1;
@@ -98,7 +100,13 @@ impl Resume {
             // Duplicates or damage: write back only what is valid.
             let _ = resume.rewrite();
         }
-        resume.file = OpenOptions::new().create(true).append(true).open(path).ok().map(BufWriter::new);
+        resume.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .ok()
+            .map(BufWriter::new);
         if resume.file.is_none() && report.unreadable.is_none() {
             report.unreadable = Some("cannot open it for writing".into());
         }
@@ -140,7 +148,7 @@ impl Resume {
 
     fn rewrite(&self) -> io::Result<()> {
         // URLs are not kept in memory, so a rewrite reads them back from the file.
-        let bytes = std::fs::read(&self.path)?;
+        let bytes = crate::outdir::read_regular(&self.path)?;
         let mut out = Vec::new();
         let mut written = std::collections::HashSet::new();
         let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();

@@ -135,13 +135,17 @@ pub fn destination(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Writes `contents` to `dest` through a temporary file beside it, so `dest` is either the
-/// old file or the whole new one.
+/// old file or the whole new one. Created 0666 less the umask, as any program's output
+/// (tempfile alone would make it 0600).
 pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::Builder::new().prefix(&format!("{OWN_PREFIX}-")).tempfile_in(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!("{OWN_PREFIX}-"))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)?;
     temp.write_all(contents)?;
     temp.as_file().sync_all()?;
     temp.persist(dest).map_err(|e| e.error)?;

@@ -69,6 +69,10 @@ impl Message for RunTask {
 /// What a successful task produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
+    /// The server redirected a page or image here (an http(s) URL): the Coordinator
+    /// decides whether to follow, with the host filter, robots.txt and the per-host
+    /// limit applied to the target as to any URL.
+    Moved(Url),
     Robots(Rules),
     Page(PageScan),
     /// The image is complete on disk under `name` with `bytes` bytes (and this SHA-256,
@@ -101,12 +105,26 @@ pub enum TaskError {
     Decode(String),
     #[error("too many redirects")]
     Redirects,
+    /// A redirect to `ftp:`, `file:`, `data:`...: never followed (awc would have spoken
+    /// HTTP to an FTP port).
+    #[error("redirect to a non-HTTP URL: {0}")]
+    RedirectNotHttp(String),
+    /// A redirect to a host the image host filter (`IMAGE_HOST`) does not take.
+    #[error("redirect to a host outside IMAGE_HOST: {0}")]
+    RedirectOffHost(String),
+    /// The server's Retry-After was longer than `RETRY_MAX_WAIT_SECS`: not waited.
+    #[error("server asked to wait {secs} s (HTTP status {code})")]
+    WaitTooLong { code: u16, secs: u64 },
     #[error("larger than the {0}-byte limit")]
     TooLarge(u64),
     #[error("not an image: {0}")]
     NotAnImage(String),
     #[error("cannot write the file: {0}")]
     Write(String),
+    /// No space, no quota, or a read-only file system: every other image would fail the
+    /// same way, so the run stops.
+    #[error("disk full: {0}")]
+    DiskFull(String),
     #[error("worker failed: {0}")]
     Worker(String),
     #[error("interrupted")]
@@ -123,7 +141,22 @@ impl TaskError {
     }
 
     pub fn write(err: std::io::Error) -> Self {
-        Self::Write(err.to_string())
+        use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+        match err.kind() {
+            StorageFull | QuotaExceeded | ReadOnlyFilesystem => Self::DiskFull(err.to_string()),
+            _ => Self::Write(err.to_string()),
+        }
+    }
+
+    /// What a failure is reported as once no retry is left: a Retry-After beyond the
+    /// ceiling (which was not waited) says so.
+    pub fn settle(self, max_wait: Duration) -> Self {
+        match self {
+            Self::Status { code, retry_after: Some(wait) } if wait > max_wait => {
+                Self::WaitTooLong { code, secs: wait.as_secs() }
+            }
+            other => other,
+        }
     }
 
     /// Connection errors, timeouts, a broken body, 5xx, 408 and 429 may succeed on
@@ -211,7 +244,8 @@ impl FetchOptions {
         &self.tmp_dir
     }
 
-    /// The headers for a request for `task`, besides the User-Agent.
+    /// The headers for a request for `task`, besides the User-Agent: the user's, the
+    /// codings we decode (unless the user set their own), and the Referer.
     pub fn headers_for<'a>(&'a self, task: &'a Task) -> impl Iterator<Item = (&'a str, &'a str)> {
         let referer = match task {
             Task::Image(ImageTask { referer: Some(page), .. }) if self.send_referer => {
@@ -219,7 +253,9 @@ impl FetchOptions {
             }
             _ => None,
         };
-        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(referer)
+        let own_encoding = self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"));
+        let encoding = (!own_encoding).then_some(("Accept-Encoding", crate::decode::ACCEPT_ENCODING));
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(encoding).chain(referer)
     }
 }
 
@@ -332,14 +368,29 @@ impl Cancel {
     }
 }
 
-/// 2xx is success; a 3xx left after the client followed redirects means it gave up on
-/// a chain (or loop); anything else is a failure carrying its status and the server's
-/// Retry-After.
+/// Redirects a worker hands back rather than follows (see [`Done::Moved`]).
+pub const MAX_REDIRECTS: u8 = 10;
+
+/// Where a redirect response points: `None` for a status that is no redirect. The target
+/// must be an http(s) URL; a redirect without a usable Location is a failure.
+pub fn redirect_target(from: &Url, status: u16, location: Option<&str>) -> Result<Option<Url>, TaskError> {
+    if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let location = location.ok_or_else(|| TaskError::status(status))?;
+    let target = from.join(location.trim()).map_err(|_| TaskError::status(status))?;
+    if !matches!(target.scheme(), "http" | "https") || target.host_str().is_none() {
+        let shown: String = location.chars().take(80).collect();
+        return Err(TaskError::RedirectNotHttp(shown));
+    }
+    Ok(Some(target))
+}
+
+/// 2xx is success; anything else (a 3xx that is no redirect we follow included) is a
+/// failure carrying its status and the server's Retry-After.
 pub fn check_status(status: u16, retry_after: Option<&str>) -> Result<(), TaskError> {
     if (200..300).contains(&status) {
         Ok(())
-    } else if (300..400).contains(&status) {
-        Err(TaskError::Redirects)
     } else {
         let retry_after = retry_after.and_then(crate::validate::parse_retry_after);
         Err(TaskError::Status { code: status, retry_after })
@@ -356,10 +407,10 @@ pub fn check_length(expected: Option<u64>, received: u64) -> Result<(), TaskErro
     }
 }
 
-/// Content-Length when it counts the bytes we receive: not when the body was encoded
-/// (gzip, br), since clients hand us the decoded bytes.
+/// Content-Length when it counts the bytes we save: not when the body was encoded (gzip,
+/// br), since the decoded bytes are what is saved.
 pub fn plain_length(content_encoding: Option<&str>, content_length: Option<&str>) -> Option<u64> {
-    if content_encoding.is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity")) {
+    if !crate::decode::is_plain(content_encoding) {
         return None;
     }
     content_length?.trim().parse().ok()
@@ -434,5 +485,38 @@ mod tests {
         cancel.cancel();
         tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
         tokio::time::timeout(Duration::from_secs(10), cancel.cancelled()).await.unwrap();
+    }
+
+    #[test]
+    fn redirects_must_point_to_http() {
+        let from = Url::parse("https://h.test/a/b.jpg").unwrap();
+        let to = |status, location| redirect_target(&from, status, location);
+        assert_eq!(to(200, Some("/x")), Ok(None));
+        assert_eq!(to(302, Some("../c.jpg")).unwrap().unwrap().as_str(), "https://h.test/c.jpg");
+        assert_eq!(to(301, Some("http://other.test/d")).unwrap().unwrap().as_str(), "http://other.test/d");
+        for bad in ["ftp://h.test:21/x", "file:///etc/passwd", "data:image/png;base64,AA", "javascript:x"] {
+            assert!(matches!(to(307, Some(bad)), Err(TaskError::RedirectNotHttp(_))), "{bad}");
+        }
+        assert_eq!(to(302, None), Err(TaskError::status(302)));
+        assert_eq!(to(304, Some("/x")), Ok(None), "not a redirect to follow");
+    }
+
+    #[test]
+    fn a_retry_after_past_the_ceiling_is_named_when_it_fails() {
+        let cap = Duration::from_secs(60);
+        let long = TaskError::Status { code: 503, retry_after: Some(Duration::from_secs(100_000)) };
+        assert_eq!(long.settle(cap).to_string(), "server asked to wait 100000 s (HTTP status 503)");
+        let short = TaskError::Status { code: 503, retry_after: Some(Duration::from_secs(5)) };
+        assert_eq!(short.clone().settle(cap), short);
+    }
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_write_errors() {
+        use std::io::{Error, ErrorKind};
+        for kind in [ErrorKind::StorageFull, ErrorKind::QuotaExceeded, ErrorKind::ReadOnlyFilesystem] {
+            assert!(matches!(TaskError::write(Error::from(kind)), TaskError::DiskFull(_)), "{kind:?}");
+        }
+        assert!(matches!(TaskError::write(Error::from_raw_os_error(28)), TaskError::DiskFull(_)), "ENOSPC");
+        assert!(matches!(TaskError::write(Error::from(ErrorKind::PermissionDenied)), TaskError::Write(_)));
     }
 }

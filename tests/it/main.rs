@@ -4,6 +4,7 @@
 mod chaos;
 mod e2e;
 mod helpers;
+mod hostile;
 mod outputs;
 mod polite;
 mod props;
