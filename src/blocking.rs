@@ -11,13 +11,12 @@ use slog::{Logger, debug, trace};
 use ureq::http::Response;
 use url::Url;
 
-use crate::coordinator::TaskFinished;
 use crate::download::{Body, Capped, ImageSink};
 use crate::html::Extractor;
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::work::{
-    Done, FetchOptions, ImageTask, RunTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
-    redirect_target,
+    Done, FetchOptions, ImageTask, RunTask, Task, TaskError, TaskFinished, check_status, host_of,
+    plain_length, plan_retry, redirect_target,
 };
 
 pub struct Blocking {

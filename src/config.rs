@@ -16,8 +16,10 @@ use crate::cli::Cli;
 use crate::html::{ExtractRules, Extractor};
 use crate::outdir::OutDir;
 use crate::politeness::HostGate;
+pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings, parse_site_url};
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
+pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 
 pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 /// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.
@@ -34,17 +36,8 @@ pub const DEFAULT_OUT_DIR: &str = "images";
 pub const DEFAULT_RETRIES: u32 = 3;
 pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 500;
 pub const DEFAULT_RETRY_MAX_WAIT_SECS: f64 = 60.0;
-pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 100 * 1024 * 1024;
 /// The demo gallery's item when none is configured.
 pub const DEMO_ITEM: &str = "cats";
-
-/// Identifies the tool, as robots.txt and site owners expect.
-pub fn default_user_agent() -> String {
-    format!("image-scraper/{} (+https://crates.io/crates/image-scraper)", env!("CARGO_PKG_VERSION"))
-}
-
-/// The product token robots.txt groups are matched against.
-pub const ROBOTS_AGENT: &str = "image-scraper";
 
 /// Page number -> listing page URL: `PAGE_PATH` with `{page}` and `{item}` filled in,
 /// resolved against `URL` taken as a folder.

@@ -12,10 +12,10 @@
 //! - [`cli`]: the clap-derive command line; its doc comments are `--help`.
 //! - [`settings`]: `settings.yaml` and `IMAGE_SCRAPER_*` variables as read.
 //! - [`config`]: flags + settings + defaults -> a validated [`Config`](config::Config).
-//! - [`coordinator`]: the Coordinator actor and the messages it handles
-//!   (`RegisterWorker`, `TaskFinished`, `Interrupt`, `Join`, `GetCounts`).
-//! - [`work`]: the worker contract: `RunTask`, `Task`, `Done`, `TaskError`, `FetchOptions`,
-//!   retries and cancellation.
+//! - [`coordinator`]: the Coordinator actor and the messages only it handles
+//!   (`Interrupt`, `Join`, `GetCounts`).
+//! - [`work`]: the worker contract: `RegisterWorker`, `RunTask`, `TaskFinished`, `Task`,
+//!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq).
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
@@ -31,6 +31,7 @@
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
 //! - [`logging`]: the slog root logger.
+//! - [`exit`]: every exit status, as one enum.
 
 pub mod blocking;
 pub mod cli;
@@ -40,6 +41,7 @@ pub mod decode;
 pub mod demo;
 pub mod download;
 pub mod downloader;
+pub mod exit;
 pub mod html;
 pub mod logging;
 pub mod outdir;
@@ -66,14 +68,15 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
 use crate::config::{Config, ReportKind};
-use crate::coordinator::{Coordinator, Interrupt, Join, Plan, RegisterWorker, TaskFinished};
+use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
+use crate::exit::ExitCode;
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
 use crate::settings::Mode;
 use crate::state::Resume;
-use crate::work::Cancel;
+use crate::work::{Cancel, RegisterWorker, TaskFinished};
 
 /// What a finished run leaves for `main`.
 #[derive(Debug)]
@@ -82,17 +85,17 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// An output (report, failed list) was asked for and could not be written.
     pub output_error: Option<String>,
-    /// The exit status a signal asked for: 130 for SIGINT, 143 for SIGTERM.
+    /// The signal that stopped the run, if one did.
     pub interrupted: Option<i32>,
 }
 
 impl Outcome {
-    /// 130/143 when interrupted; else 0 when every page and image succeeded (and the
-    /// outputs asked for were written), 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
+    /// The signal's status when interrupted; else success when every page and image
+    /// succeeded (and the outputs asked for were written), failure otherwise.
+    pub fn exit_code(&self) -> ExitCode {
         match (self.interrupted, &self.output_error) {
-            (Some(code), _) => code,
-            (None, Some(_)) => 1,
+            (Some(signal), _) => ExitCode::Signal(signal),
+            (None, Some(_)) => ExitCode::Failure,
             (None, None) => self.summary.exit_code(),
         }
     }
@@ -286,8 +289,8 @@ async fn on_signals(
         return;
     };
     let code = match select(Box::pin(int.recv()), Box::pin(term.recv())).await {
-        Either::Left(_) => 130,
-        Either::Right(_) => 143,
+        Either::Left(_) => exit::SIGINT,
+        Either::Right(_) => exit::SIGTERM,
     };
     interrupted.set(Some(code));
     warn!(log, "signal received: stopping (again to exit at once)");
@@ -296,5 +299,5 @@ async fn on_signals(
     let _ = select(Box::pin(int.recv()), Box::pin(term.recv())).await;
     let _ = out.remove_partials();
     eprintln!("image-scraper: interrupted twice, exiting now");
-    std::process::exit(code);
+    ExitCode::Signal(code).exit()
 }

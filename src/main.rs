@@ -9,20 +9,17 @@ use slog::{Logger, info};
 use image_scraper::cli::{Cli, LogFormat};
 use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
+use image_scraper::exit::ExitCode;
 use image_scraper::progress::Progress;
 use image_scraper::settings::Settings;
-
-/// Usage or settings error, as clap's own usage errors.
-const EXIT_USAGE: i32 = 2;
 
 fn main() {
     let cli = Cli::parse();
     if let Some(command) = &cli.command {
-        let code = match command.run(&mut std::io::stdout().lock()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => 1,
-            _ => 0,
-        };
-        std::process::exit(code);
+        match command.run(&mut std::io::stdout().lock()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::Failure.exit(),
+            _ => ExitCode::Success.exit(),
+        }
     }
     let for_people = cli.verbosity() >= 0 && cli.log_format == LogFormat::Text;
     let progress = Progress::for_stderr(for_people && !cli.no_progress);
@@ -40,10 +37,11 @@ fn main() {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
-            EXIT_USAGE
+            // A usage or settings error, as clap's own usage errors.
+            ExitCode::Usage
         }
     };
-    std::process::exit(code);
+    code.exit()
 }
 
 fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {

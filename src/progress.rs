@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{ImageCounts, PageCounts};
+use crate::report::{ImageCounts, PageCounts, human_bytes};
 
 /// Cheap to clone; every clone draws the same bar.
 #[derive(Clone)]
@@ -80,18 +80,6 @@ pub fn line(s: &Snapshot, elapsed: Duration) -> String {
         }
     }
     text
-}
-
-/// `1.5 MiB`, `812 B`.
-pub fn human_bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{value:.0} {}", UNITS[0]) } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::progress::human_bytes;
+use crate::exit::ExitCode;
 use crate::settings::Mode;
 
 /// Counts of listing pages.
@@ -81,9 +81,9 @@ impl Summary {
         self.pages.failed == 0 && self.images.failed == 0
     }
 
-    /// 0 when every page and image succeeded, 1 otherwise.
-    pub fn exit_code(&self) -> i32 {
-        if self.all_succeeded() { 0 } else { 1 }
+    /// Success when every page and image succeeded, failure otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.all_succeeded() { ExitCode::Success } else { ExitCode::Failure }
     }
 
     /// The original program's line, kept word for word: scripts grep for it.
@@ -135,6 +135,18 @@ impl Summary {
     pub fn failed_urls(&self) -> impl Iterator<Item = &str> {
         self.items.iter().filter(|i| i.status == Status::Failed).map(|i| i.url.as_str())
     }
+}
+
+/// `1.5 MiB`, `812 B`.
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{value:.0} {}", UNITS[0]) } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[derive(Serialize)]
@@ -236,7 +248,7 @@ mod tests {
         assert_eq!(v["items"][0]["status"], "failed");
         assert_eq!(v["items"][0]["error"], "HTTP status 404");
         assert!(v["items"][0]["reason"].is_null());
-        assert_eq!(summary.exit_code(), 1);
+        assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
         assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
     }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use texting_robots::Robot;
 use url::Url;
 
-use crate::config::ROBOTS_AGENT;
+/// The product token robots.txt groups are matched against.
+pub const ROBOTS_AGENT: &str = "image-scraper";
 
 /// A robots.txt body is read up to this much; RFC 9309 asks crawlers to parse at least
 /// 500 KiB.

@@ -1,18 +1,19 @@
-//! The contract between the Coordinator and any worker actor: the task a worker is handed
-//! ([`RunTask`]), what it answers (`coordinator::TaskFinished` carrying [`Done`] or
+//! The contract between the Coordinator and any worker actor: the messages
+//! ([`RegisterWorker`], [`RunTask`], and [`TaskFinished`] carrying [`Done`] or
 //! [`TaskError`]), the options every worker needs ([`FetchOptions`]), and the failure
 //! model they share: what is retried and how long to wait ([`Retries`]), and how a run
-//! is cancelled ([`Cancel`]).
+//! is cancelled ([`Cancel`]). Imports no actor: workers and the Coordinator depend on
+//! this, never on each other.
 //!
 //! A new kind of worker implements `Handler<RunTask>`, reports through a
-//! `Recipient<TaskFinished>`, and is registered with `coordinator::RegisterWorker`.
+//! `Recipient<TaskFinished>`, and is registered with [`RegisterWorker`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use actix::Message;
+use actix::{Message, Recipient};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use url::Url;
 
@@ -63,6 +64,31 @@ pub struct RunTask {
 }
 
 impl Message for RunTask {
+    type Result = ();
+}
+
+/// Command: add a worker that can hold `capacity` tasks at once. For a `SyncArbiter` pool
+/// that is its thread count (its threads share one mailbox); for an async worker it is
+/// how many requests it may keep in flight.
+pub struct RegisterWorker {
+    pub tasks: Recipient<RunTask>,
+    pub capacity: usize,
+}
+
+impl Message for RegisterWorker {
+    type Result = ();
+}
+
+/// Event: a worker finished the task it was handed as `id`.
+#[derive(Debug)]
+pub struct TaskFinished {
+    pub id: TaskId,
+    pub outcome: Result<Done, TaskError>,
+    /// Requests made, retries included.
+    pub attempts: u32,
+}
+
+impl Message for TaskFinished {
     type Result = ();
 }
 
@@ -221,11 +247,11 @@ impl FetchOptions {
             tmp_dir: out.tmp_dir(),
             extract,
             timeout: Duration::from_secs(30),
-            user_agent: crate::config::default_user_agent(),
+            user_agent: default_user_agent(),
             headers: Vec::new(),
             send_referer: true,
             max_page_bytes: MAX_PAGE_BYTES,
-            max_image_bytes: crate::config::DEFAULT_MAX_IMAGE_BYTES,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             min_wanted_bytes: None,
             max_wanted_bytes: None,
             hash: false,
@@ -258,6 +284,14 @@ impl FetchOptions {
         self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(encoding).chain(referer)
     }
 }
+
+/// Identifies the tool, as robots.txt and site owners expect.
+pub fn default_user_agent() -> String {
+    format!("image-scraper/{} (+https://crates.io/crates/image-scraper)", env!("CARGO_PKG_VERSION"))
+}
+
+/// An image larger than this fails unless `MAX_IMAGE_BYTES` says otherwise.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The host part a task is gated on.
 pub fn host_of(url: &Url) -> &str {
@@ -326,7 +360,9 @@ pub struct Cancel(Arc<CancelInner>);
 #[derive(Debug, Default)]
 struct CancelInner {
     flag: AtomicBool,
-    lock: Mutex<()>,
+    /// Threads inside `sleep_blocking`'s wait, counted under `lock` (so a test can tell
+    /// a sleeper is really asleep).
+    lock: Mutex<usize>,
     condvar: Condvar,
     notify: tokio::sync::Notify,
 }
@@ -346,13 +382,20 @@ impl Cancel {
 
     /// Sleeps `duration` on this thread; returns false (early) if cancelled.
     pub fn sleep_blocking(&self, duration: Duration) -> bool {
+        self.sleep_blocking_for(duration).0
+    }
+
+    /// `sleep_blocking`, also telling whether the whole `duration` passed.
+    fn sleep_blocking_for(&self, duration: Duration) -> (bool, bool) {
         let inner = &self.0;
-        let guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (_guard, _) = inner
+        let mut guard = inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        *guard += 1;
+        let (mut guard, result) = inner
             .condvar
             .wait_timeout_while(guard, duration, |_| !inner.flag.load(Ordering::SeqCst))
             .unwrap_or_else(|e| e.into_inner());
-        !self.is_cancelled()
+        *guard -= 1;
+        (!self.is_cancelled(), result.timed_out())
     }
 
     /// Resolves once cancelled.
@@ -467,11 +510,22 @@ mod tests {
         let cancel = Cancel::default();
         let sleeper = {
             let cancel = cancel.clone();
-            std::thread::spawn(move || cancel.sleep_blocking(Duration::from_secs(60)))
+            std::thread::spawn(move || cancel.sleep_blocking_for(Duration::from_secs(3600)))
         };
+        // Only once the thread is inside the wait (it counts itself under the lock) does
+        // the cancel go: a cancel landing before the sleep would prove nothing.
+        while *cancel.0.lock.lock().unwrap() == 0 {
+            std::thread::yield_now();
+        }
         cancel.cancel();
-        assert!(!sleeper.join().unwrap(), "woken early and told it was cancelled");
-        assert!(!cancel.sleep_blocking(Duration::from_secs(60)), "already cancelled: no wait");
+        let (running, timed_out) = sleeper.join().unwrap();
+        assert!(!timed_out, "woken by the cancel, not by the end of its hour");
+        assert!(!running, "and told it was cancelled");
+        assert_eq!(
+            cancel.sleep_blocking_for(Duration::from_secs(3600)),
+            (false, false),
+            "already cancelled: no wait"
+        );
     }
 
     #[actix::test]

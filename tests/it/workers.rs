@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use image_scraper::blocking::Blocking;
-use image_scraper::coordinator::TaskFinished;
 use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
+use image_scraper::work::TaskFinished;
 use image_scraper::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError};
 use slog::{Logger, o};
 use tokio::sync::oneshot;
