@@ -16,7 +16,9 @@
 //!   (`Interrupt`, `Join`, `GetCounts`).
 //! - [`work`]: the worker contract: `RegisterWorker`, `RunTask`, `TaskFinished`, `Task`,
 //!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
-//! - [`blocking`]: sync-mode worker (SyncContext, ureq).
+//! - [`fetch`]: the fetch core: the policy both worker kinds share (gate, retries,
+//!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait.
+//! - [`blocking`]: sync-mode worker (SyncContext, ureq): only what ureq needs.
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
@@ -42,6 +44,7 @@ pub mod demo;
 pub mod download;
 pub mod downloader;
 pub mod exit;
+pub mod fetch;
 pub mod html;
 pub mod logging;
 pub mod outdir;

@@ -1,0 +1,203 @@
+//! The fetch core: the policy every worker kind shares, written once. Wait at the host's
+//! gate, attempt, plan a retry, count attempts; what a robots.txt status means; a page
+//! into the extractor; an image through its Content-Encoding into an [`ImageSink`]; a
+//! redirect handed back as [`Done::Moved`]. A worker keeps only what its HTTP client
+//! needs, behind [`Client`]: one request, reading a body, classifying its errors,
+//! waiting.
+//!
+//! Written as async code: the async worker awaits it on its Arbiter; the blocking worker
+//! drives it with [`run_blocking`], its client's futures finishing on their first poll
+//! (ureq blocks inside them). Never imports actix.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::Write;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use slog::{Logger, debug};
+use url::Url;
+
+use crate::download::{Capped, ImageSink};
+use crate::html::Extractor;
+use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
+use crate::work::{
+    Done, FetchOptions, ImageTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
+    redirect_target,
+};
+
+/// What a worker's HTTP client does for the core. Crate-private: both implementations
+/// live on one thread each, so their futures need not be `Send`.
+pub(crate) trait Client {
+    type Response;
+
+    /// One GET of `url` with these headers (besides the User-Agent), following no
+    /// redirect.
+    async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError>;
+
+    fn status(&self, response: &Self::Response) -> u16;
+
+    /// Every line of header `name`, joined with `, `; `None` when absent.
+    fn header(&self, response: &Self::Response, name: &str) -> Option<String>;
+
+    /// Reads the body as it comes off the wire into `body`, each wait for the next piece
+    /// bounded by the run's timeout.
+    async fn read(
+        &self,
+        response: Self::Response,
+        body: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError>;
+
+    /// Waits `wait`; false when the run was cancelled meanwhile.
+    async fn pause(&self, wait: Duration) -> bool;
+}
+
+/// What one request got: a body to read, or a redirect to hand back.
+enum Answer<R> {
+    Body(R),
+    Moved(Url),
+}
+
+pub(crate) struct Core<C> {
+    pub client: C,
+    pub opts: Arc<FetchOptions>,
+    /// Parsed selectors, once per worker rather than per page.
+    extractor: Extractor,
+    log: Logger,
+}
+
+impl<C: Client> Core<C> {
+    pub fn new(client: C, opts: Arc<FetchOptions>, log: Logger) -> Self {
+        // The rules were validated when settings were resolved.
+        let extractor = Extractor::new(&opts.extract).expect("extraction rules validated in settings");
+        Self { client, opts, extractor, log }
+    }
+
+    /// Performs `task` when the host's gate allows, retrying what may succeed on another
+    /// try. `attempts` counts requests as they are made, so a caller that gives up on
+    /// this future (a cancel) still reports how many there were.
+    pub async fn run(&self, task: &Task, attempts: &Cell<u32>) -> Result<Done, TaskError> {
+        let host = host_of(task.url());
+        let mut delays = self.opts.retries.delays();
+        loop {
+            if !self.wait_for_gate(host).await {
+                return Err(TaskError::Interrupted);
+            }
+            attempts.set(attempts.get() + 1);
+            let err = match self.perform(task).await {
+                Err(e) => e,
+                done => return done,
+            };
+            let Some(wait) = plan_retry(&self.opts, host, &err, &mut delays) else {
+                return Err(err.settle(self.opts.retries.max_wait));
+            };
+            debug!(self.log, "retrying";
+                "url" => %task.url(), "error" => %err, "wait_ms" => wait.as_millis(), "attempt" => attempts.get());
+            if !self.client.pause(wait).await {
+                return Err(TaskError::Interrupted);
+            }
+        }
+    }
+
+    /// Waits until the host's rate and pause allow a request; false if cancelled.
+    async fn wait_for_gate(&self, host: &str) -> bool {
+        loop {
+            let wait = self.opts.gate.wait_for(host);
+            if wait.is_zero() {
+                return true;
+            }
+            if !self.client.pause(wait).await {
+                return false;
+            }
+        }
+    }
+
+    async fn perform(&self, task: &Task) -> Result<Done, TaskError> {
+        match task {
+            Task::Robots { url } => self.fetch_robots(url, task).await,
+            Task::Page { url, .. } => self.fetch_page(url, task).await,
+            Task::Image(image) => self.fetch_image(image, task).await,
+        }
+    }
+
+    async fn get(&self, url: &Url, task: &Task) -> Result<Answer<C::Response>, TaskError> {
+        let response = self.client.send(url, self.opts.headers_for(task).collect()).await?;
+        let status = self.client.status(&response);
+        if let Some(to) = redirect_target(url, status, self.client.header(&response, "location").as_deref())?
+        {
+            return Ok(Answer::Moved(to));
+        }
+        check_status(status, self.client.header(&response, "retry-after").as_deref())?;
+        Ok(Answer::Body(response))
+    }
+
+    /// The body through its Content-Encoding into `sink`.
+    async fn read_into(&self, response: C::Response, sink: &mut impl Write) -> Result<(), TaskError> {
+        let encoding = self.client.header(&response, "content-encoding");
+        let mut body = crate::download::Body::new(encoding.as_deref(), sink)?;
+        self.client.read(response, &mut |chunk| body.write(chunk)).await?;
+        body.finish()
+    }
+
+    /// robots.txt follows its own redirects (RFC 9309 2.3.1.2: at least five, across
+    /// hosts too, its rules still those of the first origin); more means unavailable. A
+    /// 4xx allows everything; anything else that fails is the caller's to count.
+    async fn fetch_robots(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+        let mut url = url.clone();
+        for _ in 0..=ROBOTS_REDIRECTS {
+            let response = match self.get(&url, task).await {
+                Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
+                Err(e) => return Err(e),
+                Ok(Answer::Moved(to)) => {
+                    url = to;
+                    continue;
+                }
+                Ok(Answer::Body(response)) => response,
+            };
+            let mut body = Capped::new(MAX_ROBOTS_BYTES);
+            self.read_into(response, &mut body).await?;
+            return Ok(Done::Robots(Rules::parse(&body.bytes)));
+        }
+        Ok(Done::Robots(Rules::AllowAll))
+    }
+
+    async fn fetch_page(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+        let response = match self.get(url, task).await? {
+            Answer::Moved(to) => return Ok(Done::Moved(to)),
+            Answer::Body(response) => response,
+        };
+        let mut body = Capped::new(self.opts.max_page_bytes);
+        self.read_into(response, &mut body).await?;
+        let html = String::from_utf8_lossy(&body.bytes);
+        Ok(Done::Page(self.extractor.scan(&html, url)))
+    }
+
+    /// Streams the body through an [`ImageSink`]: memory per download is one chunk,
+    /// whatever the image size.
+    async fn fetch_image(&self, image: &ImageTask, task: &Task) -> Result<Done, TaskError> {
+        let response = match self.get(&image.url, task).await? {
+            Answer::Moved(to) => return Ok(Done::Moved(to)),
+            Answer::Body(response) => response,
+        };
+        let encoding = self.client.header(&response, "content-encoding");
+        let length =
+            plain_length(encoding.as_deref(), self.client.header(&response, "content-length").as_deref());
+        let content_type = self.client.header(&response, "content-type");
+        let mut sink = ImageSink::start(&self.opts, image, content_type.as_deref(), length)?;
+        self.read_into(response, &mut sink).await?;
+        sink.finish()
+    }
+}
+
+/// Drives a future whose every await finishes at once (a blocking client's), on this
+/// thread, without a runtime.
+pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        // A blocking client never returns Pending: its waits block the thread instead.
+        Poll::Pending => unreachable!("a blocking client's future waited"),
+    }
+}
