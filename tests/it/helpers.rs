@@ -141,8 +141,14 @@ impl TestServer {
     /// Blocks until requests for paths starting with `prefix` number at least `n`
     /// (panics after a minute: a guard against a hang, not a wait).
     pub fn wait_for_hits(&self, prefix: &str, n: usize) {
+        self.hits.wait_for(prefix, n);
+    }
+}
+
+impl Hits {
+    fn wait_for(&self, prefix: &str, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut counts = self.hits.counts.lock().unwrap();
+        let mut counts = self.counts.lock().unwrap();
         loop {
             let seen: usize =
                 counts.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, t)| t.len()).sum();
@@ -150,7 +156,7 @@ impl TestServer {
                 return;
             }
             let left = deadline.checked_duration_since(Instant::now()).expect("requests never arrived");
-            counts = self.hits.arrived.wait_timeout(counts, left).unwrap().0;
+            counts = self.arrived.wait_timeout(counts, left).unwrap().0;
         }
     }
 }

@@ -2,6 +2,7 @@
 //! end to end, and each worker actor with a probe in the Coordinator's place.
 
 mod chaos;
+mod conformance;
 mod e2e;
 mod helpers;
 mod hostile;

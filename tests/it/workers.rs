@@ -18,7 +18,7 @@ use crate::helpers::{Reply, TestServer};
 
 /// Stands in for the Coordinator: collects results; `WaitFor(n)` answers once it holds n.
 #[derive(Default)]
-struct Probe {
+pub struct Probe {
     results: Vec<TaskFinished>,
     waiting: Option<(usize, oneshot::Sender<Vec<TaskFinished>>)>,
 }
@@ -47,7 +47,7 @@ impl Handler<TaskFinished> for Probe {
     }
 }
 
-struct WaitFor(usize);
+pub struct WaitFor(pub usize);
 
 impl Message for WaitFor {
     type Result = Vec<TaskFinished>;
