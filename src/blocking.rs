@@ -13,7 +13,7 @@ use slog::{Logger, trace};
 use ureq::http::Response;
 use url::Url;
 
-use crate::fetch::{Client, Core, run_blocking};
+use crate::fetch::{Client, Core, Job, run_blocking};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -101,6 +101,11 @@ impl Client for Ureq {
 
     async fn pause(&self, wait: Duration) -> bool {
         self.opts.cancel.sleep_blocking(wait)
+    }
+
+    /// This thread may block: it is the worker's own.
+    async fn offload(&self, job: Job) -> Result<String, TaskError> {
+        job()
     }
 }
 

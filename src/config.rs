@@ -14,10 +14,10 @@ use url::Url;
 
 use crate::cli::Cli;
 use crate::html::{ExtractRules, Extractor};
-use crate::outdir::OutDir;
 use crate::politeness::HostGate;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings, parse_site_url};
+use crate::store::Store;
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
 pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 
@@ -326,7 +326,7 @@ impl Config {
     }
 
     /// What the workers need, writing into `out` and stopping on `cancel`.
-    pub fn fetch_options(&self, out: &OutDir, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
+    pub fn fetch_options(&self, store: Arc<dyn Store>, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
         let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl);
         FetchOptions {
             timeout: self.timeout,
@@ -342,7 +342,7 @@ impl Config {
             retries: self.retries,
             cancel,
             gate,
-            ..FetchOptions::defaults(out, self.extract.clone())
+            ..FetchOptions::new(store, self.extract.clone())
         }
     }
 

@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +22,8 @@ use crate::politeness::HostGate;
 use crate::progress::{Progress, Snapshot};
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::robots::{self, Rules};
-use crate::state::Resume;
 use crate::storage;
+use crate::store::{Lookup, Store};
 use crate::work::{
     Cancel, Done, ImageTask, MAX_REDIRECTS, RegisterWorker, RunTask, Task, TaskError, TaskFinished, TaskId,
     host_of,
@@ -65,10 +64,8 @@ pub struct Plan {
     pub source: Source,
     /// Keep one [`Item`] per image (for the report and the failed list).
     pub record_items: bool,
-    /// The out dir, to see which files exist.
-    pub out_dir: PathBuf,
-    /// What earlier runs completed; appended to as images complete.
-    pub resume: Resume,
+    /// Where images go: asked what earlier runs stored, told what this one stores.
+    pub store: Arc<dyn Store>,
     /// Download again what the resume record says is complete (`--force`).
     pub force: bool,
     /// Requests in flight per host, across all workers.
@@ -95,12 +92,11 @@ pub struct Plan {
 impl Plan {
     /// The plan for `source` with everything else at its simplest: no robots, no limits
     /// beyond `per_host_concurrency`, no listing, no bar.
-    pub fn new(source: Source, out_dir: PathBuf, resume: Resume) -> Self {
+    pub fn new(source: Source, store: Arc<dyn Store>) -> Self {
         Self {
             source,
             record_items: true,
-            out_dir,
-            resume,
+            store,
             force: false,
             per_host_concurrency: usize::MAX,
             obey_robots: false,
@@ -665,7 +661,7 @@ impl Coordinator {
                 debug!(self.log, "image saved"; "url" => %url, "path" => &name, "bytes" => bytes);
                 self.images.ok += 1;
                 self.images.bytes += bytes;
-                if let Err(e) = self.plan.resume.record(&url, &name, bytes)
+                if let Err(e) = self.plan.store.record(&url, &name, bytes)
                     && !self.resume_warned
                 {
                     self.resume_warned = true;
@@ -787,29 +783,28 @@ impl Coordinator {
         debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
     }
 
-    /// Decides what to do with a newly found image: skip it (an earlier run completed it
-    /// and the file is still whole), or download it under the name an earlier run gave
-    /// it, or under a new name no other URL has.
+    /// Decides what to do with a newly found image: skip it (an earlier run stored it and
+    /// it is still whole), or download it under the name an earlier run gave it, or under
+    /// a new name no other URL has.
     fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>) -> Option<ImageTask> {
         let referer = referer.cloned();
-        if let Some(done) = self.plan.resume.get(&url).cloned() {
-            // Never through a link: a planted one must not pass for our file.
-            let on_disk = std::fs::symlink_metadata(storage::destination(&self.plan.out_dir, &done.path))
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len());
-            if !self.plan.force && on_disk == Some(done.bytes) {
+        let earlier = match self.plan.store.lookup(&url) {
+            Lookup::Complete { name, bytes } if !self.plan.force => {
                 self.images.skipped += 1;
-                let mut item = item(url, page, done.path, Status::Skipped);
-                (item.bytes, item.reason) = (done.bytes, Some("complete from an earlier run".into()));
+                let mut item = item(url, page, name, Status::Skipped);
+                (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
                 self.record(item);
                 return None;
             }
-            // Ours to replace, unless another URL of this run already went there (the
-            // file was gone when it looked): then this one must not overwrite it.
-            if self.taken_names.insert(name_key(&done.path)) {
-                return Some(ImageTask { url, name: done.path, overwrite: true, referer });
-            }
+            Lookup::Complete { name, .. } | Lookup::Stale { name } => Some(name),
+            Lookup::Unknown => None,
+        };
+        // Ours to replace, unless another URL of this run already went there (the file
+        // was gone when it looked): then this one must not overwrite it.
+        if let Some(name) = earlier
+            && self.taken_names.insert(name_key(&name))
+        {
+            return Some(ImageTask { url, name, overwrite: true, referer });
         }
         let name = self.claim_name(&url);
         Some(ImageTask { url, name, overwrite: false, referer })
@@ -878,7 +873,7 @@ impl Coordinator {
             if let Some(progress) = &self.plan.progress {
                 progress.finish();
             }
-            if let Err(e) = self.plan.resume.flush() {
+            if let Err(e) = self.plan.store.flush() {
                 warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
             }
             let summary = self.summary();
@@ -1071,11 +1066,17 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
+    /// The out dir `out` as a store, with its resume record.
+    fn folder(out: &Path) -> Arc<dyn Store> {
+        let out = crate::outdir::OutDir::open(out).unwrap();
+        let (resume, _) = crate::state::Resume::load(&out.state_file());
+        Arc::new(crate::store::folder::FolderStore::new(out, resume))
+    }
+
     /// A Coordinator writing into `out` (its resume record there too).
     fn start_in(out: &Path, max_pages: Option<u32>, force: bool) -> Addr<Coordinator> {
-        let (resume, _) = Resume::load(&out.join("done.jsonl"));
         let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
-        let plan = Plan { force, ..Plan::new(Source::Pages { pages, max_pages }, out.to_path_buf(), resume) };
+        let plan = Plan { force, ..Plan::new(Source::Pages { pages, max_pages }, folder(out)) };
         Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start()
     }
 
@@ -1426,9 +1427,8 @@ mod tests {
     #[actix::test]
     async fn a_full_disk_stops_the_run_like_an_interrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let (resume, _) = Resume::load(&dir.path().join("done.jsonl"));
         let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
-        let plan = Plan::new(Source::Pages { pages, max_pages: Some(3) }, dir.path().to_path_buf(), resume);
+        let plan = Plan::new(Source::Pages { pages, max_pages: Some(3) }, folder(dir.path()));
         let cancel = plan.cancel.clone();
         let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
         let (probe, handed) = register(&coordinator, 2).await;
@@ -1490,8 +1490,12 @@ mod tests {
         assert_eq!((a.status, a.path.as_str()), (Status::Ok, "a.jpg"));
         let looped = summary.items.iter().find(|i| i.url.ends_with("loop.jpg")).unwrap();
         assert_eq!(looped.error.as_deref(), Some("too many redirects"));
-        let (resume, _) = Resume::load(&dir.path().join("done.jsonl"));
-        assert!(resume.get(&url("http://h.test/a.jpg")).is_some(), "the resume record keys the found URL");
+        let again = folder(dir.path());
+        assert_ne!(
+            again.lookup(&url("http://h.test/a.jpg")),
+            Lookup::Unknown,
+            "the resume record keys the found URL"
+        );
     }
 
     #[actix::test]

@@ -1,33 +1,25 @@
 //! What both worker kinds do with a body, chunk by chunk: undo its Content-Encoding
 //! ([`Body`]); for an image, refuse it early if it announces too much, check it is an
-//! image, cap its size, write it to a hidden temporary file, and put it under its final
-//! name only when it is complete ([`ImageSink`]); for a page, hold it up to a cap
+//! image, cap its size and check it is complete, whatever the store it goes to, and
+//! hand it to the store's writer ([`ImageSink`]); for a page, hold it up to a cap
 //! ([`Capped`]).
 //!
 //! Never imports actix: the HTTP clients differ, this does not.
 
-use std::fs::{File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tempfile::{NamedTempFile, PersistError};
 
 use crate::decode::Decoder;
-use crate::outdir::{PART_PREFIX, is_regular_file, same_contents};
-use crate::storage;
+use crate::store::{Commit, Writer};
 use crate::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
-use crate::work::{Done, FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
+use crate::work::{FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
 
 pub struct ImageSink<'a> {
     opts: &'a FetchOptions,
-    task: &'a ImageTask,
     content_type: Option<String>,
-    /// Deleted when dropped: a failed, cancelled or panicking download leaves nothing.
-    /// Unbuffered: chunks arrive in kilobytes already, and a buffer would copy every byte
-    /// once more.
-    file: NamedTempFile,
+    /// The store's: dropped without a commit, it leaves nothing behind.
+    writer: Box<dyn Writer>,
     written: u64,
     /// The first bytes, for the format check.
     head: Vec<u8>,
@@ -56,18 +48,11 @@ impl<'a> ImageSink<'a> {
         if let Some(len) = content_length {
             check_wanted(opts, len, len)?;
         }
-        // 0666 less the umask, as curl and wget create files: set at creation, so the
-        // final name never holds a file of another mode. (tempfile's default is 0600.)
-        let temp = tempfile::Builder::new()
-            .prefix(PART_PREFIX)
-            .permissions(Permissions::from_mode(0o666))
-            .tempfile_in(opts.tmp_dir())
-            .map_err(TaskError::write)?;
+        let writer = opts.store.begin(task)?;
         Ok(Self {
             opts,
-            task,
             content_type: content_type.map(str::to_string),
-            file: temp,
+            writer,
             written: 0,
             head: Vec::with_capacity(SNIFF_BYTES),
             format: None,
@@ -99,7 +84,7 @@ impl<'a> ImageSink<'a> {
         if self.expected.is_none() {
             self.keep_tail(chunk);
         }
-        self.file.write_all(chunk).map_err(TaskError::write)
+        self.writer.write(chunk)
     }
 
     fn keep_tail(&mut self, chunk: &[u8]) {
@@ -119,9 +104,9 @@ impl<'a> ImageSink<'a> {
         Ok(format)
     }
 
-    /// Ends the download: the body has ended. Checks it is complete, then puts it in place
-    /// (see `commit`) and returns the name it got.
-    pub fn finish(mut self) -> Result<Done, TaskError> {
+    /// Ends the download: the body has ended. Checks it is complete, then asks the store
+    /// to put it under its name.
+    pub fn finish(mut self) -> Result<Checked, TaskError> {
         let format = match self.format {
             Some(format) => format,
             None => self.check()?,
@@ -134,11 +119,17 @@ impl<'a> ImageSink<'a> {
         }
         check_wanted(self.opts, self.written, self.written)?;
         let sha256 = self.hasher.take().map(|h| hex(&h.finalize()));
-        let temp = self.file;
-        let bytes = self.written;
-        let name = commit(temp, self.opts, self.task)?;
-        Ok(Done::Image { bytes, name, sha256 })
+        Ok(Checked { commit: self.writer.commit(), bytes: self.written, sha256 })
     }
+}
+
+/// An image that passed every check, on its way under its name.
+pub struct Checked {
+    /// The store's last step (done, or blocking work for the caller to run).
+    pub commit: Commit,
+    pub bytes: u64,
+    /// When a manifest asked for it.
+    pub sha256: Option<String>,
 }
 
 /// The decoded bytes of an image go through the sink's checks; its errors travel
@@ -211,64 +202,6 @@ fn from_io(err: io::Error) -> TaskError {
     }
 }
 
-/// Puts the complete download under its name; returns the name it got. One rename in
-/// the common case: no look before it, and the no-replace rename means no race either.
-fn commit(temp: NamedTempFile, opts: &FetchOptions, task: &ImageTask) -> Result<String, TaskError> {
-    let own = opts.final_path(&task.name);
-    // Ours to replace only while it is still a plain file (or gone): a link, FIFO or
-    // folder put there since is a clash like any other.
-    if task.overwrite && (is_regular_file(&own) || own.symlink_metadata().is_err()) {
-        temp.persist(own).map_err(|e| TaskError::write(e.error))?;
-        return Ok(task.name.clone());
-    }
-    // Made as needed: the first one almost always does.
-    let suffixed = || storage::with_suffix(&task.name, &task.url);
-    let candidates = (0..100).map(|n| match n {
-        0 => task.name.clone(),
-        1 => suffixed(),
-        n => storage::with_suffix(&format!("{n}-{}", suffixed()), &task.url),
-    });
-    let mut temp = temp;
-    for name in candidates {
-        let dest = opts.final_path(&name);
-        match place_new(temp, &dest, |t, d| t.persist_noclobber(d)) {
-            Ok(_) => return Ok(name),
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
-                temp = e.file;
-                // The same image under this name already (an earlier run, the URL since
-                // changed): keep that file, drop the download. Only a regular file is
-                // compared: a link, FIFO, socket or folder there is never opened.
-                if same_contents(temp.path(), &dest).unwrap_or(false) {
-                    return Ok(name);
-                }
-            }
-            Err(e) => return Err(TaskError::write(e.error)),
-        }
-    }
-    Err(TaskError::Write(format!("every name for {} is taken by another file", task.name)))
-}
-
-/// Renames `temp` to `dest` unless something is there, with `no_replace` (the no-replace
-/// rename, or a hard link where there is none). On a file system that has neither (some
-/// FUSE and network mounts), looks first and renames: another program could then slip
-/// a file in between, but never this run, whose names are its own.
-fn place_new(
-    temp: NamedTempFile,
-    dest: &Path,
-    no_replace: impl FnOnce(NamedTempFile, &Path) -> Result<File, PersistError>,
-) -> Result<(), PersistError> {
-    match no_replace(temp, dest) {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(e.error.kind(), io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied) => {
-            if dest.symlink_metadata().is_ok() {
-                return Err(PersistError { error: io::ErrorKind::AlreadyExists.into(), file: e.file });
-            }
-            e.file.persist(dest).map(drop)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The size filters: `at_least` bytes are known to come (checked against the
 /// minimum only once the body is complete), `so_far` have come.
 fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), TaskError> {
@@ -308,11 +241,11 @@ mod tests {
         FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
     }
 
-    fn task(name: &str, overwrite: bool) -> ImageTask {
+    fn task(name: &str) -> ImageTask {
         ImageTask {
             url: url::Url::parse("http://h/x.jpg").unwrap(),
             name: name.into(),
-            overwrite,
+            overwrite: false,
             referer: None,
         }
     }
@@ -331,16 +264,24 @@ mod tests {
         std::fs::read_dir(out.tmp_dir()).unwrap().count()
     }
 
+    fn name(checked: Checked) -> String {
+        match checked.commit {
+            Commit::Done(name) => name.unwrap(),
+            Commit::Blocking(job) => job().unwrap(),
+        }
+    }
+
     #[test]
     fn a_complete_image_lands_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
-        let (o, t) = (opts(&out), task("x.jpg", false));
+        let (o, t) = (opts(&out), task("x.jpg"));
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(JPEG.len() as u64)).unwrap();
         sink.write(&JPEG[..5]).unwrap();
         sink.write(&JPEG[5..]).unwrap();
-        let done = sink.finish().unwrap();
-        assert_eq!(done, Done::Image { bytes: JPEG.len() as u64, name: "x.jpg".into(), sha256: None });
+        let checked = sink.finish().unwrap();
+        assert_eq!((checked.bytes, checked.sha256.clone()), (JPEG.len() as u64, None));
+        assert_eq!(name(checked), "x.jpg");
         assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
         assert_eq!(tmp_count(&out), 0);
     }
@@ -350,9 +291,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
         let o = opts(&out);
-        let t = task("x.jpg", false);
+        let t = task("x.jpg");
         // Announced too large: refused before a file exists.
-        assert_eq!(ImageSink::start(&o, &t, None, Some(101)).err(), Some(TaskError::TooLarge(100)));
+        assert_eq!(
+            ImageSink::start(&o, &t, None, Some(101)).err().map(|e| e.to_string()),
+            Some(TaskError::TooLarge(100).to_string())
+        );
         // Too large while streaming.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(JPEG).unwrap();
@@ -366,7 +310,7 @@ mod tests {
         // Shorter than announced.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(90)).unwrap();
         sink.write(JPEG).unwrap();
-        assert!(matches!(sink.finish(), Err(TaskError::Transfer(_))));
+        assert!(matches!(sink.finish().err(), Some(TaskError::Transfer(_))));
         // Cancelled mid-body.
         let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(&JPEG[..10]).unwrap();
@@ -375,72 +319,5 @@ mod tests {
         drop(sink);
         assert!(files(&out).is_empty());
         assert_eq!(tmp_count(&out), 0);
-    }
-
-    #[test]
-    fn a_file_we_did_not_write_is_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let o = opts(&out);
-        let t = task("x.jpg", false);
-        let done = |name: String| Done::Image { bytes: JPEG.len() as u64, name, sha256: None };
-        let download = || {
-            let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
-            sink.write(JPEG).unwrap();
-            sink.finish().unwrap()
-        };
-        // Identical: kept as it is, nothing new written.
-        std::fs::write(out.final_path("x.jpg"), JPEG).unwrap();
-        assert_eq!(download(), done("x.jpg".into()));
-        assert_eq!(files(&out), ["x.jpg"]);
-        // Different: saved under the URL's suffixed name; the user's file untouched.
-        std::fs::write(out.final_path("x.jpg"), b"the user's own file").unwrap();
-        let suffixed = storage::with_suffix("x.jpg", &t.url);
-        assert_eq!(download(), done(suffixed.clone()));
-        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), b"the user's own file");
-        assert_eq!(std::fs::read(out.final_path(&suffixed)).unwrap(), JPEG);
-        // And when that is taken by something else too, the next one.
-        std::fs::write(out.final_path(&suffixed), b"another").unwrap();
-        let next = download();
-        assert!(matches!(&next, Done::Image { name, .. } if name.starts_with("2-x-")), "{next:?}");
-        assert_eq!(files(&out).len(), 3);
-        assert_eq!(tmp_count(&out), 0);
-    }
-
-    #[test]
-    fn without_a_no_replace_rename_a_file_there_is_still_never_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        // What tempfile reports where neither renameat2(NOREPLACE) nor link(2) works.
-        let unsupported = |t: NamedTempFile, _: &Path| -> Result<File, PersistError> {
-            Err(PersistError { error: io::ErrorKind::Unsupported.into(), file: t })
-        };
-        let temp = |body: &[u8]| {
-            let mut t = NamedTempFile::new_in(out.tmp_dir()).unwrap();
-            t.write_all(body).unwrap();
-            t
-        };
-        let dest = out.final_path("x.jpg");
-        place_new(temp(JPEG), &dest, unsupported).unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), JPEG);
-        let refused = place_new(temp(b"other"), &dest, unsupported).unwrap_err();
-        assert_eq!(refused.error.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read(&dest).unwrap(), JPEG);
-        drop(refused);
-        assert_eq!(tmp_count(&out), 0);
-    }
-
-    #[test]
-    fn our_own_file_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let o = opts(&out);
-        std::fs::write(out.final_path("x.jpg"), b"half of it").unwrap();
-        let t = task("x.jpg", true);
-        let mut sink = ImageSink::start(&o, &t, None, None).unwrap();
-        sink.write(JPEG).unwrap();
-        sink.finish().unwrap();
-        assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
-        assert_eq!(files(&out), ["x.jpg"]);
     }
 }

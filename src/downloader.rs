@@ -21,7 +21,7 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
-use crate::fetch::{Client, Core};
+use crate::fetch::{Client, Core, Job};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Downloader {
@@ -147,6 +147,13 @@ impl Client for Awc {
         let cancel = self.opts.cancel.clone();
         let sleep = actix_rt::time::sleep(wait);
         matches!(select(pin!(sleep), pin!(cancel.cancelled())).await, Either::Left(_))
+    }
+
+    /// On a blocking-pool thread: this Arbiter's other downloads go on meanwhile.
+    async fn offload(&self, job: Job) -> Result<String, TaskError> {
+        actix_rt::task::spawn_blocking(job)
+            .await
+            .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())))
     }
 }
 

@@ -23,6 +23,7 @@ use url::Url;
 use crate::download::{Capped, ImageSink};
 use crate::html::Extractor;
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
+use crate::store::Commit;
 use crate::work::{
     Done, FetchOptions, ImageTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
     redirect_target,
@@ -52,7 +53,13 @@ pub(crate) trait Client {
 
     /// Waits `wait`; false when the run was cancelled meanwhile.
     async fn pause(&self, wait: Duration) -> bool;
+
+    /// Runs blocking work (a store's commit that uploads) where blocking is allowed.
+    async fn offload(&self, job: Job) -> Result<String, TaskError>;
 }
+
+/// A store's blocking last step (see `store::Commit`).
+pub(crate) type Job = Box<dyn FnOnce() -> Result<String, TaskError> + Send>;
 
 /// What one request got: a body to read, or a redirect to hand back.
 enum Answer<R> {
@@ -187,7 +194,12 @@ impl<C: Client> Core<C> {
         let content_type = self.client.header(&response, "content-type");
         let mut sink = ImageSink::start(&self.opts, image, content_type.as_deref(), length)?;
         self.read_into(response, &mut sink).await?;
-        sink.finish()
+        let checked = sink.finish()?;
+        let name = match checked.commit {
+            Commit::Done(name) => name?,
+            Commit::Blocking(job) => self.client.offload(job).await?,
+        };
+        Ok(Done::Image { bytes: checked.bytes, name, sha256: checked.sha256 })
     }
 }
 

@@ -55,6 +55,7 @@ pub mod robots;
 pub mod settings;
 pub mod state;
 pub mod storage;
+pub mod store;
 pub mod validate;
 pub mod work;
 
@@ -79,6 +80,8 @@ use crate::progress::Progress;
 use crate::report::Summary;
 use crate::settings::Mode;
 use crate::state::Resume;
+use crate::store::Store;
+use crate::store::folder::FolderStore;
 use crate::work::{Cancel, RegisterWorker, TaskFinished};
 
 /// What a finished run leaves for `main`.
@@ -115,20 +118,21 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     }
     .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
     let resume = load_resume(&out, config.dry_run, log);
+    let store: Arc<dyn Store> = Arc::new(FolderStore::new(out, resume));
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
         "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
     let started = Instant::now();
     let system = System::new();
-    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &out, resume, log, progress))?;
+    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &store, log, progress))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
     // A blocking worker may still be inside a read the interrupt could not cut short:
     // its temporary file goes now, and its rename will then fail.
     if !config.dry_run {
-        let _ = out.remove_partials();
+        store.remove_partials();
     }
     let elapsed = started.elapsed();
     log_summary(&summary, config, interrupted.is_some(), elapsed, log);
@@ -205,8 +209,7 @@ fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {
 /// system is no longer driving them, and the exit status a signal asked for.
 async fn scrape(
     config: &Config,
-    out: &OutDir,
-    resume: Resume,
+    store: &Arc<dyn Store>,
     log: &Logger,
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
@@ -215,8 +218,7 @@ async fn scrape(
     let plan = Plan {
         source: config.source.clone(),
         record_items: config.report.is_some() || config.failed_list.is_some(),
-        out_dir: out.root().to_path_buf(),
-        resume,
+        store: Arc::clone(store),
         force: config.force,
         per_host_concurrency: config.per_host_concurrency,
         obey_robots: config.obey_robots,
@@ -234,12 +236,12 @@ async fn scrape(
         coordinator.clone(),
         cancel.clone(),
         Rc::clone(&interrupted),
-        out.clone(),
+        Arc::clone(store),
         log.clone(),
     ));
 
     let results = coordinator.clone().recipient::<TaskFinished>();
-    let opts = Arc::new(config.fetch_options(out, cancel, gate));
+    let opts = Arc::new(config.fetch_options(Arc::clone(store), cancel, gate));
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
@@ -283,7 +285,7 @@ async fn on_signals(
     coordinator: Addr<Coordinator>,
     cancel: Cancel,
     interrupted: Rc<Cell<Option<i32>>>,
-    out: OutDir,
+    store: Arc<dyn Store>,
     log: Logger,
 ) {
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
@@ -300,7 +302,7 @@ async fn on_signals(
     cancel.cancel();
     coordinator.do_send(Interrupt);
     let _ = select(Box::pin(int.recv()), Box::pin(term.recv())).await;
-    let _ = out.remove_partials();
+    store.remove_partials();
     eprintln!("image-scraper: interrupted twice, exiting now");
     ExitCode::Signal(code).exit()
 }

@@ -34,6 +34,7 @@ struct Line<'a> {
 /// Lines buffered before a write: a few KiB.
 const FLUSH_EVERY: usize = 32;
 
+#[derive(Debug)]
 pub struct Resume {
     /// Where records are appended; `None` when it cannot be written (warned once).
     file: Option<BufWriter<File>>,
@@ -58,6 +59,12 @@ impl Resume {
     /// appending. Damaged lines are dropped and the file rewritten without them.
     pub fn load(path: &Path) -> (Self, LoadReport) {
         Self::read(path, true)
+    }
+
+    /// No record at all: nothing known, nothing written (tests, and stores that keep
+    /// none).
+    pub fn none() -> Self {
+        Self { file: None, unflushed: 0, path: PathBuf::new(), done: HashMap::new() }
     }
 
     /// Reads the record without writing or creating anything (a dry run).

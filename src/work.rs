@@ -8,7 +8,6 @@
 //! A new kind of worker implements `Handler<RunTask>`, reports through a
 //! `Recipient<TaskFinished>`, and is registered with [`RegisterWorker`].
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -206,11 +205,8 @@ impl TaskError {
 /// What every worker needs to know about the run; shared read-only by all of them.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
-    /// Where images land (their final names are chosen by the Coordinator).
-    pub out_dir: PathBuf,
-    /// Where they are written until complete: inside the out dir, so the final rename
-    /// is atomic, but hidden in the tool's own folder.
-    pub tmp_dir: PathBuf,
+    /// Where images end up (their names are chosen by the Coordinator).
+    pub store: Arc<dyn crate::store::Store>,
     pub extract: ExtractRules,
     /// Connect timeout, and the longest wait for response headers or for the next piece
     /// of a body, so a stalled server cannot hang the run.
@@ -239,12 +235,18 @@ pub struct FetchOptions {
 }
 
 impl FetchOptions {
-    /// Options writing into `out` with `extract` and every other knob at its default:
-    /// 30 s timeouts, no retries, no limits beyond the default caps, no headers.
+    /// Options writing into `out` (with no resume record) with `extract` and every other
+    /// knob at its default: 30 s timeouts, no retries, no limits beyond the default caps,
+    /// no headers.
     pub fn defaults(out: &crate::outdir::OutDir, extract: ExtractRules) -> Self {
+        let store = crate::store::folder::FolderStore::new(out.clone(), crate::state::Resume::none());
+        Self::new(Arc::new(store), extract)
+    }
+
+    /// Options storing into `store`, everything else as [`FetchOptions::defaults`].
+    pub fn new(store: Arc<dyn crate::store::Store>, extract: ExtractRules) -> Self {
         Self {
-            out_dir: out.root().to_path_buf(),
-            tmp_dir: out.tmp_dir(),
+            store,
             extract,
             timeout: Duration::from_secs(30),
             user_agent: default_user_agent(),
@@ -260,14 +262,6 @@ impl FetchOptions {
             cancel: Cancel::default(),
             gate: Arc::new(HostGate::open()),
         }
-    }
-
-    pub fn final_path(&self, name: &str) -> PathBuf {
-        crate::storage::destination(&self.out_dir, name)
-    }
-
-    pub fn tmp_dir(&self) -> &Path {
-        &self.tmp_dir
     }
 
     /// The headers for a request for `task`, besides the User-Agent: the user's, the

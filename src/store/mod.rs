@@ -1,0 +1,64 @@
+//! Where images end up, behind one seam: a [`Store`] opens a [`Writer`] per image, the
+//! workers stream validated bytes into it, and its commit gives the name the image got.
+//! It also answers, for the Coordinator, what an earlier run stored ([`Lookup`]) and
+//! records what this run stores, so a re-run skips it.
+//!
+//! The checks every image passes whatever its store (size caps, format, completeness,
+//! SHA-256) are `download::ImageSink`'s, before any byte reaches a writer. A store only
+//! keeps bytes and names. `FolderStore` is the out dir. Never imports actix.
+
+pub mod folder;
+
+use url::Url;
+
+use crate::work::{ImageTask, TaskError};
+
+/// What an earlier run stored for a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Stored under `name` and still there whole: skip it.
+    Complete { name: String, bytes: u64 },
+    /// Recorded under `name` but gone or damaged: fetch it again into that name.
+    Stale { name: String },
+    /// Never stored.
+    Unknown,
+}
+
+/// The end of a [`Writer`]: the name the image got, done now or as blocking work for the
+/// caller to run where blocking is allowed (an async worker hands it to a thread).
+pub enum Commit {
+    Done(Result<String, TaskError>),
+    Blocking(Box<dyn FnOnce() -> Result<String, TaskError> + Send>),
+}
+
+/// One image on its way into a store. Dropped without a commit (a failure, a cancel, a
+/// panic), it leaves nothing behind.
+pub trait Writer: Send {
+    /// The next bytes, already checked. May block (a store that uploads in parts).
+    fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError>;
+
+    /// The image is complete: put it under its name, never over a file this run may not
+    /// replace (see `ImageTask::overwrite`).
+    fn commit(self: Box<Self>) -> Commit;
+}
+
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Opens a writer for `task`'s image.
+    fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError>;
+
+    /// What an earlier run stored for `url`.
+    fn lookup(&self, url: &Url) -> Lookup;
+
+    /// Notes that `url` was stored as `name` with `bytes` bytes, for the next run. A
+    /// failure only means a re-run fetches it again; the caller warns once.
+    fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()>;
+
+    /// Makes what `record` noted durable (at the end, and before an exit).
+    fn flush(&self) -> std::io::Result<()>;
+
+    /// Removes what downloads in progress left (a second Ctrl-C, the end of a run).
+    fn remove_partials(&self);
+
+    /// Where it stores, for people: a folder, a bucket and prefix.
+    fn describe(&self) -> String;
+}
