@@ -1,0 +1,3 @@
+//! Where images end up.
+
+pub mod s3;
