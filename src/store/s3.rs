@@ -121,7 +121,8 @@ impl S3Settings {
         let config_path = aws_file("AWS_CONFIG_FILE", "config");
         let credentials_path = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
         // ~/.aws/config names profiles `[profile name]`, except `[default]`.
-        let config_section = if profile == "default" { profile.clone() } else { format!("profile {profile}") };
+        let config_section =
+            if profile == "default" { profile.clone() } else { format!("profile {profile}") };
         let config = read_ini_section(config_path.as_deref(), &config_section)?;
         let credentials_file = read_ini_section(credentials_path.as_deref(), &profile)?;
 
@@ -137,10 +138,13 @@ impl S3Settings {
         let endpoint = Url::parse(&endpoint_text)
             .map_err(|e| format!("S3 endpoint {endpoint_text:?} is not a URL: {e}"))?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-            return Err(format!("S3 endpoint {endpoint_text:?} must be an http:// or https:// URL with a host"));
+            return Err(format!(
+                "S3 endpoint {endpoint_text:?} must be an http:// or https:// URL with a host"
+            ));
         }
 
-        let (credentials, credentials_source) = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        let (credentials, credentials_source) = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+        {
             (Some(key), Some(secret)) => {
                 let creds = match var("AWS_SESSION_TOKEN") {
                     Some(token) => Credentials::new_with_token(key, secret, token),
@@ -294,7 +298,9 @@ impl S3Error {
     fn from_ureq(err: ureq::Error) -> S3Error {
         match err {
             ureq::Error::Timeout(what) => S3Error::Timeout(what.to_string()),
-            ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            ureq::Error::Io(e)
+                if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
+            {
                 S3Error::Timeout(e.to_string())
             }
             other => S3Error::Connection(other.to_string()),
@@ -351,7 +357,10 @@ pub struct S3Client {
 
 impl fmt::Debug for S3Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Client").field("bucket", &self.bucket.name()).field("url", &self.bucket.base_url()).finish()
+        f.debug_struct("S3Client")
+            .field("bucket", &self.bucket.name())
+            .field("url", &self.bucket.base_url())
+            .finish()
     }
 }
 
@@ -383,9 +392,11 @@ impl S3Client {
     /// still go through.
     pub fn new(settings: &S3Settings, bucket: &str, timeout: Duration) -> Result<S3Client, S3Error> {
         // Dots in a bucket name break the TLS wildcard of virtual-host style.
-        let style = if settings.path_style || bucket.contains('.') { UrlStyle::Path } else { UrlStyle::VirtualHost };
-        let bucket = Bucket::new(settings.endpoint.clone(), style, bucket.to_string(), settings.region.clone())
-            .map_err(|e| S3Error::Invalid(format!("bucket {bucket:?} at {}: {e}", settings.endpoint)))?;
+        let style =
+            if settings.path_style || bucket.contains('.') { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let bucket =
+            Bucket::new(settings.endpoint.clone(), style, bucket.to_string(), settings.region.clone())
+                .map_err(|e| S3Error::Invalid(format!("bucket {bucket:?} at {}: {e}", settings.endpoint)))?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeout))
@@ -406,7 +417,13 @@ impl S3Client {
     }
 
     /// Sends one request and reads the whole answer (bodies here are XML or one object).
-    fn send(&self, method: &str, url: Url, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Answer, S3Error> {
+    fn send(
+        &self,
+        method: &str,
+        url: Url,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Answer, S3Error> {
         let url = url.as_str();
         let result = match (method, body) {
             ("GET", _) => with_headers(self.agent.get(url), headers).call(),
@@ -417,7 +434,8 @@ impl S3Client {
             (_, body) => with_headers(self.agent.put(url), headers).send(body.unwrap_or_default()),
         };
         let mut response = result.map_err(S3Error::from_ureq)?;
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header =
+            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let etag = header("etag");
         let length = header("content-length").and_then(|v| v.parse().ok());
         let status = response.status().as_u16();
@@ -496,7 +514,9 @@ impl S3Client {
             200..=299 => Ok(true),
             412 => Ok(false),
             // 409: another conditional write to this key is in flight; it will win or fail.
-            409 if xml_text(&answer.text(), "Code").as_deref() == Some("ConditionalRequestConflict") => Ok(false),
+            409 if xml_text(&answer.text(), "Code").as_deref() == Some("ConditionalRequestConflict") => {
+                Ok(false)
+            }
             501 => {
                 self.put(key, bytes)?;
                 Ok(true)
@@ -551,13 +571,21 @@ impl S3Client {
     }
 
     /// Uploads part `number` (1 to 10,000) and returns its ETag for `complete_multipart`.
-    pub fn upload_part(&self, key: &str, upload_id: &str, number: u16, bytes: &[u8]) -> Result<String, S3Error> {
+    pub fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        bytes: &[u8],
+    ) -> Result<String, S3Error> {
         let url = self.bucket.upload_part(Some(&self.credentials), key, number, upload_id).sign(SIGNED_FOR);
         let answer = self.send("PUT", url, &[], Some(bytes))?;
         if !answer.ok() {
             return Err(answer.error());
         }
-        answer.etag.ok_or_else(|| S3Error::Invalid(format!("part {number} of {key} was stored without an ETag")))
+        answer
+            .etag
+            .ok_or_else(|| S3Error::Invalid(format!("part {number} of {key} was stored without an ETag")))
     }
 
     /// Joins the parts, in order, into the object.
@@ -585,7 +613,8 @@ impl S3Client {
 
     /// Abandons a multipart upload and frees its parts; an unknown one is already gone.
     pub fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        let url = self.bucket.abort_multipart_upload(Some(&self.credentials), key, upload_id).sign(SIGNED_FOR);
+        let url =
+            self.bucket.abort_multipart_upload(Some(&self.credentials), key, upload_id).sign(SIGNED_FOR);
         let answer = self.send("DELETE", url, &[], None)?;
         if answer.ok() || answer.status == 404 { Ok(()) } else { Err(answer.error()) }
     }
@@ -610,11 +639,16 @@ impl S3Client {
         }
         let text = answer.text();
         let uploads = text.split("<Upload>").skip(1);
-        Ok(uploads.filter_map(|upload| Some((xml_text(upload, "Key")?, xml_text(upload, "UploadId")?))).collect())
+        Ok(uploads
+            .filter_map(|upload| Some((xml_text(upload, "Key")?, xml_text(upload, "UploadId")?)))
+            .collect())
     }
 }
 
-fn with_headers<B>(mut request: ureq::RequestBuilder<B>, headers: &[(&str, &str)]) -> ureq::RequestBuilder<B> {
+fn with_headers<B>(
+    mut request: ureq::RequestBuilder<B>,
+    headers: &[(&str, &str)],
+) -> ureq::RequestBuilder<B> {
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -748,7 +782,8 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -767,7 +802,8 @@ mod tests {
 
     #[test]
     fn location_rejects_what_s3_would() {
-        for bad in ["demo/cats", "s3://", "s3:///cats", "s3://Demo/x", "s3://ab", "s3://-ab/x", "s3://a_b/x"] {
+        for bad in ["demo/cats", "s3://", "s3:///cats", "s3://Demo/x", "s3://ab", "s3://-ab/x", "s3://a_b/x"]
+        {
             let err = S3Location::parse(bad).unwrap_err();
             assert!(!err.contains('\n'), "{err}");
         }
@@ -790,7 +826,10 @@ mod tests {
         assert_eq!(s.endpoint.as_str(), "http://127.0.0.1:8333/");
         assert_eq!(s.region, "eu-west-3");
         assert!(s.path_style);
-        assert_eq!((s.credentials.key(), s.credentials.secret(), s.credentials.token()), ("AK", "SK", Some("TOK")));
+        assert_eq!(
+            (s.credentials.key(), s.credentials.secret(), s.credentials.token()),
+            ("AK", "SK", Some("TOK"))
+        );
         assert_eq!(s.credentials_source, "AWS_ACCESS_KEY_ID");
     }
 
@@ -798,19 +837,28 @@ mod tests {
     fn the_s3_specific_endpoint_wins_and_aws_gets_virtual_hosts() {
         let keys = [("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK")];
         let s = S3Settings::from_env(
-            env(&[keys[0], keys[1], ("AWS_ENDPOINT_URL", "http://a:1"), ("AWS_ENDPOINT_URL_S3", "http://b:2")]),
+            env(&[
+                keys[0],
+                keys[1],
+                ("AWS_ENDPOINT_URL", "http://a:1"),
+                ("AWS_ENDPOINT_URL_S3", "http://b:2"),
+            ]),
             None,
         )
         .unwrap();
         assert_eq!(s.endpoint.as_str(), "http://b:2/");
-        let aws = S3Settings::from_env(env(&[keys[0], keys[1], ("AWS_DEFAULT_REGION", "ap-south-1")]), None).unwrap();
+        let aws = S3Settings::from_env(env(&[keys[0], keys[1], ("AWS_DEFAULT_REGION", "ap-south-1")]), None)
+            .unwrap();
         assert_eq!(aws.endpoint.as_str(), "https://s3.ap-south-1.amazonaws.com/");
         assert!(!aws.path_style);
         let default = S3Settings::from_env(env(&keys), None).unwrap();
         assert_eq!(default.region, "us-east-1");
         // Empty variables are unset.
-        let empty = S3Settings::from_env(env(&[keys[0], keys[1], ("AWS_REGION", ""), ("AWS_ENDPOINT_URL", "")]), None)
-            .unwrap();
+        let empty = S3Settings::from_env(
+            env(&[keys[0], keys[1], ("AWS_REGION", ""), ("AWS_ENDPOINT_URL", "")]),
+            None,
+        )
+        .unwrap();
         assert_eq!((empty.region.as_str(), empty.path_style), ("us-east-1", false));
     }
 
@@ -845,7 +893,11 @@ mod tests {
         .unwrap();
         let default = S3Settings::from_env(env(&[]), Some(home.path())).unwrap();
         assert_eq!((default.credentials.key(), default.region.as_str()), ("DEF", "eu-north-1"));
-        assert!(default.credentials_source.starts_with("profile default in "), "{}", default.credentials_source);
+        assert!(
+            default.credentials_source.starts_with("profile default in "),
+            "{}",
+            default.credentials_source
+        );
         let work = S3Settings::from_env(env(&[("AWS_PROFILE", "work")]), Some(home.path())).unwrap();
         assert_eq!((work.credentials.key(), work.credentials.secret()), ("WORK", "WORKSECRET"));
         assert_eq!((work.credentials.token(), work.region.as_str()), (Some("T"), "sa-east-1"));
@@ -877,22 +929,29 @@ mod tests {
 
     #[test]
     fn errors_carry_the_xml_code_and_know_what_to_retry() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please &amp; slow</Message></Error>";
+        let body =
+            "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please &amp; slow</Message></Error>";
         let err = S3Error::from_answer(503, body);
-        assert!(matches!(&err, S3Error::Server { status: 503, code, message } if code == "SlowDown" && message == "Please & slow"));
+        assert!(
+            matches!(&err, S3Error::Server { status: 503, code, message } if code == "SlowDown" && message == "Please & slow")
+        );
         assert!(err.is_retryable());
         let denied = S3Error::from_answer(403, "<Error><Code>SignatureDoesNotMatch</Code></Error>");
         assert!(matches!(&denied, S3Error::AccessDenied { code, .. } if code == "SignatureDoesNotMatch"));
         assert!(!denied.is_retryable());
         assert!(!S3Error::from_answer(404, "<Error><Code>NoSuchBucket</Code></Error>").is_retryable());
         assert!(!S3Error::from_answer(400, "<Error><Code>InvalidPart</Code></Error>").is_retryable());
-        assert!(S3Error::from_answer(409, "<Error><Code>ConditionalRequestConflict</Code></Error>").is_retryable());
+        assert!(
+            S3Error::from_answer(409, "<Error><Code>ConditionalRequestConflict</Code></Error>")
+                .is_retryable()
+        );
         assert!(S3Error::Connection("refused".into()).is_retryable());
     }
 
     #[test]
     fn xml_texts_finds_every_occurrence() {
-        let xml = "<R><Upload><Key>a&lt;b</Key><UploadId>1</UploadId></Upload><Upload><Key>c</Key></Upload></R>";
+        let xml =
+            "<R><Upload><Key>a&lt;b</Key><UploadId>1</UploadId></Upload><Upload><Key>c</Key></Upload></R>";
         assert_eq!(xml_texts(xml, "Key"), ["a<b", "c"]);
         assert_eq!(xml_text(xml, "Nope"), None);
     }
