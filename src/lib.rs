@@ -25,6 +25,9 @@
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
 //! - [`validate`]: pure: is it an image, did it end, Retry-After.
 //! - [`storage`]: pure: safe file names, atomic writes.
+//! - [`store`]: where images end up; `store::s3` is S3-compatible object storage
+//!   (`s3://bucket/prefix`: settings from the AWS variables and `~/.aws`, a blocking
+//!   client, streaming multipart uploads).
 //! - [`outdir`]: the out dir's layout (`.image-scraper/`).
 //! - [`state`]: the resume record.
 //! - [`politeness`]: the per-host gate shared by all workers.

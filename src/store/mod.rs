@@ -8,6 +8,7 @@
 //! keeps bytes and names. `FolderStore` is the out dir. Never imports actix.
 
 pub mod folder;
+pub mod s3;
 
 use url::Url;
 

@@ -9,4 +9,5 @@ mod hostile;
 mod outputs;
 mod polite;
 mod props;
+mod s3;
 mod workers;
