@@ -67,7 +67,8 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "pages", "demo"])]
     pub urls: Option<PathBuf>,
 
-    /// Folder the images go to (overrides SCRAPER.OUT_DIR)
+    /// Folder the images go to, or S3-compatible storage as s3://bucket/prefix (endpoint,
+    /// region and keys from the AWS_* variables or ~/.aws) (overrides SCRAPER.OUT_DIR)
     #[arg(short, long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 

@@ -18,6 +18,7 @@ use crate::politeness::HostGate;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings, parse_site_url};
 use crate::store::Store;
+use crate::store::s3::S3Location;
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
 pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 
@@ -146,6 +147,9 @@ pub struct Config {
     pub workers: usize,
     pub source: Source,
     pub out_dir: PathBuf,
+    /// `-o s3://bucket/prefix`: images go to S3-compatible object storage instead of a
+    /// folder (`out_dir` then only names it in messages).
+    pub bucket: Option<S3Location>,
     pub extract: ExtractRules,
     /// Requests in flight per async worker.
     pub concurrency: usize,
@@ -268,7 +272,11 @@ impl Config {
         if out_dir.as_os_str().is_empty() {
             bail!("{out_origin}: must not be empty");
         }
-        if out_dir.exists() && !out_dir.is_dir() {
+        let bucket = match out_dir.to_str().filter(|s| s.starts_with("s3://")) {
+            Some(text) => Some(S3Location::parse(text).map_err(|e| anyhow!("{out_origin}: {e}"))?),
+            None => None,
+        };
+        if bucket.is_none() && out_dir.exists() && !out_dir.is_dir() {
             bail!("{out_origin}: {} exists and is not a folder", out_dir.display());
         }
         let report = match &cli.report {
@@ -293,6 +301,7 @@ impl Config {
             workers,
             source,
             out_dir,
+            bucket,
             extract,
             concurrency,
             per_host_concurrency,

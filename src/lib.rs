@@ -84,7 +84,9 @@ use crate::report::Summary;
 use crate::settings::Mode;
 use crate::state::Resume;
 use crate::store::Store;
+use crate::store::bucket::BucketStore;
 use crate::store::folder::FolderStore;
+use crate::store::s3::{S3Client, S3Settings};
 use crate::work::{Cancel, RegisterWorker, TaskFinished};
 
 /// What a finished run leaves for `main`.
@@ -114,14 +116,7 @@ impl Outcome {
 /// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
 /// writes the outputs. Errors are problems found before any request was made.
 pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow::Result<Outcome> {
-    // A dry run creates nothing: it only reads what an earlier run left.
-    let out = match config.dry_run {
-        true => OutDir::existing(&config.out_dir),
-        false => OutDir::open(&config.out_dir),
-    }
-    .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
-    let resume = load_resume(&out, config.dry_run, log);
-    let store: Arc<dyn Store> = Arc::new(FolderStore::new(out, resume));
+    let store = open_store(config, log)?;
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
@@ -190,6 +185,28 @@ fn write_outputs(summary: &Summary, config: &Config, elapsed: Duration, log: &Lo
         error!(log, "{}", failure);
     }
     (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+/// The store images go to: the out dir, or a bucket. A dry run creates nothing: it only
+/// reads what an earlier run left.
+fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(location) = &config.bucket {
+        let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
+        let client =
+            S3Client::new(&settings, &location.bucket, config.timeout).map_err(|e| cannot(e.to_string()))?;
+        let store = BucketStore::open(client, location.clone(), config.dry_run)
+            .map_err(|e| cannot(format!("cannot use the bucket: {e}")))?;
+        return Ok(Arc::new(store));
+    }
+    let out = match config.dry_run {
+        true => OutDir::existing(&config.out_dir),
+        false => OutDir::open(&config.out_dir),
+    }
+    .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
+    let resume = load_resume(&out, config.dry_run, log);
+    Ok(Arc::new(FolderStore::new(out, resume)))
 }
 
 fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {

@@ -7,6 +7,7 @@
 //! SHA-256) are `download::ImageSink`'s, before any byte reaches a writer. A store only
 //! keeps bytes and names. `FolderStore` is the out dir. Never imports actix.
 
+pub mod bucket;
 pub mod folder;
 pub mod s3;
 

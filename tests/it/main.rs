@@ -10,4 +10,5 @@ mod outputs;
 mod polite;
 mod props;
 mod s3;
+mod s3_store;
 mod workers;

@@ -228,7 +228,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 
 /// The server all tests here share (started once: a few seconds each would add up),
 /// or None when it cannot start outside CI.
-fn server() -> Option<&'static SeaweedFs> {
+pub fn server() -> Option<&'static SeaweedFs> {
     static SERVER: OnceLock<Result<SeaweedFs, String>> = OnceLock::new();
     match SERVER.get_or_init(SeaweedFs::start) {
         Ok(server) => Some(server),

@@ -1,0 +1,217 @@
+//! S3-compatible object storage as a [`Store`] (`-o s3://bucket/prefix`): each image
+//! streams into an [`Upload`] (one part buffered; a single PUT below a part, multipart
+//! above; aborted when dropped, so a failed or cancelled image leaves no object), and the
+//! resume record is an object beside the images, `PREFIX/.image-scraper/done.jsonl`.
+//!
+//! What is there at the start is listed once (one request per 1,000 objects): an image
+//! whose record and object agree is skipped; a name an object already holds is never
+//! written over (the image takes the URL-suffixed name, as in a folder). The record is
+//! written whole (S3 has no append) at most every [`RECORD_EVERY`] and at the end, so a
+//! killed process loses at most that much of it: those images are fetched again, under
+//! suffixed names. Blocking (ureq); the fetch core runs a commit off an async worker's
+//! Arbiter. Never imports actix.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
+use super::{Commit, Lookup, Store, Writer};
+use crate::storage;
+use crate::work::{ImageTask, TaskError};
+
+/// Longest time between two writes of the resume record while images complete.
+pub const RECORD_EVERY: Duration = Duration::from_secs(10);
+
+/// Where the record lives under the prefix: a name no image can get (`storage` strips
+/// leading dots).
+const RECORD_NAME: &str = ".image-scraper/done.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    url: String,
+    path: String,
+    bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct BucketStore {
+    client: Arc<S3Client>,
+    location: S3Location,
+    /// A dry run reads what is there and writes nothing.
+    read_only: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Object name (under the prefix) -> size, as listed at the start and written since.
+    objects: HashMap<String, u64>,
+    /// URL hash -> (name, bytes), from the record.
+    done: HashMap<u128, (String, u64)>,
+    /// Names handed to writers in this run: two writers never pick one name.
+    claimed: HashSet<String>,
+    /// The record as text, earlier lines and this run's.
+    record: Vec<u8>,
+    /// Lines added since the record was last written.
+    unwritten: usize,
+    last_written: Instant,
+}
+
+impl BucketStore {
+    /// Lists what is under the prefix and reads the record. Fails when the bucket
+    /// cannot be read at all (wrong keys, no such bucket, no server): the run stops
+    /// before any request to a gallery.
+    pub fn open(client: S3Client, location: S3Location, read_only: bool) -> Result<Self, S3Error> {
+        let listed = client.list(&location.list_prefix())?;
+        let prefix = location.list_prefix();
+        let objects: HashMap<String, u64> = listed
+            .into_iter()
+            .filter_map(|(key, size)| Some((key.strip_prefix(&prefix)?.to_string(), size)))
+            .filter(|(name, _)| !name.contains('/'))
+            .collect();
+        let record = client.get(&location.key(RECORD_NAME))?.unwrap_or_default();
+        let mut done = HashMap::new();
+        for raw in record.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            // A damaged line is dropped: the image it named is fetched again.
+            if let Ok(line) = serde_json::from_slice::<Line>(raw) {
+                done.insert(xxh3_128(line.url.as_bytes()), (line.path, line.bytes));
+            }
+        }
+        let state = State {
+            objects,
+            done,
+            claimed: HashSet::new(),
+            record,
+            unwritten: 0,
+            last_written: Instant::now(),
+        };
+        Ok(Self { client: Arc::new(client), location, read_only, state: Mutex::new(state) })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The name `task`'s image is written under: its own, unless an object that is not
+    /// ours to replace holds it, then the URL-suffixed ones in turn.
+    fn choose_name(&self, task: &ImageTask) -> Result<String, TaskError> {
+        let mut state = self.state();
+        if task.overwrite && state.claimed.insert(task.name.clone()) {
+            return Ok(task.name.clone());
+        }
+        let suffixed = storage::with_suffix(&task.name, &task.url);
+        let candidates = std::iter::once(task.name.clone())
+            .chain(std::iter::once(suffixed.clone()))
+            .chain((2..100).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), &task.url)));
+        for name in candidates {
+            if !state.objects.contains_key(&name) && state.claimed.insert(name.clone()) {
+                return Ok(name);
+            }
+        }
+        Err(TaskError::Write(format!("every name for {} is taken by another object", task.name)))
+    }
+
+    fn write_record(&self, state: &mut State) -> io::Result<()> {
+        if self.read_only || state.unwritten == 0 {
+            return Ok(());
+        }
+        self.client.put(&self.location.key(RECORD_NAME), &state.record).map_err(io::Error::other)?;
+        state.unwritten = 0;
+        state.last_written = Instant::now();
+        Ok(())
+    }
+}
+
+impl Store for BucketStore {
+    fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError> {
+        let name = self.choose_name(task)?;
+        let upload = Upload::new(Arc::clone(&self.client), self.location.key(&name), DEFAULT_PART_SIZE);
+        Ok(Box::new(BucketWriter { upload, name }))
+    }
+
+    fn lookup(&self, url: &Url) -> Lookup {
+        let state = self.state();
+        let Some((name, bytes)) = state.done.get(&xxh3_128(url.as_str().as_bytes())) else {
+            return Lookup::Unknown;
+        };
+        match state.objects.get(name) == Some(bytes) {
+            true => Lookup::Complete { name: name.clone(), bytes: *bytes },
+            false => Lookup::Stale { name: name.clone() },
+        }
+    }
+
+    fn record(&self, url: &Url, name: &str, bytes: u64) -> io::Result<()> {
+        let mut state = self.state();
+        state.objects.insert(name.to_string(), bytes);
+        let line = Line { url: url.to_string(), path: name.to_string(), bytes };
+        serde_json::to_writer(&mut state.record, &line).map_err(io::Error::other)?;
+        state.record.push(b'\n');
+        state.unwritten += 1;
+        if state.last_written.elapsed() >= RECORD_EVERY {
+            self.write_record(&mut state)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        let mut state = self.state();
+        self.write_record(&mut state)
+    }
+
+    /// An upload dropped unfinished aborts itself, but a blocking worker still inside a
+    /// read when the run ends never drops its own: abort every upload this run began
+    /// and did not store (and only those: another process may be writing the bucket).
+    /// A killed process can still leave parts; a bucket lifecycle rule removes those.
+    fn remove_partials(&self) {
+        if self.read_only {
+            return;
+        }
+        let open: HashSet<String> = {
+            let state = self.state();
+            state
+                .claimed
+                .iter()
+                .filter(|name| !state.objects.contains_key(*name))
+                .map(|n| self.location.key(n))
+                .collect()
+        };
+        if open.is_empty() {
+            return;
+        }
+        let Ok(uploads) = self.client.list_multipart_uploads(&self.location.list_prefix()) else { return };
+        for (key, upload_id) in uploads.into_iter().filter(|(key, _)| open.contains(key)) {
+            let _ = self.client.abort_multipart(&key, &upload_id);
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.location.to_string()
+    }
+}
+
+struct BucketWriter {
+    upload: Upload,
+    name: String,
+}
+
+impl Writer for BucketWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError> {
+        self.upload.write(bytes).map_err(write_error)
+    }
+
+    /// The last PUT (or part and completion) goes over the network: blocking work.
+    fn commit(self: Box<Self>) -> Commit {
+        let BucketWriter { upload, name } = *self;
+        Commit::Blocking(Box::new(move || upload.finish().map(|_| name).map_err(write_error)))
+    }
+}
+
+fn write_error(err: S3Error) -> TaskError {
+    TaskError::Write(format!("object store: {err}"))
+}
