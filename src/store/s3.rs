@@ -447,7 +447,10 @@ impl S3Client {
 
     /// Creates the bucket; one we already own is fine.
     pub fn create_bucket(&self) -> Result<(), S3Error> {
-        let answer = self.send(self.bucket.create_bucket(&self.credentials), &[])?;
+        let action = self.bucket.create_bucket(&self.credentials);
+        // The body names the region (AWS refuses an empty one outside us-east-1).
+        let body = action.body();
+        let answer = self.send(action, body.as_bytes())?;
         if answer.ok() {
             return Ok(());
         }
