@@ -13,10 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusty_s3::actions::{
-    CompleteMultipartUploadResponse, CreateMultipartUpload, ListObjectsV2, S3Action as _,
-};
-use rusty_s3::{Bucket, Credentials, UrlStyle};
+use rusty_s3::actions::{CompleteMultipartUploadResponse, CreateMultipartUpload, ListObjectsV2, S3Action};
+use rusty_s3::{Bucket, Credentials, Method, UrlStyle};
 use url::Url;
 
 /// How long a signed URL stays valid. It is signed right before it is sent, so this
@@ -416,22 +414,21 @@ impl S3Client {
         self.bucket.name()
     }
 
-    /// Sends one request and reads the whole answer (bodies here are XML or one object).
-    fn send(
-        &self,
-        method: &str,
-        url: Url,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<Answer, S3Error> {
+    /// Signs `action` and sends it with its signed headers (S3 rejects a request that
+    /// lacks one) and `body`, then reads the whole answer (XML, or one object).
+    fn send<'a, A: S3Action<'a>>(&self, mut action: A, body: &[u8]) -> Result<Answer, S3Error> {
+        let url = action.sign(SIGNED_FOR);
         let url = url.as_str();
-        let result = match (method, body) {
-            ("GET", _) => with_headers(self.agent.get(url), headers).call(),
-            ("HEAD", _) => with_headers(self.agent.head(url), headers).call(),
-            ("DELETE", _) => with_headers(self.agent.delete(url), headers).call(),
-            // An explicit empty body, so Content-Length: 0 is sent (AWS answers 411 without).
-            ("POST", body) => with_headers(self.agent.post(url), headers).send(body.unwrap_or_default()),
-            (_, body) => with_headers(self.agent.put(url), headers).send(body.unwrap_or_default()),
+        let headers: Vec<(String, String)> =
+            action.headers_mut().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let result = match A::METHOD {
+            Method::Get => with_headers(self.agent.get(url), &headers).call(),
+            Method::Head => with_headers(self.agent.head(url), &headers).call(),
+            Method::Delete => with_headers(self.agent.delete(url), &headers).call(),
+            // Bodies are always sent, empty ones too: that sends Content-Length: 0,
+            // without which AWS answers 411.
+            Method::Post => with_headers(self.agent.post(url), &headers).send(body),
+            Method::Put => with_headers(self.agent.put(url), &headers).send(body),
         };
         let mut response = result.map_err(S3Error::from_ureq)?;
         let header =
@@ -439,7 +436,7 @@ impl S3Client {
         let etag = header("etag");
         let length = header("content-length").and_then(|v| v.parse().ok());
         let status = response.status().as_u16();
-        let body = if method == "HEAD" {
+        let body = if A::METHOD == Method::Head {
             Vec::new()
         } else {
             // ureq caps bodies at 10 MB by default; objects may be larger.
@@ -450,8 +447,10 @@ impl S3Client {
 
     /// Creates the bucket; one we already own is fine.
     pub fn create_bucket(&self) -> Result<(), S3Error> {
-        let url = self.bucket.create_bucket(&self.credentials).sign(SIGNED_FOR);
-        let answer = self.send("PUT", url, &[], None)?;
+        let action = self.bucket.create_bucket(&self.credentials);
+        // The body names the region (AWS refuses an empty one outside us-east-1).
+        let body = action.body();
+        let answer = self.send(action, body.as_bytes())?;
         if answer.ok() {
             return Ok(());
         }
@@ -463,8 +462,7 @@ impl S3Client {
 
     /// The object's bytes, or None when there is no such key.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, S3Error> {
-        let url = self.bucket.get_object(Some(&self.credentials), key).sign(SIGNED_FOR);
-        let answer = self.send("GET", url, &[], None)?;
+        let answer = self.send(self.bucket.get_object(Some(&self.credentials), key), &[])?;
         match answer.status {
             200..=299 => Ok(Some(answer.body)),
             // A missing bucket is an error, not an empty store.
@@ -476,8 +474,7 @@ impl S3Client {
     /// The object's size, or None when there is no such key. A HEAD answer has no body,
     /// so a missing bucket also reads as None here; `list` or `get` tell them apart.
     pub fn head(&self, key: &str) -> Result<Option<u64>, S3Error> {
-        let url = self.bucket.head_object(Some(&self.credentials), key).sign(SIGNED_FOR);
-        let answer = self.send("HEAD", url, &[], None)?;
+        let answer = self.send(self.bucket.head_object(Some(&self.credentials), key), &[])?;
         match answer.status {
             200..=299 => Ok(Some(answer.length.unwrap_or(0))),
             404 => Ok(None),
@@ -487,8 +484,7 @@ impl S3Client {
 
     /// Writes the whole object (replacing any).
     pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), S3Error> {
-        let url = self.bucket.put_object(Some(&self.credentials), key).sign(SIGNED_FOR);
-        let answer = self.send("PUT", url, &[], Some(bytes))?;
+        let answer = self.send(self.bucket.put_object(Some(&self.credentials), key), bytes)?;
         if answer.ok() { Ok(()) } else { Err(answer.error()) }
     }
 
@@ -508,8 +504,7 @@ impl S3Client {
         let mut action = self.bucket.put_object(Some(&self.credentials), key);
         // Signed, so no proxy can strip it without breaking the signature.
         action.headers_mut().insert("if-none-match", "*");
-        let url = action.sign(SIGNED_FOR);
-        let answer = self.send("PUT", url, &[("if-none-match", "*")], Some(bytes))?;
+        let answer = self.send(action, bytes)?;
         match answer.status {
             200..=299 => Ok(true),
             412 => Ok(false),
@@ -527,8 +522,7 @@ impl S3Client {
 
     /// Deletes the object; a missing one is already deleted.
     pub fn delete(&self, key: &str) -> Result<(), S3Error> {
-        let url = self.bucket.delete_object(Some(&self.credentials), key).sign(SIGNED_FOR);
-        let answer = self.send("DELETE", url, &[], None)?;
+        let answer = self.send(self.bucket.delete_object(Some(&self.credentials), key), &[])?;
         if answer.ok() || answer.status == 404 { Ok(()) } else { Err(answer.error()) }
     }
 
@@ -544,7 +538,7 @@ impl S3Client {
             if let Some(token) = &token {
                 action.with_continuation_token(token.as_str());
             }
-            let answer = self.send("GET", action.sign(SIGNED_FOR), &[], None)?;
+            let answer = self.send(action, &[])?;
             if !answer.ok() {
                 return Err(answer.error());
             }
@@ -560,8 +554,7 @@ impl S3Client {
 
     /// Starts a multipart upload; its id names it in the calls below.
     pub fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
-        let url = self.bucket.create_multipart_upload(Some(&self.credentials), key).sign(SIGNED_FOR);
-        let answer = self.send("POST", url, &[], None)?;
+        let answer = self.send(self.bucket.create_multipart_upload(Some(&self.credentials), key), &[])?;
         if !answer.ok() {
             return Err(answer.error());
         }
@@ -578,8 +571,8 @@ impl S3Client {
         number: u16,
         bytes: &[u8],
     ) -> Result<String, S3Error> {
-        let url = self.bucket.upload_part(Some(&self.credentials), key, number, upload_id).sign(SIGNED_FOR);
-        let answer = self.send("PUT", url, &[], Some(bytes))?;
+        let answer =
+            self.send(self.bucket.upload_part(Some(&self.credentials), key, number, upload_id), bytes)?;
         if !answer.ok() {
             return Err(answer.error());
         }
@@ -590,14 +583,16 @@ impl S3Client {
 
     /// Joins the parts, in order, into the object.
     pub fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<(), S3Error> {
-        let action = self.bucket.complete_multipart_upload(
-            Some(&self.credentials),
-            key,
-            upload_id,
-            etags.iter().map(String::as_str),
-        );
-        let url = action.sign(SIGNED_FOR);
-        let answer = self.send("POST", url, &[], Some(action.body().as_bytes()))?;
+        // `body` takes the action by value: one makes the body, a twin is sent with it.
+        let action = || {
+            self.bucket.complete_multipart_upload(
+                Some(&self.credentials),
+                key,
+                upload_id,
+                etags.iter().map(String::as_str),
+            )
+        };
+        let answer = self.send(action(), action().body().as_bytes())?;
         if !answer.ok() {
             return Err(answer.error());
         }
@@ -613,9 +608,8 @@ impl S3Client {
 
     /// Abandons a multipart upload and frees its parts; an unknown one is already gone.
     pub fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        let url =
-            self.bucket.abort_multipart_upload(Some(&self.credentials), key, upload_id).sign(SIGNED_FOR);
-        let answer = self.send("DELETE", url, &[], None)?;
+        let answer =
+            self.send(self.bucket.abort_multipart_upload(Some(&self.credentials), key, upload_id), &[])?;
         if answer.ok() || answer.status == 404 { Ok(()) } else { Err(answer.error()) }
     }
 
@@ -633,7 +627,7 @@ impl S3Client {
         if !prefix.is_empty() {
             query.insert("prefix", prefix.to_string());
         }
-        let answer = self.send("GET", action.sign(SIGNED_FOR), &[], None)?;
+        let answer = self.send(action, &[])?;
         if !answer.ok() {
             return Err(answer.error());
         }
@@ -647,10 +641,10 @@ impl S3Client {
 
 fn with_headers<B>(
     mut request: ureq::RequestBuilder<B>,
-    headers: &[(&str, &str)],
+    headers: &[(String, String)],
 ) -> ureq::RequestBuilder<B> {
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        request = request.header(name, value);
     }
     request
 }

@@ -144,8 +144,8 @@ impl SeaweedFs {
         Ok(server)
     }
 
-    /// Polls until the gateway accepts a connection and then a signed request, within
-    /// [`READY_WITHIN`]; fails early, with the log, if weed exits.
+    /// Polls until the gateway accepts a connection and then a write, within
+    /// [`READY_WITHIN`]; fails early, with the log, if weed exits or refuses our keys.
     fn wait_ready(&mut self, port: u16) -> Result<(), String> {
         let deadline = Instant::now() + READY_WITHIN;
         let probe = self.client("readiness-probe");
@@ -157,9 +157,13 @@ impl SeaweedFs {
             }
             if TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
             {
-                // Listening is not ready: the gateway answers 503 until the filer is up.
-                match probe.list("") {
-                    Ok(_) | Err(S3Error::NotFound { .. }) => return Ok(()),
+                // Listening is not serving: the gateway answers 503 until the filer is up,
+                // and writes fail until a volume server has joined the master.
+                match probe.create_bucket().and_then(|()| probe.put("probe", b"ready")) {
+                    Ok(()) => return Ok(()),
+                    Err(e @ S3Error::AccessDenied { .. }) => {
+                        return Err(format!("SeaweedFS refuses our keys: {e}"));
+                    }
                     Err(e) => last = e.to_string(),
                 }
             }
