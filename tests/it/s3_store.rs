@@ -52,7 +52,7 @@ fn gallery_server() -> TestServer {
                 });
                 HttpResponse::Ok()
                     .content_type("image/jpeg")
-                    .no_chunking(12 * 1024 * 1024)
+                    .no_chunking(16 * 1024 * 1024)
                     .streaming(first.chain(stream::pending()))
             }),
         );
@@ -108,7 +108,10 @@ fn a_gallery_goes_into_a_bucket_and_a_rerun_skips_it() {
         for (path, body) in gallery() {
             let key = format!("cats/{}", &path["/img/".len()..]);
             let stored = bucket.get(&key).unwrap();
-            assert!(stored.as_deref() == Some(&body[..]), "{mode}: {key} is not the image: {objects:?}\n{stderr}");
+            assert!(
+                stored.as_deref() == Some(&body[..]),
+                "{mode}: {key} is not the image: {objects:?}\n{stderr}"
+            );
         }
         let names: Vec<&str> = objects.keys().map(String::as_str).collect();
         assert_eq!(
@@ -175,9 +178,12 @@ fn ctrl_c_leaves_no_partial_object_or_upload() {
         let out = format!("s3://{}/cats", bucket.bucket());
         let child = binary(dir.path(), &["-m", mode, "-p", "1", "-o", &out], &s3.env()).spawn().unwrap();
         // The first part is up once the server lists an upload in progress.
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while bucket.list_multipart_uploads("cats/").unwrap().is_empty() {
-            assert!(Instant::now() < deadline, "{mode}: no part was ever uploaded");
+            if Instant::now() > deadline {
+                let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+                panic!("{mode}: no part was ever uploaded: {}", finish(child).1);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
