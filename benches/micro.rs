@@ -97,6 +97,8 @@ fn rules(selector: &str, host: &str) -> ExtractRules {
         attributes: vec!["src".into()],
         image_host: host.into(),
         page_count_selector: "li.pag-text".into(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     }
 }
 

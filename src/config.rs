@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use url::Url;
 
 use crate::cli::Cli;
-use crate::html::{ExtractRules, Extractor};
+use crate::html::{ExtractRules, Extractor, LinkedImages};
 use crate::outdir::OutDir;
 use crate::politeness::HostGate;
 use crate::settings::{Mode, Settings, parse_site_url};
@@ -22,9 +22,21 @@ use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
 pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 /// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.
 pub const DEFAULT_IMAGE_SELECTOR: &str = "img, picture source";
-/// First present wins: lazy-loading attributes before `src` (which then often holds a
-/// placeholder); `*srcset` gives the largest candidate.
-pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 5] = ["data-srcset", "srcset", "data-src", "data-lazy-src", "src"];
+/// What lazy loaders read (`data-*`: WP Rocket and Jetpack's `data-lazy-*`, lazysizes'
+/// `data-src*`, jQuery lazyload's `data-original`, WordPress's advertised original
+/// `data-orig-file`), then what the browser reads. `data-*` ones come first whatever the
+/// order; the order breaks ties between equally large candidates.
+pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 9] = [
+    "data-lazy-srcset",
+    "data-srcset",
+    "data-lazy-src",
+    "data-src",
+    "data-original",
+    "data-hi-res-src",
+    "data-orig-file",
+    "srcset",
+    "src",
+];
 pub const DEFAULT_IMAGE_HOST: &str = "images.stockfreeimages.com";
 pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -194,6 +206,8 @@ impl Config {
                 attributes: DEFAULT_IMAGE_ATTRIBUTES.map(String::from).to_vec(),
                 image_host: url.host_str().unwrap_or_default().to_string(),
                 page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
+                linked_images: LinkedImages::default(),
+                link_selector: String::new(),
             },
             None => ExtractRules {
                 image_selector: s.image_selector.clone().unwrap_or_else(|| DEFAULT_IMAGE_SELECTOR.into()),
@@ -206,6 +220,8 @@ impl Config {
                     .page_count_selector
                     .clone()
                     .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
+                linked_images: s.linked_images.unwrap_or_default(),
+                link_selector: s.link_selector.clone().unwrap_or_default(),
             },
         };
         Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;

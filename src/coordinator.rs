@@ -6,7 +6,7 @@
 //! Workers are anything behind a `Recipient<RunTask>`; the Coordinator never knows their
 //! type.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,12 +19,14 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{Filters, Source};
+use crate::html::{Element, Found};
 use crate::politeness::HostGate;
 use crate::progress::{Progress, Snapshot};
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::robots::{self, Rules};
 use crate::state::Resume;
 use crate::storage;
+use crate::validate;
 use crate::work::{Done, ImageTask, RunTask, Task, TaskError, TaskId, host_of};
 
 /// After an interrupt, how long tasks in flight get to acknowledge their cancellation
@@ -135,12 +137,27 @@ struct InFlight {
     task: Task,
     /// For images: the page that revealed it.
     page: u32,
+    /// For images: what the page said about it.
+    meta: ImageMeta,
 }
 
 /// An image waiting for a free slot (and for its origin's robots.txt).
 struct PendingImage {
     task: ImageTask,
     page: u32,
+    meta: ImageMeta,
+}
+
+/// What the page said about an image beyond its URL. Kept here, not in the task: only
+/// the Coordinator acts on it.
+#[derive(Debug, Clone, Default)]
+struct ImageMeta {
+    /// The rule that found it; `None` for a `--urls` list.
+    element: Option<Element>,
+    /// For a link target: the thumbnail to fetch instead if the target is a page.
+    fallback: Option<Url>,
+    /// Why the URL is not the one the page pointed at first.
+    note: Option<String>,
 }
 
 /// Images found and not yet handed out, one queue per origin (in order of first
@@ -238,6 +255,13 @@ pub struct Coordinator {
     interrupted: bool,
     /// `--dry-run` and its reader closed stdout: stop quietly.
     listing_closed: bool,
+    /// `--dry-run`: pages' images held until every earlier page is done, so the list is
+    /// in page order whatever order pages come back in.
+    held: BTreeMap<u32, (Option<Url>, Vec<Found>)>,
+    /// `--dry-run`: the next page whose images may be listed.
+    next_listed_page: u32,
+    /// `--dry-run`: images to list, in page order (a per-origin queue would reorder them).
+    to_list: VecDeque<PendingImage>,
     /// The resume record could not be written: warned once.
     resume_warned: bool,
     pages: PageCounts,
@@ -273,6 +297,9 @@ impl Coordinator {
             taken_names: HashSet::new(),
             interrupted: false,
             listing_closed: false,
+            held: BTreeMap::new(),
+            next_listed_page: 1,
+            to_list: VecDeque::new(),
             resume_warned: false,
             pages: PageCounts::default(),
             images: ImageCounts::default(),
@@ -280,7 +307,7 @@ impl Coordinator {
             items: Vec::new(),
             joiners: Vec::new(),
         };
-        coordinator.enqueue_images(0, None, urls);
+        coordinator.enqueue_images(0, None, urls.into_iter().map(|url| (url, ImageMeta::default())).collect());
         coordinator
     }
 
@@ -297,6 +324,8 @@ impl Coordinator {
     fn is_finished(&self) -> bool {
         self.in_flight.is_empty()
             && self.pending.is_empty()
+            && self.to_list.is_empty()
+            && self.held.is_empty()
             && self.robots_queue.is_empty()
             && self.first_page_done
             && self.next_page > self.last_page
@@ -327,12 +356,12 @@ impl Coordinator {
 
     /// The next task by priority: robots.txt first; page 1 alone; then a page when the
     /// image queue is running short; else an image; else a page.
-    fn next_task(&mut self) -> Option<(Task, u32)> {
+    fn next_task(&mut self) -> Option<(Task, u32, ImageMeta)> {
         if self.interrupted || self.listing_closed {
             return None;
         }
         if let Some(url) = self.robots_queue.pop_front() {
-            return Some((Task::Robots { url }, 0));
+            return Some((Task::Robots { url }, 0, ImageMeta::default()));
         }
         let page = self.ready_page();
         if let Some(n) = page
@@ -341,7 +370,7 @@ impl Coordinator {
             return Some(self.take_page(n));
         }
         if let Some(image) = self.take_ready_image() {
-            return Some((Task::Image(image.task), image.page));
+            return Some((Task::Image(image.task), image.page, image.meta));
         }
         page.map(|n| self.take_page(n))
     }
@@ -367,6 +396,7 @@ impl Coordinator {
                 Verdict::Refused(reason) => {
                     warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => reason);
                     self.pages.skipped += 1;
+                    self.page_settled(n, None, Vec::new());
                     if n == 1 {
                         self.first_page_sent = true;
                         self.first_page_done = true;
@@ -378,7 +408,7 @@ impl Coordinator {
         }
     }
 
-    fn take_page(&mut self, n: u32) -> (Task, u32) {
+    fn take_page(&mut self, n: u32) -> (Task, u32, ImageMeta) {
         if n == 1 {
             self.first_page_sent = true;
         } else {
@@ -386,11 +416,11 @@ impl Coordinator {
         }
         self.pages_in_flight += 1;
         let url = self.page_url(n).expect("pages come from a page source");
-        (Task::Page { number: n, url }, n)
+        (Task::Page { number: n, url }, n, ImageMeta::default())
     }
 
     /// The first waiting image that may go now. Images robots.txt disallows are counted
-    /// as skipped on the way; with `--dry-run`, allowed ones are listed instead.
+    /// as skipped on the way.
     fn take_ready_image(&mut self) -> Option<PendingImage> {
         for queue in 0..self.pending.queues.len() {
             let OriginQueue { origin, images, .. } = &self.pending.queues[queue];
@@ -407,9 +437,6 @@ impl Coordinator {
                 if !rules.allows(&front.task.url) {
                     let image = self.pending.pop(queue).expect("a front");
                     self.skip(image.task, image.page, rules.refusal());
-                } else if self.plan.listing.is_some() {
-                    let image = self.pending.pop(queue).expect("a front");
-                    self.list(&image.task.url);
                 } else if self.host_has_room(&self.pending.queues[queue].host) {
                     return self.pending.pop(queue);
                 } else {
@@ -421,11 +448,34 @@ impl Coordinator {
     }
 
     fn skip(&mut self, task: ImageTask, page: u32, reason: String) {
+        self.skip_with(task, page, reason, ImageMeta::default());
+    }
+
+    fn skip_with(&mut self, task: ImageTask, page: u32, reason: String, meta: ImageMeta) {
         debug!(self.log, "image skipped"; "url" => %task.url, "reason" => &reason);
         self.images.skipped += 1;
         let mut item = item(task.url, page, task.name, Status::Skipped);
         item.reason = Some(reason);
+        (item.element, item.note) = (meta.element, meta.note);
         self.record(item);
+    }
+
+    /// `--dry-run`: lists the waiting images in order, up to one whose robots.txt is
+    /// still on its way (the order must hold), skipping what robots.txt refuses.
+    fn list_ready(&mut self) {
+        while let Some(front) = self.to_list.front() {
+            match self.verdict(&front.task.url.clone()) {
+                Verdict::Wait => return,
+                Verdict::Go => {
+                    let image = self.to_list.pop_front().expect("a front");
+                    self.list(&image.task.url);
+                }
+                Verdict::Refused(reason) => {
+                    let image = self.to_list.pop_front().expect("a front");
+                    self.skip_with(image.task, image.page, reason, image.meta);
+                }
+            }
+        }
     }
 
     fn list(&mut self, url: &Url) {
@@ -440,6 +490,8 @@ impl Coordinator {
         // The reader is gone (`| head`): nothing more to fetch or list, and nothing failed.
         self.listing_closed = true;
         self.pending.drain();
+        self.to_list.clear();
+        self.held.clear();
         self.robots_queue.clear();
         self.first_page_sent = true;
         self.first_page_done = true;
@@ -452,10 +504,10 @@ impl Coordinator {
         self.drop_dead_workers();
         if self.plan.listing.is_some() {
             // A dry run hands out no images: list what is ready now.
-            self.take_ready_image();
+            self.list_ready();
         }
         while let Some(slot) = self.least_loaded_slot() {
-            let Some((task, page)) = self.next_task() else {
+            let Some((task, page, meta)) = self.next_task() else {
                 return;
             };
             let id = self.next_id;
@@ -466,7 +518,7 @@ impl Coordinator {
                 None => _ = self.host_busy.insert(host_of(task.url()).to_string(), 1),
             }
             self.slots[slot].tasks.do_send(RunTask { id, task: task.clone() });
-            self.in_flight.insert(id, InFlight { slot, task, page });
+            self.in_flight.insert(id, InFlight { slot, task, page, meta });
         }
     }
 
@@ -522,10 +574,13 @@ impl Coordinator {
             self.next_page = self.last_page + 1;
         }
         self.robots_queue.clear();
-        for image in self.pending.drain() {
+        self.release_held();
+        let unlisted: Vec<PendingImage> = self.to_list.drain(..).collect();
+        for image in self.pending.drain().into_iter().chain(unlisted) {
             self.images.failed += 1;
             let mut item = item(image.task.url, image.page, image.task.name, Status::Failed);
             item.error = Some(reason.to_string());
+            (item.element, item.note) = (image.meta.element, image.meta.note);
             self.record(item);
         }
     }
@@ -558,9 +613,17 @@ impl Coordinator {
                 }
                 let mut item = item(task.url, done.page, name, Status::Ok);
                 (item.bytes, item.attempts, item.sha256) = (bytes, msg.attempts, sha256);
+                (item.element, item.note) = (done.meta.element, done.meta.note);
                 self.record(item);
             }
-            (Task::Image(task), Err(TaskError::Unwanted(reason))) => self.skip(task, done.page, reason),
+            (Task::Image(task), Err(TaskError::Unwanted(reason))) => {
+                self.skip_with(task, done.page, reason, done.meta);
+            }
+            (Task::Image(task), Err(TaskError::NotAnImage(reason)))
+                if done.meta.fallback.is_some() && validate::is_page(&reason) =>
+            {
+                self.fall_back(task, done.page, done.meta);
+            }
             (Task::Image(task), outcome) => {
                 let error = match outcome {
                     Err(e) => e.to_string(),
@@ -570,10 +633,29 @@ impl Coordinator {
                 self.images.failed += 1;
                 let mut item = item(task.url, done.page, task.name, Status::Failed);
                 (item.attempts, item.error) = (msg.attempts, Some(error));
+                (item.element, item.note) = (done.meta.element, done.meta.note);
                 self.record(item);
             }
         }
         self.show_progress();
+    }
+
+    /// A link target answered with a page (MediaWiki's `File:` links look like image
+    /// files): the element's own best candidate, the thumbnail, is downloaded instead. Not
+    /// a failure, and the same image: counted once, under the thumbnail's URL.
+    fn fall_back(&mut self, link: ImageTask, page: u32, meta: ImageMeta) {
+        let thumbnail = meta.fallback.expect("checked by the caller");
+        let note = format!("the link target {} is a page, not an image: its thumbnail instead", link.url);
+        info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.url, "thumbnail" => %thumbnail);
+        let meta = ImageMeta { element: Some(Element::Img), fallback: None, note: Some(note) };
+        if !self.seen_urls.insert(xxh3_128(thumbnail.as_str().as_bytes())) {
+            // Found on its own too: downloaded (or skipped) as that image.
+            let reason = "its thumbnail is already another image of this run".to_string();
+            return self.skip_with(link, page, reason, meta);
+        }
+        if let Some(task) = self.plan_image(thumbnail, page, link.referer.as_ref(), &meta) {
+            self.pending.push(PendingImage { task, page, meta });
+        }
     }
 
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
@@ -600,7 +682,7 @@ impl Coordinator {
                 if number == 1 {
                     self.clamp_pages(scan.page_count);
                 }
-                self.enqueue_images(number, Some(url), scan.images);
+                self.page_settled(number, Some(url.clone()), scan.images);
             }
             other => {
                 let error = match other {
@@ -609,6 +691,7 @@ impl Coordinator {
                 };
                 warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
                 self.pages.failed += 1;
+                self.page_settled(number, None, Vec::new());
             }
         }
         if number == 1 {
@@ -628,20 +711,47 @@ impl Coordinator {
         info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.last_page);
     }
 
-    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<Url>) {
+    /// Page `number` is done (fetched, failed or skipped) with these images. A dry run
+    /// lists pages in order, so it holds them until every earlier page is done.
+    fn page_settled(&mut self, number: u32, referer: Option<Url>, images: Vec<Found>) {
+        if self.plan.listing.is_none() {
+            let images = images.into_iter().map(|f| (f.url, meta_of(f.element, f.fallback))).collect();
+            return self.enqueue_images(number, referer.as_ref(), images);
+        }
+        self.held.insert(number, (referer, images));
+        while let Some((referer, images)) = self.held.remove(&self.next_listed_page) {
+            let images = images.into_iter().map(|f| (f.url, meta_of(f.element, f.fallback))).collect();
+            self.enqueue_images(self.next_listed_page, referer.as_ref(), images);
+            self.next_listed_page += 1;
+        }
+    }
+
+    /// Every held page, in order, whatever is still missing before it (the run is ending).
+    fn release_held(&mut self) {
+        while let Some((number, (referer, images))) = self.held.pop_first() {
+            let images = images.into_iter().map(|f| (f.url, meta_of(f.element, f.fallback))).collect();
+            self.enqueue_images(number, referer.as_ref(), images);
+        }
+    }
+
+    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<(Url, ImageMeta)>) {
         if self.listing_closed {
             return;
         }
         let found = images.len();
         let mut new = 0;
-        for url in images {
+        for (url, meta) in images {
             if !self.plan.filters.wants(&url) || !self.seen_urls.insert(xxh3_128(url.as_str().as_bytes())) {
                 continue;
             }
             new += 1;
             self.images.total += 1;
-            if let Some(task) = self.plan_image(url, page, referer) {
-                self.pending.push(PendingImage { task, page });
+            if let Some(task) = self.plan_image(url, page, referer, &meta) {
+                let image = PendingImage { task, page, meta };
+                match self.plan.listing {
+                    Some(_) => self.to_list.push_back(image),
+                    None => self.pending.push(image),
+                }
             }
         }
         debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
@@ -650,7 +760,7 @@ impl Coordinator {
     /// Decides what to do with a newly found image: skip it (an earlier run completed it
     /// and the file is still whole), or download it under the name an earlier run gave
     /// it, or under a new name no other URL has.
-    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>) -> Option<ImageTask> {
+    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>, meta: &ImageMeta) -> Option<ImageTask> {
         let referer = referer.cloned();
         if let Some(done) = self.plan.resume.get(&url).cloned() {
             let on_disk = std::fs::metadata(storage::destination(&self.plan.out_dir, &done.path))
@@ -661,6 +771,7 @@ impl Coordinator {
                 self.images.skipped += 1;
                 let mut item = item(url, page, done.path, Status::Skipped);
                 (item.bytes, item.reason) = (done.bytes, Some("complete from an earlier run".into()));
+                (item.element, item.note) = (meta.element, meta.note.clone());
                 self.record(item);
                 return None;
             }
@@ -770,6 +881,10 @@ fn robots_rules(
     }
 }
 
+fn meta_of(element: Element, fallback: Option<Url>) -> ImageMeta {
+    ImageMeta { element: Some(element), fallback, note: None }
+}
+
 /// What `taken_names` keeps of a name.
 fn name_key(name: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(name.to_lowercase().as_bytes())
@@ -787,6 +902,8 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
         error: None,
         reason: None,
         sha256: None,
+        element: None,
+        note: None,
     }
 }
 
@@ -933,7 +1050,7 @@ mod tests {
     }
 
     fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
-        let images = images.iter().map(|s| url(s)).collect();
+        let images = images.iter().map(|s| crate::html::Found::img(url(s))).collect();
         let outcome = Ok(Done::Page(PageScan { images, page_count }));
         TaskFinished { id, outcome, attempts: 1 }
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::html::Element;
 use crate::progress::human_bytes;
 use crate::settings::Mode;
 
@@ -60,6 +61,12 @@ pub struct Item {
     /// Only computed for a .jsonl manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Which rule found it (`img`, `picture`, `noscript`, `link`), so a user can see why
+    /// this URL was chosen; `null` for a `--urls` list.
+    pub element: Option<Element>,
+    /// Why the URL is not the one the page offered first (a link target that was a page,
+    /// replaced by its thumbnail); `null` otherwise.
+    pub note: Option<String>,
 }
 
 /// The Coordinator's answer to `Join`.
@@ -196,6 +203,8 @@ mod tests {
                     error: Some("HTTP status 404".into()),
                     reason: None,
                     sha256: None,
+                    element: Some(Element::Img),
+                    note: None,
                 },
                 Item {
                     url: "http://h/b.jpg".into(),
@@ -207,6 +216,8 @@ mod tests {
                     error: None,
                     reason: None,
                     sha256: Some("ab".repeat(32)),
+                    element: None,
+                    note: None,
                 },
             ],
         }

@@ -303,6 +303,8 @@ fn rules() -> impl Strategy<Value = ExtractRules> {
             attributes: attributes.into_iter().map(String::from).collect(),
             image_host: host,
             page_count_selector: page_count,
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
 }
 
@@ -312,7 +314,7 @@ fn check_scan(rules: &ExtractRules, html: &str, page: &Url) -> Result<(), TestCa
     let scan = extractor.scan(html, page);
     let host_filter = rules.image_host.trim().to_ascii_lowercase();
     let mut seen = HashSet::new();
-    for url in &scan.images {
+    for url in scan.urls() {
         prop_assert!(matches!(url.scheme(), "http" | "https"), "{url}");
         prop_assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{url}");
         prop_assert!(!url.cannot_be_a_base(), "{url}");
@@ -366,6 +368,8 @@ proptest! {
             attributes: vec!["src".into()],
             image_host: String::new(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let html = format!("<ul><li class=\"pag-text\">{before}{n}</li></ul>");
@@ -413,11 +417,13 @@ proptest! {
             attributes: vec!["src".into()],
             image_host: "img.example".into(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let (html, expected) = gallery(count, &noise);
         let scan = extractor.scan(&html, &Url::parse("https://img.example/p1/cats.html").unwrap());
-        let got: Vec<String> = scan.images.iter().map(Url::to_string).collect();
+        let got: Vec<String> = scan.urls().map(Url::to_string).collect();
         prop_assert_eq!(got, expected);
         prop_assert_eq!(scan.page_count, Some(12));
     }
@@ -433,6 +439,8 @@ proptest! {
             attributes: vec!["srcset".into(), "src".into()],
             image_host: String::new(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let long = "a".repeat(value_len);
@@ -445,9 +453,9 @@ proptest! {
         let scan = extractor.scan(&html, &page);
         // Inside `<svg>` an `<img>` is a foreign element; html5ever breaks out of svg for
         // it, so the image is still found.
-        prop_assert!(scan.images.contains(&page.join("deep.jpg").unwrap()), "{open} x {depth}");
+        prop_assert!(scan.urls().any(|u| *u == page.join("deep.jpg").unwrap()), "{open} x {depth}");
         prop_assert!(scan.images.len() <= 3);
-        for url in &scan.images {
+        for url in scan.urls() {
             check_safe_name(&file_name(url))?;
         }
     }
@@ -541,11 +549,13 @@ fn found_multibyte_srcset_descriptor_does_not_panic() {
         attributes: vec!["srcset".into()],
         image_host: String::new(),
         page_count_selector: String::new(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     })
     .unwrap();
     let scan =
         extractor.scan("<img srcset=\"a.jpg 1é, b.jpg 2x\">", &Url::parse("http://h.example/").unwrap());
-    assert_eq!(scan.images, [Url::parse("http://h.example/b.jpg").unwrap()]);
+    assert_eq!(scan.urls().collect::<Vec<_>>(), [&Url::parse("http://h.example/b.jpg").unwrap()]);
 }
 
 #[test]

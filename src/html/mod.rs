@@ -1,0 +1,698 @@
+//! Page HTML + page URL -> the images on it, one per image element, and the page count it
+//! states.
+//!
+//! Pure and synchronous: `scraper::Html` is `!Send`, so a document is parsed and dropped
+//! inside [`Extractor::scan`] and only owned URLs leave it. Never imports actix.
+//!
+//! The rules (docs/EXTRACTION.md says why each exists):
+//! - one URL per image element: an `<img>` with its `<picture>`'s `<source>`s, or a
+//!   `<picture>` alone, chooses among all their candidates ([`Extractor::choose`]);
+//! - lazy-loading attributes (`data-*`) before `srcset`/`src`; placeholders last;
+//!   values that are not URLs never;
+//! - `<noscript>` read as markup; its image and its lazy twin beside it are one image;
+//! - `<template>` is inert;
+//! - an `<a href>` to an image file is an image, and replaces the thumbnail it wraps
+//!   (`LINKED_IMAGES`), which stays as its fallback.
+
+pub mod parse;
+pub mod srcset;
+
+use std::collections::HashSet;
+
+use ego_tree::iter::Edge;
+use scraper::{ElementRef, Html, Node, Selector};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use srcset::Size;
+
+/// What the site-specific settings say about where images and the page count are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractRules {
+    /// CSS selector of the elements that carry an image URL (`IMAGE_SELECTOR`).
+    pub image_selector: String,
+    /// Attributes read on each element (`IMAGE_ATTRIBUTES`): `data-*` ones (what lazy
+    /// loaders read) before the others; a name ending in `srcset` is parsed as a srcset.
+    /// Among all candidates the largest wins; ties go to the earlier attribute.
+    pub attributes: Vec<String>,
+    /// Keep only URLs whose host contains this; empty keeps all (`IMAGE_HOST`).
+    pub image_host: String,
+    /// Element whose text states the page count, e.g. `Page 1 of 48`; empty disables
+    /// clamping (`PAGE_COUNT_SELECTOR`).
+    pub page_count_selector: String,
+    /// What to do with `<a href>`s to image files (`LINKED_IMAGES`).
+    pub linked_images: LinkedImages,
+    /// Links that are images whatever their extension (`LINK_SELECTOR`); empty: none.
+    pub link_selector: String,
+}
+
+/// `LINKED_IMAGES`: what an `<a href>` to an image file means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkedImages {
+    /// The link target is the image; a thumbnail inside the link is only its fallback.
+    #[default]
+    Prefer,
+    /// The link target and the thumbnail are both downloaded.
+    Both,
+    /// Links are not images.
+    Off,
+}
+
+/// Which rule found an image: shown in the report so a user can see why it was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Element {
+    Img,
+    Picture,
+    Noscript,
+    Link,
+}
+
+impl Element {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Element::Img => "img",
+            Element::Picture => "picture",
+            Element::Noscript => "noscript",
+            Element::Link => "link",
+        }
+    }
+}
+
+/// One image of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub url: Url,
+    pub element: Element,
+    /// For a link target: the best candidate of the thumbnail it wraps, to download
+    /// instead when the target turns out to be a page, not an image (MediaWiki's
+    /// `File:` links).
+    pub fallback: Option<Url>,
+}
+
+impl Found {
+    pub fn img(url: Url) -> Self {
+        Self { url, element: Element::Img, fallback: None }
+    }
+}
+
+/// What one page yielded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageScan {
+    /// Distinct absolute http(s) image URLs, in document order, after the host filter.
+    pub images: Vec<Found>,
+    /// The last number in the page-count element's text, if there is one.
+    pub page_count: Option<u32>,
+}
+
+impl PageScan {
+    /// The image URLs alone.
+    pub fn urls(&self) -> impl Iterator<Item = &Url> {
+        self.images.iter().map(|f| &f.url)
+    }
+}
+
+/// An attribute to read, as configured.
+#[derive(Debug)]
+struct Attribute {
+    /// Lower-cased.
+    name: String,
+    srcset: bool,
+    /// Set by a lazy loader's script: where the real image is when the page also has a
+    /// placeholder in `src`/`srcset`.
+    lazy: bool,
+}
+
+/// [`ExtractRules`] with the selectors parsed once.
+#[derive(Debug)]
+pub struct Extractor {
+    image: Selector,
+    attributes: Vec<Attribute>,
+    /// Lower-cased, since `Url` lower-cases hosts.
+    host: String,
+    page_count: Option<Selector>,
+    /// `<base href>` changes what relative URLs resolve against, as in a browser.
+    base: Selector,
+    links: LinkedImages,
+    link_selector: Option<Selector>,
+}
+
+/// One candidate URL of an element, ranked.
+#[derive(Debug, Clone)]
+struct Candidate {
+    url: Url,
+    size: Size,
+    /// From a `data-*` attribute.
+    lazy: bool,
+    /// A spacer or placeholder file name.
+    placeholder: bool,
+    /// The `<img>`'s own (not a `<source>`'s): the format every browser takes.
+    own: bool,
+    /// Position of its attribute in the configured list: earlier wins a tie.
+    rank: usize,
+}
+
+/// What one image element chose, with what the choice was made from.
+#[derive(Debug, Clone)]
+struct Pick {
+    url: Url,
+    size: Size,
+    lazy: bool,
+    placeholder: bool,
+}
+
+/// An image found, before duplicates are dropped.
+struct Entry {
+    found: Found,
+    /// Its element's choice, for comparing a `<noscript>` image with its twin.
+    pick: Option<Pick>,
+    /// Its element in the document; `None` for one inside a `<noscript>` (another tree)
+    /// and for links, which are never a `<noscript>`'s twin.
+    node: Option<ego_tree::NodeId>,
+}
+
+/// A link to an image file being walked: the images inside it are its thumbnail.
+struct OpenLink {
+    node: ego_tree::NodeId,
+    entry: usize,
+}
+
+/// A `<noscript>` whose image still looks for its lazy twin among the images that follow.
+struct WaitingTwin {
+    entry: usize,
+    /// The `<noscript>`'s parent: the twin is inside it.
+    scope: ego_tree::NodeId,
+}
+
+/// State of one walk over a document (and the fragments of its `<noscript>`s).
+struct Walk<'a> {
+    base: &'a Url,
+    entries: Vec<Entry>,
+    /// `<picture>`s already taken as one image.
+    units: HashSet<ego_tree::NodeId>,
+    link: Option<OpenLink>,
+    twin: Option<WaitingTwin>,
+}
+
+impl Extractor {
+    /// Fails with a message naming the bad selector.
+    pub fn new(rules: &ExtractRules) -> Result<Self, String> {
+        let parse = |css: &str, what: &str| {
+            Selector::parse(css).map_err(|e| format!("{what} {css:?} is not a valid CSS selector: {e}"))
+        };
+        let page_count = match rules.page_count_selector.trim() {
+            "" => None,
+            css => Some(parse(css, "page-count selector")?),
+        };
+        let link_selector = match rules.link_selector.trim() {
+            "" => None,
+            css => Some(parse(css, "link selector")?),
+        };
+        let attributes: Vec<Attribute> = rules
+            .attributes
+            .iter()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| !a.is_empty())
+            .map(|name| Attribute { srcset: name.ends_with("srcset"), lazy: name.starts_with("data-"), name })
+            .collect();
+        if attributes.is_empty() {
+            return Err("no image attribute to read".into());
+        }
+        Ok(Self {
+            image: parse(&rules.image_selector, "image selector")?,
+            attributes,
+            host: rules.image_host.trim().to_ascii_lowercase(),
+            page_count,
+            base: Selector::parse("base[href]").expect("static selector"),
+            links: rules.linked_images,
+            link_selector,
+        })
+    }
+
+    pub fn scan(&self, html: &str, page_url: &Url) -> PageScan {
+        let doc = parse::document(html).html;
+        let base = doc
+            .select(&self.base)
+            .next()
+            .and_then(|e| e.value().attr("href"))
+            .and_then(|href| page_url.join(href.trim()).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .unwrap_or_else(|| page_url.clone());
+
+        let mut walk = Walk { base: &base, entries: Vec::new(), units: HashSet::new(), link: None, twin: None };
+        self.walk(&doc, false, &mut walk);
+        let mut seen = HashSet::new();
+        let images = walk.entries.into_iter().map(|e| e.found).filter(|f| seen.insert(f.url.clone())).collect();
+        let page_count = self
+            .page_count
+            .as_ref()
+            .and_then(|s| doc.select(s).next())
+            .and_then(|e| last_number(&e.text().collect::<String>()));
+        PageScan { images, page_count }
+    }
+
+    /// Every image of `doc` in document order, into `walk`. `<template>` contents are
+    /// skipped: a browser never shows them as they are.
+    fn walk(&self, doc: &Html, in_noscript: bool, walk: &mut Walk<'_>) {
+        let mut inert = 0usize;
+        for edge in doc.tree.root().traverse() {
+            match edge {
+                Edge::Open(node) => {
+                    let Some(element) = ElementRef::wrap(node) else { continue };
+                    let name = element.value().name();
+                    if name == "template" {
+                        inert += 1;
+                    }
+                    if inert == 0 {
+                        self.open(element, in_noscript, walk);
+                    }
+                }
+                Edge::Close(node) => {
+                    let Some(element) = ElementRef::wrap(node) else { continue };
+                    if element.value().name() == "template" {
+                        inert -= 1;
+                    }
+                    if walk.link.as_ref().is_some_and(|l| l.node == node.id()) {
+                        walk.link = None;
+                    }
+                    if walk.twin.as_ref().is_some_and(|t| t.scope == node.id()) {
+                        walk.twin = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn open(&self, element: ElementRef<'_>, in_noscript: bool, walk: &mut Walk<'_>) {
+        match element.value().name() {
+            "noscript" if !in_noscript => self.noscript(element, walk),
+            "a" if walk.link.is_none() => self.link(element, walk),
+            _ => {}
+        }
+        if !self.image.matches(&element) {
+            return;
+        }
+        let (unit, kind) = unit_of(element);
+        if kind == Element::Picture && !walk.units.insert(unit.id()) {
+            return;
+        }
+        let kind = if in_noscript { Element::Noscript } else { kind };
+        let pick = self.choose(unit, walk.base);
+        self.emit(pick, kind, element, walk);
+    }
+
+    /// Adds what an image element chose: as a link's thumbnail, as a `<noscript>`'s twin,
+    /// or as an image of its own.
+    fn emit(&self, pick: Option<Pick>, kind: Element, element: ElementRef<'_>, walk: &mut Walk<'_>) {
+        let Some(pick) = pick else { return };
+        if let Some(link) = &walk.link
+            && self.links == LinkedImages::Prefer
+        {
+            let entry = &mut walk.entries[link.entry];
+            if entry.found.fallback.is_none() && self.host_allowed(&pick.url) {
+                entry.found.fallback = Some(pick.url);
+            }
+            return;
+        }
+        if !self.host_allowed(&pick.url) {
+            return;
+        }
+        let node = (kind != Element::Noscript).then(|| element.id());
+        // The image just after a `<noscript>` may be its twin; any other ends the wait.
+        if let Some(twin) = walk.twin.take_if(|_| node.is_some())
+            && near(element.tree(), element.id(), twin.scope)
+        {
+            merge(&mut walk.entries[twin.entry], pick, kind);
+            walk.entries[twin.entry].node = node;
+            return;
+        }
+        let found = Found { url: pick.url.clone(), element: kind, fallback: None };
+        walk.entries.push(Entry { found, pick: Some(pick), node });
+    }
+
+    /// A `<noscript>`'s text read as markup, as a browser with scripting off reads it.
+    /// Its one image and the lazy image beside it (just before or just after it, under
+    /// the same parent) are one image: the better is kept.
+    fn noscript(&self, element: ElementRef<'_>, walk: &mut Walk<'_>) {
+        let text: String = element.text().collect();
+        if !text.contains('<') {
+            return;
+        }
+        let fragment = parse::fragment(&text).html;
+        let before = walk.entries.len();
+        self.walk(&fragment, true, walk);
+        if walk.entries.len() != before + 1 || walk.link.is_some() {
+            return;
+        }
+        let Some(scope) = element.parent().map(|p| p.id()) else { return };
+        let twin_before = before
+            .checked_sub(1)
+            .filter(|&prev| walk.entries[prev].node.is_some_and(|n| near(element.tree(), n, scope)));
+        match twin_before {
+            Some(prev) => {
+                let noscript = walk.entries.pop().expect("just added").pick.expect("an image has a pick");
+                merge(&mut walk.entries[prev], noscript, Element::Noscript);
+            }
+            None => walk.twin = Some(WaitingTwin { entry: before, scope }),
+        }
+    }
+
+    /// An `<a href>` to an image file: an image, and the thumbnail inside it its fallback.
+    fn link(&self, element: ElementRef<'_>, walk: &mut Walk<'_>) {
+        if self.links == LinkedImages::Off {
+            return;
+        }
+        let Some(href) = element.value().attr("href") else { return };
+        let by_selector = self.link_selector.as_ref().is_some_and(|s| s.matches(&element));
+        let Some(url) = self.resolve(href, walk.base) else { return };
+        if !(by_selector || has_image_extension(&url)) || !self.host_allowed(&url) {
+            return;
+        }
+        walk.entries.push(Entry { found: Found { url, element: Element::Link, fallback: None }, pick: None, node: None });
+        walk.link = Some(OpenLink { node: element.id(), entry: walk.entries.len() - 1 });
+    }
+
+    /// The one URL an image element stands for: the largest of its real candidates.
+    fn choose(&self, unit: ElementRef<'_>, base: &Url) -> Option<Pick> {
+        let mut candidates = Vec::new();
+        for (element, own) in members(unit) {
+            self.candidates_of(element, own, base, &mut candidates);
+        }
+        // Real before placeholders; lazy before the rest (a lazy loader's real image
+        // beats the `src` it will replace).
+        let best_class = candidates.iter().map(|c| (!c.placeholder, c.lazy)).max()?;
+        candidates
+            .into_iter()
+            .filter(|c| (!c.placeholder, c.lazy) == best_class)
+            .reduce(|best, c| if outranks(&c, &best) { c } else { best })
+            .map(|c| Pick { url: c.url, size: c.size, lazy: c.lazy, placeholder: c.placeholder })
+    }
+
+    fn candidates_of(&self, element: ElementRef<'_>, own: bool, base: &Url, out: &mut Vec<Candidate>) {
+        for (rank, attribute) in self.attributes.iter().enumerate() {
+            let Some(value) = element.value().attr(&attribute.name) else { continue };
+            let mut push = |raw: &str, size: Size| {
+                if !looks_like_url(raw) {
+                    return;
+                }
+                if let Some(url) = self.resolve(raw, base) {
+                    let placeholder = is_placeholder(&url);
+                    out.push(Candidate { url, size, lazy: attribute.lazy, placeholder, own, rank });
+                }
+            };
+            if attribute.srcset {
+                for c in srcset::parse(value) {
+                    push(c.url, c.size);
+                }
+            } else {
+                let value = value.trim();
+                // Inner whitespace: template text or prose, not a URL.
+                if !value.contains(char::is_whitespace) {
+                    push(value, Size::Density(1.0));
+                }
+            }
+        }
+    }
+
+    /// An absolute http(s) URL without a fragment, or `None`.
+    fn resolve(&self, raw: &str, base: &Url) -> Option<Url> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        let mut url = base.join(raw).ok()?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return None;
+        }
+        url.set_fragment(None);
+        Some(url)
+    }
+
+    fn host_allowed(&self, url: &Url) -> bool {
+        self.host.is_empty() || url.host_str().is_some_and(|h| h.contains(&self.host))
+    }
+}
+
+/// The image element `element` belongs to: its `<picture>` when it is an `<img>` or a
+/// `<source>` in one, else itself.
+fn unit_of(element: ElementRef<'_>) -> (ElementRef<'_>, Element) {
+    let name = element.value().name();
+    if matches!(name, "img" | "source")
+        && let Some(picture) = element.parent().and_then(ElementRef::wrap)
+        && picture.value().name() == "picture"
+    {
+        return (picture, Element::Picture);
+    }
+    if name == "picture" {
+        return (element, Element::Picture);
+    }
+    (element, Element::Img)
+}
+
+/// The elements whose candidates an image element chooses among, each with whether it is
+/// the `<img>` itself: a `<picture>`'s `<source>`s and `<img>`, or the element alone.
+fn members(unit: ElementRef<'_>) -> Vec<(ElementRef<'_>, bool)> {
+    if unit.value().name() != "picture" {
+        return vec![(unit, true)];
+    }
+    unit.children()
+        .filter_map(ElementRef::wrap)
+        .filter_map(|child| match child.value().name() {
+            "source" => Some((child, false)),
+            "img" => Some((child, true)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `c` beats `best`: a larger width, else (no widths) a larger density; a width
+/// beats any density. Ties: the `<img>`'s own, then the earlier attribute; else the first.
+fn outranks(c: &Candidate, best: &Candidate) -> bool {
+    let key = |c: &Candidate| match c.size {
+        Size::Width(w) => (1u8, f64::from(w)),
+        Size::Density(x) => (0u8, x),
+    };
+    let (a, b) = (key(c), key(best));
+    if a != b {
+        return a.0 > b.0 || (a.0 == b.0 && a.1 > b.1);
+    }
+    (c.own, std::cmp::Reverse(c.rank)) > (best.own, std::cmp::Reverse(best.rank))
+}
+
+/// Whether a `<noscript>` image (`noscript`) is better than its lazy twin's (`twin`): the
+/// twin's choice was only a placeholder, or not a lazy loader's real image while the two
+/// differ, or the `<noscript>` one is wider.
+fn noscript_wins(noscript: &Pick, twin: &Pick) -> bool {
+    if twin.placeholder && !noscript.placeholder {
+        return true;
+    }
+    match (noscript.size, twin.size) {
+        (Size::Width(a), Size::Width(b)) if a != b => a > b,
+        (Size::Width(_), Size::Density(_)) => true,
+        (Size::Density(_), Size::Width(_)) => false,
+        // The twin's `src` without a lazy attribute is a low-quality stand-in.
+        _ => !twin.lazy,
+    }
+}
+
+/// Two images that are one (a `<noscript>` image and its lazy twin): `entry` keeps its
+/// place in the page and becomes the better of the two; `other` is the one met second.
+fn merge(entry: &mut Entry, other: Pick, kind: Element) {
+    let mine = entry.pick.clone().expect("an image has a pick");
+    let other_wins = if kind == Element::Noscript { noscript_wins(&other, &mine) } else { !noscript_wins(&mine, &other) };
+    if other_wins {
+        entry.found = Found { url: other.url.clone(), element: kind, fallback: None };
+        entry.pick = Some(other);
+    }
+}
+
+/// Whether the element `node` sits within three levels under `scope` (a `<noscript>`'s
+/// parent): close enough to be the `<noscript>`'s twin.
+fn near(tree: &ego_tree::Tree<Node>, node: ego_tree::NodeId, scope: ego_tree::NodeId) -> bool {
+    tree.get(node).is_some_and(|n| n.ancestors().take(3).any(|a| a.id() == scope))
+}
+
+/// Not a URL: JSON (`{"default": ...}`), a list, or template text (`{{ src }}`, `${x}`,
+/// `<%= %>`), which pages leave in `data-*` attributes for their scripts.
+fn looks_like_url(raw: &str) -> bool {
+    let raw = raw.trim();
+    !(raw.is_empty()
+        || raw.starts_with(['{', '['])
+        || raw.contains("{{")
+        || raw.contains("{%")
+        || raw.contains("${")
+        || raw.contains("<%")
+        || !raw.contains(['.', '/']))
+}
+
+/// File names lazy loaders put in `src` until the real image loads.
+const PLACEHOLDER_STEMS: &[&str] = &[
+    "spacer", "blank", "pixel", "1x1", "transparent", "placeholder", "lazy", "lazyload", "lazy-load",
+    "lazy-placeholder", "loading", "loader", "clear", "empty", "trans", "grey", "gray", "dot", "spinner",
+];
+
+fn is_placeholder(url: &Url) -> bool {
+    let name = url.path().rsplit('/').next().unwrap_or_default();
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_ascii_lowercase();
+    PLACEHOLDER_STEMS.contains(&stem.as_str())
+}
+
+/// Extensions of image files, for links (`<a href="full/photo.jpg">`).
+const IMAGE_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "svg", "heic"];
+
+/// Whether the URL's path names an image file (a query may follow).
+pub fn has_image_extension(url: &Url) -> bool {
+    let name = url.path().rsplit('/').next().unwrap_or_default();
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
+}
+
+/// `Page 1 of 48` -> 48; `of 48` -> 48; no digits -> None.
+pub fn last_number(text: &str) -> Option<u32> {
+    let end = text.rfind(|c: char| c.is_ascii_digit())? + 1;
+    // The character before the digits may be several bytes long (`共48页`).
+    let start = text[..end].trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    text[start..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(selector: &str, attributes: &[&str], host: &str) -> ExtractRules {
+        ExtractRules {
+            image_selector: selector.into(),
+            attributes: attributes.iter().map(|s| s.to_string()).collect(),
+            image_host: host.into(),
+            page_count_selector: "li.pag-text".into(),
+            linked_images: LinkedImages::Prefer,
+            link_selector: String::new(),
+        }
+    }
+
+    fn scan(rules: &ExtractRules, html: &str, page: &str) -> PageScan {
+        Extractor::new(rules).unwrap().scan(html, &Url::parse(page).unwrap())
+    }
+
+    fn urls(scan: &PageScan) -> Vec<&str> {
+        scan.urls().map(Url::as_str).collect()
+    }
+
+    #[test]
+    fn resolves_relative_urls_against_the_page() {
+        let html = r#"<img src="a.jpg"><img src="/b.jpg"><img src="../c.jpg">
+            <img src="//cdn.example/d.jpg"><img src="https://x.example/e.jpg#frag">"#;
+        let s = scan(&rules("img", &["src"], ""), html, "http://site.example/p2/cats.html");
+        assert_eq!(
+            urls(&s),
+            [
+                "http://site.example/p2/a.jpg",
+                "http://site.example/b.jpg",
+                "http://site.example/c.jpg",
+                "http://cdn.example/d.jpg",
+                "https://x.example/e.jpg",
+            ]
+        );
+    }
+
+    #[test]
+    fn base_href_is_respected() {
+        let html = r#"<head><base href="https://img.example/g/"></head><img src="a.jpg">"#;
+        let s = scan(&rules("img", &["src"], ""), html, "http://site.example/p1/x.html");
+        assert_eq!(urls(&s), ["https://img.example/g/a.jpg"]);
+    }
+
+    #[test]
+    fn host_filter_keeps_hosts_containing_the_text() {
+        let html = r#"<img src="https://images.stockfreeimages.com/1.jpg">
+            <img src="https://www.stockfreeimages.com/logo.png">
+            <img src="/local.jpg">"#;
+        let r = rules("img", &["src"], "images.stockfreeimages.com");
+        let s = scan(&r, html, "https://www.stockfreeimages.com/p1/cats.html");
+        assert_eq!(urls(&s), ["https://images.stockfreeimages.com/1.jpg"]);
+        let all = scan(&rules("img", &["src"], ""), html, "https://www.stockfreeimages.com/p1/cats.html");
+        assert_eq!(all.images.len(), 3);
+    }
+
+    #[test]
+    fn duplicates_data_uris_and_junk_are_dropped() {
+        let html = r#"<img src="a.jpg"><img src="a.jpg"><img src="a.jpg#x">
+            <img src="data:image/png;base64,AAAA"><img src="javascript:alert(1)">
+            <img src=""><img><img src="http://[::1">"#;
+        let s = scan(&rules("img", &["src"], ""), html, "http://h.example/");
+        assert_eq!(urls(&s), ["http://h.example/a.jpg"]);
+    }
+
+    #[test]
+    fn first_present_attribute_wins_and_srcset_takes_the_largest() {
+        let html = r#"<img src="thumb.gif" data-src="real.jpg">
+            <img srcset="s.jpg 480w, l.jpg 1080w, m.jpg 800w">
+            <img data-srcset="one.jpg, two.jpg 2x">
+            <img src="plain.jpg">"#;
+        let r = rules("img", &["data-src", "srcset", "data-srcset", "src"], "");
+        let s = scan(&r, html, "http://h.example/");
+        assert_eq!(
+            urls(&s),
+            [
+                "http://h.example/real.jpg",
+                "http://h.example/l.jpg",
+                "http://h.example/two.jpg",
+                "http://h.example/plain.jpg"
+            ]
+        );
+    }
+
+    #[test]
+    fn page_count_is_the_last_number_of_the_element() {
+        let r = rules("img", &["src"], "");
+        let page = "http://h.example/";
+        let s = scan(&r, r#"<ul><li class="pag-text">Page 1 of 48</li></ul>"#, page);
+        assert_eq!(s.page_count, Some(48));
+        let s = scan(&r, r#"<li class="pag-text">of 7</li>"#, page);
+        assert_eq!(s.page_count, Some(7));
+        assert_eq!(scan(&r, "<p>Page 1 of 48</p>", page).page_count, None);
+        let s = scan(&r, r#"<li class="pag-text">of 99999999999</li>"#, page);
+        assert_eq!(s.page_count, None);
+        assert_eq!(last_number("no digits"), None);
+        assert_eq!(last_number("3 of 12 pages"), Some(12));
+    }
+
+    #[test]
+    fn page_count_after_a_multibyte_character() {
+        // Found by tests/it/props.rs: sliced inside `共` and panicked.
+        assert_eq!(last_number("第1页 共48页"), Some(48));
+        assert_eq!(last_number("¡0"), Some(0));
+        let r = rules("img", &["src"], "");
+        let s = scan(&r, r#"<li class="pag-text">第1页 共48页</li>"#, "http://h.example/");
+        assert_eq!(s.page_count, Some(48));
+    }
+
+    #[test]
+    fn srcset_descriptor_ending_in_a_multibyte_character() {
+        // Found by tests/it/props.rs: `1é` was split inside `é` and panicked. Not a
+        // descriptor a browser accepts: the candidate is dropped.
+        let r = rules("img", &["srcset"], "");
+        let s = scan(&r, r#"<img srcset="a.jpg 1é, b.jpg 2x"><img srcset="c.jpg 1é">"#, "http://h.example/");
+        assert_eq!(urls(&s), ["http://h.example/b.jpg"]);
+        let s = scan(&r, r#"<img srcset="a.jpg 2x, b.jpg NaNw, c.jpg infx, d.jpg -5w">"#, "http://h.example/");
+        assert_eq!(urls(&s), ["http://h.example/a.jpg"]);
+    }
+
+    #[test]
+    fn bad_selectors_are_reported() {
+        let mut r = rules("img[", &["src"], "");
+        assert!(Extractor::new(&r).unwrap_err().contains("image selector"));
+        r.image_selector = "img".into();
+        r.page_count_selector = "li..x".into();
+        assert!(Extractor::new(&r).unwrap_err().contains("page-count selector"));
+    }
+
+    #[test]
+    fn broken_markup_still_yields_images() {
+        let html = "<html><body><div><img src='a.jpg'<p><img src=b.jpg></table></body>";
+        let s = scan(&rules("img", &["src"], ""), html, "http://h.example/");
+        assert!(urls(&s).contains(&"http://h.example/b.jpg"));
+    }
+}
