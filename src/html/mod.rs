@@ -189,8 +189,6 @@ struct WaitingTwin {
 struct Walk<'a> {
     base: &'a Url,
     entries: Vec<Entry>,
-    /// `<picture>`s already taken as one image.
-    units: HashSet<ego_tree::NodeId>,
     link: Option<OpenLink>,
     twin: Option<WaitingTwin>,
 }
@@ -240,7 +238,7 @@ impl Extractor {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .unwrap_or_else(|| page_url.clone());
 
-        let mut walk = Walk { base: &base, entries: Vec::new(), units: HashSet::new(), link: None, twin: None };
+        let mut walk = Walk { base: &base, entries: Vec::new(), link: None, twin: None };
         self.walk(&doc, false, &mut walk);
         let mut seen = HashSet::new();
         let images = walk.entries.into_iter().map(|e| e.found).filter(|f| seen.insert(f.url.clone())).collect();
@@ -256,6 +254,8 @@ impl Extractor {
     /// skipped: a browser never shows them as they are.
     fn walk(&self, doc: &Html, in_noscript: bool, walk: &mut Walk<'_>) {
         let mut inert = 0usize;
+        // `<picture>`s already taken as one image (ids of this tree only).
+        let mut pictures = HashSet::new();
         for edge in doc.tree.root().traverse() {
             match edge {
                 Edge::Open(node) => {
@@ -265,7 +265,7 @@ impl Extractor {
                         inert += 1;
                     }
                     if inert == 0 {
-                        self.open(element, in_noscript, walk);
+                        self.open(element, in_noscript, &mut pictures, walk);
                     }
                 }
                 Edge::Close(node) => {
@@ -284,7 +284,13 @@ impl Extractor {
         }
     }
 
-    fn open(&self, element: ElementRef<'_>, in_noscript: bool, walk: &mut Walk<'_>) {
+    fn open(
+        &self,
+        element: ElementRef<'_>,
+        in_noscript: bool,
+        pictures: &mut HashSet<ego_tree::NodeId>,
+        walk: &mut Walk<'_>,
+    ) {
         match element.value().name() {
             "noscript" if !in_noscript => self.noscript(element, walk),
             "a" if walk.link.is_none() => self.link(element, walk),
@@ -294,7 +300,7 @@ impl Extractor {
             return;
         }
         let (unit, kind) = unit_of(element);
-        if kind == Element::Picture && !walk.units.insert(unit.id()) {
+        if kind == Element::Picture && !pictures.insert(unit.id()) {
             return;
         }
         let kind = if in_noscript { Element::Noscript } else { kind };
