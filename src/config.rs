@@ -23,16 +23,20 @@ pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 /// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.
 pub const DEFAULT_IMAGE_SELECTOR: &str = "img, picture source";
 /// What lazy loaders read (`data-*`: WP Rocket and Jetpack's `data-lazy-*`, lazysizes'
-/// `data-src*`, jQuery lazyload's `data-original`, WordPress's advertised original
-/// `data-orig-file`), then what the browser reads. `data-*` ones come first whatever the
+/// `data-src*`, jQuery lazyload's `data-original`, Slick's `data-lazy`, Flickity's
+/// `data-flickity-lazyload`, WordPress's advertised original `data-orig-file`), then what
+/// the browser reads. `data-*` ones come first whatever the
 /// order; the order breaks ties between equally large candidates.
-pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 9] = [
+pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 12] = [
     "data-lazy-srcset",
     "data-srcset",
     "data-lazy-src",
     "data-src",
     "data-original",
     "data-hi-res-src",
+    "data-lazy",
+    "data-lazyload",
+    "data-flickity-lazyload",
     "data-orig-file",
     "srcset",
     "src",

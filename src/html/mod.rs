@@ -695,6 +695,201 @@ mod tests {
         assert!(Extractor::new(&r).unwrap_err().contains("page-count selector"));
     }
 
+    /// The attributes `config::DEFAULT_IMAGE_ATTRIBUTES` lists (repeated: html.rs does
+    /// not import the config).
+    const DEFAULTS: &[&str] = &[
+        "data-lazy-srcset", "data-srcset", "data-lazy-src", "data-src", "data-original", "data-orig-file",
+        "srcset", "src",
+    ];
+
+    fn defaults() -> ExtractRules {
+        rules("img, picture source", DEFAULTS, "")
+    }
+
+    fn found(html: &str) -> Vec<(String, Element)> {
+        let s = scan(&defaults(), html, "http://h.example/p/");
+        s.images.iter().map(|f| (f.url.to_string(), f.element)).collect()
+    }
+
+    fn one(html: &str) -> (String, Element) {
+        let all = found(html);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_picture_is_one_image_its_widest_candidate() {
+        let html = r#"<picture>
+            <source media="(max-width: 600px)" type="image/webp" srcset="s.webp 600w, m.webp 900w">
+            <source media="(max-width: 600px)" srcset="s.jpg 600w, m.jpg 900w">
+            <source type="image/webp" srcset="l.webp 1600w">
+            <source srcset="l.jpg 1600w">
+            <img src="fallback.jpg" srcset="m.jpg 900w, l.jpg 1600w" alt="">
+        </picture>"#;
+        // 1600w ties between two sources and the <img>'s own candidate: the <img> wins.
+        assert_eq!(one(html), ("http://h.example/p/l.jpg".into(), Element::Picture));
+    }
+
+    #[test]
+    fn a_picture_of_densities_and_a_picture_without_img() {
+        let html = r#"<picture><source type="image/webp" srcset="a.webp 1x, a@2x.webp 2x">
+            <source srcset="a.jpg 1x, a@2x.jpg 2x"><img src="a.jpg"></picture>
+            <picture><source srcset="b.avif 1x, b@3x.avif 3x"><source srcset="b.png"></picture>"#;
+        assert_eq!(
+            found(html),
+            [
+                ("http://h.example/p/a@2x.webp".into(), Element::Picture),
+                ("http://h.example/p/b@3x.avif".into(), Element::Picture)
+            ]
+        );
+        // Widths outrank densities: a width is a real size, a density only relative.
+        let html = r#"<picture><source srcset="x.jpg 3x"><img srcset="y.jpg 800w"></picture>"#;
+        assert_eq!(one(html).0, "http://h.example/p/y.jpg");
+    }
+
+    #[test]
+    fn cdn_urls_with_commas_are_kept_whole() {
+        let html = r#"
+            <img srcset="https://res.cloudinary.com/demo/image/upload/c_fill,f_auto,w_320/cat.jpg 320w,
+                         https://res.cloudinary.com/demo/image/upload/c_fill,f_auto,w_960/cat.jpg 960w">
+            <img srcset="/cdn-cgi/image/width=400,quality=75/dog.jpg 400w,/cdn-cgi/image/width=800,quality=75/dog.jpg 800w">
+            <img src="https://i0.wp.com/s.example/owl.jpg?resize=198,178" srcset="https://i0.wp.com/s.example/owl.jpg?resize=198,178&amp;ssl=1 198w, https://i0.wp.com/s.example/owl.jpg?resize=600,540&amp;ssl=1 600w">"#;
+        let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://res.cloudinary.com/demo/image/upload/c_fill,f_auto,w_960/cat.jpg",
+                "http://h.example/cdn-cgi/image/width=800,quality=75/dog.jpg",
+                "https://i0.wp.com/s.example/owl.jpg?resize=600,540&ssl=1",
+            ]
+        );
+    }
+
+    #[test]
+    fn noscript_only_images_are_found() {
+        let html = r#"<div><noscript><img src="only.jpg"></noscript></div>
+            <noscript><picture><source srcset="p.jpg 2x"><img src="p-small.jpg"></picture></noscript>"#;
+        assert_eq!(
+            found(html),
+            [("http://h.example/p/only.jpg".into(), Element::Noscript), ("http://h.example/p/p.jpg".into(), Element::Noscript)]
+        );
+        // In <head> too (a browser moves the image into <body>).
+        let html = r#"<html><head><noscript><img src="h.jpg"></noscript></head><body></body></html>"#;
+        assert_eq!(one(html).0, "http://h.example/p/h.jpg");
+    }
+
+    #[test]
+    fn a_noscript_image_and_its_lazy_twin_are_one_image() {
+        // Twin before, the same picture: one image, the lazy one's place and URL.
+        let html = r#"<p><img src="data:image/gif;base64,R0lGOD" data-src="real.jpg"><noscript><img src="real.jpg"></noscript></p>"#;
+        assert_eq!(one(html), ("http://h.example/p/real.jpg".into(), Element::Img));
+        // Twin after, with a larger lazy srcset: the larger wins.
+        let html = r#"<div><noscript><img src="cat-300.jpg"></noscript>
+            <img class="lazyload" data-srcset="cat-300.jpg 300w, cat-1200.jpg 1200w"></div>"#;
+        assert_eq!(one(html), ("http://h.example/p/cat-1200.jpg".into(), Element::Img));
+        // The twin shows only a low-quality stand-in (no lazy attribute): the real one wins.
+        let html = r#"<div><img src="blur-tiny.jpg"><noscript><img src="full.jpg"></noscript></div>"#;
+        assert_eq!(one(html), ("http://h.example/p/full.jpg".into(), Element::Noscript));
+        // Unrelated images around a <noscript> are not twins.
+        let html = r#"<div><img src="a.jpg"></div><section><noscript><img src="b.jpg"></noscript></section>"#;
+        assert_eq!(found(html).len(), 2);
+    }
+
+    #[test]
+    fn wp_rocket_lazy_srcset_beats_the_placeholder_srcset() {
+        let html = r#"<img width="1024" src="data:image/svg+xml,%3Csvg%3E%3C/svg%3E"
+            srcset="https://s.example/1x1.png 1w"
+            data-lazy-srcset="https://s.example/a-300x200.jpg 300w, https://s.example/a-1024x683.jpg 1024w"
+            data-lazy-src="https://s.example/a-1024x683.jpg">"#;
+        assert_eq!(one(html).0, "https://s.example/a-1024x683.jpg");
+        // jQuery lazyload and a spacer file name.
+        let html = r#"<img src="/img/grey.gif" data-original="/photos/b.jpg">"#;
+        assert_eq!(one(html).0, "http://h.example/photos/b.jpg");
+        // A spacer is never chosen over a real image, but is what is left without one.
+        let html = r#"<img src="/img/spacer.gif" srcset="/img/c.jpg 1x">"#;
+        assert_eq!(one(html).0, "http://h.example/img/c.jpg");
+    }
+
+    #[test]
+    fn values_that_are_not_urls_are_never_requested() {
+        let html = r#"<img data-src='{"default":"//img.example/a.jpg","2x":"//img.example/a@2x.jpg"}' src="b.jpg">
+            <img data-src="[&quot;x.jpg&quot;]" src="c.jpg">
+            <img data-src="{{ image.url }}" src="d.jpg">
+            <img data-src="/x/${id}.jpg" src="e.jpg">
+            <img data-src="not a url.jpg" src="f.jpg">
+            <img src="undefined">"#;
+        let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
+        assert_eq!(urls, ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")));
+    }
+
+    #[test]
+    fn template_contents_are_inert() {
+        let html = r#"<template><img src="t.jpg"><noscript><img src="tn.jpg"></noscript></template>
+            <template><a href="big.jpg"><img src="small.jpg"></a></template><img src="real.jpg">"#;
+        assert_eq!(one(html).0, "http://h.example/p/real.jpg");
+        // Nor script, style, textarea or comments.
+        let html = r#"<script>x = '<img src="s.jpg">'</script><style>/* <img src="c.jpg"> */</style>
+            <textarea><img src="t.jpg"></textarea><!-- <img src="m.jpg"> --><img src="r.jpg">"#;
+        assert_eq!(one(html).0, "http://h.example/p/r.jpg");
+    }
+
+    #[test]
+    fn a_thumbnail_linked_to_its_original_gives_the_original() {
+        let html = r#"<a href="/full/photo.JPG?v=2"><img src="/thumbs/photo.jpg" srcset="/thumbs/photo@2x.jpg 2x"></a>
+            <a href="/page.html"><img src="/thumbs/other.jpg"></a>"#;
+        let s = scan(&defaults(), html, "http://h.example/p/");
+        let got: Vec<_> = s.images.iter().map(|f| (f.url.as_str(), f.element, f.fallback.as_ref().map(Url::as_str))).collect();
+        assert_eq!(
+            got,
+            [
+                ("http://h.example/full/photo.JPG?v=2", Element::Link, Some("http://h.example/thumbs/photo@2x.jpg")),
+                ("http://h.example/thumbs/other.jpg", Element::Img, None),
+            ]
+        );
+        // `both` keeps the thumbnail too; `off` ignores links.
+        let mut r = defaults();
+        r.linked_images = LinkedImages::Both;
+        assert_eq!(urls(&scan(&r, html, "http://h.example/p/")).len(), 3);
+        r.linked_images = LinkedImages::Off;
+        assert_eq!(
+            urls(&scan(&r, html, "http://h.example/p/")),
+            ["http://h.example/thumbs/photo@2x.jpg", "http://h.example/thumbs/other.jpg"]
+        );
+        // LINK_SELECTOR: links that are images whatever their extension.
+        let mut r = defaults();
+        r.link_selector = "a.download".into();
+        let s = scan(&r, r#"<a class="download" href="/get?id=7"><img src="t.jpg"></a>"#, "http://h.example/p/");
+        assert_eq!(urls(&s), ["http://h.example/get?id=7"]);
+    }
+
+    #[test]
+    fn a_link_the_host_filter_refuses_leaves_the_thumbnail() {
+        let html = r#"<a href="https://elsewhere.example/big.jpg"><img src="https://img.example/t.jpg"></a>"#;
+        let s = scan(&rules("img", DEFAULTS, "img.example"), html, "http://h.example/");
+        assert_eq!(urls(&s), ["https://img.example/t.jpg"]);
+    }
+
+    #[test]
+    fn a_directory_listing_is_a_gallery() {
+        let html = r#"<html><head><title>Index of /photos</title></head><body><h1>Index of /photos</h1>
+            <pre><a href="?C=N;O=D">Name</a> <a href="/">Parent Directory</a>
+            <a href="IMG_0001.jpg">IMG_0001.jpg</a> 2024-01-01 12:00  2.1M
+            <a href="IMG_0002.jpeg">IMG_0002.jpeg</a> 2024-01-01 12:00  2.0M
+            <a href="scan.tiff">scan.tiff</a> <a href="notes.txt">notes.txt</a> <a href="sub/">sub/</a></pre></body></html>"#;
+        let s = scan(&defaults(), html, "http://h.example/photos/");
+        assert_eq!(
+            urls(&s),
+            ["http://h.example/photos/IMG_0001.jpg", "http://h.example/photos/IMG_0002.jpeg", "http://h.example/photos/scan.tiff"]
+        );
+        assert!(s.images.iter().all(|f| f.element == Element::Link && f.fallback.is_none()));
+    }
+
+    #[test]
+    fn a_deep_page_is_scanned_with_its_images() {
+        let page = format!("{}<img src=deep.jpg>{}", "<div>".repeat(50_000), "</div>".repeat(50_000));
+        assert_eq!(one(&page).0, "http://h.example/p/deep.jpg");
+    }
+
     #[test]
     fn broken_markup_still_yields_images() {
         let html = "<html><body><div><img src='a.jpg'<p><img src=b.jpg></table></body>";
