@@ -1151,6 +1151,93 @@ mod tests {
     }
 
     #[actix::test]
+    async fn a_link_target_that_is_a_page_falls_back_to_its_thumbnail_counted_once() {
+        let (coordinator, dir) = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let link = crate::html::Found {
+            url: url("http://h.test/wiki/File:Cat.jpg"),
+            element: Element::Link,
+            fallback: Some(url("http://h.test/thumb/Cat-200px.jpg")),
+        };
+        let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
+        coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        let page = Err(TaskError::NotAnImage("the server sent text/html".into()));
+        coordinator.send(TaskFinished { id: image_of(&handed, "File:Cat.jpg").id, outcome: page, attempts: 1 }).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        coordinator.send(image_done(dir.path(), image_of(&handed, "Cat-200px.jpg"), 9)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!(summary.images, ImageCounts { total: 1, ok: 1, failed: 0, skipped: 0, bytes: 9 });
+        assert_eq!(summary.items.len(), 1);
+        let item = &summary.items[0];
+        assert_eq!((item.url.as_str(), item.element), ("http://h.test/thumb/Cat-200px.jpg", Some(Element::Img)));
+        assert!(item.note.as_deref().is_some_and(|n| n.contains("File:Cat.jpg") && n.contains("page")), "{item:?}");
+    }
+
+    #[actix::test]
+    async fn a_link_target_that_fails_otherwise_is_a_failure() {
+        let (coordinator, _dir) = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let link = crate::html::Found {
+            url: url("http://h.test/full/a.jpg"),
+            element: Element::Link,
+            fallback: Some(url("http://h.test/thumb/a.jpg")),
+        };
+        let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
+        coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        coordinator.send(failed(handed[0].id, 404)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!((summary.images.failed, summary.items[0].element), (1, Some(Element::Link)));
+        assert!(probe.send(Take).await.unwrap().is_empty(), "no fallback for a missing file");
+    }
+
+    /// A `Write` the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix::test]
+    async fn a_dry_run_lists_in_page_order_whatever_order_pages_finish_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (resume, _) = Resume::load(&dir.path().join("done.jsonl"));
+        let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+        let out = Shared::default();
+        let plan = Plan {
+            listing: Some(Box::new(out.clone())),
+            ..Plan::new(Source::Pages { pages, max_pages: Some(3) }, dir.path().to_path_buf(), resume)
+        };
+        let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+        let (probe, handed) = register(&coordinator, 32).await;
+        // Two origins on one page: a per-origin queue would group them.
+        let page1 = ["http://h.test/1a.jpg", "http://other.test/1b.jpg", "http://h.test/1c.jpg"];
+        coordinator.send(page_done(handed[0].id, &page1, None)).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        let id_of = |n: u32| handed.iter().find(|t| pages_of(std::slice::from_ref(t)) == [n]).unwrap().id;
+        let (p2, p3) = (id_of(2), id_of(3));
+        coordinator.send(page_done(p3, &["http://h.test/3.jpg", "http://h.test/1a.jpg"], None)).await.unwrap();
+        coordinator.send(page_done(p2, &["http://h.test/2.jpg"], None)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        let listed = String::from_utf8(out.0.borrow().clone()).unwrap();
+        let expected = ["1a", "1b", "1c", "2", "3"].map(|n| match n {
+            "1b" => "http://other.test/1b.jpg\n".to_string(),
+            n => format!("http://h.test/{n}.jpg\n"),
+        });
+        assert_eq!(listed, expected.concat());
+        assert_eq!(summary.listed, 5);
+    }
+
+    #[actix::test]
     async fn nothing_is_counted_twice() {
         let (coordinator, dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
