@@ -413,8 +413,10 @@ impl Extractor {
                 }
             } else {
                 let value = value.trim();
-                // Inner whitespace: template text or prose, not a URL.
-                if !value.contains(char::is_whitespace) {
+                // Inner whitespace in a `data-*` value: template text or prose for a
+                // script, not a URL. A `src` is fetched by the browser as it is, spaces
+                // and all (`My Photo.jpg`), so it is a URL whatever it holds.
+                if !(attribute.lazy && value.contains(char::is_whitespace)) {
                     push(value, Size::Density(1.0));
                 }
             }
@@ -817,9 +819,11 @@ mod tests {
             <img data-src="{{ image.url }}" src="d.jpg">
             <img data-src="/x/${id}.jpg" src="e.jpg">
             <img data-src="not a url.jpg" src="f.jpg">
-            <img src="undefined">"#;
+            <img src="undefined"><img src="My Photo.jpg">"#;
         let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
-        assert_eq!(urls, ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")));
+        let mut expected = ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")).to_vec();
+        expected.push("http://h.example/p/My%20Photo.jpg".into());
+        assert_eq!(urls, expected);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Property tests for what a hostile page controls: the file names its image URLs become
-//! (`storage`), what `html::Extractor` pulls out of any HTML, and the page URLs
+//! (`storage`), what `html::Extractor` pulls out of any HTML, how `html::srcset` reads a
+//! srcset, and the page URLs
 //! `config::PageUrls` builds from a template. Public API only.
 //!
 //! Case counts are kept modest (fewer for the big inputs) so the whole module runs in a few
@@ -11,6 +12,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path};
 
 use image_scraper::config::PageUrls;
+use image_scraper::html::srcset::{self, Size};
 use image_scraper::html::{ExtractRules, Extractor, last_number};
 use image_scraper::storage::{self, MAX_NAME_BYTES, OWN_PREFIX, file_name, with_suffix};
 use proptest::prelude::*;
@@ -375,6 +377,79 @@ proptest! {
         let html = format!("<ul><li class=\"pag-text\">{before}{n}</li></ul>");
         let scan = extractor.scan(&html, &Url::parse("http://h.example/").unwrap());
         prop_assert_eq!(scan.page_count, Some(n));
+    }
+}
+
+/// A URL as CDNs write them in a srcset: commas, parentheses, queries and percent signs
+/// inside, never whitespace, never a comma first or last.
+fn srcset_url() -> impl Strategy<Value = String> {
+    let segment = "[a-z0-9_]{1,6}(,[a-z]_[0-9a-z]{1,4}){0,3}(\\([0-9]\\))?";
+    (
+        lit(&["", "/", "https://res.cloudinary.com/", "//cdn.example/", "../"]),
+        prop::collection::vec(segment, 1..4),
+        lit(&[".jpg", ".png", ".webp", ""]),
+        lit(&["", "?resize=198,178", "?w=600&h=400,crop", "?a=%2C"]),
+    )
+        .prop_map(|(start, segments, ext, query)| format!("{start}{}{ext}{query}", segments.join("/")))
+}
+
+/// A size and how a page might write it.
+fn srcset_size() -> impl Strategy<Value = (Option<Size>, String)> {
+    prop_oneof![
+        (1u32..5000).prop_map(|w| (Some(Size::Width(w)), format!("{w}w"))),
+        (1u32..40).prop_map(|t| (Some(Size::Density(f64::from(t) / 4.0)), format!("{}x", f64::from(t) / 4.0))),
+        Just((Some(Size::Density(1.0)), String::new())),
+        // Invalid: the candidate is dropped.
+        lit(&["0w", "-1x", "2q", "1.x", "3w 2x", "200h"]).prop_map(|d| (None, d)),
+    ]
+}
+
+/// ASCII whitespace runs a page might put around separators.
+fn odd_space() -> impl Strategy<Value = String> {
+    prop::collection::vec(lit(&[" ", "\t", "\n", "\r", "\x0C"]), 0..3).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn srcset_keeps_commas_inside_urls_and_drops_only_invalid_candidates(
+        parts in prop::collection::vec((srcset_url(), srcset_size(), odd_space(), odd_space()), 1..6),
+    ) {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for (url, (size, written), before, after) in &parts {
+            text.push_str(before);
+            text.push_str(url);
+            if !written.is_empty() {
+                text.push(' ');
+                text.push_str(written);
+            } else if !after.is_empty() {
+                text.push_str(after);
+            }
+            // A comma right after a URL with no descriptor would end it too (trailing
+            // commas); after whitespace it separates.
+            text.push_str(if written.is_empty() && after.is_empty() { ", " } else { "," });
+            text.push_str(after);
+            if let Some(size) = size {
+                expected.push((url.clone(), *size));
+            }
+        }
+        let got: Vec<(String, Size)> = srcset::parse(&text).into_iter().map(|c| (c.url.to_string(), c.size)).collect();
+        prop_assert_eq!(got, expected, "{:?}", text);
+    }
+
+    #[test]
+    fn srcset_of_any_text_gives_well_formed_candidates(text in "[ a-z0-9,.()\\t\\n/:?=%-]{0,80}|\\PC{0,40}") {
+        for c in srcset::parse(&text) {
+            prop_assert!(!c.url.is_empty());
+            prop_assert!(!c.url.contains([' ', '\t', '\n', '\r', '\x0C']), "{:?}", c.url);
+            prop_assert!(!c.url.starts_with(',') && !c.url.ends_with(','), "{:?}", c.url);
+            match c.size {
+                Size::Width(w) => prop_assert!(w > 0),
+                Size::Density(x) => prop_assert!(x.is_finite() && x >= 0.0),
+            }
+        }
     }
 }
 
