@@ -588,6 +588,19 @@ mod tests {
     }
 
     #[test]
+    fn link_keys_are_read_and_checked() {
+        let base = "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n";
+        let c = resolve(base, &[]).unwrap();
+        assert_eq!((c.extract.linked_images, c.extract.link_selector.as_str()), (LinkedImages::Prefer, ""));
+        let c = resolve(&format!("{base}  LINKED_IMAGES: both\n  LINK_SELECTOR: a.download\n"), &[]).unwrap();
+        assert_eq!((c.extract.linked_images, c.extract.link_selector.as_str()), (LinkedImages::Both, "a.download"));
+        let e = resolve(&format!("{base}  LINKED_IMAGES: always\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("LINKED_IMAGES") && e.contains("prefer"), "{e}");
+        let e = resolve(&format!("{base}  LINK_SELECTOR: 'a[[href]'\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("link selector"), "{e}");
+    }
+
+    #[test]
     fn new_keys_are_read() {
         let yaml = "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  PAGE_PATH: 'list?page={page}'\n  IMAGE_SELECTOR: 'div.g img'\n  IMAGE_ATTRIBUTES: [data-src, src]\n  IMAGE_HOST: ''\n  PAGE_COUNT_SELECTOR: ''\n  CONCURRENCY: 4\n  TIMEOUT_SECS: 2.5\n  USER_AGENT: test-agent\n  PER_HOST_CONCURRENCY: 3\n  REQUESTS_PER_SECOND: 4\n  DELAY_JITTER_MS: 50\n  OBEY_ROBOTS: false\n  SEND_REFERER: false\n  HEADERS: {X-Token: abc}\n  COOKIES: {session: s1, theme: dark}\n";
         let c = resolve(yaml, &[]).unwrap();

@@ -138,10 +138,11 @@ pub struct Extractor {
     link_selector: Option<Selector>,
 }
 
-/// One candidate URL of an element, ranked.
+/// One candidate URL of an element, as written, ranked. Resolved only once chosen: a
+/// URL join costs more than everything else done per candidate.
 #[derive(Debug, Clone)]
-struct Candidate {
-    url: Url,
+struct Candidate<'a> {
+    raw: &'a str,
     size: Size,
     /// From a `data-*` attribute.
     lazy: bool,
@@ -175,6 +176,8 @@ struct Entry {
 /// A link to an image file being walked: the images inside it are its thumbnail.
 struct OpenLink {
     node: ego_tree::NodeId,
+    /// Whether `node` is in a `<noscript>`'s fragment rather than the document.
+    in_noscript: bool,
     entry: usize,
 }
 
@@ -256,6 +259,8 @@ impl Extractor {
         let mut inert = 0usize;
         // `<picture>`s already taken as one image (ids of this tree only).
         let mut pictures = HashSet::new();
+        // `Selector::matches` builds its caches anew on every call; `select` shares them.
+        let images: parse::IdSet = doc.select(&self.image).map(|e| e.id()).collect();
         for edge in doc.tree.root().traverse() {
             match edge {
                 Edge::Open(node) => {
@@ -265,7 +270,8 @@ impl Extractor {
                         inert += 1;
                     }
                     if inert == 0 {
-                        self.open(element, in_noscript, &mut pictures, walk);
+                        let image = images.contains(&element.id());
+                        self.open(element, image, in_noscript, &mut pictures, walk);
                     }
                 }
                 Edge::Close(node) => {
@@ -273,10 +279,11 @@ impl Extractor {
                     if element.value().name() == "template" {
                         inert -= 1;
                     }
-                    if walk.link.as_ref().is_some_and(|l| l.node == node.id()) {
+                    // Ids are per tree: a `<noscript>`'s fragment has its own.
+                    if walk.link.as_ref().is_some_and(|l| l.node == node.id() && l.in_noscript == in_noscript) {
                         walk.link = None;
                     }
-                    if walk.twin.as_ref().is_some_and(|t| t.scope == node.id()) {
+                    if !in_noscript && walk.twin.as_ref().is_some_and(|t| t.scope == node.id()) {
                         walk.twin = None;
                     }
                 }
@@ -287,16 +294,17 @@ impl Extractor {
     fn open(
         &self,
         element: ElementRef<'_>,
+        image: bool,
         in_noscript: bool,
         pictures: &mut HashSet<ego_tree::NodeId>,
         walk: &mut Walk<'_>,
     ) {
         match element.value().name() {
             "noscript" if !in_noscript => self.noscript(element, walk),
-            "a" if walk.link.is_none() => self.link(element, walk),
+            "a" if walk.link.is_none() => self.link(element, in_noscript, walk),
             _ => {}
         }
-        if !self.image.matches(&element) {
+        if !image {
             return;
         }
         let (unit, kind) = unit_of(element);
@@ -319,6 +327,8 @@ impl Extractor {
             if entry.found.fallback.is_none() && self.host_allowed(&pick.url) {
                 entry.found.fallback = Some(pick.url);
             }
+            // Absorbed by the link: not a `<noscript>`'s twin either.
+            walk.twin = None;
             return;
         }
         if !self.host_allowed(&pick.url) {
@@ -348,7 +358,8 @@ impl Extractor {
         let fragment = parse::fragment(&text).html;
         let before = walk.entries.len();
         self.walk(&fragment, true, walk);
-        if walk.entries.len() != before + 1 || walk.link.is_some() {
+        // One image, not a link (links have no twin), and not absorbed by a link around.
+        if walk.entries.len() != before + 1 || walk.link.is_some() || walk.entries[before].pick.is_none() {
             return;
         }
         let Some(scope) = element.parent().map(|p| p.id()) else { return };
@@ -365,47 +376,52 @@ impl Extractor {
     }
 
     /// An `<a href>` to an image file: an image, and the thumbnail inside it its fallback.
-    fn link(&self, element: ElementRef<'_>, walk: &mut Walk<'_>) {
+    fn link(&self, element: ElementRef<'_>, in_noscript: bool, walk: &mut Walk<'_>) {
         if self.links == LinkedImages::Off {
             return;
         }
         let Some(href) = element.value().attr("href") else { return };
+        // Most links lead to pages: tell by the text before paying for a URL.
         let by_selector = self.link_selector.as_ref().is_some_and(|s| s.matches(&element));
+        if !by_selector && !names_an_image_file(href) {
+            return;
+        }
         let Some(url) = self.resolve(href, walk.base) else { return };
         if !(by_selector || has_image_extension(&url)) || !self.host_allowed(&url) {
             return;
         }
         walk.entries.push(Entry { found: Found { url, element: Element::Link, fallback: None }, pick: None, node: None });
-        walk.link = Some(OpenLink { node: element.id(), entry: walk.entries.len() - 1 });
+        walk.link = Some(OpenLink { node: element.id(), in_noscript, entry: walk.entries.len() - 1 });
     }
 
     /// The one URL an image element stands for: the largest of its real candidates.
     fn choose(&self, unit: ElementRef<'_>, base: &Url) -> Option<Pick> {
         let mut candidates = Vec::new();
         for (element, own) in members(unit) {
-            self.candidates_of(element, own, base, &mut candidates);
+            self.candidates_of(element, own, &mut candidates);
         }
-        // Real before placeholders; lazy before the rest (a lazy loader's real image
-        // beats the `src` it will replace).
-        let best_class = candidates.iter().map(|c| (!c.placeholder, c.lazy)).max()?;
-        candidates
-            .into_iter()
-            .filter(|c| (!c.placeholder, c.lazy) == best_class)
-            .reduce(|best, c| if outranks(&c, &best) { c } else { best })
-            .map(|c| Pick { url: c.url, size: c.size, lazy: c.lazy, placeholder: c.placeholder })
+        // The best that resolves to an http(s) URL (almost always the best of all).
+        loop {
+            let best = best_candidate(&candidates)?;
+            let c = &candidates[best];
+            match self.resolve(c.raw, base) {
+                Some(url) => return Some(Pick { url, size: c.size, lazy: c.lazy, placeholder: c.placeholder }),
+                None => _ = candidates.swap_remove(best),
+            }
+        }
     }
 
-    fn candidates_of(&self, element: ElementRef<'_>, own: bool, base: &Url, out: &mut Vec<Candidate>) {
+    fn candidates_of<'a>(&self, element: ElementRef<'a>, own: bool, out: &mut Vec<Candidate<'a>>) {
         for (rank, attribute) in self.attributes.iter().enumerate() {
             let Some(value) = element.value().attr(&attribute.name) else { continue };
-            let mut push = |raw: &str, size: Size| {
-                if !looks_like_url(raw) {
+            let mut push = |raw: &'a str, size: Size| {
+                let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+                // A `data:` URI is a placeholder by nature and never downloaded.
+                if !looks_like_url(raw) || raw.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:")) {
                     return;
                 }
-                if let Some(url) = self.resolve(raw, base) {
-                    let placeholder = is_placeholder(&url);
-                    out.push(Candidate { url, size, lazy: attribute.lazy, placeholder, own, rank });
-                }
+                let placeholder = is_placeholder(raw);
+                out.push(Candidate { raw, size, lazy: attribute.lazy, placeholder, own, rank });
             };
             if attribute.srcset {
                 for c in srcset::parse(value) {
@@ -474,10 +490,20 @@ fn members(unit: ElementRef<'_>) -> Vec<(ElementRef<'_>, bool)> {
         .collect()
 }
 
+/// The index of the best candidate: real before placeholders, lazy before the rest (a
+/// lazy loader's real image beats the `src` it will replace), then [`outranks`].
+fn best_candidate(candidates: &[Candidate<'_>]) -> Option<usize> {
+    let class = |c: &Candidate<'_>| (!c.placeholder, c.lazy);
+    (0..candidates.len()).reduce(|best, i| {
+        let (c, b) = (&candidates[i], &candidates[best]);
+        if class(c) > class(b) || (class(c) == class(b) && outranks(c, b)) { i } else { best }
+    })
+}
+
 /// Whether `c` beats `best`: a larger width, else (no widths) a larger density; a width
 /// beats any density. Ties: the `<img>`'s own, then the earlier attribute; else the first.
-fn outranks(c: &Candidate, best: &Candidate) -> bool {
-    let key = |c: &Candidate| match c.size {
+fn outranks(c: &Candidate<'_>, best: &Candidate<'_>) -> bool {
+    let key = |c: &Candidate<'_>| match c.size {
         Size::Width(w) => (1u8, f64::from(w)),
         Size::Density(x) => (0u8, x),
     };
@@ -524,14 +550,18 @@ fn near(tree: &ego_tree::Tree<Node>, node: ego_tree::NodeId, scope: ego_tree::No
 /// Not a URL: JSON (`{"default": ...}`), a list, or template text (`{{ src }}`, `${x}`,
 /// `<%= %>`), which pages leave in `data-*` attributes for their scripts.
 fn looks_like_url(raw: &str) -> bool {
-    let raw = raw.trim();
-    !(raw.is_empty()
-        || raw.starts_with(['{', '['])
-        || raw.contains("{{")
-        || raw.contains("{%")
-        || raw.contains("${")
-        || raw.contains("<%")
-        || !raw.contains(['.', '/']))
+    let b = raw.as_bytes();
+    if b.is_empty() || matches!(b[0], b'{' | b'[') {
+        return false;
+    }
+    let (mut dot_or_slash, mut marker) = (false, false);
+    for &c in b {
+        dot_or_slash |= c == b'.' || c == b'/';
+        marker |= c == b'{' || c == b'<';
+    }
+    // Every template marker holds a `{` or a `<`: look closer only when one is there.
+    dot_or_slash
+        && !(marker && (raw.contains("{{") || raw.contains("{%") || raw.contains("${") || raw.contains("<%")))
 }
 
 /// File names lazy loaders put in `src` until the real image loads.
@@ -540,10 +570,15 @@ const PLACEHOLDER_STEMS: &[&str] = &[
     "lazy-placeholder", "loading", "loader", "clear", "empty", "trans", "grey", "gray", "dot", "spinner",
 ];
 
-fn is_placeholder(url: &Url) -> bool {
-    let name = url.path().rsplit('/').next().unwrap_or_default();
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_ascii_lowercase();
-    PLACEHOLDER_STEMS.contains(&stem.as_str())
+/// Whether a URL as written names a spacer file (`/img/spacer.gif?v=2`).
+fn is_placeholder(raw: &str) -> bool {
+    let name = &raw[raw.rfind('/').map_or(0, |i| i + 1)..];
+    let name = &name[..name.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(name.len())];
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    if stem.len() > 16 {
+        return false;
+    }
+    PLACEHOLDER_STEMS.iter().any(|p| p.eq_ignore_ascii_case(stem))
 }
 
 /// Extensions of image files, for links (`<a href="full/photo.jpg">`).
@@ -552,9 +587,22 @@ const IMAGE_EXTENSIONS: &[&str] =
 
 /// Whether the URL's path names an image file (a query may follow).
 pub fn has_image_extension(url: &Url) -> bool {
-    let name = url.path().rsplit('/').next().unwrap_or_default();
-    name.rsplit_once('.')
-        .is_some_and(|(_, ext)| IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext)))
+    ends_in_image_extension(url.path())
+}
+
+fn ends_in_image_extension(path: &str) -> bool {
+    let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+    let Some(dot) = name.rfind('.') else { return false };
+    let ext = name[dot + 1..].trim_end();
+    (3..=4).contains(&ext.len()) && IMAGE_EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(ext))
+}
+
+/// A quick look at an `href` as written: could it name an image file? (The resolved URL
+/// decides; this only spares resolving the links that plainly lead to pages.)
+fn names_an_image_file(href: &str) -> bool {
+    let path = &href[..href.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(href.len())];
+    // Percent-encoded dots and the like are left to the URL parser.
+    ends_in_image_extension(path) || path.contains('%')
 }
 
 /// `Page 1 of 48` -> 48; `of 48` -> 48; no digits -> None.
@@ -864,6 +912,21 @@ mod tests {
         r.link_selector = "a.download".into();
         let s = scan(&r, r#"<a class="download" href="/get?id=7"><img src="t.jpg"></a>"#, "http://h.example/p/");
         assert_eq!(urls(&s), ["http://h.example/get?id=7"]);
+    }
+
+    #[test]
+    fn noscript_fragments_do_not_close_the_documents_links() {
+        // The fragment's nodes have ids of their own tree; one equal to the link's must not
+        // end the link, and images after the link are images of their own.
+        let html = format!(
+            r#"<a href="/big.jpg">{}<noscript><div><p><span><img src="n.jpg"></span></p></div></noscript><img src="t.jpg"></a><img src="after.jpg">"#,
+            "<span></span>".repeat(3)
+        );
+        let s = scan(&defaults(), &html, "http://h.example/");
+        assert_eq!(urls(&s), ["http://h.example/big.jpg", "http://h.example/after.jpg"]);
+        assert_eq!(s.images[0].fallback.as_ref().map(Url::as_str), Some("http://h.example/n.jpg"));
+        let s = scan(&defaults(), r#"<noscript><a href="full.png"><img src="t.png"></a></noscript><img src="x.jpg">"#, "http://h.example/");
+        assert_eq!(urls(&s), ["http://h.example/full.png", "http://h.example/x.jpg"]);
     }
 
     #[test]
