@@ -149,7 +149,9 @@ fn scan(c: &mut Criterion) {
     let mut g = c.benchmark_group("scan_deep");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(deep.len() as u64));
-    g.bench_function("nested_100000_divs", |b| b.iter(|| default_rules.scan(black_box(&deep), black_box(&page_url))));
+    g.bench_function("nested_100000_divs", |b| {
+        b.iter(|| default_rules.scan(black_box(&deep), black_box(&page_url)))
+    });
     g.finish();
 
     c.bench_function("extractor_new", |b| {

@@ -593,7 +593,10 @@ mod tests {
         let c = resolve(base, &[]).unwrap();
         assert_eq!((c.extract.linked_images, c.extract.link_selector.as_str()), (LinkedImages::Prefer, ""));
         let c = resolve(&format!("{base}  LINKED_IMAGES: both\n  LINK_SELECTOR: a.download\n"), &[]).unwrap();
-        assert_eq!((c.extract.linked_images, c.extract.link_selector.as_str()), (LinkedImages::Both, "a.download"));
+        assert_eq!(
+            (c.extract.linked_images, c.extract.link_selector.as_str()),
+            (LinkedImages::Both, "a.download")
+        );
         let e = resolve(&format!("{base}  LINKED_IMAGES: always\n"), &[]).unwrap_err().to_string();
         assert!(e.contains("LINKED_IMAGES") && e.contains("prefer"), "{e}");
         let e = resolve(&format!("{base}  LINK_SELECTOR: 'a[[href]'\n"), &[]).unwrap_err().to_string();

@@ -307,7 +307,11 @@ impl Coordinator {
             items: Vec::new(),
             joiners: Vec::new(),
         };
-        coordinator.enqueue_images(0, None, urls.into_iter().map(|url| (url, ImageMeta::default())).collect());
+        coordinator.enqueue_images(
+            0,
+            None,
+            urls.into_iter().map(|url| (url, ImageMeta::default())).collect(),
+        );
         coordinator
     }
 
@@ -760,7 +764,13 @@ impl Coordinator {
     /// Decides what to do with a newly found image: skip it (an earlier run completed it
     /// and the file is still whole), or download it under the name an earlier run gave
     /// it, or under a new name no other URL has.
-    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>, meta: &ImageMeta) -> Option<ImageTask> {
+    fn plan_image(
+        &mut self,
+        url: Url,
+        page: u32,
+        referer: Option<&Url>,
+        meta: &ImageMeta,
+    ) -> Option<ImageTask> {
         let referer = referer.cloned();
         if let Some(done) = self.plan.resume.get(&url).cloned() {
             let on_disk = std::fs::metadata(storage::destination(&self.plan.out_dir, &done.path))
@@ -972,7 +982,7 @@ impl Handler<GetCounts> for Coordinator {
 mod tests {
     use super::*;
     use crate::config::PageUrls;
-    use crate::html::PageScan;
+    use crate::html::{Found, PageScan};
     use crate::report::Status;
     use std::path::Path;
 
@@ -1050,7 +1060,7 @@ mod tests {
     }
 
     fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
-        let images = images.iter().map(|s| crate::html::Found::img(url(s))).collect();
+        let images = images.iter().map(|s| Found::img(url(s))).collect();
         let outcome = Ok(Done::Page(PageScan { images, page_count }));
         TaskFinished { id, outcome, attempts: 1 }
     }
@@ -1150,42 +1160,50 @@ mod tests {
         assert_eq!(summary.exit_code(), 1);
     }
 
-    #[actix::test]
-    async fn a_link_target_that_is_a_page_falls_back_to_its_thumbnail_counted_once() {
+    /// A one-page run whose page holds one link to `target` around `thumbnail`: the
+    /// Coordinator, its probe, what the probe holds (the link's task), and the out dir.
+    async fn one_link(
+        target: &str,
+        thumbnail: &str,
+    ) -> (Addr<Coordinator>, Addr<Probe>, Vec<RunTask>, tempfile::TempDir) {
         let (coordinator, dir) = start(Some(1));
         let (probe, handed) = register(&coordinator, 4).await;
-        let link = crate::html::Found {
-            url: url("http://h.test/wiki/File:Cat.jpg"),
-            element: Element::Link,
-            fallback: Some(url("http://h.test/thumb/Cat-200px.jpg")),
-        };
+        let link = Found { url: url(target), element: Element::Link, fallback: Some(url(thumbnail)) };
         let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
         coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
         let handed = probe.send(Take).await.unwrap();
+        (coordinator, probe, handed, dir)
+    }
+
+    #[actix::test]
+    async fn a_link_target_that_is_a_page_falls_back_to_its_thumbnail_counted_once() {
+        let (coordinator, probe, handed, dir) =
+            one_link("http://h.test/wiki/File:Cat.jpg", "http://h.test/thumb/Cat-200px.jpg").await;
         let page = Err(TaskError::NotAnImage("the server sent text/html".into()));
-        coordinator.send(TaskFinished { id: image_of(&handed, "File:Cat.jpg").id, outcome: page, attempts: 1 }).await.unwrap();
+        coordinator
+            .send(TaskFinished { id: image_of(&handed, "File:Cat.jpg").id, outcome: page, attempts: 1 })
+            .await
+            .unwrap();
         let handed = probe.send(Take).await.unwrap();
         coordinator.send(image_done(dir.path(), image_of(&handed, "Cat-200px.jpg"), 9)).await.unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
         assert_eq!(summary.images, ImageCounts { total: 1, ok: 1, failed: 0, skipped: 0, bytes: 9 });
         assert_eq!(summary.items.len(), 1);
         let item = &summary.items[0];
-        assert_eq!((item.url.as_str(), item.element), ("http://h.test/thumb/Cat-200px.jpg", Some(Element::Img)));
-        assert!(item.note.as_deref().is_some_and(|n| n.contains("File:Cat.jpg") && n.contains("page")), "{item:?}");
+        assert_eq!(
+            (item.url.as_str(), item.element),
+            ("http://h.test/thumb/Cat-200px.jpg", Some(Element::Img))
+        );
+        assert!(
+            item.note.as_deref().is_some_and(|n| n.contains("File:Cat.jpg") && n.contains("page")),
+            "{item:?}"
+        );
     }
 
     #[actix::test]
     async fn a_link_target_that_fails_otherwise_is_a_failure() {
-        let (coordinator, _dir) = start(Some(1));
-        let (probe, handed) = register(&coordinator, 4).await;
-        let link = crate::html::Found {
-            url: url("http://h.test/full/a.jpg"),
-            element: Element::Link,
-            fallback: Some(url("http://h.test/thumb/a.jpg")),
-        };
-        let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
-        coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
-        let handed = probe.send(Take).await.unwrap();
+        let (coordinator, probe, handed, _dir) =
+            one_link("http://h.test/full/a.jpg", "http://h.test/thumb/a.jpg").await;
         coordinator.send(failed(handed[0].id, 404)).await.unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
         assert_eq!((summary.images.failed, summary.items[0].element), (1, Some(Element::Link)));
@@ -1225,7 +1243,10 @@ mod tests {
         let handed = probe.send(Take).await.unwrap();
         let id_of = |n: u32| handed.iter().find(|t| pages_of(std::slice::from_ref(t)) == [n]).unwrap().id;
         let (p2, p3) = (id_of(2), id_of(3));
-        coordinator.send(page_done(p3, &["http://h.test/3.jpg", "http://h.test/1a.jpg"], None)).await.unwrap();
+        coordinator
+            .send(page_done(p3, &["http://h.test/3.jpg", "http://h.test/1a.jpg"], None))
+            .await
+            .unwrap();
         coordinator.send(page_done(p2, &["http://h.test/2.jpg"], None)).await.unwrap();
         let summary = coordinator.send(Join).await.unwrap().unwrap();
         let listed = String::from_utf8(out.0.borrow().clone()).unwrap();

@@ -88,7 +88,9 @@ impl Gallery {
         imgs.push(format!(r#"<img src="/img/{item}-{n}-1.png" alt="the first one again">"#));
         // Looks like a link to an image file, answers with a page (as MediaWiki's
         // `File:` links do): the thumbnail, here the cover itself, is the fallback.
-        imgs.push(format!(r#"<a href="/wiki/File:{item}-cover.png"><img src="/img/{item}-cover.png" alt="cover"></a>"#));
+        imgs.push(format!(
+            r#"<a href="/wiki/File:{item}-cover.png"><img src="/img/{item}-cover.png" alt="cover"></a>"#
+        ));
         if n == 1 {
             imgs.push(format!(r#"<img src="/img/alt/{item}-1-1.png" alt="same name, other picture">"#));
         }

@@ -244,7 +244,8 @@ impl Extractor {
         let mut walk = Walk { base: &base, entries: Vec::new(), link: None, twin: None };
         self.walk(&doc, false, &mut walk);
         let mut seen = HashSet::new();
-        let images = walk.entries.into_iter().map(|e| e.found).filter(|f| seen.insert(f.url.clone())).collect();
+        let images =
+            walk.entries.into_iter().map(|e| e.found).filter(|f| seen.insert(f.url.clone())).collect();
         let page_count = self
             .page_count
             .as_ref()
@@ -280,7 +281,8 @@ impl Extractor {
                         inert -= 1;
                     }
                     // Ids are per tree: a `<noscript>`'s fragment has its own.
-                    if walk.link.as_ref().is_some_and(|l| l.node == node.id() && l.in_noscript == in_noscript) {
+                    if walk.link.as_ref().is_some_and(|l| l.node == node.id() && l.in_noscript == in_noscript)
+                    {
                         walk.link = None;
                     }
                     if !in_noscript && walk.twin.as_ref().is_some_and(|t| t.scope == node.id()) {
@@ -390,7 +392,11 @@ impl Extractor {
         if !(by_selector || has_image_extension(&url)) || !self.host_allowed(&url) {
             return;
         }
-        walk.entries.push(Entry { found: Found { url, element: Element::Link, fallback: None }, pick: None, node: None });
+        walk.entries.push(Entry {
+            found: Found { url, element: Element::Link, fallback: None },
+            pick: None,
+            node: None,
+        });
         walk.link = Some(OpenLink { node: element.id(), in_noscript, entry: walk.entries.len() - 1 });
     }
 
@@ -405,7 +411,9 @@ impl Extractor {
             let best = best_candidate(&candidates)?;
             let c = &candidates[best];
             match self.resolve(c.raw, base) {
-                Some(url) => return Some(Pick { url, size: c.size, lazy: c.lazy, placeholder: c.placeholder }),
+                Some(url) => {
+                    return Some(Pick { url, size: c.size, lazy: c.lazy, placeholder: c.placeholder });
+                }
                 None => _ = candidates.swap_remove(best),
             }
         }
@@ -534,7 +542,8 @@ fn noscript_wins(noscript: &Pick, twin: &Pick) -> bool {
 /// place in the page and becomes the better of the two; `other` is the one met second.
 fn merge(entry: &mut Entry, other: Pick, kind: Element) {
     let mine = entry.pick.clone().expect("an image has a pick");
-    let other_wins = if kind == Element::Noscript { noscript_wins(&other, &mine) } else { !noscript_wins(&mine, &other) };
+    let other_wins =
+        if kind == Element::Noscript { noscript_wins(&other, &mine) } else { !noscript_wins(&mine, &other) };
     if other_wins {
         entry.found = Found { url: other.url.clone(), element: kind, fallback: None };
         entry.pick = Some(other);
@@ -566,8 +575,25 @@ fn looks_like_url(raw: &str) -> bool {
 
 /// File names lazy loaders put in `src` until the real image loads.
 const PLACEHOLDER_STEMS: &[&str] = &[
-    "spacer", "blank", "pixel", "1x1", "transparent", "placeholder", "lazy", "lazyload", "lazy-load",
-    "lazy-placeholder", "loading", "loader", "clear", "empty", "trans", "grey", "gray", "dot", "spinner",
+    "spacer",
+    "blank",
+    "pixel",
+    "1x1",
+    "transparent",
+    "placeholder",
+    "lazy",
+    "lazyload",
+    "lazy-load",
+    "lazy-placeholder",
+    "loading",
+    "loader",
+    "clear",
+    "empty",
+    "trans",
+    "grey",
+    "gray",
+    "dot",
+    "spinner",
 ];
 
 /// Whether a URL as written names a spacer file (`/img/spacer.gif?v=2`).
@@ -732,7 +758,8 @@ mod tests {
         let r = rules("img", &["srcset"], "");
         let s = scan(&r, r#"<img srcset="a.jpg 1é, b.jpg 2x"><img srcset="c.jpg 1é">"#, "http://h.example/");
         assert_eq!(urls(&s), ["http://h.example/b.jpg"]);
-        let s = scan(&r, r#"<img srcset="a.jpg 2x, b.jpg NaNw, c.jpg infx, d.jpg -5w">"#, "http://h.example/");
+        let s =
+            scan(&r, r#"<img srcset="a.jpg 2x, b.jpg NaNw, c.jpg infx, d.jpg -5w">"#, "http://h.example/");
         assert_eq!(urls(&s), ["http://h.example/a.jpg"]);
     }
 
@@ -748,8 +775,14 @@ mod tests {
     /// The attributes `config::DEFAULT_IMAGE_ATTRIBUTES` lists (repeated: html.rs does
     /// not import the config).
     const DEFAULTS: &[&str] = &[
-        "data-lazy-srcset", "data-srcset", "data-lazy-src", "data-src", "data-original", "data-orig-file",
-        "srcset", "src",
+        "data-lazy-srcset",
+        "data-srcset",
+        "data-lazy-src",
+        "data-src",
+        "data-original",
+        "data-orig-file",
+        "srcset",
+        "src",
     ];
 
     fn defaults() -> ExtractRules {
@@ -821,7 +854,10 @@ mod tests {
             <noscript><picture><source srcset="p.jpg 2x"><img src="p-small.jpg"></picture></noscript>"#;
         assert_eq!(
             found(html),
-            [("http://h.example/p/only.jpg".into(), Element::Noscript), ("http://h.example/p/p.jpg".into(), Element::Noscript)]
+            [
+                ("http://h.example/p/only.jpg".into(), Element::Noscript),
+                ("http://h.example/p/p.jpg".into(), Element::Noscript)
+            ]
         );
         // In <head> too (a browser moves the image into <body>).
         let html = r#"<html><head><noscript><img src="h.jpg"></noscript></head><body></body></html>"#;
@@ -869,7 +905,8 @@ mod tests {
             <img data-src="not a url.jpg" src="f.jpg">
             <img src="undefined"><img src="My Photo.jpg">"#;
         let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
-        let mut expected = ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")).to_vec();
+        let mut expected =
+            ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")).to_vec();
         expected.push("http://h.example/p/My%20Photo.jpg".into());
         assert_eq!(urls, expected);
     }
@@ -890,11 +927,19 @@ mod tests {
         let html = r#"<a href="/full/photo.JPG?v=2"><img src="/thumbs/photo.jpg" srcset="/thumbs/photo@2x.jpg 2x"></a>
             <a href="/page.html"><img src="/thumbs/other.jpg"></a>"#;
         let s = scan(&defaults(), html, "http://h.example/p/");
-        let got: Vec<_> = s.images.iter().map(|f| (f.url.as_str(), f.element, f.fallback.as_ref().map(Url::as_str))).collect();
+        let got: Vec<_> = s
+            .images
+            .iter()
+            .map(|f| (f.url.as_str(), f.element, f.fallback.as_ref().map(Url::as_str)))
+            .collect();
         assert_eq!(
             got,
             [
-                ("http://h.example/full/photo.JPG?v=2", Element::Link, Some("http://h.example/thumbs/photo@2x.jpg")),
+                (
+                    "http://h.example/full/photo.JPG?v=2",
+                    Element::Link,
+                    Some("http://h.example/thumbs/photo@2x.jpg")
+                ),
                 ("http://h.example/thumbs/other.jpg", Element::Img, None),
             ]
         );
@@ -910,7 +955,8 @@ mod tests {
         // LINK_SELECTOR: links that are images whatever their extension.
         let mut r = defaults();
         r.link_selector = "a.download".into();
-        let s = scan(&r, r#"<a class="download" href="/get?id=7"><img src="t.jpg"></a>"#, "http://h.example/p/");
+        let s =
+            scan(&r, r#"<a class="download" href="/get?id=7"><img src="t.jpg"></a>"#, "http://h.example/p/");
         assert_eq!(urls(&s), ["http://h.example/get?id=7"]);
     }
 
@@ -925,7 +971,11 @@ mod tests {
         let s = scan(&defaults(), &html, "http://h.example/");
         assert_eq!(urls(&s), ["http://h.example/big.jpg", "http://h.example/after.jpg"]);
         assert_eq!(s.images[0].fallback.as_ref().map(Url::as_str), Some("http://h.example/n.jpg"));
-        let s = scan(&defaults(), r#"<noscript><a href="full.png"><img src="t.png"></a></noscript><img src="x.jpg">"#, "http://h.example/");
+        let s = scan(
+            &defaults(),
+            r#"<noscript><a href="full.png"><img src="t.png"></a></noscript><img src="x.jpg">"#,
+            "http://h.example/",
+        );
         assert_eq!(urls(&s), ["http://h.example/full.png", "http://h.example/x.jpg"]);
     }
 
@@ -946,7 +996,11 @@ mod tests {
         let s = scan(&defaults(), html, "http://h.example/photos/");
         assert_eq!(
             urls(&s),
-            ["http://h.example/photos/IMG_0001.jpg", "http://h.example/photos/IMG_0002.jpeg", "http://h.example/photos/scan.tiff"]
+            [
+                "http://h.example/photos/IMG_0001.jpg",
+                "http://h.example/photos/IMG_0002.jpeg",
+                "http://h.example/photos/scan.tiff"
+            ]
         );
         assert!(s.images.iter().all(|f| f.element == Element::Link && f.fallback.is_none()));
     }

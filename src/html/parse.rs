@@ -214,7 +214,12 @@ impl TreeSink for DepthSink {
         self.inner.append(parent, child);
     }
 
-    fn append_based_on_parent_node(&self, element: &Handle, prev_element: &Handle, child: NodeOrText<Handle>) {
+    fn append_based_on_parent_node(
+        &self,
+        element: &Handle,
+        prev_element: &Handle,
+        child: NodeOrText<Handle>,
+    ) {
         // Foster parenting: beside `element` if it is in the tree, else in `prev_element`.
         let depth = self.depth_of(element).min(self.depth_of(prev_element) + 1);
         self.attached(&child, depth.saturating_sub(1));

@@ -182,12 +182,19 @@ mod tests {
             ]
         );
         assert_eq!(
-            urls("/cdn-cgi/image/width=800,quality=75/x.jpg 800w,/cdn-cgi/image/width=400,quality=75/x.jpg 400w"),
+            urls(
+                "/cdn-cgi/image/width=800,quality=75/x.jpg 800w,/cdn-cgi/image/width=400,quality=75/x.jpg 400w"
+            ),
             ["/cdn-cgi/image/width=800,quality=75/x.jpg", "/cdn-cgi/image/width=400,quality=75/x.jpg"]
         );
         assert_eq!(
-            urls("https://i0.wp.com/s.example/a.jpg?resize=198,178&ssl=1 198w, https://i0.wp.com/s.example/a.jpg?w=600 600w"),
-            ["https://i0.wp.com/s.example/a.jpg?resize=198,178&ssl=1", "https://i0.wp.com/s.example/a.jpg?w=600"]
+            urls(
+                "https://i0.wp.com/s.example/a.jpg?resize=198,178&ssl=1 198w, https://i0.wp.com/s.example/a.jpg?w=600 600w"
+            ),
+            [
+                "https://i0.wp.com/s.example/a.jpg?resize=198,178&ssl=1",
+                "https://i0.wp.com/s.example/a.jpg?w=600"
+            ]
         );
     }
 
@@ -209,8 +216,19 @@ mod tests {
         assert_eq!(parse("a.jpg 1e1x")[0].size, Size::Density(10.0));
         assert_eq!(parse("a.jpg 300w 200h")[0].size, Size::Width(300));
         for bad in [
-            "a.jpg 0w", "a.jpg -5w", "a.jpg +5w", "a.jpg 5.5w", "a.jpg -1x", "a.jpg 1.x", "a.jpg infx",
-            "a.jpg NaNx", "a.jpg 200h", "a.jpg 1x 2x", "a.jpg 300w 2x", "a.jpg 2q", "a.jpg 1é",
+            "a.jpg 0w",
+            "a.jpg -5w",
+            "a.jpg +5w",
+            "a.jpg 5.5w",
+            "a.jpg -1x",
+            "a.jpg 1.x",
+            "a.jpg infx",
+            "a.jpg NaNx",
+            "a.jpg 200h",
+            "a.jpg 1x 2x",
+            "a.jpg 300w 2x",
+            "a.jpg 2q",
+            "a.jpg 1é",
             "a.jpg 300w 300w",
         ] {
             assert_eq!(urls(bad), Vec::<&str>::new(), "{bad}");

@@ -59,7 +59,11 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     assert_eq!(element_of("/img/cats-2-1.png"), ("link", None));
     assert_eq!(element_of("/img/cats-2-2.png"), ("link", None));
     assert_eq!(element_of("/img/cats-2-3.png"), ("img", None));
-    assert_eq!(element_of("/img/cats-2-4.png"), ("img", None), "the lazy image and its <noscript> twin are one");
+    assert_eq!(
+        element_of("/img/cats-2-4.png"),
+        ("img", None),
+        "the lazy image and its <noscript> twin are one"
+    );
     assert_eq!(element_of("/img/cats-2-5.png"), ("picture", None));
     let (element, note) = element_of("/img/cats-cover.png");
     assert_eq!(element, "img");

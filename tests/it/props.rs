@@ -397,7 +397,8 @@ fn srcset_url() -> impl Strategy<Value = String> {
 fn srcset_size() -> impl Strategy<Value = (Option<Size>, String)> {
     prop_oneof![
         (1u32..5000).prop_map(|w| (Some(Size::Width(w)), format!("{w}w"))),
-        (1u32..40).prop_map(|t| (Some(Size::Density(f64::from(t) / 4.0)), format!("{}x", f64::from(t) / 4.0))),
+        (1u32..40)
+            .prop_map(|t| (Some(Size::Density(f64::from(t) / 4.0)), format!("{}x", f64::from(t) / 4.0))),
         Just((Some(Size::Density(1.0)), String::new())),
         // Invalid: the candidate is dropped.
         lit(&["0w", "-1x", "2q", "1.x", "3w 2x", "200h"]).prop_map(|d| (None, d)),
