@@ -238,6 +238,11 @@ mod tests {
         assert_eq!(v["items"][0]["status"], "failed");
         assert_eq!(v["items"][0]["error"], "HTTP status 404");
         assert!(v["items"][0]["reason"].is_null());
+        assert_eq!(
+            (&v["items"][0]["element"], &v["items"][1]["element"]),
+            (&"img".into(), &serde_json::Value::Null)
+        );
+        assert!(v["items"][0]["note"].is_null());
         assert_eq!(summary.exit_code(), 1);
         assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
     }
