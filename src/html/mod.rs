@@ -231,6 +231,8 @@ impl Extractor {
         })
     }
 
+    /// The images of a page, one per image element, distinct, in document order (a
+    /// `<noscript>`'s where the `<noscript>` is), and the page count it states.
     pub fn scan(&self, html: &str, page_url: &Url) -> PageScan {
         let doc = parse::document(html).html;
         let base = doc

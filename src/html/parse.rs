@@ -75,10 +75,10 @@ type Handle = ego_tree::NodeId;
 
 /// Node ids are small distinct integers: hashing them with SipHash would only cost time.
 #[derive(Default)]
-pub struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 /// A set of node ids of one tree.
-pub type IdSet = std::collections::HashSet<Handle, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdSet = std::collections::HashSet<Handle, BuildHasherDefault<IdHasher>>;
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
