@@ -13,7 +13,7 @@ use std::path::{Component, Path};
 
 use image_scraper::config::PageUrls;
 use image_scraper::html::srcset::{self, Size};
-use image_scraper::html::{ExtractRules, Extractor, last_number};
+use image_scraper::html::{ExtractRules, Extractor, LinkedImages, last_number};
 use image_scraper::storage::{self, MAX_NAME_BYTES, OWN_PREFIX, file_name, with_suffix};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -266,6 +266,8 @@ fn html_token() -> impl Strategy<Value = String> {
             "\0", "<img src=\"open.jpg\"", "<img src=", "'", "\"", "<", ">", "</", "<!DOCTYPE html>",
             "<html>", "<head>", "<body>", "<frameset>", "<math><mi>", "<select><option>",
             "<textarea>", "<plaintext>", "<iframe srcdoc='<img src=in.jpg>'>", "<ul>", "</ul>",
+            "</noscript>", "</template>", "<a href=\"big.PNG?x=1\">", "<a href='/wiki/File:X.jpg'>", "</a>",
+            "<noscript><img data-src=n.jpg src=data:x></noscript>", "<noscript><a href=f.jpg><img src=t.jpg>",
         ]),
         2 => "\\PC{0,40}",
         1 => any::<String>(),
@@ -300,13 +302,20 @@ fn rules() -> impl Strategy<Value = ExtractRules> {
         lit(&["", "example", "img.example", "IMG.Example ", "127.0.0.1"]),
         lit(&["li.pag-text", "", "li", "*"]),
     )
-        .prop_map(|(selector, attributes, host, page_count)| ExtractRules {
-            image_selector: selector,
-            attributes: attributes.into_iter().map(String::from).collect(),
-            image_host: host,
-            page_count_selector: page_count,
-            linked_images: Default::default(),
-            link_selector: String::new(),
+        .prop_flat_map(|first| {
+            let links =
+                prop::sample::select(vec![LinkedImages::Prefer, LinkedImages::Both, LinkedImages::Off]);
+            (Just(first), (links, lit(&["", "a", "a[href*=wiki]"])))
+        })
+        .prop_map(|((selector, attributes, host, page_count), (linked_images, link_selector))| {
+            ExtractRules {
+                image_selector: selector,
+                attributes: attributes.into_iter().map(String::from).collect(),
+                image_host: host,
+                page_count_selector: page_count,
+                linked_images,
+                link_selector,
+            }
         })
 }
 
