@@ -3,7 +3,8 @@
 //! - `html::Extractor::scan` on a large listing page (2000 gallery `<img>` tags amid
 //!   realistic noise: scripts, styles, navigation, foreign-host and `data:` images, srcsets,
 //!   comments) and on one page of the `bench/` gallery (40 images), with the rules
-//!   `bench/run.sh` uses and with the defaults;
+//!   `bench/run.sh` uses and with the defaults; and on a page of 100,000 nested `<div>`s
+//!   (1.1 MB), which the parser's depth bound keeps linear (html5ever alone: quadratic);
 //! - `storage::file_name` and `storage::with_suffix` on realistic and hostile URLs.
 //!
 //! `cargo bench --bench micro` (add `-- --quick` for a fast pass, or a filter such as
@@ -73,6 +74,11 @@ var tpl = '<img src="https://images.stockfreeimages.com/never.jpg">'; gtag('js',
     html
 }
 
+/// `depth` nested `<div>`s with an image at the bottom: a hostile page's shape.
+fn deep_page(depth: usize) -> String {
+    format!("{}<img src=\"{IMAGES}/deep.jpg\">{}", "<div>".repeat(depth), "</div>".repeat(depth))
+}
+
 /// One page of `bench/gen_fixture.py`'s gallery (40 images, one decoy), as the benchmark serves it.
 fn bench_page(n: usize) -> String {
     let imgs: String = (0..40)
@@ -97,6 +103,8 @@ fn rules(selector: &str, host: &str) -> ExtractRules {
         attributes: vec!["src".into()],
         image_host: host.into(),
         page_count_selector: "li.pag-text".into(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     }
 }
 
@@ -133,6 +141,16 @@ fn scan(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(small.len() as u64));
     g.bench_function("bench_page_40_imgs", |b| {
         b.iter(|| bench_rules.scan(black_box(&small), black_box(&bench_url)))
+    });
+    g.finish();
+
+    let deep = deep_page(100_000);
+    assert_eq!(default_rules.scan(&deep, &page_url).images.len(), 1);
+    let mut g = c.benchmark_group("scan_deep");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(deep.len() as u64));
+    g.bench_function("nested_100000_divs", |b| {
+        b.iter(|| default_rules.scan(black_box(&deep), black_box(&page_url)))
     });
     g.finish();
 

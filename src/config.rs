@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use url::Url;
 
 use crate::cli::Cli;
-use crate::html::{ExtractRules, Extractor};
+use crate::html::{ExtractRules, Extractor, LinkedImages};
 use crate::politeness::HostGate;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings, parse_site_url};
@@ -25,9 +25,25 @@ pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 /// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.
 pub const DEFAULT_IMAGE_SELECTOR: &str = "img, picture source";
-/// First present wins: lazy-loading attributes before `src` (which then often holds a
-/// placeholder); `*srcset` gives the largest candidate.
-pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 5] = ["data-srcset", "srcset", "data-src", "data-lazy-src", "src"];
+/// What lazy loaders read (`data-*`: WP Rocket and Jetpack's `data-lazy-*`, lazysizes'
+/// `data-src*`, jQuery lazyload's `data-original`, Slick's `data-lazy`, Flickity's
+/// `data-flickity-lazyload`, WordPress's advertised original `data-orig-file`), then what
+/// the browser reads. `data-*` ones come first whatever the
+/// order; the order breaks ties between equally large candidates.
+pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 12] = [
+    "data-lazy-srcset",
+    "data-srcset",
+    "data-lazy-src",
+    "data-src",
+    "data-original",
+    "data-hi-res-src",
+    "data-lazy",
+    "data-lazyload",
+    "data-flickity-lazyload",
+    "data-orig-file",
+    "srcset",
+    "src",
+];
 pub const DEFAULT_IMAGE_HOST: &str = "images.stockfreeimages.com";
 pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -191,6 +207,8 @@ impl Config {
                 attributes: DEFAULT_IMAGE_ATTRIBUTES.map(String::from).to_vec(),
                 image_host: url.host_str().unwrap_or_default().to_string(),
                 page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
+                linked_images: LinkedImages::default(),
+                link_selector: String::new(),
             },
             None => ExtractRules {
                 image_selector: s.image_selector.clone().unwrap_or_else(|| DEFAULT_IMAGE_SELECTOR.into()),
@@ -203,6 +221,8 @@ impl Config {
                     .page_count_selector
                     .clone()
                     .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
+                linked_images: s.linked_images.unwrap_or_default(),
+                link_selector: s.link_selector.clone().unwrap_or_default(),
             },
         };
         Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;
@@ -567,6 +587,22 @@ mod tests {
     fn url_without_a_trailing_slash_is_a_folder() {
         let c = resolve("SCRAPER:\n  URL: http://h.example/gallery\n  ITEM: x\n", &[]).unwrap();
         assert_eq!(pages(&c).0.url(1).as_str(), "http://h.example/gallery/p1/x.html");
+    }
+
+    #[test]
+    fn link_keys_are_read_and_checked() {
+        let base = "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n";
+        let c = resolve(base, &[]).unwrap();
+        assert_eq!((c.extract.linked_images, c.extract.link_selector.as_str()), (LinkedImages::Prefer, ""));
+        let c = resolve(&format!("{base}  LINKED_IMAGES: both\n  LINK_SELECTOR: a.download\n"), &[]).unwrap();
+        assert_eq!(
+            (c.extract.linked_images, c.extract.link_selector.as_str()),
+            (LinkedImages::Both, "a.download")
+        );
+        let e = resolve(&format!("{base}  LINKED_IMAGES: always\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("LINKED_IMAGES") && e.contains("prefer"), "{e}");
+        let e = resolve(&format!("{base}  LINK_SELECTOR: 'a[[href]'\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("link selector"), "{e}");
     }
 
     #[test]

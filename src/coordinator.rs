@@ -6,7 +6,7 @@
 //! Workers are anything behind a `Recipient<RunTask>`; the Coordinator never knows their
 //! type.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +18,14 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::{Filters, Source};
+use crate::html::{Element, Found};
 use crate::politeness::HostGate;
 use crate::progress::{Progress, Snapshot};
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::robots::{self, Rules};
 use crate::storage;
 use crate::store::{Lookup, Store};
+use crate::validate;
 use crate::work::{
     Cancel, Done, ImageTask, MAX_REDIRECTS, RegisterWorker, RunTask, Task, TaskError, TaskFinished, TaskId,
     host_of,
@@ -123,29 +125,38 @@ struct InFlight {
     task: Task,
     /// For images: the page that revealed it.
     page: u32,
-    /// Redirects followed to get to `task`'s URL, and for an image the URL it was found
-    /// under (what the report and the resume record name).
-    trail: Trail,
+    /// How it came to its URL, and for an image what its page said about it.
+    meta: Meta,
 }
 
-/// How a task came to its URL: redirects followed so far, and the image URL as found.
+/// What the Coordinator knows of a task beyond the task itself. Kept here, not in the
+/// task: only the Coordinator acts on it, workers only fetch.
 #[derive(Debug, Clone, Default)]
-struct Trail {
+struct Meta {
+    /// Redirects followed to get to the task's URL.
     hops: u8,
+    /// For an image that was redirected: the URL it was found under (what the report
+    /// and the resume record name).
     found: Option<Url>,
+    /// The rule that found the image; `None` for a `--urls` list.
+    element: Option<Element>,
+    /// For a link target: the thumbnail to fetch instead if the target is a page.
+    fallback: Option<Url>,
+    /// Why the URL is not the one the page pointed at first.
+    note: Option<String>,
 }
 
 /// An image waiting for a free slot (and for its origin's robots.txt).
 struct PendingImage {
     task: ImageTask,
     page: u32,
-    trail: Trail,
+    meta: Meta,
 }
 
 impl PendingImage {
     /// The URL the image was found under, before any redirect.
     fn found(&self) -> &Url {
-        self.trail.found.as_ref().unwrap_or(&self.task.url)
+        self.meta.found.as_ref().unwrap_or(&self.task.url)
     }
 }
 
@@ -259,6 +270,13 @@ pub struct Coordinator {
     stopped: Option<TaskError>,
     /// `--dry-run` and its reader closed stdout: stop quietly.
     listing_closed: bool,
+    /// `--dry-run`: pages' images held until every earlier page is done, so the list is
+    /// in page order whatever order pages come back in.
+    held: BTreeMap<u32, (Option<Url>, Vec<Found>)>,
+    /// `--dry-run`: the next page whose images may be listed.
+    next_listed_page: u32,
+    /// `--dry-run`: images to list, in page order (a per-origin queue would reorder them).
+    to_list: VecDeque<PendingImage>,
     /// The resume record could not be written: warned once.
     resume_warned: bool,
     pages: PageCounts,
@@ -295,6 +313,9 @@ impl Coordinator {
             taken_names: HashSet::new(),
             stopped: None,
             listing_closed: false,
+            held: BTreeMap::new(),
+            next_listed_page: 1,
+            to_list: VecDeque::new(),
             resume_warned: false,
             pages: PageCounts::default(),
             images: ImageCounts::default(),
@@ -302,7 +323,7 @@ impl Coordinator {
             items: Vec::new(),
             joiners: Vec::new(),
         };
-        coordinator.enqueue_images(0, None, urls);
+        coordinator.enqueue_images(0, None, urls.into_iter().map(|url| (url, Meta::default())).collect());
         coordinator
     }
 
@@ -319,6 +340,8 @@ impl Coordinator {
     fn is_finished(&self) -> bool {
         self.in_flight.is_empty()
             && self.pending.is_empty()
+            && self.to_list.is_empty()
+            && self.held.is_empty()
             && self.robots_queue.is_empty()
             && self.moved_pages.is_empty()
             && self.first_page_done
@@ -350,12 +373,12 @@ impl Coordinator {
 
     /// The next task by priority: robots.txt first; page 1 alone; then a page when the
     /// image queue is running short; else an image; else a page.
-    fn next_task(&mut self) -> Option<(Task, u32, Trail)> {
+    fn next_task(&mut self) -> Option<(Task, u32, Meta)> {
         if self.stopped.is_some() || self.listing_closed {
             return None;
         }
         if let Some(url) = self.robots_queue.pop_front() {
-            return Some((Task::Robots { url }, 0, Trail::default()));
+            return Some((Task::Robots { url }, 0, Meta::default()));
         }
         if let Some(moved) = self.take_moved_page() {
             return Some(moved);
@@ -367,14 +390,14 @@ impl Coordinator {
             return Some(self.take_page(n));
         }
         if let Some(image) = self.take_ready_image() {
-            return Some((Task::Image(image.task), image.page, image.trail));
+            return Some((Task::Image(image.task), image.page, image.meta));
         }
         page.map(|n| self.take_page(n))
     }
 
     /// The first redirected page, when its new URL may be fetched now. One refused by
     /// robots.txt is counted on the way.
-    fn take_moved_page(&mut self) -> Option<(Task, u32, Trail)> {
+    fn take_moved_page(&mut self) -> Option<(Task, u32, Meta)> {
         loop {
             let url = self.moved_pages.front()?.url.clone();
             match self.verdict(&url) {
@@ -383,8 +406,8 @@ impl Coordinator {
                 Verdict::Go => {
                     let moved = self.moved_pages.pop_front().expect("a front");
                     self.pages_in_flight += 1;
-                    let trail = Trail { hops: moved.hops, found: None };
-                    return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, trail));
+                    let meta = Meta { hops: moved.hops, ..Meta::default() };
+                    return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, meta));
                 }
                 Verdict::Refused { reason, failure } => {
                     let moved = self.moved_pages.pop_front().expect("a front");
@@ -404,6 +427,7 @@ impl Coordinator {
             warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => &reason);
             self.pages.skipped += 1;
         }
+        self.page_settled(n, None, Vec::new());
         if n == 1 {
             self.first_page_sent = true;
             self.first_page_done = true;
@@ -438,7 +462,7 @@ impl Coordinator {
         }
     }
 
-    fn take_page(&mut self, n: u32) -> (Task, u32, Trail) {
+    fn take_page(&mut self, n: u32) -> (Task, u32, Meta) {
         if n == 1 {
             self.first_page_sent = true;
         } else {
@@ -446,7 +470,7 @@ impl Coordinator {
         }
         self.pages_in_flight += 1;
         let url = self.page_url(n).expect("pages come from a page source");
-        (Task::Page { number: n, url }, n, Trail::default())
+        (Task::Page { number: n, url }, n, Meta::default())
     }
 
     /// The first waiting image that may go now. Images robots.txt disallows are counted
@@ -468,13 +492,8 @@ impl Coordinator {
                     let image = self.pending.pop(queue).expect("a front");
                     match rules.is_failure() {
                         true => self.fail_image(&image, 0, rules.refusal()),
-                        false => {
-                            self.skip(image.found().clone(), image.task.name, image.page, rules.refusal())
-                        }
+                        false => self.skip(image, rules.refusal()),
                     }
-                } else if self.plan.listing.is_some() {
-                    let image = self.pending.pop(queue).expect("a front");
-                    self.list(&image.task.url);
                 } else if self.host_has_room(&self.pending.queues[queue].host) {
                     return self.pending.pop(queue);
                 } else {
@@ -485,11 +504,12 @@ impl Coordinator {
         None
     }
 
-    fn skip(&mut self, url: Url, name: String, page: u32, reason: String) {
-        debug!(self.log, "image skipped"; "url" => %url, "reason" => &reason);
+    fn skip(&mut self, image: PendingImage, reason: String) {
+        debug!(self.log, "image skipped"; "url" => %image.found(), "reason" => &reason);
         self.images.skipped += 1;
-        let mut item = item(url, page, name, Status::Skipped);
+        let mut item = item(image.found().clone(), image.page, image.task.name, Status::Skipped);
         item.reason = Some(reason);
+        (item.element, item.note) = (image.meta.element, image.meta.note);
         self.record(item);
     }
 
@@ -498,7 +518,29 @@ impl Coordinator {
         self.images.failed += 1;
         let mut item = item(image.found().clone(), image.page, image.task.name.clone(), Status::Failed);
         (item.attempts, item.error) = (attempts, Some(error));
+        (item.element, item.note) = (image.meta.element, image.meta.note.clone());
         self.record(item);
+    }
+
+    /// `--dry-run`: lists the waiting images in order, up to one whose robots.txt is
+    /// still on its way (the order must hold), skipping what robots.txt refuses.
+    fn list_ready(&mut self) {
+        while let Some(front) = self.to_list.front() {
+            match self.verdict(&front.task.url.clone()) {
+                Verdict::Wait => return,
+                Verdict::Go => {
+                    let image = self.to_list.pop_front().expect("a front");
+                    self.list(&image.task.url);
+                }
+                Verdict::Refused { reason, failure } => {
+                    let image = self.to_list.pop_front().expect("a front");
+                    match failure {
+                        true => self.fail_image(&image, 0, reason),
+                        false => self.skip(image, reason),
+                    }
+                }
+            }
+        }
     }
 
     fn list(&mut self, url: &Url) {
@@ -513,6 +555,8 @@ impl Coordinator {
         // The reader is gone (`| head`): nothing more to fetch or list, and nothing failed.
         self.listing_closed = true;
         self.pending.drain();
+        self.to_list.clear();
+        self.held.clear();
         self.robots_queue.clear();
         self.moved_pages.clear();
         self.first_page_sent = true;
@@ -526,10 +570,10 @@ impl Coordinator {
         self.drop_dead_workers();
         if self.plan.listing.is_some() {
             // A dry run hands out no images: list what is ready now.
-            self.take_ready_image();
+            self.list_ready();
         }
         while let Some(slot) = self.least_loaded_slot() {
-            let Some((task, page, trail)) = self.next_task() else {
+            let Some((task, page, meta)) = self.next_task() else {
                 return;
             };
             let id = self.next_id;
@@ -540,7 +584,7 @@ impl Coordinator {
                 None => _ = self.host_busy.insert(host_of(task.url()).to_string(), 1),
             }
             self.slots[slot].tasks.do_send(RunTask { id, task: task.clone() });
-            self.in_flight.insert(id, InFlight { slot, task, page, trail });
+            self.in_flight.insert(id, InFlight { slot, task, page, meta });
         }
     }
 
@@ -602,10 +646,13 @@ impl Coordinator {
             self.pages.failed += unsent;
         }
         self.robots_queue.clear();
-        for image in self.pending.drain() {
+        self.release_held();
+        let unlisted: Vec<PendingImage> = self.to_list.drain(..).collect();
+        for image in self.pending.drain().into_iter().chain(unlisted) {
             self.images.failed += 1;
             let mut item = item(image.found().clone(), image.page, image.task.name, Status::Failed);
             item.error = Some(reason.to_string());
+            (item.element, item.note) = (image.meta.element, image.meta.note);
             self.record(item);
         }
     }
@@ -631,13 +678,13 @@ impl Coordinator {
             Err(e @ TaskError::DiskFull(_)) if self.stopped.is_none() => Some(e.clone()),
             _ => None,
         };
-        let InFlight { task, page, trail, .. } = done;
+        let InFlight { task, page, meta, .. } = done;
         match (task, outcome) {
             (Task::Robots { url }, outcome) => self.robots_finished(&url, outcome),
             (Task::Page { number, url }, Ok(Done::Moved(to))) => {
                 self.pages_in_flight -= 1;
-                match trail.hops < MAX_REDIRECTS {
-                    true => self.moved_pages.push_back(MovedPage { number, url: to, hops: trail.hops + 1 }),
+                match meta.hops < MAX_REDIRECTS {
+                    true => self.moved_pages.push_back(MovedPage { number, url: to, hops: meta.hops + 1 }),
                     false => self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts),
                 }
             }
@@ -646,7 +693,7 @@ impl Coordinator {
                 self.page_finished(number, &url, outcome, msg.attempts);
             }
             (Task::Image(task), outcome) => {
-                let image = PendingImage { task, page, trail };
+                let image = PendingImage { task, page, meta };
                 self.image_finished(image, outcome, msg.attempts);
             }
         }
@@ -669,11 +716,15 @@ impl Coordinator {
                 }
                 let mut item = item(url, image.page, name, Status::Ok);
                 (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                (item.element, item.note) = (image.meta.element, image.meta.note);
                 self.record(item);
             }
             Ok(Done::Moved(to)) => self.follow(image, to, attempts),
-            Err(TaskError::Unwanted(reason)) => {
-                self.skip(image.found().clone(), image.task.name, image.page, reason)
+            Err(TaskError::Unwanted(reason)) => self.skip(image, reason),
+            Err(TaskError::NotAnImage(reason))
+                if image.meta.fallback.is_some() && validate::is_page(&reason) =>
+            {
+                self.fall_back(image)
             }
             Err(e) => self.fail_image(&image, attempts, e.to_string()),
             Ok(other) => {
@@ -689,16 +740,35 @@ impl Coordinator {
         let off_host = image.page > 0
             && !self.plan.image_host.is_empty()
             && !to.host_str().is_some_and(|h| h.contains(&self.plan.image_host));
-        if image.trail.hops >= MAX_REDIRECTS {
+        if image.meta.hops >= MAX_REDIRECTS {
             return self.fail_image(&image, attempts, TaskError::Redirects.to_string());
         }
         if off_host {
             return self.fail_image(&image, attempts, TaskError::RedirectOffHost(to.to_string()).to_string());
         }
         let found = image.found().clone();
-        let trail = Trail { hops: image.trail.hops + 1, found: Some(found) };
+        let meta = Meta { hops: image.meta.hops + 1, found: Some(found), ..image.meta };
         let task = ImageTask { url: to, ..image.task };
-        self.pending.push(PendingImage { task, page: image.page, trail });
+        self.pending.push(PendingImage { task, page: image.page, meta });
+    }
+
+    /// A link target answered with a page (MediaWiki's `File:` links look like image
+    /// files): the element's own best candidate, the thumbnail, is downloaded instead. Not
+    /// a failure, and the same image: counted once, under the thumbnail's URL.
+    fn fall_back(&mut self, link: PendingImage) {
+        let thumbnail = link.meta.fallback.clone().expect("checked by the caller");
+        let note = format!("the link target {} is a page, not an image: its thumbnail instead", link.found());
+        info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found(), "thumbnail" => %thumbnail);
+        let meta = Meta { element: Some(Element::Img), note: Some(note), ..Meta::default() };
+        if !self.seen_urls.insert(xxh3_128(thumbnail.as_str().as_bytes())) {
+            // Found on its own too: downloaded (or skipped) as that image.
+            let reason = "its thumbnail is already another image of this run".to_string();
+            return self.skip(PendingImage { meta, ..link }, reason);
+        }
+        let page = link.page;
+        if let Some(task) = self.plan_image(thumbnail, page, link.task.referer.as_ref(), &meta) {
+            self.pending.push(PendingImage { task, page, meta });
+        }
     }
 
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
@@ -736,7 +806,7 @@ impl Coordinator {
                 if number == 1 {
                     self.clamp_pages(scan.page_count);
                 }
-                self.enqueue_images(number, Some(url), scan.images);
+                self.page_settled(number, Some(url.clone()), scan.images);
             }
             other => {
                 let error = match other {
@@ -745,6 +815,7 @@ impl Coordinator {
                 };
                 warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
                 self.pages.failed += 1;
+                self.page_settled(number, None, Vec::new());
             }
         }
         if number == 1 {
@@ -764,20 +835,44 @@ impl Coordinator {
         info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.last_page);
     }
 
-    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<Url>) {
+    /// Page `number` is done (fetched, failed or skipped) with these images. A dry run
+    /// lists pages in order, so it holds them until every earlier page is done.
+    fn page_settled(&mut self, number: u32, referer: Option<Url>, images: Vec<Found>) {
+        if self.plan.listing.is_none() {
+            return self.enqueue_images(number, referer.as_ref(), metas(images));
+        }
+        self.held.insert(number, (referer, images));
+        while let Some((referer, images)) = self.held.remove(&self.next_listed_page) {
+            self.enqueue_images(self.next_listed_page, referer.as_ref(), metas(images));
+            self.next_listed_page += 1;
+        }
+    }
+
+    /// Every held page, in order, whatever is still missing before it (the run is ending).
+    fn release_held(&mut self) {
+        while let Some((number, (referer, images))) = self.held.pop_first() {
+            self.enqueue_images(number, referer.as_ref(), metas(images));
+        }
+    }
+
+    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<(Url, Meta)>) {
         if self.listing_closed {
             return;
         }
         let found = images.len();
         let mut new = 0;
-        for url in images {
+        for (url, meta) in images {
             if !self.plan.filters.wants(&url) || !self.seen_urls.insert(xxh3_128(url.as_str().as_bytes())) {
                 continue;
             }
             new += 1;
             self.images.total += 1;
-            if let Some(task) = self.plan_image(url, page, referer) {
-                self.pending.push(PendingImage { task, page, trail: Trail::default() });
+            if let Some(task) = self.plan_image(url, page, referer, &meta) {
+                let image = PendingImage { task, page, meta };
+                match self.plan.listing {
+                    Some(_) => self.to_list.push_back(image),
+                    None => self.pending.push(image),
+                }
             }
         }
         debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
@@ -786,13 +881,14 @@ impl Coordinator {
     /// Decides what to do with a newly found image: skip it (an earlier run stored it and
     /// it is still whole), or download it under the name an earlier run gave it, or under
     /// a new name no other URL has.
-    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>) -> Option<ImageTask> {
+    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>, meta: &Meta) -> Option<ImageTask> {
         let referer = referer.cloned();
         let earlier = match self.plan.store.lookup(&url) {
             Lookup::Complete { name, bytes } if !self.plan.force => {
                 self.images.skipped += 1;
                 let mut item = item(url, page, name, Status::Skipped);
                 (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
+                (item.element, item.note) = (meta.element, meta.note.clone());
                 self.record(item);
                 return None;
             }
@@ -928,6 +1024,14 @@ fn robots_rules(
     }
 }
 
+/// What a page said about each image, as the Coordinator keeps it.
+fn metas(images: Vec<Found>) -> Vec<(Url, Meta)> {
+    images
+        .into_iter()
+        .map(|f| (f.url, Meta { element: Some(f.element), fallback: f.fallback, ..Meta::default() }))
+        .collect()
+}
+
 /// What `taken_names` keeps of a name.
 fn name_key(name: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(name.to_lowercase().as_bytes())
@@ -945,6 +1049,8 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
         error: None,
         reason: None,
         sha256: None,
+        element: None,
+        note: None,
     }
 }
 
@@ -1012,7 +1118,7 @@ impl Handler<GetCounts> for Coordinator {
 mod tests {
     use super::*;
     use crate::config::PageUrls;
-    use crate::html::PageScan;
+    use crate::html::{Found, PageScan};
     use crate::report::Status;
     use std::path::Path;
 
@@ -1096,7 +1202,7 @@ mod tests {
     }
 
     fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
-        let images = images.iter().map(|s| url(s)).collect();
+        let images = images.iter().map(|s| Found::img(url(s))).collect();
         let outcome = Ok(Done::Page(PageScan { images, page_count }));
         TaskFinished { id, outcome, attempts: 1 }
     }
@@ -1194,6 +1300,103 @@ mod tests {
         assert_eq!(failed_item.attempts, 4);
         assert_eq!(summary.items.len(), 3);
         assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
+    }
+
+    /// A one-page run whose page holds one link to `target` around `thumbnail`: the
+    /// Coordinator, its probe, what the probe holds (the link's task), and the out dir.
+    async fn one_link(
+        target: &str,
+        thumbnail: &str,
+    ) -> (Addr<Coordinator>, Addr<Probe>, Vec<RunTask>, tempfile::TempDir) {
+        let (coordinator, dir) = start(Some(1));
+        let (probe, handed) = register(&coordinator, 4).await;
+        let link = Found { url: url(target), element: Element::Link, fallback: Some(url(thumbnail)) };
+        let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
+        coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        (coordinator, probe, handed, dir)
+    }
+
+    #[actix::test]
+    async fn a_link_target_that_is_a_page_falls_back_to_its_thumbnail_counted_once() {
+        let (coordinator, probe, handed, dir) =
+            one_link("http://h.test/wiki/File:Cat.jpg", "http://h.test/thumb/Cat-200px.jpg").await;
+        let page = Err(TaskError::NotAnImage("the server sent text/html".into()));
+        coordinator
+            .send(TaskFinished { id: image_of(&handed, "File:Cat.jpg").id, outcome: page, attempts: 1 })
+            .await
+            .unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        coordinator.send(image_done(dir.path(), image_of(&handed, "Cat-200px.jpg"), 9)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!(summary.images, ImageCounts { total: 1, ok: 1, failed: 0, skipped: 0, bytes: 9 });
+        assert_eq!(summary.items.len(), 1);
+        let item = &summary.items[0];
+        assert_eq!(
+            (item.url.as_str(), item.element),
+            ("http://h.test/thumb/Cat-200px.jpg", Some(Element::Img))
+        );
+        assert!(
+            item.note.as_deref().is_some_and(|n| n.contains("File:Cat.jpg") && n.contains("page")),
+            "{item:?}"
+        );
+    }
+
+    #[actix::test]
+    async fn a_link_target_that_fails_otherwise_is_a_failure() {
+        let (coordinator, probe, handed, _dir) =
+            one_link("http://h.test/full/a.jpg", "http://h.test/thumb/a.jpg").await;
+        coordinator.send(failed(handed[0].id, 404)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        assert_eq!((summary.images.failed, summary.items[0].element), (1, Some(Element::Link)));
+        assert!(probe.send(Take).await.unwrap().is_empty(), "no fallback for a missing file");
+    }
+
+    /// A `Write` the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix::test]
+    async fn a_dry_run_lists_in_page_order_whatever_order_pages_finish_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+        let out = Shared::default();
+        let plan = Plan {
+            listing: Some(Box::new(out.clone())),
+            ..Plan::new(Source::Pages { pages, max_pages: Some(3) }, folder(dir.path()))
+        };
+        let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+        let (probe, handed) = register(&coordinator, 32).await;
+        // Two origins on one page: a per-origin queue would group them.
+        let page1 = ["http://h.test/1a.jpg", "http://other.test/1b.jpg", "http://h.test/1c.jpg"];
+        coordinator.send(page_done(handed[0].id, &page1, None)).await.unwrap();
+        let handed = probe.send(Take).await.unwrap();
+        let id_of = |n: u32| handed.iter().find(|t| pages_of(std::slice::from_ref(t)) == [n]).unwrap().id;
+        let (p2, p3) = (id_of(2), id_of(3));
+        coordinator
+            .send(page_done(p3, &["http://h.test/3.jpg", "http://h.test/1a.jpg"], None))
+            .await
+            .unwrap();
+        coordinator.send(page_done(p2, &["http://h.test/2.jpg"], None)).await.unwrap();
+        let summary = coordinator.send(Join).await.unwrap().unwrap();
+        let listed = String::from_utf8(out.0.borrow().clone()).unwrap();
+        let expected = ["1a", "1b", "1c", "2", "3"].map(|n| match n {
+            "1b" => "http://other.test/1b.jpg\n".to_string(),
+            n => format!("http://h.test/{n}.jpg\n"),
+        });
+        assert_eq!(listed, expected.concat());
+        assert_eq!(summary.listed, 5);
     }
 
     #[actix::test]

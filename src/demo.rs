@@ -2,11 +2,14 @@
 //! `/p{N}/{item}.html` and real PNG images, so the tool can be tried (and tested) with no
 //! internet.
 //!
-//! Every page exercises the extraction rules: root-relative, page-relative and absolute
-//! image URLs, a lazy-loaded one (`data-src`), a responsive one (`srcset`), a duplicate on
-//! the page, an image shared by all pages, a foreign-host image the host filter must drop,
-//! a `data:` URI, and on page 1 a second image with the same file name as another (served
-//! from another folder).
+//! Every page exercises the extraction rules: thumbnails linked to their full-size
+//! originals (`<a href="/img/x.png"><img src="/thumb/x.png"></a>`: the original is what
+//! is downloaded), root-relative, page-relative and absolute image URLs, a lazy-loaded one
+//! (`data-src`) with its `<noscript>` twin, a `<picture>` whose sources offer two sizes
+//! and formats, a duplicate on the page, an image shared by all pages behind a MediaWiki-
+//! style link to an HTML description page (so its thumbnail is the fallback), a
+//! foreign-host image the host filter must drop, a `data:` URI, and on page 1 a second
+//! image with the same file name as another (served from another folder).
 
 use std::io;
 use std::net::SocketAddr;
@@ -64,22 +67,30 @@ impl Gallery {
             let file = format!("{item}-{n}-{k}.png");
             let alt = format!("{item} {n}.{k}");
             imgs.push(match k {
-                // Lazy loading: a placeholder in src, the picture in data-src.
-                4 => format!(r#"<img src="{PLACEHOLDER}" data-src="/img/{file}" alt="{alt}">"#),
-                // Responsive: the largest srcset candidate is the picture (the small one
-                // does not exist).
-                5 => format!(
-                    r#"<img src="/img/{item}-{n}-5-small.png" srcset="/img/{item}-{n}-5-small.png 320w, /img/{file} 1280w" alt="{alt}">"#
+                // Lazy loading: a placeholder in src, the picture in data-src, and the
+                // same picture for browsers without scripts in <noscript>: one image.
+                4 => format!(
+                    r#"<img src="{PLACEHOLDER}" data-src="/img/{file}" alt="{alt}"><noscript><img src="/img/{file}" alt="{alt}"></noscript>"#
                 ),
+                // Responsive: the widest candidate of the <picture> is the picture (the
+                // small ones do not exist).
+                5 => format!(
+                    r#"<picture><source type="image/webp" srcset="/img/{item}-{n}-5-small.webp 320w"><source srcset="/img/{item}-{n}-5-small.png 320w, /img/{file} 1280w"><img src="/img/{item}-{n}-5-small.png" alt="{alt}"></picture>"#
+                ),
+                // A thumbnail linked to its original: the original is downloaded.
                 _ => match k % 3 {
-                    1 => format!(r#"<img src="/img/{file}" alt="{alt}">"#),
-                    2 => format!(r#"<img src="../img/{file}" alt="{alt}">"#),
+                    1 => format!(r#"<a href="/img/{file}"><img src="/thumb/{file}" alt="{alt}"></a>"#),
+                    2 => format!(r#"<a href="../img/{file}"><img src="../thumb/{file}" alt="{alt}"></a>"#),
                     _ => format!(r#"<img src="{origin}/img/{file}" alt="{alt}">"#),
                 },
             });
         }
         imgs.push(format!(r#"<img src="/img/{item}-{n}-1.png" alt="the first one again">"#));
-        imgs.push(format!(r#"<img src="/img/{item}-cover.png" alt="cover">"#));
+        // Looks like a link to an image file, answers with a page (as MediaWiki's
+        // `File:` links do): the thumbnail, here the cover itself, is the fallback.
+        imgs.push(format!(
+            r#"<a href="/wiki/File:{item}-cover.png"><img src="/img/{item}-cover.png" alt="cover"></a>"#
+        ));
         if n == 1 {
             imgs.push(format!(r#"<img src="/img/alt/{item}-1-1.png" alt="same name, other picture">"#));
         }
@@ -133,13 +144,21 @@ impl Gallery {
 /// The PNG bytes of a picture: a gradient with a few discs and some grain, different for
 /// every picture, the same on every run.
 pub fn png(picture: Picture) -> Vec<u8> {
+    render(picture, 160, 120)
+}
+
+/// The thumbnail of a picture (`/thumb/...`): what a scraper should not settle for.
+pub fn thumbnail(picture: Picture) -> Vec<u8> {
+    render(picture, 40, 30)
+}
+
+fn render(picture: Picture, w: u32, h: u32) -> Vec<u8> {
     let seed = match picture {
         Picture::Own { page, k } => page.wrapping_mul(7919).wrapping_add(k),
         Picture::Cover => 0xC0FE,
         Picture::Alt => 0xA17,
     };
     let mut rng = XorShift(u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let (w, h) = (160u32, 120u32);
     let c1 = [rng.byte(), rng.byte(), rng.byte()];
     let c2 = [rng.byte(), rng.byte(), rng.byte()];
     let discs: Vec<(i64, i64, i64, [u8; 3])> = (0..4)
@@ -224,6 +243,8 @@ impl DemoServer {
                         .route("/", web::get().to(index))
                         .route("/p{n}/{file}", web::get().to(page))
                         .route("/img/{path:.*}", web::get().to(image))
+                        .route("/thumb/{path:.*}", web::get().to(thumb))
+                        .route("/wiki/{name}", web::get().to(wiki))
                 })
                 .workers(1)
                 .disable_signals()
@@ -298,6 +319,21 @@ async fn image(path: web::Path<String>, gallery: web::Data<Gallery>) -> HttpResp
         Some(picture) => HttpResponse::Ok().content_type("image/png").body(png(picture)),
         None => HttpResponse::NotFound().body("no such image"),
     }
+}
+
+async fn thumb(path: web::Path<String>, gallery: web::Data<Gallery>) -> HttpResponse {
+    match gallery.picture(&path) {
+        Some(picture) => HttpResponse::Ok().content_type("image/png").body(thumbnail(picture)),
+        None => HttpResponse::NotFound().body("no such image"),
+    }
+}
+
+/// A description page for an image, as MediaWiki serves at `/wiki/File:Name.png`.
+async fn wiki(name: web::Path<String>) -> HttpResponse {
+    let file = name.strip_prefix("File:").unwrap_or(&name);
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(format!(
+        r#"<!DOCTYPE html><title>File:{file}</title><h1>File:{file}</h1><a href="/img/{file}"><img src="/img/{file}"></a>"#
+    ))
 }
 
 #[cfg(test)]

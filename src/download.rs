@@ -237,6 +237,8 @@ mod tests {
             attributes: vec!["src".into()],
             image_host: String::new(),
             page_count_selector: String::new(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         };
         FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
     }

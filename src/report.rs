@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::exit::ExitCode;
+use crate::html::Element;
 use crate::settings::Mode;
 
 /// Counts of listing pages.
@@ -60,6 +61,12 @@ pub struct Item {
     /// Only computed for a .jsonl manifest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Which rule found it (`img`, `picture`, `noscript`, `link`), so a user can see why
+    /// this URL was chosen; `null` for a `--urls` list.
+    pub element: Option<Element>,
+    /// Why the URL is not the one the page offered first (a link target that was a page,
+    /// replaced by its thumbnail); `null` otherwise.
+    pub note: Option<String>,
 }
 
 /// The Coordinator's answer to `Join`.
@@ -217,6 +224,8 @@ mod tests {
                     error: Some("HTTP status 404".into()),
                     reason: None,
                     sha256: None,
+                    element: Some(Element::Img),
+                    note: None,
                 },
                 Item {
                     url: "http://h/b.jpg".into(),
@@ -228,6 +237,8 @@ mod tests {
                     error: None,
                     reason: None,
                     sha256: Some("ab".repeat(32)),
+                    element: None,
+                    note: None,
                 },
             ],
         }
@@ -248,6 +259,11 @@ mod tests {
         assert_eq!(v["items"][0]["status"], "failed");
         assert_eq!(v["items"][0]["error"], "HTTP status 404");
         assert!(v["items"][0]["reason"].is_null());
+        assert_eq!(
+            (&v["items"][0]["element"], &v["items"][1]["element"]),
+            (&"img".into(), &serde_json::Value::Null)
+        );
+        assert!(v["items"][0]["note"].is_null());
         assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
         assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
     }

@@ -48,6 +48,8 @@ pub struct Section {
     pub image_selector: Option<String>,
     pub image_attributes: Option<OneOrMany>,
     pub image_host: Option<String>,
+    pub linked_images: Option<crate::html::LinkedImages>,
+    pub link_selector: Option<String>,
     pub page_count_selector: Option<String>,
     pub concurrency: Option<usize>,
     pub timeout_secs: Option<f64>,

@@ -19,6 +19,17 @@ pub enum Format {
     Other,
 }
 
+/// How [`check_image`] words a refusal, so [`is_page`] can tell a page from other refusals.
+const SENT: &str = "the server sent ";
+const HTML_BODY: &str = "the body is an HTML page";
+
+/// Whether a [`check_image`] refusal says the answer was an HTML page (a link that only
+/// looked like an image file, such as MediaWiki's `File:Name.jpg`).
+pub fn is_page(reason: &str) -> bool {
+    reason == HTML_BODY
+        || reason.strip_prefix(SENT).is_some_and(|mime| matches!(mime, "text/html" | "application/xhtml+xml"))
+}
+
 /// Accepts a body as an image when its first bytes are a known image format, or, for a
 /// format we do not know, when the server calls it `image/*`. Refuses what the server
 /// labels as a document, and anything that starts like HTML: a `.jpg` full of an error
@@ -38,14 +49,14 @@ pub fn check_image(content_type: Option<&str>, head: &[u8]) -> Result<Format, St
             | "text/javascript"
     );
     if document {
-        return Err(format!("the server sent {mime}"));
+        return Err(format!("{SENT}{mime}"));
     }
     if head.is_empty() {
         return Err("empty body".into());
     }
     if let Some(format) = sniff(head) {
         return match format {
-            "html" => Err("the body is an HTML page".into()),
+            "html" => Err(HTML_BODY.into()),
             "jpeg" => Ok(Format::Jpeg),
             "png" => Ok(Format::Png),
             "gif" => Ok(Format::Gif),
@@ -145,6 +156,15 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_that_mean_a_page_are_told_apart() {
+        let page = |ct: Option<&str>, body: &[u8]| is_page(&check_image(ct, body).unwrap_err());
+        assert!(page(Some("text/html; charset=utf-8"), b"<!DOCTYPE html>"));
+        assert!(page(None, b"<!doctype html><html>"));
+        assert!(!page(Some("application/json"), b"{}"));
+        assert!(!page(Some("image/png"), b""));
+    }
 
     #[test]
     fn known_formats_pass_whatever_the_label() {

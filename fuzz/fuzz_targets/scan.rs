@@ -23,6 +23,8 @@ static SETUPS: LazyLock<Vec<(Extractor, String, Url)>> = LazyLock::new(|| {
             attributes: attributes.iter().map(|a| a.to_string()).collect(),
             image_host: host.into(),
             page_count_selector: count.into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         };
         (Extractor::new(&rules).unwrap(), host.to_ascii_lowercase(), Url::parse(page).unwrap())
     };
@@ -46,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     let (extractor, host, page) = &SETUPS[usize::from(how & 0x7f) % SETUPS.len()];
     let scan = extractor.scan(&html, page);
     let mut seen = HashSet::new();
-    for url in &scan.images {
+    for url in scan.urls() {
         assert_image_url(url, host);
         assert!(seen.insert(url.as_str()), "duplicate {url}");
         assert_safe_name(&file_name(url));

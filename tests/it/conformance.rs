@@ -88,6 +88,8 @@ fn options(out: &OutDir, change: impl FnOnce(&mut FetchOptions)) -> Arc<FetchOpt
         attributes: vec!["src".into()],
         image_host: String::new(),
         page_count_selector: "li.pag-text".into(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     };
     let mut opts = FetchOptions {
         timeout: Duration::from_secs(10),
@@ -189,7 +191,7 @@ async fn a_page_is_scanned_and_an_image_saved() {
         let results = worker.run(vec![page, image(2, &origin, "/a.jpg")]).await;
         match &results[0].outcome {
             Ok(Done::Page(scan)) => {
-                let urls: Vec<String> = scan.images.iter().map(Url::to_string).collect();
+                let urls: Vec<String> = scan.images.iter().map(|f| f.url.to_string()).collect();
                 assert_eq!(
                     urls,
                     [url(&origin, "/a.jpg").to_string(), url(&origin, "/sub/b.jpg").to_string()]

@@ -49,6 +49,25 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     let names: BTreeSet<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(paths, names, "exactly the reported files, no temporary or extra ones");
     assert!(names.contains("cats-1-1.png"), "the first of two same-named images keeps its name");
+
+    // Why each URL was chosen: thumbnails gave way to the originals they link to, a
+    // <picture> to its widest source, and the cover's link, a page, to its thumbnail.
+    let element_of = |suffix: &str| {
+        let item = items.iter().find(|i| i["url"].as_str().unwrap().ends_with(suffix)).unwrap();
+        (item["element"].as_str().unwrap(), item["note"].as_str())
+    };
+    assert_eq!(element_of("/img/cats-2-1.png"), ("link", None));
+    assert_eq!(element_of("/img/cats-2-2.png"), ("link", None));
+    assert_eq!(element_of("/img/cats-2-3.png"), ("img", None));
+    assert_eq!(
+        element_of("/img/cats-2-4.png"),
+        ("img", None),
+        "the lazy image and its <noscript> twin are one"
+    );
+    assert_eq!(element_of("/img/cats-2-5.png"), ("picture", None));
+    let (element, note) = element_of("/img/cats-cover.png");
+    assert_eq!(element, "img");
+    assert!(note.is_some_and(|n| n.contains("/wiki/File:cats-cover.png")), "{note:?}");
 }
 
 #[test]
@@ -81,6 +100,10 @@ fn demo_flag_downloads_the_whole_built_in_gallery() {
     let files = images(&dir.path().join("out"));
     assert_eq!(files.len(), n as usize);
     assert!(files.values().all(|f| f.starts_with(b"\x89PNG\r\n\x1a\n")));
+    // The originals (160 px wide), never the 40 px thumbnails that link to them.
+    let width = |f: &Vec<u8>| u32::from_be_bytes(f[16..20].try_into().unwrap());
+    assert!(files.values().all(|f| width(f) == 160), "a thumbnail was saved");
+    assert!(files.contains_key("cats-1-1.png") && !files.keys().any(|k| k.contains("small")));
 }
 
 #[test]

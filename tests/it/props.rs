@@ -1,5 +1,6 @@
 //! Property tests for what a hostile page controls: the file names its image URLs become
-//! (`storage`), what `html::Extractor` pulls out of any HTML, and the page URLs
+//! (`storage`), what `html::Extractor` pulls out of any HTML, how `html::srcset` reads a
+//! srcset, and the page URLs
 //! `config::PageUrls` builds from a template. Public API only.
 //!
 //! Case counts are kept modest (fewer for the big inputs) so the whole module runs in a few
@@ -11,7 +12,8 @@ use std::collections::HashSet;
 use std::path::{Component, Path};
 
 use image_scraper::config::PageUrls;
-use image_scraper::html::{ExtractRules, Extractor, last_number};
+use image_scraper::html::srcset::{self, Size};
+use image_scraper::html::{ExtractRules, Extractor, LinkedImages, last_number};
 use image_scraper::storage::{self, MAX_NAME_BYTES, OWN_PREFIX, file_name, with_suffix};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -264,6 +266,8 @@ fn html_token() -> impl Strategy<Value = String> {
             "\0", "<img src=\"open.jpg\"", "<img src=", "'", "\"", "<", ">", "</", "<!DOCTYPE html>",
             "<html>", "<head>", "<body>", "<frameset>", "<math><mi>", "<select><option>",
             "<textarea>", "<plaintext>", "<iframe srcdoc='<img src=in.jpg>'>", "<ul>", "</ul>",
+            "</noscript>", "</template>", "<a href=\"big.PNG?x=1\">", "<a href='/wiki/File:X.jpg'>", "</a>",
+            "<noscript><img data-src=n.jpg src=data:x></noscript>", "<noscript><a href=f.jpg><img src=t.jpg>",
         ]),
         2 => "\\PC{0,40}",
         1 => any::<String>(),
@@ -298,11 +302,20 @@ fn rules() -> impl Strategy<Value = ExtractRules> {
         lit(&["", "example", "img.example", "IMG.Example ", "127.0.0.1"]),
         lit(&["li.pag-text", "", "li", "*"]),
     )
-        .prop_map(|(selector, attributes, host, page_count)| ExtractRules {
-            image_selector: selector,
-            attributes: attributes.into_iter().map(String::from).collect(),
-            image_host: host,
-            page_count_selector: page_count,
+        .prop_flat_map(|first| {
+            let links =
+                prop::sample::select(vec![LinkedImages::Prefer, LinkedImages::Both, LinkedImages::Off]);
+            (Just(first), (links, lit(&["", "a", "a[href*=wiki]"])))
+        })
+        .prop_map(|((selector, attributes, host, page_count), (linked_images, link_selector))| {
+            ExtractRules {
+                image_selector: selector,
+                attributes: attributes.into_iter().map(String::from).collect(),
+                image_host: host,
+                page_count_selector: page_count,
+                linked_images,
+                link_selector,
+            }
         })
 }
 
@@ -312,7 +325,7 @@ fn check_scan(rules: &ExtractRules, html: &str, page: &Url) -> Result<(), TestCa
     let scan = extractor.scan(html, page);
     let host_filter = rules.image_host.trim().to_ascii_lowercase();
     let mut seen = HashSet::new();
-    for url in &scan.images {
+    for url in scan.urls() {
         prop_assert!(matches!(url.scheme(), "http" | "https"), "{url}");
         prop_assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{url}");
         prop_assert!(!url.cannot_be_a_base(), "{url}");
@@ -366,11 +379,87 @@ proptest! {
             attributes: vec!["src".into()],
             image_host: String::new(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let html = format!("<ul><li class=\"pag-text\">{before}{n}</li></ul>");
         let scan = extractor.scan(&html, &Url::parse("http://h.example/").unwrap());
         prop_assert_eq!(scan.page_count, Some(n));
+    }
+}
+
+/// A URL as CDNs write them in a srcset: commas, parentheses, queries and percent signs
+/// inside, never whitespace, never a comma first or last.
+fn srcset_url() -> impl Strategy<Value = String> {
+    let segment = "[a-z0-9_]{1,6}(,[a-z]_[0-9a-z]{1,4}){0,3}(\\([0-9]\\))?";
+    (
+        lit(&["", "/", "https://res.cloudinary.com/", "//cdn.example/", "../"]),
+        prop::collection::vec(segment, 1..4),
+        lit(&[".jpg", ".png", ".webp", ""]),
+        lit(&["", "?resize=198,178", "?w=600&h=400,crop", "?a=%2C"]),
+    )
+        .prop_map(|(start, segments, ext, query)| format!("{start}{}{ext}{query}", segments.join("/")))
+}
+
+/// A size and how a page might write it.
+fn srcset_size() -> impl Strategy<Value = (Option<Size>, String)> {
+    prop_oneof![
+        (1u32..5000).prop_map(|w| (Some(Size::Width(w)), format!("{w}w"))),
+        (1u32..40)
+            .prop_map(|t| (Some(Size::Density(f64::from(t) / 4.0)), format!("{}x", f64::from(t) / 4.0))),
+        Just((Some(Size::Density(1.0)), String::new())),
+        // Invalid: the candidate is dropped.
+        lit(&["0w", "-1x", "2q", "1.x", "3w 2x", "200h"]).prop_map(|d| (None, d)),
+    ]
+}
+
+/// ASCII whitespace runs a page might put around separators.
+fn odd_space() -> impl Strategy<Value = String> {
+    prop::collection::vec(lit(&[" ", "\t", "\n", "\r", "\x0C"]), 0..3).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn srcset_keeps_commas_inside_urls_and_drops_only_invalid_candidates(
+        parts in prop::collection::vec((srcset_url(), srcset_size(), odd_space(), odd_space()), 1..6),
+    ) {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for (url, (size, written), before, after) in &parts {
+            text.push_str(before);
+            text.push_str(url);
+            if !written.is_empty() {
+                text.push(' ');
+                text.push_str(written);
+            } else if !after.is_empty() {
+                text.push_str(after);
+            }
+            // A comma right after a URL with no descriptor would end it too (trailing
+            // commas); after whitespace it separates.
+            text.push_str(if written.is_empty() && after.is_empty() { ", " } else { "," });
+            text.push_str(after);
+            if let Some(size) = size {
+                expected.push((url.clone(), *size));
+            }
+        }
+        let got: Vec<(String, Size)> = srcset::parse(&text).into_iter().map(|c| (c.url.to_string(), c.size)).collect();
+        prop_assert_eq!(got, expected, "{:?}", text);
+    }
+
+    #[test]
+    fn srcset_of_any_text_gives_well_formed_candidates(text in "[ a-z0-9,.()\\t\\n/:?=%-]{0,80}|\\PC{0,40}") {
+        for c in srcset::parse(&text) {
+            prop_assert!(!c.url.is_empty());
+            prop_assert!(!c.url.contains([' ', '\t', '\n', '\r', '\x0C']), "{:?}", c.url);
+            prop_assert!(!c.url.starts_with(',') && !c.url.ends_with(','), "{:?}", c.url);
+            match c.size {
+                Size::Width(w) => prop_assert!(w > 0),
+                Size::Density(x) => prop_assert!(x.is_finite() && x >= 0.0),
+            }
+        }
     }
 }
 
@@ -413,11 +502,13 @@ proptest! {
             attributes: vec!["src".into()],
             image_host: "img.example".into(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let (html, expected) = gallery(count, &noise);
         let scan = extractor.scan(&html, &Url::parse("https://img.example/p1/cats.html").unwrap());
-        let got: Vec<String> = scan.images.iter().map(Url::to_string).collect();
+        let got: Vec<String> = scan.urls().map(Url::to_string).collect();
         prop_assert_eq!(got, expected);
         prop_assert_eq!(scan.page_count, Some(12));
     }
@@ -433,6 +524,8 @@ proptest! {
             attributes: vec!["srcset".into(), "src".into()],
             image_host: String::new(),
             page_count_selector: "li.pag-text".into(),
+            linked_images: Default::default(),
+            link_selector: String::new(),
         })
         .unwrap();
         let long = "a".repeat(value_len);
@@ -445,9 +538,9 @@ proptest! {
         let scan = extractor.scan(&html, &page);
         // Inside `<svg>` an `<img>` is a foreign element; html5ever breaks out of svg for
         // it, so the image is still found.
-        prop_assert!(scan.images.contains(&page.join("deep.jpg").unwrap()), "{open} x {depth}");
+        prop_assert!(scan.urls().any(|u| *u == page.join("deep.jpg").unwrap()), "{open} x {depth}");
         prop_assert!(scan.images.len() <= 3);
-        for url in &scan.images {
+        for url in scan.urls() {
             check_safe_name(&file_name(url))?;
         }
     }
@@ -541,11 +634,13 @@ fn found_multibyte_srcset_descriptor_does_not_panic() {
         attributes: vec!["srcset".into()],
         image_host: String::new(),
         page_count_selector: String::new(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     })
     .unwrap();
     let scan =
         extractor.scan("<img srcset=\"a.jpg 1é, b.jpg 2x\">", &Url::parse("http://h.example/").unwrap());
-    assert_eq!(scan.images, [Url::parse("http://h.example/b.jpg").unwrap()]);
+    assert_eq!(scan.urls().collect::<Vec<_>>(), [&Url::parse("http://h.example/b.jpg").unwrap()]);
 }
 
 #[test]

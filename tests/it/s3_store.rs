@@ -41,13 +41,13 @@ fn gallery_server() -> TestServer {
             "/img/page.jpg",
             web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body("<html>no</html>") }),
         )
-        // 6 MiB, then nothing: one part goes up, the rest never comes.
+        // 10 MiB, then nothing: one 8 MiB part goes up, the rest never comes.
         .route(
             "/stall/big.jpg",
             web::get().to(|| async {
                 let first = stream::once(async {
                     Ok::<_, std::io::Error>(Bytes::from(
-                        jpeg(80, 12 * 1024 * 1024)[..6 * 1024 * 1024].to_vec(),
+                        jpeg(80, 16 * 1024 * 1024)[..10 * 1024 * 1024].to_vec(),
                     ))
                 });
                 HttpResponse::Ok()

@@ -99,6 +99,8 @@ fn options(out: &OutDir) -> Arc<FetchOptions> {
         attributes: vec!["src".into()],
         image_host: "127.0.0.1".into(),
         page_count_selector: "li.pag-text".into(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
     };
     Arc::new(FetchOptions {
         timeout: Duration::from_secs(10),
@@ -129,7 +131,7 @@ fn check(origin: &str, mut results: Vec<TaskFinished>, out: &OutDir) {
     assert_eq!(ids, [1, 2, 3, 4, 5]);
     match &results[0].outcome {
         Ok(Done::Page(scan)) => {
-            let urls: Vec<&str> = scan.images.iter().map(Url::as_str).collect();
+            let urls: Vec<&str> = scan.urls().map(Url::as_str).collect();
             assert_eq!(urls, [format!("{origin}/a.jpg"), format!("{origin}/p1/b/big.jpg")]);
             assert_eq!(scan.page_count, Some(4));
         }
