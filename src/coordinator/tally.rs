@@ -1,0 +1,131 @@
+//! What a run did, as it happens: the counts, one item per image when a report or a
+//! failed list wants them, and the summary made from them. Every image URL found is
+//! counted once as found and once more as ok, failed or skipped, here and nowhere else.
+//! Plain data: no actix.
+
+use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
+
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// `total` is derived (ok + failed + skipped), so it cannot drift.
+    pages: PageCounts,
+    images: ImageCounts,
+    /// `--dry-run`: URLs written out instead of downloaded.
+    listed: u64,
+    /// One per image, kept only when a report or a failed list asked for them: a run
+    /// without either keeps no per-image record, however large.
+    items: Option<Vec<Item>>,
+}
+
+impl Tally {
+    pub fn new(keep_items: bool) -> Self {
+        Self { items: keep_items.then(Vec::new), ..Self::default() }
+    }
+
+    /// A new distinct image URL (after the filters): it will end as exactly one item.
+    pub fn found_image(&mut self) {
+        self.images.total += 1;
+    }
+
+    /// How an image ended. Only a saved image's bytes count as this run's.
+    pub fn image(&mut self, item: Item) {
+        match item.status {
+            Status::Ok => {
+                self.images.ok += 1;
+                self.images.bytes += item.bytes;
+            }
+            Status::Failed => self.images.failed += 1,
+            Status::Skipped => self.images.skipped += 1,
+        }
+        if let Some(items) = &mut self.items {
+            items.push(item);
+        }
+    }
+
+    pub fn page_ok(&mut self) {
+        self.pages.ok += 1;
+    }
+
+    /// `n` pages failed (one fetched and failed, or several never handed out).
+    pub fn pages_failed(&mut self, n: u64) {
+        self.pages.failed += n;
+    }
+
+    /// A page robots.txt disallows.
+    pub fn page_skipped(&mut self) {
+        self.pages.skipped += 1;
+    }
+
+    pub fn listed(&mut self) {
+        self.listed += 1;
+    }
+
+    pub fn pages(&self) -> PageCounts {
+        let mut pages = self.pages;
+        pages.total = pages.ok + pages.failed + pages.skipped;
+        pages
+    }
+
+    pub fn images(&self) -> ImageCounts {
+        self.images
+    }
+
+    /// The summary so far; takes the items (the run is over).
+    pub fn summary(&mut self, stopped: Option<String>) -> Summary {
+        Summary {
+            stopped,
+            pages: self.pages(),
+            images: self.images,
+            listed: self.listed,
+            items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(status: Status, bytes: u64) -> Item {
+        Item {
+            url: "http://h/a.jpg".into(),
+            page: 1,
+            path: "a.jpg".into(),
+            status,
+            bytes,
+            attempts: 1,
+            error: None,
+            reason: None,
+            sha256: None,
+            element: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn every_image_ends_once_and_only_saved_bytes_count() {
+        let mut tally = Tally::new(true);
+        for _ in 0..3 {
+            tally.found_image();
+        }
+        tally.image(item(Status::Ok, 10));
+        tally.image(item(Status::Skipped, 99));
+        tally.image(item(Status::Failed, 0));
+        let images = tally.images();
+        assert_eq!(images, ImageCounts { total: 3, ok: 1, failed: 1, skipped: 1, bytes: 10 });
+        let summary = tally.summary(None);
+        assert_eq!(summary.items.len(), 3);
+        assert!(tally.summary(None).items.is_empty(), "items are handed over once");
+    }
+
+    #[test]
+    fn page_total_is_derived() {
+        let mut tally = Tally::new(false);
+        tally.page_ok();
+        tally.pages_failed(3);
+        tally.page_skipped();
+        assert_eq!(tally.pages(), PageCounts { total: 5, ok: 1, failed: 3, skipped: 1 });
+        tally.image(item(Status::Ok, 1));
+        assert!(tally.summary(Some("interrupted".into())).items.is_empty(), "no items kept");
+    }
+}
