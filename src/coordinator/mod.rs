@@ -14,6 +14,7 @@
 //!
 //! - `slots`: `Slots`, the registered workers and the ledger of what each holds (and so
 //!   the tasks in flight per host);
+//! - `pages`: `PageCursor`, which listing page goes next and when the pages are done;
 //! - `pending`: `Pending`, the images found and not yet handed out, one queue per origin;
 //!   `Meta`, what the Coordinator knows of a task beyond the task;
 //! - `robots_book`: `RobotsBook`, each origin's robots.txt: asked for, then the verdicts;
@@ -22,6 +23,7 @@
 //! - `tests`: the Coordinator with probe workers.
 
 mod names;
+mod pages;
 mod pending;
 mod robots_book;
 mod slots;
@@ -50,6 +52,7 @@ use crate::work::{
     Cancel, Done, ImageTask, MAX_REDIRECTS, RegisterWorker, Task, TaskError, TaskFinished, host_of,
 };
 use names::Names;
+use pages::{MovedPage, PageCursor};
 use pending::{Meta, OriginQueue, Pending, PendingImage};
 use robots_book::{RobotsBook, Verdict};
 use slots::Slots;
@@ -146,28 +149,13 @@ struct InFlight {
     meta: Meta,
 }
 
-/// A page whose server redirected it, waiting to be fetched at its new URL.
-struct MovedPage {
-    number: u32,
-    url: Url,
-    hops: u8,
-}
-
 pub struct Coordinator {
     plan: Plan,
     log: Logger,
     /// The workers and the ledger of what each holds.
     slots: Slots<InFlight>,
-    /// Page 1 goes out alone: it may lower the page count, and asking for pages the site
-    /// does not have would only produce failures.
-    first_page_done: bool,
-    first_page_sent: bool,
-    /// Next page number to hand out, and the last one to fetch (inclusive).
-    next_page: u32,
-    last_page: u32,
-    pages_in_flight: usize,
-    /// Pages redirected elsewhere, to fetch again at their new URL before other pages.
-    moved_pages: VecDeque<MovedPage>,
+    /// Which listing page goes next, and when they are all done.
+    pages: PageCursor,
     /// Images found and not yet handed out. Pages go out only while this is short, so
     /// it never grows much beyond one page's worth per page in flight.
     pending: Pending,
@@ -199,22 +187,16 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let (last_page, urls) = match &plan.source {
-            Source::Pages { max_pages, .. } => (max_pages.unwrap_or(1).max(1), Vec::new()),
-            Source::Urls(urls) => (0, urls.clone()),
+        let (pages, urls) = match &plan.source {
+            Source::Pages { max_pages, .. } => (PageCursor::pages(max_pages.unwrap_or(1).max(1)), Vec::new()),
+            Source::Urls(urls) => (PageCursor::none(), urls.clone()),
         };
-        let no_pages = matches!(plan.source, Source::Urls(_));
         let (keep_items, obey_robots) = (plan.record_items, plan.obey_robots);
         let mut coordinator = Self {
             plan,
             log,
             slots: Slots::default(),
-            first_page_done: no_pages,
-            first_page_sent: no_pages,
-            next_page: if no_pages { 1 } else { 2 },
-            last_page,
-            pages_in_flight: 0,
-            moved_pages: VecDeque::new(),
+            pages,
             pending: Pending::default(),
             robots: RobotsBook::new(obey_robots),
             seen_urls: HashSet::new(),
@@ -248,9 +230,7 @@ impl Coordinator {
             && self.to_list.is_empty()
             && self.held.is_empty()
             && !self.robots.has_requests()
-            && self.moved_pages.is_empty()
-            && self.first_page_done
-            && self.next_page > self.last_page
+            && self.pages.is_done()
     }
 
     fn page_url(&self, n: u32) -> Option<Url> {
@@ -297,18 +277,17 @@ impl Coordinator {
     /// robots.txt is counted on the way.
     fn take_moved_page(&mut self) -> Option<(Task, u32, Meta)> {
         loop {
-            let url = self.moved_pages.front()?.url.clone();
+            let url = self.pages.front_moved()?.url.clone();
             match self.verdict(&url) {
                 Verdict::Wait => return None,
                 Verdict::Go if !self.host_has_room(host_of(&url)) => return None,
                 Verdict::Go => {
-                    let moved = self.moved_pages.pop_front().expect("a front");
-                    self.pages_in_flight += 1;
+                    let moved = self.pages.send_moved().expect("a front");
                     let meta = Meta { hops: moved.hops, ..Meta::default() };
                     return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, meta));
                 }
                 Verdict::Refused { reason, failure } => {
-                    let moved = self.moved_pages.pop_front().expect("a front");
+                    let moved = self.pages.drop_moved().expect("a front");
                     self.refuse_page(moved.number, &url, reason, failure);
                 }
             }
@@ -326,47 +305,27 @@ impl Coordinator {
             self.tally.page_skipped();
         }
         self.page_settled(n, None, Vec::new());
-        if n == 1 {
-            self.first_page_sent = true;
-            self.first_page_done = true;
-        }
     }
 
     /// The page that may go now, if any. Pages robots.txt disallows are counted as
     /// skipped on the way.
     fn ready_page(&mut self) -> Option<u32> {
         loop {
-            let n = if !self.first_page_sent {
-                1
-            } else if self.first_page_done
-                && self.next_page <= self.last_page
-                && self.pages_in_flight < self.max_pages_in_flight()
-            {
-                self.next_page
-            } else {
-                return None;
-            };
+            let n = self.pages.next_number(self.max_pages_in_flight())?;
             let url = self.page_url(n)?;
             match self.verdict(&url) {
                 Verdict::Wait => return None,
                 Verdict::Go => return self.host_has_room(host_of(&url)).then_some(n),
                 Verdict::Refused { reason, failure } => {
+                    self.pages.passed(n);
                     self.refuse_page(n, &url, reason, failure);
-                    if n != 1 {
-                        self.next_page += 1;
-                    }
                 }
             }
         }
     }
 
     fn take_page(&mut self, n: u32) -> (Task, u32, Meta) {
-        if n == 1 {
-            self.first_page_sent = true;
-        } else {
-            self.next_page += 1;
-        }
-        self.pages_in_flight += 1;
+        self.pages.sent(n);
         let url = self.page_url(n).expect("pages come from a page source");
         (Task::Page { number: n, url }, n, Meta::default())
     }
@@ -447,10 +406,7 @@ impl Coordinator {
         self.to_list.clear();
         self.held.clear();
         self.robots.clear_requests();
-        self.moved_pages.clear();
-        self.first_page_sent = true;
-        self.first_page_done = true;
-        self.next_page = self.last_page + 1;
+        self.pages.close();
     }
 
     /// Hands out tasks while some worker has room, always to the least loaded one so
@@ -491,19 +447,7 @@ impl Coordinator {
 
     /// Counts every page and image not yet handed out as failed with `reason`.
     fn abandon_remaining(&mut self, reason: &str) {
-        if !self.first_page_sent {
-            self.first_page_sent = true;
-            self.first_page_done = true;
-            self.next_page = 1;
-        }
-        if self.moved_pages.iter().any(|m| m.number == 1) {
-            self.first_page_done = true;
-        }
-        let mut unsent = self.moved_pages.drain(..).count() as u64;
-        if self.next_page <= self.last_page {
-            unsent += u64::from(self.last_page - self.next_page + 1);
-            self.next_page = self.last_page + 1;
-        }
+        let unsent = self.pages.abandon();
         if unsent > 0 {
             warn!(self.log, "pages abandoned"; "count" => unsent, "reason" => reason);
             self.tally.pages_failed(unsent);
@@ -538,15 +482,15 @@ impl Coordinator {
         let InFlight { task, page, meta } = done;
         match (task, outcome) {
             (Task::Robots { url }, outcome) => self.robots_finished(&url, outcome),
-            (Task::Page { number, url }, Ok(Done::Moved(to))) => {
-                self.pages_in_flight -= 1;
-                match meta.hops < MAX_REDIRECTS {
-                    true => self.moved_pages.push_back(MovedPage { number, url: to, hops: meta.hops + 1 }),
-                    false => self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts),
-                }
+            (Task::Page { number, .. }, Ok(Done::Moved(to))) if meta.hops < MAX_REDIRECTS => {
+                self.pages.came_back(number, Some(MovedPage { number, url: to, hops: meta.hops + 1 }));
+            }
+            (Task::Page { number, url }, Ok(Done::Moved(_))) => {
+                self.pages.came_back(number, None);
+                self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts);
             }
             (Task::Page { number, url }, outcome) => {
-                self.pages_in_flight -= 1;
+                self.pages.came_back(number, None);
                 self.page_finished(number, &url, outcome, msg.attempts);
             }
             (Task::Image(task), outcome) => {
@@ -673,9 +617,6 @@ impl Coordinator {
                 self.page_settled(number, None, Vec::new());
             }
         }
-        if number == 1 {
-            self.first_page_done = true;
-        }
     }
 
     fn clamp_pages(&mut self, stated: Option<u32>) {
@@ -686,8 +627,8 @@ impl Coordinator {
             Source::Pages { max_pages, .. } => max_pages.unwrap_or(u32::MAX),
             Source::Urls(_) => return,
         };
-        self.last_page = stated.min(wanted);
-        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.last_page);
+        self.pages.clamp(stated.min(wanted));
+        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.pages.last());
     }
 
     /// Page `number` is done (fetched, failed or skipped) with these images. A dry run
@@ -764,7 +705,7 @@ impl Coordinator {
         if let Some(progress) = &self.plan.progress {
             progress.update(&Snapshot {
                 pages: self.tally.pages(),
-                pages_planned: u64::from(self.last_page),
+                pages_planned: u64::from(self.pages.last()),
                 images: self.tally.images(),
             });
         }

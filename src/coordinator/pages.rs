@@ -1,0 +1,205 @@
+//! Which listing page goes next, and when the walk of pages is over. Page 1 goes out
+//! alone: it may lower the page count, and asking for pages the site does not have would
+//! only produce failures. A page whose server redirected it comes back as a moved page
+//! and goes out again, before new ones. Pure: no actix.
+
+use std::collections::VecDeque;
+
+use url::Url;
+
+/// A page whose server redirected it, waiting to be fetched at its new URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedPage {
+    pub number: u32,
+    pub url: Url,
+    /// Redirects followed so far.
+    pub hops: u8,
+}
+
+#[derive(Debug)]
+pub struct PageCursor {
+    first_sent: bool,
+    /// Page 1 came back (or will never be fetched): later pages may go.
+    first_done: bool,
+    /// The next page number to hand out, and the last one to fetch (inclusive).
+    next: u32,
+    last: u32,
+    in_flight: usize,
+    moved: VecDeque<MovedPage>,
+}
+
+impl PageCursor {
+    /// Pages 1 to `last`, page 1 first and alone.
+    pub fn pages(last: u32) -> Self {
+        Self { first_sent: false, first_done: false, next: 2, last, in_flight: 0, moved: VecDeque::new() }
+    }
+
+    /// No pages at all (a list of image URLs).
+    pub fn none() -> Self {
+        Self { first_sent: true, first_done: true, next: 1, last: 0, in_flight: 0, moved: VecDeque::new() }
+    }
+
+    /// The page number that may go next, with at most `max_in_flight` pages out; robots.txt
+    /// and the host's room are the caller's to check.
+    pub fn next_number(&self, max_in_flight: usize) -> Option<u32> {
+        if !self.first_sent {
+            Some(1)
+        } else if self.first_done && self.next <= self.last && self.in_flight < max_in_flight {
+            Some(self.next)
+        } else {
+            None
+        }
+    }
+
+    /// Page `n` (from `next_number`) went out.
+    pub fn sent(&mut self, n: u32) {
+        match n {
+            1 => self.first_sent = true,
+            _ => self.next += 1,
+        }
+        self.in_flight += 1;
+    }
+
+    /// Page `n` (from `next_number`) will not be fetched (robots.txt refuses it); without
+    /// page 1, the walk goes on to page 2.
+    pub fn passed(&mut self, n: u32) {
+        match n {
+            1 => (self.first_sent, self.first_done) = (true, true),
+            _ => self.next += 1,
+        }
+    }
+
+    /// Page `n` came back: done, failed, or (`moved`) redirected to go out again.
+    pub fn came_back(&mut self, n: u32, moved: Option<MovedPage>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match moved {
+            Some(page) => self.moved.push_back(page),
+            None if n == 1 => self.first_done = true,
+            None => {}
+        }
+    }
+
+    /// The first redirected page waiting to go out again.
+    pub fn front_moved(&self) -> Option<&MovedPage> {
+        self.moved.front()
+    }
+
+    /// The first redirected page goes out.
+    pub fn send_moved(&mut self) -> Option<MovedPage> {
+        let page = self.moved.pop_front()?;
+        self.in_flight += 1;
+        Some(page)
+    }
+
+    /// The first redirected page will not be fetched (robots.txt refuses its target).
+    pub fn drop_moved(&mut self) -> Option<MovedPage> {
+        let page = self.moved.pop_front()?;
+        if page.number == 1 {
+            self.first_done = true;
+        }
+        Some(page)
+    }
+
+    /// Page 1 stated how many pages there are (already bounded by what was asked for).
+    pub fn clamp(&mut self, last: u32) {
+        self.last = last;
+    }
+
+    pub fn last(&self) -> u32 {
+        self.last
+    }
+
+    /// Every page has gone out and come back, or never will go.
+    pub fn is_done(&self) -> bool {
+        self.in_flight == 0 && self.moved.is_empty() && self.first_done && self.next > self.last
+    }
+
+    /// Nothing more goes out and nothing is counted (a dry run's reader went away).
+    pub fn close(&mut self) {
+        self.moved.clear();
+        (self.first_sent, self.first_done) = (true, true);
+        self.next = self.last + 1;
+    }
+
+    /// Nothing more goes out (the run is stopping); returns how many pages never went,
+    /// for the caller to count as failed.
+    pub fn abandon(&mut self) -> u64 {
+        if !self.first_sent {
+            (self.first_sent, self.first_done) = (true, true);
+            self.next = 1;
+        }
+        if self.moved.iter().any(|m| m.number == 1) {
+            self.first_done = true;
+        }
+        let mut unsent = self.moved.drain(..).count() as u64;
+        if self.next <= self.last {
+            unsent += u64::from(self.last - self.next + 1);
+            self.next = self.last + 1;
+        }
+        unsent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moved(number: u32) -> MovedPage {
+        MovedPage { number, url: Url::parse(&format!("http://h.test/new/{number}")).unwrap(), hops: 1 }
+    }
+
+    #[test]
+    fn page_one_goes_alone_then_the_rest_within_the_limit() {
+        let mut pages = PageCursor::pages(4);
+        assert_eq!(pages.next_number(8), Some(1));
+        pages.sent(1);
+        assert_eq!(pages.next_number(8), None, "page 1 is out alone");
+        pages.clamp(3);
+        pages.came_back(1, None);
+        assert_eq!(pages.next_number(1), Some(2));
+        pages.sent(2);
+        assert_eq!(pages.next_number(1), None, "one page in flight at most");
+        assert_eq!(pages.next_number(2), Some(3));
+        pages.passed(3);
+        assert_eq!(pages.next_number(2), None, "3 was the last");
+        assert!(!pages.is_done(), "2 is still out");
+        pages.came_back(2, None);
+        assert!(pages.is_done());
+    }
+
+    #[test]
+    fn a_moved_page_goes_again_first_and_page_one_waits_for_it() {
+        let mut pages = PageCursor::pages(2);
+        pages.sent(1);
+        pages.came_back(1, Some(moved(1)));
+        assert_eq!(pages.next_number(8), None, "page 1 is not done while it is redirected");
+        assert_eq!(pages.front_moved(), Some(&moved(1)));
+        assert_eq!(pages.send_moved(), Some(moved(1)));
+        pages.came_back(1, None);
+        assert_eq!(pages.next_number(8), Some(2));
+        pages.sent(2);
+        pages.came_back(2, Some(moved(2)));
+        assert!(!pages.is_done());
+        assert_eq!(pages.drop_moved(), Some(moved(2)), "refused at its new address");
+        assert!(pages.is_done());
+    }
+
+    #[test]
+    fn abandoning_counts_what_never_went_and_a_url_list_has_no_pages() {
+        let mut pages = PageCursor::pages(5);
+        assert_eq!(pages.abandon(), 5, "page 1 never went either");
+        assert!(pages.is_done());
+        let mut pages = PageCursor::pages(5);
+        pages.sent(1);
+        pages.came_back(1, None);
+        pages.sent(2);
+        pages.came_back(2, Some(moved(2)));
+        assert_eq!(pages.abandon(), 1 + 3, "the moved page and pages 3 to 5");
+        let none = PageCursor::none();
+        assert_eq!(none.next_number(8), None);
+        assert!(none.is_done());
+        let mut closed = PageCursor::pages(9);
+        closed.close();
+        assert!(closed.is_done() && closed.next_number(8).is_none());
+    }
+}
