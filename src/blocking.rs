@@ -2,6 +2,7 @@
 //! request at a time with ureq. The policy is the fetch core's ([`crate::fetch`]); this
 //! file is only what ureq needs.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,7 +14,7 @@ use slog::{Logger, trace};
 use ureq::http::Response;
 use url::Url;
 
-use crate::fetch::{Client, Core, Job, run_blocking};
+use crate::fetch::{Client, Core, Job, joined, run_blocking};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -76,10 +77,8 @@ impl Client for Ureq {
         response.status().as_u16()
     }
 
-    fn header(&self, response: &Self::Response, name: &str) -> Option<String> {
-        let values: Vec<&str> =
-            response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-        (!values.is_empty()).then(|| values.join(", "))
+    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>> {
+        joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))
     }
 
     async fn read(

@@ -5,6 +5,7 @@
 //! `awc::Client` is `!Send`, so it is built inside the Arbiter by
 //! `Actor::start_in_arbiter` and never leaves it.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -21,7 +22,7 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
-use crate::fetch::{Client, Core, Job};
+use crate::fetch::{Client, Core, Job, joined};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Downloader {
@@ -118,9 +119,8 @@ impl Client for Awc {
         response.status().as_u16()
     }
 
-    fn header(&self, response: &Self::Response, name: &str) -> Option<String> {
-        let values: Vec<&str> = response.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect();
-        (!values.is_empty()).then(|| values.join(", "))
+    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>> {
+        joined(response.headers().get_all(name).filter_map(|v| v.to_str().ok()))
     }
 
     /// awc's timeout covers the headers only; this bounds each wait for the next chunk,

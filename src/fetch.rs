@@ -9,6 +9,7 @@
 //! drives it with [`run_blocking`], its client's futures finishing on their first poll
 //! (ureq blocks inside them). Never imports actix.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::future::Future;
 use std::io::Write;
@@ -40,8 +41,8 @@ pub(crate) trait Client {
 
     fn status(&self, response: &Self::Response) -> u16;
 
-    /// Every line of header `name`, joined with `, `; `None` when absent.
-    fn header(&self, response: &Self::Response, name: &str) -> Option<String>;
+    /// Every line of header `name`, joined with `, ` (see [`joined`]); `None` when absent.
+    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>>;
 
     /// Reads the body as it comes off the wire into `body`, each wait for the next piece
     /// bounded by the run's timeout.
@@ -142,8 +143,8 @@ impl<C: Client> Core<C> {
 
     /// The body through its Content-Encoding into `sink`.
     async fn read_into(&self, response: C::Response, sink: &mut impl Write) -> Result<(), TaskError> {
-        let encoding = self.client.header(&response, "content-encoding");
-        let mut body = crate::download::Body::new(encoding.as_deref(), sink)?;
+        let mut body =
+            crate::download::Body::new(self.client.header(&response, "content-encoding").as_deref(), sink)?;
         self.client.read(response, &mut |chunk| body.write(chunk)).await?;
         body.finish()
     }
@@ -188,11 +189,9 @@ impl<C: Client> Core<C> {
             Answer::Moved(to) => return Ok(Done::Moved(to)),
             Answer::Body(response) => response,
         };
-        let encoding = self.client.header(&response, "content-encoding");
-        let length =
-            plain_length(encoding.as_deref(), self.client.header(&response, "content-length").as_deref());
-        let content_type = self.client.header(&response, "content-type");
-        let mut sink = ImageSink::start(&self.opts, image, content_type.as_deref(), length)?;
+        let header = |name| self.client.header(&response, name);
+        let length = plain_length(header("content-encoding").as_deref(), header("content-length").as_deref());
+        let mut sink = ImageSink::start(&self.opts, image, header("content-type").as_deref(), length)?;
         self.read_into(response, &mut sink).await?;
         let checked = sink.finish()?;
         let name = match checked.commit {
@@ -203,6 +202,21 @@ impl<C: Client> Core<C> {
     }
 }
 
+/// Header lines as one value, the way HTTP joins repeated fields: borrowed when there is
+/// one line (nearly always), so a response's headers cost no allocation.
+pub(crate) fn joined<'r>(mut values: impl Iterator<Item = &'r str>) -> Option<Cow<'r, str>> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut all = format!("{first}, {second}");
+    for value in values {
+        all.push_str(", ");
+        all.push_str(value);
+    }
+    Some(Cow::Owned(all))
+}
+
 /// Drives a future whose every await finishes at once (a blocking client's), on this
 /// thread, without a runtime.
 pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
@@ -211,5 +225,22 @@ pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
         Poll::Ready(output) => output,
         // A blocking client never returns Pending: its waits block the thread instead.
         Poll::Pending => unreachable!("a blocking client's future waited"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_join_and_one_line_is_borrowed() {
+        assert_eq!(joined(std::iter::empty()), None);
+        assert!(matches!(joined(["gzip"].into_iter()), Some(Cow::Borrowed("gzip"))));
+        assert_eq!(joined(["gzip", "br", "deflate"].into_iter()).as_deref(), Some("gzip, br, deflate"));
+    }
+
+    #[test]
+    fn a_blocking_future_is_driven_to_its_end_on_the_spot() {
+        assert_eq!(run_blocking(async { 40 + 2 }), 42);
     }
 }

@@ -133,12 +133,6 @@ fn server(flaky_failures: usize) -> TestServer {
             }),
         )
         .route(
-            "/later.jpg",
-            web::get().to(|| async {
-                HttpResponse::ServiceUnavailable().insert_header((header::RETRY_AFTER, "30")).finish()
-            }),
-        )
-        .route(
             "/cut.jpg",
             web::get().to(|| async {
                 let first = stream::once(async {
