@@ -14,7 +14,7 @@ use slog::{Logger, trace};
 use ureq::http::Response;
 use url::Url;
 
-use crate::fetch::{Client, Core, Job, joined, run_blocking};
+use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -77,7 +77,15 @@ impl Client for Ureq {
         response.status().as_u16()
     }
 
-    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>> {
+    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
+        use ureq::http::header;
+        let name = match name {
+            Header::Location => header::LOCATION,
+            Header::RetryAfter => header::RETRY_AFTER,
+            Header::ContentEncoding => header::CONTENT_ENCODING,
+            Header::ContentLength => header::CONTENT_LENGTH,
+            Header::ContentType => header::CONTENT_TYPE,
+        };
         joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))
     }
 

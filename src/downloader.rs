@@ -22,7 +22,7 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
-use crate::fetch::{Client, Core, Job, joined};
+use crate::fetch::{Client, Core, Header, Job, joined};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Downloader {
@@ -119,7 +119,14 @@ impl Client for Awc {
         response.status().as_u16()
     }
 
-    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>> {
+    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
+        let name = match name {
+            Header::Location => header::LOCATION,
+            Header::RetryAfter => header::RETRY_AFTER,
+            Header::ContentEncoding => header::CONTENT_ENCODING,
+            Header::ContentLength => header::CONTENT_LENGTH,
+            Header::ContentType => header::CONTENT_TYPE,
+        };
         joined(response.headers().get_all(name).filter_map(|v| v.to_str().ok()))
     }
 

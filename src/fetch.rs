@@ -42,7 +42,7 @@ pub(crate) trait Client {
     fn status(&self, response: &Self::Response) -> u16;
 
     /// Every line of header `name`, joined with `, ` (see [`joined`]); `None` when absent.
-    fn header<'r>(&self, response: &'r Self::Response, name: &str) -> Option<Cow<'r, str>>;
+    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>>;
 
     /// Reads the body as it comes off the wire into `body`, each wait for the next piece
     /// bounded by the run's timeout.
@@ -61,6 +61,17 @@ pub(crate) trait Client {
 
 /// A store's blocking last step (see `store::Commit`).
 pub(crate) type Job = Box<dyn FnOnce() -> Result<String, TaskError> + Send>;
+
+/// The response headers the core reads: named by the client with its own constant, so
+/// no header name is parsed per response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Header {
+    Location,
+    RetryAfter,
+    ContentEncoding,
+    ContentLength,
+    ContentType,
+}
 
 /// What one request got: a body to read, or a redirect to hand back.
 enum Answer<R> {
@@ -133,18 +144,21 @@ impl<C: Client> Core<C> {
     async fn get(&self, url: &Url, task: &Task) -> Result<Answer<C::Response>, TaskError> {
         let response = self.client.send(url, self.opts.headers_for(task).collect()).await?;
         let status = self.client.status(&response);
-        if let Some(to) = redirect_target(url, status, self.client.header(&response, "location").as_deref())?
+        if let Some(to) =
+            redirect_target(url, status, self.client.header(&response, Header::Location).as_deref())?
         {
             return Ok(Answer::Moved(to));
         }
-        check_status(status, self.client.header(&response, "retry-after").as_deref())?;
+        check_status(status, self.client.header(&response, Header::RetryAfter).as_deref())?;
         Ok(Answer::Body(response))
     }
 
     /// The body through its Content-Encoding into `sink`.
     async fn read_into(&self, response: C::Response, sink: &mut impl Write) -> Result<(), TaskError> {
-        let mut body =
-            crate::download::Body::new(self.client.header(&response, "content-encoding").as_deref(), sink)?;
+        let mut body = crate::download::Body::new(
+            self.client.header(&response, Header::ContentEncoding).as_deref(),
+            sink,
+        )?;
         self.client.read(response, &mut |chunk| body.write(chunk)).await?;
         body.finish()
     }
@@ -190,8 +204,11 @@ impl<C: Client> Core<C> {
             Answer::Body(response) => response,
         };
         let header = |name| self.client.header(&response, name);
-        let length = plain_length(header("content-encoding").as_deref(), header("content-length").as_deref());
-        let mut sink = ImageSink::start(&self.opts, image, header("content-type").as_deref(), length)?;
+        let length = plain_length(
+            header(Header::ContentEncoding).as_deref(),
+            header(Header::ContentLength).as_deref(),
+        );
+        let mut sink = ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length)?;
         self.read_into(response, &mut sink).await?;
         let checked = sink.finish()?;
         let name = match checked.commit {

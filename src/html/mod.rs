@@ -422,8 +422,15 @@ impl Extractor {
     }
 
     fn candidates_of<'a>(&self, element: ElementRef<'a>, own: bool, out: &mut Vec<Candidate<'a>>) {
-        for (rank, attribute) in self.attributes.iter().enumerate() {
-            let Some(value) = element.value().attr(&attribute.name) else { continue };
+        // The element's attributes, matched against ours by name: `Element::attr` interns
+        // its argument as an atom on every call, which was a dozen interning lookups per
+        // element. Candidates carry their attribute's rank, so the order they are found
+        // in does not change which one wins.
+        for (name, value) in element.value().attrs() {
+            let Some((rank, attribute)) = self.attributes.iter().enumerate().find(|(_, a)| a.name == name)
+            else {
+                continue;
+            };
             let mut push = |raw: &'a str, size: Size| {
                 let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
                 // A `data:` URI is a placeholder by nature and never downloaded.
