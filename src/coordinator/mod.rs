@@ -14,6 +14,7 @@
 //!
 //! - `slots`: `Slots`, the registered workers and the ledger of what each holds (and so
 //!   the tasks in flight per host);
+//! - `plan`: `Plan`, what the run is to do, fixed before it starts;
 //! - `pages`: `PageCursor`, which listing page goes next and when the pages are done;
 //! - `pending`: `Pending`, the images found and not yet handed out, one queue per origin;
 //!   `Meta`, what the Coordinator knows of a task beyond the task;
@@ -25,13 +26,13 @@
 mod names;
 mod pages;
 mod pending;
+mod plan;
 mod robots_book;
 mod slots;
 mod tally;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -40,20 +41,18 @@ use tokio::sync::oneshot;
 use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::config::{Filters, Source};
+use crate::config::Source;
 use crate::html::{Element, Found};
-use crate::politeness::HostGate;
-use crate::progress::{Progress, Snapshot};
+use crate::progress::Snapshot;
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 use crate::robots::Rules;
-use crate::store::{Lookup, Store};
+use crate::store::Lookup;
 use crate::validate;
-use crate::work::{
-    Cancel, Done, ImageTask, MAX_REDIRECTS, RegisterWorker, Task, TaskError, TaskFinished, host_of,
-};
+use crate::work::{Done, ImageTask, MAX_REDIRECTS, RegisterWorker, Task, TaskError, TaskFinished, host_of};
 use names::Names;
 use pages::{MovedPage, PageCursor};
 use pending::{Meta, OriginQueue, Pending, PendingImage};
+pub use plan::Plan;
 use robots_book::{RobotsBook, Verdict};
 use slots::Slots;
 use tally::Tally;
@@ -86,58 +85,6 @@ pub struct GetCounts;
 
 impl Message for GetCounts {
     type Result = (PageCounts, ImageCounts);
-}
-
-/// What to fetch, where it goes and how, fixed before the run starts.
-pub struct Plan {
-    pub source: Source,
-    /// Keep one [`Item`] per image (for the report and the failed list).
-    pub record_items: bool,
-    /// Where images go: asked what earlier runs stored, told what this one stores.
-    pub store: Arc<dyn Store>,
-    /// Download again what the resume record says is complete (`--force`).
-    pub force: bool,
-    /// Requests in flight per host, across all workers.
-    pub per_host_concurrency: usize,
-    /// Fetch each origin's robots.txt first and obey it.
-    pub obey_robots: bool,
-    /// Told each origin's Crawl-delay.
-    pub gate: Arc<HostGate>,
-    /// Which images are wanted at all (`--ext`), like the host filter.
-    pub filters: Filters,
-    /// `--dry-run`: write the URLs here instead of downloading.
-    pub listing: Option<Box<dyn Write>>,
-    pub progress: Option<Progress>,
-    /// `IMAGE_HOST`, lower-cased: where an image found on a page may be redirected to
-    /// (the extractor applies it to the URLs on the page). Empty takes any host.
-    pub image_host: String,
-    /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
-    /// Crawl-delay is clamped to it.
-    pub max_server_wait: Duration,
-    /// Tripped when the run must stop (a full disk): workers drop what they are doing.
-    pub cancel: Cancel,
-}
-
-impl Plan {
-    /// The plan for `source` with everything else at its simplest: no robots, no limits
-    /// beyond `per_host_concurrency`, no listing, no bar.
-    pub fn new(source: Source, store: Arc<dyn Store>) -> Self {
-        Self {
-            source,
-            record_items: true,
-            store,
-            force: false,
-            per_host_concurrency: usize::MAX,
-            obey_robots: false,
-            gate: Arc::new(HostGate::open()),
-            filters: Filters::default(),
-            listing: None,
-            progress: None,
-            image_host: String::new(),
-            max_server_wait: Duration::from_secs(60),
-            cancel: Cancel::default(),
-        }
-    }
 }
 
 /// What the Coordinator keeps beside a task handed out, until it comes back.

@@ -1,12 +1,14 @@
 //! The Coordinator with probe workers: request/reply round trips, no sleeps.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::*;
 use crate::config::PageUrls;
 use crate::html::{Found, PageScan};
 use crate::report::Status;
 use crate::storage;
+use crate::store::Store;
 use crate::work::{RunTask, TaskId};
 use std::path::Path;
 

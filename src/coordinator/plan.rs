@@ -1,0 +1,63 @@
+//! What a run is to do, fixed before it starts: the Coordinator's one argument.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Filters, Source};
+use crate::politeness::HostGate;
+use crate::progress::Progress;
+use crate::store::Store;
+use crate::work::Cancel;
+
+/// What to fetch, where it goes and how, fixed before the run starts.
+pub struct Plan {
+    pub source: Source,
+    /// Keep one [`Item`] per image (for the report and the failed list).
+    pub record_items: bool,
+    /// Where images go: asked what earlier runs stored, told what this one stores.
+    pub store: Arc<dyn Store>,
+    /// Download again what the resume record says is complete (`--force`).
+    pub force: bool,
+    /// Requests in flight per host, across all workers.
+    pub per_host_concurrency: usize,
+    /// Fetch each origin's robots.txt first and obey it.
+    pub obey_robots: bool,
+    /// Told each origin's Crawl-delay.
+    pub gate: Arc<HostGate>,
+    /// Which images are wanted at all (`--ext`), like the host filter.
+    pub filters: Filters,
+    /// `--dry-run`: write the URLs here instead of downloading.
+    pub listing: Option<Box<dyn Write>>,
+    pub progress: Option<Progress>,
+    /// `IMAGE_HOST`, lower-cased: where an image found on a page may be redirected to
+    /// (the extractor applies it to the URLs on the page). Empty takes any host.
+    pub image_host: String,
+    /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
+    /// Crawl-delay is clamped to it.
+    pub max_server_wait: Duration,
+    /// Tripped when the run must stop (a full disk): workers drop what they are doing.
+    pub cancel: Cancel,
+}
+
+impl Plan {
+    /// The plan for `source` with everything else at its simplest: no robots, no limits
+    /// beyond `per_host_concurrency`, no listing, no bar.
+    pub fn new(source: Source, store: Arc<dyn Store>) -> Self {
+        Self {
+            source,
+            record_items: true,
+            store,
+            force: false,
+            per_host_concurrency: usize::MAX,
+            obey_robots: false,
+            gate: Arc::new(HostGate::open()),
+            filters: Filters::default(),
+            listing: None,
+            progress: None,
+            image_host: String::new(),
+            max_server_wait: Duration::from_secs(60),
+            cancel: Cancel::default(),
+        }
+    }
+}
