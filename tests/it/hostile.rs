@@ -389,6 +389,14 @@ fn interim_responses_are_read_past_in_both_modes() {
 
 #[test]
 fn a_hostile_crawl_delay_is_clamped_and_a_long_retry_after_is_not_waited() {
+    for (mode, p) in MODES {
+        hostile_waits(mode, p);
+    }
+}
+
+/// One run of [`a_hostile_crawl_delay_is_clamped_and_a_long_retry_after_is_not_waited`],
+/// on a server of its own: the spacing is measured on every request it saw.
+fn hostile_waits(mode: &str, p: &str) {
     let server = TestServer::start_with(|cfg| {
         let srcs: Vec<String> = ["/img/a.jpg", "/img/b.jpg", "/img/c.jpg", "/img/busy.jpg"]
             .iter()
@@ -416,8 +424,8 @@ fn a_hostile_crawl_delay_is_clamped_and_a_long_retry_after_is_not_waited() {
     });
     let (_root, dir) =
         workdir(&server.origin(), "  RETRY_MAX_WAIT_SECS: 0.3\n  RETRIES: 1\n  RETRY_BACKOFF_MS: 10\n");
-    let run = run_guarded(&dir, &["-m", "async", "-p", "2", "--report", "r.json"], &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    let run = run_guarded(&dir, &["-m", mode, "-p", p, "--report", "r.json"], &[]);
+    assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
     run.assert_line("robots.txt asks for a crawl delay longer than RETRY_MAX_WAIT_SECS");
     run.assert_line("127.0.0.1");
     let report = read_report(&dir.join("r.json"));
@@ -428,7 +436,7 @@ fn a_hostile_crawl_delay_is_clamped_and_a_long_retry_after_is_not_waited() {
     // The clamped delay still spaces requests: 0.3 s, not 100000 s and not nothing.
     let times = server.all_times();
     for pair in times.windows(2).skip(1) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(250), "{:?}", pair[1] - pair[0]);
+        assert!(pair[1] - pair[0] >= Duration::from_millis(250), "{mode}: {:?}", pair[1] - pair[0]);
     }
 }
 
@@ -476,10 +484,10 @@ fn an_unreadable_robots_txt_fails_the_run() {
 #[test]
 fn saved_files_get_the_mode_the_umask_allows() {
     let server = gallery_server(vec![("/img/a.jpg".into(), jpeg(30, 2_000))]);
-    for (umask, want) in [("022", 0o644), ("077", 0o600)] {
+    for ((umask, want), mode) in [("022", 0o644), ("077", 0o600)].into_iter().zip(["async", "sync"]) {
         let (_root, dir) = workdir(&server.origin(), "");
         let binary = env!("CARGO_BIN_EXE_image-scraper");
-        let script = format!("umask {umask}; exec \"$0\" --report r.json --failed failed.txt");
+        let script = format!("umask {umask}; exec \"$0\" -m {mode} --report r.json --failed failed.txt");
         let run = run_command(Command::new("sh").args(["-c", &script, binary]), &dir, &[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         let mode = |p: PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
