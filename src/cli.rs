@@ -57,10 +57,10 @@ pub struct Cli {
     #[arg(long, value_name = "ITEM")]
     pub item: Option<String>,
 
-    /// Fetch at most N pages (overrides SCRAPER.AMOUNT_PAGES); fewer if the site says
-    /// it has fewer
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub pages: Option<u32>,
+    /// Fetch at most N pages, or pages A to B with A-B (overrides SCRAPER.AMOUNT_PAGES);
+    /// fewer if the site says it has fewer
+    #[arg(long, value_name = "N|A-B")]
+    pub pages: Option<String>,
 
     /// Download the image URLs listed in FILE (one per line, `-` for stdin) instead of
     /// scraping pages: feed it a --failed list to retry just the failures

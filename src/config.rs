@@ -16,7 +16,7 @@ use crate::cli::Cli;
 use crate::html::{ExtractRules, Extractor, LinkedImages};
 use crate::politeness::HostGate;
 pub use crate::robots::ROBOTS_AGENT;
-use crate::settings::{Mode, Settings, parse_site_url};
+use crate::settings::{Mode, PagesValue, Settings, parse_site_url};
 use crate::store::Store;
 use crate::store::s3::S3Location;
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
@@ -119,7 +119,10 @@ pub enum Source {
     /// Scrape listing pages.
     Pages {
         pages: PageUrls,
-        /// `None`: all the pages the site states (or page 1 alone when it states none).
+        /// The page the walk starts at (`--pages 5-12`: 5); it goes out alone, as page 1.
+        first_page: u32,
+        /// The last page to fetch; `None`: all the pages the site states (or the first
+        /// page alone when it states none).
         max_pages: Option<u32>,
     },
     /// A list of image URLs (`--urls`): no pages.
@@ -412,16 +415,42 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
     if item.trim().is_empty() && page_path.contains("{item}") {
         bail!("{}: must not be empty", key("ITEM"));
     }
-    let max_pages = match (cli.pages, s.amount_pages) {
-        (Some(n), _) => Some(n),
-        (None, Some(0)) => bail!("{}: must be at least 1", key("AMOUNT_PAGES")),
-        (None, n) => n,
+    let (first_page, max_pages) = match (&cli.pages, &s.amount_pages) {
+        (Some(text), _) => parse_pages(text).map_err(|e| anyhow!("--pages: {e}"))?,
+        (None, Some(value)) => {
+            let text = match value {
+                PagesValue::Count(n) => n.to_string(),
+                PagesValue::Range(text) => text.clone(),
+            };
+            parse_pages(&text).map_err(|e| anyhow!("{}: {e}", key("AMOUNT_PAGES")))?
+        }
+        (None, None) => (1, None),
     };
-    if !page_path.contains("{page}") && max_pages != Some(1) {
+    if !page_path.contains("{page}") && max_pages != Some(first_page) {
         bail!("{}: {page_path:?} has no {{page}}, so every page would be the same URL", key("PAGE_PATH"));
     }
     let pages = PageUrls::new(base, &page_path, &item).map_err(|e| anyhow!("{}: {e}", key("PAGE_PATH")))?;
-    Ok(Source::Pages { pages, max_pages })
+    Ok(Source::Pages { pages, first_page, max_pages })
+}
+
+/// `12`: pages 1 to at most 12; `5-12`: pages 5 to at most 12. Returns the first page and
+/// the last.
+pub fn parse_pages(text: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |s: &str| match s.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of pages (12) or a range of them (5-12)")),
+    };
+    match text.split_once('-') {
+        None => Ok((1, Some(number(text)?))),
+        Some((first, last)) => {
+            let (first, last) = (number(first)?, number(last)?);
+            if first > last {
+                return Err(format!("{text:?} ends before it starts"));
+            }
+            Ok((first, Some(last)))
+        }
+    }
 }
 
 /// One image URL per line; blank lines and `#` comments are skipped.
@@ -525,7 +554,7 @@ mod tests {
 
     fn pages(c: &Config) -> (&PageUrls, Option<u32>) {
         match &c.source {
-            Source::Pages { pages, max_pages } => (pages, *max_pages),
+            Source::Pages { pages, max_pages, .. } => (pages, *max_pages),
             Source::Urls(_) => panic!("not pages"),
         }
     }
@@ -725,5 +754,30 @@ mod tests {
         assert_eq!(c.extract.image_selector, DEFAULT_IMAGE_SELECTOR);
         assert_eq!(c.concurrency, 3);
         assert_eq!(max, Some(10));
+    }
+
+    #[test]
+    fn pages_are_a_count_or_a_range() {
+        assert_eq!(parse_pages("12"), Ok((1, Some(12))));
+        assert_eq!(parse_pages("5-12"), Ok((5, Some(12))));
+        assert_eq!(parse_pages(" 3 - 3 "), Ok((3, Some(3))));
+        for bad in ["0", "0-4", "12-5", "a-b", "", "-3", "5-"] {
+            assert!(parse_pages(bad).is_err(), "{bad:?}");
+        }
+        let c =
+            resolve("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: \"2-4\"\n", &[]).unwrap();
+        assert!(matches!(c.source, Source::Pages { first_page: 2, max_pages: Some(4), .. }));
+        let c = resolve(
+            "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: 7\n",
+            &["--pages", "5-6"],
+        )
+        .unwrap();
+        assert!(matches!(c.source, Source::Pages { first_page: 5, max_pages: Some(6), .. }), "the flag wins");
+        let e = error("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: \"9-2\"\n", &[]);
+        assert!(e.contains("AMOUNT_PAGES") && e.contains("ends before it starts"), "{e}");
+        assert!(
+            error("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n", &["--pages", "0"])
+                .starts_with("--pages: ")
+        );
     }
 }

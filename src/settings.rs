@@ -43,7 +43,7 @@ pub struct Section {
     pub url: Option<String>,
     pub item: Option<String>,
     pub out_dir: Option<PathBuf>,
-    pub amount_pages: Option<u32>,
+    pub amount_pages: Option<PagesValue>,
     pub page_path: Option<String>,
     pub image_selector: Option<String>,
     pub image_attributes: Option<OneOrMany>,
@@ -73,6 +73,50 @@ pub struct Section {
 struct FileRoot {
     #[serde(rename = "SCRAPER", default)]
     scraper: Option<serde_yaml::Mapping>,
+}
+
+/// `AMOUNT_PAGES: 12` (at most 12 pages) or `AMOUNT_PAGES: "5-12"` (pages 5 to 12).
+/// Anything else is refused here, with the value, as a typo in any other key would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PagesValue {
+    Count(u32),
+    Range(String),
+}
+
+impl<'de> Deserialize<'de> for PagesValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PagesValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a page count (12) or a range of pages (\"5-12\")")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PagesValue, E> {
+                u32::try_from(v)
+                    .map(PagesValue::Count)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PagesValue, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PagesValue, E> {
+                let digits = |s: &str| !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit());
+                match v.split_once('-') {
+                    Some((a, b)) if digits(a) && digits(b) => Ok(PagesValue::Range(v.to_string())),
+                    _ if digits(v) => Ok(PagesValue::Range(v.to_string())),
+                    _ => Err(E::invalid_type(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `IMAGE_ATTRIBUTES: src` or `IMAGE_ATTRIBUTES: [data-src, src]`.
@@ -304,7 +348,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.section.url.as_deref(), Some("http://env.example/"));
         assert_eq!(s.section.item.as_deref(), Some("cats"));
-        assert_eq!(s.section.amount_pages, Some(4));
+        assert_eq!(s.section.amount_pages, Some(PagesValue::Count(4)));
         assert_eq!(s.section.image_attributes.clone().unwrap().into_vec(), ["data-src", "src"]);
         assert_eq!(s.section.headers.as_ref().unwrap()["X-Token"], "abc");
         assert_eq!(s.section.obey_robots, Some(false));

@@ -135,9 +135,13 @@ pub struct Coordinator {
 impl Coordinator {
     pub fn new(plan: Plan, log: Logger) -> Self {
         let (pages, urls) = match &plan.source {
-            Source::Pages { max_pages, .. } => (PageCursor::pages(max_pages.unwrap_or(1).max(1)), Vec::new()),
+            Source::Pages { first_page, max_pages, .. } => {
+                let first = (*first_page).max(1);
+                (PageCursor::pages(first, max_pages.unwrap_or(first).max(first)), Vec::new())
+            }
             Source::Urls(urls) => (PageCursor::none(), urls.clone()),
         };
+        let pages_first = pages.first();
         let (keep_items, obey_robots) = (plan.record_items, plan.obey_robots);
         let mut coordinator = Self {
             plan,
@@ -151,7 +155,7 @@ impl Coordinator {
             stopped: None,
             listing_closed: false,
             held: BTreeMap::new(),
-            next_listed_page: 1,
+            next_listed_page: pages_first,
             to_list: VecDeque::new(),
             resume_warned: false,
             tally: Tally::new(keep_items),
@@ -549,7 +553,7 @@ impl Coordinator {
         match outcome {
             Ok(Done::Page(scan)) => {
                 self.tally.page_ok();
-                if number == 1 {
+                if number == self.pages.first() {
                     self.clamp_pages(scan.page_count);
                 }
                 self.page_settled(number, Some(url.clone()), scan.images);
@@ -575,7 +579,15 @@ impl Coordinator {
             Source::Urls(_) => return,
         };
         self.pages.clamp(stated.min(wanted));
-        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.pages.last());
+        // Logged as before for a walk from page 1 (scripts may look for it); a range names
+        // its first page.
+        match self.pages.first() {
+            1 => {
+                info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.pages.last())
+            }
+            first => info!(self.log, "the first page states the page count";
+                "page" => first, "stated" => stated, "last" => self.pages.last()),
+        }
     }
 
     /// Page `number` is done (fetched, failed or skipped) with these images. A dry run
@@ -652,7 +664,7 @@ impl Coordinator {
         if let Some(progress) = &self.plan.progress {
             progress.update(&Snapshot {
                 pages: self.tally.pages(),
-                pages_planned: u64::from(self.pages.last()),
+                pages_planned: u64::from(self.pages.planned()),
                 images: self.tally.images(),
             });
         }

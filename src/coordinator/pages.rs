@@ -1,6 +1,6 @@
-//! Which listing page goes next, and when the walk of pages is over. Page 1 goes out
-//! alone: it may lower the page count, and asking for pages the site does not have would
-//! only produce failures. A page whose server redirected it comes back as a moved page
+//! Which listing page goes next, and when the walk of pages is over. The first page
+//! (page 1, or 5 for `--pages 5-12`) goes out alone: it may lower the page count, and
+//! asking for pages the site does not have would only produce failures. A page whose server redirected it comes back as a moved page
 //! and goes out again, before new ones. Pure: no actix.
 
 use std::collections::VecDeque;
@@ -18,8 +18,10 @@ pub struct MovedPage {
 
 #[derive(Debug)]
 pub struct PageCursor {
+    /// The page the walk starts at.
+    first: u32,
     first_sent: bool,
-    /// Page 1 came back (or will never be fetched): later pages may go.
+    /// The first page came back (or will never be fetched): later pages may go.
     first_done: bool,
     /// The next page number to hand out, and the last one to fetch (inclusive).
     next: u32,
@@ -29,21 +31,33 @@ pub struct PageCursor {
 }
 
 impl PageCursor {
-    /// Pages 1 to `last`, page 1 first and alone.
-    pub fn pages(last: u32) -> Self {
-        Self { first_sent: false, first_done: false, next: 2, last, in_flight: 0, moved: VecDeque::new() }
+    /// Pages `first` to `last`, the first one first and alone.
+    pub fn pages(first: u32, last: u32) -> Self {
+        let next = first.saturating_add(1);
+        Self { first, first_sent: false, first_done: false, next, last, in_flight: 0, moved: VecDeque::new() }
     }
 
     /// No pages at all (a list of image URLs).
     pub fn none() -> Self {
-        Self { first_sent: true, first_done: true, next: 1, last: 0, in_flight: 0, moved: VecDeque::new() }
+        let (first, next, last) = (1, 1, 0);
+        Self { first, first_sent: true, first_done: true, next, last, in_flight: 0, moved: VecDeque::new() }
+    }
+
+    /// The page the walk starts at: the one that may state the page count.
+    pub fn first(&self) -> u32 {
+        self.first
+    }
+
+    /// Pages the walk means to fetch, as known so far.
+    pub fn planned(&self) -> u32 {
+        (self.last + 1).saturating_sub(self.first)
     }
 
     /// The page number that may go next, with at most `max_in_flight` pages out; robots.txt
     /// and the host's room are the caller's to check.
     pub fn next_number(&self, max_in_flight: usize) -> Option<u32> {
         if !self.first_sent {
-            Some(1)
+            Some(self.first)
         } else if self.first_done && self.next <= self.last && self.in_flight < max_in_flight {
             Some(self.next)
         } else {
@@ -53,19 +67,19 @@ impl PageCursor {
 
     /// Page `n` (from `next_number`) went out.
     pub fn sent(&mut self, n: u32) {
-        match n {
-            1 => self.first_sent = true,
-            _ => self.next += 1,
+        match n == self.first {
+            true => self.first_sent = true,
+            false => self.next += 1,
         }
         self.in_flight += 1;
     }
 
     /// Page `n` (from `next_number`) will not be fetched (robots.txt refuses it); without
-    /// page 1, the walk goes on to page 2.
+    /// the first page, the walk goes on to the next.
     pub fn passed(&mut self, n: u32) {
-        match n {
-            1 => (self.first_sent, self.first_done) = (true, true),
-            _ => self.next += 1,
+        match n == self.first {
+            true => (self.first_sent, self.first_done) = (true, true),
+            false => self.next += 1,
         }
     }
 
@@ -74,7 +88,7 @@ impl PageCursor {
         self.in_flight = self.in_flight.saturating_sub(1);
         match moved {
             Some(page) => self.moved.push_back(page),
-            None if n == 1 => self.first_done = true,
+            None if n == self.first => self.first_done = true,
             None => {}
         }
     }
@@ -94,7 +108,7 @@ impl PageCursor {
     /// The first redirected page will not be fetched (robots.txt refuses its target).
     pub fn drop_moved(&mut self) -> Option<MovedPage> {
         let page = self.moved.pop_front()?;
-        if page.number == 1 {
+        if page.number == self.first {
             self.first_done = true;
         }
         Some(page)
@@ -126,9 +140,9 @@ impl PageCursor {
     pub fn abandon(&mut self) -> u64 {
         if !self.first_sent {
             (self.first_sent, self.first_done) = (true, true);
-            self.next = 1;
+            self.next = self.first;
         }
-        if self.moved.iter().any(|m| m.number == 1) {
+        if self.moved.iter().any(|m| m.number == self.first) {
             self.first_done = true;
         }
         let mut unsent = self.moved.drain(..).count() as u64;
@@ -150,7 +164,7 @@ mod tests {
 
     #[test]
     fn page_one_goes_alone_then_the_rest_within_the_limit() {
-        let mut pages = PageCursor::pages(4);
+        let mut pages = PageCursor::pages(1, 4);
         assert_eq!(pages.next_number(8), Some(1));
         pages.sent(1);
         assert_eq!(pages.next_number(8), None, "page 1 is out alone");
@@ -169,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_moved_page_goes_again_first_and_page_one_waits_for_it() {
-        let mut pages = PageCursor::pages(2);
+        let mut pages = PageCursor::pages(1, 2);
         pages.sent(1);
         pages.came_back(1, Some(moved(1)));
         assert_eq!(pages.next_number(8), None, "page 1 is not done while it is redirected");
@@ -186,10 +200,10 @@ mod tests {
 
     #[test]
     fn abandoning_counts_what_never_went_and_a_url_list_has_no_pages() {
-        let mut pages = PageCursor::pages(5);
+        let mut pages = PageCursor::pages(1, 5);
         assert_eq!(pages.abandon(), 5, "page 1 never went either");
         assert!(pages.is_done());
-        let mut pages = PageCursor::pages(5);
+        let mut pages = PageCursor::pages(1, 5);
         pages.sent(1);
         pages.came_back(1, None);
         pages.sent(2);
@@ -198,8 +212,25 @@ mod tests {
         let none = PageCursor::none();
         assert_eq!(none.next_number(8), None);
         assert!(none.is_done());
-        let mut closed = PageCursor::pages(9);
+        let mut closed = PageCursor::pages(1, 9);
         closed.close();
         assert!(closed.is_done() && closed.next_number(8).is_none());
+    }
+
+    #[test]
+    fn a_range_starts_at_its_first_page_which_goes_alone() {
+        let mut pages = PageCursor::pages(5, 7);
+        assert_eq!((pages.first(), pages.planned()), (5, 3));
+        assert_eq!(pages.next_number(8), Some(5));
+        pages.sent(5);
+        assert_eq!(pages.next_number(8), None, "the first page is out alone");
+        pages.came_back(5, None);
+        assert_eq!(pages.next_number(8), Some(6));
+        pages.sent(6);
+        pages.passed(7);
+        pages.came_back(6, None);
+        assert!(pages.is_done());
+        let mut untouched = PageCursor::pages(5, 7);
+        assert_eq!(untouched.abandon(), 3, "pages 5 to 7, no more");
     }
 }

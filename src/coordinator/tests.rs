@@ -72,7 +72,7 @@ fn folder(out: &Path) -> Arc<dyn Store> {
 /// A Coordinator writing into `out` (its resume record there too).
 fn start_in(out: &Path, max_pages: Option<u32>, force: bool) -> Addr<Coordinator> {
     let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
-    let plan = Plan { force, ..Plan::new(Source::Pages { pages, max_pages }, folder(out)) };
+    let plan = Plan { force, ..Plan::new(Source::Pages { pages, first_page: 1, max_pages }, folder(out)) };
     Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start()
 }
 
@@ -261,7 +261,7 @@ async fn a_dry_run_lists_in_page_order_whatever_order_pages_finish_in() {
     let out = Shared::default();
     let plan = Plan {
         listing: Some(Box::new(out.clone())),
-        ..Plan::new(Source::Pages { pages, max_pages: Some(3) }, folder(dir.path()))
+        ..Plan::new(Source::Pages { pages, first_page: 1, max_pages: Some(3) }, folder(dir.path()))
     };
     let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
     let (probe, handed) = register(&coordinator, 32).await;
@@ -512,7 +512,7 @@ async fn a_join_waiting_on_a_worker_that_died_is_answered_without_another_messag
 async fn a_full_disk_stops_the_run_like_an_interrupt() {
     let dir = tempfile::tempdir().unwrap();
     let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
-    let plan = Plan::new(Source::Pages { pages, max_pages: Some(3) }, folder(dir.path()));
+    let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: Some(3) }, folder(dir.path()));
     let cancel = plan.cancel.clone();
     let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
     let (probe, handed) = register(&coordinator, 2).await;

@@ -249,3 +249,30 @@ fn help_shows_an_example() {
     assert!(run.stdout.contains("Examples:") && run.stdout.contains("image-scraper --demo"));
     assert!(run.stdout.contains("--process") && run.stdout.contains("--report"));
 }
+
+#[test]
+fn a_page_range_walks_just_those_pages() {
+    let mut routes: Vec<(String, Reply)> = Vec::new();
+    for n in 1..=4u8 {
+        let src = format!("/img/{n}.jpg");
+        routes.push((
+            format!("/p{n}/cats.html"),
+            Reply::html(crate::helpers::gallery_html(std::slice::from_ref(&src), 4)),
+        ));
+        routes.push((src, Reply::image(&crate::helpers::jpeg(n, 2_000))));
+    }
+    let server = TestServer::start(routes.iter().map(|(p, r)| (p.as_str(), r.clone())).collect());
+    for mode in ["async", "sync"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "");
+        let before = |n: u8| server.hits(&format!("/p{n}/cats.html"));
+        let counts: Vec<usize> = (1..=4).map(before).collect();
+        let run = run_binary(dir.path(), &["-m", mode, "--pages", "2-3"]);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        run.assert_line("Pages, success: 2/2, failure: 0/2");
+        let fetched: Vec<usize> = (1..=4).map(|n| before(n) - counts[n as usize - 1]).collect();
+        assert_eq!(fetched, [0, 1, 1, 0], "{mode}: pages 2 and 3, each once");
+        let files: Vec<String> = images(&dir.path().join("images")).into_keys().collect();
+        assert_eq!(files, ["2.jpg", "3.jpg"], "{mode}");
+    }
+}
