@@ -558,6 +558,22 @@ impl Coordinator {
                 }
                 self.page_settled(number, Some(url.clone()), scan.images);
             }
+            // No count stated and a page after the first is missing: the walk ended with
+            // the page before it. That page is the end, neither ok nor failed.
+            Err(TaskError::Status { code: 404 | 410, .. })
+                if number != self.pages.first() && !self.pages.count_stated() =>
+            {
+                if !self.pages.past_end(number) {
+                    info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url);
+                }
+                self.pages.end_at(number - 1);
+                self.page_settled(number, None, Vec::new());
+            }
+            // Asked for ahead of knowing where the end was: not a failure of the run.
+            Err(e) if self.pages.past_end(number) => {
+                debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => %e);
+                self.page_settled(number, None, Vec::new());
+            }
             other => {
                 let error = match other {
                     Err(e) => e.to_string(),

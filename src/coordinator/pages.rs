@@ -28,19 +28,46 @@ pub struct PageCursor {
     last: u32,
     in_flight: usize,
     moved: VecDeque<MovedPage>,
+    /// The first page stated the page count: `last` is the site's word, and a page
+    /// missing before it is a failure, not the end.
+    stated: bool,
+    /// A missing page ended the walk: pages past `last` already out are not counted.
+    ended: bool,
 }
 
 impl PageCursor {
     /// Pages `first` to `last`, the first one first and alone.
     pub fn pages(first: u32, last: u32) -> Self {
         let next = first.saturating_add(1);
-        Self { first, first_sent: false, first_done: false, next, last, in_flight: 0, moved: VecDeque::new() }
+        let moved = VecDeque::new();
+        Self {
+            first,
+            first_sent: false,
+            first_done: false,
+            next,
+            last,
+            in_flight: 0,
+            moved,
+            stated: false,
+            ended: false,
+        }
     }
 
     /// No pages at all (a list of image URLs).
     pub fn none() -> Self {
         let (first, next, last) = (1, 1, 0);
-        Self { first, first_sent: true, first_done: true, next, last, in_flight: 0, moved: VecDeque::new() }
+        let moved = VecDeque::new();
+        Self {
+            first,
+            first_sent: true,
+            first_done: true,
+            next,
+            last,
+            in_flight: 0,
+            moved,
+            stated: false,
+            ended: false,
+        }
     }
 
     /// The page the walk starts at: the one that may state the page count.
@@ -114,9 +141,29 @@ impl PageCursor {
         Some(page)
     }
 
-    /// Page 1 stated how many pages there are (already bounded by what was asked for).
+    /// The first page stated how many pages there are (already bounded by what was
+    /// asked for).
     pub fn clamp(&mut self, last: u32) {
         self.last = last;
+        self.stated = true;
+    }
+
+    /// Whether the first page stated the page count.
+    pub fn count_stated(&self) -> bool {
+        self.stated
+    }
+
+    /// A page after the first is missing (404, 410) and no count was stated: the walk
+    /// ends with the page before it.
+    pub fn end_at(&mut self, last: u32) {
+        self.last = self.last.min(last.max(self.first));
+        self.ended = true;
+    }
+
+    /// Page `n` lies past the end a missing page set: what becomes of it is not counted
+    /// as a failure (it was asked for ahead of knowing where the end was).
+    pub fn past_end(&self, n: u32) -> bool {
+        self.ended && n > self.last
     }
 
     pub fn last(&self) -> u32 {
@@ -232,5 +279,27 @@ mod tests {
         assert!(pages.is_done());
         let mut untouched = PageCursor::pages(5, 7);
         assert_eq!(untouched.abandon(), 3, "pages 5 to 7, no more");
+    }
+
+    #[test]
+    fn a_missing_page_ends_a_walk_that_states_no_count() {
+        let mut pages = PageCursor::pages(1, 10);
+        pages.sent(1);
+        pages.came_back(1, None);
+        for n in 2..=4 {
+            pages.sent(n);
+        }
+        // Page 3 is missing: 2 was the last; 4, already out, is past the end.
+        pages.came_back(3, None);
+        pages.end_at(2);
+        assert!(pages.past_end(4) && pages.past_end(3) && !pages.past_end(2));
+        assert_eq!(pages.next_number(16), None, "nothing more goes out");
+        pages.came_back(2, None);
+        pages.came_back(4, None);
+        assert!(pages.is_done());
+        assert_eq!(pages.planned(), 2);
+        let mut stated = PageCursor::pages(1, 10);
+        stated.clamp(5);
+        assert!(stated.count_stated() && !stated.past_end(6));
     }
 }

@@ -276,3 +276,33 @@ fn a_page_range_walks_just_those_pages() {
         assert_eq!(files, ["2.jpg", "3.jpg"], "{mode}");
     }
 }
+
+#[test]
+fn a_missing_page_ends_a_walk_that_states_no_count() {
+    // Three pages that state no count; every page after them is missing.
+    let mut routes: Vec<(String, Reply)> = Vec::new();
+    for n in 1..=3u8 {
+        let src = format!("/img/{n}.jpg");
+        let page = format!("<html><body><img src=\"{src}\"></body></html>");
+        routes.push((format!("/p{n}/cats.html"), Reply::html(page)));
+        routes.push((src, Reply::image(&crate::helpers::jpeg(n, 2_000))));
+    }
+    let server = TestServer::start(routes.iter().map(|(p, r)| (p.as_str(), r.clone())).collect());
+    for (mode, p) in [("async", "2"), ("sync", "4")] {
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "");
+        let run = run_binary(dir.path(), &["-m", mode, "-p", p, "--report", "r.json"]);
+        assert_eq!(run.code, 0, "{mode}: the end of the gallery is no failure: {}", run.stderr);
+        run.assert_line("Pages, success: 3/3, failure: 0/3");
+        run.assert_line("page not found: the walk ends before it");
+        let files: Vec<String> = images(&dir.path().join("images")).into_keys().collect();
+        assert_eq!(files, ["1.jpg", "2.jpg", "3.jpg"], "{mode}");
+        assert_eq!(read_report(&dir.path().join("r.json"))["pages"]["failed"], 0);
+    }
+    assert_eq!(server.hits("/p4/cats.html"), 2, "page 4 asked for once per run");
+    // A missing first page is still a failure.
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), &format!("{}/nothing", server.origin()), "");
+    let run = run_binary(dir.path(), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
