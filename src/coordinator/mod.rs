@@ -191,11 +191,6 @@ impl Coordinator {
         }
     }
 
-    /// Whether `url` may be fetched now; asks for its origin's robots.txt the first time.
-    fn verdict(&mut self, url: &Url) -> Verdict {
-        self.robots.verdict(url)
-    }
-
     fn host_has_room(&self, host: &str) -> bool {
         self.slots.host_busy(host) < self.plan.per_host_concurrency
     }
@@ -229,7 +224,7 @@ impl Coordinator {
     fn take_moved_page(&mut self) -> Option<(Task, u32, Meta)> {
         loop {
             let url = self.pages.front_moved()?.url.clone();
-            match self.verdict(&url) {
+            match self.robots.verdict(&url) {
                 Verdict::Wait => return None,
                 Verdict::Go if !self.host_has_room(host_of(&url)) => return None,
                 Verdict::Go => {
@@ -264,7 +259,7 @@ impl Coordinator {
         loop {
             let n = self.pages.next_number(self.max_pages_in_flight())?;
             let url = self.page_url(n)?;
-            match self.verdict(&url) {
+            match self.robots.verdict(&url) {
                 Verdict::Wait => return None,
                 Verdict::Go => return self.host_has_room(host_of(&url)).then_some(n),
                 Verdict::Refused { reason, failure } => {
@@ -325,7 +320,7 @@ impl Coordinator {
     /// still on its way (the order must hold), skipping what robots.txt refuses.
     fn list_ready(&mut self) {
         while let Some(front) = self.to_list.front() {
-            match self.verdict(&front.task.url.clone()) {
+            match self.robots.verdict(&front.task.url.clone()) {
                 Verdict::Wait => return,
                 Verdict::Go => {
                     let image = self.to_list.pop_front().expect("a front");

@@ -53,21 +53,9 @@ impl PageCursor {
         }
     }
 
-    /// No pages at all (a list of image URLs).
+    /// No pages at all (a list of image URLs): the first page counts as done.
     pub fn none() -> Self {
-        let (first, next, last) = (1, 1, 0);
-        let moved = VecDeque::new();
-        Self {
-            first,
-            first_sent: true,
-            first_done: true,
-            next,
-            last,
-            in_flight: 0,
-            moved,
-            stated: false,
-            ended: false,
-        }
+        Self { first_sent: true, first_done: true, next: 1, ..Self::pages(1, 0) }
     }
 
     /// The page the walk starts at: the one that may state the page count.

@@ -189,10 +189,6 @@ impl Store for BucketStore {
             let _ = self.client.abort_multipart(&key, &upload_id);
         }
     }
-
-    fn describe(&self) -> String {
-        self.location.to_string()
-    }
 }
 
 struct BucketWriter {

@@ -81,10 +81,6 @@ impl Store for FolderStore {
     fn remove_partials(&self) {
         let _ = self.out.remove_partials();
     }
-
-    fn describe(&self) -> String {
-        self.out.root().display().to_string()
-    }
 }
 
 struct FolderWriter {

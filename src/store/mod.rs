@@ -60,7 +60,4 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Removes what downloads in progress left (a second Ctrl-C, the end of a run).
     fn remove_partials(&self);
-
-    /// Where it stores, for people: a folder, a bucket and prefix.
-    fn describe(&self) -> String;
 }

@@ -100,6 +100,15 @@ fn options(out: &OutDir, change: impl FnOnce(&mut FetchOptions)) -> Arc<FetchOpt
     Arc::new(opts)
 }
 
+/// A worker of `kind` with options changed by `change`, writing into an out dir of its
+/// own (which lives as long as the returned guard).
+fn fresh(kind: Kind, change: impl FnOnce(&mut FetchOptions)) -> (tempfile::TempDir, OutDir, Worker) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = OutDir::open(dir.path()).unwrap();
+    let worker = Worker::start(kind, options(&out, change));
+    (dir, out, worker)
+}
+
 fn image(id: u64, origin: &str, path: &str) -> RunTask {
     let url = Url::parse(&format!("{origin}{path}")).unwrap();
     let name = path.rsplit('/').next().unwrap().to_string();
@@ -177,9 +186,7 @@ fn temp_files(out: &OutDir) -> usize {
 async fn a_page_is_scanned_and_an_image_saved() {
     let server = server(0);
     for kind in KINDS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let worker = Worker::start(kind, options(&out, |_| {}));
+        let (_dir, out, worker) = fresh(kind, |_| {});
         let origin = server.origin();
         let page = RunTask { id: 1, task: Task::Page { number: 1, url: url(&origin, "/page.html") } };
         let results = worker.run(vec![page, image(2, &origin, "/a.jpg")]).await;
@@ -204,9 +211,7 @@ async fn a_page_is_scanned_and_an_image_saved() {
 async fn robots_txt_4xx_allows_all_and_5xx_is_a_failure() {
     let server = server(0);
     for kind in KINDS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let worker = Worker::start(kind, options(&out, |_| {}));
+        let (_dir, _out, worker) = fresh(kind, |_| {});
         let origin = server.origin();
         let robots = |id, path: &str| RunTask { id, task: Task::Robots { url: url(&origin, path) } };
         let results = worker
@@ -225,10 +230,8 @@ async fn robots_txt_4xx_allows_all_and_5xx_is_a_failure() {
 async fn failures_are_retried_and_attempts_counted() {
     for kind in KINDS {
         let server = server(2);
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
         let retries = Retries { times: 2, base: Duration::from_millis(10), max_wait: Duration::from_secs(1) };
-        let worker = Worker::start(kind, options(&out, |o| o.retries = retries));
+        let (_dir, _out, worker) = fresh(kind, |o| o.retries = retries);
         let results = worker.run(vec![image(1, &server.origin(), "/flaky.jpg")]).await;
         assert!(
             matches!(results[0].outcome, Ok(Done::Image { bytes: 3_000, .. })),
@@ -244,10 +247,8 @@ async fn failures_are_retried_and_attempts_counted() {
 async fn the_gate_spaces_requests_to_a_host() {
     let server = server(0);
     for kind in KINDS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
         let gate = Arc::new(HostGate::new(Some(Duration::from_millis(200)), Duration::ZERO));
-        let worker = Worker::start(kind, options(&out, |o| o.gate = gate));
+        let (_dir, _out, worker) = fresh(kind, |o| o.gate = gate);
         let before = server.hit_times("/a.jpg").len();
         let tasks = (0..3).map(|i| image(i, &server.origin(), "/a.jpg")).collect();
         worker.run(tasks).await;
@@ -263,9 +264,7 @@ async fn the_gate_spaces_requests_to_a_host() {
 async fn a_cut_body_fails_and_leaves_nothing() {
     let server = server(0);
     for kind in KINDS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let worker = Worker::start(kind, options(&out, |_| {}));
+        let (_dir, out, worker) = fresh(kind, |_| {});
         let results = worker.run(vec![image(1, &server.origin(), "/cut.jpg")]).await;
         assert!(
             matches!(results[0].outcome, Err(TaskError::Transfer(_))),
@@ -280,9 +279,7 @@ async fn a_cut_body_fails_and_leaves_nothing() {
 async fn redirects_are_handed_back_not_followed() {
     let server = server(0);
     for kind in KINDS {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let worker = Worker::start(kind, options(&out, |_| {}));
+        let (_dir, _out, worker) = fresh(kind, |_| {});
         let origin = server.origin();
         let results = worker.run(vec![image(1, &origin, "/moved.jpg"), image(2, &origin, "/ftp.jpg")]).await;
         assert_eq!(results[0].outcome, Ok(Done::Moved(url(&origin, "/a.jpg"))), "{kind:?}");
