@@ -14,6 +14,8 @@
 //! - [`config`]: flags + settings + defaults -> a validated [`Config`](config::Config).
 //! - [`coordinator`]: the Coordinator actor and the messages only it handles
 //!   (`Interrupt`, `Join`, `GetCounts`).
+//! - [`frontier`]: pure: the work (pages, images, the seen-set, leases) behind the
+//!   `Frontier` trait; `LocalFrontier` is the in-memory one.
 //! - [`work`]: the worker contract: `RegisterWorker`, `RunTask`, `TaskFinished`, `Task`,
 //!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
 //! - [`fetch`]: the fetch core: the policy both worker kinds share (gate, retries,
@@ -48,6 +50,7 @@ pub mod download;
 pub mod downloader;
 pub mod exit;
 pub mod fetch;
+pub mod frontier;
 pub mod html;
 pub mod logging;
 pub mod outdir;

@@ -154,6 +154,9 @@ pub enum TaskError {
     Worker(String),
     #[error("interrupted")]
     Interrupted,
+    /// The frontier (where the work is kept) failed: the run stops.
+    #[error("{0}")]
+    Frontier(String),
     /// Not an error: a filter (`--min-size`, `--max-size`) does not want it. Counted as
     /// skipped with this reason.
     #[error("{0}")]

@@ -1,59 +1,54 @@
-//! The Coordinator: owns the work (pages to fetch, then the images they reveal), hands it
-//! out to registered workers within their capacity, counts what comes back, and answers
-//! [`Join`] once every task it handed out has been acknowledged.
+//! The Coordinator: hands the work out to registered workers within their capacity,
+//! counts what comes back, and answers [`Join`] once every task it handed out has been
+//! acknowledged and the [`Frontier`] holds no more work.
 //!
-//! It is the only place that touches the queue, the counts and the resume record.
-//! Workers are anything behind a `Recipient<RunTask>`; the Coordinator never knows their
-//! type.
+//! The work itself (pages, the images they reveal, the seen-set, what is out) is the
+//! Frontier's; the Coordinator keeps the policy: robots.txt first, the per-host room,
+//! what a worker's answer means (a redirect, a fallback, a full disk), the resume
+//! decision and file names, stopping, and `Join`. Workers are anything behind a
+//! `Recipient<RunTask>`; the Coordinator never knows their type.
 //!
 //! # Layout
-//!
-//! This file keeps the policy: which task goes next (robots.txt first, page 1 alone,
-//! pages while images run short), the per-host room, redirects and fallbacks, stopping,
-//! and `Join`. Each part of its state is its own small type, with its own tests:
 //!
 //! - `slots`: `Slots`, the registered workers and the ledger of what each holds (and so
 //!   the tasks in flight per host);
 //! - `plan`: `Plan`, what the run is to do, fixed before it starts;
-//! - `pages`: `PageCursor`, which listing page goes next and when the pages are done;
-//! - `pending`: `Pending`, the images found and not yet handed out, one queue per origin;
-//!   `Meta`, what the Coordinator knows of a task beyond the task;
 //! - `robots_book`: `RobotsBook`, each origin's robots.txt: asked for, then the verdicts;
-//! - `names`: `Names`, the file names handed out in this run;
+//! - `names`: `Names`, the file names handed out in this run, and the resume decision;
+//! - `listing`: `Listing`, `--dry-run`'s list in page order;
 //! - `tally`: `Tally`, the counts, the items and the summary;
 //! - `tests`: the Coordinator with probe workers.
 
+mod listing;
 mod names;
-mod pages;
-mod pending;
 mod plan;
 mod robots_book;
 mod slots;
 mod tally;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::io::Write;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
 use slog::{Logger, debug, info, warn};
 use tokio::sync::oneshot;
 use url::Url;
-use xxhash_rust::xxh3::xxh3_128;
 
 use crate::config::Source;
+use crate::frontier::{
+    self, Answer, Claimed, Completed, Ending, Frontier, FrontierError, Gate, LeaseId, LocalFrontier, Meta,
+    Offer, PageFate, Refused, Verdict, Work,
+};
 use crate::html::{Element, Found};
 use crate::progress::Snapshot;
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
-use crate::robots::Rules;
-use crate::store::Lookup;
+use crate::robots::{Origin, Rules};
 use crate::validate;
 use crate::work::{Done, ImageTask, MAX_REDIRECTS, RegisterWorker, Task, TaskError, TaskFinished, host_of};
-use names::Names;
-use pages::{MovedPage, PageCursor};
-use pending::{Meta, OriginQueue, Pending, PendingImage};
+use listing::Listing;
+use names::{Names, Planned};
 pub use plan::Plan;
-use robots_book::{RobotsBook, Verdict};
+use robots_book::RobotsBook;
 use slots::Slots;
 use tally::Tally;
 
@@ -90,8 +85,11 @@ impl Message for GetCounts {
 /// What the Coordinator keeps beside a task handed out, until it comes back.
 struct InFlight {
     task: Task,
-    /// For images: the page that revealed it.
+    /// The Frontier's lease; `None` for a robots.txt, which is this process's own.
+    lease: Option<LeaseId>,
+    /// For images: the page that revealed it, and its Referer.
     page: u32,
+    referer: Option<Url>,
     /// How it came to its URL, and for an image what its page said about it.
     meta: Meta,
 }
@@ -99,145 +97,224 @@ struct InFlight {
 pub struct Coordinator {
     plan: Plan,
     log: Logger,
+    /// The work: pages, images, the seen-set, leases.
+    frontier: Box<dyn Frontier>,
     /// The workers and the ledger of what each holds.
     slots: Slots<InFlight>,
-    /// Which listing page goes next, and when they are all done.
-    pages: PageCursor,
-    /// Images found and not yet handed out. Pages go out only while this is short, so
-    /// it never grows much beyond one page's worth per page in flight.
-    pending: Pending,
     /// Per origin (scheme, host, port): its robots.txt, fetched before anything else.
     robots: RobotsBook,
-    /// 128-bit hashes of every image URL found: the same URL on two pages is downloaded
-    /// once, and a hash costs 16 bytes where the URL would cost a hundred.
-    seen_urls: HashSet<u128>,
     /// File names handed out in this run.
     names: Names,
-    /// Set by [`Interrupt`] or a full disk: nothing more is handed out, and what a
-    /// worker gives up on counts as failed with this error.
+    /// `--dry-run`: images are listed, not handed out.
+    listing: Option<Listing>,
+    /// A claim is on its way (a remote frontier): no second one meanwhile.
+    claiming: bool,
+    /// Set by [`Interrupt`], a full disk or a frontier that failed: nothing more is
+    /// handed out, and what a worker gives up on counts as failed with this error.
     stopped: Option<TaskError>,
-    /// `--dry-run` and its reader closed stdout: stop quietly.
-    listing_closed: bool,
-    /// `--dry-run`: pages' images held until every earlier page is done, so the list is
-    /// in page order whatever order pages come back in.
-    held: BTreeMap<u32, (Option<Url>, Vec<Found>)>,
-    /// `--dry-run`: the next page whose images may be listed.
-    next_listed_page: u32,
-    /// `--dry-run`: images to list, in page order (a per-origin queue would reorder them).
-    to_list: VecDeque<PendingImage>,
     /// The resume record could not be written: warned once.
     resume_warned: bool,
     /// Counts, items, the summary.
     tally: Tally,
     joiners: Vec<oneshot::Sender<Summary>>,
+    /// A `--urls` list, offered to the frontier when the actor starts.
+    seed: Vec<Offer>,
 }
 
 impl Coordinator {
+    /// A Coordinator for `plan` with the in-memory frontier.
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let (pages, urls) = match &plan.source {
-            Source::Pages { first_page, max_pages, .. } => {
-                let first = (*first_page).max(1);
-                (PageCursor::pages(first, max_pages.unwrap_or(first).max(first)), Vec::new())
+        let frontier = match &plan.source {
+            Source::Pages { pages, first_page, max_pages } => {
+                let pages = pages.clone();
+                let last = max_pages.unwrap_or(*first_page);
+                LocalFrontier::pages(*first_page, last, Box::new(move |n| pages.url(n)))
+                    .with_max_pages(*max_pages)
             }
-            Source::Urls(urls) => (PageCursor::none(), urls.clone()),
+            Source::Urls(_) => LocalFrontier::empty(),
         };
-        let pages_first = pages.first();
-        let (keep_items, obey_robots) = (plan.record_items, plan.obey_robots);
-        let mut coordinator = Self {
-            plan,
+        let frontier = match plan.listing.is_some() {
+            true => frontier.listing(),
+            false => frontier,
+        };
+        Self::with_frontier(plan, Box::new(frontier), log)
+    }
+
+    /// A Coordinator for `plan` whose work is kept by `frontier` (made for that plan).
+    pub fn with_frontier(mut plan: Plan, frontier: Box<dyn Frontier>, log: Logger) -> Self {
+        let (seed, first) = match &plan.source {
+            Source::Pages { first_page, .. } => (Vec::new(), (*first_page).max(1)),
+            Source::Urls(urls) => {
+                (urls.iter().map(|url| Offer::new(url.clone(), 0, None, Meta::default())).collect(), 1)
+            }
+        };
+        let listing = plan.listing.take().map(|out| Listing::new(out, first));
+        Self {
             log,
+            frontier,
             slots: Slots::default(),
-            pages,
-            pending: Pending::default(),
-            robots: RobotsBook::new(obey_robots),
-            seen_urls: HashSet::new(),
+            robots: RobotsBook::new(plan.obey_robots),
             names: Names::default(),
+            listing,
+            claiming: false,
             stopped: None,
-            listing_closed: false,
-            held: BTreeMap::new(),
-            next_listed_page: pages_first,
-            to_list: VecDeque::new(),
             resume_warned: false,
-            tally: Tally::new(keep_items),
+            tally: Tally::new(plan.record_items),
             joiners: Vec::new(),
-        };
-        coordinator.enqueue_images(0, None, urls.into_iter().map(|url| (url, Meta::default())).collect());
-        coordinator
-    }
-
-    fn capacity(&self) -> usize {
-        self.slots.capacity()
-    }
-
-    /// Pages fetched ahead of need: enough to keep every slot fed when a page holds few
-    /// images, few enough that found-but-waiting images stay a small queue.
-    fn max_pages_in_flight(&self) -> usize {
-        (self.capacity() / 16).clamp(2, 16)
-    }
-
-    fn is_finished(&self) -> bool {
-        self.slots.in_flight() == 0
-            && self.pending.is_empty()
-            && self.to_list.is_empty()
-            && self.held.is_empty()
-            && !self.robots.has_requests()
-            && self.pages.is_done()
-    }
-
-    fn page_url(&self, n: u32) -> Option<Url> {
-        match &self.plan.source {
-            Source::Pages { pages, .. } => Some(pages.url(n)),
-            Source::Urls(_) => None,
+            seed,
+            plan,
         }
     }
 
-    fn host_has_room(&self, host: &str) -> bool {
-        self.slots.host_busy(host) < self.plan.per_host_concurrency
+    /// Applies a frontier's answer: at once when it is ready (the in-memory frontier's
+    /// always are), else when it arrives, then hands out what can go.
+    fn then<T: 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        answer: Answer<T>,
+        apply: impl FnOnce(&mut Self, T) + 'static,
+    ) {
+        match frontier::ready(answer) {
+            Ok(Ok(value)) => apply(self, value),
+            Ok(Err(e)) => self.frontier_failed(e, ctx),
+            Err(later) => {
+                ctx.spawn(later.into_actor(self).map(move |result, act, ctx| {
+                    match result {
+                        Ok(value) => apply(act, value),
+                        Err(e) => act.frontier_failed(e, ctx),
+                    }
+                    // Joiners are answered by the next step or the liveness tick.
+                    act.dispatch(ctx);
+                }));
+            }
+        }
     }
 
-    /// The next task by priority: robots.txt first; page 1 alone; then a page when the
-    /// image queue is running short; else an image; else a page.
-    fn next_task(&mut self) -> Option<(Task, u32, Meta)> {
-        if self.stopped.is_some() || self.listing_closed {
-            return None;
-        }
-        if let Some(url) = self.robots.next_request() {
-            return Some((Task::Robots { url }, 0, Meta::default()));
-        }
-        if let Some(moved) = self.take_moved_page() {
-            return Some(moved);
-        }
-        let page = self.ready_page();
-        if let Some(n) = page
-            && self.pending.len() < self.capacity()
-        {
-            return Some(self.take_page(n));
-        }
-        if let Some(image) = self.take_ready_image() {
-            return Some((Task::Image(image.task), image.page, image.meta));
-        }
-        page.map(|n| self.take_page(n))
+    fn frontier_failed(&mut self, e: FrontierError, ctx: &mut Context<Self>) {
+        slog::error!(self.log, "the frontier failed: stopping"; "error" => %e);
+        self.stop(TaskError::Frontier(e.to_string()), ctx);
     }
 
-    /// The first redirected page, when its new URL may be fetched now. One refused by
-    /// robots.txt is counted on the way.
-    fn take_moved_page(&mut self) -> Option<(Task, u32, Meta)> {
+    /// Hands out tasks while some worker has room: robots.txt first, then what the
+    /// frontier lets go.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        self.drop_dead_workers(ctx);
+        self.list_ready(ctx);
         loop {
-            let url = self.pages.front_moved()?.url.clone();
-            match self.robots.verdict(&url) {
-                Verdict::Wait => return None,
-                Verdict::Go if !self.host_has_room(host_of(&url)) => return None,
-                Verdict::Go => {
-                    let moved = self.pages.send_moved().expect("a front");
-                    let meta = Meta { hops: moved.hops, ..Meta::default() };
-                    return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, meta));
+            if self.stopped.is_some()
+                || self.listing.as_ref().is_some_and(Listing::is_closed)
+                || self.claiming
+            {
+                return;
+            }
+            while let Some(slot) = self.slots.free_slot()
+                && let Some(url) = self.robots.next_request()
+            {
+                let task = Task::Robots { url };
+                let entry = InFlight {
+                    task: task.clone(),
+                    lease: None,
+                    page: 0,
+                    referer: None,
+                    meta: Meta::default(),
+                };
+                self.slots.send(slot, task, entry);
+            }
+            let want = self.slots.free();
+            if want == 0 {
+                return;
+            }
+            let mut gate = ClaimGate::new(&mut self.robots, &self.slots, self.plan.per_host_concurrency);
+            let answer = self.frontier.claim(want, self.slots.capacity(), &mut gate);
+            match frontier::ready(answer) {
+                Ok(Ok(claimed)) => {
+                    let went = !claimed.leases.is_empty();
+                    self.take_claimed(claimed, ctx);
+                    if !went && !self.robots.has_requests() {
+                        return;
+                    }
                 }
-                Verdict::Refused { reason, failure } => {
-                    let moved = self.pages.drop_moved().expect("a front");
-                    self.refuse_page(moved.number, &url, reason, failure);
+                Ok(Err(e)) => return self.frontier_failed(e, ctx),
+                Err(later) => {
+                    self.claiming = true;
+                    ctx.spawn(later.into_actor(self).map(|result, act, ctx| {
+                        act.claiming = false;
+                        match result {
+                            // Claim again only if this one took something: an empty
+                            // answer means nothing can go until another message.
+                            Ok(claimed) if !claimed.leases.is_empty() => {
+                                act.take_claimed(claimed, ctx);
+                                act.dispatch(ctx);
+                            }
+                            Ok(claimed) => act.take_claimed(claimed, ctx),
+                            Err(e) => act.frontier_failed(e, ctx),
+                        }
+                    }));
+                    return;
                 }
             }
         }
+    }
+
+    /// Counts what the gate refused and hands out the rest.
+    fn take_claimed(&mut self, claimed: Claimed, ctx: &mut Context<Self>) {
+        for Refused { work, reason, failure } in claimed.refused {
+            match work {
+                Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
+                Work::Image(offer) if failure => self.fail(&offer.into(), 0, reason),
+                Work::Image(offer) => self.skip(&offer.into(), reason),
+            }
+        }
+        for lease in claimed.leases {
+            let Some(slot) = self.slots.free_slot() else {
+                // More than asked for: back to the frontier, untried.
+                let answer = self.frontier.release(vec![lease]);
+                self.then(ctx, answer, |_, _| {});
+                continue;
+            };
+            let (task, page, referer, meta) = match lease.work {
+                Work::Page { number, url, hops } => {
+                    (Task::Page { number, url }, number, None, Meta { hops, ..Meta::default() })
+                }
+                Work::Image(offer) => match self.image_task(offer) {
+                    Ok(ready) => ready,
+                    Err(()) => {
+                        let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
+                        self.then(ctx, answer, |_, _| {});
+                        continue;
+                    }
+                },
+            };
+            let entry = InFlight { task: task.clone(), lease: Some(lease.id), page, referer, meta };
+            self.slots.send(slot, task, entry);
+        }
+    }
+
+    /// The task for an image about to go out: under the name it already has (it was
+    /// redirected), or the resume decision's. `Err` when an earlier run stored it whole
+    /// (counted as skipped here).
+    #[allow(clippy::result_unit_err)]
+    fn image_task(&mut self, offer: Offer) -> Result<(Task, u32, Option<Url>, Meta), ()> {
+        let (name, overwrite) = match offer.meta.name.clone() {
+            Some(name) => (name, offer.meta.overwrite),
+            None => match self.names.plan(&*self.plan.store, &offer.url, self.plan.force) {
+                Planned::Fetch { name, overwrite } => (name, overwrite),
+                Planned::Complete { name, bytes } => {
+                    self.skip_complete(offer, name, bytes);
+                    return Err(());
+                }
+            },
+        };
+        let Offer { url, page, referer, meta, .. } = offer;
+        let task = ImageTask { url, name, overwrite, referer: referer.clone() };
+        Ok((Task::Image(task), page, referer, meta))
+    }
+
+    fn skip_complete(&mut self, offer: Offer, name: String, bytes: u64) {
+        let mut item = item(offer.found().clone(), offer.page, name, Status::Skipped);
+        (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
+        (item.element, item.note) = (offer.meta.element, offer.meta.note);
+        self.tally.image(item);
     }
 
     /// A page robots.txt keeps us from: skipped when the site disallows it, failed when
@@ -250,168 +327,100 @@ impl Coordinator {
             warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => &reason);
             self.tally.page_skipped();
         }
-        self.page_settled(n, None, Vec::new());
-    }
-
-    /// The page that may go now, if any. Pages robots.txt disallows are counted as
-    /// skipped on the way.
-    fn ready_page(&mut self) -> Option<u32> {
-        loop {
-            let n = self.pages.next_number(self.max_pages_in_flight())?;
-            let url = self.page_url(n)?;
-            match self.robots.verdict(&url) {
-                Verdict::Wait => return None,
-                Verdict::Go => return self.host_has_room(host_of(&url)).then_some(n),
-                Verdict::Refused { reason, failure } => {
-                    self.pages.passed(n);
-                    self.refuse_page(n, &url, reason, failure);
-                }
-            }
+        if let Some(listing) = &mut self.listing {
+            listing.page_done(n, Vec::new());
         }
     }
 
-    fn take_page(&mut self, n: u32) -> (Task, u32, Meta) {
-        self.pages.sent(n);
-        let url = self.page_url(n).expect("pages come from a page source");
-        (Task::Page { number: n, url }, n, Meta::default())
-    }
-
-    /// The first waiting image that may go now. Images robots.txt disallows are counted
-    /// as skipped on the way; with `--dry-run`, allowed ones are listed instead.
-    fn take_ready_image(&mut self) -> Option<PendingImage> {
-        for queue in 0..self.pending.queues.len() {
-            let OriginQueue { origin, images, .. } = &self.pending.queues[queue];
-            let Some(front) = images.front() else { continue };
-            let Some(rules) = self.robots.rules(*origin, &front.task.url) else { continue };
-            while let Some(front) = self.pending.queues[queue].images.front() {
-                if !rules.allows(&front.task.url) {
-                    let image = self.pending.pop(queue).expect("a front");
-                    match rules.is_failure() {
-                        true => self.fail_image(&image, 0, rules.refusal()),
-                        false => self.skip(image, rules.refusal()),
-                    }
-                } else if self.host_has_room(&self.pending.queues[queue].host) {
-                    return self.pending.pop(queue);
-                } else {
-                    break;
-                }
-            }
-        }
-        None
-    }
-
-    fn skip(&mut self, image: PendingImage, reason: String) {
-        debug!(self.log, "image skipped"; "url" => %image.found(), "reason" => &reason);
-        let mut item = item(image.found().clone(), image.page, image.task.name, Status::Skipped);
+    fn skip(&mut self, image: &Subject, reason: String) {
+        debug!(self.log, "image skipped"; "url" => %image.found, "reason" => &reason);
+        let mut item = image.item(Status::Skipped);
         item.reason = Some(reason);
-        (item.element, item.note) = (image.meta.element, image.meta.note);
         self.tally.image(item);
     }
 
-    fn fail_image(&mut self, image: &PendingImage, attempts: u32, error: String) {
-        warn!(self.log, "image failed"; "url" => %image.found(), "error" => &error, "attempts" => attempts);
-        let mut item = item(image.found().clone(), image.page, image.task.name.clone(), Status::Failed);
+    fn fail(&mut self, image: &Subject, attempts: u32, error: String) {
+        warn!(self.log, "image failed"; "url" => %image.found, "error" => &error, "attempts" => attempts);
+        let mut item = image.item(Status::Failed);
         (item.attempts, item.error) = (attempts, Some(error));
-        (item.element, item.note) = (image.meta.element, image.meta.note.clone());
         self.tally.image(item);
     }
 
     /// `--dry-run`: lists the waiting images in order, up to one whose robots.txt is
     /// still on its way (the order must hold), skipping what robots.txt refuses.
-    fn list_ready(&mut self) {
-        while let Some(front) = self.to_list.front() {
-            match self.robots.verdict(&front.task.url.clone()) {
-                Verdict::Wait => return,
-                Verdict::Go => {
-                    let image = self.to_list.pop_front().expect("a front");
-                    self.list(&image.task.url);
-                }
-                Verdict::Refused { reason, failure } => {
-                    let image = self.to_list.pop_front().expect("a front");
-                    match failure {
-                        true => self.fail_image(&image, 0, reason),
-                        false => self.skip(image, reason),
-                    }
-                }
-            }
-        }
-    }
-
-    fn list(&mut self, url: &Url) {
-        if self.listing_closed {
-            return;
-        }
-        let Some(out) = self.plan.listing.as_mut() else { return };
-        if writeln!(out, "{url}").and_then(|()| out.flush()).is_ok() {
-            self.tally.listed();
-            return;
-        }
-        // The reader is gone (`| head`): nothing more to fetch or list, and nothing failed.
-        self.listing_closed = true;
-        self.pending.drain();
-        self.to_list.clear();
-        self.held.clear();
-        self.robots.clear_requests();
-        self.pages.close();
-    }
-
-    /// Hands out tasks while some worker has room, always to the least loaded one so
-    /// async workers share the load.
-    fn dispatch(&mut self) {
-        self.drop_dead_workers();
-        if self.plan.listing.is_some() {
-            // A dry run hands out no images: list what is ready now.
-            self.list_ready();
-        }
-        while let Some(slot) = self.slots.free_slot() {
-            let Some((task, page, meta)) = self.next_task() else {
+    fn list_ready(&mut self, ctx: &mut Context<Self>) {
+        while let Some(url) = self.listing.as_ref().and_then(Listing::front).map(|o| o.url.clone()) {
+            let verdict = self.robots.verdict(&url);
+            if verdict == Verdict::Wait {
                 return;
-            };
-            self.slots.send(slot, task.clone(), InFlight { task, page, meta });
+            }
+            let offer = self.listing.as_mut().and_then(Listing::pop).expect("a front");
+            match verdict {
+                Verdict::Wait => unreachable!("returned above"),
+                Verdict::Refused { reason, failure: true } => self.fail(&offer.into(), 0, reason),
+                Verdict::Refused { reason, failure: false } => self.skip(&offer.into(), reason),
+                Verdict::Go => match self.names.plan(&*self.plan.store, &url, self.plan.force) {
+                    Planned::Complete { name, bytes } => self.skip_complete(offer, name, bytes),
+                    Planned::Fetch { .. } if self.listing.as_mut().is_some_and(|l| l.write(&url)) => {
+                        self.tally.listed()
+                    }
+                    // The reader is gone (`| head`): nothing more to fetch or list, and
+                    // nothing failed.
+                    Planned::Fetch { .. } => {
+                        self.robots.clear_requests();
+                        let answer = self.frontier.abandon();
+                        return self.then(ctx, answer, |_, _| {});
+                    }
+                },
+            }
         }
     }
 
     /// A worker whose mailbox is gone (its Arbiter or thread died) will never acknowledge
     /// what it holds: count that as failed, and if no worker is left, the rest too,
     /// rather than wait forever.
-    fn drop_dead_workers(&mut self) {
+    fn drop_dead_workers(&mut self, ctx: &mut Context<Self>) {
         for slot in self.slots.newly_dead() {
             warn!(self.log, "worker is gone"; "slot" => slot);
-            self.fail_in_flight(Some(slot), TaskError::Worker("worker stopped".into()));
+            self.fail_in_flight(Some(slot), TaskError::Worker("worker stopped".into()), ctx);
         }
         if self.slots.all_dead() {
-            self.abandon_remaining("no worker left");
+            self.abandon_remaining("no worker left", ctx);
         }
     }
 
     /// Counts the tasks in flight (on `slot`, or on every slot) as failed.
-    fn fail_in_flight(&mut self, slot: Option<usize>, error: TaskError) {
+    fn fail_in_flight(&mut self, slot: Option<usize>, error: TaskError, ctx: &mut Context<Self>) {
         for id in self.slots.held_by(slot) {
-            self.finish(TaskFinished { id, outcome: Err(error.clone()), attempts: 1 });
+            self.finish(TaskFinished { id, outcome: Err(error.clone()), attempts: 1 }, ctx);
         }
     }
 
     /// Counts every page and image not yet handed out as failed with `reason`.
-    fn abandon_remaining(&mut self, reason: &str) {
-        let unsent = self.pages.abandon();
-        if unsent > 0 {
-            warn!(self.log, "pages abandoned"; "count" => unsent, "reason" => reason);
-            self.tally.pages_failed(unsent);
-        }
+    fn abandon_remaining(&mut self, reason: &str, ctx: &mut Context<Self>) {
         self.robots.clear_requests();
-        self.release_held();
-        let unlisted: Vec<PendingImage> = self.to_list.drain(..).collect();
-        for image in self.pending.drain().into_iter().chain(unlisted) {
-            let mut item = item(image.found().clone(), image.page, image.task.name, Status::Failed);
-            item.error = Some(reason.to_string());
-            (item.element, item.note) = (image.meta.element, image.meta.note);
-            self.tally.image(item);
+        let unlisted = self.listing.as_mut().map(Listing::drain).unwrap_or_default();
+        for offer in unlisted {
+            self.fail(&offer.into(), 0, reason.to_string());
         }
+        let reason = reason.to_string();
+        let answer = self.frontier.abandon();
+        self.then(ctx, answer, move |act, abandoned| {
+            if abandoned.pages > 0 {
+                warn!(act.log, "pages abandoned"; "count" => abandoned.pages, "reason" => &reason);
+                act.tally.pages_failed(abandoned.pages);
+            }
+            for offer in abandoned.images {
+                let mut item = Subject::from(offer).item(Status::Failed);
+                item.error = Some(reason.clone());
+                act.tally.image(item);
+            }
+        });
     }
 
     /// Counts what a worker reports. Returns the error that must stop the whole run (a
     /// full disk), if this was one.
-    fn finish(&mut self, msg: TaskFinished) -> Option<TaskError> {
+    fn finish(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) -> Option<TaskError> {
         let Some(done) = self.slots.take(msg.id) else {
             warn!(self.log, "acknowledgement for an unknown task"; "id" => msg.id);
             return None;
@@ -425,95 +434,205 @@ impl Coordinator {
             Err(e @ TaskError::DiskFull(_)) if self.stopped.is_none() => Some(e.clone()),
             _ => None,
         };
-        let InFlight { task, page, meta } = done;
-        match (task, outcome) {
-            (Task::Robots { url }, outcome) => self.robots_finished(&url, outcome),
-            (Task::Page { number, .. }, Ok(Done::Moved(to))) if meta.hops < MAX_REDIRECTS => {
-                self.pages.came_back(number, Some(MovedPage { number, url: to, hops: meta.hops + 1 }));
+        let InFlight { task, lease, page, referer, meta } = done;
+        match (task, lease) {
+            (Task::Robots { url }, _) => self.robots_finished(&url, outcome),
+            (Task::Page { number, url }, Some(lease)) => {
+                self.page_finished(lease, number, url, &meta, outcome, msg.attempts, ctx)
             }
-            (Task::Page { number, url }, Ok(Done::Moved(_))) => {
-                self.pages.came_back(number, None);
-                self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts);
+            (Task::Image(task), Some(lease)) => {
+                let image = Subject {
+                    found: meta.found.clone().unwrap_or_else(|| task.url.clone()),
+                    page,
+                    path: task.name.clone(),
+                    meta,
+                };
+                self.image_finished(lease, task, image, referer, outcome, msg.attempts, ctx)
             }
-            (Task::Page { number, url }, outcome) => {
-                self.pages.came_back(number, None);
-                self.page_finished(number, &url, outcome, msg.attempts);
-            }
-            (Task::Image(task), outcome) => {
-                let image = PendingImage { task, page, meta };
-                self.image_finished(image, outcome, msg.attempts);
-            }
+            (task, None) => warn!(self.log, "a task without a lease"; "url" => %task.url()),
         }
         self.show_progress();
         halt
     }
 
-    fn image_finished(&mut self, image: PendingImage, outcome: Result<Done, TaskError>, attempts: u32) {
+    #[allow(clippy::too_many_arguments)]
+    fn page_finished(
+        &mut self,
+        lease: LeaseId,
+        number: u32,
+        url: Url,
+        meta: &Meta,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let (ending, images, error) = match outcome {
+            Ok(Done::Page(scan)) => (Ending::PageFetched { stated: scan.page_count }, scan.images, None),
+            Ok(Done::Moved(to)) if meta.hops < MAX_REDIRECTS => {
+                (Ending::PageMoved { url: to, hops: meta.hops + 1 }, Vec::new(), None)
+            }
+            Ok(Done::Moved(_)) => (Ending::PageFailed, Vec::new(), Some(TaskError::Redirects)),
+            Err(e @ TaskError::Status { code: 404 | 410, .. }) => (Ending::PageMissing, Vec::new(), Some(e)),
+            Err(e) => (Ending::PageFailed, Vec::new(), Some(e)),
+            Ok(other) => {
+                let e = TaskError::Worker(format!("worker answered a page with {other:?}"));
+                (Ending::PageFailed, Vec::new(), Some(e))
+            }
+        };
+        let offers: Vec<Offer> = images
+            .into_iter()
+            .filter(|f| self.plan.filters.wants(&f.url))
+            .map(|f| Offer::new(f.url.clone(), number, Some(url.clone()), found_meta(f)))
+            .collect();
+        let listed = self.listing.is_some().then(|| offers.clone());
+        let answer = self.frontier.complete(lease, ending, offers);
+        self.then(ctx, answer, move |act, done| {
+            act.page_completed(number, &url, error, attempts, listed, done)
+        });
+    }
+
+    fn page_completed(
+        &mut self,
+        number: u32,
+        url: &Url,
+        error: Option<TaskError>,
+        attempts: u32,
+        listed: Option<Vec<Offer>>,
+        done: Completed,
+    ) {
+        let new = done.admitted.iter().filter(|admitted| **admitted).count();
+        for _ in 0..new {
+            self.tally.found_image();
+        }
+        debug!(self.log, "images found"; "page" => number, "images" => done.admitted.len(), "new" => new);
+        let error = error.map_or_else(String::new, |e| e.to_string());
+        match done.page {
+            Some(PageFate::Moved) => return,
+            Some(PageFate::Ok) => self.tally.page_ok(),
+            Some(PageFate::Clamped { stated, last }) => {
+                self.tally.page_ok();
+                // Logged as before for a walk from page 1 (scripts may look for it); a
+                // range names its first page.
+                match number {
+                    1 => {
+                        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => last)
+                    }
+                    first => info!(self.log, "the first page states the page count";
+                        "page" => first, "stated" => stated, "last" => last),
+                }
+            }
+            Some(PageFate::End { first_time }) => {
+                if first_time {
+                    info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url);
+                }
+            }
+            Some(PageFate::PastEnd) => {
+                debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => error)
+            }
+            Some(PageFate::Failed) | None => {
+                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
+                self.tally.pages_failed(1);
+            }
+        }
+        if let Some(listing) = &mut self.listing {
+            let admitted = listed.unwrap_or_default().into_iter().zip(done.admitted);
+            listing.page_done(number, admitted.filter(|(_, new)| *new).map(|(offer, _)| offer).collect());
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn image_finished(
+        &mut self,
+        lease: LeaseId,
+        task: ImageTask,
+        image: Subject,
+        referer: Option<Url>,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut children = Vec::new();
+        let mut fell_back = None;
         match outcome {
             Ok(Done::Image { bytes, name, sha256 }) => {
-                let url = image.found().clone();
-                debug!(self.log, "image saved"; "url" => %url, "path" => &name, "bytes" => bytes);
-                if let Err(e) = self.plan.store.record(&url, &name, bytes)
+                debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
+                if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
                     && !self.resume_warned
                 {
                     self.resume_warned = true;
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
-                let mut item = item(url, image.page, name, Status::Ok);
+                let mut item = Subject { path: name, ..image }.item(Status::Ok);
                 (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
-                (item.element, item.note) = (image.meta.element, image.meta.note);
                 self.tally.image(item);
             }
-            Ok(Done::Moved(to)) => self.follow(image, to, attempts),
-            Err(TaskError::Unwanted(reason)) => self.skip(image, reason),
+            Ok(Done::Moved(to)) => match self.follow(&task, &image, referer, to) {
+                Ok(target) => children.push(target),
+                Err(e) => self.fail(&image, attempts, e.to_string()),
+            },
+            Err(TaskError::Unwanted(reason)) => self.skip(&image, reason),
             Err(TaskError::NotAnImage(reason))
                 if image.meta.fallback.is_some() && validate::is_page(&reason) =>
             {
-                self.fall_back(image)
+                let (thumbnail, link) = self.fall_back(image, referer);
+                children.push(thumbnail);
+                fell_back = Some(link);
             }
-            Err(e) => self.fail_image(&image, attempts, e.to_string()),
-            Ok(other) => {
-                self.fail_image(&image, attempts, format!("worker answered an image with {other:?}"))
-            }
+            Err(e) => self.fail(&image, attempts, e.to_string()),
+            Ok(other) => self.fail(&image, attempts, format!("worker answered an image with {other:?}")),
         }
+        let answer = self.frontier.complete(lease, Ending::Image, children);
+        self.then(ctx, answer, move |act, done| {
+            if let Some(link) = fell_back
+                && done.admitted.first() == Some(&false)
+            {
+                // Found on its own too: downloaded (or skipped) as that image.
+                act.skip(&link, "its thumbnail is already another image of this run".into());
+            }
+        });
     }
 
-    /// An image's server redirected it: queue it again at the target, which passes the
-    /// same checks as a URL found on a page (robots.txt and the per-host limit when it
-    /// is handed out), under the name and the report entry of the URL it was found as.
-    fn follow(&mut self, image: PendingImage, to: Url, attempts: u32) {
+    /// An image's server redirected it: it goes back to the frontier at the target, which
+    /// passes the same checks as a URL found on a page (robots.txt and the per-host limit
+    /// when it is handed out), under the name and the report entry of the URL it was
+    /// found as.
+    fn follow(
+        &self,
+        task: &ImageTask,
+        image: &Subject,
+        referer: Option<Url>,
+        to: Url,
+    ) -> Result<Offer, TaskError> {
         let off_host = image.page > 0
             && !self.plan.image_host.is_empty()
             && !to.host_str().is_some_and(|h| h.contains(&self.plan.image_host));
         if image.meta.hops >= MAX_REDIRECTS {
-            return self.fail_image(&image, attempts, TaskError::Redirects.to_string());
+            return Err(TaskError::Redirects);
         }
         if off_host {
-            return self.fail_image(&image, attempts, TaskError::RedirectOffHost(to.to_string()).to_string());
+            return Err(TaskError::RedirectOffHost(to.to_string()));
         }
-        let found = image.found().clone();
-        let meta = Meta { hops: image.meta.hops + 1, found: Some(found), ..image.meta };
-        let task = ImageTask { url: to, ..image.task };
-        self.pending.push(PendingImage { task, page: image.page, meta });
+        let meta = Meta {
+            hops: image.meta.hops + 1,
+            found: Some(image.found.clone()),
+            name: Some(task.name.clone()),
+            overwrite: task.overwrite,
+            ..image.meta.clone()
+        };
+        Ok(Offer { again: true, ..Offer::new(to, image.page, referer, meta) })
     }
 
     /// A link target answered with a page (MediaWiki's `File:` links look like image
     /// files): the element's own best candidate, the thumbnail, is downloaded instead. Not
-    /// a failure, and the same image: counted once, under the thumbnail's URL.
-    fn fall_back(&mut self, link: PendingImage) {
+    /// a failure, and the same image: counted once, under the thumbnail's URL. Returns
+    /// the thumbnail to offer, and the link as it is skipped if the thumbnail is known.
+    fn fall_back(&self, link: Subject, referer: Option<Url>) -> (Offer, Subject) {
         let thumbnail = link.meta.fallback.clone().expect("checked by the caller");
-        let note = format!("the link target {} is a page, not an image: its thumbnail instead", link.found());
-        info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found(), "thumbnail" => %thumbnail);
+        let note = format!("the link target {} is a page, not an image: its thumbnail instead", link.found);
+        info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found, "thumbnail" => %thumbnail);
         let meta = Meta { element: Some(Element::Img), note: Some(note), ..Meta::default() };
-        if !self.seen_urls.insert(xxh3_128(thumbnail.as_str().as_bytes())) {
-            // Found on its own too: downloaded (or skipped) as that image.
-            let reason = "its thumbnail is already another image of this run".to_string();
-            return self.skip(PendingImage { meta, ..link }, reason);
-        }
-        let page = link.page;
-        if let Some(task) = self.plan_image(thumbnail, page, link.task.referer.as_ref(), &meta) {
-            self.pending.push(PendingImage { task, page, meta });
-        }
+        let offer = Offer::new(thumbnail, link.page, referer, meta.clone());
+        (offer, Subject { meta, ..link })
     }
 
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
@@ -544,162 +663,52 @@ impl Coordinator {
         self.robots.learn(url, rules);
     }
 
-    fn page_finished(&mut self, number: u32, url: &Url, outcome: Result<Done, TaskError>, attempts: u32) {
-        match outcome {
-            Ok(Done::Page(scan)) => {
-                self.tally.page_ok();
-                if number == self.pages.first() {
-                    self.clamp_pages(scan.page_count);
-                }
-                self.page_settled(number, Some(url.clone()), scan.images);
-            }
-            // No count stated and a page after the first is missing: the walk ended with
-            // the page before it. That page is the end, neither ok nor failed.
-            Err(TaskError::Status { code: 404 | 410, .. })
-                if number != self.pages.first() && !self.pages.count_stated() =>
-            {
-                if !self.pages.past_end(number) {
-                    info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url);
-                }
-                self.pages.end_at(number - 1);
-                self.page_settled(number, None, Vec::new());
-            }
-            // Asked for ahead of knowing where the end was: not a failure of the run.
-            Err(e) if self.pages.past_end(number) => {
-                debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => %e);
-                self.page_settled(number, None, Vec::new());
-            }
-            other => {
-                let error = match other {
-                    Err(e) => e.to_string(),
-                    Ok(done) => format!("worker answered a page with {done:?}"),
-                };
-                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
-                self.tally.pages_failed(1);
-                self.page_settled(number, None, Vec::new());
-            }
-        }
-    }
-
-    fn clamp_pages(&mut self, stated: Option<u32>) {
-        let Some(stated) = stated.map(|n| n.max(1)) else {
-            return;
-        };
-        let wanted = match &self.plan.source {
-            Source::Pages { max_pages, .. } => max_pages.unwrap_or(u32::MAX),
-            Source::Urls(_) => return,
-        };
-        self.pages.clamp(stated.min(wanted));
-        // Logged as before for a walk from page 1 (scripts may look for it); a range names
-        // its first page.
-        match self.pages.first() {
-            1 => {
-                info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => self.pages.last())
-            }
-            first => info!(self.log, "the first page states the page count";
-                "page" => first, "stated" => stated, "last" => self.pages.last()),
-        }
-    }
-
-    /// Page `number` is done (fetched, failed or skipped) with these images. A dry run
-    /// lists pages in order, so it holds them until every earlier page is done.
-    fn page_settled(&mut self, number: u32, referer: Option<Url>, images: Vec<Found>) {
-        if self.plan.listing.is_none() {
-            return self.enqueue_images(number, referer.as_ref(), metas(images));
-        }
-        self.held.insert(number, (referer, images));
-        while let Some((referer, images)) = self.held.remove(&self.next_listed_page) {
-            self.enqueue_images(self.next_listed_page, referer.as_ref(), metas(images));
-            self.next_listed_page += 1;
-        }
-    }
-
-    /// Every held page, in order, whatever is still missing before it (the run is ending).
-    fn release_held(&mut self) {
-        while let Some((number, (referer, images))) = self.held.pop_first() {
-            self.enqueue_images(number, referer.as_ref(), metas(images));
-        }
-    }
-
-    fn enqueue_images(&mut self, page: u32, referer: Option<&Url>, images: Vec<(Url, Meta)>) {
-        if self.listing_closed {
-            return;
-        }
-        let found = images.len();
-        let mut new = 0;
-        for (url, meta) in images {
-            if !self.plan.filters.wants(&url) || !self.seen_urls.insert(xxh3_128(url.as_str().as_bytes())) {
-                continue;
-            }
-            new += 1;
-            self.tally.found_image();
-            if let Some(task) = self.plan_image(url, page, referer, &meta) {
-                let image = PendingImage { task, page, meta };
-                match self.plan.listing {
-                    Some(_) => self.to_list.push_back(image),
-                    None => self.pending.push(image),
-                }
-            }
-        }
-        debug!(self.log, "images found"; "page" => page, "images" => found, "new" => new);
-    }
-
-    /// Decides what to do with a newly found image: skip it (an earlier run stored it and
-    /// it is still whole), or download it under the name an earlier run gave it, or under
-    /// a new name no other URL has.
-    fn plan_image(&mut self, url: Url, page: u32, referer: Option<&Url>, meta: &Meta) -> Option<ImageTask> {
-        let referer = referer.cloned();
-        let earlier = match self.plan.store.lookup(&url) {
-            Lookup::Complete { name, bytes } if !self.plan.force => {
-                let mut item = item(url, page, name, Status::Skipped);
-                (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
-                (item.element, item.note) = (meta.element, meta.note.clone());
-                self.tally.image(item);
-                return None;
-            }
-            Lookup::Complete { name, .. } | Lookup::Stale { name } => Some(name),
-            Lookup::Unknown => None,
-        };
-        // Ours to replace, unless another URL of this run already went there (the file
-        // was gone when it looked): then this one must not overwrite it.
-        if let Some(name) = earlier
-            && self.names.take(&name)
-        {
-            return Some(ImageTask { url, name, overwrite: true, referer });
-        }
-        let name = self.names.claim(&url);
-        Some(ImageTask { url, name, overwrite: false, referer })
-    }
-
     fn show_progress(&self) {
-        if let Some(progress) = &self.plan.progress {
+        let Some(progress) = &self.plan.progress else { return };
+        // A remote frontier's counts would take a round trip: the bar keeps its last.
+        if let Ok(Ok(counts)) = frontier::ready(self.frontier.counts()) {
             progress.update(&Snapshot {
                 pages: self.tally.pages(),
-                pages_planned: u64::from(self.pages.planned()),
+                pages_planned: u64::from(counts.pages_planned),
                 images: self.tally.images(),
             });
         }
     }
 
-    fn answer_joiners_if_finished(&mut self) {
+    fn answer_joiners_if_finished(&mut self, ctx: &mut Context<Self>) {
         if let Some(why) = &self.stopped
             && self.slots.in_flight() == 0
         {
             // Page 1 may have come back after the stop, with pages to count.
             let why = why.to_string();
-            self.abandon_remaining(&why);
+            self.abandon_remaining(&why, ctx);
         }
-        if self.is_finished() && !self.joiners.is_empty() {
-            if let Some(progress) = &self.plan.progress {
-                progress.finish();
+        let listing_done = self.listing.as_ref().is_none_or(Listing::is_empty);
+        if self.joiners.is_empty()
+            || self.slots.in_flight() > 0
+            || self.robots.has_requests()
+            || !listing_done
+        {
+            return;
+        }
+        let answer = self.frontier.is_done();
+        self.then(ctx, answer, |act, done| {
+            if done {
+                act.answer_joiners();
             }
-            if let Err(e) = self.plan.store.flush() {
-                warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
-            }
-            let summary = self.tally.summary(self.stopped.as_ref().map(TaskError::to_string));
-            for joiner in self.joiners.drain(..) {
-                let _ = joiner.send(summary.clone());
-            }
+        });
+    }
+
+    fn answer_joiners(&mut self) {
+        if let Some(progress) = &self.plan.progress {
+            progress.finish();
+        }
+        if let Err(e) = self.plan.store.flush() {
+            warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
+        }
+        let summary = self.tally.summary(self.stopped.as_ref().map(TaskError::to_string));
+        for joiner in self.joiners.drain(..) {
+            let _ = joiner.send(summary.clone());
         }
     }
 
@@ -712,28 +721,89 @@ impl Coordinator {
         }
         warn!(self.log, "stopping: finishing what is in flight"; "why" => %why, "in_flight" => self.slots.in_flight());
         self.plan.cancel.cancel();
-        self.abandon_remaining(&why.to_string());
+        self.abandon_remaining(&why.to_string(), ctx);
         self.stopped = Some(why);
-        ctx.run_later(INTERRUPT_GRACE, |act, _| {
+        ctx.run_later(INTERRUPT_GRACE, |act, ctx| {
             let why = act.stopped.clone().unwrap_or(TaskError::Interrupted);
-            act.fail_in_flight(None, why);
-            act.step();
+            act.fail_in_flight(None, why, ctx);
+            act.step(ctx);
         });
     }
 
     /// Every handler ends here: hand out what can go, answer `Join` if all is done.
-    fn step(&mut self) {
-        self.dispatch();
-        self.answer_joiners_if_finished();
+    fn step(&mut self, ctx: &mut Context<Self>) {
+        self.dispatch(ctx);
+        self.answer_joiners_if_finished(ctx);
     }
 }
 
-/// What a page said about each image, as the Coordinator keeps it.
-fn metas(images: Vec<Found>) -> Vec<(Url, Meta)> {
-    images
-        .into_iter()
-        .map(|f| (f.url, Meta { element: Some(f.element), fallback: f.fallback, ..Meta::default() }))
-        .collect()
+/// What the frontier lets a claim take: robots.txt's verdicts and the room each host has
+/// with what this claim took so far.
+struct ClaimGate<'a> {
+    robots: &'a mut RobotsBook,
+    slots: &'a Slots<InFlight>,
+    limit: usize,
+    /// Claimed in this call, per host, not yet in the ledger.
+    claimed: HashMap<String, usize>,
+}
+
+impl<'a> ClaimGate<'a> {
+    fn new(robots: &'a mut RobotsBook, slots: &'a Slots<InFlight>, limit: usize) -> Self {
+        Self { robots, slots, limit, claimed: HashMap::new() }
+    }
+}
+
+impl Gate for ClaimGate<'_> {
+    fn verdict(&mut self, url: &Url) -> Verdict {
+        self.robots.verdict(url)
+    }
+
+    fn rules(&mut self, origin: Origin, url: &Url) -> Option<Rules> {
+        self.robots.rules(origin, url)
+    }
+
+    fn has_room(&self, host: &str) -> bool {
+        self.slots.host_busy(host) + self.claimed.get(host).copied().unwrap_or(0) < self.limit
+    }
+
+    fn took(&mut self, host: &str) {
+        *self.claimed.entry(host.to_string()).or_default() += 1;
+    }
+
+    fn yields(&self) -> bool {
+        self.robots.has_requests()
+    }
+}
+
+/// An image as the report names it.
+struct Subject {
+    /// The URL it was found under, before any redirect.
+    found: Url,
+    page: u32,
+    /// Its file name, once it has one.
+    path: String,
+    meta: Meta,
+}
+
+impl Subject {
+    fn item(&self, status: Status) -> Item {
+        let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
+        (item.element, item.note) = (self.meta.element, self.meta.note.clone());
+        item
+    }
+}
+
+impl From<Offer> for Subject {
+    fn from(offer: Offer) -> Self {
+        let found = offer.found().clone();
+        let path = offer.meta.name.clone().unwrap_or_default();
+        Self { found, page: offer.page, path, meta: offer.meta }
+    }
+}
+
+/// What a page said about an image, as the frontier keeps it.
+fn found_meta(found: Found) -> Meta {
+    Meta { element: Some(found.element), fallback: found.fallback, ..Meta::default() }
 }
 
 /// An item with nothing known yet beyond what it is.
@@ -759,16 +829,25 @@ impl Actor for Coordinator {
     /// A worker that dies sends nothing more, and a `Join` may be all that is pending:
     /// look at the workers now and then, so it is answered without another message.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(LIVENESS_CHECK, |act, _| act.step());
+        let seed = std::mem::take(&mut self.seed);
+        if !seed.is_empty() {
+            let answer = self.frontier.offer(seed);
+            self.then(ctx, answer, |act, admitted| {
+                for _ in admitted.iter().filter(|new| **new) {
+                    act.tally.found_image();
+                }
+            });
+        }
+        ctx.run_interval(LIVENESS_CHECK, |act, ctx| act.step(ctx));
     }
 }
 
 impl Handler<RegisterWorker> for Coordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: RegisterWorker, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: RegisterWorker, ctx: &mut Context<Self>) {
         self.slots.register(msg.tasks, msg.capacity);
-        self.step();
+        self.step(ctx);
     }
 }
 
@@ -776,10 +855,10 @@ impl Handler<TaskFinished> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) {
-        if let Some(why) = self.finish(msg) {
+        if let Some(why) = self.finish(msg, ctx) {
             self.stop(why, ctx);
         }
-        self.step();
+        self.step(ctx);
     }
 }
 
@@ -788,17 +867,17 @@ impl Handler<Interrupt> for Coordinator {
 
     fn handle(&mut self, _: Interrupt, ctx: &mut Context<Self>) {
         self.stop(TaskError::Interrupted, ctx);
-        self.step();
+        self.step(ctx);
     }
 }
 
 impl Handler<Join> for Coordinator {
     type Result = ResponseFuture<Option<Summary>>;
 
-    fn handle(&mut self, _: Join, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Join, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         self.joiners.push(tx);
-        self.step();
+        self.step(ctx);
         Box::pin(async move { rx.await.ok() })
     }
 }

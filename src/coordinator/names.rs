@@ -1,12 +1,23 @@
 //! File names handed out in this run: two URLs never get one name, even on a
 //! case-insensitive file system. A name is kept as 8 bytes of its lower-cased hash; a
-//! collision only costs a suffix. Pure: no actix.
+//! collision only costs a suffix. Also the resume decision, made as an image is handed
+//! out: skip what an earlier run stored whole, reuse the name it gave. Pure: no actix.
 
 use std::collections::HashSet;
 
 use url::Url;
 
 use crate::storage;
+use crate::store::{Lookup, Store};
+
+/// What becomes of an image about to be handed out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Planned {
+    /// An earlier run stored it under `name` and it is still whole.
+    Complete { name: String, bytes: u64 },
+    /// Fetch it into `name`; `overwrite`: the name is this URL's from an earlier run.
+    Fetch { name: String, overwrite: bool },
+}
 
 #[derive(Debug, Default)]
 pub struct Names {
@@ -17,6 +28,25 @@ impl Names {
     /// Takes `name` if no URL of this run has it; false if one does.
     pub fn take(&mut self, name: &str) -> bool {
         self.taken.insert(key(name))
+    }
+
+    /// Decides what to do with `url`: skip it (an earlier run stored it and it is still
+    /// whole, unless `force`), or fetch it under the name an earlier run gave it, or
+    /// under a new name no other URL of this run has.
+    pub fn plan(&mut self, store: &dyn Store, url: &Url, force: bool) -> Planned {
+        let earlier = match store.lookup(url) {
+            Lookup::Complete { name, bytes } if !force => return Planned::Complete { name, bytes },
+            Lookup::Complete { name, .. } | Lookup::Stale { name } => Some(name),
+            Lookup::Unknown => None,
+        };
+        // Ours to replace, unless another URL of this run already went there (the file
+        // was gone when it looked): then this one must not overwrite it.
+        if let Some(name) = earlier
+            && self.take(&name)
+        {
+            return Planned::Fetch { name, overwrite: true };
+        }
+        Planned::Fetch { name: self.claim(url), overwrite: false }
     }
 
     /// The URL's own file name, or, when another URL of this run has it, that name with

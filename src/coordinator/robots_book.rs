@@ -6,21 +6,8 @@ use std::collections::{HashMap, VecDeque};
 
 use url::Url;
 
+pub use crate::frontier::Verdict;
 use crate::robots::{self, Origin, Rules};
-
-/// May this URL be fetched now?
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Go,
-    /// Its robots.txt is being fetched.
-    Wait,
-    /// Not fetched. `failure`: robots.txt could not be read, which counts as failed;
-    /// otherwise the site disallows it, which counts as skipped.
-    Refused {
-        reason: String,
-        failure: bool,
-    },
-}
 
 #[derive(Debug)]
 enum State {

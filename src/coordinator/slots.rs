@@ -52,6 +52,11 @@ impl<T> Slots<T> {
         self.slots.iter().map(|s| s.capacity).sum()
     }
 
+    /// Tasks the live workers can take now.
+    pub fn free(&self) -> usize {
+        self.slots.iter().map(|s| s.capacity.saturating_sub(s.busy)).sum()
+    }
+
     /// The least loaded worker with room, so async workers share the load.
     pub fn free_slot(&self) -> Option<usize> {
         self.slots

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::PageUrls;
+use crate::frontier::{Frontier, Gate, LeaseId};
 use crate::html::{Found, PageScan};
 use crate::report::Status;
 use crate::storage;
-use crate::store::Store;
+use crate::store::{Lookup, Store};
 use crate::work::{RunTask, TaskId};
+use std::io::Write;
 use std::path::Path;
 
 /// A fake worker: keeps what it is handed until the test takes it.
@@ -590,4 +592,94 @@ async fn a_redirected_page_is_fetched_at_its_target() {
     coordinator.send(page_done(handed[0].id, &[], None)).await.unwrap();
     let summary = coordinator.send(Join).await.unwrap().unwrap();
     assert_eq!(summary.pages, PageCounts { total: 1, ok: 1, failed: 0, skipped: 0 });
+}
+
+/// A worker that answers at once, as a real one would: three pages stating the count,
+/// two images of their own each and one they share; images saved into `out`.
+struct Auto {
+    coordinator: Addr<Coordinator>,
+    out: std::path::PathBuf,
+}
+
+impl Actor for Auto {
+    type Context = Context<Self>;
+}
+
+impl Handler<RunTask> for Auto {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunTask, _: &mut Context<Self>) {
+        let finished = match &msg.task {
+            Task::Page { number, .. } => {
+                let own = [format!("http://h.test/{number}a.jpg"), format!("http://h.test/{number}b.jpg")];
+                let mut images: Vec<&str> = own.iter().map(String::as_str).collect();
+                images.push("http://h.test/shared.jpg");
+                page_done(msg.id, &images, Some(3))
+            }
+            Task::Image(_) => image_done(&self.out, &msg, 5),
+            Task::Robots { .. } => page_done(msg.id, &[], None),
+        };
+        self.coordinator.do_send(finished);
+    }
+}
+
+/// The in-memory frontier behind answers that come a turn later, as a remote one's do.
+struct Deferred(LocalFrontier);
+
+fn later<T: 'static>(answer: frontier::Answer<T>) -> frontier::Answer<T> {
+    Box::pin(async move {
+        tokio::task::yield_now().await;
+        answer.await
+    })
+}
+
+impl Frontier for Deferred {
+    fn offer(&mut self, offers: Vec<Offer>) -> frontier::Answer<Vec<bool>> {
+        later(self.0.offer(offers))
+    }
+    fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> frontier::Answer<Claimed> {
+        later(self.0.claim(want, capacity, gate))
+    }
+    fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> frontier::Answer<Completed> {
+        later(self.0.complete(id, ending, children))
+    }
+    fn release(&mut self, leases: Vec<frontier::Lease>) -> frontier::Answer<()> {
+        later(self.0.release(leases))
+    }
+    fn abandon(&mut self) -> frontier::Answer<frontier::Abandoned> {
+        later(self.0.abandon())
+    }
+    fn counts(&self) -> frontier::Answer<frontier::Counts> {
+        later(self.0.counts())
+    }
+    fn is_done(&self) -> frontier::Answer<bool> {
+        later(self.0.is_done())
+    }
+}
+
+async fn run_with(frontier: Option<Box<dyn Frontier>>) -> Summary {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+    let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: None }, folder(dir.path()));
+    let log = Logger::root(slog::Discard, slog::o!());
+    let coordinator = match frontier {
+        Some(frontier) => Coordinator::with_frontier(plan, frontier, log),
+        None => Coordinator::new(plan, log),
+    }
+    .start();
+    let worker = Auto { coordinator: coordinator.clone(), out: dir.path().to_path_buf() }.start();
+    coordinator.send(RegisterWorker { tasks: worker.recipient(), capacity: 4 }).await.unwrap();
+    let join = tokio::time::timeout(Duration::from_secs(10), coordinator.send(Join));
+    join.await.expect("join hung").unwrap().unwrap()
+}
+
+#[actix::test]
+async fn a_frontier_that_answers_later_does_the_same_work() {
+    let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+    let walk = LocalFrontier::pages(1, 1, Box::new(move |n| pages.url(n)));
+    let deferred = run_with(Some(Box::new(Deferred(walk)))).await;
+    let local = run_with(None).await;
+    assert_eq!((deferred.pages.ok, deferred.pages.total), (3, 3), "the count stated on page 1 was followed");
+    assert_eq!(deferred.images, ImageCounts { total: 7, ok: 7, failed: 0, skipped: 0, bytes: 35 });
+    assert_eq!((deferred.pages, deferred.images), (local.pages, local.images));
 }

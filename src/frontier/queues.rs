@@ -1,16 +1,17 @@
-//! The images found and not yet handed out, one queue per origin, and what the
-//! Coordinator knows of each beyond its task ([`Meta`]). Pure: no actix.
+//! The images found and not yet handed out, one queue per origin, and what is known of
+//! each beyond its URL ([`Meta`]). Pure: no actix.
 
 use std::collections::{HashMap, VecDeque};
 
 use url::Url;
 
+use super::Offer;
 use crate::html::Element;
 use crate::robots;
-use crate::work::{ImageTask, host_of};
+use crate::work::host_of;
 
-/// What the Coordinator knows of a task beyond the task itself. Kept here, not in the
-/// task: only the Coordinator acts on it, workers only fetch.
+/// What is known of a piece of work beyond its URL. Kept beside the task, not in it: only
+/// the Coordinator acts on it, workers only fetch.
 #[derive(Debug, Clone, Default)]
 pub struct Meta {
     /// Redirects followed to get to the task's URL.
@@ -24,28 +25,17 @@ pub struct Meta {
     pub fallback: Option<Url>,
     /// Why the URL is not the one the page pointed at first.
     pub note: Option<String>,
-}
-
-/// An image waiting for a free slot (and for its origin's robots.txt).
-pub struct PendingImage {
-    pub task: ImageTask,
-    /// The page that revealed it (0 for a `--urls` list).
-    pub page: u32,
-    pub meta: Meta,
-}
-
-impl PendingImage {
-    /// The URL the image was found under, before any redirect.
-    pub fn found(&self) -> &Url {
-        self.meta.found.as_ref().unwrap_or(&self.task.url)
-    }
+    /// For an image redirected: the file name it was given under the URL it was found
+    /// as (it keeps it), and whether that name is its own from an earlier run.
+    pub name: Option<String>,
+    pub overwrite: bool,
 }
 
 /// Images found and not yet handed out, one queue per origin (in order of first
 /// appearance), so an origin whose host is at its limit, or whose robots.txt is still on
 /// its way, is passed over in one step instead of image by image.
 #[derive(Default)]
-pub struct Pending {
+pub struct Queues {
     pub queues: Vec<OriginQueue>,
     by_origin: HashMap<robots::Origin, usize>,
 }
@@ -55,25 +45,35 @@ pub struct OriginQueue {
     pub origin: robots::Origin,
     /// For the per-host limit.
     pub host: String,
-    pub images: VecDeque<PendingImage>,
+    pub images: VecDeque<Offer>,
 }
 
-impl Pending {
-    pub fn push(&mut self, image: PendingImage) {
-        let origin = robots::origin(&image.task.url);
-        let slot = match self.by_origin.get(&origin) {
+impl Queues {
+    pub fn push(&mut self, image: Offer) {
+        let slot = self.queue_of(&image.url);
+        self.queues[slot].images.push_back(image);
+    }
+
+    /// Back to the front of its queue (given back untried).
+    pub fn push_front(&mut self, image: Offer) {
+        let slot = self.queue_of(&image.url);
+        self.queues[slot].images.push_front(image);
+    }
+
+    fn queue_of(&mut self, url: &Url) -> usize {
+        let origin = robots::origin(url);
+        match self.by_origin.get(&origin) {
             Some(&slot) => slot,
             None => {
-                let host = host_of(&image.task.url).to_string();
+                let host = host_of(url).to_string();
                 self.queues.push(OriginQueue { origin, host, images: VecDeque::new() });
                 self.by_origin.insert(origin, self.queues.len() - 1);
                 self.queues.len() - 1
             }
-        };
-        self.queues[slot].images.push_back(image);
+        }
     }
 
-    pub fn pop(&mut self, queue: usize) -> Option<PendingImage> {
+    pub fn pop(&mut self, queue: usize) -> Option<Offer> {
         self.queues[queue].images.pop_front()
     }
 
@@ -85,7 +85,7 @@ impl Pending {
         self.queues.iter().all(|q| q.images.is_empty())
     }
 
-    pub fn drain(&mut self) -> Vec<PendingImage> {
+    pub fn drain(&mut self) -> Vec<Offer> {
         self.queues.iter_mut().flat_map(|q| q.images.drain(..)).collect()
     }
 }
@@ -94,23 +94,21 @@ impl Pending {
 mod tests {
     use super::*;
 
-    fn image(url: &str) -> PendingImage {
-        let url = Url::parse(url).unwrap();
-        let task = ImageTask { url, name: "x.jpg".into(), overwrite: false, referer: None };
-        PendingImage { task, page: 1, meta: Meta::default() }
+    fn image(url: &str) -> Offer {
+        Offer::new(Url::parse(url).unwrap(), 1, None, Meta::default())
     }
 
     #[test]
     fn one_queue_per_origin_in_order_of_first_appearance() {
-        let mut pending = Pending::default();
+        let mut pending = Queues::default();
         for url in ["http://a.test/1", "http://b.test/1", "http://a.test/2", "https://a.test/3"] {
             pending.push(image(url));
         }
         assert_eq!(pending.len(), 4);
         let hosts: Vec<&str> = pending.queues.iter().map(|q| q.host.as_str()).collect();
         assert_eq!(hosts, ["a.test", "b.test", "a.test"], "scheme and port make an origin");
-        assert_eq!(pending.pop(0).unwrap().task.url.path(), "/1");
-        assert_eq!(pending.pop(0).unwrap().task.url.path(), "/2");
+        assert_eq!(pending.pop(0).unwrap().url.path(), "/1");
+        assert_eq!(pending.pop(0).unwrap().url.path(), "/2");
         assert!(pending.pop(0).is_none());
         assert!(!pending.is_empty());
         assert_eq!(pending.drain().len(), 2);

@@ -1,7 +1,8 @@
 //! Which listing page goes next, and when the walk of pages is over. The first page
 //! (page 1, or 5 for `--pages 5-12`) goes out alone: it may lower the page count, and
-//! asking for pages the site does not have would only produce failures. A page whose server redirected it comes back as a moved page
-//! and goes out again, before new ones. Pure: no actix.
+//! asking for pages the site does not have would only produce failures. A page whose
+//! server redirected it comes back as a moved page and goes out again, before new ones.
+//! Pure: no actix.
 
 use std::collections::VecDeque;
 
@@ -163,13 +164,6 @@ impl PageCursor {
         self.in_flight == 0 && self.moved.is_empty() && self.first_done && self.next > self.last
     }
 
-    /// Nothing more goes out and nothing is counted (a dry run's reader went away).
-    pub fn close(&mut self) {
-        self.moved.clear();
-        (self.first_sent, self.first_done) = (true, true);
-        self.next = self.last + 1;
-    }
-
     /// Nothing more goes out (the run is stopping); returns how many pages never went,
     /// for the caller to count as failed.
     pub fn abandon(&mut self) -> u64 {
@@ -247,9 +241,6 @@ mod tests {
         let none = PageCursor::none();
         assert_eq!(none.next_number(8), None);
         assert!(none.is_done());
-        let mut closed = PageCursor::pages(1, 9);
-        closed.close();
-        assert!(closed.is_done() && closed.next_number(8).is_none());
     }
 
     #[test]

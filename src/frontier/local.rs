@@ -1,0 +1,291 @@
+//! The in-memory frontier: one process's work, answered at once. Pure: no actix.
+
+use std::collections::HashMap;
+
+use futures_util::FutureExt;
+use futures_util::future::ready;
+use url::Url;
+
+use super::pages::{MovedPage, PageCursor};
+use super::queues::Queues;
+use super::{
+    Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, Gate, Lease, LeaseId, Offer, PageFate,
+    Refused, SeenSet, Verdict, Work,
+};
+use crate::work::host_of;
+
+/// Turns page numbers into URLs (the `{page}` template).
+pub type PageUrl = Box<dyn Fn(u32) -> Url>;
+
+/// What a lease is, as far as the rules care.
+enum Leased {
+    Page(u32),
+    Image,
+}
+
+pub struct LocalFrontier {
+    /// Which listing page goes next, and where the walk ends.
+    pages: PageCursor,
+    /// Page number -> URL; `None` without pages (a `--urls` list).
+    page_url: Option<PageUrl>,
+    /// The most pages the first page may say the walk has (`--pages`' upper end).
+    max_pages: u32,
+    /// Pages out at once, at most: enough to keep every slot fed when a page holds few
+    /// images, few enough that images found and waiting stay a short queue.
+    max_pages_in_flight: Option<usize>,
+    /// Images admitted and not yet handed out.
+    queues: Queues,
+    seen: SeenSet,
+    /// A dry run lists images itself, in page order: they are admitted, never queued.
+    queue_images: bool,
+    leases: HashMap<LeaseId, Leased>,
+    next_id: LeaseId,
+}
+
+impl LocalFrontier {
+    /// A walk of listing pages `first..=last` (`last` an upper bound until the first
+    /// page states the count), their URLs from `page_url`.
+    pub fn pages(first: u32, last: u32, page_url: PageUrl) -> Self {
+        let first = first.max(1);
+        let mut frontier = Self::empty();
+        frontier.pages = PageCursor::pages(first, last.max(first));
+        frontier.page_url = Some(page_url);
+        frontier
+    }
+
+    /// No pages: the images come from the caller's `offer` (a `--urls` list).
+    pub fn empty() -> Self {
+        Self {
+            pages: PageCursor::none(),
+            page_url: None,
+            max_pages: u32::MAX,
+            max_pages_in_flight: None,
+            queues: Queues::default(),
+            seen: SeenSet::default(),
+            queue_images: true,
+            leases: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// The most pages a stated count may take the walk to.
+    pub fn with_max_pages(mut self, max_pages: Option<u32>) -> Self {
+        self.max_pages = max_pages.unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Pages out at once, at most (by default, from the workers' capacity).
+    pub fn with_lookahead(mut self, pages: Option<usize>) -> Self {
+        self.max_pages_in_flight = pages.map(|n| n.max(1));
+        self
+    }
+
+    /// Images are admitted and reported, never queued (a dry run lists them itself).
+    pub fn listing(mut self) -> Self {
+        self.queue_images = false;
+        self
+    }
+
+    fn lease(&mut self, leased: Leased, work: Work) -> Lease {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.leases.insert(id, leased);
+        Lease { id, work }
+    }
+
+    fn page_url(&self, n: u32) -> Option<Url> {
+        self.page_url.as_ref().map(|f| f(n))
+    }
+
+    fn max_pages_in_flight(&self, capacity: usize) -> usize {
+        self.max_pages_in_flight.unwrap_or((capacity / 16).clamp(2, 16))
+    }
+
+    fn next(&mut self, capacity: usize, gate: &mut dyn Gate, refused: &mut Vec<Refused>) -> Option<Lease> {
+        if let Some(moved) = self.take_moved_page(gate, refused) {
+            return Some(moved);
+        }
+        let page = self.ready_page(capacity, gate, refused);
+        if let Some((n, url)) = page.clone()
+            && self.queues.len() < capacity
+        {
+            return Some(self.take_page(n, url, gate));
+        }
+        if let Some(image) = self.take_ready_image(gate, refused) {
+            gate.took(host_of(&image.url));
+            return Some(self.lease(Leased::Image, Work::Image(image)));
+        }
+        page.map(|(n, url)| self.take_page(n, url, gate))
+    }
+
+    /// The first redirected page, when its new URL may be fetched now.
+    fn take_moved_page(&mut self, gate: &mut dyn Gate, refused: &mut Vec<Refused>) -> Option<Lease> {
+        loop {
+            let url = self.pages.front_moved()?.url.clone();
+            match gate.verdict(&url) {
+                Verdict::Wait => return None,
+                Verdict::Go if !gate.has_room(host_of(&url)) => return None,
+                Verdict::Go => {
+                    let MovedPage { number, url, hops } = self.pages.send_moved().expect("a front");
+                    gate.took(host_of(&url));
+                    return Some(self.lease(Leased::Page(number), Work::Page { number, url, hops }));
+                }
+                Verdict::Refused { reason, failure } => {
+                    let MovedPage { number, url, hops } = self.pages.drop_moved().expect("a front");
+                    refused.push(Refused { work: Work::Page { number, url, hops }, reason, failure });
+                }
+            }
+        }
+    }
+
+    /// The page that may go now, if any; pages the gate refuses are passed on the way.
+    fn ready_page(
+        &mut self,
+        capacity: usize,
+        gate: &mut dyn Gate,
+        refused: &mut Vec<Refused>,
+    ) -> Option<(u32, Url)> {
+        loop {
+            let n = self.pages.next_number(self.max_pages_in_flight(capacity))?;
+            let url = self.page_url(n)?;
+            match gate.verdict(&url) {
+                Verdict::Wait => return None,
+                Verdict::Go => return gate.has_room(host_of(&url)).then_some((n, url)),
+                Verdict::Refused { reason, failure } => {
+                    self.pages.passed(n);
+                    refused.push(Refused { work: Work::Page { number: n, url, hops: 0 }, reason, failure });
+                }
+            }
+        }
+    }
+
+    fn take_page(&mut self, number: u32, url: Url, gate: &mut dyn Gate) -> Lease {
+        self.pages.sent(number);
+        gate.took(host_of(&url));
+        self.lease(Leased::Page(number), Work::Page { number, url, hops: 0 })
+    }
+
+    /// The first waiting image that may go now; those the gate refuses are taken off on
+    /// the way.
+    fn take_ready_image(&mut self, gate: &mut dyn Gate, refused: &mut Vec<Refused>) -> Option<Offer> {
+        for queue in 0..self.queues.queues.len() {
+            let q = &self.queues.queues[queue];
+            let Some(front) = q.images.front() else { continue };
+            let Some(rules) = gate.rules(q.origin, &front.url) else { continue };
+            while let Some(front) = self.queues.queues[queue].images.front() {
+                if !rules.allows(&front.url) {
+                    let image = self.queues.pop(queue).expect("a front");
+                    let (reason, failure) = (rules.refusal(), rules.is_failure());
+                    refused.push(Refused { work: Work::Image(image), reason, failure });
+                } else if gate.has_room(&self.queues.queues[queue].host) {
+                    return self.queues.pop(queue);
+                } else {
+                    break;
+                }
+            }
+        }
+        None
+    }
+
+    fn admit(&mut self, offers: Vec<Offer>) -> Vec<bool> {
+        let mut admitted = Vec::with_capacity(offers.len());
+        for offer in offers {
+            let new = offer.again || self.seen.admit(&offer.url);
+            if new && self.queue_images {
+                self.queues.push(offer);
+            }
+            admitted.push(new);
+        }
+        admitted
+    }
+
+    /// How page `n` counts, applying what it says about the walk's end.
+    fn page_ended(&mut self, n: u32, ending: Ending) -> PageFate {
+        match ending {
+            Ending::PageMoved { url, hops } => {
+                self.pages.came_back(n, Some(MovedPage { number: n, url, hops }));
+                return PageFate::Moved;
+            }
+            _ => self.pages.came_back(n, None),
+        }
+        match ending {
+            Ending::PageFetched { stated: Some(stated) } if n == self.pages.first() => {
+                let last = stated.max(1).min(self.max_pages);
+                self.pages.clamp(last);
+                PageFate::Clamped { stated: stated.max(1), last: self.pages.last() }
+            }
+            Ending::PageFetched { .. } => PageFate::Ok,
+            // No count stated and a page after the first is missing: the walk ended with
+            // the page before it.
+            Ending::PageMissing if n != self.pages.first() && !self.pages.count_stated() => {
+                let first_time = !self.pages.past_end(n);
+                self.pages.end_at(n - 1);
+                PageFate::End { first_time }
+            }
+            _ if self.pages.past_end(n) => PageFate::PastEnd,
+            _ => PageFate::Failed,
+        }
+    }
+}
+
+impl Frontier for LocalFrontier {
+    fn offer(&mut self, offers: Vec<Offer>) -> Answer<Vec<bool>> {
+        ready(Ok(self.admit(offers))).boxed_local()
+    }
+
+    fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed> {
+        let mut claimed = Claimed::default();
+        while claimed.leases.len() < want && !gate.yields() {
+            match self.next(capacity, gate, &mut claimed.refused) {
+                Some(lease) => claimed.leases.push(lease),
+                None => break,
+            }
+        }
+        ready(Ok(claimed)).boxed_local()
+    }
+
+    fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> Answer<Completed> {
+        let admitted = self.admit(children);
+        let page = match self.leases.remove(&id) {
+            Some(Leased::Page(n)) => Some(self.page_ended(n, ending)),
+            Some(Leased::Image) | None => None,
+        };
+        ready(Ok(Completed { admitted, page })).boxed_local()
+    }
+
+    fn release(&mut self, leases: Vec<Lease>) -> Answer<()> {
+        for Lease { id, work } in leases {
+            match (self.leases.remove(&id), work) {
+                (Some(Leased::Page(_)), Work::Page { number, url, hops }) => {
+                    self.pages.came_back(number, Some(MovedPage { number, url, hops }));
+                }
+                (Some(_), Work::Image(offer)) => self.queues.push_front(offer),
+                _ => {}
+            }
+        }
+        ready(Ok(())).boxed_local()
+    }
+
+    fn abandon(&mut self) -> Answer<Abandoned> {
+        let pages = self.pages.abandon();
+        let images = self.queues.drain();
+        ready(Ok(Abandoned { pages, images })).boxed_local()
+    }
+
+    fn counts(&self) -> Answer<Counts> {
+        let counts = Counts {
+            queued: self.queues.len(),
+            pages_planned: self.pages.planned(),
+            leased: self.leases.len(),
+        };
+        ready(Ok(counts)).boxed_local()
+    }
+
+    fn is_done(&self) -> Answer<bool> {
+        let done = self.leases.is_empty() && self.queues.is_empty() && self.pages.is_done();
+        ready(Ok(done)).boxed_local()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,250 @@
+//! The Frontier: the work itself, apart from who fetches it and how. Listing pages (the
+//! cursor and where the walk ends), the images they reveal (one queue per origin), the
+//! seen-set that admits each URL once, the leases of what is out, and the exact count of
+//! what is still open. Pure: no actix, no config.
+//!
+//! The Coordinator talks to it only through [`Frontier`], whose answers are futures: the
+//! in-memory [`LocalFrontier`] answers at once (its futures are ready when returned, and
+//! the Coordinator applies a ready answer in the same step, with no extra turn of its
+//! mailbox), while a frontier shared by several machines answers over the network.
+//!
+//! # Layout
+//!
+//! - `local`: [`LocalFrontier`], the in-memory frontier, and its rules' tests;
+//! - `pages`: `PageCursor`, which listing page goes next and where the walk ends;
+//! - `queues`: `Queues`, the images waiting, one queue per origin, and [`Meta`];
+//! - `seen`: `SeenSet`, 128-bit hashes of every URL admitted.
+
+mod local;
+mod pages;
+mod queues;
+mod seen;
+
+use futures_util::future::LocalBoxFuture;
+use url::Url;
+
+use crate::robots::{Origin, Rules};
+
+pub use local::LocalFrontier;
+pub use queues::Meta;
+pub use seen::SeenSet;
+
+/// A frontier's answer: a future, ready at once for the in-memory frontier.
+pub type Answer<T> = LocalBoxFuture<'static, Result<T, FrontierError>>;
+
+/// A lease: one piece of work handed out and not yet completed or released.
+pub type LeaseId = u64;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FrontierError {
+    /// The frontier could not be reached or refused the step: the run cannot go on.
+    #[error("frontier unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The work a frontier holds, as a claim returns it.
+pub trait Frontier {
+    /// Images found (or given as a list): the seen-set admits each URL once; returns,
+    /// per offer, whether it was admitted (and queued).
+    fn offer(&mut self, offers: Vec<Offer>) -> Answer<Vec<bool>>;
+
+    /// Up to `want` pieces of work that may go now, by priority: a redirected page, a
+    /// page while the images waiting are fewer than `capacity`, an image, else a page.
+    /// `gate` judges each candidate (robots.txt, the host's room); what it refuses is
+    /// taken off the frontier and returned as refused, for the caller to count.
+    fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed>;
+
+    /// Lease `id` is over, with `children` (what it revealed) offered in the same step,
+    /// before it stops counting as open, so the work never looks done too early (as
+    /// `JoinableQueue` puts before `task_done`).
+    fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> Answer<Completed>;
+
+    /// Leases given back untried: their work goes out again first. (The caller hands
+    /// back the work too; a frontier that keeps it needs only the ids.)
+    fn release(&mut self, leases: Vec<Lease>) -> Answer<()>;
+
+    /// Nothing more goes out: what was never handed out, for the caller to count.
+    fn abandon(&mut self) -> Answer<Abandoned>;
+
+    fn counts(&self) -> Answer<Counts>;
+
+    /// Every piece of work is completed, and none will come.
+    fn is_done(&self) -> Answer<bool>;
+}
+
+/// What the caller lets a claim take. Read during the call: a remote frontier takes a
+/// snapshot of what it needs before it answers.
+pub trait Gate {
+    /// robots.txt's verdict on `url`, asking for it the first time its origin is seen.
+    fn verdict(&mut self, url: &Url) -> Verdict;
+    /// The same for a queue by origin: the origin's rules, or `None` to wait.
+    fn rules(&mut self, origin: Origin, url: &Url) -> Option<Rules>;
+    /// Whether another request to `host` may start now.
+    fn has_room(&self, host: &str) -> bool;
+    /// A piece of work for `host` was claimed in this call.
+    fn took(&mut self, host: &str);
+    /// Something must go before anything claimed (a robots.txt): stop claiming.
+    fn yields(&self) -> bool;
+}
+
+/// May this URL be fetched now?
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Go,
+    /// Its robots.txt is being fetched.
+    Wait,
+    /// Not fetched. `failure`: robots.txt could not be read, which counts as failed;
+    /// otherwise the site disallows it, which counts as skipped.
+    Refused {
+        reason: String,
+        failure: bool,
+    },
+}
+
+/// An image found, and how.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub url: Url,
+    /// The page that revealed it (0 for a `--urls` list).
+    pub page: u32,
+    /// The page's URL, sent as the Referer.
+    pub referer: Option<Url>,
+    pub meta: Meta,
+    /// Admitted already under the URL it was found as (a redirect target): not checked
+    /// against the seen-set again.
+    pub again: bool,
+}
+
+impl Offer {
+    pub fn new(url: Url, page: u32, referer: Option<Url>, meta: Meta) -> Self {
+        Self { url, page, referer, meta, again: false }
+    }
+
+    /// The URL the image was found under, before any redirect.
+    pub fn found(&self) -> &Url {
+        self.meta.found.as_ref().unwrap_or(&self.url)
+    }
+}
+
+/// A piece of work.
+// Images are nearly all the work: boxing them to shrink the rare page would cost an
+// allocation per image.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Work {
+    Page {
+        number: u32,
+        url: Url,
+        /// Redirects followed to get to `url`.
+        hops: u8,
+    },
+    Image(Offer),
+}
+
+impl Work {
+    pub fn url(&self) -> &Url {
+        match self {
+            Work::Page { url, .. } => url,
+            Work::Image(offer) => &offer.url,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Lease {
+    pub id: LeaseId,
+    pub work: Work,
+}
+
+/// What a claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub leases: Vec<Lease>,
+    /// Taken off the frontier because the gate refused them: done, for the caller to
+    /// count as skipped (the site disallows it) or failed (robots.txt unreadable).
+    pub refused: Vec<Refused>,
+}
+
+#[derive(Debug)]
+pub struct Refused {
+    pub work: Work,
+    pub reason: String,
+    pub failure: bool,
+}
+
+/// How a lease ended, as far as the frontier's rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// An image ended (saved, failed, skipped), or gave way to its children.
+    Image,
+    /// A listing page was fetched; `stated`: the page count it states, if any.
+    PageFetched {
+        stated: Option<u32>,
+    },
+    /// The page's server redirected it: it goes out again at `url` before new pages.
+    PageMoved {
+        url: Url,
+        hops: u8,
+    },
+    /// 404 or 410.
+    PageMissing,
+    PageFailed,
+}
+
+/// What the frontier made of a completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// Per child, whether the seen-set admitted it.
+    pub admitted: Vec<bool>,
+    /// For a page: how it counts.
+    pub page: Option<PageFate>,
+}
+
+/// How a page that came back counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFate {
+    Ok,
+    /// The first page stated the page count: the walk is now pages `first..=last`.
+    Clamped {
+        stated: u32,
+        last: u32,
+    },
+    /// A missing page ended a walk that states no count: neither ok nor failed.
+    /// `first_time`: this is the page that ended it (not one past an end known already).
+    End {
+        first_time: bool,
+    },
+    /// Asked for ahead of knowing where the end was, and past it: not counted.
+    PastEnd,
+    Failed,
+    /// Redirected: it goes out again.
+    Moved,
+}
+
+/// Nothing more goes out: what never went.
+#[derive(Debug, Default)]
+pub struct Abandoned {
+    /// Listing pages never handed out.
+    pub pages: u64,
+    pub images: Vec<Offer>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Images waiting to be handed out.
+    pub queued: usize,
+    /// Listing pages the walk means to fetch, as known so far.
+    pub pages_planned: u32,
+    /// Leases out.
+    pub leased: usize,
+}
+
+/// Polls an answer once: a ready one (the in-memory frontier's) is applied at once;
+/// `Err` gives back one that has to be awaited.
+pub fn ready<T>(mut answer: Answer<T>) -> Result<Result<T, FrontierError>, Answer<T>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match answer.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(result) => Ok(result),
+        std::task::Poll::Pending => Err(answer),
+    }
+}
