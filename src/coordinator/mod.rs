@@ -16,17 +16,22 @@
 //! - `robots_book`: `RobotsBook`, each origin's robots.txt: asked for, then the verdicts;
 //! - `names`: `Names`, the file names handed out in this run, and the resume decision;
 //! - `listing`: `Listing`, `--dry-run`'s list in page order;
-//! - `tally`: `Tally`, the counts, the items and the summary;
+//! - `outcome`: what a worker's answer means (a page's ending, an image to follow or
+//!   to replace by its thumbnail), before anything is counted;
+//! - `gate`: `ClaimGate`, robots.txt and the per-host room, as a claim sees them;
+//! - `tally`: `Tally`, the counts, the items and the summary; `Subject`, an image as
+//!   the report names it;
 //! - `tests`: the Coordinator with probe workers.
 
+mod gate;
 mod listing;
 mod names;
+mod outcome;
 mod plan;
 mod robots_book;
 mod slots;
 mod tally;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -36,21 +41,21 @@ use url::Url;
 
 use crate::config::Source;
 use crate::frontier::{
-    self, Answer, Claimed, Completed, Ending, Frontier, FrontierError, Gate, LeaseId, LocalFrontier, Meta,
-    Offer, PageFate, Refused, Verdict, Work,
+    self, Answer, Claimed, Completed, Ending, Frontier, FrontierError, LeaseId, LocalFrontier, Meta, Offer,
+    PageFate, Refused, Verdict, Work,
 };
-use crate::html::{Element, Found};
 use crate::progress::Snapshot;
-use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
-use crate::robots::{Origin, Rules};
-use crate::validate;
-use crate::work::{Done, ImageTask, MAX_REDIRECTS, RegisterWorker, Task, TaskError, TaskFinished, host_of};
+use crate::report::{ImageCounts, PageCounts, Status, Summary};
+use crate::robots::Rules;
+use crate::work::{Done, ImageTask, RegisterWorker, Task, TaskError, TaskFinished, host_of};
+use gate::ClaimGate;
 use listing::Listing;
 use names::{Names, Planned};
+use outcome::ImageAnswer;
 pub use plan::Plan;
 use robots_book::RobotsBook;
 use slots::Slots;
-use tally::Tally;
+use tally::{Subject, Tally};
 
 /// How often the Coordinator looks for workers that died.
 pub const LIVENESS_CHECK: Duration = Duration::from_millis(500);
@@ -311,9 +316,8 @@ impl Coordinator {
     }
 
     fn skip_complete(&mut self, offer: Offer, name: String, bytes: u64) {
-        let mut item = item(offer.found().clone(), offer.page, name, Status::Skipped);
+        let mut item = Subject { path: name, ..Subject::from(offer) }.item(Status::Skipped);
         (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
-        (item.element, item.note) = (offer.meta.element, offer.meta.note);
         self.tally.image(item);
     }
 
@@ -466,23 +470,12 @@ impl Coordinator {
         attempts: u32,
         ctx: &mut Context<Self>,
     ) {
-        let (ending, images, error) = match outcome {
-            Ok(Done::Page(scan)) => (Ending::PageFetched { stated: scan.page_count }, scan.images, None),
-            Ok(Done::Moved(to)) if meta.hops < MAX_REDIRECTS => {
-                (Ending::PageMoved { url: to, hops: meta.hops + 1 }, Vec::new(), None)
-            }
-            Ok(Done::Moved(_)) => (Ending::PageFailed, Vec::new(), Some(TaskError::Redirects)),
-            Err(e @ TaskError::Status { code: 404 | 410, .. }) => (Ending::PageMissing, Vec::new(), Some(e)),
-            Err(e) => (Ending::PageFailed, Vec::new(), Some(e)),
-            Ok(other) => {
-                let e = TaskError::Worker(format!("worker answered a page with {other:?}"));
-                (Ending::PageFailed, Vec::new(), Some(e))
-            }
-        };
+        let outcome::PageAnswer { ending, images, error } = outcome::page(outcome, meta.hops);
         let offers: Vec<Offer> = images
             .into_iter()
             .filter(|f| self.plan.filters.wants(&f.url))
-            .map(|f| Offer::new(f.url.clone(), number, Some(url.clone()), found_meta(f)))
+            .map(outcome::found_meta)
+            .map(|(image, meta)| Offer::new(image, number, Some(url.clone()), meta))
             .collect();
         let listed = self.listing.is_some().then(|| offers.clone());
         let answer = self.frontier.complete(lease, ending, offers);
@@ -553,8 +546,8 @@ impl Coordinator {
     ) {
         let mut children = Vec::new();
         let mut fell_back = None;
-        match outcome {
-            Ok(Done::Image { bytes, name, sha256 }) => {
+        match outcome::image(outcome, &task, &image, referer, &self.plan.image_host) {
+            ImageAnswer::Saved { name, bytes, sha256 } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
                 if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
                     && !self.resume_warned
@@ -566,20 +559,14 @@ impl Coordinator {
                 (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
                 self.tally.image(item);
             }
-            Ok(Done::Moved(to)) => match self.follow(&task, &image, referer, to) {
-                Ok(target) => children.push(target),
-                Err(e) => self.fail(&image, attempts, e.to_string()),
-            },
-            Err(TaskError::Unwanted(reason)) => self.skip(&image, reason),
-            Err(TaskError::NotAnImage(reason))
-                if image.meta.fallback.is_some() && validate::is_page(&reason) =>
-            {
-                let (thumbnail, link) = self.fall_back(image, referer);
+            ImageAnswer::Follow(target) => children.push(target),
+            ImageAnswer::FallBack { thumbnail, link } => {
+                info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found, "thumbnail" => %thumbnail.url);
                 children.push(thumbnail);
                 fell_back = Some(link);
             }
-            Err(e) => self.fail(&image, attempts, e.to_string()),
-            Ok(other) => self.fail(&image, attempts, format!("worker answered an image with {other:?}")),
+            ImageAnswer::Skipped(reason) => self.skip(&image, reason),
+            ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
         }
         let answer = self.frontier.complete(lease, Ending::Image, children);
         self.then(ctx, answer, move |act, done| {
@@ -592,63 +579,12 @@ impl Coordinator {
         });
     }
 
-    /// An image's server redirected it: it goes back to the frontier at the target, which
-    /// passes the same checks as a URL found on a page (robots.txt and the per-host limit
-    /// when it is handed out), under the name and the report entry of the URL it was
-    /// found as.
-    fn follow(
-        &self,
-        task: &ImageTask,
-        image: &Subject,
-        referer: Option<Url>,
-        to: Url,
-    ) -> Result<Offer, TaskError> {
-        let off_host = image.page > 0
-            && !self.plan.image_host.is_empty()
-            && !to.host_str().is_some_and(|h| h.contains(&self.plan.image_host));
-        if image.meta.hops >= MAX_REDIRECTS {
-            return Err(TaskError::Redirects);
-        }
-        if off_host {
-            return Err(TaskError::RedirectOffHost(to.to_string()));
-        }
-        let meta = Meta {
-            hops: image.meta.hops + 1,
-            found: Some(image.found.clone()),
-            name: Some(task.name.clone()),
-            overwrite: task.overwrite,
-            ..image.meta.clone()
-        };
-        Ok(Offer { again: true, ..Offer::new(to, image.page, referer, meta) })
-    }
-
-    /// A link target answered with a page (MediaWiki's `File:` links look like image
-    /// files): the element's own best candidate, the thumbnail, is downloaded instead. Not
-    /// a failure, and the same image: counted once, under the thumbnail's URL. Returns
-    /// the thumbnail to offer, and the link as it is skipped if the thumbnail is known.
-    fn fall_back(&self, link: Subject, referer: Option<Url>) -> (Offer, Subject) {
-        let thumbnail = link.meta.fallback.clone().expect("checked by the caller");
-        let note = format!("the link target {} is a page, not an image: its thumbnail instead", link.found);
-        info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found, "thumbnail" => %thumbnail);
-        let meta = Meta { element: Some(Element::Img), note: Some(note), ..Meta::default() };
-        let offer = Offer::new(thumbnail, link.page, referer, meta.clone());
-        (offer, Subject { meta, ..link })
-    }
-
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
-        let rules = match outcome {
-            Ok(Done::Robots(rules)) => rules,
-            Err(e) => {
-                let why = match e {
-                    TaskError::Status { code, .. } => format!("HTTP {code}"),
-                    e => e.to_string(),
-                };
-                warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
-                    "url" => %url, "error" => &why);
-                Rules::Unreachable(why)
-            }
-            Ok(other) => Rules::Unreachable(format!("unexpected answer {other:?}")),
-        };
+        let rules = outcome::robots(outcome).unwrap_or_else(|why| {
+            warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
+                "url" => %url, "error" => &why);
+            Rules::Unreachable(why)
+        });
         if let Some(asked) = rules.crawl_delay() {
             let host = host_of(url);
             let delay = asked.min(self.plan.max_server_wait);
@@ -734,92 +670,6 @@ impl Coordinator {
     fn step(&mut self, ctx: &mut Context<Self>) {
         self.dispatch(ctx);
         self.answer_joiners_if_finished(ctx);
-    }
-}
-
-/// What the frontier lets a claim take: robots.txt's verdicts and the room each host has
-/// with what this claim took so far.
-struct ClaimGate<'a> {
-    robots: &'a mut RobotsBook,
-    slots: &'a Slots<InFlight>,
-    limit: usize,
-    /// Claimed in this call, per host, not yet in the ledger.
-    claimed: HashMap<String, usize>,
-}
-
-impl<'a> ClaimGate<'a> {
-    fn new(robots: &'a mut RobotsBook, slots: &'a Slots<InFlight>, limit: usize) -> Self {
-        Self { robots, slots, limit, claimed: HashMap::new() }
-    }
-}
-
-impl Gate for ClaimGate<'_> {
-    fn verdict(&mut self, url: &Url) -> Verdict {
-        self.robots.verdict(url)
-    }
-
-    fn rules(&mut self, origin: Origin, url: &Url) -> Option<Rules> {
-        self.robots.rules(origin, url)
-    }
-
-    fn has_room(&self, host: &str) -> bool {
-        self.slots.host_busy(host) + self.claimed.get(host).copied().unwrap_or(0) < self.limit
-    }
-
-    fn took(&mut self, host: &str) {
-        *self.claimed.entry(host.to_string()).or_default() += 1;
-    }
-
-    fn yields(&self) -> bool {
-        self.robots.has_requests()
-    }
-}
-
-/// An image as the report names it.
-struct Subject {
-    /// The URL it was found under, before any redirect.
-    found: Url,
-    page: u32,
-    /// Its file name, once it has one.
-    path: String,
-    meta: Meta,
-}
-
-impl Subject {
-    fn item(&self, status: Status) -> Item {
-        let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
-        (item.element, item.note) = (self.meta.element, self.meta.note.clone());
-        item
-    }
-}
-
-impl From<Offer> for Subject {
-    fn from(offer: Offer) -> Self {
-        let found = offer.found().clone();
-        let path = offer.meta.name.clone().unwrap_or_default();
-        Self { found, page: offer.page, path, meta: offer.meta }
-    }
-}
-
-/// What a page said about an image, as the frontier keeps it.
-fn found_meta(found: Found) -> Meta {
-    Meta { element: Some(found.element), fallback: found.fallback, ..Meta::default() }
-}
-
-/// An item with nothing known yet beyond what it is.
-fn item(url: Url, page: u32, path: String, status: Status) -> Item {
-    Item {
-        url: url.into(),
-        page,
-        path,
-        status,
-        bytes: 0,
-        attempts: 0,
-        error: None,
-        reason: None,
-        sha256: None,
-        element: None,
-        note: None,
     }
 }
 

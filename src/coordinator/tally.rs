@@ -1,8 +1,11 @@
 //! What a run did, as it happens: the counts, one item per image when a report or a
 //! failed list wants them, and the summary made from them. Every image URL found is
 //! counted once as found and once more as ok, failed or skipped, here and nowhere else.
-//! Plain data: no actix.
+//! [`Subject`] is an image as the report names it. Plain data: no actix.
 
+use url::Url;
+
+use crate::frontier::{Meta, Offer};
 use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
 
 #[derive(Debug, Default)]
@@ -79,6 +82,51 @@ impl Tally {
             listed: self.listed,
             items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
         }
+    }
+}
+
+/// An image as the report names it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The URL it was found under, before any redirect.
+    pub found: Url,
+    pub page: u32,
+    /// Its file name, once it has one.
+    pub path: String,
+    pub meta: Meta,
+}
+
+impl Subject {
+    /// A report item for it, nothing known yet beyond `status`.
+    pub fn item(&self, status: Status) -> Item {
+        let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
+        (item.element, item.note) = (self.meta.element, self.meta.note.clone());
+        item
+    }
+}
+
+impl From<Offer> for Subject {
+    fn from(offer: Offer) -> Self {
+        let found = offer.found().clone();
+        let path = offer.meta.name.clone().unwrap_or_default();
+        Self { found, page: offer.page, path, meta: offer.meta }
+    }
+}
+
+/// An item with nothing known yet beyond what it is.
+fn item(url: Url, page: u32, path: String, status: Status) -> Item {
+    Item {
+        url: url.into(),
+        page,
+        path,
+        status,
+        bytes: 0,
+        attempts: 0,
+        error: None,
+        reason: None,
+        sha256: None,
+        element: None,
+        note: None,
     }
 }
 
