@@ -266,8 +266,8 @@ impl Coordinator {
         for Refused { work, reason, failure } in claimed.refused {
             match work {
                 Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
-                Work::Image(offer) if failure => self.fail(&offer.into(), 0, reason),
-                Work::Image(offer) => self.skip(&offer.into(), reason),
+                Work::Image(offer) | Work::Detail(offer) if failure => self.fail(&offer.into(), 0, reason),
+                Work::Image(offer) | Work::Detail(offer) => self.skip(&offer.into(), reason),
             }
         }
         for lease in claimed.leases {
@@ -281,7 +281,7 @@ impl Coordinator {
                 Work::Page { number, url, hops } => {
                     (Task::Page { number, url }, number, None, Meta { hops, ..Meta::default() })
                 }
-                Work::Image(offer) => match self.image_task(offer) {
+                Work::Image(offer) | Work::Detail(offer) => match self.image_task(offer) {
                     Ok(ready) => ready,
                     Err(()) => {
                         let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
@@ -501,7 +501,7 @@ impl Coordinator {
         let error = error.map_or_else(String::new, |e| e.to_string());
         match done.page {
             Some(PageFate::Moved) => return,
-            Some(PageFate::Ok) => self.tally.page_ok(),
+            Some(PageFate::Ok | PageFate::Last(_)) => self.tally.page_ok(),
             Some(PageFate::Clamped { stated, last }) => {
                 self.tally.page_ok();
                 // Logged as before for a walk from page 1 (scripts may look for it); a
@@ -514,7 +514,7 @@ impl Coordinator {
                         "page" => first, "stated" => stated, "last" => last),
                 }
             }
-            Some(PageFate::End { first_time }) => {
+            Some(PageFate::End { first_time, .. }) => {
                 if first_time {
                     info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url);
                 }

@@ -23,7 +23,10 @@ pub struct PageAnswer {
 /// What a page's answer means; `hops`: redirects followed to get to its URL.
 pub fn page(outcome: Result<Done, TaskError>, hops: u8) -> PageAnswer {
     let (ending, images, error) = match outcome {
-        Ok(Done::Page(scan)) => (Ending::PageFetched { stated: scan.page_count }, scan.images, None),
+        Ok(Done::Page(scan)) => {
+            let (stated, found) = (scan.page_count, scan.images.len());
+            (Ending::PageFetched { stated, next: None, found }, scan.images, None)
+        }
         Ok(Done::Moved(to)) if hops < MAX_REDIRECTS => {
             (Ending::PageMoved { url: to, hops: hops + 1 }, Vec::new(), None)
         }

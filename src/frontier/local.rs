@@ -9,25 +9,44 @@ use url::Url;
 use super::pages::{MovedPage, PageCursor};
 use super::queues::Queues;
 use super::{
-    Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, Gate, Lease, LeaseId, Offer, PageFate,
-    Refused, SeenSet, Verdict, Work,
+    Abandoned, Answer, Claimed, Completed, Counts, EndWhy, Ending, Frontier, Gate, LastWhy, Lease, LeaseId,
+    Offer, PageFate, Refused, SeenSet, Verdict, Work,
 };
 use crate::work::host_of;
 
 /// Turns page numbers into URLs (the `{page}` template).
 pub type PageUrl = Box<dyn Fn(u32) -> Url>;
 
+/// Where listing pages' URLs come from.
+enum PageSource {
+    /// None: a `--urls` list.
+    None,
+    /// A `{page}` template: any number has a URL, and next links are only hints that
+    /// the walk goes on.
+    Template(PageUrl),
+    /// Next links: page n + 1 is the page n links to, known once page n is fetched.
+    Links(HashMap<u32, Url>),
+}
+
 /// What a lease is, as far as the rules care.
 enum Leased {
     Page(u32),
-    Image,
+    /// An image or a detail page.
+    Item,
 }
 
 pub struct LocalFrontier {
     /// Which listing page goes next, and where the walk ends.
     pages: PageCursor,
-    /// Page number -> URL; `None` without pages (a `--urls` list).
-    page_url: Option<PageUrl>,
+    /// Page number -> URL.
+    source: PageSource,
+    /// Listing pages walked (as asked for, and where they were redirected to): a next
+    /// link back to one of them ends the walk.
+    walked: SeenSet,
+    /// Some page had a next link: a later page without one is the last.
+    next_seen: bool,
+    /// Detail pages admitted (apart from images: a URL can be both only by accident).
+    details: SeenSet,
     /// The most pages the first page may say the walk has (`--pages`' upper end).
     max_pages: u32,
     /// Pages out at once, at most: enough to keep every slot fed when a page holds few
@@ -49,7 +68,15 @@ impl LocalFrontier {
         let first = first.max(1);
         let mut frontier = Self::empty();
         frontier.pages = PageCursor::pages(first, last.max(first));
-        frontier.page_url = Some(page_url);
+        frontier.source = PageSource::Template(page_url);
+        frontier
+    }
+
+    /// A walk that follows next links from `first`, which is page 1.
+    pub fn links(first: Url) -> Self {
+        let mut frontier = Self::empty();
+        frontier.pages = PageCursor::pages(1, 1);
+        frontier.source = PageSource::Links(HashMap::from([(1, first)]));
         frontier
     }
 
@@ -57,7 +84,10 @@ impl LocalFrontier {
     pub fn empty() -> Self {
         Self {
             pages: PageCursor::none(),
-            page_url: None,
+            source: PageSource::None,
+            walked: SeenSet::default(),
+            next_seen: false,
+            details: SeenSet::default(),
             max_pages: u32::MAX,
             max_pages_in_flight: None,
             queues: Queues::default(),
@@ -94,7 +124,11 @@ impl LocalFrontier {
     }
 
     fn page_url(&self, n: u32) -> Option<Url> {
-        self.page_url.as_ref().map(|f| f(n))
+        match &self.source {
+            PageSource::None => None,
+            PageSource::Template(url) => Some(url(n)),
+            PageSource::Links(urls) => urls.get(&n).cloned(),
+        }
     }
 
     fn max_pages_in_flight(&self, capacity: usize) -> usize {
@@ -111,9 +145,13 @@ impl LocalFrontier {
         {
             return Some(self.take_page(n, url, gate));
         }
-        if let Some(image) = self.take_ready_image(gate, refused) {
-            gate.took(host_of(&image.url));
-            return Some(self.lease(Leased::Image, Work::Image(image)));
+        if let Some(item) = self.take_ready_image(gate, refused) {
+            gate.took(host_of(&item.url));
+            let work = match item.detail {
+                true => Work::Detail(item),
+                false => Work::Image(item),
+            };
+            return Some(self.lease(Leased::Item, work));
         }
         page.map(|(n, url)| self.take_page(n, url, gate))
     }
@@ -128,6 +166,7 @@ impl LocalFrontier {
                 Verdict::Go => {
                     let MovedPage { number, url, hops } = self.pages.send_moved().expect("a front");
                     gate.took(host_of(&url));
+                    self.walked.admit(&url);
                     return Some(self.lease(Leased::Page(number), Work::Page { number, url, hops }));
                 }
                 Verdict::Refused { reason, failure } => {
@@ -162,6 +201,7 @@ impl LocalFrontier {
     fn take_page(&mut self, number: u32, url: Url, gate: &mut dyn Gate) -> Lease {
         self.pages.sent(number);
         gate.took(host_of(&url));
+        self.walked.admit(&url);
         self.lease(Leased::Page(number), Work::Page { number, url, hops: 0 })
     }
 
@@ -174,9 +214,13 @@ impl LocalFrontier {
             let Some(rules) = gate.rules(q.origin, &front.url) else { continue };
             while let Some(front) = self.queues.queues[queue].images.front() {
                 if !rules.allows(&front.url) {
-                    let image = self.queues.pop(queue).expect("a front");
+                    let item = self.queues.pop(queue).expect("a front");
                     let (reason, failure) = (rules.refusal(), rules.is_failure());
-                    refused.push(Refused { work: Work::Image(image), reason, failure });
+                    let work = match item.detail {
+                        true => Work::Detail(item),
+                        false => Work::Image(item),
+                    };
+                    refused.push(Refused { work, reason, failure });
                 } else if gate.has_room(&self.queues.queues[queue].host) {
                     return self.queues.pop(queue);
                 } else {
@@ -190,8 +234,12 @@ impl LocalFrontier {
     fn admit(&mut self, offers: Vec<Offer>) -> Vec<bool> {
         let mut admitted = Vec::with_capacity(offers.len());
         for offer in offers {
-            let new = offer.again || self.seen.admit(&offer.url);
-            if new && self.queue_images {
+            let new = match offer.detail {
+                true => self.details.admit(&offer.url),
+                false => offer.again || self.seen.admit(&offer.url),
+            };
+            // A dry run lists images itself, but its detail pages must be fetched.
+            if new && (self.queue_images || offer.detail) {
                 self.queues.push(offer);
             }
             admitted.push(new);
@@ -199,8 +247,9 @@ impl LocalFrontier {
         admitted
     }
 
-    /// How page `n` counts, applying what it says about the walk's end.
-    fn page_ended(&mut self, n: u32, ending: Ending) -> PageFate {
+    /// How page `n` counts, applying what it says about the walk's end. `admitted`: how
+    /// many of its images were new.
+    fn page_ended(&mut self, n: u32, ending: Ending, admitted: usize) -> PageFate {
         match ending {
             Ending::PageMoved { url, hops } => {
                 self.pages.came_back(n, Some(MovedPage { number: n, url, hops }));
@@ -208,23 +257,67 @@ impl LocalFrontier {
             }
             _ => self.pages.came_back(n, None),
         }
+        let first = self.pages.first();
         match ending {
-            Ending::PageFetched { stated: Some(stated) } if n == self.pages.first() => {
+            Ending::PageFetched { stated: Some(stated), .. } if n == first => {
                 let last = stated.max(1).min(self.max_pages);
                 self.pages.clamp(last);
                 PageFate::Clamped { stated: stated.max(1), last: self.pages.last() }
             }
-            Ending::PageFetched { .. } => PageFate::Ok,
+            Ending::PageFetched { next, found, .. } => self.page_fetched(n, next, found, admitted),
             // No count stated and a page after the first is missing: the walk ended with
             // the page before it.
-            Ending::PageMissing if n != self.pages.first() && !self.pages.count_stated() => {
-                let first_time = !self.pages.past_end(n);
-                self.pages.end_at(n - 1);
-                PageFate::End { first_time }
+            Ending::PageMissing if n != first && !self.pages.count_stated() => {
+                self.end_before(n, EndWhy::Missing)
             }
             _ if self.pages.past_end(n) => PageFate::PastEnd,
             _ => PageFate::Failed,
         }
+    }
+
+    /// The end-of-walk rules for a page fetched, when no count was stated.
+    fn page_fetched(&mut self, n: u32, next: Option<Url>, found: usize, admitted: usize) -> PageFate {
+        if self.pages.count_stated() {
+            return PageFate::Ok;
+        }
+        if self.pages.past_end(n) {
+            return PageFate::PastEnd;
+        }
+        // Sites that serve their last page for any larger number.
+        if n != self.pages.first() && found > 0 && admitted == 0 {
+            return self.end_before(n, EndWhy::Repeats);
+        }
+        let last = match next {
+            Some(next) if self.walked.contains(&next) => Some(LastWhy::Loop),
+            Some(next) => {
+                self.next_seen = true;
+                let following = n.saturating_add(1);
+                if following <= self.max_pages && !self.pages.end_known() {
+                    if let PageSource::Links(urls) = &mut self.source {
+                        urls.insert(following, next);
+                    }
+                    self.pages.extend_to(following);
+                }
+                None
+            }
+            None if found == 0 => Some(LastWhy::Empty),
+            None if self.next_seen => Some(LastWhy::NoNext),
+            None => None,
+        };
+        match last {
+            Some(why) => {
+                self.pages.end_at(n);
+                PageFate::Last(why)
+            }
+            None => PageFate::Ok,
+        }
+    }
+
+    /// Page `n` shows the walk ended with the page before it.
+    fn end_before(&mut self, n: u32, why: EndWhy) -> PageFate {
+        let first_time = !self.pages.past_end(n);
+        self.pages.end_at(n - 1);
+        PageFate::End { why, first_time }
     }
 }
 
@@ -246,9 +339,10 @@ impl Frontier for LocalFrontier {
 
     fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> Answer<Completed> {
         let admitted = self.admit(children);
+        let new = admitted.iter().filter(|new| **new).count();
         let page = match self.leases.remove(&id) {
-            Some(Leased::Page(n)) => Some(self.page_ended(n, ending)),
-            Some(Leased::Image) | None => None,
+            Some(Leased::Page(n)) => Some(self.page_ended(n, ending, new)),
+            Some(Leased::Item) | None => None,
         };
         ready(Ok(Completed { admitted, page })).boxed_local()
     }
@@ -259,7 +353,7 @@ impl Frontier for LocalFrontier {
                 (Some(Leased::Page(_)), Work::Page { number, url, hops }) => {
                     self.pages.came_back(number, Some(MovedPage { number, url, hops }));
                 }
-                (Some(_), Work::Image(offer)) => self.queues.push_front(offer),
+                (Some(_), Work::Image(offer) | Work::Detail(offer)) => self.queues.push_front(offer),
                 _ => {}
             }
         }

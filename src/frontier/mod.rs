@@ -113,11 +113,14 @@ pub struct Offer {
     /// Admitted already under the URL it was found as (a redirect target): not checked
     /// against the seen-set again.
     pub again: bool,
+    /// A detail page (a page per image, linked from a listing page), not an image: it
+    /// waits in the same per-origin queues, and is claimed as [`Work::Detail`].
+    pub detail: bool,
 }
 
 impl Offer {
     pub fn new(url: Url, page: u32, referer: Option<Url>, meta: Meta) -> Self {
-        Self { url, page, referer, meta, again: false }
+        Self { url, page, referer, meta, again: false, detail: false }
     }
 
     /// The URL the image was found under, before any redirect.
@@ -139,13 +142,15 @@ pub enum Work {
         hops: u8,
     },
     Image(Offer),
+    /// A detail page: fetched for the image(s) it shows, one level only.
+    Detail(Offer),
 }
 
 impl Work {
     pub fn url(&self) -> &Url {
         match self {
             Work::Page { url, .. } => url,
-            Work::Image(offer) => &offer.url,
+            Work::Image(offer) | Work::Detail(offer) => &offer.url,
         }
     }
 }
@@ -175,11 +180,16 @@ pub struct Refused {
 /// How a lease ended, as far as the frontier's rules care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// An image ended (saved, failed, skipped), or gave way to its children.
+    /// An image or a detail page ended (saved, failed, skipped), or gave way to its
+    /// children.
     Image,
-    /// A listing page was fetched; `stated`: the page count it states, if any.
+    /// A listing page was fetched. `stated`: the page count it states, if any; `next`:
+    /// the next page it links to (already past the page host filter); `found`: image
+    /// URLs it holds, before `--ext` and the like (the children are what is left).
     PageFetched {
         stated: Option<u32>,
+        next: Option<Url>,
+        found: usize,
     },
     /// The page's server redirected it: it goes out again at `url` before new pages.
     PageMoved {
@@ -209,16 +219,41 @@ pub enum PageFate {
         stated: u32,
         last: u32,
     },
-    /// A missing page ended a walk that states no count: neither ok nor failed.
-    /// `first_time`: this is the page that ended it (not one past an end known already).
+    /// This page is past the end of a walk that states no count, and shows it: neither
+    /// ok nor failed. `first_time`: this is the page that ended it (not one past an end
+    /// known already).
     End {
+        why: EndWhy,
         first_time: bool,
     },
+    /// Fetched, and the last page: nothing follows it.
+    Last(LastWhy),
     /// Asked for ahead of knowing where the end was, and past it: not counted.
     PastEnd,
     Failed,
     /// Redirected: it goes out again.
     Moved,
+}
+
+/// Why a page is past the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndWhy {
+    /// 404 or 410.
+    Missing,
+    /// Every image on it is already known (sites that serve their last page for any
+    /// larger number).
+    Repeats,
+}
+
+/// Why a page is the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastWhy {
+    /// No images and no next link.
+    Empty,
+    /// Earlier pages linked to the next one; this one does not.
+    NoNext,
+    /// Its next link leads to a page already walked.
+    Loop,
 }
 
 /// Nothing more goes out: what never went.

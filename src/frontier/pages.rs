@@ -142,8 +142,22 @@ impl PageCursor {
         self.stated
     }
 
-    /// A page after the first is missing (404, 410) and no count was stated: the walk
-    /// ends with the page before it.
+    /// A page says another follows (a next link): the walk goes on to page `last` at
+    /// least, unless the count was stated or the end is known.
+    pub fn extend_to(&mut self, last: u32) {
+        if !self.stated && !self.ended {
+            self.last = self.last.max(last);
+        }
+    }
+
+    /// Whether the end of the walk is known (stated, or found).
+    pub fn end_known(&self) -> bool {
+        self.stated || self.ended
+    }
+
+    /// The walk ends with page `last` (a page after it is missing, repeats, or a page
+    /// says nothing follows) and no count was stated: pages past it already out are not
+    /// counted.
     pub fn end_at(&mut self, last: u32) {
         self.last = self.last.min(last.max(self.first));
         self.ended = true;
@@ -258,6 +272,23 @@ mod tests {
         assert!(pages.is_done());
         let mut untouched = PageCursor::pages(5, 7);
         assert_eq!(untouched.abandon(), 3, "pages 5 to 7, no more");
+    }
+
+    #[test]
+    fn a_next_link_extends_the_walk_until_the_end_is_known() {
+        let mut pages = PageCursor::pages(1, 1);
+        pages.sent(1);
+        pages.extend_to(2);
+        pages.came_back(1, None);
+        assert_eq!(pages.next_number(4), Some(2));
+        pages.sent(2);
+        pages.end_at(2);
+        pages.extend_to(3);
+        assert_eq!(pages.last(), 2, "the end is known: a next link no longer extends it");
+        let mut stated = PageCursor::pages(1, 1);
+        stated.clamp(1);
+        stated.extend_to(2);
+        assert_eq!(stated.last(), 1, "a stated count is the site's word");
     }
 
     #[test]

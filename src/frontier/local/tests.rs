@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
-use crate::frontier::{Meta, ready as now};
+use crate::frontier::{EndWhy, LastWhy, Meta, ready as now};
 use crate::robots::{Origin, Rules};
 
 /// A gate with robots.txt known for every origin but those in `waiting`, `disallowed`
@@ -69,6 +69,10 @@ fn image(path: &str) -> Offer {
     Offer::new(url(&format!("http://h.test/{path}")), 1, None, Meta::default())
 }
 
+fn fetched(stated: Option<u32>, next: Option<&str>, found: usize) -> Ending {
+    Ending::PageFetched { stated, next: next.map(url), found }
+}
+
 fn claim(frontier: &mut LocalFrontier, want: usize, capacity: usize, gate: &mut TestGate) -> Claimed {
     now(frontier.claim(want, capacity, gate)).ok().unwrap().unwrap()
 }
@@ -87,7 +91,7 @@ fn pages_of(claimed: &Claimed) -> Vec<u32> {
         .iter()
         .filter_map(|l| match &l.work {
             Work::Page { number, .. } => Some(*number),
-            Work::Image(_) => None,
+            Work::Image(_) | Work::Detail(_) => None,
         })
         .collect()
 }
@@ -106,7 +110,7 @@ fn the_first_page_goes_alone_then_pages_while_images_run_short() {
     let first = claim(&mut frontier, 8, 8, &mut gate);
     assert_eq!(pages_of(&first), [1], "page 1 alone: it may state the count");
     let children = (0..3).map(|k| image(&format!("{k}.jpg"))).collect();
-    let fate = complete(&mut frontier, first.leases[0].id, Ending::PageFetched { stated: None }, children);
+    let fate = complete(&mut frontier, first.leases[0].id, fetched(None, None, 3), children);
     assert_eq!(fate.admitted, [true, true, true]);
     assert_eq!(fate.page, Some(PageFate::Ok));
     // Three images wait and eight slots would take them: pages go first, two at most.
@@ -121,7 +125,7 @@ fn images_go_before_pages_when_enough_wait() {
     let mut gate = TestGate::open();
     let first = claim(&mut frontier, 1, 2, &mut gate);
     let children = (0..5).map(|k| image(&format!("{k}.jpg"))).collect();
-    complete(&mut frontier, first.leases[0].id, Ending::PageFetched { stated: None }, children);
+    complete(&mut frontier, first.leases[0].id, fetched(None, None, 5), children);
     let next = claim(&mut frontier, 2, 2, &mut gate);
     assert!(pages_of(&next).is_empty(), "five images wait for two slots: no page yet");
 }
@@ -143,7 +147,7 @@ fn children_are_offered_before_the_lease_stops_counting() {
     let mut gate = TestGate::open();
     let page = claim(&mut frontier, 1, 4, &mut gate).leases.remove(0);
     assert!(!done(&frontier), "page 1 is out");
-    complete(&mut frontier, page.id, Ending::PageFetched { stated: None }, vec![image("a.jpg")]);
+    complete(&mut frontier, page.id, fetched(None, None, 1), vec![image("a.jpg")]);
     assert!(!done(&frontier), "its image is queued in the same step");
     let leased = claim(&mut frontier, 4, 4, &mut gate);
     assert_eq!(leased.leases.len(), 1);
@@ -179,7 +183,7 @@ fn a_stated_count_clamps_the_walk_to_what_was_asked() {
     let mut frontier = walk(1, 1).with_max_pages(Some(4));
     let mut gate = TestGate::open();
     let page = claim(&mut frontier, 1, 8, &mut gate).leases.remove(0);
-    let fate = complete(&mut frontier, page.id, Ending::PageFetched { stated: Some(9) }, Vec::new());
+    let fate = complete(&mut frontier, page.id, fetched(Some(9), None, 0), Vec::new());
     assert_eq!(fate.page, Some(PageFate::Clamped { stated: 9, last: 4 }));
     assert_eq!(now(frontier.counts()).ok().unwrap().unwrap().pages_planned, 4);
 }
@@ -189,15 +193,15 @@ fn a_missing_page_ends_the_walk_and_pages_past_it_do_not_count() {
     let mut frontier = walk(1, 10).with_lookahead(Some(3));
     let mut gate = TestGate::open();
     let page1 = claim(&mut frontier, 1, 8, &mut gate).leases.remove(0);
-    complete(&mut frontier, page1.id, Ending::PageFetched { stated: None }, Vec::new());
+    complete(&mut frontier, page1.id, fetched(None, None, 1), Vec::new());
     let out = claim(&mut frontier, 8, 8, &mut gate);
     assert_eq!(pages_of(&out), [2, 3, 4]);
     let fate = complete(&mut frontier, out.leases[1].id, Ending::PageMissing, Vec::new());
-    assert_eq!(fate.page, Some(PageFate::End { first_time: true }));
+    assert_eq!(fate.page, Some(PageFate::End { why: EndWhy::Missing, first_time: true }));
     let fate = complete(&mut frontier, out.leases[2].id, Ending::PageFailed, Vec::new());
     assert_eq!(fate.page, Some(PageFate::PastEnd));
     assert!(claim(&mut frontier, 8, 8, &mut gate).leases.is_empty(), "nothing past the end");
-    complete(&mut frontier, out.leases[0].id, Ending::PageFetched { stated: None }, Vec::new());
+    complete(&mut frontier, out.leases[0].id, fetched(None, None, 1), Vec::new());
     assert!(done(&frontier));
 }
 
@@ -248,4 +252,94 @@ fn a_listing_frontier_admits_without_queueing() {
     let admitted = now(frontier.offer(vec![image("a.jpg"), image("a.jpg")])).ok().unwrap().unwrap();
     assert_eq!(admitted, [true, false]);
     assert!(done(&frontier), "a dry run lists images itself");
+}
+
+/// Fetches the one page the frontier hands out, with these images and next link. The
+/// walks below are dry runs (images admitted, not queued), so only pages go out.
+fn walk_page(
+    frontier: &mut LocalFrontier,
+    images: &[&str],
+    next: Option<&str>,
+) -> (u32, Url, Option<PageFate>) {
+    let mut gate = TestGate::open();
+    let mut claimed = claim(frontier, 1, 64, &mut gate);
+    assert_eq!(claimed.leases.len(), 1, "one page goes: {claimed:?}");
+    let lease = claimed.leases.remove(0);
+    let Work::Page { number, url: page_url, .. } = lease.work else { panic!("not a page") };
+    let children = images.iter().map(|i| image(i)).collect();
+    let done = complete(frontier, lease.id, fetched(None, next, images.len()), children);
+    (number, page_url, done.page)
+}
+
+#[test]
+fn a_walk_by_next_links_goes_where_they_lead_and_ends_where_none_follows() {
+    let mut frontier = LocalFrontier::links(url("http://h.test/gallery")).listing();
+    let (n, at, fate) = walk_page(&mut frontier, &["1.jpg"], Some("http://h.test/gallery?after=1"));
+    assert_eq!((n, at.as_str(), fate), (1, "http://h.test/gallery", Some(PageFate::Ok)));
+    let (n, at, fate) = walk_page(&mut frontier, &["2.jpg"], Some("http://h.test/gallery?after=2"));
+    assert_eq!((n, at.as_str(), fate), (2, "http://h.test/gallery?after=1", Some(PageFate::Ok)));
+    let (n, _, fate) = walk_page(&mut frontier, &["3.jpg"], None);
+    assert_eq!((n, fate), (3, Some(PageFate::Last(LastWhy::NoNext))));
+    assert!(claim(&mut frontier, 8, 8, &mut TestGate::open()).leases.is_empty());
+    assert_eq!(now(frontier.counts()).ok().unwrap().unwrap().pages_planned, 3);
+}
+
+#[test]
+fn a_next_link_back_to_a_walked_page_ends_the_walk() {
+    let mut frontier = LocalFrontier::links(url("http://h.test/a")).listing();
+    walk_page(&mut frontier, &["1.jpg"], Some("http://h.test/b"));
+    let (_, _, fate) = walk_page(&mut frontier, &["2.jpg"], Some("http://h.test/a"));
+    assert_eq!(fate, Some(PageFate::Last(LastWhy::Loop)));
+    assert!(done(&frontier));
+}
+
+#[test]
+fn a_walk_by_links_stops_at_its_upper_bound() {
+    let mut frontier = LocalFrontier::links(url("http://h.test/p")).with_max_pages(Some(2)).listing();
+    walk_page(&mut frontier, &["1.jpg"], Some("http://h.test/p?2"));
+    walk_page(&mut frontier, &["2.jpg"], Some("http://h.test/p?3"));
+    assert!(done(&frontier), "AMOUNT_PAGES: 2");
+}
+
+#[test]
+fn a_template_walk_goes_on_while_pages_link_to_a_next_one() {
+    let mut frontier = walk(1, 1).listing();
+    walk_page(&mut frontier, &["1.jpg"], Some("http://h.test/p2.html"));
+    let (n, at, _) = walk_page(&mut frontier, &["2.jpg"], Some("http://h.test/?page=3"));
+    assert_eq!((n, at.as_str()), (2, "http://h.test/p2.html"), "the template leads; the link is a hint");
+    let (n, _, fate) = walk_page(&mut frontier, &["3.jpg"], None);
+    assert_eq!((n, fate), (3, Some(PageFate::Last(LastWhy::NoNext))));
+    assert!(done(&frontier));
+}
+
+#[test]
+fn a_page_that_repeats_known_images_is_past_the_end() {
+    let mut frontier = walk(1, 10).with_lookahead(Some(1)).listing();
+    walk_page(&mut frontier, &["1.jpg"], None);
+    walk_page(&mut frontier, &["2.jpg"], None);
+    let (n, _, fate) = walk_page(&mut frontier, &["2.jpg"], None);
+    assert_eq!((n, fate), (3, Some(PageFate::End { why: EndWhy::Repeats, first_time: true })));
+    assert_eq!(now(frontier.counts()).ok().unwrap().unwrap().pages_planned, 2);
+    assert!(claim(&mut frontier, 8, 8, &mut TestGate::open()).leases.is_empty());
+}
+
+#[test]
+fn a_page_with_no_images_and_no_next_link_is_the_last() {
+    let mut frontier = walk(1, 10).with_lookahead(Some(1)).listing();
+    walk_page(&mut frontier, &["1.jpg"], None);
+    let (n, _, fate) = walk_page(&mut frontier, &[], None);
+    assert_eq!((n, fate), (2, Some(PageFate::Last(LastWhy::Empty))));
+    assert!(claim(&mut frontier, 8, 8, &mut TestGate::open()).leases.is_empty());
+}
+
+#[test]
+fn detail_pages_are_admitted_once_and_claimed_as_details_even_in_a_dry_run() {
+    let mut frontier = LocalFrontier::empty().listing();
+    let detail = Offer { detail: true, ..image("view/1.html") };
+    let admitted =
+        now(frontier.offer(vec![detail.clone(), detail, image("view/1.html")])).ok().unwrap().unwrap();
+    assert_eq!(admitted, [true, false, true], "details and images have seen-sets of their own");
+    let claimed = claim(&mut frontier, 8, 8, &mut TestGate::open());
+    assert_eq!(claimed.leases.len(), 1, "the dry run fetches the detail page, lists the image itself");
+    assert!(matches!(claimed.leases[0].work, Work::Detail(_)));
 }
