@@ -212,6 +212,8 @@ impl Config {
                 page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
                 linked_images: LinkedImages::default(),
                 link_selector: String::new(),
+                next_selector: String::new(),
+                detail: Default::default(),
             },
             None => ExtractRules {
                 image_selector: s.image_selector.clone().unwrap_or_else(|| DEFAULT_IMAGE_SELECTOR.into()),
@@ -226,6 +228,8 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
                 linked_images: s.linked_images.unwrap_or_default(),
                 link_selector: s.link_selector.clone().unwrap_or_default(),
+                next_selector: String::new(),
+                detail: Default::default(),
             },
         };
         Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;

@@ -230,7 +230,7 @@ impl Coordinator {
                 Verdict::Go => {
                     let moved = self.pages.send_moved().expect("a front");
                     let meta = Meta { hops: moved.hops, ..Meta::default() };
-                    return Some((Task::Page { number: moved.number, url: moved.url }, moved.number, meta));
+                    return Some((Task::listing(moved.number, moved.url), moved.number, meta));
                 }
                 Verdict::Refused { reason, failure } => {
                     let moved = self.pages.drop_moved().expect("a front");
@@ -273,7 +273,7 @@ impl Coordinator {
     fn take_page(&mut self, n: u32) -> (Task, u32, Meta) {
         self.pages.sent(n);
         let url = self.page_url(n).expect("pages come from a page source");
-        (Task::Page { number: n, url }, n, Meta::default())
+        (Task::listing(n, url), n, Meta::default())
     }
 
     /// The first waiting image that may go now. Images robots.txt disallows are counted
@@ -431,11 +431,11 @@ impl Coordinator {
             (Task::Page { number, .. }, Ok(Done::Moved(to))) if meta.hops < MAX_REDIRECTS => {
                 self.pages.came_back(number, Some(MovedPage { number, url: to, hops: meta.hops + 1 }));
             }
-            (Task::Page { number, url }, Ok(Done::Moved(_))) => {
+            (Task::Page { number, url, .. }, Ok(Done::Moved(_))) => {
                 self.pages.came_back(number, None);
                 self.page_finished(number, &url, Err(TaskError::Redirects), msg.attempts);
             }
-            (Task::Page { number, url }, outcome) => {
+            (Task::Page { number, url, .. }, outcome) => {
                 self.pages.came_back(number, None);
                 self.page_finished(number, &url, outcome, msg.attempts);
             }

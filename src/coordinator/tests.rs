@@ -93,7 +93,7 @@ async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Pro
 
 fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
     let images = images.iter().map(|s| Found::img(url(s))).collect();
-    let outcome = Ok(Done::Page(PageScan { images, page_count }));
+    let outcome = Ok(Done::Page(PageScan { images, page_count, ..PageScan::default() }));
     TaskFinished { id, outcome, attempts: 1 }
 }
 
@@ -201,7 +201,7 @@ async fn one_link(
     let (coordinator, dir) = start(Some(1));
     let (probe, handed) = register(&coordinator, 4).await;
     let link = Found { url: url(target), element: Element::Link, fallback: Some(url(thumbnail)) };
-    let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
+    let outcome = Ok(Done::Page(PageScan { images: vec![link], ..PageScan::default() }));
     coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
     let handed = probe.send(Take).await.unwrap();
     (coordinator, probe, handed, dir)
