@@ -11,7 +11,7 @@ use crate::helpers::{Reply, TestServer, images, read_report, run_binary, write_s
 
 /// Runs against a demo gallery served by this test process and checks every file.
 fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
-    let gallery = Gallery { pages: 3, per_page: 7 };
+    let gallery = Gallery { pages: 3, per_page: 7, ..Gallery::default() };
     let server = DemoServer::start(gallery).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let origin = server.url().as_str().trim_end_matches('/').to_string();
@@ -209,7 +209,7 @@ fn bad_settings_exit_2_with_one_line_and_create_nothing() {
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n", &[], "unknown field `COLOUR`"),
         ("SCRAPER:\n  URL: nope\n  ITEM: cats\n", &[], "SCRAPER.URL"),
         ("SCRAPER: [\n", &[], "settings.yaml"),
-        ("SCRAPER:\n  URL: https://h.test/\n", &[], "no item"),
+        ("SCRAPER:\n  URL: https://h.test/\n  PAGE_PATH: '{item}/{page}'\n", &[], "no item"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-c", "missing.yaml"], "missing.yaml"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-p", "0"], "--process"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["--url", "ftp://x/"], "--url"),
