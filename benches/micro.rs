@@ -105,6 +105,8 @@ fn rules(selector: &str, host: &str) -> ExtractRules {
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
+        next_selector: String::new(),
+        detail: Default::default(),
     }
 }
 

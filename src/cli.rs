@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use url::Url;
 
+use crate::demo::Shape;
 use crate::settings::{Mode, parse_site_url};
 
 const EXAMPLES: &str = "\
 Examples:
   image-scraper --demo                      try it on the built-in gallery
+  image-scraper --demo details              ... or on one whose thumbnails lead to a page each
   image-scraper -m sync -p 6                settings.yaml, six blocking workers
   image-scraper -m async -p 8 --report run.json
   image-scraper --url https://example.com/gallery/ --item cats --pages 3 -o cats
@@ -114,9 +116,11 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Start the built-in demo gallery on 127.0.0.1 and scrape it
-    #[arg(long, conflicts_with = "url")]
-    pub demo: bool,
+    /// Start the built-in demo gallery on 127.0.0.1 and scrape it; SHAPE picks how its
+    /// pages are laid out and linked
+    #[arg(long, value_enum, value_name = "SHAPE", num_args = 0..=1, require_equals = false,
+          default_missing_value = "counted", conflicts_with = "url")]
+    pub demo: Option<Shape>,
 
     /// More logging (-v debug, -vv trace)
     #[arg(short, long, action = ArgAction::Count)]

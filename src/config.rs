@@ -13,7 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use url::Url;
 
 use crate::cli::Cli;
-use crate::html::{ExtractRules, Extractor, LinkedImages};
+use crate::html::{DetailRules, ExtractRules, Extractor, LinkedImages, parse_selector};
 use crate::politeness::HostGate;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, PagesValue, Settings, parse_site_url};
@@ -46,6 +46,11 @@ pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 12] = [
 ];
 pub const DEFAULT_IMAGE_HOST: &str = "images.stockfreeimages.com";
 pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
+/// HTML's own word for the next page of a series, on a link or in `<head>`.
+pub const DEFAULT_NEXT_SELECTOR: &str = "a[rel~=next], link[rel~=next]";
+/// The most template pages `PAGE_LOOKAHEAD` lets run ahead: past it, pages fetched past
+/// the end cost the site more than they gain.
+pub const MAX_PAGE_LOOKAHEAD: u32 = 64;
 pub const DEFAULT_CONCURRENCY: usize = 16;
 pub const DEFAULT_PER_HOST_CONCURRENCY: usize = 32;
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
@@ -93,6 +98,21 @@ impl PageUrls {
         Ok(urls)
     }
 
+    /// The first page is `url` itself, exactly as given (not taken as a folder), and there
+    /// is no template: later pages are reached only by next links. What `URL` alone (no
+    /// `PAGE_PATH`, no `ITEM`) means.
+    pub fn single(mut url: Url) -> Self {
+        url.set_fragment(None);
+        Self { base: url, template: String::new(), item: String::new() }
+    }
+
+    /// Whether page `N` has a URL of its own (`PAGE_PATH` holds `{page}`). Without one,
+    /// [`PageUrls::url`] gives the first page for every number, and the walk goes on only
+    /// by next links.
+    pub fn has_template(&self) -> bool {
+        self.template.contains("{page}")
+    }
+
     fn join(&self, n: u32) -> Result<Url, String> {
         let path = self.path(n);
         let url = self.base.join(&path).map_err(|e| format!("{path:?} does not make a URL: {e}"))?;
@@ -113,16 +133,43 @@ impl PageUrls {
     }
 }
 
+/// How a walk goes on from page to page beyond the template (next links, detail links)
+/// and how far it runs ahead: the Coordinator's part of `NEXT_SELECTOR`, `PAGE_HOST`,
+/// `PAGE_LOOKAHEAD` and `DETAIL_SELECTOR` (what pages say is the extractor's, in
+/// [`ExtractRules`]: with `NEXT_SELECTOR` or `DETAIL_SELECTOR` off, scans find no next
+/// link or no detail link, so nothing here needs to know).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walk {
+    /// `PAGE_HOST`, lower-cased: a page reached by a link (next or detail) is fetched
+    /// only when its host contains this, as `IMAGE_HOST` filters images; empty: any host.
+    /// Default: the first page's host, so a walk does not wander off the site.
+    pub page_host: String,
+    /// `PAGE_LOOKAHEAD`: template pages that may be asked for ahead of the end being
+    /// known (no count stated), to keep the workers fed; those past the end cost a 404
+    /// each, never a failure. 1 to [`MAX_PAGE_LOOKAHEAD`]; default: the number of workers
+    /// (already resolved here from `-p`), at most [`MAX_PAGE_LOOKAHEAD`].
+    pub lookahead: u32,
+}
+
+impl Walk {
+    /// Whether a page at `url`, reached by a link, may be fetched.
+    pub fn allows(&self, url: &Url) -> bool {
+        self.page_host.is_empty() || url.host_str().is_some_and(|h| h.contains(&self.page_host))
+    }
+}
+
 /// Where the image URLs come from.
 #[derive(Debug, Clone)]
 pub enum Source {
     /// Scrape listing pages.
     Pages {
+        /// Page N's URL; without a template ([`PageUrls::has_template`]) only the first
+        /// page's, the rest found by next links.
         pages: PageUrls,
         /// The page the walk starts at (`--pages 5-12`: 5); it goes out alone, as page 1.
         first_page: u32,
-        /// The last page to fetch; `None`: all the pages the site states (or the first
-        /// page alone when it states none).
+        /// The last page to fetch (`AMOUNT_PAGES`, `--pages`), an upper bound; `None`:
+        /// as many as the site has (its stated count, else the walk's end rules).
         max_pages: Option<u32>,
     },
     /// A list of image URLs (`--urls`): no pages.
@@ -170,6 +217,8 @@ pub struct Config {
     /// folder (`out_dir` then only names it in messages).
     pub bucket: Option<S3Location>,
     pub extract: ExtractRules,
+    /// Following next and detail links, and running ahead (issue 12).
+    pub walk: Walk,
     /// Requests in flight per async worker.
     pub concurrency: usize,
     /// Requests in flight per host, across all workers.
@@ -212,6 +261,11 @@ impl Config {
                 page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
                 linked_images: LinkedImages::default(),
                 link_selector: String::new(),
+                next_selector: DEFAULT_NEXT_SELECTOR.into(),
+                detail: DetailRules {
+                    selector: cli.demo.unwrap_or_default().detail_selector().unwrap_or_default().into(),
+                    ..DetailRules::default()
+                },
             },
             None => ExtractRules {
                 image_selector: s.image_selector.clone().unwrap_or_else(|| DEFAULT_IMAGE_SELECTOR.into()),
@@ -226,8 +280,11 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
                 linked_images: s.linked_images.unwrap_or_default(),
                 link_selector: s.link_selector.clone().unwrap_or_default(),
+                next_selector: s.next_selector.clone().unwrap_or_else(|| DEFAULT_NEXT_SELECTOR.into()),
+                detail: resolve_detail(&settings)?,
             },
         };
+        check_selector(&settings, "NEXT_SELECTOR", &extract.next_selector, "next-link selector")?;
         Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;
 
         let source = match &cli.urls {
@@ -319,6 +376,7 @@ impl Config {
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -326,6 +384,7 @@ impl Config {
             out_dir,
             bucket,
             extract,
+            walk,
             concurrency,
             per_host_concurrency,
             host_interval,
@@ -391,7 +450,7 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
     let (base, item, page_path) = match demo {
         Some(url) => {
             let item = cli.item.clone().or(s.item.clone()).unwrap_or_else(|| DEMO_ITEM.into());
-            (url.clone(), item, DEFAULT_PAGE_PATH.to_string())
+            (url.clone(), item, cli.demo.unwrap_or_default().page_path().to_string())
         }
         None => {
             let base = match (&cli.url, &s.url) {
@@ -399,8 +458,16 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
                 (None, Some(raw)) => parse_site_url(raw).map_err(|e| anyhow!("{}: {e}", key("URL")))?,
                 (None, None) => bail!("no gallery URL: set SCRAPER.URL in {file}, pass --url, or try --demo"),
             };
+            let item = cli.item.clone().or(s.item.clone());
+            // `URL` alone is the first page itself: a new user's first try, on a gallery
+            // whose pages link to each other.
+            if s.page_path.is_none() && item.is_none() {
+                let (first_page, max_pages) = resolve_range(settings, cli)?;
+                check_untemplated_range(settings, cli, first_page)?;
+                return Ok(Source::Pages { pages: PageUrls::single(base), first_page, max_pages });
+            }
             let page_path = s.page_path.clone().unwrap_or_else(|| DEFAULT_PAGE_PATH.into());
-            let item = match cli.item.clone().or(s.item.clone()) {
+            let item = match item {
                 Some(item) => item,
                 None if page_path.contains("{item}") => {
                     bail!(
@@ -415,22 +482,115 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
     if item.trim().is_empty() && page_path.contains("{item}") {
         bail!("{}: must not be empty", key("ITEM"));
     }
-    let (first_page, max_pages) = match (&cli.pages, &s.amount_pages) {
+    let (first_page, mut max_pages) = resolve_range(settings, cli)?;
+    if demo.is_some() && max_pages.is_none() {
+        max_pages = cli.demo.unwrap_or_default().amount_pages();
+    }
+    let pages = PageUrls::new(base, &page_path, &item).map_err(|e| anyhow!("{}: {e}", key("PAGE_PATH")))?;
+    if !pages.has_template() {
+        check_untemplated_range(settings, cli, first_page)?;
+    }
+    Ok(Source::Pages { pages, first_page, max_pages })
+}
+
+/// `--pages` or `AMOUNT_PAGES`: the first page and the last; `(1, None)` when neither.
+fn resolve_range(settings: &Settings, cli: &Cli) -> anyhow::Result<(u32, Option<u32>)> {
+    Ok(match (&cli.pages, &settings.section.amount_pages) {
         (Some(text), _) => parse_pages(text).map_err(|e| anyhow!("--pages: {e}"))?,
         (None, Some(value)) => {
             let text = match value {
                 PagesValue::Count(n) => n.to_string(),
                 PagesValue::Range(text) => text.clone(),
             };
-            parse_pages(&text).map_err(|e| anyhow!("{}: {e}", key("AMOUNT_PAGES")))?
+            parse_pages(&text).map_err(|e| anyhow!("{}: {e}", settings.origin("AMOUNT_PAGES")))?
         }
         (None, None) => (1, None),
-    };
-    if !page_path.contains("{page}") && max_pages != Some(first_page) {
-        bail!("{}: {page_path:?} has no {{page}}, so every page would be the same URL", key("PAGE_PATH"));
+    })
+}
+
+/// Without a template only the first page has a known URL, so a range cannot start
+/// past it (its page 5 is known only by walking 1 to 4).
+fn check_untemplated_range(settings: &Settings, cli: &Cli, first_page: u32) -> anyhow::Result<()> {
+    if first_page == 1 {
+        return Ok(());
     }
-    let pages = PageUrls::new(base, &page_path, &item).map_err(|e| anyhow!("{}: {e}", key("PAGE_PATH")))?;
-    Ok(Source::Pages { pages, first_page, max_pages })
+    let origin = match cli.pages {
+        Some(_) => "--pages".to_string(),
+        None => settings.origin("AMOUNT_PAGES"),
+    };
+    bail!(
+        "{origin}: starts at page {first_page}, but without {{page}} in PAGE_PATH only the first page has a known URL (later ones are found by next links): start at 1"
+    )
+}
+
+/// `DETAIL_*`, each checked on its own so an error names its key.
+fn resolve_detail(settings: &Settings) -> anyhow::Result<DetailRules> {
+    let s = &settings.section;
+    let rules = DetailRules {
+        selector: s.detail_selector.clone().unwrap_or_default(),
+        image_selector: s.detail_image_selector.clone().unwrap_or_default(),
+        images: s.detail_images.unwrap_or_default(),
+    };
+    check_selector(settings, "DETAIL_SELECTOR", &rules.selector, "detail-link selector")?;
+    check_selector(settings, "DETAIL_IMAGE_SELECTOR", &rules.image_selector, "detail-image selector")?;
+    if rules.selector.trim().is_empty() {
+        // What detail pages yield means nothing without links to them: a forgotten
+        // DETAIL_SELECTOR must not pass silently.
+        for (name, set) in [
+            ("DETAIL_IMAGE_SELECTOR", s.detail_image_selector.is_some()),
+            ("DETAIL_IMAGES", s.detail_images.is_some()),
+        ] {
+            if set {
+                bail!(
+                    "{}: has no effect without DETAIL_SELECTOR (the links to detail pages)",
+                    settings.origin(name)
+                );
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// A selector key: empty is off; anything else must parse.
+fn check_selector(settings: &Settings, key: &str, css: &str, what: &str) -> anyhow::Result<()> {
+    if css.trim().is_empty() {
+        return Ok(());
+    }
+    parse_selector(css.trim(), what).map(drop).map_err(|e| anyhow!("{}: {e}", settings.origin(key)))
+}
+
+/// `PAGE_HOST` and `PAGE_LOOKAHEAD`, with their defaults: the first page's host (the
+/// demo's, whatever the file says: it is a key about the site) and the worker count.
+fn resolve_walk(settings: &Settings, demo: bool, source: &Source, workers: usize) -> anyhow::Result<Walk> {
+    let s = &settings.section;
+    let first_host = match source {
+        Source::Pages { pages, first_page, .. } => {
+            pages.url(*first_page).host_str().map(str::to_ascii_lowercase)
+        }
+        Source::Urls(_) => None,
+    };
+    let page_host = match (&s.page_host, demo) {
+        (Some(host), false) => {
+            let host = host.trim().to_ascii_lowercase();
+            if host.contains(['/', ' ', '\t', '?', '#']) {
+                bail!(
+                    "{}: {host:?} is not a host name (like example.com); \"\" allows any host",
+                    settings.origin("PAGE_HOST")
+                );
+            }
+            host
+        }
+        _ => first_host.unwrap_or_default(),
+    };
+    let lookahead = match s.page_lookahead {
+        Some(n) if (1..=MAX_PAGE_LOOKAHEAD).contains(&n) => n,
+        Some(n) => bail!(
+            "{}: must be between 1 and {MAX_PAGE_LOOKAHEAD}, got {n}",
+            settings.origin("PAGE_LOOKAHEAD")
+        ),
+        None => u32::try_from(workers).unwrap_or(u32::MAX).clamp(1, MAX_PAGE_LOOKAHEAD),
+    };
+    Ok(Walk { page_host, lookahead })
 }
 
 /// `12`: pages 1 to at most 12; `5-12`: pages 5 to at most 12. Returns the first page and
@@ -672,8 +832,6 @@ mod tests {
         assert!(e.contains("SCRAPER.TIMEOUT_SECS"), "{e}");
         let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  IMAGE_SELECTOR: 'img['\n", &[]);
         assert!(e.contains("image selector \"img[\""), "{e}");
-        let e = error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  PAGE_PATH: all.html\n", &[]);
-        assert!(e.contains("SCRAPER.PAGE_PATH") && e.contains("no {page}"), "{e}");
         let e =
             error("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  DELAY_MS: 5\n  REQUESTS_PER_SECOND: 2\n", &[]);
         assert!(e.contains("not both"), "{e}");
@@ -694,8 +852,147 @@ mod tests {
     #[test]
     fn missing_url_or_item_is_explained() {
         assert!(error("", &[]).starts_with("no gallery URL"));
-        assert!(error("SCRAPER:\n  URL: https://h/\n", &[]).starts_with("no item"));
+        let e = error("SCRAPER:\n  URL: https://h/\n  PAGE_PATH: 'p{page}/{item}.html'\n", &[]);
+        assert!(e.starts_with("no item"), "{e}");
         assert!(resolve("", &["--url", "https://h/", "--item", "x"]).is_ok());
+    }
+
+    #[test]
+    fn a_url_alone_is_the_first_page_itself() {
+        for (yaml, args) in [
+            ("SCRAPER:\n  URL: https://h.example/gallery/index.php?album=7#top\n", &[][..]),
+            ("", &["--url", "https://h.example/gallery/index.php?album=7"][..]),
+        ] {
+            let c = resolve(yaml, args).unwrap();
+            let (urls, max) = pages(&c);
+            assert!(!urls.has_template());
+            assert_eq!(urls.url(1).as_str(), "https://h.example/gallery/index.php?album=7", "not a folder");
+            assert_eq!(urls.url(2), urls.url(1), "no page 2 of its own");
+            assert_eq!(max, None);
+            assert_eq!(c.walk.page_host, "h.example");
+        }
+        // With an item, the default template as before.
+        let c = resolve("SCRAPER:\n  URL: https://h.example/g\n  ITEM: cats\n", &[]).unwrap();
+        assert!(pages(&c).0.has_template());
+    }
+
+    #[test]
+    fn a_page_path_without_page_is_one_first_page_and_next_links() {
+        let base = "SCRAPER:\n  URL: https://h.example/g\n  ITEM: cats\n";
+        let c = resolve(&format!("{base}  PAGE_PATH: 'list/{{item}}'\n  AMOUNT_PAGES: 12\n"), &[]).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(
+            (urls.url(1).as_str(), urls.has_template(), max),
+            ("https://h.example/g/list/cats", false, Some(12))
+        );
+        // A range must start at the first page: only its URL is known.
+        let e = error(&format!("{base}  PAGE_PATH: all.html\n  AMOUNT_PAGES: \"3-5\"\n"), &[]);
+        assert!(
+            e.starts_with("test.yaml: SCRAPER.AMOUNT_PAGES: starts at page 3") && e.contains("{page}"),
+            "{e}"
+        );
+        let e = error(&format!("{base}  PAGE_PATH: all.html\n"), &["--pages", "2-3"]);
+        assert!(e.starts_with("--pages: starts at page 2"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h.example/\n", &["--pages", "2-3"]);
+        assert!(e.starts_with("--pages: starts at page 2"), "{e}");
+        assert!(resolve(&format!("{base}  PAGE_PATH: all.html\n"), &["--pages", "1-3"]).is_ok());
+    }
+
+    #[test]
+    fn walk_keys_have_defaults() {
+        let c = resolve(ORIGINAL, &["-p", "3"]).unwrap();
+        assert_eq!(c.extract.next_selector, DEFAULT_NEXT_SELECTOR);
+        assert_eq!(c.walk, Walk { page_host: "www.stockfreeimages.com".into(), lookahead: 3 });
+        assert_eq!(c.extract.detail, DetailRules::default());
+        assert_eq!(c.extract.detail.images, crate::html::DetailImages::Largest);
+        // The worker count, at most 64.
+        assert_eq!(resolve(ORIGINAL, &["-p", "200"]).unwrap().walk.lookahead, MAX_PAGE_LOOKAHEAD);
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(c.walk.allows(&url("https://www.stockfreeimages.com/p2/")));
+        assert!(!c.walk.allows(&url("https://evil.example/p2/")));
+    }
+
+    #[test]
+    fn walk_keys_are_read() {
+        let yaml = format!(
+            "{ORIGINAL}  NEXT_SELECTOR: 'a.older'\n  PAGE_HOST: Example.COM\n  PAGE_LOOKAHEAD: 5\n  DETAIL_SELECTOR: 'a.mw-file-description'\n  DETAIL_IMAGE_SELECTOR: '.fullImageLink a, .fullImageLink img'\n  DETAIL_IMAGES: all\n"
+        );
+        let c = resolve(&yaml, &[]).unwrap();
+        assert_eq!(c.extract.next_selector, "a.older");
+        assert_eq!(c.walk, Walk { page_host: "example.com".into(), lookahead: 5 });
+        assert!(c.walk.allows(&Url::parse("https://www.example.com/x").unwrap()));
+        assert_eq!(
+            c.extract.detail,
+            DetailRules {
+                selector: "a.mw-file-description".into(),
+                image_selector: ".fullImageLink a, .fullImageLink img".into(),
+                images: crate::html::DetailImages::All,
+            }
+        );
+        // Empty turns next links off and the page host filter off.
+        let c = resolve(&format!("{ORIGINAL}  NEXT_SELECTOR: ''\n  PAGE_HOST: ''\n"), &[]).unwrap();
+        assert_eq!((c.extract.next_selector.as_str(), c.walk.page_host.as_str()), ("", ""));
+        assert!(c.walk.allows(&Url::parse("https://anywhere.example/").unwrap()));
+    }
+
+    #[test]
+    fn bad_walk_keys_name_the_key() {
+        let cases = [
+            ("NEXT_SELECTOR: 'a[rel='", "test.yaml: SCRAPER.NEXT_SELECTOR: next-link selector"),
+            ("DETAIL_SELECTOR: '..x'", "test.yaml: SCRAPER.DETAIL_SELECTOR: detail-link selector"),
+            (
+                "DETAIL_SELECTOR: a\n  DETAIL_IMAGE_SELECTOR: 'img['",
+                "test.yaml: SCRAPER.DETAIL_IMAGE_SELECTOR: detail-image",
+            ),
+            (
+                "DETAIL_SELECTOR: a\n  DETAIL_IMAGES: biggest",
+                "SCRAPER.DETAIL_IMAGES: unknown variant `biggest`",
+            ),
+            (
+                "DETAIL_IMAGE_SELECTOR: img",
+                "test.yaml: SCRAPER.DETAIL_IMAGE_SELECTOR: has no effect without DETAIL_SELECTOR",
+            ),
+            ("DETAIL_IMAGES: all", "test.yaml: SCRAPER.DETAIL_IMAGES: has no effect without DETAIL_SELECTOR"),
+            ("PAGE_LOOKAHEAD: 0", "test.yaml: SCRAPER.PAGE_LOOKAHEAD: must be between 1 and 64, got 0"),
+            ("PAGE_LOOKAHEAD: 65", "test.yaml: SCRAPER.PAGE_LOOKAHEAD: must be between 1 and 64, got 65"),
+            ("PAGE_LOOKAHEAD: -1", "SCRAPER.PAGE_LOOKAHEAD: invalid type: integer `-1`"),
+            (
+                "PAGE_HOST: 'https://h.example/'",
+                "test.yaml: SCRAPER.PAGE_HOST: \"https://h.example/\" is not a host name",
+            ),
+        ];
+        for (key, needle) in cases {
+            let e = error(&format!("{ORIGINAL}  {key}\n"), &[]);
+            assert!(e.contains(needle), "{key}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn each_demo_shape_sets_the_keys_a_user_would() {
+        use crate::demo::Shape;
+        let demo = Url::parse("http://127.0.0.1:4000/").unwrap();
+        let yaml = format!(
+            "{ORIGINAL}  DETAIL_SELECTOR: nothing\n  PAGE_HOST: elsewhere.example\n  PAGE_LOOKAHEAD: 7\n"
+        );
+        let resolve = |shape: &str| {
+            let args = ["--demo", shape];
+            Config::resolve(Settings::parse_for_test(&yaml).unwrap(), &cli(&args), Some(&demo)).unwrap()
+        };
+        for shape in Shape::ALL {
+            let name = clap::ValueEnum::to_possible_value(&shape).unwrap().get_name().to_string();
+            let c = resolve(&name);
+            let (urls, _) = pages(&c);
+            assert_eq!(c.walk, Walk { page_host: "127.0.0.1".into(), lookahead: 7 }, "{name}");
+            assert_eq!(c.extract.next_selector, DEFAULT_NEXT_SELECTOR);
+            assert_eq!(c.extract.detail.selector, shape.detail_selector().unwrap_or_default(), "{name}");
+            let first = match shape {
+                Shape::NextLinks => "http://127.0.0.1:4000/list/cats",
+                _ => "http://127.0.0.1:4000/p1/cats.html",
+            };
+            assert_eq!(urls.url(1).as_str(), first, "{name}");
+            assert_eq!(urls.has_template(), shape != Shape::NextLinks, "{name}");
+        }
     }
 
     #[test]

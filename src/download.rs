@@ -239,6 +239,8 @@ mod tests {
             page_count_selector: String::new(),
             linked_images: Default::default(),
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: Default::default(),
         };
         FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
     }

@@ -26,8 +26,8 @@ use crate::html::Extractor;
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::store::Commit;
 use crate::work::{
-    Done, FetchOptions, ImageTask, Task, TaskError, check_status, host_of, plain_length, plan_retry,
-    redirect_target,
+    Done, FetchOptions, ImageTask, PageKind, Task, TaskError, check_status, host_of, plain_length,
+    plan_retry, redirect_target,
 };
 
 /// What a worker's HTTP client does for the core. Crate-private: both implementations
@@ -136,7 +136,7 @@ impl<C: Client> Core<C> {
     async fn perform(&self, task: &Task) -> Result<Done, TaskError> {
         match task {
             Task::Robots { url } => self.fetch_robots(url, task).await,
-            Task::Page { url, .. } => self.fetch_page(url, task).await,
+            Task::Page { url, kind, .. } => self.fetch_page(url, *kind, task).await,
             Task::Image(image) => self.fetch_image(image, task).await,
         }
     }
@@ -185,7 +185,7 @@ impl<C: Client> Core<C> {
         Ok(Done::Robots(Rules::AllowAll))
     }
 
-    async fn fetch_page(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+    async fn fetch_page(&self, url: &Url, kind: PageKind, task: &Task) -> Result<Done, TaskError> {
         let response = match self.get(url, task).await? {
             Answer::Moved(to) => return Ok(Done::Moved(to)),
             Answer::Body(response) => response,
@@ -193,7 +193,10 @@ impl<C: Client> Core<C> {
         let mut body = Capped::new(self.opts.max_page_bytes);
         self.read_into(response, &mut body).await?;
         let html = String::from_utf8_lossy(&body.bytes);
-        Ok(Done::Page(self.extractor.scan(&html, url)))
+        Ok(Done::Page(match kind {
+            PageKind::Listing => self.extractor.scan(&html, url),
+            PageKind::Detail => self.extractor.scan_detail(&html, url),
+        }))
     }
 
     /// Streams the body through an [`ImageSink`]: memory per download is one chunk,

@@ -151,9 +151,15 @@ fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: D
     } else if summary.all_succeeded() && !interrupted {
         info!(log, "{}", summary.images_line());
         info!(log, "{}", summary.pages_line());
+        if let Some(line) = summary.details_line() {
+            info!(log, "{}", line);
+        }
     } else {
         warn!(log, "{}", summary.images_line());
         warn!(log, "{}", summary.pages_line());
+        if let Some(line) = summary.details_line() {
+            warn!(log, "{}", line);
+        }
     }
     if summary.images.skipped > 0 && !config.dry_run {
         info!(log, "some images were skipped (complete from an earlier run, robots.txt or a size filter); --force downloads completed ones again";
@@ -250,6 +256,8 @@ async fn scrape(
         listing: config.dry_run.then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write>),
         progress,
         image_host: config.extract.image_host.trim().to_ascii_lowercase(),
+        page_host: config.walk.page_host.clone(),
+        page_lookahead: Some(config.walk.lookahead as usize),
         max_server_wait: config.retries.max_wait,
         cancel: cancel.clone(),
     };

@@ -47,10 +47,11 @@ fn main() {
 fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
     let settings = Settings::load(cli.config.as_deref())?;
     let demo = match cli.demo {
-        true => Some(
-            DemoServer::start_on(Gallery::default(), DEMO_PORT).context("cannot start the demo gallery")?,
+        Some(shape) => Some(
+            DemoServer::start_on(Gallery::shaped(shape), DEMO_PORT)
+                .context("cannot start the demo gallery")?,
         ),
-        false => None,
+        None => None,
     };
     let config = Config::resolve(settings, cli, demo.as_ref().map(DemoServer::url).as_ref())?;
     if let Some(demo) = &demo {

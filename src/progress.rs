@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn the_line_says_pages_outcomes_bytes_and_rate() {
         let s = Snapshot {
-            pages: PageCounts { total: 3, ok: 2, failed: 1, skipped: 0 },
+            pages: PageCounts { total: 3, ok: 2, failed: 1, skipped: 0, ..PageCounts::default() },
             pages_planned: 10,
             images: ImageCounts { total: 80, ok: 50, failed: 2, skipped: 3, bytes: 3 * 1024 * 1024 },
         };
@@ -111,7 +111,7 @@ mod tests {
     fn the_bar_estimates_the_total_from_the_pages_left() {
         let progress = Progress::new(ProgressDrawTarget::hidden());
         let s = Snapshot {
-            pages: PageCounts { total: 2, ok: 2, failed: 0, skipped: 0 },
+            pages: PageCounts { total: 2, ok: 2, failed: 0, skipped: 0, ..PageCounts::default() },
             pages_planned: 10,
             images: ImageCounts { total: 80, ok: 30, failed: 0, skipped: 10, bytes: 0 },
         };

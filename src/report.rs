@@ -14,11 +14,18 @@ use crate::settings::Mode;
 /// Counts of listing pages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PageCounts {
+    /// Listing pages (ok + failed + skipped). Pages past the end of a walk that states no
+    /// count (a 404, a repeated last page) are not counted at all.
     pub total: u64,
     pub ok: u64,
     pub failed: u64,
     /// Disallowed by robots.txt.
     pub skipped: u64,
+    /// Detail pages (`DETAIL_SELECTOR`): the page per image a listing links to.
+    pub detail_ok: u64,
+    pub detail_failed: u64,
+    /// Disallowed by robots.txt, or off `PAGE_HOST`.
+    pub detail_skipped: u64,
 }
 
 /// Counts of distinct images found (after the host and extension filters).
@@ -67,6 +74,9 @@ pub struct Item {
     /// Why the URL is not the one the page offered first (a link target that was a page,
     /// replaced by its thumbnail); `null` otherwise.
     pub note: Option<String>,
+    /// The detail page it was found on (`page` is then the listing page that linked to
+    /// that detail page); `null` when found on a listing page.
+    pub detail: Option<String>,
 }
 
 /// The Coordinator's answer to `Join`.
@@ -85,7 +95,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn all_succeeded(&self) -> bool {
-        self.pages.failed == 0 && self.images.failed == 0
+        self.pages.failed == 0 && self.pages.detail_failed == 0 && self.images.failed == 0
     }
 
     /// Success when every page and image succeeded, failure otherwise.
@@ -114,13 +124,36 @@ impl Summary {
         line
     }
 
+    /// The detail pages' line, when there were any.
+    pub fn details_line(&self) -> Option<String> {
+        let p = &self.pages;
+        let details = p.detail_ok + p.detail_failed + p.detail_skipped;
+        if details == 0 {
+            return None;
+        }
+        let mut line = format!(
+            "Detail pages, success: {}/{details}, failure: {}/{details}",
+            p.detail_ok, p.detail_failed
+        );
+        if p.detail_skipped > 0 {
+            line.push_str(&format!(", skipped: {}/{details}", p.detail_skipped));
+        }
+        Some(line)
+    }
+
     /// The end-of-run table for people.
     pub fn table(&self, elapsed: Duration) -> String {
         let (p, i) = (&self.pages, &self.images);
         let secs = elapsed.as_secs_f64().max(0.001);
         let mut rows: Vec<String> = self.stopped_line().into_iter().collect();
+        rows.extend([format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped)]);
+        if p.detail_ok + p.detail_failed + p.detail_skipped > 0 {
+            rows.push(format!(
+                "  details  {:>6} ok {:>6} failed {:>6} skipped",
+                p.detail_ok, p.detail_failed, p.detail_skipped
+            ));
+        }
         rows.extend([
-            format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped),
             format!(
                 "  images   {:>6} ok {:>6} failed {:>6} skipped   of {}",
                 i.ok, i.failed, i.skipped, i.total
@@ -210,7 +243,7 @@ mod tests {
     fn summary() -> Summary {
         Summary {
             stopped: None,
-            pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0 },
+            pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0, ..PageCounts::default() },
             images: ImageCounts { total: 2, ok: 1, failed: 1, skipped: 0, bytes: 2048 },
             listed: 0,
             items: vec![
@@ -226,6 +259,7 @@ mod tests {
                     sha256: None,
                     element: Some(Element::Img),
                     note: None,
+                    detail: None,
                 },
                 Item {
                     url: "http://h/b.jpg".into(),
@@ -239,6 +273,7 @@ mod tests {
                     sha256: Some("ab".repeat(32)),
                     element: None,
                     note: None,
+                    detail: None,
                 },
             ],
         }
@@ -254,7 +289,11 @@ mod tests {
         assert_eq!(v["mode"], "sync");
         assert_eq!(v["workers"], 3);
         assert_eq!(v["elapsed_secs"], 1.234);
-        assert_eq!(v["pages"], serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0}));
+        assert_eq!(
+            v["pages"],
+            serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0,
+                "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+        );
         assert_eq!(v["images"]["failed"], 1);
         assert_eq!(v["items"][0]["status"], "failed");
         assert_eq!(v["items"][0]["error"], "HTTP status 404");
@@ -264,6 +303,7 @@ mod tests {
             (&"img".into(), &serde_json::Value::Null)
         );
         assert!(v["items"][0]["note"].is_null());
+        assert!(v["items"][0]["detail"].is_null(), "found on a listing page");
         assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
         assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
     }

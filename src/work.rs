@@ -27,19 +27,43 @@ pub type TaskId = u64;
 pub enum Task {
     /// Fetch an origin's robots.txt (before anything else is fetched from it).
     Robots { url: Url },
-    /// Fetch a listing page and scan it for images.
-    Page { number: u32, url: Url },
+    /// Fetch a page and scan it for images: a listing page, or a detail page one of them
+    /// links to (`kind`).
+    Page {
+        /// The listing page's number; a detail page's is that of the listing page that
+        /// linked to it.
+        number: u32,
+        url: Url,
+        /// Which scan the page gets: a detail page yields its largest image and leads
+        /// nowhere further.
+        kind: PageKind,
+    },
     /// Download an image into the out dir.
     Image(ImageTask),
 }
 
 impl Task {
+    /// Listing page `number` at `url`.
+    pub fn listing(number: u32, url: Url) -> Self {
+        Task::Page { number, url, kind: PageKind::Listing }
+    }
+
     pub fn url(&self) -> &Url {
         match self {
             Task::Robots { url } | Task::Page { url, .. } => url,
             Task::Image(image) => &image.url,
         }
     }
+}
+
+/// What a page is to the walk, so the worker knows which scan it gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PageKind {
+    /// A page of the gallery's listing: its images, page count, next link, detail links.
+    #[default]
+    Listing,
+    /// A page per image (reached by a `DETAIL_SELECTOR` link): its image, nothing more.
+    Detail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

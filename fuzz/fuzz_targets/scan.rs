@@ -25,6 +25,8 @@ static SETUPS: LazyLock<Vec<(Extractor, String, Url)>> = LazyLock::new(|| {
             page_count_selector: count.into(),
             linked_images: Default::default(),
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: Default::default(),
         };
         (Extractor::new(&rules).unwrap(), host.to_ascii_lowercase(), Url::parse(page).unwrap())
     };

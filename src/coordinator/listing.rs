@@ -38,6 +38,12 @@ impl Listing {
         }
     }
 
+    /// Images to list as soon as robots.txt allows (a detail page's: found after its
+    /// listing page was done).
+    pub fn add(&mut self, images: impl IntoIterator<Item = Offer>) {
+        self.queue.extend(images);
+    }
+
     /// Every held page, in order, whatever is still missing before it (the run is ending).
     pub fn release_held(&mut self) {
         while let Some((_, images)) = self.held.pop_first() {

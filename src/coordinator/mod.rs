@@ -41,17 +41,18 @@ use url::Url;
 
 use crate::config::Source;
 use crate::frontier::{
-    self, Answer, Claimed, Completed, Ending, Frontier, FrontierError, LeaseId, LocalFrontier, Meta, Offer,
-    PageFate, Refused, Verdict, Work,
+    self, Answer, Claimed, Completed, EndWhy, Ending, Frontier, FrontierError, LastWhy, LeaseId,
+    LocalFrontier, Meta, Offer, PageFate, Refused, Verdict, Work,
 };
+use crate::html::Found;
 use crate::progress::Snapshot;
 use crate::report::{ImageCounts, PageCounts, Status, Summary};
 use crate::robots::Rules;
-use crate::work::{Done, ImageTask, RegisterWorker, Task, TaskError, TaskFinished, host_of};
+use crate::work::{Done, ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished, host_of};
 use gate::ClaimGate;
 use listing::Listing;
 use names::{Names, Planned};
-use outcome::ImageAnswer;
+use outcome::{DetailAnswer, ImageAnswer};
 pub use plan::Plan;
 use robots_book::RobotsBook;
 use slots::Slots;
@@ -130,11 +131,15 @@ impl Coordinator {
     /// A Coordinator for `plan` with the in-memory frontier.
     pub fn new(plan: Plan, log: Logger) -> Self {
         let frontier = match &plan.source {
+            Source::Pages { pages, max_pages, .. } if !pages.has_template() => {
+                LocalFrontier::links(pages.url(1)).with_max_pages(*max_pages)
+            }
             Source::Pages { pages, first_page, max_pages } => {
                 let pages = pages.clone();
                 let last = max_pages.unwrap_or(*first_page);
                 LocalFrontier::pages(*first_page, last, Box::new(move |n| pages.url(n)))
                     .with_max_pages(*max_pages)
+                    .with_lookahead(plan.page_lookahead)
             }
             Source::Urls(_) => LocalFrontier::empty(),
         };
@@ -266,8 +271,9 @@ impl Coordinator {
         for Refused { work, reason, failure } in claimed.refused {
             match work {
                 Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
-                Work::Image(offer) | Work::Detail(offer) if failure => self.fail(&offer.into(), 0, reason),
-                Work::Image(offer) | Work::Detail(offer) => self.skip(&offer.into(), reason),
+                Work::Image(offer) if failure => self.fail(&offer.into(), 0, reason),
+                Work::Image(offer) => self.skip(&offer.into(), reason),
+                Work::Detail(offer) => self.detail_refused(&offer.url, reason, failure),
             }
         }
         for lease in claimed.leases {
@@ -279,9 +285,12 @@ impl Coordinator {
             };
             let (task, page, referer, meta) = match lease.work {
                 Work::Page { number, url, hops } => {
-                    (Task::Page { number, url }, number, None, Meta { hops, ..Meta::default() })
+                    (Task::listing(number, url), number, None, Meta { hops, ..Meta::default() })
                 }
-                Work::Image(offer) | Work::Detail(offer) => match self.image_task(offer) {
+                Work::Detail(Offer { url, page, referer, meta, .. }) => {
+                    (Task::Page { number: page, url, kind: PageKind::Detail }, page, referer, meta)
+                }
+                Work::Image(offer) => match self.image_task(offer) {
                     Ok(ready) => ready,
                     Err(()) => {
                         let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
@@ -415,6 +424,10 @@ impl Coordinator {
                 act.tally.pages_failed(abandoned.pages);
             }
             for offer in abandoned.images {
+                if offer.detail {
+                    act.tally.detail_failed();
+                    continue;
+                }
                 let mut item = Subject::from(offer).item(Status::Failed);
                 item.error = Some(reason.clone());
                 act.tally.image(item);
@@ -441,8 +454,13 @@ impl Coordinator {
         let InFlight { task, lease, page, referer, meta } = done;
         match (task, lease) {
             (Task::Robots { url }, _) => self.robots_finished(&url, outcome),
-            (Task::Page { number, url }, Some(lease)) => {
+            (Task::Page { number, url, kind: PageKind::Listing }, Some(lease)) => {
                 self.page_finished(lease, number, url, &meta, outcome, msg.attempts, ctx)
+            }
+            (Task::Page { number, url, kind: PageKind::Detail }, Some(lease)) => {
+                let found = meta.found.clone().unwrap_or_else(|| url.clone());
+                let detail = Subject { found, page: number, path: String::new(), meta };
+                self.detail_finished(lease, url, detail, outcome, msg.attempts, ctx)
             }
             (Task::Image(task), Some(lease)) => {
                 let image = Subject {
@@ -470,17 +488,21 @@ impl Coordinator {
         attempts: u32,
         ctx: &mut Context<Self>,
     ) {
-        let outcome::PageAnswer { ending, images, error } = outcome::page(outcome, meta.hops);
-        let offers: Vec<Offer> = images
-            .into_iter()
-            .filter(|f| self.plan.filters.wants(&f.url))
-            .map(outcome::found_meta)
-            .map(|(image, meta)| Offer::new(image, number, Some(url.clone()), meta))
-            .collect();
+        let answer = outcome::page(outcome, meta.hops, |u| self.page_host_allows(u));
+        let outcome::PageAnswer { ending, images, details, off_host, error } = answer;
+        if let Some(next) = off_host {
+            info!(self.log, "next link leads off PAGE_HOST: not followed"; "page" => number, "next" => %next);
+        }
+        let mut offers = self.image_offers(images, number, &url, None);
         let listed = self.listing.is_some().then(|| offers.clone());
+        let n_images = offers.len();
+        let details = details
+            .into_iter()
+            .map(|d| Offer { detail: true, ..Offer::new(d, number, Some(url.clone()), Meta::default()) });
+        offers.extend(details);
         let answer = self.frontier.complete(lease, ending, offers);
         self.then(ctx, answer, move |act, done| {
-            act.page_completed(number, &url, error, attempts, listed, done)
+            act.page_completed(number, &url, error, attempts, (n_images, listed), done)
         });
     }
 
@@ -490,18 +512,18 @@ impl Coordinator {
         url: &Url,
         error: Option<TaskError>,
         attempts: u32,
-        listed: Option<Vec<Offer>>,
+        (images, listed): (usize, Option<Vec<Offer>>),
         done: Completed,
     ) {
-        let new = done.admitted.iter().filter(|admitted| **admitted).count();
-        for _ in 0..new {
-            self.tally.found_image();
-        }
-        debug!(self.log, "images found"; "page" => number, "images" => done.admitted.len(), "new" => new);
+        // Images come first among the children, then detail pages.
+        let images = images.min(done.admitted.len());
+        let new = self.found_images(&done.admitted[..images]);
+        let new_details = done.admitted[images..].iter().filter(|new| **new).count();
+        debug!(self.log, "images found"; "page" => number, "images" => images, "new" => new, "new_details" => new_details);
         let error = error.map_or_else(String::new, |e| e.to_string());
         match done.page {
             Some(PageFate::Moved) => return,
-            Some(PageFate::Ok | PageFate::Last(_)) => self.tally.page_ok(),
+            Some(PageFate::Ok) => self.tally.page_ok(),
             Some(PageFate::Clamped { stated, last }) => {
                 self.tally.page_ok();
                 // Logged as before for a walk from page 1 (scripts may look for it); a
@@ -514,10 +536,23 @@ impl Coordinator {
                         "page" => first, "stated" => stated, "last" => last),
                 }
             }
-            Some(PageFate::End { first_time, .. }) => {
-                if first_time {
-                    info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url);
-                }
+            Some(PageFate::End { why: EndWhy::Missing, first_time: true }) => {
+                info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::End { why: EndWhy::Repeats, first_time: true }) => {
+                info!(self.log, "page repeats images already found: the walk ends before it"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::End { first_time: false, .. }) => {
+                debug!(self.log, "page past the end"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::Last(why)) => {
+                self.tally.page_ok();
+                let why = match why {
+                    LastWhy::Empty => "it has no images and no next link",
+                    LastWhy::NoNext => "it has no next link",
+                    LastWhy::Loop => "its next link leads back to a page walked",
+                };
+                info!(self.log, "last page of the walk"; "page" => number, "url" => %url, "why" => why);
             }
             Some(PageFate::PastEnd) => {
                 debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => error)
@@ -531,6 +566,78 @@ impl Coordinator {
             let admitted = listed.unwrap_or_default().into_iter().zip(done.admitted);
             listing.page_done(number, admitted.filter(|(_, new)| *new).map(|(offer, _)| offer).collect());
         }
+    }
+
+    /// A detail page came back: its images are offered as the page's own, under the
+    /// listing page that linked to it, each naming the detail page.
+    fn detail_finished(
+        &mut self,
+        lease: LeaseId,
+        url: Url,
+        detail: Subject,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let (children, ok) = match outcome::detail(outcome, &detail, |u| self.page_host_allows(u)) {
+            DetailAnswer::Images(images) => (self.image_offers(images, detail.page, &url, Some(&url)), true),
+            DetailAnswer::Moved(target) => (vec![*target], false),
+            DetailAnswer::Failed(error) => {
+                warn!(self.log, "detail page failed"; "url" => %detail.found, "error" => error, "attempts" => attempts);
+                self.tally.detail_failed();
+                (Vec::new(), false)
+            }
+        };
+        let listed = (ok && self.listing.is_some()).then(|| children.clone());
+        let answer = self.frontier.complete(lease, Ending::Image, children);
+        self.then(ctx, answer, move |act, done| {
+            if !ok {
+                return;
+            }
+            act.tally.detail_ok();
+            let new = act.found_images(&done.admitted);
+            debug!(act.log, "images found"; "detail" => %url, "images" => done.admitted.len(), "new" => new);
+            if let Some(listing) = &mut act.listing {
+                let admitted = listed.unwrap_or_default().into_iter().zip(done.admitted);
+                listing.add(admitted.filter(|(_, new)| *new).map(|(offer, _)| offer));
+            }
+        });
+    }
+
+    fn detail_refused(&mut self, url: &Url, reason: String, failure: bool) {
+        warn!(self.log, "detail page not fetched"; "url" => %url, "reason" => &reason);
+        match failure {
+            true => self.tally.detail_failed(),
+            false => self.tally.detail_skipped(),
+        }
+    }
+
+    /// The images a page (`referer`) holds, past the filters, as offers.
+    fn image_offers(&self, images: Vec<Found>, page: u32, referer: &Url, detail: Option<&Url>) -> Vec<Offer> {
+        images
+            .into_iter()
+            .filter(|f| self.plan.filters.wants(&f.url))
+            .map(outcome::found_meta)
+            .map(|(image, meta)| {
+                let meta = Meta { detail: detail.cloned(), ..meta };
+                Offer::new(image, page, Some(referer.clone()), meta)
+            })
+            .collect()
+    }
+
+    /// Counts the images the frontier admitted as found; returns how many.
+    fn found_images(&mut self, admitted: &[bool]) -> usize {
+        let new = admitted.iter().filter(|new| **new).count();
+        for _ in 0..new {
+            self.tally.found_image();
+        }
+        new
+    }
+
+    /// Whether a next link or a detail link may lead to `url` (`PAGE_HOST`).
+    fn page_host_allows(&self, url: &Url) -> bool {
+        let host = &self.plan.page_host;
+        host.is_empty() || url.host_str().is_some_and(|h| h.contains(host.as_str()))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -16,29 +16,74 @@ use crate::work::{Done, ImageTask, MAX_REDIRECTS, TaskError};
 pub struct PageAnswer {
     pub ending: Ending,
     pub images: Vec<Found>,
+    /// Its detail links the page host allows.
+    pub details: Vec<Url>,
+    /// A next link the page host refused (for the log).
+    pub off_host: Option<Url>,
     /// What went wrong, for the log and the count, if anything did.
     pub error: Option<TaskError>,
 }
 
-/// What a page's answer means; `hops`: redirects followed to get to its URL.
-pub fn page(outcome: Result<Done, TaskError>, hops: u8) -> PageAnswer {
-    let (ending, images, error) = match outcome {
+/// What a listing page's answer means; `hops`: redirects followed to get to its URL;
+/// `page_host`: where a next link or a detail link may lead.
+pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url) -> bool) -> PageAnswer {
+    let failed =
+        |ending, error| PageAnswer { ending, images: Vec::new(), details: Vec::new(), off_host: None, error };
+    match outcome {
         Ok(Done::Page(scan)) => {
-            let (stated, found) = (scan.page_count, scan.images.len());
-            (Ending::PageFetched { stated, next: None, found }, scan.images, None)
+            let found = scan.images.len() + scan.details.len();
+            let (next, off_host) = match scan.next {
+                Some(next) if !page_host(&next) => (None, Some(next)),
+                next => (next, None),
+            };
+            let details = scan.details.into_iter().filter(|url| page_host(url)).collect();
+            let ending = Ending::PageFetched { stated: scan.page_count, next, found };
+            PageAnswer { ending, images: scan.images, details, off_host, error: None }
         }
         Ok(Done::Moved(to)) if hops < MAX_REDIRECTS => {
-            (Ending::PageMoved { url: to, hops: hops + 1 }, Vec::new(), None)
+            failed(Ending::PageMoved { url: to, hops: hops + 1 }, None)
         }
-        Ok(Done::Moved(_)) => (Ending::PageFailed, Vec::new(), Some(TaskError::Redirects)),
-        Err(e @ TaskError::Status { code: 404 | 410, .. }) => (Ending::PageMissing, Vec::new(), Some(e)),
-        Err(e) => (Ending::PageFailed, Vec::new(), Some(e)),
-        Ok(other) => {
-            let e = TaskError::Worker(format!("worker answered a page with {other:?}"));
-            (Ending::PageFailed, Vec::new(), Some(e))
+        Ok(Done::Moved(_)) => failed(Ending::PageFailed, Some(TaskError::Redirects)),
+        Err(e @ TaskError::Status { code: 404 | 410, .. }) => failed(Ending::PageMissing, Some(e)),
+        Err(e) => failed(Ending::PageFailed, Some(e)),
+        Ok(other) => failed(
+            Ending::PageFailed,
+            Some(TaskError::Worker(format!("worker answered a page with {other:?}"))),
+        ),
+    }
+}
+
+/// A detail page's answer: its images, or where it moved (to fetch it there), or why it
+/// failed.
+pub enum DetailAnswer {
+    Images(Vec<Found>),
+    Moved(Box<Offer>),
+    Failed(String),
+}
+
+/// What a detail page's answer means. `detail` is the page as handed out.
+pub fn detail(
+    outcome: Result<Done, TaskError>,
+    detail: &Subject,
+    page_host: impl Fn(&Url) -> bool,
+) -> DetailAnswer {
+    match outcome {
+        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images),
+        Ok(Done::Moved(_)) if detail.meta.hops >= MAX_REDIRECTS => {
+            DetailAnswer::Failed(TaskError::Redirects.to_string())
         }
-    };
-    PageAnswer { ending, images, error }
+        Ok(Done::Moved(to)) if !page_host(&to) => {
+            DetailAnswer::Failed(format!("redirect to a host outside PAGE_HOST: {to}"))
+        }
+        Ok(Done::Moved(to)) => {
+            let meta =
+                Meta { hops: detail.meta.hops + 1, found: Some(detail.found.clone()), ..detail.meta.clone() };
+            let target = Offer { again: true, detail: true, ..Offer::new(to, detail.page, None, meta) };
+            DetailAnswer::Moved(Box::new(target))
+        }
+        Err(e) => DetailAnswer::Failed(e.to_string()),
+        Ok(other) => DetailAnswer::Failed(format!("worker answered a detail page with {other:?}")),
+    }
 }
 
 /// What a page said about an image, as the frontier keeps it.
@@ -152,11 +197,38 @@ mod tests {
 
     #[test]
     fn a_page_redirected_too_often_fails_and_a_missing_one_is_missing() {
-        let moved = |hops| page(Ok(Done::Moved(url("http://h.test/p2"))), hops).ending;
+        let any = |_: &Url| true;
+        let moved = |hops| page(Ok(Done::Moved(url("http://h.test/p2"))), hops, any).ending;
         assert!(matches!(moved(0), Ending::PageMoved { hops: 1, .. }));
         assert_eq!(moved(MAX_REDIRECTS), Ending::PageFailed);
-        assert_eq!(page(Err(TaskError::status(410)), 0).ending, Ending::PageMissing);
-        assert_eq!(page(Err(TaskError::status(500)), 0).ending, Ending::PageFailed);
+        assert_eq!(page(Err(TaskError::status(410)), 0, any).ending, Ending::PageMissing);
+        assert_eq!(page(Err(TaskError::status(500)), 0, any).ending, Ending::PageFailed);
+    }
+
+    #[test]
+    fn links_off_the_page_host_are_not_followed() {
+        let on_site = |u: &Url| u.host_str() == Some("h.test");
+        let scan = crate::html::PageScan {
+            next: Some(url("http://elsewhere.test/p2")),
+            details: vec![url("http://h.test/view/1"), url("http://elsewhere.test/view/2")],
+            images: vec![Found::img(url("http://h.test/a.jpg"))],
+            ..Default::default()
+        };
+        let answer = page(Ok(Done::Page(scan)), 0, on_site);
+        assert_eq!(answer.ending, Ending::PageFetched { stated: None, next: None, found: 3 });
+        assert_eq!(answer.off_host.unwrap().as_str(), "http://elsewhere.test/p2");
+        assert_eq!(answer.details, [url("http://h.test/view/1")]);
+    }
+
+    #[test]
+    fn a_detail_page_follows_its_redirects_on_the_page_host_only() {
+        let view = subject("http://h.test/view/1", Meta::default());
+        let on_site = |u: &Url| u.host_str() == Some("h.test");
+        let moved = detail(Ok(Done::Moved(url("http://h.test/view/1/"))), &view, on_site);
+        let DetailAnswer::Moved(target) = moved else { panic!("not moved") };
+        assert!(target.detail && target.again && target.found().as_str() == "http://h.test/view/1");
+        let away = detail(Ok(Done::Moved(url("http://evil.test/x"))), &view, on_site);
+        assert!(matches!(away, DetailAnswer::Failed(e) if e.contains("PAGE_HOST")));
     }
 
     #[test]

@@ -33,6 +33,12 @@ pub struct Plan {
     /// `IMAGE_HOST`, lower-cased: where an image found on a page may be redirected to
     /// (the extractor applies it to the URLs on the page). Empty takes any host.
     pub image_host: String,
+    /// `PAGE_HOST`, lower-cased: where a next link or a detail link may lead. Empty takes
+    /// any host.
+    pub page_host: String,
+    /// `PAGE_LOOKAHEAD`: listing pages out at once while the end of the walk is not
+    /// known; `None`: the frontier's default, from the workers' capacity.
+    pub page_lookahead: Option<usize>,
     /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
     /// Crawl-delay is clamped to it.
     pub max_server_wait: Duration,
@@ -56,6 +62,8 @@ impl Plan {
             listing: None,
             progress: None,
             image_host: String::new(),
+            page_host: String::new(),
+            page_lookahead: None,
             max_server_wait: Duration::from_secs(60),
             cancel: Cancel::default(),
         }

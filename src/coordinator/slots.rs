@@ -147,7 +147,7 @@ mod tests {
     }
 
     fn page(url: &str) -> Task {
-        Task::Page { number: 1, url: Url::parse(url).unwrap() }
+        Task::listing(1, Url::parse(url).unwrap())
     }
 
     #[actix::test]

@@ -59,6 +59,19 @@ impl Tally {
         self.pages.skipped += 1;
     }
 
+    pub fn detail_ok(&mut self) {
+        self.pages.detail_ok += 1;
+    }
+
+    pub fn detail_failed(&mut self) {
+        self.pages.detail_failed += 1;
+    }
+
+    /// A detail page robots.txt disallows, or off `PAGE_HOST`.
+    pub fn detail_skipped(&mut self) {
+        self.pages.detail_skipped += 1;
+    }
+
     pub fn listed(&mut self) {
         self.listed += 1;
     }
@@ -101,6 +114,7 @@ impl Subject {
     pub fn item(&self, status: Status) -> Item {
         let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
         (item.element, item.note) = (self.meta.element, self.meta.note.clone());
+        item.detail = self.meta.detail.as_ref().map(Url::to_string);
         item
     }
 }
@@ -127,6 +141,7 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
         sha256: None,
         element: None,
         note: None,
+        detail: None,
     }
 }
 
@@ -147,6 +162,7 @@ mod tests {
             sha256: None,
             element: None,
             note: None,
+            detail: None,
         }
     }
 
@@ -172,7 +188,10 @@ mod tests {
         tally.page_ok();
         tally.pages_failed(3);
         tally.page_skipped();
-        assert_eq!(tally.pages(), PageCounts { total: 5, ok: 1, failed: 3, skipped: 1 });
+        assert_eq!(
+            tally.pages(),
+            PageCounts { total: 5, ok: 1, failed: 3, skipped: 1, ..PageCounts::default() }
+        );
         tally.image(item(Status::Ok, 1));
         assert!(tally.summary(Some("interrupted".into())).items.is_empty(), "no items kept");
     }

@@ -96,7 +96,7 @@ async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Pro
 
 fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
     let images = images.iter().map(|s| Found::img(url(s))).collect();
-    let outcome = Ok(Done::Page(PageScan { images, page_count }));
+    let outcome = Ok(Done::Page(PageScan { images, page_count, ..PageScan::default() }));
     TaskFinished { id, outcome, attempts: 1 }
 }
 
@@ -185,7 +185,7 @@ async fn join_waits_for_the_last_acknowledgement_and_counts_exactly() {
 
     coordinator.send(image_done(dir.path(), c, 50)).await.unwrap();
     let summary = join.await.unwrap().expect("a summary");
-    assert_eq!(summary.pages, PageCounts { total: 2, ok: 2, failed: 0, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 2, ok: 2, failed: 0, skipped: 0, ..PageCounts::default() });
     assert_eq!(summary.images, ImageCounts { total: 3, ok: 2, failed: 1, skipped: 0, bytes: 150 });
     let failed_item = summary.items.iter().find(|i| i.status == Status::Failed).unwrap();
     assert_eq!(failed_item.url, "http://h.test/b.jpg");
@@ -204,7 +204,7 @@ async fn one_link(
     let (coordinator, dir) = start(Some(1));
     let (probe, handed) = register(&coordinator, 4).await;
     let link = Found { url: url(target), element: Element::Link, fallback: Some(url(thumbnail)) };
-    let outcome = Ok(Done::Page(PageScan { images: vec![link], page_count: None }));
+    let outcome = Ok(Done::Page(PageScan { images: vec![link], ..PageScan::default() }));
     coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
     let handed = probe.send(Take).await.unwrap();
     (coordinator, probe, handed, dir)
@@ -351,7 +351,7 @@ async fn a_failed_first_page_still_lets_the_others_run() {
     assert_eq!(pages_of(&handed), [2]);
     coordinator.send(page_done(handed[0].id, &[], None)).await.unwrap();
     let summary = coordinator.send(Join).await.unwrap().unwrap();
-    assert_eq!(summary.pages, PageCounts { total: 2, ok: 1, failed: 1, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 2, ok: 1, failed: 1, skipped: 0, ..PageCounts::default() });
 }
 
 #[actix::test]
@@ -366,7 +366,7 @@ async fn a_dead_worker_fails_its_tasks_instead_of_hanging() {
     // a regression (a hang) into a failure.
     let join = tokio::time::timeout(Duration::from_secs(10), coordinator.send(Join));
     let summary = join.await.expect("join hung").unwrap().unwrap();
-    assert_eq!(summary.pages, PageCounts { total: 3, ok: 1, failed: 2, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 3, ok: 1, failed: 2, skipped: 0, ..PageCounts::default() });
     assert_eq!((summary.images.total, summary.images.failed), (4, 4));
 }
 
@@ -492,7 +492,7 @@ async fn interrupt_counts_tasks_that_never_answer_after_a_grace() {
     // The probe never answers page 1: the grace period ends the wait.
     let join = tokio::time::timeout(INTERRUPT_GRACE * 5, coordinator.send(Join));
     let summary = join.await.expect("join hung").unwrap().unwrap();
-    assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0, ..PageCounts::default() });
     assert!(started.elapsed() >= INTERRUPT_GRACE, "not before the grace period ended");
 }
 
@@ -508,7 +508,7 @@ async fn a_join_waiting_on_a_worker_that_died_is_answered_without_another_messag
     // Nothing else is sent: only the liveness check can notice. (Virtual time: a
     // regression fails at once instead of hanging.)
     let summary = tokio::time::timeout(LIVENESS_CHECK * 20, join).await.expect("join hung").unwrap().unwrap();
-    assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 1, ok: 0, failed: 1, skipped: 0, ..PageCounts::default() });
 }
 
 #[actix::test]
@@ -592,7 +592,7 @@ async fn a_redirected_page_is_fetched_at_its_target() {
     assert_eq!(handed[0].task.url().as_str(), "http://h.test/new/1");
     coordinator.send(page_done(handed[0].id, &[], None)).await.unwrap();
     let summary = coordinator.send(Join).await.unwrap().unwrap();
-    assert_eq!(summary.pages, PageCounts { total: 1, ok: 1, failed: 0, skipped: 0 });
+    assert_eq!(summary.pages, PageCounts { total: 1, ok: 1, failed: 0, skipped: 0, ..PageCounts::default() });
 }
 
 /// A worker that answers at once, as a real one would: three pages stating the count,
@@ -683,4 +683,68 @@ async fn a_frontier_that_answers_later_does_the_same_work() {
     assert_eq!((deferred.pages.ok, deferred.pages.total), (3, 3), "the count stated on page 1 was followed");
     assert_eq!(deferred.images, ImageCounts { total: 7, ok: 7, failed: 0, skipped: 0, bytes: 35 });
     assert_eq!((deferred.pages, deferred.images), (local.pages, local.images));
+}
+
+fn page_with_next(id: TaskId, images: &[&str], next: Option<&str>) -> TaskFinished {
+    let images = images.iter().map(|s| Found::img(url(s))).collect();
+    let outcome = Ok(Done::Page(PageScan { images, next: next.map(url), ..PageScan::default() }));
+    TaskFinished { id, outcome, attempts: 1 }
+}
+
+fn page_url_of(task: &RunTask) -> String {
+    match &task.task {
+        Task::Page { url, .. } => url.to_string(),
+        other => panic!("not a page: {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn a_walk_by_next_links_hands_out_where_they_lead_and_ends_where_none_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = PageUrls::single(url("http://h.test/list"));
+    let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: None }, folder(dir.path()));
+    let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+    let (probe, handed) = register(&coordinator, 4).await;
+    assert_eq!(page_url_of(&handed[0]), "http://h.test/list");
+    coordinator
+        .send(page_with_next(handed[0].id, &["http://h.test/1.jpg"], Some("http://h.test/list?2")))
+        .await
+        .unwrap();
+    let handed = probe.send(Take).await.unwrap();
+    let page2 = handed.iter().find(|t| matches!(t.task, Task::Page { .. })).expect("page 2 goes");
+    assert_eq!(page_url_of(page2), "http://h.test/list?2");
+    coordinator.send(page_with_next(page2.id, &["http://h.test/2.jpg"], None)).await.unwrap();
+    for image in handed.iter().filter(|t| matches!(t.task, Task::Image(_))) {
+        coordinator.send(image_done(dir.path(), image, 3)).await.unwrap();
+    }
+    let summary = drain(dir.path(), &coordinator, &probe).await;
+    assert_eq!((summary.pages.ok, summary.pages.total, summary.images.ok), (2, 2, 2));
+}
+
+#[actix::test]
+async fn a_page_repeating_known_images_is_the_end_not_a_page() {
+    let (coordinator, dir) = start(Some(10));
+    let (probe, handed) = register(&coordinator, 1).await;
+    coordinator.send(page_done(handed[0].id, &["http://h.test/1.jpg"], None)).await.unwrap();
+    let mut pages_seen = Vec::new();
+    loop {
+        let handed = probe.send(Take).await.unwrap();
+        if handed.is_empty() {
+            break;
+        }
+        for task in handed {
+            let finished = match &task.task {
+                Task::Page { number, .. } => {
+                    pages_seen.push(*number);
+                    // Page 2 has an image of its own; every page after it is page 2 again.
+                    page_done(task.id, &["http://h.test/2.jpg"], None)
+                }
+                _ => image_done(dir.path(), &task, 3),
+            };
+            coordinator.send(finished).await.unwrap();
+        }
+    }
+    let summary = coordinator.send(Join).await.unwrap().unwrap();
+    assert_eq!((summary.pages.ok, summary.pages.total), (2, 2), "page 3 repeats page 2: the end");
+    assert!(pages_seen.len() <= 1 + 2, "no more than the look-ahead past the end: {pages_seen:?}");
 }

@@ -49,9 +49,9 @@ pub struct LocalFrontier {
     details: SeenSet,
     /// The most pages the first page may say the walk has (`--pages`' upper end).
     max_pages: u32,
-    /// Pages out at once, at most: enough to keep every slot fed when a page holds few
-    /// images, few enough that images found and waiting stay a short queue.
-    max_pages_in_flight: Option<usize>,
+    /// Pages out at once while the end of the walk is not known (`PAGE_LOOKAHEAD`):
+    /// those past the end cost a request each.
+    lookahead: Option<usize>,
     /// Images admitted and not yet handed out.
     queues: Queues,
     seen: SeenSet,
@@ -89,7 +89,7 @@ impl LocalFrontier {
             next_seen: false,
             details: SeenSet::default(),
             max_pages: u32::MAX,
-            max_pages_in_flight: None,
+            lookahead: None,
             queues: Queues::default(),
             seen: SeenSet::default(),
             queue_images: true,
@@ -104,9 +104,10 @@ impl LocalFrontier {
         self
     }
 
-    /// Pages out at once, at most (by default, from the workers' capacity).
+    /// Pages out at once while the end of the walk is not known (by default, as when it
+    /// is: from the workers' capacity).
     pub fn with_lookahead(mut self, pages: Option<usize>) -> Self {
-        self.max_pages_in_flight = pages.map(|n| n.max(1));
+        self.lookahead = pages.map(|n| n.max(1));
         self
     }
 
@@ -131,8 +132,15 @@ impl LocalFrontier {
         }
     }
 
+    /// Pages out at once, at most: enough to keep every slot fed when a page holds few
+    /// images, few enough that images found and waiting stay a short queue, and while
+    /// the end is not known, no more than the look-ahead.
     fn max_pages_in_flight(&self, capacity: usize) -> usize {
-        self.max_pages_in_flight.unwrap_or((capacity / 16).clamp(2, 16))
+        let by_capacity = (capacity / 16).clamp(2, 16);
+        match self.lookahead {
+            Some(pages) if !self.pages.end_known() => pages,
+            _ => by_capacity,
+        }
     }
 
     fn next(&mut self, capacity: usize, gate: &mut dyn Gate, refused: &mut Vec<Refused>) -> Option<Lease> {
@@ -234,10 +242,11 @@ impl LocalFrontier {
     fn admit(&mut self, offers: Vec<Offer>) -> Vec<bool> {
         let mut admitted = Vec::with_capacity(offers.len());
         for offer in offers {
-            let new = match offer.detail {
-                true => self.details.admit(&offer.url),
-                false => offer.again || self.seen.admit(&offer.url),
-            };
+            let new = offer.again
+                || match offer.detail {
+                    true => self.details.admit(&offer.url),
+                    false => self.seen.admit(&offer.url),
+                };
             // A dry run lists images itself, but its detail pages must be fetched.
             if new && (self.queue_images || offer.detail) {
                 self.queues.push(offer);

@@ -29,6 +29,8 @@ pub struct Meta {
     /// as (it keeps it), and whether that name is its own from an earlier run.
     pub name: Option<String>,
     pub overwrite: bool,
+    /// For an image found on a detail page: that page (the report names it).
+    pub detail: Option<Url>,
 }
 
 /// Images found and not yet handed out, one queue per origin (in order of first

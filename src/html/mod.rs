@@ -12,8 +12,12 @@
 //! - `<noscript>` read as markup; its image and its lazy twin beside it are one image;
 //! - `<template>` is inert;
 //! - an `<a href>` to an image file is an image, and replaces the thumbnail it wraps
-//!   (`LINKED_IMAGES`), which stays as its fallback.
+//!   (`LINKED_IMAGES`), which stays as its fallback;
+//! - a listing page's next link (`NEXT_SELECTOR`) and its links to a page per image
+//!   (`DETAIL_SELECTOR`), whose thumbnails they replace; a detail page
+//!   ([`Extractor::scan_detail`]) yields its largest image ([`detail`]).
 
+pub mod detail;
 pub mod parse;
 pub mod srcset;
 
@@ -24,6 +28,8 @@ use scraper::{ElementRef, Html, Node, Selector};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use detail::Dims;
+pub use detail::{DetailImages, DetailRules};
 use srcset::Size;
 
 /// What the site-specific settings say about where images and the page count are.
@@ -44,6 +50,11 @@ pub struct ExtractRules {
     pub linked_images: LinkedImages,
     /// Links that are images whatever their extension (`LINK_SELECTOR`); empty: none.
     pub link_selector: String,
+    /// Elements whose `href` is the next listing page (`NEXT_SELECTOR`), so a walk can go
+    /// on where no template numbers the pages; empty: a scan never finds one.
+    pub next_selector: String,
+    /// Links to a page per image, and what such a page yields (`DETAIL_*`).
+    pub detail: DetailRules,
 }
 
 /// `LINKED_IMAGES`: what an `<a href>` to an image file means.
@@ -101,9 +112,19 @@ impl Found {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageScan {
     /// Distinct absolute http(s) image URLs, in document order, after the host filter.
+    /// Thumbnails inside detail links are not among them: their detail pages' images
+    /// replace them.
     pub images: Vec<Found>,
     /// The last number in the page-count element's text, if there is one.
     pub page_count: Option<u32>,
+    /// The first `NEXT_SELECTOR` match whose `href` is an http(s) URL other than the
+    /// page's own (fragment stripped): where a walk without a template goes next. Never
+    /// set on a detail page (one level only).
+    pub next: Option<Url>,
+    /// Distinct http(s) targets of the `DETAIL_SELECTOR` links, in document order
+    /// (fragments stripped): the pages whose images replace the thumbnails inside those
+    /// links. Never set on a detail page.
+    pub details: Vec<Url>,
 }
 
 impl PageScan {
@@ -136,6 +157,14 @@ pub struct Extractor {
     base: Selector,
     links: LinkedImages,
     link_selector: Option<Selector>,
+    next: Option<Selector>,
+    /// `DETAIL_SELECTOR`: links to a page per image, on listing pages.
+    detail_links: Option<Selector>,
+    /// `DETAIL_IMAGE_SELECTOR`: the images of a detail page; `None`: `image`'s. When set,
+    /// it alone says what an image is there: links it matches are linked originals
+    /// whatever their extension, links it does not match are not images.
+    detail_image: Option<Selector>,
+    detail_images: DetailImages,
 }
 
 /// One candidate URL of an element, as written, ranked. Resolved only once chosen: a
@@ -161,6 +190,9 @@ struct Pick {
     size: Size,
     lazy: bool,
     placeholder: bool,
+    /// The element's `width`/`height` attributes: read only where the largest image of
+    /// a detail page is wanted, since reading attributes per element costs.
+    dims: Dims,
 }
 
 /// An image found, before duplicates are dropped.
@@ -188,28 +220,48 @@ struct WaitingTwin {
     scope: ego_tree::NodeId,
 }
 
+/// A detail link being walked: the images inside it are the thumbnails its page replaces.
+struct OpenDetail {
+    node: ego_tree::NodeId,
+    in_noscript: bool,
+}
+
 /// State of one walk over a document (and the fragments of its `<noscript>`s).
 struct Walk<'a> {
     base: &'a Url,
+    /// A detail page: its own image selector, no detail links, sizes read for `largest`.
+    detail_page: bool,
     entries: Vec<Entry>,
     link: Option<OpenLink>,
     twin: Option<WaitingTwin>,
+    /// Targets of detail links, in document order, duplicates included.
+    details: Vec<Url>,
+    detail: Option<OpenDetail>,
+}
+
+/// A CSS selector, or a message naming `what` it was for and why it is not one.
+pub fn parse_selector(css: &str, what: &str) -> Result<Selector, String> {
+    Selector::parse(css).map_err(|e| {
+        // Some of scraper's messages span lines; settings errors are one line.
+        let why =
+            e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(": ");
+        format!("{what} {css:?} is not a valid CSS selector: {why}")
+    })
+}
+
+/// A selector that may be off: empty (or blank) is `None`.
+fn optional_selector(css: &str, what: &str) -> Result<Option<Selector>, String> {
+    match css.trim() {
+        "" => Ok(None),
+        css => parse_selector(css, what).map(Some),
+    }
 }
 
 impl Extractor {
     /// Fails with a message naming the bad selector.
     pub fn new(rules: &ExtractRules) -> Result<Self, String> {
-        let parse = |css: &str, what: &str| {
-            Selector::parse(css).map_err(|e| format!("{what} {css:?} is not a valid CSS selector: {e}"))
-        };
-        let page_count = match rules.page_count_selector.trim() {
-            "" => None,
-            css => Some(parse(css, "page-count selector")?),
-        };
-        let link_selector = match rules.link_selector.trim() {
-            "" => None,
-            css => Some(parse(css, "link selector")?),
-        };
+        let page_count = optional_selector(&rules.page_count_selector, "page-count selector")?;
+        let link_selector = optional_selector(&rules.link_selector, "link selector")?;
         let attributes: Vec<Attribute> = rules
             .attributes
             .iter()
@@ -221,19 +273,36 @@ impl Extractor {
             return Err("no image attribute to read".into());
         }
         Ok(Self {
-            image: parse(&rules.image_selector, "image selector")?,
+            image: parse_selector(&rules.image_selector, "image selector")?,
             attributes,
             host: rules.image_host.trim().to_ascii_lowercase(),
             page_count,
             base: Selector::parse("base[href]").expect("static selector"),
             links: rules.linked_images,
             link_selector,
+            next: optional_selector(&rules.next_selector, "next-link selector")?,
+            detail_links: optional_selector(&rules.detail.selector, "detail-link selector")?,
+            detail_image: optional_selector(&rules.detail.image_selector, "detail-image selector")?,
+            detail_images: rules.detail.images,
         })
     }
 
-    /// The images of a page, one per image element, distinct, in document order (a
-    /// `<noscript>`'s where the `<noscript>` is), and the page count it states.
+    /// A listing page: its images, one per image element, distinct, in document order (a
+    /// `<noscript>`'s where the `<noscript>` is); the page count it states; its next link;
+    /// its detail links. One parse for all of it.
     pub fn scan(&self, html: &str, page_url: &Url) -> PageScan {
+        self.scan_page(html, page_url, false)
+    }
+
+    /// A detail page (one reached by a `DETAIL_SELECTOR` link): its images by
+    /// `DETAIL_IMAGE_SELECTOR` (else as on a listing page), only the largest with
+    /// `DETAIL_IMAGES: largest` ([`detail`] says what largest means). No page count, no
+    /// next link, no detail links: one level only.
+    pub fn scan_detail(&self, html: &str, page_url: &Url) -> PageScan {
+        self.scan_page(html, page_url, true)
+    }
+
+    fn scan_page(&self, html: &str, page_url: &Url, detail_page: bool) -> PageScan {
         let doc = parse::document(html).html;
         let base = doc
             .select(&self.base)
@@ -243,17 +312,55 @@ impl Extractor {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .unwrap_or_else(|| page_url.clone());
 
-        let mut walk = Walk { base: &base, entries: Vec::new(), link: None, twin: None };
+        let mut walk = Walk {
+            base: &base,
+            detail_page,
+            entries: Vec::new(),
+            link: None,
+            twin: None,
+            details: Vec::new(),
+            detail: None,
+        };
         self.walk(&doc, false, &mut walk);
         let mut seen = HashSet::new();
-        let images =
-            walk.entries.into_iter().map(|e| e.found).filter(|f| seen.insert(f.url.clone())).collect();
+        let mut entries: Vec<Entry> =
+            walk.entries.into_iter().filter(|e| seen.insert(e.found.url.clone())).collect();
+        if detail_page {
+            if self.detail_images == DetailImages::Largest
+                && let Some(best) = detail::largest(&entries)
+            {
+                entries = vec![entries.swap_remove(best)];
+            }
+            return PageScan {
+                images: entries.into_iter().map(|e| e.found).collect(),
+                ..PageScan::default()
+            };
+        }
         let page_count = self
             .page_count
             .as_ref()
             .and_then(|s| doc.select(s).next())
             .and_then(|e| last_number(&e.text().collect::<String>()));
-        PageScan { images, page_count }
+        let mut seen = HashSet::new();
+        let details = walk.details.into_iter().filter(|u| seen.insert(u.clone())).collect();
+        PageScan {
+            images: entries.into_iter().map(|e| e.found).collect(),
+            page_count,
+            next: self.next_link(&doc, &base, page_url),
+            details,
+        }
+    }
+
+    /// The first next link that leads somewhere else. Elements in a `<template>` are
+    /// inert, as for images.
+    fn next_link(&self, doc: &Html, base: &Url, page_url: &Url) -> Option<Url> {
+        let selector = self.next.as_ref()?;
+        let mut here = page_url.clone();
+        here.set_fragment(None);
+        doc.select(selector)
+            .filter(|e| !e.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == "template"))
+            .filter_map(|e| self.resolve(e.value().attr("href")?, base))
+            .find(|url| *url != here)
     }
 
     /// Every image of `doc` in document order, into `walk`. `<template>` contents are
@@ -263,7 +370,15 @@ impl Extractor {
         // `<picture>`s already taken as one image (ids of this tree only).
         let mut pictures = HashSet::new();
         // `Selector::matches` builds its caches anew on every call; `select` shares them.
-        let images: parse::IdSet = doc.select(&self.image).map(|e| e.id()).collect();
+        let selector = match (&self.detail_image, walk.detail_page) {
+            (Some(detail), true) => detail,
+            _ => &self.image,
+        };
+        let images: parse::IdSet = doc.select(selector).map(|e| e.id()).collect();
+        let details: parse::IdSet = match (&self.detail_links, walk.detail_page) {
+            (Some(links), false) => doc.select(links).map(|e| e.id()).collect(),
+            _ => parse::IdSet::default(),
+        };
         for edge in doc.tree.root().traverse() {
             match edge {
                 Edge::Open(node) => {
@@ -273,8 +388,9 @@ impl Extractor {
                         inert += 1;
                     }
                     if inert == 0 {
-                        let image = images.contains(&element.id());
-                        self.open(element, image, in_noscript, &mut pictures, walk);
+                        let id = element.id();
+                        let seen = Seen { image: images.contains(&id), detail: details.contains(&id) };
+                        self.open(element, seen, in_noscript, &mut pictures, walk);
                     }
                 }
                 Edge::Close(node) => {
@@ -287,6 +403,13 @@ impl Extractor {
                     {
                         walk.link = None;
                     }
+                    if walk
+                        .detail
+                        .as_ref()
+                        .is_some_and(|d| d.node == node.id() && d.in_noscript == in_noscript)
+                    {
+                        walk.detail = None;
+                    }
                     if !in_noscript && walk.twin.as_ref().is_some_and(|t| t.scope == node.id()) {
                         walk.twin = None;
                     }
@@ -298,17 +421,24 @@ impl Extractor {
     fn open(
         &self,
         element: ElementRef<'_>,
-        image: bool,
+        seen: Seen,
         in_noscript: bool,
         pictures: &mut HashSet<ego_tree::NodeId>,
         walk: &mut Walk<'_>,
     ) {
-        match element.value().name() {
-            "noscript" if !in_noscript => self.noscript(element, walk),
-            "a" if walk.link.is_none() => self.link(element, in_noscript, walk),
-            _ => {}
+        // A detail link is that, not a linked image, even when it names an image file.
+        if seen.detail && walk.detail.is_none() {
+            self.detail_link(element, in_noscript, walk);
+        } else {
+            match element.value().name() {
+                "noscript" if !in_noscript => self.noscript(element, walk),
+                "a" if walk.link.is_none() && walk.detail.is_none() => {
+                    self.link(element, seen.image, in_noscript, walk)
+                }
+                _ => {}
+            }
         }
-        if !image {
+        if !seen.image {
             return;
         }
         let (unit, kind) = unit_of(element);
@@ -316,14 +446,36 @@ impl Extractor {
             return;
         }
         let kind = if in_noscript { Element::Noscript } else { kind };
-        let pick = self.choose(unit, walk.base);
+        let mut pick = self.choose(unit, walk.base);
+        if walk.detail_page
+            && self.detail_images == DetailImages::Largest
+            && let Some(pick) = &mut pick
+        {
+            pick.dims = Dims::of(unit);
+        }
         self.emit(pick, kind, element, walk);
     }
 
+    /// A link to a page per image: its target is a detail page, and the thumbnail inside
+    /// it is not an image of this page (the detail page's replaces it). One whose target
+    /// is no http(s) URL leads nowhere, so its thumbnail stays.
+    fn detail_link(&self, element: ElementRef<'_>, in_noscript: bool, walk: &mut Walk<'_>) {
+        let Some(url) = element.value().attr("href").and_then(|href| self.resolve(href, walk.base)) else {
+            return;
+        };
+        walk.details.push(url);
+        walk.detail = Some(OpenDetail { node: element.id(), in_noscript });
+    }
+
     /// Adds what an image element chose: as a link's thumbnail, as a `<noscript>`'s twin,
-    /// or as an image of its own.
+    /// or as an image of its own. A detail link's thumbnail is dropped.
     fn emit(&self, pick: Option<Pick>, kind: Element, element: ElementRef<'_>, walk: &mut Walk<'_>) {
         let Some(pick) = pick else { return };
+        if walk.detail.is_some() {
+            // Not a `<noscript>`'s twin either: that would bring it back.
+            walk.twin = None;
+            return;
+        }
         if let Some(link) = &walk.link
             && self.links == LinkedImages::Prefer
         {
@@ -380,13 +532,16 @@ impl Extractor {
     }
 
     /// An `<a href>` to an image file: an image, and the thumbnail inside it its fallback.
-    fn link(&self, element: ElementRef<'_>, in_noscript: bool, walk: &mut Walk<'_>) {
-        if self.links == LinkedImages::Off {
+    /// On a detail page with `DETAIL_IMAGE_SELECTOR`, a link it matches (`image`) is one
+    /// whatever its target's extension, and no other link is.
+    fn link(&self, element: ElementRef<'_>, image: bool, in_noscript: bool, walk: &mut Walk<'_>) {
+        let chosen = walk.detail_page && self.detail_image.is_some();
+        if (chosen && !image) || (!chosen && self.links == LinkedImages::Off) {
             return;
         }
         let Some(href) = element.value().attr("href") else { return };
         // Most links lead to pages: tell by the text before paying for a URL.
-        let by_selector = self.link_selector.as_ref().is_some_and(|s| s.matches(&element));
+        let by_selector = chosen || self.link_selector.as_ref().is_some_and(|s| s.matches(&element));
         if !by_selector && !names_an_image_file(href) {
             return;
         }
@@ -414,7 +569,8 @@ impl Extractor {
             let c = &candidates[best];
             match self.resolve(c.raw, base) {
                 Some(url) => {
-                    return Some(Pick { url, size: c.size, lazy: c.lazy, placeholder: c.placeholder });
+                    let dims = Dims::default();
+                    return Some(Pick { url, size: c.size, lazy: c.lazy, placeholder: c.placeholder, dims });
                 }
                 None => _ = candidates.swap_remove(best),
             }
@@ -473,6 +629,15 @@ impl Extractor {
     fn host_allowed(&self, url: &Url) -> bool {
         self.host.is_empty() || url.host_str().is_some_and(|h| h.contains(&self.host))
     }
+}
+
+/// Which of the page's selectors matched an element.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// The image selector (`DETAIL_IMAGE_SELECTOR` on a detail page).
+    image: bool,
+    /// `DETAIL_SELECTOR`, on a listing page.
+    detail: bool,
 }
 
 /// The image element `element` belongs to: its `<picture>` when it is an `<img>` or a
@@ -660,6 +825,8 @@ mod tests {
             page_count_selector: "li.pag-text".into(),
             linked_images: LinkedImages::Prefer,
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: DetailRules::default(),
         }
     }
 

@@ -17,7 +17,9 @@ use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
 use image_scraper::politeness::HostGate;
 use image_scraper::robots::Rules;
-use image_scraper::work::{Done, FetchOptions, ImageTask, Retries, RunTask, Task, TaskError, TaskFinished};
+use image_scraper::work::{
+    Done, FetchOptions, ImageTask, PageKind, Retries, RunTask, Task, TaskError, TaskFinished,
+};
 use slog::{Logger, o};
 use url::Url;
 
@@ -90,6 +92,8 @@ fn options(out: &OutDir, change: impl FnOnce(&mut FetchOptions)) -> Arc<FetchOpt
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
+        next_selector: String::new(),
+        detail: Default::default(),
     };
     let mut opts = FetchOptions {
         timeout: Duration::from_secs(10),
@@ -188,7 +192,10 @@ async fn a_page_is_scanned_and_an_image_saved() {
     for kind in KINDS {
         let (_dir, out, worker) = fresh(kind, |_| {});
         let origin = server.origin();
-        let page = RunTask { id: 1, task: Task::Page { number: 1, url: url(&origin, "/page.html") } };
+        let page = RunTask {
+            id: 1,
+            task: Task::Page { number: 1, url: url(&origin, "/page.html"), kind: PageKind::Listing },
+        };
         let results = worker.run(vec![page, image(2, &origin, "/a.jpg")]).await;
         match &results[0].outcome {
             Ok(Done::Page(scan)) => {
@@ -204,6 +211,28 @@ async fn a_page_is_scanned_and_an_image_saved() {
         assert_eq!(results[1].outcome, Ok(Done::Image { bytes: 5_000, name: "a.jpg".into(), sha256: None }));
         assert_eq!(std::fs::read(out.final_path("a.jpg")).unwrap(), jpeg(1, 5_000), "{kind:?}");
         assert_eq!((results[0].attempts, results[1].attempts), (1, 1), "{kind:?}");
+    }
+}
+
+#[actix::test]
+async fn a_detail_page_gets_the_detail_scan() {
+    let server = server(0);
+    for kind in KINDS {
+        let (_dir, _out, worker) = fresh(kind, |_| {});
+        let origin = server.origin();
+        let page =
+            |id, kind| RunTask { id, task: Task::Page { number: 1, url: url(&origin, "/page.html"), kind } };
+        let results = worker.run(vec![page(1, PageKind::Listing), page(2, PageKind::Detail)]).await;
+        let scans: Vec<_> = results
+            .iter()
+            .map(|r| match &r.outcome {
+                Ok(Done::Page(scan)) => (scan.images.len(), scan.page_count),
+                other => panic!("{kind:?}: {other:?}"),
+            })
+            .collect();
+        // The same page: as a listing, both images and its count; as a detail page, its
+        // largest image (none declares a size: the first) and no count.
+        assert_eq!(scans, [(2, Some(7)), (1, None)], "{kind:?}");
     }
 }
 

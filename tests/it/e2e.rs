@@ -11,7 +11,7 @@ use crate::helpers::{Reply, TestServer, images, read_report, run_binary, write_s
 
 /// Runs against a demo gallery served by this test process and checks every file.
 fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
-    let gallery = Gallery { pages: 3, per_page: 7 };
+    let gallery = Gallery { pages: 3, per_page: 7, ..Gallery::default() };
     let server = DemoServer::start(gallery).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let origin = server.url().as_str().trim_end_matches('/').to_string();
@@ -26,7 +26,11 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     let report = read_report(&dir.path().join("report.json"));
     assert_eq!(report["mode"], mode);
     assert_eq!(report["workers"], workers.parse::<u64>().unwrap());
-    assert_eq!(report["pages"], serde_json::json!({"total": 3, "ok": 3, "failed": 0, "skipped": 0}));
+    assert_eq!(
+        report["pages"],
+        serde_json::json!({"total": 3, "ok": 3, "failed": 0, "skipped": 0,
+        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+    );
     assert_eq!(report["images"]["total"], n);
     assert_eq!(report["images"]["ok"], n);
     let items = report["items"].as_array().unwrap();
@@ -161,7 +165,11 @@ fn check_troubled_run(mode: &str, workers: &str) {
     assert_eq!(server.hits("/img/ok.jpg"), 1, "a URL found four times is fetched once");
 
     let report = read_report(&dir.join("r.json"));
-    assert_eq!(report["pages"], serde_json::json!({"total": 3, "ok": 2, "failed": 1, "skipped": 0}));
+    assert_eq!(
+        report["pages"],
+        serde_json::json!({"total": 3, "ok": 2, "failed": 1, "skipped": 0,
+        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+    );
     let items = report["items"].as_array().unwrap();
     let missing = items.iter().find(|i| i["url"].as_str().unwrap().ends_with("missing.jpg")).unwrap();
     assert_eq!(missing["status"], "failed");
@@ -209,7 +217,7 @@ fn bad_settings_exit_2_with_one_line_and_create_nothing() {
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n", &[], "unknown field `COLOUR`"),
         ("SCRAPER:\n  URL: nope\n  ITEM: cats\n", &[], "SCRAPER.URL"),
         ("SCRAPER: [\n", &[], "settings.yaml"),
-        ("SCRAPER:\n  URL: https://h.test/\n", &[], "no item"),
+        ("SCRAPER:\n  URL: https://h.test/\n  PAGE_PATH: '{item}/{page}'\n", &[], "no item"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-c", "missing.yaml"], "missing.yaml"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["-p", "0"], "--process"),
         ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n", &["--url", "ftp://x/"], "--url"),

@@ -11,4 +11,5 @@ mod polite;
 mod props;
 mod s3;
 mod s3_store;
+mod walk;
 mod workers;

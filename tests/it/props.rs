@@ -315,6 +315,8 @@ fn rules() -> impl Strategy<Value = ExtractRules> {
                 page_count_selector: page_count,
                 linked_images,
                 link_selector,
+                next_selector: String::new(),
+                detail: Default::default(),
             }
         })
 }
@@ -381,6 +383,8 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: Default::default(),
         })
         .unwrap();
         let html = format!("<ul><li class=\"pag-text\">{before}{n}</li></ul>");
@@ -504,6 +508,8 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: Default::default(),
         })
         .unwrap();
         let (html, expected) = gallery(count, &noise);
@@ -526,6 +532,8 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
+            next_selector: String::new(),
+            detail: Default::default(),
         })
         .unwrap();
         let long = "a".repeat(value_len);
@@ -636,6 +644,8 @@ fn found_multibyte_srcset_descriptor_does_not_panic() {
         page_count_selector: String::new(),
         linked_images: Default::default(),
         link_selector: String::new(),
+        next_selector: String::new(),
+        detail: Default::default(),
     })
     .unwrap();
     let scan =

@@ -9,7 +9,7 @@ use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
 use image_scraper::work::TaskFinished;
-use image_scraper::work::{Done, FetchOptions, ImageTask, RunTask, Task, TaskError};
+use image_scraper::work::{Done, FetchOptions, ImageTask, PageKind, RunTask, Task, TaskError};
 use slog::{Logger, o};
 use tokio::sync::oneshot;
 use url::Url;
@@ -101,6 +101,8 @@ fn options(out: &OutDir) -> Arc<FetchOptions> {
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
+        next_selector: String::new(),
+        detail: Default::default(),
     };
     Arc::new(FetchOptions {
         timeout: Duration::from_secs(10),
@@ -116,11 +118,11 @@ fn image(id: u64, url: Url, name: &str) -> RunTask {
 fn tasks(origin: &str) -> Vec<RunTask> {
     let url = |p: &str| Url::parse(&format!("{origin}{p}")).unwrap();
     vec![
-        RunTask { id: 1, task: Task::Page { number: 1, url: url("/p1/cats.html") } },
+        RunTask { id: 1, task: Task::Page { number: 1, url: url("/p1/cats.html"), kind: PageKind::Listing } },
         image(2, url("/a.jpg"), "a.jpg"),
         image(3, url("/p1/b/big.jpg"), "big.jpg"),
         image(4, url("/gone.jpg"), "gone.jpg"),
-        RunTask { id: 5, task: Task::Page { number: 2, url: url("/broken.html") } },
+        RunTask { id: 5, task: Task::Page { number: 2, url: url("/broken.html"), kind: PageKind::Listing } },
     ]
 }
 
