@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::PageUrls;
-use crate::frontier::{Frontier, Gate, LeaseId};
+use crate::frontier::{Completed, Frontier, Gate, LeaseId};
 use crate::html::{Element, Found, PageScan};
 use crate::report::Status;
 use crate::storage;
 use crate::store::{Lookup, Store};
-use crate::work::MAX_REDIRECTS;
+use crate::work::{Done, MAX_REDIRECTS};
 use crate::work::{RunTask, TaskId};
 use std::io::Write;
 use std::path::Path;

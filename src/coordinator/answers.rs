@@ -1,0 +1,290 @@
+//! What a worker's answer does: the Coordinator's side of `TaskFinished`. `outcome`
+//! says what an answer means; this applies it: counts, logs, and completes the lease
+//! with the frontier, offering what the task revealed (a page's images, next link and
+//! detail pages; a redirect's target; a thumbnail in place of a link to a page).
+
+use actix::prelude::*;
+use slog::{debug, info, warn};
+use url::Url;
+
+use super::outcome::{self, DetailAnswer, ImageAnswer};
+use super::tally::Subject;
+use super::{Coordinator, InFlight};
+use crate::frontier::{Completed, EndWhy, Ending, LastWhy, LeaseId, Meta, Offer, PageFate};
+use crate::html::Found;
+use crate::report::Status;
+use crate::robots::Rules;
+use crate::work::{Done, ImageTask, PageKind, Task, TaskError, TaskFinished, host_of};
+
+impl Coordinator {
+    /// Counts what a worker reports. Returns the error that must stop the whole run (a
+    /// full disk), if this was one.
+    pub(super) fn finish(&mut self, msg: TaskFinished, ctx: &mut Context<Self>) -> Option<TaskError> {
+        let Some(done) = self.slots.take(msg.id) else {
+            warn!(self.log, "acknowledgement for an unknown task"; "id" => msg.id);
+            return None;
+        };
+        let outcome = match (&self.stopped, msg.outcome) {
+            // Given up because the run stopped: say why it stopped.
+            (Some(why), Err(TaskError::Interrupted)) => Err(why.clone()),
+            (_, outcome) => outcome,
+        };
+        let halt = match &outcome {
+            Err(e @ TaskError::DiskFull(_)) if self.stopped.is_none() => Some(e.clone()),
+            _ => None,
+        };
+        let InFlight { task, lease, page, referer, meta } = done;
+        match (task, lease) {
+            (Task::Robots { url }, _) => self.robots_finished(&url, outcome),
+            (Task::Page { number, url, kind: PageKind::Listing }, Some(lease)) => {
+                self.page_finished(lease, number, url, &meta, outcome, msg.attempts, ctx)
+            }
+            (Task::Page { number, url, kind: PageKind::Detail }, Some(lease)) => {
+                let found = meta.found.clone().unwrap_or_else(|| url.clone());
+                let detail = Subject { found, page: number, path: String::new(), meta };
+                self.detail_finished(lease, url, detail, outcome, msg.attempts, ctx)
+            }
+            (Task::Image(task), Some(lease)) => {
+                let image = Subject {
+                    found: meta.found.clone().unwrap_or_else(|| task.url.clone()),
+                    page,
+                    path: task.name.clone(),
+                    meta,
+                };
+                self.image_finished(lease, task, image, referer, outcome, msg.attempts, ctx)
+            }
+            (task, None) => warn!(self.log, "a task without a lease"; "url" => %task.url()),
+        }
+        self.show_progress();
+        halt
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn page_finished(
+        &mut self,
+        lease: LeaseId,
+        number: u32,
+        url: Url,
+        meta: &Meta,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let answer = outcome::page(outcome, meta.hops, |u| self.page_host_allows(u));
+        let outcome::PageAnswer { ending, images, details, off_host, error } = answer;
+        if let Some(next) = off_host {
+            info!(self.log, "next link leads off PAGE_HOST: not followed"; "page" => number, "next" => %next);
+        }
+        let mut offers = self.image_offers(images, number, &url, None);
+        let listed = self.listing.is_some().then(|| offers.clone());
+        let n_images = offers.len();
+        let details = details
+            .into_iter()
+            .map(|d| Offer { detail: true, ..Offer::new(d, number, Some(url.clone()), Meta::default()) });
+        offers.extend(details);
+        let answer = self.frontier.complete(lease, ending, offers);
+        self.then(ctx, answer, move |act, done| {
+            act.page_completed(number, &url, error, attempts, (n_images, listed), done)
+        });
+    }
+
+    fn page_completed(
+        &mut self,
+        number: u32,
+        url: &Url,
+        error: Option<TaskError>,
+        attempts: u32,
+        (images, listed): (usize, Option<Vec<Offer>>),
+        done: Completed,
+    ) {
+        // Images come first among the children, then detail pages.
+        let images = images.min(done.admitted.len());
+        let new = self.found_images(&done.admitted[..images]);
+        let new_details = done.admitted[images..].iter().filter(|new| **new).count();
+        debug!(self.log, "images found"; "page" => number, "images" => images, "new" => new, "new_details" => new_details);
+        let error = error.map_or_else(String::new, |e| e.to_string());
+        match done.page {
+            Some(PageFate::Moved) => return,
+            Some(PageFate::Ok) => self.tally.page_ok(),
+            Some(PageFate::Clamped { stated, last }) => {
+                self.tally.page_ok();
+                // Logged as before for a walk from page 1 (scripts may look for it); a
+                // range names its first page.
+                match number {
+                    1 => {
+                        info!(self.log, "page 1 states the page count"; "stated" => stated, "fetching" => last)
+                    }
+                    first => info!(self.log, "the first page states the page count";
+                        "page" => first, "stated" => stated, "last" => last),
+                }
+            }
+            Some(PageFate::End { why: EndWhy::Missing, first_time: true }) => {
+                info!(self.log, "page not found: the walk ends before it"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::End { why: EndWhy::Repeats, first_time: true }) => {
+                info!(self.log, "page repeats images already found: the walk ends before it"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::End { first_time: false, .. }) => {
+                debug!(self.log, "page past the end"; "page" => number, "url" => %url)
+            }
+            Some(PageFate::Last(why)) => {
+                self.tally.page_ok();
+                let why = match why {
+                    LastWhy::Empty => "it has no images and no next link",
+                    LastWhy::NoNext => "it has no next link",
+                    LastWhy::Loop => "its next link leads back to a page walked",
+                };
+                info!(self.log, "last page of the walk"; "page" => number, "url" => %url, "why" => why);
+            }
+            Some(PageFate::PastEnd) => {
+                debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => error)
+            }
+            Some(PageFate::Failed) | None => {
+                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
+                self.tally.pages_failed(1);
+            }
+        }
+        if let Some(listing) = &mut self.listing {
+            let admitted = listed.unwrap_or_default().into_iter().zip(done.admitted);
+            listing.page_done(number, admitted.filter(|(_, new)| *new).map(|(offer, _)| offer).collect());
+        }
+    }
+
+    /// A detail page came back: its images are offered as the page's own, under the
+    /// listing page that linked to it, each naming the detail page.
+    fn detail_finished(
+        &mut self,
+        lease: LeaseId,
+        url: Url,
+        detail: Subject,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let (children, ok) = match outcome::detail(outcome, &detail, |u| self.page_host_allows(u)) {
+            DetailAnswer::Images(images) => (self.image_offers(images, detail.page, &url, Some(&url)), true),
+            DetailAnswer::Moved(target) => (vec![*target], false),
+            DetailAnswer::Failed(error) => {
+                warn!(self.log, "detail page failed"; "url" => %detail.found, "error" => error, "attempts" => attempts);
+                self.tally.detail_failed();
+                (Vec::new(), false)
+            }
+        };
+        let listed = (ok && self.listing.is_some()).then(|| children.clone());
+        let answer = self.frontier.complete(lease, Ending::Image, children);
+        self.then(ctx, answer, move |act, done| {
+            if !ok {
+                return;
+            }
+            act.tally.detail_ok();
+            let new = act.found_images(&done.admitted);
+            debug!(act.log, "images found"; "detail" => %url, "images" => done.admitted.len(), "new" => new);
+            if let Some(listing) = &mut act.listing {
+                let admitted = listed.unwrap_or_default().into_iter().zip(done.admitted);
+                listing.add(admitted.filter(|(_, new)| *new).map(|(offer, _)| offer));
+            }
+        });
+    }
+
+    pub(super) fn detail_refused(&mut self, url: &Url, reason: String, failure: bool) {
+        warn!(self.log, "detail page not fetched"; "url" => %url, "reason" => &reason);
+        match failure {
+            true => self.tally.detail_failed(),
+            false => self.tally.detail_skipped(),
+        }
+    }
+
+    /// The images a page (`referer`) holds, past the filters, as offers.
+    fn image_offers(&self, images: Vec<Found>, page: u32, referer: &Url, detail: Option<&Url>) -> Vec<Offer> {
+        images
+            .into_iter()
+            .filter(|f| self.plan.filters.wants(&f.url))
+            .map(outcome::found_meta)
+            .map(|(image, meta)| {
+                let meta = Meta { detail: detail.cloned(), ..meta };
+                Offer::new(image, page, Some(referer.clone()), meta)
+            })
+            .collect()
+    }
+
+    /// Counts the images the frontier admitted as found; returns how many.
+    fn found_images(&mut self, admitted: &[bool]) -> usize {
+        let new = admitted.iter().filter(|new| **new).count();
+        for _ in 0..new {
+            self.tally.found_image();
+        }
+        new
+    }
+
+    /// Whether a next link or a detail link may lead to `url` (`PAGE_HOST`).
+    fn page_host_allows(&self, url: &Url) -> bool {
+        let host = &self.plan.page_host;
+        host.is_empty() || url.host_str().is_some_and(|h| h.contains(host.as_str()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn image_finished(
+        &mut self,
+        lease: LeaseId,
+        task: ImageTask,
+        image: Subject,
+        referer: Option<Url>,
+        outcome: Result<Done, TaskError>,
+        attempts: u32,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut children = Vec::new();
+        let mut fell_back = None;
+        match outcome::image(outcome, &task, &image, referer, &self.plan.image_host) {
+            ImageAnswer::Saved { name, bytes, sha256 } => {
+                debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
+                if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
+                    && !self.resume_warned
+                {
+                    self.resume_warned = true;
+                    warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
+                }
+                let mut item = Subject { path: name, ..image }.item(Status::Ok);
+                (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                self.tally.image(item);
+            }
+            ImageAnswer::Follow(target) => children.push(target),
+            ImageAnswer::FallBack { thumbnail, link } => {
+                info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found, "thumbnail" => %thumbnail.url);
+                children.push(thumbnail);
+                fell_back = Some(link);
+            }
+            ImageAnswer::Skipped(reason) => self.skip(&image, reason),
+            ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
+        }
+        let answer = self.frontier.complete(lease, Ending::Image, children);
+        self.then(ctx, answer, move |act, done| {
+            if let Some(link) = fell_back
+                && done.admitted.first() == Some(&false)
+            {
+                // Found on its own too: downloaded (or skipped) as that image.
+                act.skip(&link, "its thumbnail is already another image of this run".into());
+            }
+        });
+    }
+
+    fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
+        let rules = outcome::robots(outcome).unwrap_or_else(|why| {
+            warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
+                "url" => %url, "error" => &why);
+            Rules::Unreachable(why)
+        });
+        if let Some(asked) = rules.crawl_delay() {
+            let host = host_of(url);
+            let delay = asked.min(self.plan.max_server_wait);
+            if delay < asked {
+                warn!(self.log, "robots.txt asks for a crawl delay longer than RETRY_MAX_WAIT_SECS: using that instead";
+                    "host" => host, "asked_secs" => asked.as_secs_f64(), "using_secs" => delay.as_secs_f64());
+            } else {
+                info!(self.log, "robots.txt asks for a crawl delay"; "host" => host, "secs" => delay.as_secs_f64());
+            }
+            self.plan.gate.set_crawl_delay(host, delay);
+        }
+        self.robots.learn(url, rules);
+    }
+}
