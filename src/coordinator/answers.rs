@@ -40,13 +40,13 @@ impl Coordinator {
                 self.page_finished(lease, number, url, &meta, outcome, msg.attempts, ctx)
             }
             (Task::Page { number, url, kind: PageKind::Detail }, Some(lease)) => {
-                let found = meta.found.clone().unwrap_or_else(|| url.clone());
+                let found = meta.found.as_deref().unwrap_or(&url).clone();
                 let detail = Subject { found, page: number, path: String::new(), meta };
                 self.detail_finished(lease, url, detail, outcome, msg.attempts, ctx)
             }
             (Task::Image(task), Some(lease)) => {
                 let image = Subject {
-                    found: meta.found.clone().unwrap_or_else(|| task.url.clone()),
+                    found: meta.found.as_deref().unwrap_or(&task.url).clone(),
                     page,
                     path: task.name.clone(),
                     meta,
@@ -201,7 +201,7 @@ impl Coordinator {
             .filter(|f| self.plan.filters.wants(&f.url))
             .map(outcome::found_meta)
             .map(|(image, meta)| {
-                let meta = Meta { detail: detail.cloned(), ..meta };
+                let meta = Meta { detail: detail.cloned().map(Box::new), ..meta };
                 Offer::new(image, page, Some(referer.clone()), meta)
             })
             .collect()

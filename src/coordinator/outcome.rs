@@ -76,8 +76,11 @@ pub fn detail(
             DetailAnswer::Failed(format!("redirect to a host outside PAGE_HOST: {to}"))
         }
         Ok(Done::Moved(to)) => {
-            let meta =
-                Meta { hops: detail.meta.hops + 1, found: Some(detail.found.clone()), ..detail.meta.clone() };
+            let meta = Meta {
+                hops: detail.meta.hops + 1,
+                found: Some(Box::new(detail.found.clone())),
+                ..detail.meta.clone()
+            };
             let target = Offer { again: true, detail: true, ..Offer::new(to, detail.page, None, meta) };
             DetailAnswer::Moved(Box::new(target))
         }
@@ -88,7 +91,8 @@ pub fn detail(
 
 /// What a page said about an image, as the frontier keeps it.
 pub fn found_meta(found: Found) -> (Url, Meta) {
-    (found.url, Meta { element: Some(found.element), fallback: found.fallback, ..Meta::default() })
+    let fallback = found.fallback.map(Box::new);
+    (found.url, Meta { element: Some(found.element), fallback, ..Meta::default() })
 }
 
 /// An image's answer. Made once per image and matched at once: not worth boxing.
@@ -131,7 +135,7 @@ pub fn image(
         },
         Err(TaskError::Unwanted(reason)) => ImageAnswer::Skipped(reason),
         Err(TaskError::NotAnImage(reason)) if validate::is_page(&reason) && image.meta.fallback.is_some() => {
-            let thumbnail = image.meta.fallback.clone().expect("checked above");
+            let thumbnail = *image.meta.fallback.clone().expect("checked above");
             let note =
                 format!("the link target {} is a page, not an image: its thumbnail instead", image.found);
             let meta = Meta { element: Some(Element::Img), note: Some(note), ..Meta::default() };
@@ -160,7 +164,7 @@ fn follow(
     }
     let meta = Meta {
         hops: image.meta.hops + 1,
-        found: Some(image.found.clone()),
+        found: Some(Box::new(image.found.clone())),
         name: Some(task.name.clone()),
         overwrite: task.overwrite,
         ..image.meta.clone()
@@ -265,8 +269,10 @@ mod tests {
     fn a_link_to_a_page_falls_back_to_its_thumbnail_only_when_it_has_one() {
         let page_answer = || Err(TaskError::NotAnImage("the body is an HTML page".into()));
         let thumb = url("http://h.test/thumb.jpg");
-        let link =
-            subject("http://h.test/File:a.jpg", Meta { fallback: Some(thumb.clone()), ..Meta::default() });
+        let link = subject(
+            "http://h.test/File:a.jpg",
+            Meta { fallback: Some(Box::new(thumb.clone())), ..Meta::default() },
+        );
         let answer = image(page_answer(), &task("http://h.test/File:a.jpg"), &link, None, "");
         let ImageAnswer::FallBack { thumbnail, link } = answer else { panic!("{answer:?}") };
         assert_eq!(thumbnail.url, thumb);

@@ -114,7 +114,7 @@ impl Subject {
     pub fn item(&self, status: Status) -> Item {
         let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
         (item.element, item.note) = (self.meta.element, self.meta.note.clone());
-        item.detail = self.meta.detail.as_ref().map(Url::to_string);
+        item.detail = self.meta.detail.as_deref().map(Url::to_string);
         item
     }
 }

@@ -147,10 +147,10 @@ impl LocalFrontier {
         if let Some(moved) = self.take_moved_page(gate, refused) {
             return Some(moved);
         }
-        let page = self.ready_page(capacity, gate, refused);
-        if let Some((n, url)) = page.clone()
-            && self.queues.len() < capacity
-        {
+        // A page's URL is made only when a page may go: making it for every image handed
+        // out was a measurable share of the run (a template join per call).
+        let short = self.queues.len() < capacity;
+        if short && let Some((n, url)) = self.ready_page(capacity, gate, refused) {
             return Some(self.take_page(n, url, gate));
         }
         if let Some(item) = self.take_ready_image(gate, refused) {
@@ -161,7 +161,12 @@ impl LocalFrontier {
             };
             return Some(self.lease(Leased::Item, work));
         }
-        page.map(|(n, url)| self.take_page(n, url, gate))
+        let (n, url) = match short {
+            // Asked already: no page may go.
+            true => None,
+            false => self.ready_page(capacity, gate, refused),
+        }?;
+        Some(self.take_page(n, url, gate))
     }
 
     /// The first redirected page, when its new URL may be fetched now.

@@ -125,7 +125,7 @@ impl Offer {
 
     /// The URL the image was found under, before any redirect.
     pub fn found(&self) -> &Url {
-        self.meta.found.as_ref().unwrap_or(&self.url)
+        self.meta.found.as_deref().unwrap_or(&self.url)
     }
 }
 

@@ -18,11 +18,11 @@ pub struct Meta {
     pub hops: u8,
     /// For an image that was redirected: the URL it was found under (what the report
     /// and the resume record name).
-    pub found: Option<Url>,
+    pub found: Option<Box<Url>>,
     /// The rule that found the image; `None` for a `--urls` list.
     pub element: Option<Element>,
     /// For a link target: the thumbnail to fetch instead if the target is a page.
-    pub fallback: Option<Url>,
+    pub fallback: Option<Box<Url>>,
     /// Why the URL is not the one the page pointed at first.
     pub note: Option<String>,
     /// For an image redirected: the file name it was given under the URL it was found
@@ -30,7 +30,7 @@ pub struct Meta {
     pub name: Option<String>,
     pub overwrite: bool,
     /// For an image found on a detail page: that page (the report names it).
-    pub detail: Option<Url>,
+    pub detail: Option<Box<Url>>,
 }
 
 /// Images found and not yet handed out, one queue per origin (in order of first
@@ -121,7 +121,7 @@ mod tests {
     fn a_redirected_image_is_known_by_the_url_it_was_found_under() {
         let mut moved = image("http://cdn.test/real.jpg");
         assert_eq!(moved.found().as_str(), "http://cdn.test/real.jpg");
-        moved.meta.found = Some(Url::parse("http://h.test/a.jpg").unwrap());
+        moved.meta.found = Some(Box::new(Url::parse("http://h.test/a.jpg").unwrap()));
         assert_eq!(moved.found().as_str(), "http://h.test/a.jpg");
     }
 }
