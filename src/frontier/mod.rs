@@ -101,8 +101,9 @@ pub enum Verdict {
     },
 }
 
-/// An image found, and how.
-#[derive(Debug, Clone)]
+/// An image found, and how. Serde: the Redis frontier stores it as JSON, queued and
+/// leased.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     pub url: Url,
     /// The page that revealed it (0 for a `--urls` list).
@@ -168,6 +169,10 @@ pub struct Claimed {
     /// Taken off the frontier because the gate refused them: done, for the caller to
     /// count as skipped (the site disallows it) or failed (robots.txt unreadable).
     pub refused: Vec<Refused>,
+    /// Work that ended failed in this claim without being handed out, with the reason:
+    /// a shared frontier's task whose lease expired too many times (its holders kept
+    /// dying). Done, for the caller to count as failed. Always empty in memory.
+    pub lost: Vec<(Work, String)>,
 }
 
 #[derive(Debug)]
