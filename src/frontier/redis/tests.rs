@@ -15,6 +15,7 @@ use crate::robots::{Origin, Rules};
 
 /// A gate that lets everything through: the Redis frontier reads only `yields`.
 pub struct Open {
+    /// What `yields` answers: true as when a robots.txt must go first.
     pub yields: bool,
 }
 

@@ -47,7 +47,8 @@ local function item_of(t)
   return t.tid .. ':' .. t.tries .. ':' .. t.seq .. ':' .. t.url .. '\n' .. t.payload
 end
 
--- A lease id as a decimal string: `..` would print a large number in exponent form.
+-- A lease id as a decimal string: `..` would print a large number in exponent form. Lua
+-- numbers are doubles: exact while task ids stay under 2^37 (137 billion tasks).
 local function lease_id(t)
   return string.format('%.0f', tonumber(t.tid) * 65536 + t.seq)
 end
