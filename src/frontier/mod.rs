@@ -13,11 +13,13 @@
 //! - `local`: [`LocalFrontier`], the in-memory frontier, and its rules' tests;
 //! - `pages`: `PageCursor`, which listing page goes next and where the walk ends;
 //! - `queues`: `Queues`, the images waiting, one queue per origin, and [`Meta`];
+//! - `redis`: [`RedisFrontier`], one job shared by several processes through Redis;
 //! - `seen`: `SeenSet`, 128-bit hashes of every URL admitted.
 
 mod local;
 mod pages;
 mod queues;
+mod redis;
 mod seen;
 
 use futures_util::future::LocalBoxFuture;
@@ -27,6 +29,8 @@ use crate::robots::{Origin, Rules};
 
 pub use local::LocalFrontier;
 pub use queues::Meta;
+// `self::`: the module shares its name with the `redis` crate.
+pub use self::redis::{JobCounts, NameError, RedisFrontier, RedisFrontierError};
 pub use seen::SeenSet;
 
 /// A frontier's answer: a future, ready at once for the in-memory frontier.
@@ -101,8 +105,9 @@ pub enum Verdict {
     },
 }
 
-/// An image found, and how.
-#[derive(Debug, Clone)]
+/// An image found, and how. Serde: the Redis frontier stores it as JSON, queued and
+/// leased.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Offer {
     pub url: Url,
     /// The page that revealed it (0 for a `--urls` list).
@@ -168,6 +173,10 @@ pub struct Claimed {
     /// Taken off the frontier because the gate refused them: done, for the caller to
     /// count as skipped (the site disallows it) or failed (robots.txt unreadable).
     pub refused: Vec<Refused>,
+    /// Work that ended failed in this claim without being handed out, with the reason:
+    /// a shared frontier's task whose lease expired too many times (its holders kept
+    /// dying). Done, for the caller to count as failed. Always empty in memory.
+    pub lost: Vec<(Work, String)>,
 }
 
 #[derive(Debug)]

@@ -11,8 +11,9 @@ use crate::robots;
 use crate::work::host_of;
 
 /// What is known of a piece of work beyond its URL. Kept beside the task, not in it: only
-/// the Coordinator acts on it, workers only fetch.
-#[derive(Debug, Clone, Default)]
+/// the Coordinator acts on it, workers only fetch. Serde: the Redis frontier stores it
+/// with its offer.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Meta {
     /// Redirects followed to get to the task's URL.
     pub hops: u8,

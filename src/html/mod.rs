@@ -71,7 +71,8 @@ pub enum LinkedImages {
 }
 
 /// Which rule found an image: shown in the report so a user can see why it was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+// Deserialize: an offer's `Meta` is stored as JSON by the Redis frontier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Element {
     Img,

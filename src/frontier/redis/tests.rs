@@ -1,0 +1,305 @@
+//! The scripts' rules against a real redis-server, each test a job of its own. Time
+//! passes for a job when a test says so (`advance`: the skew the scripts add to Redis'
+//! clock), so leases expire without waiting.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands as _;
+use url::Url;
+
+use super::testing::{self, RedisServer};
+use super::*;
+use crate::frontier::{Meta, Verdict};
+use crate::html::Element;
+use crate::robots::{Origin, Rules};
+
+/// A gate that lets everything through: the Redis frontier reads only `yields`.
+pub struct Open {
+    /// What `yields` answers: true as when a robots.txt must go first.
+    pub yields: bool,
+}
+
+impl Gate for Open {
+    fn verdict(&mut self, _: &Url) -> Verdict {
+        panic!("the Redis frontier leaves robots.txt to the caller")
+    }
+    fn rules(&mut self, _: Origin, _: &Url) -> Option<Rules> {
+        panic!("the Redis frontier leaves robots.txt to the caller")
+    }
+    fn has_room(&self, _: &str) -> bool {
+        panic!("the Redis frontier counts each host's room itself")
+    }
+    fn took(&mut self, _: &str) {}
+    fn yields(&self) -> bool {
+        self.yields
+    }
+}
+
+pub const LEASE_MS: u64 = 1_000;
+
+/// A node of `job`, its leases lasting [`LEASE_MS`].
+pub async fn node(server: &RedisServer, job: &str, name: &str) -> RedisFrontier {
+    let frontier = RedisFrontier::connect(&server.url, job, name).await.expect("connect");
+    frontier.with_lease(Duration::from_millis(LEASE_MS))
+}
+
+/// Makes `ms` pass on `job`'s clock, for every node of it.
+pub async fn advance(server: &RedisServer, job: &str, ms: u64) {
+    let mut conn = raw(server).await;
+    let _: i64 = conn.incr(format!("{}clock", keys::prefix(job)), ms).await.unwrap();
+}
+
+pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+pub fn image(url: &str) -> Offer {
+    Offer::new(Url::parse(url).unwrap(), 1, None, Meta::default())
+}
+
+pub async fn claim(frontier: &mut RedisFrontier, want: usize) -> Claimed {
+    frontier.claim(want, want, &mut Open { yields: false }).await.unwrap()
+}
+
+pub async fn complete(frontier: &mut RedisFrontier, id: LeaseId, children: Vec<Offer>) -> Completed {
+    frontier.complete(id, Ending::Image, children).await.unwrap()
+}
+
+pub async fn counts(frontier: &RedisFrontier) -> JobCounts {
+    frontier.job_counts().await.unwrap()
+}
+
+fn urls(claimed: &Claimed) -> Vec<&str> {
+    claimed.leases.iter().map(|l| l.work.url().as_str()).collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_url_offered_twice_is_accepted_once() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("seen");
+    let mut a = node(server, &job, "a").await;
+    let mut b = node(server, &job, "b").await;
+    let first =
+        vec![image("http://h.test/1.jpg"), image("http://h.test/1.jpg"), image("http://h.test/2.jpg")];
+    assert_eq!(a.offer(first).await.unwrap(), [true, false, true]);
+    assert_eq!(b.offer(vec![image("http://h.test/1.jpg")]).await.unwrap(), [false], "another node, same job");
+    let moved = Offer { again: true, ..image("http://h.test/1.jpg") };
+    let detail = Offer { detail: true, ..image("http://h.test/1.jpg") };
+    assert_eq!(b.offer(vec![moved, detail]).await.unwrap(), [true, true], "again; detail pages apart");
+    let c = counts(&a).await;
+    assert_eq!((c.accepted, c.open, c.queued), (4, 4, 4));
+    let mut other = node(server, &testing::job("seen-other"), "a").await;
+    assert_eq!(other.offer(vec![image("http://h.test/1.jpg")]).await.unwrap(), [true], "jobs apart");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_offer_comes_back_as_it_went_in_and_never_as_a_page() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("roundtrip");
+    let mut a = node(server, &job, "a").await;
+    let mut offer = Offer::new(
+        Url::parse("http://h.test/a%20b.jpg?x=1").unwrap(),
+        7,
+        Some(Url::parse("http://h.test/p7.html").unwrap()),
+        Meta { element: Some(Element::Picture), note: Some("a\nnote".into()), ..Meta::default() },
+    );
+    offer.meta.fallback = Some(Url::parse("http://h.test/thumb.jpg").unwrap());
+    let detail = Offer { detail: true, ..image("http://g.test/view/1") };
+    a.offer(vec![offer.clone(), detail.clone()]).await.unwrap();
+    let claimed = claim(&mut a, 8).await;
+    let image = claimed.leases.iter().find(|l| matches!(l.work, Work::Image(_)));
+    assert!(matches!(image, Some(Lease { work: Work::Image(i), .. }) if *i == offer));
+    let page = claimed.leases.iter().find(|l| matches!(l.work, Work::Detail(_)));
+    assert!(matches!(page, Some(Lease { work: Work::Detail(d), .. }) if *d == detail));
+    assert!(claimed.refused.is_empty() && claimed.lost.is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_per_host_limit_holds_across_nodes() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("per-host");
+    let mut a = node(server, &job, "a").await.with_per_host(2);
+    let mut b = node(server, &job, "b").await.with_per_host(2);
+    a.offer((0..6).map(|k| image(&format!("http://h.test/{k}.jpg"))).collect()).await.unwrap();
+    let first = claim(&mut a, 1).await;
+    assert_eq!(urls(&first), ["http://h.test/0.jpg"]);
+    b.offer(vec![image("http://g.test/0.jpg")]).await.unwrap();
+    let mut second = urls(&claim(&mut b, 8).await).into_iter().map(String::from).collect::<Vec<_>>();
+    second.sort();
+    assert_eq!(second, ["http://g.test/0.jpg", "http://h.test/1.jpg"], "one more of h.test: a holds one");
+    assert!(claim(&mut a, 8).await.leases.is_empty(), "h.test is at its limit across the job");
+    complete(&mut a, first.leases[0].id, Vec::new()).await;
+    assert_eq!(urls(&claim(&mut b, 8).await), ["http://h.test/2.jpg"], "a's completion made room");
+    assert_eq!(counts(&a).await.leased, 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn completing_twice_counts_once() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("twice");
+    let mut a = node(server, &job, "a").await;
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    let lease = claim(&mut a, 1).await.leases.remove(0);
+    let child = || vec![image("http://h.test/child.jpg")];
+    assert_eq!(complete(&mut a, lease.id, child()).await.admitted, [true]);
+    assert_eq!(complete(&mut a, lease.id, child()).await.admitted, [false], "a duplicate offers nothing");
+    let c = counts(&a).await;
+    assert_eq!((c.accepted, c.done, c.duplicates, c.open), (2, 1, 1, 1));
+    assert_eq!(complete(&mut a, 999 << keys::SEQ_BITS, Vec::new()).await.admitted, Vec::<bool>::new());
+    assert_eq!(counts(&a).await.stray, 1, "a lease never handed out changes nothing");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_expired_lease_goes_to_another_node_and_completes_once() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("takeover");
+    let mut a = node(server, &job, "a").await;
+    let mut b = node(server, &job, "b").await;
+    a.offer(vec![image("http://h.test/1.jpg"), image("http://h.test/2.jpg")]).await.unwrap();
+    let held = claim(&mut a, 2).await;
+    assert!(claim(&mut b, 2).await.leases.is_empty(), "a's leases are live");
+    advance(server, &job, LEASE_MS + 1).await;
+    let taken = claim(&mut b, 2).await;
+    assert_eq!(urls(&taken), urls(&held), "reaped, back at the front, and claimed by b");
+    assert!(taken.leases.iter().zip(&held.leases).all(|(t, h)| t.id != h.id), "new leases");
+    // 1.jpg: b completes first, then a's late completion. 2.jpg: the other way round.
+    complete(&mut b, taken.leases[0].id, Vec::new()).await;
+    complete(&mut a, held.leases[0].id, Vec::new()).await;
+    complete(&mut a, held.leases[1].id, Vec::new()).await;
+    complete(&mut b, taken.leases[1].id, Vec::new()).await;
+    let c = counts(&a).await;
+    assert_eq!((c.done, c.duplicates, c.open, c.leased, c.queued), (2, 2, 0, 0, 0));
+    assert!(a.is_done().await.unwrap());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_late_completion_takes_its_task_off_the_queue() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("late");
+    let mut a = node(server, &job, "a").await;
+    let mut b = node(server, &job, "b").await;
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    let held = claim(&mut a, 1).await.leases.remove(0);
+    a.offer(vec![image("http://g.test/x.jpg")]).await.unwrap();
+    advance(server, &job, LEASE_MS + 1).await;
+    // b reaps 1.jpg back into h.test's queue, which is now ready after g.test's.
+    assert_eq!(urls(&claim(&mut b, 1).await), ["http://g.test/x.jpg"]);
+    assert_eq!(counts(&a).await.queued, 1);
+    complete(&mut a, held.id, Vec::new()).await;
+    let c = counts(&a).await;
+    assert_eq!((c.done, c.duplicates, c.queued, c.leased, c.open), (1, 0, 0, 1, 1), "taken off its queue");
+    assert!(claim(&mut b, 8).await.leases.is_empty(), "not fetched again");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn renewed_leases_do_not_expire() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("renew");
+    let mut a = node(server, &job, "a").await;
+    let mut b = node(server, &job, "b").await;
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    claim(&mut a, 1).await;
+    for _ in 0..3 {
+        advance(server, &job, LEASE_MS * 2 / 3).await;
+        assert_eq!(a.renew().await.unwrap(), 1);
+        assert!(claim(&mut b, 1).await.leases.is_empty(), "still a's");
+    }
+    assert_eq!(b.renew().await.unwrap(), 0, "b holds nothing");
+    advance(server, &job, LEASE_MS + 1).await;
+    assert_eq!(claim(&mut b, 1).await.leases.len(), 1, "a stopped renewing");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_whose_leases_keep_expiring_ends_failed() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("crashy");
+    let mut a = node(server, &job, "a").await.with_tries(3);
+    a.offer(vec![image("http://h.test/crash.jpg")]).await.unwrap();
+    let mut claimed = claim(&mut a, 1).await;
+    for round in 1..=3 {
+        assert_eq!(claimed.leases.len(), 1, "round {round}");
+        advance(server, &job, LEASE_MS + 1).await;
+        claimed = claim(&mut a, 1).await;
+    }
+    assert!(claimed.leases.is_empty());
+    assert!(
+        matches!(&claimed.lost[..], [(Work::Image(o), why)] if o.url.path() == "/crash.jpg" && why == "lease expired 3 times")
+    );
+    let c = counts(&a).await;
+    assert_eq!((c.accepted, c.lost, c.done, c.open, c.leased), (1, 1, 0, 0, 0));
+    assert!(a.is_done().await.unwrap());
+    let record: String = raw(server).await.hget(format!("{}done", keys::prefix(&job)), 1).await.unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["status"], "failed: lease expired 3 times");
+    assert_eq!(record["url"], "http://h.test/crash.jpg");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn children_are_admitted_before_open_drops() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("children");
+    let mut a = node(server, &job, "a").await;
+    a.offer(vec![Offer { detail: true, ..image("http://h.test/view/1") }]).await.unwrap();
+    let page = claim(&mut a, 1).await.leases.remove(0);
+    assert!(matches!(page.work, Work::Detail(_)));
+    let children = vec![image("http://h.test/big.jpg"), image("http://h.test/big2.jpg")];
+    assert_eq!(complete(&mut a, page.id, children).await.admitted, [true, true]);
+    assert!(!a.is_done().await.unwrap(), "its images are queued in the same step");
+    assert_eq!(counts(&a).await.open, 2);
+    let images = claim(&mut a, 8).await;
+    complete(&mut a, images.leases[0].id, Vec::new()).await;
+    assert!(!a.is_done().await.unwrap(), "one image still out");
+    complete(&mut a, images.leases[1].id, Vec::new()).await;
+    assert!(a.is_done().await.unwrap());
+    let c = counts(&a).await;
+    assert_eq!((c.accepted, c.done, c.open), (3, 3, 0));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn released_work_goes_out_again_first_and_only_the_holder_releases() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("release");
+    let mut a = node(server, &job, "a").await.with_tries(1);
+    let mut b = node(server, &job, "b").await;
+    a.offer((1..=3).map(|k| image(&format!("http://h.test/{k}.jpg"))).collect()).await.unwrap();
+    let mut held = claim(&mut a, 2).await;
+    let second = held.leases.pop().unwrap();
+    b.release(vec![Lease { id: second.id, work: second.work.clone() }]).await.unwrap();
+    assert_eq!(counts(&a).await.leased, 2, "b cannot release a's lease");
+    a.release(vec![second]).await.unwrap();
+    assert_eq!(urls(&claim(&mut b, 1).await), ["http://h.test/2.jpg"], "first again, no try counted");
+    assert_eq!(a.abandon().await.unwrap().images.len(), 0, "the queue is the job's");
+    let c = counts(&a).await;
+    assert_eq!((c.queued, c.leased, c.open, c.lost), (2, 1, 3, 0));
+    assert_eq!(urls(&claim(&mut b, 8).await), ["http://h.test/1.jpg", "http://h.test/3.jpg"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_yielding_gate_takes_nothing() {
+    let Some(server) = testing::server() else { return };
+    let mut a = node(server, &testing::job("yield"), "a").await;
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    assert!(a.claim(8, 8, &mut Open { yields: true }).await.unwrap().leases.is_empty());
+    assert_eq!(claim(&mut a, 8).await.leases.len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_names_and_servers_are_errors() {
+    let bad_job = RedisFrontier::connect("redis://127.0.0.1:1/", "a{b", "n").await;
+    assert!(matches!(bad_job, Err(RedisFrontierError::Name(NameError::BadChar { .. }))));
+    let bad_node = RedisFrontier::connect("redis://127.0.0.1:1/", "job", "").await;
+    assert!(matches!(bad_node, Err(RedisFrontierError::Name(NameError::Empty { what: "node" }))));
+    assert!(matches!(
+        RedisFrontier::connect("nonsense", "j", "n").await,
+        Err(RedisFrontierError::Connect(_))
+    ));
+    let Some(server) = testing::server() else { return };
+    let missing = format!("redis+unix://{}.gone", server.socket().display());
+    assert!(matches!(RedisFrontier::connect(&missing, "j", "n").await, Err(RedisFrontierError::Connect(_))));
+}
+
+/// What each host holds in flight, as the job counts it.
+pub async fn in_flight(server: &RedisServer, job: &str) -> HashMap<String, i64> {
+    raw(server).await.hgetall(format!("{}inflight", keys::prefix(job))).await.unwrap()
+}
