@@ -87,6 +87,21 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Share one job between processes (on one machine or many) through Redis, e.g.
+    /// redis://10.0.0.5:6379/0: every process runs the same command with the same --job;
+    /// for now with --urls (see docs/DISTRIBUTED.md)
+    #[arg(long, value_name = "URL", requires = "job")]
+    pub frontier: Option<String>,
+
+    /// The shared job's name (letters, digits, '.', '_', '-'), with --frontier
+    #[arg(long, value_name = "NAME", requires = "frontier")]
+    pub job: Option<String>,
+
+    /// With --frontier: seconds a task stays leased to a process that stops renewing it
+    /// (it died) before another process takes it over
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "frontier")]
+    pub lease: u64,
+
     /// Download again the images an earlier run into the same out dir completed
     /// (normally they are skipped)
     #[arg(long)]

@@ -243,6 +243,18 @@ pub struct Config {
     pub force: bool,
     /// List the image URLs, download nothing (`--dry-run`).
     pub dry_run: bool,
+    /// `--frontier` and `--job`: the work is shared through Redis.
+    pub shared: Option<SharedJob>,
+}
+
+/// A job shared by several processes through a Redis frontier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedJob {
+    /// `redis://host:port/db` (or `unix:///path`).
+    pub url: String,
+    pub job: String,
+    /// How long a task stays leased to a process that stops renewing it.
+    pub lease: Duration,
 }
 
 impl Config {
@@ -377,6 +389,7 @@ impl Config {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
+        let shared = resolve_shared(cli, &source)?;
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -405,6 +418,7 @@ impl Config {
             failed_list: cli.failed.clone(),
             force: cli.force,
             dry_run: cli.dry_run,
+            shared,
         })
     }
 
@@ -491,6 +505,33 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
         check_untemplated_range(settings, cli, first_page)?;
     }
     Ok(Source::Pages { pages, first_page, max_pages })
+}
+
+/// `--frontier`, `--job`, `--lease`: checked here so a bad one stops the run before any
+/// connection.
+fn resolve_shared(cli: &Cli, source: &Source) -> anyhow::Result<Option<SharedJob>> {
+    let (Some(url), Some(job)) = (&cli.frontier, &cli.job) else { return Ok(None) };
+    if !["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
+        bail!("--frontier: expected redis://host:port/db or unix:///path, got {url:?}");
+    }
+    if job.is_empty()
+        || job.len() > 64
+        || !job.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        bail!("--job: 1 to 64 letters, digits, '.', '_' or '-', got {job:?}");
+    }
+    if !(1..=86_400).contains(&cli.lease) {
+        bail!("--lease: from 1 to 86400 seconds, got {}", cli.lease);
+    }
+    if matches!(source, Source::Pages { .. }) {
+        bail!(
+            "--frontier: shares a list of image URLs for now (--urls FILE); walking listing pages from several processes is not built yet"
+        );
+    }
+    if cli.dry_run {
+        bail!("--frontier: --dry-run lists what one process would fetch; run it without --frontier");
+    }
+    Ok(Some(SharedJob { url: url.clone(), job: job.clone(), lease: Duration::from_secs(cli.lease) }))
 }
 
 /// `--pages` or `AMOUNT_PAGES`: the first page and the last; `(1, None)` when neither.

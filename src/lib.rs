@@ -77,10 +77,12 @@ use slog::{Logger, error, info, o, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
+use crate::config::SharedJob;
 use crate::config::{Config, ReportKind};
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
+use crate::frontier::RedisFrontier;
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
@@ -259,9 +261,18 @@ async fn scrape(
         page_host: config.walk.page_host.clone(),
         page_lookahead: Some(config.walk.lookahead as usize),
         max_server_wait: config.retries.max_wait,
+        shared: config.shared.as_ref().map(|job| job.lease / 3),
         cancel: cancel.clone(),
     };
-    let coordinator = Coordinator::new(plan, log.new(o!("actor" => "coordinator"))).start();
+    let coordinator_log = log.new(o!("actor" => "coordinator"));
+    let coordinator = match &config.shared {
+        None => Coordinator::new(plan, coordinator_log),
+        Some(job) => {
+            let frontier = shared_frontier(config, job, log).await?;
+            Coordinator::with_frontier(plan, Box::new(frontier), coordinator_log)
+        }
+    }
+    .start();
     let interrupted = Rc::new(Cell::new(None));
     actix_rt::spawn(on_signals(
         coordinator.clone(),
@@ -307,7 +318,68 @@ async fn scrape(
     for arbiter in &arbiters {
         arbiter.stop();
     }
+    if let Some(job) = &config.shared {
+        log_job(job, &summary, log).await;
+    }
     Ok((summary, arbiters, interrupted.get()))
+}
+
+/// This process's view of a job shared through Redis, made in the System's own Arbiter
+/// (where the Coordinator runs). Refuses a job that was started with other settings.
+async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyhow::Result<RedisFrontier> {
+    let node = node_name();
+    let frontier = RedisFrontier::connect(&job.url, &job.job, &node)
+        .await
+        .with_context(|| format!("--frontier {}", job.url))?
+        .with_per_host(config.per_host_concurrency)
+        .with_lease(job.lease);
+    let agreed =
+        frontier.agree(&job_fingerprint(config)).await.with_context(|| format!("--frontier {}", job.url))?;
+    if !agreed {
+        anyhow::bail!(
+            "--job {}: that job was started with other settings (another URL list, host filter or extension filter); use another --job name",
+            job.job
+        );
+    }
+    info!(log, "joined a shared job"; "job" => &job.job, "node" => &node, "lease_secs" => job.lease.as_secs());
+    Ok(frontier)
+}
+
+/// What a process must agree on to join a job: the work (its URL list) and the settings
+/// that change which images are fetched.
+fn job_fingerprint(config: &Config) -> String {
+    let text = format!(
+        "{:?}\n{:?}\n{}\n{}",
+        config.source, config.filters, config.extract.image_host, config.max_image_bytes
+    );
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+}
+
+/// This process in the job's leases: the machine's name and the process id.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .collect();
+    let host = if host.is_empty() { "node".to_string() } else { host.chars().take(40).collect() };
+    format!("{host}-{}", std::process::id())
+}
+
+/// The whole job's counts beside this process's share (the job's are the same on every
+/// process).
+async fn log_job(job: &SharedJob, summary: &Summary, log: &Logger) {
+    let counts = match RedisFrontier::connect(&job.url, &job.job, &node_name()).await {
+        Ok(frontier) => frontier.job_counts().await,
+        Err(e) => Err(crate::frontier::FrontierError::Unavailable(e.to_string())),
+    };
+    match counts {
+        Ok(c) => info!(log, "job counts (every process)"; "job" => &job.job, "accepted" => c.accepted,
+            "done" => c.done, "lost" => c.lost, "open" => c.open, "duplicates" => c.duplicates,
+            "this_process" => summary.images.total),
+        Err(e) => warn!(log, "cannot read the job's counts"; "job" => &job.job, "error" => %e),
+    }
 }
 
 /// First SIGINT/SIGTERM: cancel in-flight work and let the Coordinator wind down, so the

@@ -169,7 +169,10 @@ impl Coordinator {
             claiming: false,
             stopped: None,
             resume_warned: false,
-            tally: Tally::new(plan.record_items),
+            tally: match plan.shared {
+                Some(_) => Tally::new(plan.record_items).share(),
+                None => Tally::new(plan.record_items),
+            },
             joiners: Vec::new(),
             seed,
             plan,
@@ -238,8 +241,7 @@ impl Coordinator {
             let answer = self.frontier.claim(want, self.slots.capacity(), &mut gate);
             match frontier::ready(answer) {
                 Ok(Ok(claimed)) => {
-                    let went = !claimed.leases.is_empty();
-                    self.take_claimed(claimed, ctx);
+                    let went = self.take_claimed(claimed, ctx) > 0;
                     if !went && !self.robots.has_requests() {
                         return;
                     }
@@ -252,11 +254,11 @@ impl Coordinator {
                         match result {
                             // Claim again only if this one took something: an empty
                             // answer means nothing can go until another message.
-                            Ok(claimed) if !claimed.leases.is_empty() => {
-                                act.take_claimed(claimed, ctx);
-                                act.dispatch(ctx);
+                            Ok(claimed) => {
+                                if act.take_claimed(claimed, ctx) > 0 || act.robots.has_requests() {
+                                    act.dispatch(ctx);
+                                }
                             }
-                            Ok(claimed) => act.take_claimed(claimed, ctx),
                             Err(e) => act.frontier_failed(e, ctx),
                         }
                     }));
@@ -266,8 +268,19 @@ impl Coordinator {
         }
     }
 
-    /// Counts what the gate refused and hands out the rest.
-    fn take_claimed(&mut self, claimed: Claimed, ctx: &mut Context<Self>) {
+    /// Counts what the gate refused (and what a shared frontier gave up on) and hands out
+    /// the rest.
+    fn take_claimed(&mut self, mut claimed: Claimed, ctx: &mut Context<Self>) -> usize {
+        for (work, reason) in claimed.lost.drain(..) {
+            match work {
+                Work::Image(offer) => self.fail(&offer.into(), 0, reason),
+                Work::Detail(offer) => self.detail_refused(&offer.url, reason, true),
+                Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, true),
+            }
+        }
+        if !self.frontier.judges_robots() {
+            claimed = self.judge_robots(claimed, ctx);
+        }
         for Refused { work, reason, failure } in claimed.refused {
             match work {
                 Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
@@ -276,6 +289,7 @@ impl Coordinator {
                 Work::Detail(offer) => self.detail_refused(&offer.url, reason, failure),
             }
         }
+        let mut went = 0;
         for lease in claimed.leases {
             let Some(slot) = self.slots.free_slot() else {
                 // More than asked for: back to the frontier, untried.
@@ -301,7 +315,32 @@ impl Coordinator {
             };
             let entry = InFlight { task: task.clone(), lease: Some(lease.id), page, referer, meta };
             self.slots.send(slot, task, entry);
+            went += 1;
         }
+        went
+    }
+
+    /// robots.txt on what a frontier that cannot ask the gate handed out: what must wait
+    /// for its robots.txt goes back untried; what it refuses ends here.
+    fn judge_robots(&mut self, claimed: Claimed, ctx: &mut Context<Self>) -> Claimed {
+        let mut kept = Claimed { refused: claimed.refused, ..Claimed::default() };
+        let mut back = Vec::new();
+        for lease in claimed.leases {
+            match self.robots.verdict(lease.work.url()) {
+                Verdict::Go => kept.leases.push(lease),
+                Verdict::Wait => back.push(lease),
+                Verdict::Refused { reason, failure } => {
+                    let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
+                    self.then(ctx, answer, |_, _| {});
+                    kept.refused.push(Refused { work: lease.work, reason, failure });
+                }
+            }
+        }
+        if !back.is_empty() {
+            let answer = self.frontier.release(back);
+            self.then(ctx, answer, |_, ()| {});
+        }
+        kept
     }
 
     /// The task for an image about to go out: under the name it already has (it was
@@ -525,6 +564,12 @@ impl Actor for Coordinator {
             });
         }
         ctx.run_interval(LIVENESS_CHECK, |act, ctx| act.step(ctx));
+        if let Some(every) = self.plan.shared {
+            ctx.run_interval(every, |act, ctx| {
+                let answer = act.frontier.renew();
+                act.then(ctx, answer, |_, ()| {});
+            });
+        }
     }
 }
 

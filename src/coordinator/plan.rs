@@ -42,6 +42,9 @@ pub struct Plan {
     /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
     /// Crawl-delay is clamped to it.
     pub max_server_wait: Duration,
+    /// A job shared with other processes: how often to renew this process's leases, and
+    /// counts of this process's share. `None`: the run is this process's alone.
+    pub shared: Option<Duration>,
     /// Tripped when the run must stop (a full disk): workers drop what they are doing.
     pub cancel: Cancel,
 }
@@ -65,6 +68,7 @@ impl Plan {
             page_host: String::new(),
             page_lookahead: None,
             max_server_wait: Duration::from_secs(60),
+            shared: None,
             cancel: Cancel::default(),
         }
     }

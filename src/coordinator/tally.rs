@@ -18,6 +18,9 @@ pub struct Tally {
     /// One per image, kept only when a report or a failed list asked for them: a run
     /// without either keeps no per-image record, however large.
     items: Option<Vec<Item>>,
+    /// A shared job: this process counts its share, the images it ended, which need not
+    /// be the ones it found (another process may have admitted them first).
+    share: bool,
 }
 
 impl Tally {
@@ -83,7 +86,17 @@ impl Tally {
     }
 
     pub fn images(&self) -> ImageCounts {
-        self.images
+        let mut images = self.images;
+        if self.share {
+            images.total = images.ok + images.failed + images.skipped;
+        }
+        images
+    }
+
+    /// Counts this process's share of a shared job (see `share`).
+    pub fn share(mut self) -> Self {
+        self.share = true;
+        self
     }
 
     /// The summary so far; takes the items (the run is over).
@@ -91,7 +104,7 @@ impl Tally {
         Summary {
             stopped,
             pages: self.pages(),
-            images: self.images,
+            images: self.images(),
             listed: self.listed,
             items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
         }

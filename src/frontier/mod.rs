@@ -22,6 +22,7 @@ mod queues;
 mod redis;
 mod seen;
 
+use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use url::Url;
 
@@ -74,6 +75,18 @@ pub trait Frontier {
 
     /// Every piece of work is completed, and none will come.
     fn is_done(&self) -> Answer<bool>;
+
+    /// Keeps this process's leases alive (a shared frontier takes back the work of a
+    /// process that stops renewing: it died). Nothing to do for the in-memory one.
+    fn renew(&mut self) -> Answer<()> {
+        futures_util::future::ready(Ok(())).boxed_local()
+    }
+
+    /// Whether `claim` judged robots.txt through the gate. A shared frontier cannot (its
+    /// answer comes after the gate is gone): the caller judges what it hands out.
+    fn judges_robots(&self) -> bool {
+        true
+    }
 }
 
 /// What the caller lets a claim take. Read during the call: a remote frontier takes a

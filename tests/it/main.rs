@@ -3,12 +3,18 @@
 
 mod chaos;
 mod conformance;
+mod distributed;
 mod e2e;
 mod helpers;
 mod hostile;
 mod outputs;
 mod polite;
 mod props;
+/// The real redis-server the frontier's own tests start, shared with these (which use
+/// less of it).
+#[path = "../../src/frontier/redis/testing.rs"]
+#[allow(dead_code)]
+mod redis_server;
 mod s3;
 mod s3_store;
 mod walk;

@@ -173,6 +173,24 @@ impl RedisFrontier {
         .boxed_local()
     }
 
+    /// Stores `fingerprint` (what the job is to do: its URL list and the settings that
+    /// change what is fetched) as the job's, unless another is stored already; answers
+    /// whether the job's is this one. A process with other settings must not join.
+    pub async fn agree(&self, fingerprint: &str) -> Result<bool, FrontierError> {
+        let key = format!("{}settings", self.prefix);
+        let mut conn = self.conn.clone();
+        let _: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(fingerprint)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let stored: Option<String> =
+            redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(stored.as_deref() == Some(fingerprint))
+    }
+
     fn release_ids(&self, ids: Vec<String>) -> Answer<()> {
         let mut call = scripts::call(&scripts::RELEASE, &self.prefix);
         call.arg(&self.node).arg(ids);
@@ -305,6 +323,15 @@ impl Frontier for RedisFrontier {
             Ok(Counts { queued: size(c.queued), pages_planned: 0, leased: size(c.leased) })
         }
         .boxed_local()
+    }
+
+    fn renew(&mut self) -> Answer<()> {
+        let renew = RedisFrontier::renew(self);
+        async move { renew.await.map(drop) }.boxed_local()
+    }
+
+    fn judges_robots(&self) -> bool {
+        false
     }
 
     /// Nothing open, queued or leased, in the whole job.

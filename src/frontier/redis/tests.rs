@@ -104,7 +104,7 @@ async fn an_offer_comes_back_as_it_went_in_and_never_as_a_page() {
         Some(Url::parse("http://h.test/p7.html").unwrap()),
         Meta { element: Some(Element::Picture), note: Some("a\nnote".into()), ..Meta::default() },
     );
-    offer.meta.fallback = Some(Url::parse("http://h.test/thumb.jpg").unwrap());
+    offer.meta.fallback = Some(Box::new(Url::parse("http://h.test/thumb.jpg").unwrap()));
     let detail = Offer { detail: true, ..image("http://g.test/view/1") };
     a.offer(vec![offer.clone(), detail.clone()]).await.unwrap();
     let claimed = claim(&mut a, 8).await;

@@ -1,0 +1,172 @@
+//! One job, several processes, one real redis-server (started here): a list of image
+//! URLs on two hosts with slow responses, three processes, one of them killed with
+//! SIGKILL mid-run. The survivors finish the job with exact counts; the per-host limit
+//! holds across processes, measured on the server.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::helpers::{TestServer, images, jpeg};
+use crate::redis_server;
+
+const IMAGES: usize = 90;
+const PER_HOST: usize = 3;
+
+/// Requests in flight per host, and the most seen at once; image requests per process
+/// (by User-Agent).
+#[derive(Default)]
+struct Load {
+    now: Mutex<HashMap<String, usize>>,
+    most: AtomicUsize,
+    by_agent: Mutex<HashMap<String, usize>>,
+    arrived: Condvar,
+}
+
+impl Load {
+    /// Blocks until `agent` has asked for `n` images (a hang guard, not a wait: panics
+    /// after a minute).
+    fn wait_for(&self, agent: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut by_agent = self.by_agent.lock().unwrap();
+        while by_agent.get(agent).copied().unwrap_or(0) < n {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("{agent} never asked: {by_agent:?}"));
+            by_agent = self.arrived.wait_timeout(by_agent, left).unwrap().0;
+        }
+    }
+}
+
+fn slow_server(load: Arc<Load>) -> TestServer {
+    TestServer::start_with(move |cfg| {
+        let load = Arc::clone(&load);
+        cfg.default_service(web::to(move |req: HttpRequest| {
+            let load = Arc::clone(&load);
+            async move {
+                let host = req.connection_info().host().split(':').next().unwrap_or_default().to_string();
+                // Each process reads robots.txt itself, outside the job's limit.
+                let counted = req.path().starts_with("/img/");
+                if counted {
+                    let agent =
+                        req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                    *load.by_agent.lock().unwrap().entry(agent.to_string()).or_default() += 1;
+                    load.arrived.notify_all();
+                    let mut now = load.now.lock().unwrap();
+                    let n = now.entry(host.clone()).or_default();
+                    *n += 1;
+                    load.most.fetch_max(*n, Ordering::SeqCst);
+                }
+                // A slow server, so leases are out when a process dies.
+                actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+                if counted {
+                    *load.now.lock().unwrap().get_mut(&host).unwrap() -= 1;
+                }
+                let Some(n) = req.path().strip_prefix("/img/").and_then(|p| p.strip_suffix(".jpg")) else {
+                    return HttpResponse::NotFound().finish();
+                };
+                let n: u8 = n.parse().unwrap_or(0);
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n, 3_000))
+            }
+        }));
+    })
+}
+
+/// A process of the job, in `dir`, known to the server by its folder's name. Each holds
+/// two requests at most, so the three share the hosts' six.
+fn process(dir: &Path, redis: &str, job: &str, list: &Path) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let settings = format!(
+        "SCRAPER:\n  PER_HOST_CONCURRENCY: {PER_HOST}\n  CONCURRENCY: 2\n  IMAGE_HOST: \"\"\n  USER_AGENT: {name}\n"
+    );
+    std::fs::write(dir.join("settings.yaml"), settings).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+        .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
+        .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The job's counts as a process logs them.
+fn job_line(log: &str) -> String {
+    let line =
+        log.lines().find(|l| l.contains("job counts (every process)")).unwrap_or_else(|| panic!("{log}"));
+    let fields = ["accepted", "done", "lost", "open"];
+    fields
+        .iter()
+        .map(|f| line.split(&format!("{f}: ")).nth(1).unwrap().split(',').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn three_processes_share_a_job_and_survive_one_killed() {
+    let Some(redis) = redis_server::server() else { return };
+    let load = Arc::new(Load::default());
+    let server = slow_server(Arc::clone(&load));
+    let port = server.origin().rsplit(':').next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // Two hosts on one server: 127.0.0.1 and localhost.
+    let urls: Vec<String> = (0..IMAGES)
+        .map(|i| match i % 2 {
+            0 => format!("http://127.0.0.1:{port}/img/{i}.jpg"),
+            _ => format!("http://localhost:{port}/img/{i}.jpg"),
+        })
+        .collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("three");
+
+    let nodes: Vec<_> = (0..3).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let mut children: Vec<Child> = nodes.iter().map(|d| process(d, &redis.url, &job, &list)).collect();
+    // The first process dies with what it holds once it has asked for a few images.
+    load.wait_for("node0", 3);
+    let mut killed = children.remove(0);
+    killed.kill().unwrap();
+    let _ = killed.wait();
+    let survivors: Vec<(i32, String)> = children.into_iter().map(finish).collect();
+    for (code, log) in &survivors {
+        assert_eq!(*code, 0, "{log}");
+    }
+    let expected = format!("{IMAGES} {IMAGES} 0 0");
+    assert_eq!(job_line(&survivors[0].1), expected, "accepted, done, lost, open");
+    assert_eq!(job_line(&survivors[1].1), expected, "the same counts on every process");
+
+    // Every image once in some process's out dir, byte for byte.
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(images(&node.join("images")));
+    }
+    for i in 0..IMAGES {
+        assert!(found.get(&format!("{i}.jpg")) == Some(&jpeg(i as u8, 3_000)), "image {i}");
+    }
+    let fetched: usize = (0..IMAGES).map(|i| server.hits(&format!("/img/{i}.jpg"))).sum();
+    assert!(fetched > IMAGES, "what the dead process held was fetched again: {fetched} fetches");
+    assert!(fetched <= IMAGES + 2, "{fetched} fetches: at most the dead process's two leases again");
+    let most = load.most.load(Ordering::SeqCst);
+    assert!(most <= PER_HOST, "per-host limit across processes: {most} at once");
+
+    // A process started once the job is done has nothing to do; one with another list is
+    // refused.
+    let late = finish(process(&dir.path().join("late"), &redis.url, &job, &list));
+    assert_eq!(late.0, 0, "{}", late.1);
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, urls[..3].join("\n")).unwrap();
+    let refused = finish(process(&dir.path().join("refused"), &redis.url, &job, &other));
+    assert_eq!(refused.0, 2, "{}", refused.1);
+    assert!(refused.1.contains("started with other settings"), "{}", refused.1);
+}
