@@ -82,7 +82,7 @@ use crate::config::{Config, ReportKind};
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
-use crate::frontier::RedisFrontier;
+use crate::frontier::{JobCounts, RedisFrontier};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
@@ -103,6 +103,8 @@ pub struct Outcome {
     pub output_error: Option<String>,
     /// The signal that stopped the run, if one did.
     pub interrupted: Option<i32>,
+    /// A shared job's counts (every process's), read when this process ended.
+    pub job: Option<JobCounts>,
 }
 
 impl Outcome {
@@ -112,7 +114,12 @@ impl Outcome {
         match (self.interrupted, &self.output_error) {
             (Some(signal), _) => ExitCode::Signal(signal),
             (None, Some(_)) => ExitCode::Failure,
-            (None, None) => self.summary.exit_code(),
+            // A shared job succeeds or fails as a whole, the same on every process.
+            (None, None) => match &self.job {
+                Some(job) if job.all_succeeded() => ExitCode::Success,
+                Some(_) => ExitCode::Failure,
+                None => self.summary.exit_code(),
+            },
         }
     }
 }
@@ -128,7 +135,7 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
     let started = Instant::now();
     let system = System::new();
-    let (summary, arbiters, interrupted) = system.block_on(scrape(config, &store, log, progress))?;
+    let (summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
@@ -140,7 +147,7 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     let elapsed = started.elapsed();
     log_summary(&summary, config, interrupted.is_some(), elapsed, log);
     let output_error = write_outputs(&summary, config, elapsed, log);
-    Ok(Outcome { summary, elapsed, output_error, interrupted })
+    Ok(Outcome { summary, elapsed, output_error, interrupted, job })
 }
 
 fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: Duration, log: &Logger) {
@@ -237,13 +244,14 @@ fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {
 }
 
 /// The body of the actor system: returns the summary, the Arbiters to join once the
-/// system is no longer driving them, and the exit status a signal asked for.
+/// system is no longer driving them, the exit status a signal asked for, and a shared
+/// job's counts.
 async fn scrape(
     config: &Config,
     store: &Arc<dyn Store>,
     log: &Logger,
     progress: Option<Progress>,
-) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
+) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
     let gate = Arc::new(config.host_gate());
     let cancel = Cancel::default();
     let plan = Plan {
@@ -318,10 +326,11 @@ async fn scrape(
     for arbiter in &arbiters {
         arbiter.stop();
     }
-    if let Some(job) = &config.shared {
-        log_job(job, &summary, log).await;
-    }
-    Ok((summary, arbiters, interrupted.get()))
+    let job = match &config.shared {
+        Some(job) => log_job(job, &summary, log).await,
+        None => None,
+    };
+    Ok((summary, arbiters, interrupted.get(), job))
 }
 
 /// This process's view of a job shared through Redis, made in the System's own Arbiter
@@ -369,16 +378,24 @@ fn node_name() -> String {
 
 /// The whole job's counts beside this process's share (the job's are the same on every
 /// process).
-async fn log_job(job: &SharedJob, summary: &Summary, log: &Logger) {
+async fn log_job(job: &SharedJob, summary: &Summary, log: &Logger) -> Option<JobCounts> {
     let counts = match RedisFrontier::connect(&job.url, &job.job, &node_name()).await {
         Ok(frontier) => frontier.job_counts().await,
         Err(e) => Err(crate::frontier::FrontierError::Unavailable(e.to_string())),
     };
     match counts {
-        Ok(c) => info!(log, "job counts (every process)"; "job" => &job.job, "accepted" => c.accepted,
-            "done" => c.done, "lost" => c.lost, "open" => c.open, "duplicates" => c.duplicates,
-            "this_process" => summary.images.total),
-        Err(e) => warn!(log, "cannot read the job's counts"; "job" => &job.job, "error" => %e),
+        Ok(c) => {
+            info!(log, "job counts (every process)"; "job" => &job.job, "accepted" => c.accepted,
+                "done" => c.done, "ok" => c.ok, "failed" => c.failed, "skipped" => c.skipped,
+                "lost" => c.lost, "open" => c.open, "duplicates" => c.duplicates,
+                "detail_ok" => c.detail_ok, "detail_failed" => c.detail_failed,
+                "this_process" => summary.images.total);
+            Some(c)
+        }
+        Err(e) => {
+            warn!(log, "cannot read the job's counts: the exit status is this process's share's"; "job" => &job.job, "error" => %e);
+            None
+        }
     }
 }
 

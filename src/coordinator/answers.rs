@@ -10,7 +10,7 @@ use url::Url;
 use super::outcome::{self, DetailAnswer, ImageAnswer};
 use super::tally::Subject;
 use super::{Coordinator, InFlight};
-use crate::frontier::{Completed, EndWhy, Ending, LastWhy, LeaseId, Meta, Offer, PageFate};
+use crate::frontier::{Completed, EndWhy, Ending, ItemEnd, LastWhy, LeaseId, Meta, Offer, PageFate};
 use crate::html::Found;
 use crate::report::Status;
 use crate::robots::Rules;
@@ -161,17 +161,20 @@ impl Coordinator {
         attempts: u32,
         ctx: &mut Context<Self>,
     ) {
-        let (children, ok) = match outcome::detail(outcome, &detail, |u| self.page_host_allows(u)) {
-            DetailAnswer::Images(images) => (self.image_offers(images, detail.page, &url, Some(&url)), true),
-            DetailAnswer::Moved(target) => (vec![*target], false),
+        let (children, end) = match outcome::detail(outcome, &detail, |u| self.page_host_allows(u)) {
+            DetailAnswer::Images(images) => {
+                (self.image_offers(images, detail.page, &url, Some(&url)), ItemEnd::DetailOk)
+            }
+            DetailAnswer::Moved(target) => (vec![*target], ItemEnd::Replaced),
             DetailAnswer::Failed(error) => {
                 warn!(self.log, "detail page failed"; "url" => %detail.found, "error" => error, "attempts" => attempts);
                 self.tally.detail_failed();
-                (Vec::new(), false)
+                (Vec::new(), ItemEnd::DetailFailed)
             }
         };
+        let ok = end == ItemEnd::DetailOk;
         let listed = (ok && self.listing.is_some()).then(|| children.clone());
-        let answer = self.frontier.complete(lease, Ending::Image, children);
+        let answer = self.frontier.complete(lease, Ending::Image(end), children);
         self.then(ctx, answer, move |act, done| {
             if !ok {
                 return;
@@ -235,7 +238,14 @@ impl Coordinator {
     ) {
         let mut children = Vec::new();
         let mut fell_back = None;
-        match outcome::image(outcome, &task, &image, referer, &self.plan.image_host) {
+        let answer = outcome::image(outcome, &task, &image, referer, &self.plan.image_host);
+        let end = match &answer {
+            ImageAnswer::Saved { .. } => ItemEnd::Ok,
+            ImageAnswer::Follow(_) | ImageAnswer::FallBack { .. } => ItemEnd::Replaced,
+            ImageAnswer::Skipped(_) => ItemEnd::Skipped,
+            ImageAnswer::Failed(_) => ItemEnd::Failed,
+        };
+        match answer {
             ImageAnswer::Saved { name, bytes, sha256 } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
                 if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
@@ -257,7 +267,7 @@ impl Coordinator {
             ImageAnswer::Skipped(reason) => self.skip(&image, reason),
             ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
         }
-        let answer = self.frontier.complete(lease, Ending::Image, children);
+        let answer = self.frontier.complete(lease, Ending::Image(end), children);
         self.then(ctx, answer, move |act, done| {
             if let Some(link) = fell_back
                 && done.admitted.first() == Some(&false)

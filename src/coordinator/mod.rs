@@ -44,8 +44,8 @@ use url::Url;
 
 use crate::config::Source;
 use crate::frontier::{
-    self, Answer, Claimed, Ending, Frontier, FrontierError, LeaseId, LocalFrontier, Meta, Offer, Refused,
-    Verdict, Work,
+    self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, LocalFrontier, Meta, Offer,
+    Refused, Verdict, Work,
 };
 use crate::progress::Snapshot;
 use crate::report::{ImageCounts, PageCounts, Status, Summary};
@@ -307,7 +307,8 @@ impl Coordinator {
                 Work::Image(offer) => match self.image_task(offer) {
                     Ok(ready) => ready,
                     Err(()) => {
-                        let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
+                        let answer =
+                            self.frontier.complete(lease.id, Ending::Image(ItemEnd::Skipped), Vec::new());
                         self.then(ctx, answer, |_, _| {});
                         continue;
                     }
@@ -330,7 +331,12 @@ impl Coordinator {
                 Verdict::Go => kept.leases.push(lease),
                 Verdict::Wait => back.push(lease),
                 Verdict::Refused { reason, failure } => {
-                    let answer = self.frontier.complete(lease.id, Ending::Image, Vec::new());
+                    let end = match (&lease.work, failure) {
+                        (Work::Detail(_), true) => ItemEnd::DetailFailed,
+                        (_, true) => ItemEnd::Failed,
+                        (_, false) => ItemEnd::Skipped,
+                    };
+                    let answer = self.frontier.complete(lease.id, Ending::Image(end), Vec::new());
                     self.then(ctx, answer, |_, _| {});
                     kept.refused.push(Refused { work: lease.work, reason, failure });
                 }

@@ -202,9 +202,8 @@ pub struct Refused {
 /// How a lease ended, as far as the frontier's rules care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// An image or a detail page ended (saved, failed, skipped), or gave way to its
-    /// children.
-    Image,
+    /// An image or a detail page ended, or gave way to its children.
+    Image(ItemEnd),
     /// A listing page was fetched. `stated`: the page count it states, if any; `next`:
     /// the next page it links to (already past the page host filter); `found`: image
     /// URLs it holds, before `--ext` and the like (the children are what is left).
@@ -221,6 +220,33 @@ pub enum Ending {
     /// 404 or 410.
     PageMissing,
     PageFailed,
+}
+
+/// How an image or a detail page ended, for the job's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemEnd {
+    Ok,
+    Failed,
+    Skipped,
+    /// Gave way to its children (a redirect's target, a thumbnail in place of a link to
+    /// a page): not an image's end, which the child's will be.
+    Replaced,
+    /// A detail page fetched (its images are its children), or not.
+    DetailOk,
+    DetailFailed,
+}
+
+impl ItemEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemEnd::Ok => "ok",
+            ItemEnd::Failed => "failed",
+            ItemEnd::Skipped => "skipped",
+            ItemEnd::Replaced => "replaced",
+            ItemEnd::DetailOk => "detail_ok",
+            ItemEnd::DetailFailed => "detail_failed",
+        }
+    }
 }
 
 /// What the frontier made of a completion.

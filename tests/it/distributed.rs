@@ -101,16 +101,12 @@ fn finish(child: Child) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// The job's counts as a process logs them.
+/// The job's counts as a process logs them: accepted, done, ok, failed, lost, open.
 fn job_line(log: &str) -> String {
     let line =
         log.lines().find(|l| l.contains("job counts (every process)")).unwrap_or_else(|| panic!("{log}"));
-    let fields = ["accepted", "done", "lost", "open"];
-    fields
-        .iter()
-        .map(|f| line.split(&format!("{f}: ")).nth(1).unwrap().split(',').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let fields: HashMap<&str, &str> = line.split(", ").filter_map(|kv| kv.split_once(": ")).collect();
+    ["accepted", "done", "ok", "failed", "lost", "open"].map(|f| fields[f]).join(" ")
 }
 
 #[test]
@@ -142,8 +138,8 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     for (code, log) in &survivors {
         assert_eq!(*code, 0, "{log}");
     }
-    let expected = format!("{IMAGES} {IMAGES} 0 0");
-    assert_eq!(job_line(&survivors[0].1), expected, "accepted, done, lost, open");
+    let expected = format!("{IMAGES} {IMAGES} {IMAGES} 0 0 0");
+    assert_eq!(job_line(&survivors[0].1), expected, "accepted, done, ok, failed, lost, open");
     assert_eq!(job_line(&survivors[1].1), expected, "the same counts on every process");
 
     // Every image once in some process's out dir, byte for byte.
@@ -169,4 +165,22 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     let refused = finish(process(&dir.path().join("refused"), &redis.url, &job, &other));
     assert_eq!(refused.0, 2, "{}", refused.1);
     assert!(refused.1.contains("started with other settings"), "{}", refused.1);
+}
+
+#[test]
+fn a_shared_job_fails_on_every_process_when_any_image_fails() {
+    let Some(redis) = redis_server::server() else { return };
+    let server = slow_server(Arc::new(Load::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls: Vec<String> = (0..10).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
+    urls.push(format!("{}/missing.jpg", server.origin()));
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("fails");
+    let children: Vec<Child> =
+        (0..2).map(|i| process(&dir.path().join(format!("node{i}")), &redis.url, &job, &list)).collect();
+    for (code, log) in children.into_iter().map(finish) {
+        assert_eq!(code, 1, "whichever process met the failure: {log}");
+        assert_eq!(job_line(&log), "11 11 10 1 0 0", "accepted, done, ok, failed, lost, open");
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
-use crate::frontier::{EndWhy, LastWhy, Meta, ready as now};
+use crate::frontier::{EndWhy, ItemEnd, LastWhy, Meta, ready as now};
 use crate::robots::{Origin, Rules};
 
 /// A gate with robots.txt known for every origin but those in `waiting`, `disallowed`
@@ -152,7 +152,7 @@ fn children_are_offered_before_the_lease_stops_counting() {
     let leased = claim(&mut frontier, 4, 4, &mut gate);
     assert_eq!(leased.leases.len(), 1);
     assert!(!done(&frontier), "the image is out");
-    complete(&mut frontier, leased.leases[0].id, Ending::Image, Vec::new());
+    complete(&mut frontier, leased.leases[0].id, Ending::Image(ItemEnd::Ok), Vec::new());
     assert!(done(&frontier));
 }
 

@@ -94,6 +94,21 @@ pub struct JobCounts {
     pub queued: u64,
     /// Leases out, on every node.
     pub leased: u64,
+    /// Completed images by how they ended (a redirected image or a link replaced by its
+    /// thumbnail ends as its child does, and is not among them); `lost` ones failed too.
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Detail pages fetched, and not.
+    pub detail_ok: u64,
+    pub detail_failed: u64,
+}
+
+impl JobCounts {
+    /// Nothing of the job failed (no image, no detail page, no task lost).
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.lost == 0 && self.detail_failed == 0
+    }
 }
 
 impl RedisFrontier {
@@ -166,9 +181,36 @@ impl RedisFrontier {
         let call = scripts::call(&scripts::COUNTS, &self.prefix);
         let mut conn = self.conn.clone();
         async move {
-            let [accepted, open, done, lost, duplicates, stray, queued, leased] =
-                call.invoke_async::<[u64; 8]>(&mut conn).await.map_err(unavailable)?;
-            Ok(JobCounts { accepted, open, done, lost, duplicates, stray, queued, leased })
+            let [
+                accepted,
+                open,
+                done,
+                lost,
+                duplicates,
+                stray,
+                queued,
+                leased,
+                ok,
+                failed,
+                skipped,
+                detail_ok,
+                detail_failed,
+            ] = call.invoke_async::<[u64; 13]>(&mut conn).await.map_err(unavailable)?;
+            Ok(JobCounts {
+                accepted,
+                open,
+                done,
+                lost,
+                duplicates,
+                stray,
+                queued,
+                leased,
+                ok,
+                failed,
+                skipped,
+                detail_ok,
+                detail_failed,
+            })
         }
         .boxed_local()
     }
@@ -218,7 +260,7 @@ fn work_of(offer: Offer) -> Work {
 /// What the done record says of how a lease ended.
 fn status_of(ending: &Ending) -> &'static str {
     match ending {
-        Ending::Image => "done",
+        Ending::Image(end) => end.as_str(),
         Ending::PageFetched { .. } => "fetched",
         Ending::PageMoved { .. } => "moved",
         Ending::PageMissing => "missing",

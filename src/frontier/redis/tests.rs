@@ -9,7 +9,7 @@ use url::Url;
 
 use super::testing::{self, RedisServer};
 use super::*;
-use crate::frontier::{Meta, Verdict};
+use crate::frontier::{ItemEnd, Meta, Verdict};
 use crate::html::Element;
 use crate::robots::{Origin, Rules};
 
@@ -63,7 +63,7 @@ pub async fn claim(frontier: &mut RedisFrontier, want: usize) -> Claimed {
 }
 
 pub async fn complete(frontier: &mut RedisFrontier, id: LeaseId, children: Vec<Offer>) -> Completed {
-    frontier.complete(id, Ending::Image, children).await.unwrap()
+    frontier.complete(id, Ending::Image(ItemEnd::Ok), children).await.unwrap()
 }
 
 pub async fn counts(frontier: &RedisFrontier) -> JobCounts {

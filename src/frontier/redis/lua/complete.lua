@@ -50,5 +50,8 @@ if l then
   free(id, l)
 end
 count('done', 1)
+-- By how it ended (ok, failed, skipped, replaced, detail_ok, detail_failed): the job's
+-- counts by outcome, the same for every process.
+count('s:' .. status, 1)
 count('open', -1)
 return { 'done', admitted }

@@ -1,9 +1,11 @@
 -- counts: the job's counters and the leases out, read in one step.
--- Returns { accepted, open, done, lost, duplicates, stray, queued, leases }.
-local c = redis.call('HMGET', COUNTS, 'accepted', 'open', 'done', 'lost', 'duplicates', 'stray', 'queued')
+-- Returns { accepted, open, done, lost, duplicates, stray, queued, leases, ok, failed,
+-- skipped, detail_ok, detail_failed }.
+local c = redis.call('HMGET', COUNTS, 'accepted', 'open', 'done', 'lost', 'duplicates', 'stray', 'queued',
+  's:ok', 's:failed', 's:skipped', 's:detail_ok', 's:detail_failed')
 local out = {}
-for i = 1, 7 do
+for i = 1, 12 do
   out[i] = tonumber(c[i] or '0') or 0
 end
-out[8] = redis.call('ZCARD', LEASES)
+table.insert(out, 8, redis.call('ZCARD', LEASES))
 return out
