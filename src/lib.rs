@@ -333,6 +333,27 @@ async fn scrape(
     Ok((summary, arbiters, interrupted.get(), job))
 }
 
+/// `image-scraper job status`: a shared job's counts, as lines of `key: value`, read in
+/// one step from its Redis.
+pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
+    let node = node_name();
+    System::new().block_on(async {
+        let frontier = RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
+        let c = frontier.job_counts().await.with_context(|| format!("--frontier {url}"))?;
+        let done = c.open == 0 && c.queued == 0 && c.leased == 0;
+        let state = match (c.accepted, done) {
+            (0, _) => "no such job (nothing was ever offered to it)",
+            (_, true) => "done",
+            (_, false) => "running",
+        };
+        Ok(format!(
+            "job: {job}\nstate: {state}\naccepted: {}\ndone: {}\nok: {}\nfailed: {}\nskipped: {}\nlost: {}\nopen: {}\nqueued: {}\nleased: {}\nduplicates: {}\ndetail_ok: {}\ndetail_failed: {}\n",
+            c.accepted, c.done, c.ok, c.failed, c.skipped, c.lost, c.open, c.queued, c.leased, c.duplicates,
+            c.detail_ok, c.detail_failed
+        ))
+    })
+}
+
 /// This process's view of a job shared through Redis, made in the System's own Arbiter
 /// (where the Coordinator runs). Refuses a job that was started with other settings.
 async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyhow::Result<RedisFrontier> {

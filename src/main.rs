@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use slog::{Logger, info};
 
-use image_scraper::cli::{Cli, LogFormat};
+use image_scraper::cli::{Cli, Command, JobAction, LogFormat};
 use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
 use image_scraper::exit::ExitCode;
@@ -15,6 +15,18 @@ use image_scraper::settings::Settings;
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Job { action: JobAction::Status, frontier, job }) = &cli.command {
+        match image_scraper::job_status(frontier, job) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::Success.exit()
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::Usage.exit()
+            }
+        }
+    }
     if let Some(command) = &cli.command {
         match command.run(&mut std::io::stdout().lock()) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::Failure.exit(),

@@ -165,6 +165,19 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     let refused = finish(process(&dir.path().join("refused"), &redis.url, &job, &other));
     assert_eq!(refused.0, 2, "{}", refused.1);
     assert!(refused.1.contains("started with other settings"), "{}", refused.1);
+
+    // `job status` reads the same counts from Redis, with no process running.
+    let status = |job: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+            .args(["job", "status", "--frontier", &redis.url, "--job", job])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let done = status(&job);
+    assert!(done.contains("state: done\n") && done.contains(&format!("ok: {IMAGES}\n")), "{done}");
+    assert!(status("never-ran").contains("state: no such job"));
 }
 
 #[test]
