@@ -88,8 +88,8 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Share one job between processes (on one machine or many) through Redis, e.g.
-    /// redis://10.0.0.5:6379/0: every process runs the same command with the same --job;
-    /// for now with --urls (see docs/DISTRIBUTED.md)
+    /// redis://10.0.0.5:6379/0: every process runs the same command with the same --job
+    /// (see docs/DISTRIBUTED.md)
     #[arg(long, value_name = "URL", requires = "job")]
     pub frontier: Option<String>,
 

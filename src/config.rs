@@ -389,7 +389,7 @@ impl Config {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
-        let shared = resolve_shared(cli, &source)?;
+        let shared = resolve_shared(cli)?;
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -509,7 +509,7 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
 
 /// `--frontier`, `--job`, `--lease`: checked here so a bad one stops the run before any
 /// connection.
-fn resolve_shared(cli: &Cli, source: &Source) -> anyhow::Result<Option<SharedJob>> {
+fn resolve_shared(cli: &Cli) -> anyhow::Result<Option<SharedJob>> {
     let (Some(url), Some(job)) = (&cli.frontier, &cli.job) else { return Ok(None) };
     if !["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
         bail!("--frontier: expected redis://host:port/db or unix:///path, got {url:?}");
@@ -522,11 +522,6 @@ fn resolve_shared(cli: &Cli, source: &Source) -> anyhow::Result<Option<SharedJob
     }
     if !(1..=86_400).contains(&cli.lease) {
         bail!("--lease: from 1 to 86400 seconds, got {}", cli.lease);
-    }
-    if matches!(source, Source::Pages { .. }) {
-        bail!(
-            "--frontier: shares a list of image URLs for now (--urls FILE); walking listing pages from several processes is not built yet"
-        );
     }
     if cli.dry_run {
         bail!("--frontier: --dry-run lists what one process would fetch; run it without --frontier");

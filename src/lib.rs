@@ -78,11 +78,13 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
 use crate::config::SharedJob;
+use crate::config::Source;
 use crate::config::{Config, ReportKind};
+use crate::coordinator::walk_of;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
-use crate::frontier::{JobCounts, RedisFrontier};
+use crate::frontier::{JobCounts, RedisFrontier, SharedWalk};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
@@ -277,7 +279,17 @@ async fn scrape(
         None => Coordinator::new(plan, coordinator_log),
         Some(job) => {
             let frontier = shared_frontier(config, job, log).await?;
-            Coordinator::with_frontier(plan, Box::new(frontier), coordinator_log)
+            match &config.source {
+                Source::Urls(_) => Coordinator::with_frontier(plan, Box::new(frontier), coordinator_log),
+                Source::Pages { .. } => {
+                    let (source, lookahead) = (config.source.clone(), Some(config.walk.lookahead as usize));
+                    let walk = SharedWalk::join(frontier, move || walk_of(&source, lookahead).pages_only())
+                        .await
+                        .with_context(|| format!("--frontier {}", job.url))?;
+                    info!(log, "the job's listing pages"; "walked_here" => walk.walks());
+                    Coordinator::with_frontier(plan, Box::new(walk), coordinator_log)
+                }
+            }
         }
     }
     .start();

@@ -130,19 +130,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// A Coordinator for `plan` with the in-memory frontier.
     pub fn new(plan: Plan, log: Logger) -> Self {
-        let frontier = match &plan.source {
-            Source::Pages { pages, max_pages, .. } if !pages.has_template() => {
-                LocalFrontier::links(pages.url(1)).with_max_pages(*max_pages)
-            }
-            Source::Pages { pages, first_page, max_pages } => {
-                let pages = pages.clone();
-                let last = max_pages.unwrap_or(*first_page);
-                LocalFrontier::pages(*first_page, last, Box::new(move |n| pages.url(n)))
-                    .with_max_pages(*max_pages)
-                    .with_lookahead(plan.page_lookahead)
-            }
-            Source::Urls(_) => LocalFrontier::empty(),
-        };
+        let frontier = walk_of(&plan.source, plan.page_lookahead);
         let frontier = match plan.listing.is_some() {
             true => frontier.listing(),
             false => frontier,
@@ -551,6 +539,25 @@ impl Coordinator {
     fn step(&mut self, ctx: &mut Context<Self>) {
         self.dispatch(ctx);
         self.answer_joiners_if_finished(ctx);
+    }
+}
+
+/// The in-memory frontier for `source`: a walk by template or by next links, or a list
+/// of URLs to be offered (empty until then). Also a shared job's walk, on the process
+/// that walks it.
+pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
+    match source {
+        Source::Pages { pages, max_pages, .. } if !pages.has_template() => {
+            LocalFrontier::links(pages.url(1)).with_max_pages(*max_pages)
+        }
+        Source::Pages { pages, first_page, max_pages } => {
+            let pages = pages.clone();
+            let last = max_pages.unwrap_or(*first_page);
+            LocalFrontier::pages(*first_page, last, Box::new(move |n| pages.url(n)))
+                .with_max_pages(*max_pages)
+                .with_lookahead(lookahead)
+        }
+        Source::Urls(_) => LocalFrontier::empty(),
     }
 }
 

@@ -57,6 +57,9 @@ pub struct LocalFrontier {
     seen: SeenSet,
     /// A dry run lists images itself, in page order: they are admitted, never queued.
     queue_images: bool,
+    /// Detail pages are queued (even in a dry run: they must be fetched to be listed),
+    /// unless another frontier keeps them (a shared walk's).
+    queue_details: bool,
     leases: HashMap<LeaseId, Leased>,
     next_id: LeaseId,
 }
@@ -93,6 +96,7 @@ impl LocalFrontier {
             queues: Queues::default(),
             seen: SeenSet::default(),
             queue_images: true,
+            queue_details: true,
             leases: HashMap::new(),
             next_id: 0,
         }
@@ -114,6 +118,14 @@ impl LocalFrontier {
     /// Images are admitted and reported, never queued (a dry run lists them itself).
     pub fn listing(mut self) -> Self {
         self.queue_images = false;
+        self
+    }
+
+    /// Listing pages only: what they reveal is admitted (for the walk's own rules: a
+    /// repeated page) and queued elsewhere (a shared job's Redis).
+    pub fn pages_only(mut self) -> Self {
+        self.queue_images = false;
+        self.queue_details = false;
         self
     }
 
@@ -253,7 +265,11 @@ impl LocalFrontier {
                     false => self.seen.admit(&offer.url),
                 };
             // A dry run lists images itself, but its detail pages must be fetched.
-            if new && (self.queue_images || offer.detail) {
+            let queued = match offer.detail {
+                true => self.queue_details,
+                false => self.queue_images,
+            };
+            if new && queued {
                 self.queues.push(offer);
             }
             admitted.push(new);

@@ -197,3 +197,72 @@ fn a_shared_job_fails_on_every_process_when_any_image_fails() {
         assert_eq!(job_line(&log), "11 11 10 1 0 0", "accepted, done, ok, failed, lost, open");
     }
 }
+
+/// The built-in gallery (counted: five pages, 42 images), listing pages slow (300 ms) so
+/// a walk takes a while, every request counted.
+fn slow_gallery() -> TestServer {
+    TestServer::start_with(|cfg| {
+        cfg.default_service(web::to(|req: HttpRequest| async move {
+            let origin = format!("http://{}", req.connection_info().host());
+            let reply =
+                image_scraper::demo::Gallery::default().reply(req.path(), req.query_string(), &origin);
+            match reply {
+                image_scraper::demo::Reply::Html(html) => {
+                    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+                    HttpResponse::Ok().content_type("text/html").body(html)
+                }
+                image_scraper::demo::Reply::Png(png) => {
+                    HttpResponse::Ok().content_type("image/png").body(png)
+                }
+                image_scraper::demo::Reply::NotFound => HttpResponse::NotFound().finish(),
+            }
+        }));
+    })
+}
+
+fn walker(dir: &Path, redis: &str, job: &str, origin: &str) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let settings =
+        format!("SCRAPER:\n  URL: {origin}/\n  ITEM: cats\n  IMAGE_HOST: 127.0.0.1\n  CONCURRENCY: 2\n");
+    std::fs::write(dir.join("settings.yaml"), settings).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+        .args(["-o", "images", "-m", "async", "-p", "1", "--no-progress"])
+        .args(["--frontier", redis, "--job", job, "--lease", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
+    let Some(redis) = redis_server::server() else { return };
+    let server = slow_gallery();
+    let dir = tempfile::tempdir().unwrap();
+    let job = redis_server::job("walk");
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    // The first process takes the walk; it dies once it has asked for page 2.
+    let mut first = walker(&nodes[0], &redis.url, &job, &server.origin());
+    server.wait_for_hits("/p1/", 1);
+    let second = walker(&nodes[1], &redis.url, &job, &server.origin());
+    server.wait_for_hits("/p2/", 1);
+    first.kill().unwrap();
+    let _ = first.wait();
+    let (code, log) = finish(second);
+    assert_eq!(code, 0, "{log}");
+    let n = image_scraper::demo::Gallery::default().image_count();
+    // Accepted and done count one more: the cover's link, replaced by its thumbnail.
+    assert_eq!(
+        job_line(&log),
+        format!("{} {} {n} 0 0 0", n + 1, n + 1),
+        "accepted, done, ok, failed, lost, open"
+    );
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(images(&node.join("images")));
+    }
+    assert_eq!(found.len(), n as usize, "every image of the gallery in some out dir");
+    assert_eq!(server.hits("/p1/cats.html"), 2, "the walk started again from page 1 once");
+    assert_eq!(server.hits("/p5/cats.html"), 1, "and went to the end once");
+}

@@ -22,6 +22,7 @@ mod scripts;
 mod testing;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use super::{
     Offer, Work,
 };
 pub use keys::NameError;
+pub use walk::SharedWalk;
 
 /// How long a lease lasts unless renewed: a process that dies holding work gives it up
 /// this long after its last renewal.
