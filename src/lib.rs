@@ -84,7 +84,7 @@ use crate::coordinator::walk_of;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
-use crate::frontier::{JobCounts, RedisFrontier, SharedWalk};
+use crate::frontier::{JobCounts, RedisFrontier, RedisRate, SharedWalk};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
@@ -254,7 +254,14 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
-    let gate = Arc::new(config.host_gate());
+    let gate = match &config.shared {
+        Some(job) => {
+            let rate =
+                RedisRate::connect(&job.url, &job.job).with_context(|| format!("--frontier {}", job.url))?;
+            Arc::new(config.host_gate().with_shared(Box::new(rate)))
+        }
+        None => Arc::new(config.host_gate()),
+    };
     let cancel = Cancel::default();
     let plan = Plan {
         source: config.source.clone(),

@@ -15,6 +15,16 @@ use governor::{Quota, RateLimiter};
 
 type Limiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
 
+/// Spacing kept with other processes (a job shared through Redis): one start per
+/// interval per host across all of them, and their pauses.
+pub trait SharedRate: Send + Sync + std::fmt::Debug {
+    /// Takes a start for `host` now if the last one anywhere was at least `interval` ago;
+    /// else answers how long until one is free (zero: taken).
+    fn reserve(&self, host: &str, interval: Duration) -> Duration;
+    /// The host said to slow down: no process sends to it for `wait`.
+    fn pause(&self, host: &str, wait: Duration);
+}
+
 /// The shared gate; cheap to consult, one short lock per request.
 #[derive(Debug)]
 pub struct HostGate {
@@ -26,6 +36,8 @@ pub struct HostGate {
     jitter: Duration,
     clock: DefaultClock,
     hosts: Mutex<HashMap<String, Host>>,
+    /// Other processes of a shared job: their starts count too.
+    shared: Option<Box<dyn SharedRate>>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +57,14 @@ impl HostGate {
             jitter,
             clock: DefaultClock::default(),
             hosts: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Spaces requests with other processes too (`RedisRate`).
+    pub fn with_shared(mut self, shared: Box<dyn SharedRate>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// No limits at all.
@@ -71,14 +90,34 @@ impl HostGate {
     /// The host said to slow down: nothing goes to it for `wait`.
     pub fn pause(&self, host: &str, wait: Duration) {
         let until = Instant::now() + wait;
-        let mut hosts = self.lock();
-        let entry = hosts.entry(host.to_string()).or_default();
-        entry.paused_until = entry.paused_until.max(Some(until));
+        {
+            let mut hosts = self.lock();
+            let entry = hosts.entry(host.to_string()).or_default();
+            entry.paused_until = entry.paused_until.max(Some(until));
+        }
+        if let Some(shared) = &self.shared {
+            shared.pause(host, wait);
+        }
     }
 
     /// How long to wait before sending a request to `host`; zero means now. A non-zero
     /// answer is not a reservation: ask again after waiting.
     pub fn wait_for(&self, host: &str) -> Duration {
+        let (wait, interval) = self.wait_here(host);
+        match &self.shared {
+            // The shared start is asked for last, and outside the lock: it is a round
+            // trip to Redis, and other workers must not queue behind it. Asked even with
+            // no interval: another process may have paused the host.
+            Some(shared) if wait.is_zero() => match shared.reserve(host, interval.unwrap_or_default()) {
+                wait if wait.is_zero() => wait,
+                wait => wait + self.jitter(),
+            },
+            _ => wait,
+        }
+    }
+
+    /// This process's own wait for `host`, and the host's interval.
+    fn wait_here(&self, host: &str) -> (Duration, Option<Duration>) {
         let mut hosts = self.lock();
         let entry = hosts.entry(host.to_string()).or_insert_with(|| Host {
             limiter: self.interval.and_then(limiter),
@@ -88,14 +127,15 @@ impl HostGate {
         if let Some(until) = entry.paused_until {
             let now = Instant::now();
             if until > now {
-                return until - now + self.jitter();
+                return (until - now + self.jitter(), entry.interval);
             }
             entry.paused_until = None;
         }
-        match entry.limiter.as_ref().map(Limiter::check) {
+        let wait = match entry.limiter.as_ref().map(Limiter::check) {
             Some(Err(not_until)) => not_until.wait_time_from(self.clock.now()) + self.jitter(),
             _ => Duration::ZERO,
-        }
+        };
+        (wait, entry.interval)
     }
 
     fn jitter(&self) -> Duration {

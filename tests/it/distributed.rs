@@ -80,12 +80,17 @@ fn slow_server(load: Arc<Load>) -> TestServer {
 /// A process of the job, in `dir`, known to the server by its folder's name. Each holds
 /// two requests at most, so the three share the hosts' six.
 fn process(dir: &Path, redis: &str, job: &str, list: &Path) -> Child {
+    process_with(dir, redis, job, list, "")
+}
+
+/// The same, with `extra` settings lines.
+fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let name = dir.file_name().unwrap().to_str().unwrap();
     let settings = format!(
         "SCRAPER:\n  PER_HOST_CONCURRENCY: {PER_HOST}\n  CONCURRENCY: 2\n  IMAGE_HOST: \"\"\n  USER_AGENT: {name}\n"
     );
-    std::fs::write(dir.join("settings.yaml"), settings).unwrap();
+    std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
     Command::new(env!("CARGO_BIN_EXE_image-scraper"))
         .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
         .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
@@ -265,4 +270,31 @@ fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
     assert_eq!(found.len(), n as usize, "every image of the gallery in some out dir");
     assert_eq!(server.hits("/p1/cats.html"), 2, "the walk started again from page 1 once");
     assert_eq!(server.hits("/p5/cats.html"), 1, "and went to the end once");
+}
+
+#[test]
+fn a_delay_between_requests_holds_across_processes() {
+    let Some(redis) = redis_server::server() else { return };
+    let server = slow_server(Arc::new(Load::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..12).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("delay");
+    let children: Vec<Child> = (0..2)
+        .map(|i| {
+            process_with(&dir.path().join(format!("node{i}")), &redis.url, &job, &list, "  DELAY_MS: 80\n")
+        })
+        .collect();
+    for (code, log) in children.into_iter().map(finish) {
+        assert_eq!(code, 0, "{log}");
+    }
+    // One host, two processes: starts 80 ms apart across both (some slack for the time
+    // between a reservation and the request reaching the server). Each process alone
+    // would keep its own 80 ms, and the two would interleave with gaps near zero.
+    let mut times: Vec<Instant> = (0..12).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
+    times.sort();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let least = gaps.iter().min().copied().unwrap();
+    assert!(least >= Duration::from_millis(50), "requests {least:?} apart: {gaps:?}");
 }

@@ -17,6 +17,7 @@
 mod keys;
 #[cfg(test)]
 mod props;
+mod rate;
 mod scripts;
 #[cfg(test)]
 mod testing;
@@ -35,6 +36,7 @@ use super::{
     Offer, Work,
 };
 pub use keys::NameError;
+pub use rate::RedisRate;
 pub use walk::SharedWalk;
 
 /// How long a lease lasts unless renewed: a process that dies holding work gives it up

@@ -11,6 +11,7 @@ use super::testing::{self, RedisServer};
 use super::*;
 use crate::frontier::{ItemEnd, Meta, Verdict};
 use crate::html::Element;
+use crate::politeness::SharedRate as _;
 use crate::robots::{Origin, Rules};
 
 /// A gate that lets everything through: the Redis frontier reads only `yields`.
@@ -302,4 +303,25 @@ async fn bad_names_and_servers_are_errors() {
 /// What each host holds in flight, as the job counts it.
 pub async fn in_flight(server: &RedisServer, job: &str) -> HashMap<String, i64> {
     raw(server).await.hgetall(format!("{}inflight", keys::prefix(job))).await.unwrap()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("gate");
+    let (one, two) =
+        (RedisRate::connect(&server.url, &job).unwrap(), RedisRate::connect(&server.url, &job).unwrap());
+    let interval = Duration::from_secs(60);
+    assert_eq!(one.reserve("h.test", interval), Duration::ZERO, "the first start is free");
+    let wait = two.reserve("h.test", interval);
+    assert!(wait > Duration::from_secs(59) && wait <= interval, "the other process waits: {wait:?}");
+    assert_eq!(two.reserve("g.test", interval), Duration::ZERO, "per host");
+    // Time passes on the job's clock: the next start is free, for one process only.
+    advance(server, &job, 60_000).await;
+    assert_eq!(two.reserve("h.test", interval), Duration::ZERO);
+    assert!(one.reserve("h.test", interval) > Duration::ZERO);
+    // A 429 seen by one process holds the host for the other, even with no rate set.
+    one.pause("p.test", Duration::from_secs(30));
+    let paused = two.reserve("p.test", Duration::ZERO);
+    assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
