@@ -298,3 +298,31 @@ fn a_delay_between_requests_holds_across_processes() {
     let least = gaps.iter().min().copied().unwrap();
     assert!(least >= Duration::from_millis(50), "requests {least:?} apart: {gaps:?}");
 }
+
+#[test]
+fn a_job_whose_every_process_died_is_finished_by_one_started_again() {
+    let Some(redis) = redis_server::server() else { return };
+    let load = Arc::new(Load::default());
+    let server = slow_server(Arc::clone(&load));
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..30).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("restart");
+    let mut first: Vec<Child> =
+        (0..2).map(|i| process(&dir.path().join(format!("node{i}")), &redis.url, &job, &list)).collect();
+    load.wait_for("node0", 2);
+    load.wait_for("node1", 2);
+    for child in &mut first {
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    let (code, log) = finish(process(&dir.path().join("node2"), &redis.url, &job, &list));
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(job_line(&log), "30 30 30 0 0 0", "accepted, done, ok, failed, lost, open");
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..3 {
+        found.extend(images(&dir.path().join(format!("node{i}/images"))));
+    }
+    assert_eq!(found.len(), 30, "every image in some out dir");
+}
