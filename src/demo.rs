@@ -514,6 +514,21 @@ impl DemoServer {
     pub fn start_on(gallery: Gallery, port: u16) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))
             .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))?;
+        Self::serve(gallery, listener)
+    }
+
+    /// On `port` or not at all (a shared job's first process serves the gallery there,
+    /// and the others use it).
+    pub fn start_exactly(gallery: Gallery, port: u16) -> io::Result<Self> {
+        Self::serve(gallery, std::net::TcpListener::bind(("127.0.0.1", port))?)
+    }
+
+    /// Where [`DEMO_PORT`]'s gallery is, served by this process or another.
+    pub fn url_on() -> Url {
+        Url::parse(&format!("http://127.0.0.1:{DEMO_PORT}/")).expect("a socket address makes a URL")
+    }
+
+    fn serve(gallery: Gallery, listener: std::net::TcpListener) -> io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("demo-gallery".into()).spawn(move || {
             actix_rt::System::new().block_on(async move {

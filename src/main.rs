@@ -58,16 +58,25 @@ fn main() {
 
 fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
     let settings = Settings::load(cli.config.as_deref())?;
+    // A shared job's processes must fetch the same URLs: the first serves the demo
+    // gallery on its port, and the others use that one.
+    let shared_demo = cli.frontier.is_some() && cli.demo.is_some();
     let demo = match cli.demo {
+        Some(shape) if shared_demo => DemoServer::start_exactly(Gallery::shaped(shape), DEMO_PORT).ok(),
         Some(shape) => Some(
             DemoServer::start_on(Gallery::shaped(shape), DEMO_PORT)
                 .context("cannot start the demo gallery")?,
         ),
         None => None,
     };
-    let config = Config::resolve(settings, cli, demo.as_ref().map(DemoServer::url).as_ref())?;
+    let served_elsewhere = (shared_demo && demo.is_none()).then(DemoServer::url_on);
+    let demo_url = demo.as_ref().map(DemoServer::url).or(served_elsewhere.clone());
+    let config = Config::resolve(settings, cli, demo_url.as_ref())?;
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());
+    }
+    if let Some(url) = &served_elsewhere {
+        info!(log, "demo gallery served by another process of the job"; "url" => %url);
     }
     image_scraper::run(&config, log, progress)
 }
