@@ -61,6 +61,11 @@ use tally::{Subject, Tally};
 /// How often the Coordinator looks for workers that died.
 pub const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
+/// How soon an idle process asks a shared frontier again, first and at most (the
+/// liveness tick, every [`LIVENESS_CHECK`], asks too).
+const IDLE_POLL_FIRST: Duration = Duration::from_millis(50);
+const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
+
 /// After an interrupt, how long tasks in flight get to acknowledge their cancellation
 /// before they are counted as failed anyway (a blocking read can outlast it).
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
@@ -115,6 +120,10 @@ pub struct Coordinator {
     listing: Option<Listing>,
     /// A claim is on its way (a remote frontier): no second one meanwhile.
     claiming: bool,
+    /// A remote frontier had nothing for free slots: when to ask again (and whether the
+    /// job is done), from 50 ms doubling to 1 s, back to 50 ms once work comes. Other
+    /// processes' completions send this one no message.
+    idle_poll: Option<Duration>,
     /// Set by [`Interrupt`], a full disk or a frontier that failed: nothing more is
     /// handed out, and what a worker gives up on counts as failed with this error.
     stopped: Option<TaskError>,
@@ -155,6 +164,7 @@ impl Coordinator {
             names: Names::default(),
             listing,
             claiming: false,
+            idle_poll: None,
             stopped: None,
             resume_warned: false,
             tally: match plan.shared {
@@ -244,7 +254,10 @@ impl Coordinator {
                             // answer means nothing can go until another message.
                             Ok(claimed) => {
                                 if act.take_claimed(claimed, ctx) > 0 || act.robots.has_requests() {
+                                    act.idle_poll = None;
                                     act.dispatch(ctx);
+                                } else {
+                                    act.poll_later(ctx);
                                 }
                             }
                             Err(e) => act.frontier_failed(e, ctx),
@@ -254,6 +267,16 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// Asks a remote frontier again a little later, backing off while nothing comes.
+    fn poll_later(&mut self, ctx: &mut Context<Self>) {
+        if self.idle_poll.is_some_and(|wait| wait > IDLE_POLL_MAX) || self.stopped.is_some() {
+            return;
+        }
+        let wait = self.idle_poll.map_or(IDLE_POLL_FIRST, |wait| wait * 2);
+        self.idle_poll = Some(wait);
+        ctx.run_later(wait.min(IDLE_POLL_MAX), |act, ctx| act.step(ctx));
     }
 
     /// Counts what the gate refused (and what a shared frontier gave up on) and hands out
