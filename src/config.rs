@@ -390,6 +390,14 @@ impl Config {
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
         let shared = resolve_shared(cli)?;
+        if shared.is_some() && bucket.is_some() {
+            // A folder never replaces a file it did not write (a no-replace rename); an
+            // object store's PUT does. Two processes could write one name for two images
+            // until names are reserved across the job.
+            bail!(
+                "--frontier with -o s3://…: not supported yet (two processes could write one object name for two images); give each process a folder of its own"
+            );
+        }
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -1112,5 +1120,21 @@ mod tests {
             error("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n", &["--pages", "0"])
                 .starts_with("--pages: ")
         );
+    }
+
+    #[test]
+    fn a_shared_job_is_checked_before_any_connection() {
+        let yaml = "SCRAPER:\n  URL: http://h.example/\n  ITEM: cats\n";
+        let ok = resolve(yaml, &["--frontier", "redis://127.0.0.1:6379/0", "--job", "cats-1"]).unwrap();
+        let shared = ok.shared.unwrap();
+        assert_eq!((shared.job.as_str(), shared.lease), ("cats-1", Duration::from_secs(30)));
+        let bad = |args: &[&str]| resolve(yaml, args).unwrap_err().to_string();
+        assert!(bad(&["--frontier", "http://r/", "--job", "x"]).contains("redis://"));
+        assert!(bad(&["--frontier", "redis://r/", "--job", "a{b}"]).contains("--job"));
+        assert!(bad(&["--frontier", "redis://r/", "--job", "x", "--lease", "0"]).contains("--lease"));
+        assert!(bad(&["--frontier", "redis://r/", "--job", "x", "--dry-run"]).contains("--dry-run"));
+        let s3 = bad(&["--frontier", "redis://r/", "--job", "x", "-o", "s3://bucket/cats"]);
+        assert!(s3.contains("s3://") && s3.contains("folder of its own"), "{s3}");
+        assert!(Cli::try_parse_from(["image-scraper", "--job", "x"]).is_err(), "--job needs --frontier");
     }
 }
