@@ -172,6 +172,8 @@ pub enum Command {
 pub enum JobAction {
     /// The job's counts, the same any process would log, and whether it is done
     Status,
+    /// Stop handing out the job's work: every process ends once what it holds is done
+    Cancel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -360,16 +360,29 @@ pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
         let frontier = RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
         let c = frontier.job_counts().await.with_context(|| format!("--frontier {url}"))?;
         let done = c.open == 0 && c.queued == 0 && c.leased == 0;
-        let state = match (c.accepted, done) {
-            (0, _) => "no such job (nothing was ever offered to it)",
-            (_, true) => "done",
-            (_, false) => "running",
+        let state = match (c.accepted, done, c.cancelled) {
+            (0, _, _) => "no such job (nothing was ever offered to it)",
+            (_, true, _) => "done",
+            (_, false, true) => "cancelled",
+            (_, false, false) => "running",
         };
         Ok(format!(
             "job: {job}\nstate: {state}\naccepted: {}\ndone: {}\nok: {}\nfailed: {}\nskipped: {}\nlost: {}\nopen: {}\nqueued: {}\nleased: {}\nduplicates: {}\ndetail_ok: {}\ndetail_failed: {}\n",
             c.accepted, c.done, c.ok, c.failed, c.skipped, c.lost, c.open, c.queued, c.leased, c.duplicates,
             c.detail_ok, c.detail_failed
         ))
+    })
+}
+
+/// `image-scraper job cancel`: nothing more of the job is handed out; its processes end
+/// once what they hold is done.
+pub fn job_cancel(url: &str, job: &str) -> anyhow::Result<String> {
+    let node = node_name();
+    System::new().block_on(async {
+        let frontier =
+            RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
+        frontier.cancel().await.with_context(|| format!("--frontier {url}"))?;
+        Ok(format!("job {job}: cancelled; its processes end once what they hold is done\n"))
     })
 }
 

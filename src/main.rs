@@ -15,8 +15,12 @@ use image_scraper::settings::Settings;
 
 fn main() {
     let cli = Cli::parse();
-    if let Some(Command::Job { action: JobAction::Status, frontier, job }) = &cli.command {
-        match image_scraper::job_status(frontier, job) {
+    if let Some(Command::Job { action, frontier, job }) = &cli.command {
+        let done = match action {
+            JobAction::Status => image_scraper::job_status(frontier, job),
+            JobAction::Cancel => image_scraper::job_cancel(frontier, job),
+        };
+        match done {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::Success.exit()

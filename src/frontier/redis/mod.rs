@@ -106,12 +106,15 @@ pub struct JobCounts {
     /// Detail pages fetched, and not.
     pub detail_ok: u64,
     pub detail_failed: u64,
+    /// `job cancel` stopped it: nothing more is handed out, what was open stays open.
+    pub cancelled: bool,
 }
 
 impl JobCounts {
-    /// Nothing of the job failed (no image, no detail page, no task lost).
+    /// The whole job was done and nothing of it failed (no image, no detail page, no
+    /// task lost) or was cancelled.
     pub fn all_succeeded(&self) -> bool {
-        self.failed == 0 && self.lost == 0 && self.detail_failed == 0
+        self.failed == 0 && self.lost == 0 && self.detail_failed == 0 && !self.cancelled && self.open == 0
     }
 }
 
@@ -199,7 +202,8 @@ impl RedisFrontier {
                 skipped,
                 detail_ok,
                 detail_failed,
-            ] = call.invoke_async::<[u64; 13]>(&mut conn).await.map_err(unavailable)?;
+                cancelled,
+            ] = call.invoke_async::<[u64; 14]>(&mut conn).await.map_err(unavailable)?;
             Ok(JobCounts {
                 accepted,
                 open,
@@ -214,9 +218,24 @@ impl RedisFrontier {
                 skipped,
                 detail_ok,
                 detail_failed,
+                cancelled: cancelled == 1,
             })
         }
         .boxed_local()
+    }
+
+    /// `job cancel`: nothing more of the job is handed out, to any process; each ends once
+    /// what it holds is done, and the job's counts say it was cancelled.
+    pub async fn cancel(&self) -> Result<(), FrontierError> {
+        let mut conn = self.conn.clone();
+        let key = keys::counts_key(&self.prefix);
+        redis::cmd("HSET")
+            .arg(key)
+            .arg("cancelled")
+            .arg(1)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     /// Stores `fingerprint` (what the job is to do: its URL list and the settings that
@@ -380,12 +399,13 @@ impl Frontier for RedisFrontier {
         false
     }
 
-    /// Nothing open, queued or leased, in the whole job.
+    /// Nothing open, queued or leased, in the whole job; or it was cancelled and no
+    /// lease is out (this process's end, once it has nothing in flight).
     fn is_done(&self) -> Answer<bool> {
         let counts = self.job_counts();
         async move {
             let c = counts.await?;
-            Ok(c.open == 0 && c.queued == 0 && c.leased == 0)
+            Ok((c.open == 0 && c.queued == 0 && c.leased == 0) || (c.cancelled && c.leased == 0))
         }
         .boxed_local()
     }

@@ -325,3 +325,20 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
     let paused = two.reserve("p.test", Duration::ZERO);
     assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_job_hands_out_nothing_and_ends_once_nothing_is_held() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("cancel");
+    let mut a = node(server, &job, "a").await;
+    a.offer((1..=3).map(|i| image(&format!("http://h.test/{i}.jpg"))).collect()).await.unwrap();
+    let held = a.claim(1, 8, &mut Open { yields: false }).await.unwrap();
+    assert_eq!(held.leases.len(), 1);
+    a.cancel().await.unwrap();
+    assert!(a.claim(8, 8, &mut Open { yields: false }).await.unwrap().leases.is_empty(), "nothing more");
+    assert!(!a.is_done().await.unwrap(), "a lease is still out");
+    a.complete(held.leases[0].id, Ending::Image(ItemEnd::Ok), Vec::new()).await.unwrap();
+    assert!(a.is_done().await.unwrap(), "nothing held: the process may end");
+    let c = counts(&a).await;
+    assert!(c.cancelled && c.open == 2 && !c.all_succeeded(), "{c:?}");
+}
