@@ -389,7 +389,7 @@ impl Config {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
-        let shared = resolve_shared(cli)?;
+        let shared = resolve_shared(cli, &settings)?;
         if shared.is_some() && bucket.is_some() {
             // A folder never replaces a file it did not write (a no-replace rename); an
             // object store's PUT does. Two processes could write one name for two images
@@ -517,8 +517,19 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
 
 /// `--frontier`, `--job`, `--lease`: checked here so a bad one stops the run before any
 /// connection.
-fn resolve_shared(cli: &Cli) -> anyhow::Result<Option<SharedJob>> {
-    let (Some(url), Some(job)) = (&cli.frontier, &cli.job) else { return Ok(None) };
+fn resolve_shared(cli: &Cli, settings: &Settings) -> anyhow::Result<Option<SharedJob>> {
+    let s = &settings.section;
+    let (url, job) = (cli.frontier.as_ref().or(s.frontier.as_ref()), cli.job.as_ref().or(s.job.as_ref()));
+    let (url, job) = match (url, job) {
+        (Some(url), Some(job)) => (url, job),
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            bail!("{}: set JOB (or --job) too: the shared job's name", settings.origin("FRONTIER"))
+        }
+        (None, Some(_)) => {
+            bail!("{}: set FRONTIER (or --frontier) too: the job's Redis", settings.origin("JOB"))
+        }
+    };
     if !["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) {
         bail!("--frontier: expected redis://host:port/db or unix:///path, got {url:?}");
     }
@@ -1136,5 +1147,9 @@ mod tests {
         let s3 = bad(&["--frontier", "redis://r/", "--job", "x", "-o", "s3://bucket/cats"]);
         assert!(s3.contains("s3://") && s3.contains("folder of its own"), "{s3}");
         assert!(Cli::try_parse_from(["image-scraper", "--job", "x"]).is_err(), "--job needs --frontier");
+        let from_file = resolve(&format!("{yaml}  FRONTIER: redis://r/\n  JOB: cats-2\n"), &[]).unwrap();
+        assert_eq!(from_file.shared.unwrap().job, "cats-2");
+        let half = resolve(&format!("{yaml}  FRONTIER: redis://r/\n"), &[]).unwrap_err().to_string();
+        assert!(half.contains("JOB"), "{half}");
     }
 }

@@ -404,6 +404,10 @@ async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyh
         );
     }
     info!(log, "joined a shared job"; "job" => &job.job, "node" => &node, "lease_secs" => job.lease.as_secs());
+    if frontier.persistent().await == Some(false) {
+        warn!(log, "Redis keeps the job in memory only (appendonly no): if Redis restarts, the job is lost";
+            "frontier" => &job.url);
+    }
     Ok(frontier)
 }
 

@@ -64,7 +64,7 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     let settings = Settings::load(cli.config.as_deref())?;
     // A shared job's processes must fetch the same URLs: the first serves the demo
     // gallery on its port, and the others use that one.
-    let shared_demo = cli.frontier.is_some() && cli.demo.is_some();
+    let shared_demo = (cli.frontier.is_some() || settings.section.frontier.is_some()) && cli.demo.is_some();
     let demo = match cli.demo {
         Some(shape) if shared_demo => DemoServer::start_exactly(Gallery::shaped(shape), DEMO_PORT).ok(),
         Some(shape) => Some(

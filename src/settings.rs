@@ -60,6 +60,9 @@ pub struct Section {
     pub concurrency: Option<usize>,
     pub timeout_secs: Option<f64>,
     pub user_agent: Option<String>,
+    /// `--frontier` and `--job` as settings (the flags win).
+    pub frontier: Option<String>,
+    pub job: Option<String>,
     pub retries: Option<u32>,
     pub retry_backoff_ms: Option<u64>,
     pub retry_max_wait_secs: Option<f64>,

@@ -143,6 +143,7 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     for (code, log) in &survivors {
         assert_eq!(*code, 0, "{log}");
     }
+    assert!(survivors[0].1.contains("appendonly no"), "warned that a Redis restart loses the job");
     let expected = format!("{IMAGES} {IMAGES} {IMAGES} 0 0 0");
     assert_eq!(job_line(&survivors[0].1), expected, "accepted, done, ok, failed, lost, open");
     assert_eq!(job_line(&survivors[1].1), expected, "the same counts on every process");

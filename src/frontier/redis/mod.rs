@@ -224,6 +224,16 @@ impl RedisFrontier {
         .boxed_local()
     }
 
+    /// Whether Redis writes every step to its append-only file (`appendonly yes`), so a
+    /// restart keeps the job; `None` when it will not say (`CONFIG` is often disabled on
+    /// managed Redis).
+    pub async fn persistent(&self) -> Option<bool> {
+        let mut conn = self.conn.clone();
+        let answer: Vec<String> =
+            redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut conn).await.ok()?;
+        answer.get(1).map(|value| value == "yes")
+    }
+
     /// `job cancel`: nothing more of the job is handed out, to any process; each ends once
     /// what it holds is done, and the job's counts say it was cancelled.
     pub async fn cancel(&self) -> Result<(), FrontierError> {
