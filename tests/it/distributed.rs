@@ -12,11 +12,20 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::helpers::{TestServer, images, jpeg};
+use crate::helpers::{TestServer, images, jpeg, tree};
 use crate::redis_server;
 
 const IMAGES: usize = 90;
 const PER_HOST: usize = 3;
+
+/// The images under their final names in an out dir. A process killed with SIGKILL may
+/// leave a download in progress in `.image-scraper/tmp/` (removed when a run starts
+/// there again): never under an image's name, which is what this reads.
+fn finished_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = tree(out);
+    files.retain(|name, _| !name.starts_with(".image-scraper/"));
+    files
+}
 
 /// Requests in flight per host, and the most seen at once; image requests per process
 /// (by User-Agent).
@@ -151,7 +160,10 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     // Every image once in some process's out dir, byte for byte.
     let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for node in &nodes {
-        found.extend(images(&node.join("images")));
+        found.extend(finished_files(&node.join("images")));
+    }
+    for node in &nodes[1..] {
+        images(&node.join("images")); // the survivors left no download in progress
     }
     for i in 0..IMAGES {
         assert!(found.get(&format!("{i}.jpg")) == Some(&jpeg(i as u8, 3_000)), "image {i}");
@@ -266,7 +278,7 @@ fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
     );
     let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for node in &nodes {
-        found.extend(images(&node.join("images")));
+        found.extend(finished_files(&node.join("images")));
     }
     assert_eq!(found.len(), n as usize, "every image of the gallery in some out dir");
     assert_eq!(server.hits("/p1/cats.html"), 2, "the walk started again from page 1 once");
@@ -290,14 +302,18 @@ fn a_delay_between_requests_holds_across_processes() {
     for (code, log) in children.into_iter().map(finish) {
         assert_eq!(code, 0, "{log}");
     }
-    // One host, two processes: starts 80 ms apart across both (some slack for the time
-    // between a reservation and the request reaching the server). Each process alone
-    // would keep its own 80 ms, and the two would interleave with gaps near zero.
+    // One host, two processes: starts 80 ms apart across both. The slack is for the time
+    // between a reservation and the request reaching the server on a loaded machine
+    // (tests run side by side). Each process alone would keep its own 80 ms, and the two
+    // would interleave with gaps well under a millisecond.
     let mut times: Vec<Instant> = (0..12).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
     times.sort();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     let least = gaps.iter().min().copied().unwrap();
-    assert!(least >= Duration::from_millis(50), "requests {least:?} apart: {gaps:?}");
+    assert!(least >= Duration::from_millis(25), "requests {least:?} apart: {gaps:?}");
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    assert!(sorted[sorted.len() / 2] >= Duration::from_millis(70), "the median gap: {gaps:?}");
 }
 
 #[test]
@@ -323,7 +339,7 @@ fn a_job_whose_every_process_died_is_finished_by_one_started_again() {
     assert_eq!(job_line(&log), "30 30 30 0 0 0", "accepted, done, ok, failed, lost, open");
     let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for i in 0..3 {
-        found.extend(images(&dir.path().join(format!("node{i}/images"))));
+        found.extend(finished_files(&dir.path().join(format!("node{i}/images"))));
     }
     assert_eq!(found.len(), 30, "every image in some out dir");
 }
