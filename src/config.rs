@@ -154,7 +154,7 @@ pub struct Walk {
 impl Walk {
     /// Whether a page at `url`, reached by a link, may be fetched.
     pub fn allows(&self, url: &Url) -> bool {
-        self.page_host.is_empty() || url.host_str().is_some_and(|h| h.contains(&self.page_host))
+        crate::html::host_matches(&self.page_host, url)
     }
 }
 

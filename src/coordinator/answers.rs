@@ -221,8 +221,7 @@ impl Coordinator {
 
     /// Whether a next link or a detail link may lead to `url` (`PAGE_HOST`).
     fn page_host_allows(&self, url: &Url) -> bool {
-        let host = &self.plan.page_host;
-        host.is_empty() || url.host_str().is_some_and(|h| h.contains(host.as_str()))
+        crate::html::host_matches(&self.plan.page_host, url)
     }
 
     #[allow(clippy::too_many_arguments)]

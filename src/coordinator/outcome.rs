@@ -159,7 +159,7 @@ fn follow(
     if image.meta.hops >= MAX_REDIRECTS {
         return Err(TaskError::Redirects);
     }
-    if image.page > 0 && !image_host.is_empty() && !to.host_str().is_some_and(|h| h.contains(image_host)) {
+    if image.page > 0 && !crate::html::host_matches(image_host, &to) {
         return Err(TaskError::RedirectOffHost(to.to_string()));
     }
     let meta = Meta {

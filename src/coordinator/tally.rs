@@ -164,18 +164,9 @@ mod tests {
 
     fn item(status: Status, bytes: u64) -> Item {
         Item {
-            url: "http://h/a.jpg".into(),
-            page: 1,
-            path: "a.jpg".into(),
-            status,
             bytes,
             attempts: 1,
-            error: None,
-            reason: None,
-            sha256: None,
-            element: None,
-            note: None,
-            detail: None,
+            ..super::item(Url::parse("http://h/a.jpg").unwrap(), 1, "a.jpg".into(), status)
         }
     }
 
