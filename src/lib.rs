@@ -359,8 +359,7 @@ pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
     System::new().block_on(async {
         let frontier = RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
         let c = frontier.job_counts().await.with_context(|| format!("--frontier {url}"))?;
-        let done = c.open == 0 && c.queued == 0 && c.leased == 0;
-        let state = match (c.accepted, done, c.cancelled) {
+        let state = match (c.accepted, c.finished(), c.cancelled) {
             (0, _, _) => "no such job (nothing was ever offered to it)",
             (_, true, _) => "done",
             (_, false, true) => "cancelled",

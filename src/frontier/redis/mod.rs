@@ -111,6 +111,11 @@ pub struct JobCounts {
 }
 
 impl JobCounts {
+    /// Nothing open, queued or leased: the whole job is over.
+    pub fn finished(&self) -> bool {
+        self.open == 0 && self.queued == 0 && self.leased == 0
+    }
+
     /// The whole job was done and nothing of it failed (no image, no detail page, no
     /// task lost) or was cancelled.
     pub fn all_succeeded(&self) -> bool {
@@ -415,7 +420,7 @@ impl Frontier for RedisFrontier {
         let counts = self.job_counts();
         async move {
             let c = counts.await?;
-            Ok((c.open == 0 && c.queued == 0 && c.leased == 0) || (c.cancelled && c.leased == 0))
+            Ok(c.finished() || (c.cancelled && c.leased == 0))
         }
         .boxed_local()
     }
