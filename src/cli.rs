@@ -102,6 +102,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 30, requires = "frontier")]
     pub lease: u64,
 
+    /// With --frontier: seconds a finished job stays in Redis (its counts, its record of
+    /// what was done; a re-run meanwhile exits at once) before its keys expire; 0 keeps
+    /// it until deleted. Set by the process that starts the job
+    #[arg(long, value_name = "SECS", default_value_t = 604_800, requires = "frontier")]
+    pub job_ttl: u64,
+
     /// Download again the images an earlier run into the same out dir completed
     /// (normally they are skipped)
     #[arg(long)]

@@ -255,6 +255,8 @@ pub struct SharedJob {
     pub job: String,
     /// How long a task stays leased to a process that stops renewing it.
     pub lease: Duration,
+    /// How long a finished job's keys stay in Redis; `None`: until deleted.
+    pub ttl: Option<Duration>,
 }
 
 impl Config {
@@ -390,14 +392,6 @@ impl Config {
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
         let shared = resolve_shared(cli, &settings)?;
-        if shared.is_some() && bucket.is_some() {
-            // A folder never replaces a file it did not write (a no-replace rename); an
-            // object store's PUT does. Two processes could write one name for two images
-            // until names are reserved across the job.
-            bail!(
-                "--frontier with -o s3://…: not supported yet (two processes could write one object name for two images); give each process a folder of its own"
-            );
-        }
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -542,10 +536,19 @@ fn resolve_shared(cli: &Cli, settings: &Settings) -> anyhow::Result<Option<Share
     if !(1..=86_400).contains(&cli.lease) {
         bail!("--lease: from 1 to 86400 seconds, got {}", cli.lease);
     }
+    // Redis refuses an expiry time past its range, and the script that ends the job
+    // would fail with it: ten years is past any use.
+    if cli.job_ttl > 10 * 365 * 86_400 {
+        bail!(
+            "--job-ttl: at most 315360000 seconds (ten years; 0 keeps the job until deleted), got {}",
+            cli.job_ttl
+        );
+    }
     if cli.dry_run {
         bail!("--frontier: --dry-run lists what one process would fetch; run it without --frontier");
     }
-    Ok(Some(SharedJob { url: url.clone(), job: job.clone(), lease: Duration::from_secs(cli.lease) }))
+    let ttl = (cli.job_ttl > 0).then(|| Duration::from_secs(cli.job_ttl));
+    Ok(Some(SharedJob { url: url.clone(), job: job.clone(), lease: Duration::from_secs(cli.lease), ttl }))
 }
 
 /// `--pages` or `AMOUNT_PAGES`: the first page and the last; `(1, None)` when neither.
@@ -1143,9 +1146,14 @@ mod tests {
         assert!(bad(&["--frontier", "http://r/", "--job", "x"]).contains("redis://"));
         assert!(bad(&["--frontier", "redis://r/", "--job", "a{b}"]).contains("--job"));
         assert!(bad(&["--frontier", "redis://r/", "--job", "x", "--lease", "0"]).contains("--lease"));
+        assert!(
+            bad(&["--frontier", "redis://r/", "--job", "x", "--job-ttl", "999999999999"])
+                .contains("--job-ttl")
+        );
         assert!(bad(&["--frontier", "redis://r/", "--job", "x", "--dry-run"]).contains("--dry-run"));
-        let s3 = bad(&["--frontier", "redis://r/", "--job", "x", "-o", "s3://bucket/cats"]);
-        assert!(s3.contains("s3://") && s3.contains("folder of its own"), "{s3}");
+        let s3 =
+            resolve(yaml, &["--frontier", "redis://r/", "--job", "x", "-o", "s3://bucket/cats"]).unwrap();
+        assert!(s3.shared.is_some() && s3.bucket.is_some(), "one bucket for the whole job");
         assert!(Cli::try_parse_from(["image-scraper", "--job", "x"]).is_err(), "--job needs --frontier");
         let from_file = resolve(&format!("{yaml}  FRONTIER: redis://r/\n  JOB: cats-2\n"), &[]).unwrap();
         assert_eq!(from_file.shared.unwrap().job, "cats-2");

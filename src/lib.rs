@@ -84,7 +84,7 @@ use crate::coordinator::walk_of;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
-use crate::frontier::{JobCounts, RedisFrontier, RedisRate, SharedWalk};
+use crate::frontier::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::report::Summary;
@@ -216,8 +216,17 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
         let client =
             S3Client::new(&settings, &location.bucket, config.timeout).map_err(|e| cannot(e.to_string()))?;
-        let store = BucketStore::open(client, location.clone(), config.dry_run)
-            .map_err(|e| cannot(format!("cannot use the bucket: {e}")))?;
+        let store = match &config.shared {
+            // The job's other processes may fill this bucket too: names are reserved in
+            // the job, and each process keeps its own record.
+            Some(job) => {
+                let ledger = RedisNames::connect(&job.url, &job.job)
+                    .with_context(|| format!("--frontier {}", job.url))?;
+                BucketStore::shared(client, location.clone(), config.dry_run, Box::new(ledger), &node_name())
+            }
+            None => BucketStore::open(client, location.clone(), config.dry_run),
+        }
+        .map_err(|e| cannot(format!("cannot use the bucket: {e}")))?;
         return Ok(Arc::new(store));
     }
     let out = match config.dry_run {
@@ -359,6 +368,10 @@ pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
     System::new().block_on(async {
         let frontier = RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
         let c = frontier.job_counts().await.with_context(|| format!("--frontier {url}"))?;
+        let expires = match frontier.expires_in().await.with_context(|| format!("--frontier {url}"))? {
+            Some(left) => format!("expires_in_secs: {}\n", left.as_secs()),
+            None => String::new(),
+        };
         let state = match (c.accepted, c.finished(), c.cancelled) {
             (0, _, _) => "no such job (nothing was ever offered to it)",
             (_, true, _) => "done",
@@ -366,7 +379,7 @@ pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
             (_, false, false) => "running",
         };
         Ok(format!(
-            "job: {job}\nstate: {state}\naccepted: {}\ndone: {}\nok: {}\nfailed: {}\nskipped: {}\nlost: {}\nopen: {}\nqueued: {}\nleased: {}\nduplicates: {}\ndetail_ok: {}\ndetail_failed: {}\n",
+            "job: {job}\nstate: {state}\naccepted: {}\ndone: {}\nok: {}\nfailed: {}\nskipped: {}\nlost: {}\nopen: {}\nqueued: {}\nleased: {}\nduplicates: {}\ndetail_ok: {}\ndetail_failed: {}\n{expires}",
             c.accepted, c.done, c.ok, c.failed, c.skipped, c.lost, c.open, c.queued, c.leased, c.duplicates,
             c.detail_ok, c.detail_failed
         ))
@@ -393,7 +406,8 @@ async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyh
         .await
         .with_context(|| format!("--frontier {}", job.url))?
         .with_per_host(config.per_host_concurrency)
-        .with_lease(job.lease);
+        .with_lease(job.lease)
+        .with_expiry(job.ttl);
     let agreed =
         frontier.agree(&job_fingerprint(config)).await.with_context(|| format!("--frontier {}", job.url))?;
     if !agreed {

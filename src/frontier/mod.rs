@@ -31,7 +31,9 @@ use crate::robots::{Origin, Rules};
 pub use local::LocalFrontier;
 pub use queues::Meta;
 // `self::`: the module shares its name with the `redis` crate.
-pub use self::redis::{JobCounts, NameError, RedisFrontier, RedisFrontierError, RedisRate, SharedWalk};
+pub use self::redis::{
+    JobCounts, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, SharedWalk,
+};
 pub use seen::SeenSet;
 
 /// A frontier's answer: a future, ready at once for the in-memory frontier.

@@ -10,6 +10,10 @@
 //! killed process loses at most that much of it: those images are fetched again, under
 //! suffixed names. Blocking (ureq); the fetch core runs a commit off an async worker's
 //! Arbiter. Never imports actix.
+//!
+//! The processes of a shared job may fill one bucket ([`BucketStore::shared`]): each
+//! reserves a name in the job ([`NameLedger`]) before it writes it, and keeps a record
+//! of its own (`done-NODE.jsonl`); a run reads every record there.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -21,7 +25,7 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
-use super::{Commit, Lookup, Store, Writer};
+use super::{Commit, Lookup, NameLedger, Store, Writer};
 use crate::storage;
 use crate::work::{ImageTask, TaskError};
 
@@ -31,6 +35,9 @@ pub const RECORD_EVERY: Duration = Duration::from_secs(10);
 /// Where the record lives under the prefix: a name no image can get (`storage` strips
 /// leading dots).
 const RECORD_NAME: &str = ".image-scraper/done.jsonl";
+
+/// Every record starts so (a shared job's processes keep one each) and ends in `.jsonl`.
+const RECORDS: &str = ".image-scraper/done";
 
 #[derive(Serialize, Deserialize)]
 struct Line {
@@ -45,6 +52,10 @@ pub struct BucketStore {
     location: S3Location,
     /// A dry run reads what is there and writes nothing.
     read_only: bool,
+    /// This process's record, under the prefix: `RECORD_NAME`, or its own in a shared job.
+    record_name: String,
+    /// A shared job's reservations: other processes write this bucket too.
+    ledger: Option<Box<dyn NameLedger>>,
     state: Mutex<State>,
 }
 
@@ -68,21 +79,51 @@ impl BucketStore {
     /// cannot be read at all (wrong keys, no such bucket, no server): the run stops
     /// before any request to a gallery.
     pub fn open(client: S3Client, location: S3Location, read_only: bool) -> Result<Self, S3Error> {
-        let listed = client.list(&location.list_prefix())?;
+        Self::open_as(client, location, read_only, RECORD_NAME.to_string(), None)
+    }
+
+    /// The same for process `node` of a shared job, whose processes reserve names in
+    /// `ledger` and each keep their own record.
+    pub fn shared(
+        client: S3Client,
+        location: S3Location,
+        read_only: bool,
+        ledger: Box<dyn NameLedger>,
+        node: &str,
+    ) -> Result<Self, S3Error> {
+        Self::open_as(client, location, read_only, format!("{RECORDS}-{node}.jsonl"), Some(ledger))
+    }
+
+    fn open_as(
+        client: S3Client,
+        location: S3Location,
+        read_only: bool,
+        record_name: String,
+        ledger: Option<Box<dyn NameLedger>>,
+    ) -> Result<Self, S3Error> {
         let prefix = location.list_prefix();
-        let objects: HashMap<String, u64> = listed
+        let listed: Vec<(String, u64)> = client
+            .list(&prefix)?
             .into_iter()
             .filter_map(|(key, size)| Some((key.strip_prefix(&prefix)?.to_string(), size)))
-            .filter(|(name, _)| !name.contains('/'))
             .collect();
-        let record = client.get(&location.key(RECORD_NAME))?.unwrap_or_default();
+        let records =
+            listed.iter().map(|(name, _)| name).filter(|n| n.starts_with(RECORDS) && n.ends_with(".jsonl"));
         let mut done = HashMap::new();
-        for raw in record.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            // A damaged line is dropped: the image it named is fetched again.
-            if let Ok(line) = serde_json::from_slice::<Line>(raw) {
-                done.insert(xxh3_128(line.url.as_bytes()), (line.path, line.bytes));
+        let mut record = Vec::new();
+        for name in records {
+            let text = client.get(&location.key(name))?.unwrap_or_default();
+            for raw in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                // A damaged line is dropped: the image it named is fetched again.
+                if let Ok(line) = serde_json::from_slice::<Line>(raw) {
+                    done.insert(xxh3_128(line.url.as_bytes()), (line.path, line.bytes));
+                }
+            }
+            if *name == record_name {
+                record = text;
             }
         }
+        let objects = listed.into_iter().filter(|(name, _)| !name.contains('/')).collect();
         let state = State {
             objects,
             done,
@@ -91,7 +132,8 @@ impl BucketStore {
             unwritten: 0,
             last_written: Instant::now(),
         };
-        Ok(Self { client: Arc::new(client), location, read_only, state: Mutex::new(state) })
+        let client = Arc::new(client);
+        Ok(Self { client, location, read_only, record_name, ledger, state: Mutex::new(state) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -99,10 +141,12 @@ impl BucketStore {
     }
 
     /// The name `task`'s image is written under: its own, unless an object that is not
-    /// ours to replace holds it, then the URL-suffixed ones in turn.
+    /// ours to replace holds it (or another process of the job took it), then the
+    /// URL-suffixed ones in turn.
     fn choose_name(&self, task: &ImageTask) -> Result<String, TaskError> {
         let mut state = self.state();
-        if task.overwrite && state.claimed.insert(task.name.clone()) {
+        if task.overwrite && !state.claimed.contains(&task.name) && self.reserve(&task.name, &task.url)? {
+            state.claimed.insert(task.name.clone());
             return Ok(task.name.clone());
         }
         let suffixed = storage::with_suffix(&task.name, &task.url);
@@ -110,18 +154,31 @@ impl BucketStore {
             .chain(std::iter::once(suffixed.clone()))
             .chain((2..100).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), &task.url)));
         for name in candidates {
-            if !state.objects.contains_key(&name) && state.claimed.insert(name.clone()) {
+            if !state.objects.contains_key(&name)
+                && !state.claimed.contains(&name)
+                && self.reserve(&name, &task.url)?
+            {
+                state.claimed.insert(name.clone());
                 return Ok(name);
             }
         }
         Err(TaskError::Write(format!("every name for {} is taken by another object", task.name)))
     }
 
+    /// Whether the job lets `url`'s image have `name` (always, outside a shared job).
+    fn reserve(&self, name: &str, url: &Url) -> Result<bool, TaskError> {
+        let Some(ledger) = &self.ledger else { return Ok(true) };
+        let key = format!("{}/{}", self.client.bucket(), self.location.key(name));
+        ledger
+            .reserve(&key, url)
+            .map_err(|e| TaskError::Write(format!("cannot reserve the name {name}: {e}")))
+    }
+
     fn write_record(&self, state: &mut State) -> io::Result<()> {
         if self.read_only || state.unwritten == 0 {
             return Ok(());
         }
-        self.client.put(&self.location.key(RECORD_NAME), &state.record).map_err(io::Error::other)?;
+        self.client.put(&self.location.key(&self.record_name), &state.record).map_err(io::Error::other)?;
         state.unwritten = 0;
         state.last_written = Instant::now();
         Ok(())

@@ -44,6 +44,14 @@ pub trait Writer: Send {
     fn commit(self: Box<Self>) -> Commit;
 }
 
+/// Names reserved across every process that fills one bucket (a shared job's), so two of
+/// them never write one object name for two images. A folder needs none: its commit is a
+/// rename that never replaces a file.
+pub trait NameLedger: Send + Sync + std::fmt::Debug {
+    /// Reserves `name` for `url`'s image: true if it was free or is `url`'s already.
+    fn reserve(&self, name: &str, url: &Url) -> Result<bool, String>;
+}
+
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Opens a writer for `task`'s image.
     fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError>;

@@ -4,17 +4,24 @@
 //! for the key layout, each script's transitions and the guarantees. Pure of actix and
 //! config, like the rest of `frontier`.
 //!
-//! Listing pages are not here yet: a claim never returns [`Work::Page`], and a job is
-//! seeded by `offer` (a `--urls` list, or a page's images).
+//! Listing pages are walked by one process at a time ([`SharedWalk`], `walk`): a claim
+//! here never returns [`Work::Page`], and a job is seeded by `offer` (a `--urls` list,
+//! or a page's images).
 //!
 //! # Layout
 //!
 //! - `keys`: names (job, node, the key prefix, origins) and what a lease id holds;
 //! - `scripts`: the scripts (`lua/`) and their arguments;
+//! - `walk`: [`SharedWalk`], the listing pages walked by one process at a time;
+//! - `rate`: [`RedisRate`], the per-host spacing across every process;
+//! - `names`: [`RedisNames`], object names reserved across the job (one bucket, many
+//!   processes); `conn`: the blocking connection these two ask through;
 //! - `testing` (tests only): a real `redis-server` per test process; `tests`: the scripts'
 //!   rules against it; `props`: random interleavings on two nodes keep the counts exact.
 
+mod conn;
 mod keys;
+mod names;
 #[cfg(test)]
 mod props;
 mod rate;
@@ -36,6 +43,7 @@ use super::{
     Offer, Work,
 };
 pub use keys::NameError;
+pub use names::RedisNames;
 pub use rate::RedisRate;
 pub use walk::SharedWalk;
 
@@ -46,6 +54,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// Leases of one task that may expire before it ends failed: a task whose every holder
 /// dies (it crashes the worker, or kills the machine) must not go round forever.
 pub const DEFAULT_TRIES: u32 = 3;
+
+/// How long a finished job's keys stay, unless told: long enough to read its counts and
+/// see a re-run exit at once for a week, short enough that finished jobs do not pile up
+/// in Redis' memory.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Requests in flight per host across the job, unless told: `PER_HOST_CONCURRENCY`'s
 /// default (the caller passes the setting; this module reads no config).
@@ -76,6 +89,9 @@ pub struct RedisFrontier {
     lease: Duration,
     /// Expired leases after which a task ends failed.
     tries: u32,
+    /// How long the job's keys stay once it is over, if this process is the one that
+    /// starts it (`--job-ttl`); `None` keeps them until someone deletes them.
+    expiry: Option<Duration>,
 }
 
 /// The job's own counts, the same whichever process asks. `accepted = done + lost +
@@ -153,6 +169,7 @@ impl RedisFrontier {
             per_host: DEFAULT_PER_HOST,
             lease: DEFAULT_LEASE,
             tries: DEFAULT_TRIES,
+            expiry: Some(DEFAULT_EXPIRY),
         })
     }
 
@@ -171,6 +188,13 @@ impl RedisFrontier {
     /// Expired leases after which a task ends failed, at least 1.
     pub fn with_tries(mut self, tries: u32) -> Self {
         self.tries = tries.max(1);
+        self
+    }
+
+    /// How long the job's keys stay once it is over (`None`: until deleted). Only the
+    /// process that starts the job sets it (in [`RedisFrontier::agree`]).
+    pub fn with_expiry(mut self, expiry: Option<Duration>) -> Self {
+        self.expiry = expiry.filter(|d| !d.is_zero());
         self
     }
 
@@ -255,10 +279,19 @@ impl RedisFrontier {
 
     /// Stores `fingerprint` (what the job is to do: its URL list and the settings that
     /// change what is fetched) as the job's, unless another is stored already; answers
-    /// whether the job's is this one. A process with other settings must not join.
+    /// whether the job's is this one. A process with other settings must not join. The
+    /// first process also says how long the job is kept once over (`with_expiry`).
     pub async fn agree(&self, fingerprint: &str) -> Result<bool, FrontierError> {
         let key = format!("{}settings", self.prefix);
         let mut conn = self.conn.clone();
+        let expiry = self.expiry.map_or(0, millis);
+        let _: Option<String> = redis::cmd("SET")
+            .arg(format!("{}expiry", self.prefix))
+            .arg(expiry)
+            .arg("NX")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         let _: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(fingerprint)
@@ -269,6 +302,18 @@ impl RedisFrontier {
         let stored: Option<String> =
             redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(unavailable)?;
         Ok(stored.as_deref() == Some(fingerprint))
+    }
+
+    /// How long until a finished job's keys go: `None` while the job runs, or when it is
+    /// kept until deleted.
+    pub async fn expires_in(&self) -> Result<Option<Duration>, FrontierError> {
+        let mut conn = self.conn.clone();
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(keys::counts_key(&self.prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
     fn release_ids(&self, ids: Vec<String>) -> Answer<()> {

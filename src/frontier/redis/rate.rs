@@ -6,40 +6,25 @@
 //! network) per request. If Redis cannot answer, the process's own gate still spaces its
 //! own requests: the run goes on rather than stopping on a politeness check.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{keys, millis, scripts};
+use super::conn::JobConn;
+use super::{millis, scripts};
 use crate::politeness::SharedRate;
 
+#[derive(Debug)]
 pub struct RedisRate {
-    conn: Mutex<redis::Connection>,
-    /// `isc:{JOB}:`.
-    prefix: String,
-}
-
-impl std::fmt::Debug for RedisRate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisRate").field("prefix", &self.prefix).finish_non_exhaustive()
-    }
+    conn: JobConn,
 }
 
 impl RedisRate {
     /// Connects (blocking) to the job's Redis for the gate's round trips.
     pub fn connect(url: &str, job: &str) -> Result<Self, super::RedisFrontierError> {
-        keys::check_name("job", job)?;
-        let cannot = |e: redis::RedisError| super::RedisFrontierError::Connect(e.to_string());
-        let client = redis::Client::open(url).map_err(cannot)?;
-        let conn = client.get_connection_with_timeout(Duration::from_secs(5)).map_err(cannot)?;
-        conn.set_read_timeout(Some(Duration::from_secs(5))).map_err(cannot)?;
-        Ok(Self { conn: Mutex::new(conn), prefix: keys::prefix(job) })
+        Ok(Self { conn: JobConn::connect(url, job)? })
     }
 
     fn call(&self, host: &str, op: &str, ms: u64) -> Option<u64> {
-        let mut call = scripts::call(&scripts::GATE, &self.prefix);
-        call.arg(host).arg(op).arg(ms);
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        call.invoke::<u64>(&mut conn).ok()
+        self.conn.call(&scripts::GATE, &[host, op, &ms.to_string()]).ok()
     }
 }
 

@@ -342,3 +342,59 @@ async fn a_cancelled_job_hands_out_nothing_and_ends_once_nothing_is_held() {
     let c = counts(&a).await;
     assert!(c.cancelled && c.open == 2 && !c.all_succeeded(), "{c:?}");
 }
+
+/// Every key of `job` with its time to live in ms (-1: kept until deleted).
+async fn ttls(server: &RedisServer, job: &str) -> Vec<(String, i64)> {
+    let mut conn = raw(server).await;
+    let pattern = format!("{}*", keys::prefix(job)).replace('{', "\\{").replace('}', "\\}");
+    let names: Vec<String> = conn.keys(pattern).await.unwrap();
+    let mut out = Vec::new();
+    for name in names {
+        let ttl: i64 = conn.pttl(&name).await.unwrap();
+        out.push((name, ttl));
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_finished_job_expires_whole_and_only_once_it_is_over() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("expiry");
+    let mut a = node(server, &job, "a").await.with_expiry(Some(Duration::from_secs(60)));
+    assert!(a.agree("settings").await.unwrap());
+    a.offer(vec![image("http://h.test/1.jpg"), image("http://h.test/2.jpg")]).await.unwrap();
+    let mut held = claim(&mut a, 2).await.leases;
+    complete(&mut a, held.remove(0).id, Vec::new()).await;
+    let running = ttls(server, &job).await;
+    assert!(running.iter().all(|(_, ttl)| *ttl == -1), "nothing expires while the job runs: {running:?}");
+    assert_eq!(a.expires_in().await.unwrap(), None);
+
+    complete(&mut a, held.remove(0).id, Vec::new()).await;
+    let over = ttls(server, &job).await;
+    assert!(over.len() >= 5, "{over:?}");
+    assert!(
+        over.iter().all(|(_, ttl)| (1..=60_000).contains(ttl)),
+        "every key goes within a minute: {over:?}"
+    );
+    let left = a.expires_in().await.unwrap().expect("the counts expire");
+    assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50), "{left:?}");
+    // A late duplicate completion touches the counts but does not keep them longer.
+    complete(&mut a, 1 << keys::SEQ_BITS | 1, Vec::new()).await;
+    assert!(a.expires_in().await.unwrap().unwrap() <= left);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_job_started_without_expiry_keeps_its_keys_and_a_later_process_cannot_change_that() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("kept");
+    let mut a = node(server, &job, "a").await.with_expiry(None);
+    assert!(a.agree("settings").await.unwrap());
+    let b = node(server, &job, "b").await.with_expiry(Some(Duration::from_secs(1)));
+    assert!(b.agree("settings").await.unwrap());
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    let lease = claim(&mut a, 1).await.leases.remove(0);
+    complete(&mut a, lease.id, Vec::new()).await;
+    assert!(counts(&a).await.finished());
+    let kept = ttls(server, &job).await;
+    assert!(!kept.is_empty() && kept.iter().all(|(_, ttl)| *ttl == -1), "{kept:?}");
+}

@@ -29,6 +29,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0,
         count('lost', 1)
         count('open', -1)
         lost[#lost + 1] = { t.payload, reason }
+        settle(now)
       else
         requeue(l.origin, t, now)
       end

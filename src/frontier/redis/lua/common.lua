@@ -14,6 +14,13 @@ local SEEN, SEEN_DETAIL = P .. 'seen', P .. 'seen:detail'
 local READY, ORIGINS, INFLIGHT = P .. 'ready', P .. 'origins', P .. 'inflight'
 local LEASES, LEASED, TASKLEASE = P .. 'leases', P .. 'leased', P .. 'tasklease'
 local REQUEUED, DONE = P .. 'requeued', P .. 'done'
+local EXPIRY = P .. 'expiry'
+
+-- Every key a job keeps once it is over. The others are gone by then: a queue, an
+-- `owned:` set and the walker's lease are deleted as they empty, and a `gate:` key
+-- expires a minute after its host's last request.
+local KEPT = { 'counts', 'seen', 'seen:detail', 'ready', 'origins', 'inflight', 'leases', 'leased', 'tasklease',
+  'requeued', 'done', 'names', 'walk:open', 'walk:done', 'settings', 'expiry', 'clock' }
 
 local function queue(origin)
   return P .. 'q:' .. origin
@@ -97,6 +104,24 @@ local function requeue(origin, t, now)
   local item = item_of(t)
   enqueue(origin, item, true, now)
   redis.call('HSET', REQUEUED, t.tid, origin .. '\n' .. item)
+end
+
+-- Once nothing is open and no lease is out, the job is over: its end is noted (once) and,
+-- if it was started with a time to keep it (`expiry`, ms), every key of it is set to go
+-- that long after the end. Called by each script that can bring `open` to zero.
+local function settle(now)
+  if (tonumber(redis.call('HGET', COUNTS, 'open') or '0') or 0) > 0 or redis.call('ZCARD', LEASES) > 0 then
+    return
+  end
+  redis.call('HSETNX', COUNTS, 'finished_at', now)
+  local keep = tonumber(redis.call('GET', EXPIRY) or '0') or 0
+  if keep <= 0 then
+    return
+  end
+  local at = tonumber(redis.call('HGET', COUNTS, 'finished_at')) + keep
+  for _, key in ipairs(KEPT) do
+    redis.call('PEXPIREAT', P .. key, at)
+  end
 end
 
 local function record_done(t, status, node)

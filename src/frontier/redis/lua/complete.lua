@@ -54,4 +54,5 @@ count('done', 1)
 -- counts by outcome, the same for every process.
 count('s:' .. status, 1)
 count('open', -1)
+settle(now)
 return { 'done', admitted }

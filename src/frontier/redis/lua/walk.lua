@@ -37,6 +37,7 @@ elseif op == 'done' then
   if redis.call('DEL', WALK_OPEN) == 1 then
     count('open', -1)
   end
+  settle(now)
   return 'done'
 end
 if holder == node then
