@@ -110,17 +110,22 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
         .unwrap()
 }
 
-fn finish(child: Child) -> (i32, String) {
+pub fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The job's counts as a process logs them: accepted, done, ok, failed, lost, open.
 fn job_line(log: &str) -> String {
+    job_fields(log, &["accepted", "done", "ok", "failed", "lost", "open"]).join(" ")
+}
+
+/// These of the job's counts, as a process logs them.
+pub fn job_fields(log: &str, names: &[&str]) -> Vec<String> {
     let line =
         log.lines().find(|l| l.contains("job counts (every process)")).unwrap_or_else(|| panic!("{log}"));
     let fields: HashMap<&str, &str> = line.split(", ").filter_map(|kv| kv.split_once(": ")).collect();
-    ["accepted", "done", "ok", "failed", "lost", "open"].map(|f| fields[f]).join(" ")
+    names.iter().map(|f| fields[f].to_string()).collect()
 }
 
 #[test]

@@ -18,5 +18,6 @@ mod redis_server;
 mod s3;
 mod s3_store;
 mod shared_bucket;
+mod shared_gallery;
 mod walk;
 mod workers;
