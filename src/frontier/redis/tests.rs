@@ -327,6 +327,25 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_paused_host_s_tasks_are_not_claimed_until_the_pause_is_over() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("pause");
+    let mut a = node(server, &job, "a").await;
+    a.offer(vec![image("http://p.test/1.jpg"), image("https://p.test/2.jpg"), image("http://q.test/1.jpg")])
+        .await
+        .unwrap();
+    let rate = RedisRate::connect(&server.url, &job).unwrap();
+    rate.pause("p.test", Duration::from_secs(30));
+    let first = claim(&mut a, 8).await;
+    assert_eq!(urls(&first), ["http://q.test/1.jpg"], "both of p.test's origins wait");
+    complete(&mut a, first.leases[0].id, Vec::new()).await;
+    advance(server, &job, 30_001).await;
+    let mut after = urls(&claim(&mut a, 8).await).into_iter().map(String::from).collect::<Vec<_>>();
+    after.sort();
+    assert_eq!(after, ["http://p.test/1.jpg", "https://p.test/2.jpg"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_cancelled_job_hands_out_nothing_and_ends_once_nothing_is_held() {
     let Some(server) = testing::server() else { return };
     let job = testing::job("cancel");
