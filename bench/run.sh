@@ -18,7 +18,14 @@
 #   W2     the same gallery from gallery_server, every response delayed $DELAY_MS ms (20)
 #   SCALE  500 pages x 40 images (20000 files, ~2 GB), nginx
 #   HUGE   1 page, 5 images of 200 MB each, nginx
-# Peers: curl (--parallel-max 64, URL list), wget (-r -l1, one connection), aria2c (-j 64, URL
+#   W3     W1's gallery over HTTPS: nginx with TLS 1.3 and HTTP/2 (ALPN h2, http/1.1) and a
+#          certificate for 127.0.0.1 signed by a CA the bench makes (openssl, in $WORK/tls);
+#          every peer trusts that CA by its own flag (curl --cacert, wget --ca-certificate,
+#          aria2c --ca-certificate, image-scraper --ca-cert); the connections each run
+#          opened (= TLS handshakes) are counted from nginx's log
+#   W3P    W3 through a forward proxy (tinyproxy, from Debian, on 127.0.0.1:$PROXY_PORT):
+#          every peer gets HTTPS_PROXY/https_proxy and tunnels with CONNECT
+# Peers: curl (--parallel-max 64, URL list; --http2 in W3), curl-h1 (the same with --http1.1), wget (-r -l1, one connection), aria2c (-j 64, URL
 #   list), is-MODE-pN (image-scraper -m MODE -p N, CONCURRENCY ceil(64/N): 64 requests in flight
 #   in async mode; sync mode has N in flight; PER_HOST_CONCURRENCY 64, and MAX_IMAGE_BYTES
 #   above 200 MB for HUGE, where the build knows those keys). The -p sweep adds is-async-pN and
@@ -29,9 +36,9 @@
 #   RUNS=N             runs per peer (default W1 5, W2 3, SCALE 3, HUGE 3)
 #   WORKLOADS="W1 W2"  which workloads, in order
 #   PEERS="curl is-async-p2"      peers for every workload (replaces the lists below)
-#   PEERS_W1, PEERS_W2, PEERS_SCALE, PEERS_HUGE                   peers for one workload
+#   PEERS_W1, PEERS_W2, PEERS_W3, PEERS_W3P, PEERS_SCALE, PEERS_HUGE   peers for one workload
 #   SWEEP="1 2 4 8 16 32 64"      -p values added for both modes on W1 and W2 ("" for none)
-#   PORT=18080  DELAY_MS=20  TIMEOUT=300 (s per run)  LONG=15 (a peer whose first run takes
+#   PORT=18080  PROXY_PORT=18088  DELAY_MS=20  TIMEOUT=300 (s per run)  LONG=15 (a peer whose first run takes
 #     longer than LONG s per 2000 images gets 1 run only)  SETTLE=0.5 (s of pause before each run)
 #   RESULTS=path.tsv   append to an earlier run's results (e.g. to redo one workload) and print
 #                      the table of all of it
@@ -51,6 +58,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$ROOT/bench
 QUICK=${QUICK:-0}
 PORT=${PORT:-18080}
+PROXY_PORT=${PROXY_PORT:-18088}
 DELAY_MS=${DELAY_MS:-20}
 TIMEOUT=${TIMEOUT:-300}
 LONG=${LONG:-15}
@@ -69,17 +77,23 @@ if [[ $QUICK == 1 ]]; then
   : "${PEERS_W2:=curl aria2c is-async-p2 is-sync-p8}"
   : "${PEERS_SCALE:=curl aria2c is-async-p2 is-sync-p8}"
   : "${PEERS_HUGE:=curl aria2c is-async-p2 is-sync-p2}"
+  : "${PEERS_W3:=curl curl-h1 is-async-p2 is-sync-p8}"
+  : "${PEERS_W3P:=curl curl-h1 is-async-p2 is-sync-p8}"
   CHART=${CHART-$WORK/perf-scaling.png}
 else
-  WORKLOADS=${WORKLOADS:-W1 W2 SCALE HUGE}
+  WORKLOADS=${WORKLOADS:-W1 W2 W3 W3P SCALE HUGE}
   SWEEP=${SWEEP-1 2 4 8 16 32 64}
   : "${PEERS_W1:=curl wget aria2c is-async-p2 is-sync-p2 is-sync-p8 is-sync-p1}"
   : "${PEERS_W2:=curl aria2c is-async-p2 is-sync-p2 is-sync-p8 is-sync-p1}"
   : "${PEERS_SCALE:=curl wget aria2c is-async-p2 is-sync-p2 is-sync-p8}"
   : "${PEERS_HUGE:=curl wget aria2c is-async-p2 is-sync-p2}"
+  : "${PEERS_W3:=curl curl-h1 wget aria2c is-async-p2 is-sync-p2 is-sync-p8}"
+  : "${PEERS_W3P:=curl curl-h1 wget aria2c is-async-p2 is-sync-p8}"
   CHART=${CHART-$ROOT/docs/perf-scaling.png}
 fi
-if [[ -n ${PEERS:-} ]]; then PEERS_W1=$PEERS PEERS_W2=$PEERS PEERS_SCALE=$PEERS PEERS_HUGE=$PEERS; fi
+if [[ -n ${PEERS:-} ]]; then
+  PEERS_W1=$PEERS PEERS_W2=$PEERS PEERS_W3=$PEERS PEERS_W3P=$PEERS PEERS_SCALE=$PEERS PEERS_HUGE=$PEERS
+fi
 
 say() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
@@ -111,6 +125,13 @@ declare -A MISSING=()
 ensure wget wget || MISSING[wget]=1
 ensure aria2c aria2 || MISSING[aria2c]=1
 [[ $HAVE_NGINX == 1 ]] || say "nginx is not available: gallery_server --delay-ms 0 serves the nginx workloads"
+HAVE_PROXY=0
+if [[ " $WORKLOADS " == *" W3P "* ]]; then ensure tinyproxy tinyproxy && HAVE_PROXY=1; fi
+if [[ " $WORKLOADS " == *" W3"* ]]; then
+  have openssl || apt_install openssl
+  have openssl || die "openssl is needed to make the W3 certificates"
+  [[ $HAVE_NGINX == 1 ]] || die "W3 needs nginx (TLS and HTTP/2)"
+fi
 for tool in "${!MISSING[@]}"; do say "$tool is not available: its runs are skipped"; done
 
 # ---------------------------------------------------------------- build
@@ -178,22 +199,91 @@ rm -rf "$probe"
 fixture() {  # fixture NAME ARGS...: generate (or reuse) $WORK/fixtures/NAME-pPORT, print its path
   local dir=$WORK/fixtures/$1-p$PORT; shift
   say "fixture $dir"
-  python3 "$HERE/gen_fixture.py" "$dir" --base-url "$BASE" "$@" >/dev/null || die "gen_fixture.py failed"
+  python3 "$HERE/gen_fixture.py" "$dir" --base-url "${FIX_BASE:-$BASE}" "$@" >/dev/null || die "gen_fixture.py failed"
   echo "$dir"
+}
+
+# ---------------------------------------------------------------- TLS (W3, W3P)
+TLS=$WORK/tls
+CA=$TLS/ca.pem
+make_ca() {  # a CA, and a certificate for 127.0.0.1 and localhost signed by it; made once
+  [[ -s $TLS/server.pem ]] && return 0
+  mkdir -p "$TLS"
+  say "making a CA and a server certificate in $TLS (openssl)"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+    -subj "/CN=image-scraper bench CA" -keyout "$TLS/ca.key" -out "$CA" 2>"$TLS/openssl.log" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$TLS/server.key" -out "$TLS/server.csr" 2>>"$TLS/openssl.log" &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/ext.cnf" &&
+    openssl x509 -req -in "$TLS/server.csr" -CA "$CA" -CAkey "$TLS/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$TLS/ext.cnf" -out "$TLS/server.pem" 2>>"$TLS/openssl.log" ||
+    { cat "$TLS/openssl.log" >&2; rm -f "$TLS/server.pem"; die "openssl could not make the certificates"; }
+}
+
+# ---------------------------------------------------------------- the forward proxy (W3P)
+PROXY_PID=""
+start_proxy() {
+  local state=$WORK/tinyproxy-$PROXY_PORT
+  mkdir -p "$state"; : >"$state/tinyproxy.log"
+  # Our own config: CONNECT only to the gallery's port, from loopback only; no upstream.
+  cat >"$state/tinyproxy.conf" <<EOF
+Port $PROXY_PORT
+Listen 127.0.0.1
+Timeout 600
+MaxClients 1024
+Allow 127.0.0.1
+ConnectPort $PORT
+LogLevel Connect
+LogFile "$state/tinyproxy.log"
+EOF
+  if [[ $EUID -eq 0 ]]; then  # tinyproxy drops root; it must still write its log
+    printf 'User nobody\nGroup nogroup\n' >>"$state/tinyproxy.conf"; chmod 777 "$state"; chmod 666 "$state/tinyproxy.log"
+  fi
+  tinyproxy -d -c "$state/tinyproxy.conf" >"$state/tinyproxy.out" 2>&1 </dev/null &
+  PROXY_PID=$!
+  local i
+  for ((i = 0; i < 50; i++)); do
+    curl -fs --cacert "$CA" -x "http://127.0.0.1:$PROXY_PORT" -o /dev/null "https://127.0.0.1:$PORT/fixture.json" && break
+    sleep 0.1
+  done
+  ((i < 50)) || { cat "$state/tinyproxy.out" "$state/tinyproxy.log" >&2; die "tinyproxy did not come up"; }
+  PROXY_KIND="tinyproxy $(tinyproxy -v 2>&1 | awk '{print $2}')"
+}
+stop_proxy() {
+  [[ -n $PROXY_PID ]] || return 0
+  kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null; PROXY_PID=""
 }
 fx() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1/fixture.json" "$2"; }
 
 # ---------------------------------------------------------------- servers
 SPID=""; SERVER_KIND=""
 port_busy() { curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/"; [[ $? != 7 ]]; }
+SCHEME=http
 wait_up() {  # wait_up FIXTURE SECONDS
   local i
   for ((i = 0; i < $2 * 10; i++)); do
-    curl -fs -o /dev/null "http://127.0.0.1:$PORT/fixture.json" && return 0
+    curl -fs --cacert "$CA" -o /dev/null "$SCHEME://127.0.0.1:$PORT/fixture.json" && return 0
     kill -0 "$SPID" 2>/dev/null || return 1
     sleep 0.1
   done
   return 1
+}
+server_block() {  # server_block ROOT STATE: plain HTTP, or (SCHEME=https) TLS 1.3 + HTTP/2
+  if [[ $SCHEME == https ]]; then
+    # One line per request naming its connection: the connections a run opened are its
+    # TLS handshakes.
+    cat <<EOF
+  log_format conn '\$connection';
+  server {
+    listen 127.0.0.1:$PORT ssl http2 backlog=4096; root $1;
+    ssl_certificate $TLS/server.pem; ssl_certificate_key $TLS/server.key;
+    ssl_protocols TLSv1.3;
+    access_log $2/access.log conn;
+  }
+EOF
+  else
+    echo "  server { listen 127.0.0.1:$PORT backlog=4096; root $1; }"
+  fi
 }
 start_nginx() {  # start_nginx FIXTURE
   local state=$WORK/nginx-$PORT
@@ -212,7 +302,7 @@ http {
   open_file_cache max=4000 inactive=60s;  # all of W1; LRU for SCALE (fds stay under the limit)
   types { text/html html; image/jpeg jpg; image/png png; text/plain txt tsv; application/json json; }
   default_type application/octet-stream;
-  server { listen 127.0.0.1:$PORT backlog=4096; root $1; }
+$(server_block "$1" "$state")
 }
 EOF
   nginx -p "$state" -c "$state/nginx.conf" >"$state/nginx.out" 2>&1 </dev/null &
@@ -237,17 +327,27 @@ start_server() {  # start_server WORKLOAD FIXTURE
   port_busy && die "something already answers on 127.0.0.1:$PORT (set PORT=...)"
   case $1 in
     W2) start_gallery "$2" "$DELAY_MS" ;;
+    W3 | W3P) start_nginx "$2"; SERVER_KIND="$SERVER_KIND, TLS 1.3 + HTTP/2" ;;
     *) if [[ $HAVE_NGINX == 1 ]]; then start_nginx "$2"; else start_gallery "$2" 0; fi ;;
   esac
-  say "$1: $SERVER_KIND, pid $SPID, http://127.0.0.1:$PORT/ root $2"
+  if [[ $1 == W3P ]]; then start_proxy; SERVER_KIND="$SERVER_KIND, through $PROXY_KIND"; fi
+  say "$1: $SERVER_KIND, pid $SPID, $SCHEME://127.0.0.1:$PORT/ root $2"
 }
-cleanup() { stop_server; rm -rf "$OUT"; }
+cleanup() { stop_proxy; stop_server; rm -rf "$OUT"; }
+# W3, W3P: nginx logs one line per request naming its connection, and connection numbers
+# only grow, so the distinct ones past a mark are the connections a run opened.
+log_lines() { if [[ $SCHEME == https ]]; then wc -l <"$WORK/nginx-$PORT/access.log" 2>/dev/null || echo 0; else echo 0; fi; }
+conns_since() {  # conns_since MARK
+  [[ $SCHEME == https ]] || return 0
+  tail -n +"$(($1 + 1))" "$WORK/nginx-$PORT/access.log" 2>/dev/null | sort -u | wc -l
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 CLK=$(getconf CLK_TCK)
-server_ticks() {
-  { cat "/proc/$SPID/stat"; for c in $(pgrep -P "$SPID"); do cat "/proc/$c/stat"; done; } 2>/dev/null |
+server_ticks() {  # the server's CPU, and the proxy's in W3P
+  { cat "/proc/$SPID/stat"; for c in $(pgrep -P "$SPID"); do cat "/proc/$c/stat"; done
+    [[ -n $PROXY_PID ]] && cat "/proc/$PROXY_PID/stat"; } 2>/dev/null |
     awk '{sub(/^.*\) /, ""); t += $12 + $13} END {print t + 0}'   # utime + stime, after "(comm) "
 }
 
@@ -256,10 +356,16 @@ setup() {  # setup PEER FIXTURE RUNDIR: sets cmd=(...) and img (where the files 
   local peer=$1 fix=$2 d=$3 mode procs
   img=$d/images; mkdir -p "$img"
   case $peer in
-    curl) sed 's/.*/url = "&"/' "$fix/urls.txt" >"$d/curl.cfg"
-      cmd=(curl -sS --fail --parallel --parallel-max 64 --remote-name-all --output-dir "$img" -K "$d/curl.cfg") ;;
-    wget) cmd=(wget -q -e robots=off -r -l1 -nd --follow-tags=img -A jpg -P "$img" -i "$fix/pages.txt") ;;
-    aria2c) cmd=(aria2c -q -i "$fix/urls.txt" -j 64 -d "$img" --file-allocation=none --auto-file-renaming=false) ;;
+    curl | curl-h1) sed 's/.*/url = "&"/' "$fix/urls.txt" >"$d/curl.cfg"
+      cmd=(curl -sS --fail --parallel --parallel-max 64 --remote-name-all --output-dir "$img" -K "$d/curl.cfg")
+      if [[ $SCHEME == https ]]; then
+        cmd+=(--cacert "$CA")
+        if [[ $peer == curl-h1 ]]; then cmd+=(--http1.1); else cmd+=(--http2); fi
+      fi ;;
+    wget) cmd=(wget -q -e robots=off -r -l1 -nd --follow-tags=img -A jpg -P "$img" -i "$fix/pages.txt")
+      [[ $SCHEME == https ]] && cmd+=(--ca-certificate="$CA") ;;
+    aria2c) cmd=(aria2c -q -i "$fix/urls.txt" -j 64 -d "$img" --file-allocation=none --auto-file-renaming=false)
+      [[ $SCHEME == https ]] && cmd+=(--ca-certificate="$CA") ;;
     is-async-p* | is-sync-p*)
       IFS=- read -r _ mode procs <<<"$peer"; procs=${procs#p}
       printf 'SCRAPER:\n  URL: %s\n  ITEM: %s\n  OUT_DIR: images\n  AMOUNT_PAGES: %s\n  IMAGE_SELECTOR: %s\n  IMAGE_HOST: ""\n  CONCURRENCY: %s\n' \
@@ -271,9 +377,16 @@ setup() {  # setup PEER FIXTURE RUNDIR: sets cmd=(...) and img (where the files 
       if [[ $(fx "$fix" huge) == True && -n ${KEYS[MAX_IMAGE_BYTES]:-} ]]; then
         echo "  MAX_IMAGE_BYTES: $((4 * $(fx "$fix" bytes)))" >>"$d/settings.yaml"
       fi
-      cmd=(env -C "$d" "$BIN" -q -m "$mode" -p "$procs") ;;
-    *) die "unknown peer $peer (curl wget aria2c is-async-pN is-sync-pN)" ;;
+      cmd=(env -C "$d" "$BIN" -q -m "$mode" -p "$procs")
+      [[ $SCHEME == https ]] && cmd+=(--ca-cert "$CA") ;;
+    *) die "unknown peer $peer (curl curl-h1 wget aria2c is-async-pN is-sync-pN)" ;;
   esac
+  # W3P: every peer through the proxy, by the environment each reads (curl and
+  # image-scraper either case, wget and aria2c lower case).
+  if [[ -n $PROXY_PID ]]; then
+    cmd=(env "HTTPS_PROXY=http://127.0.0.1:$PROXY_PORT" "https_proxy=http://127.0.0.1:$PROXY_PORT" "${cmd[@]}")
+  fi
+  return 0
 }
 available() {  # available PEER WORKLOAD
   case $1 in
@@ -289,7 +402,7 @@ if [[ -n ${RESULTS:-} && -s ${RESULTS:-} ]]; then   # append to an earlier run
 else
 RESULTS=${RESULTS:-$WORK/results-$STAMP.tsv}
 META=${RESULTS%.tsv}.meta.txt
-echo -e "workload\tpeer\trun\twall_s\tuser_s\tsys_s\tmaxrss_kb\tfiles\tbytes\tok\trc\tserver_cpu_s\timages\ttotal_bytes\tserver" >"$RESULTS"
+echo -e "workload\tpeer\trun\twall_s\tuser_s\tsys_s\tmaxrss_kb\tfiles\tbytes\tok\trc\tserver_cpu_s\timages\ttotal_bytes\tserver\tconns" >"$RESULTS"
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "image-scraper: $BIN_DESC"
@@ -309,13 +422,13 @@ run_workload() {  # run_workload WL FIXTURE RUNS PEER...
   start_server "$wl" "$fix"
   say "$wl: $images images, $total bytes; $runs run(s) of: ${peers[*]}"
   local -A once=()
-  local i peer d t0 t1 s e rc wall user sys rss nfiles nbytes ok scpu
+  local i peer d t0 t1 s e rc wall user sys rss nfiles nbytes ok scpu mark conns
   for ((i = 1; i <= runs; i++)); do
     for peer in "${peers[@]}"; do
       [[ -n ${once[$peer]:-} ]] && continue
       d=$OUT/$wl-$peer-$i; rm -rf "$d"; mkdir -p "$d"; setup "$peer" "$fix" "$d"
       sync; sleep "$SETTLE"
-      t0=$(server_ticks); s=$(date +%s%N)
+      mark=$(log_lines); t0=$(server_ticks); s=$(date +%s%N)
       /usr/bin/time -v -o "$d/time.txt" timeout "$TIMEOUT" "${cmd[@]}" >"$d/log" 2>&1; rc=$?
       e=$(date +%s%N); t1=$(server_ticks)
       wall=$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f", (e - s) / 1e9}')
@@ -328,7 +441,7 @@ run_workload() {  # run_workload WL FIXTURE RUNS PEER...
       find "$img" -maxdepth 1 -type f -printf '%f\t%s\n' | sort | cmp -s - "$fix/manifest.tsv" &&
         [[ -z $(find "$img" -type f \( -name '*.part' -o -name '*.aria2' \) -print -quit) ]] && ok=yes
       scpu=$(awk -v a="$t0" -v b="$t1" -v c="$CLK" 'BEGIN {printf "%.2f", (b - a) / c}')
-      echo -e "$wl\t$peer\t$i\t$wall\t$user\t$sys\t$rss\t$nfiles\t$nbytes\t$ok\t$rc\t$scpu\t$images\t$total\t$SERVER_KIND" >>"$RESULTS"
+      echo -e "$wl\t$peer\t$i\t$wall\t$user\t$sys\t$rss\t$nfiles\t$nbytes\t$ok\t$rc\t$scpu\t$images\t$total\t$SERVER_KIND\t$(conns_since "$mark")" >>"$RESULTS"
       printf '%-6s %-14s run %d: %7.2f s wall, %5.2f s CPU, %4d MiB, %5d files, ok=%s rc=%s\n' \
         "$wl" "$peer" "$i" "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')" $((rss / 1024)) "$nfiles" "$ok" "$rc" >&2
       if [[ $ok != yes || $rc != 0 ]]; then  # keep what is needed to see why
@@ -342,6 +455,7 @@ run_workload() {  # run_workload WL FIXTURE RUNS PEER...
       fi
     done
   done
+  stop_proxy
   stop_server
 }
 
@@ -360,13 +474,20 @@ for wl in $WORKLOADS; do
     W2) fix=$(fixture w1 --pages 50 --per-page 40 --seed 1) || exit 1
         read -ra ps < <(echo "$PEERS_W2 $(sweep_peers)" | dedup)
         run_workload W2 "$fix" "${RUNS:-3}" "${ps[@]}" ;;
+    W3 | W3P) make_ca; SCHEME=https
+        fix=$(FIX_BASE=https://127.0.0.1:$PORT/ fixture w3 --pages 50 --per-page 40 --seed 1) || exit 1
+        if [[ $wl == W3 ]]; then peers=$PEERS_W3; else peers=$PEERS_W3P; fi
+        read -ra ps < <(echo "$peers" | dedup)
+        if [[ $wl == W3P && $HAVE_PROXY != 1 ]]; then say "tinyproxy is not available: W3P skipped"
+        else run_workload "$wl" "$fix" "${RUNS:-5}" "${ps[@]}"; fi
+        SCHEME=http ;;
     SCALE) fix=$(fixture scale --pages 500 --per-page 40 --seed 2) || exit 1
         read -ra ps < <(echo "$PEERS_SCALE" | dedup)
         run_workload SCALE "$fix" "${RUNS:-3}" "${ps[@]}" ;;
     HUGE) fix=$(fixture huge --huge --huge-count 5 --huge-mb 200 --seed 3) || exit 1
         read -ra ps < <(echo "$PEERS_HUGE" | dedup)
         run_workload HUGE "$fix" "${RUNS:-3}" "${ps[@]}" ;;
-    *) die "unknown workload $wl (W1 W2 SCALE HUGE)" ;;
+    *) die "unknown workload $wl (W1 W2 W3 W3P SCALE HUGE)" ;;
   esac
 done
 

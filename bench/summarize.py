@@ -22,6 +22,8 @@ SERVER_NOTE = {
     "W2": "every response delayed",
     "SCALE": "10x the images, no added latency",
     "HUGE": "few huge images, no added latency",
+    "W3": "HTTPS: TLS 1.3, HTTP/2 offered",
+    "W3P": "HTTPS through a forward proxy (CONNECT)",
 }
 PEER_RE = re.compile(r"^is-(async|sync)-p(\d+)$")
 
@@ -34,6 +36,7 @@ def describe(peer):
         return f"image-scraper {mode} -p {p}", f"{flight} in flight"
     return {
         "curl": ("curl --parallel", "64 in flight, URL list"),
+        "curl-h1": ("curl --parallel --http1.1", "64 in flight, URL list"),
         "wget": ("wget -r -l1", "1 connection, parses pages"),
         "aria2c": ("aria2c -j 64", "64 in flight, URL list"),
     }.get(peer, (peer, ""))
@@ -43,7 +46,8 @@ def order(peer):
     m = PEER_RE.match(peer)
     if m:
         return (1 if m.group(1) == "async" else 2, int(m.group(2)))
-    return (0, ["curl", "aria2c", "wget"].index(peer) if peer in ("curl", "aria2c", "wget") else 9)
+    known = ["curl", "curl-h1", "aria2c", "wget"]
+    return (0, known.index(peer) if peer in known else 9)
 
 
 def med(xs):
@@ -59,6 +63,8 @@ def stats(rows):
         cpu=med([float(r["user_s"]) + float(r["sys_s"]) for r in use]),
         rss=med([int(r["maxrss_kb"]) / 1024 for r in use]),
         srv=med([float(r["server_cpu_s"]) for r in use]),
+        # Connections the server accepted (= TLS handshakes), where the run counted them.
+        conns=med([int(r["conns"]) for r in use if (r.get("conns") or "").strip()]),
     )
 
 
@@ -80,22 +86,26 @@ def main():
         images, total = int(first["images"]), int(first["total_bytes"])
         print(f"### {wl}: {images} images, {total / 1e6:.1f} MB; {first['server']}"
               f" ({SERVER_NOTE.get(wl, '')})\n")
-        print("| peer | requests | ok | wall s, median (min-max) | images/s | MB/s | CPU s | peak RSS MiB"
-              " | server CPU s | wall / curl | CPU / curl |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
         st = {p: stats(rs) for p, rs in peers.items()}
+        counted = any(s["conns"] == s["conns"] for s in st.values())  # not NaN: counted
+        print("| peer | requests | ok | wall s, median (min-max) | images/s | MB/s | CPU s | peak RSS MiB"
+              " | server CPU s | wall / curl | CPU / curl |" + (" connections |" if counted else ""))
+        print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if counted else ""))
         curl = st.get("curl")
         for p in sorted(peers, key=order):
             s = st[p]
             name, flight = describe(p)
             ratio_w = f"{s['wall'] / curl['wall']:.2f}" if curl else "-"
             ratio_c = f"{s['cpu'] / curl['cpu']:.2f}" if curl and curl["cpu"] > 0 else "-"
+            extra = ""
+            if counted:
+                extra = f" {s['conns']:.0f} |" if s["conns"] == s["conns"] else " |"
             if s["ok"] == 0:  # what a failed run measured means nothing
-                print(f"| {name} | {flight} | 0/{s['n']} | failed | | | | | | | |")
+                print(f"| {name} | {flight} | 0/{s['n']} | failed | | | | | | | |" + (" |" if counted else ""))
                 continue
             print(f"| {name} | {flight} | {s['ok']}/{s['n']} | {s['wall']:.2f} ({s['lo']:.2f}-{s['hi']:.2f})"
                   f" | {images / s['wall']:.0f} | {total / 1e6 / s['wall']:.0f} | {s['cpu']:.2f}"
-                  f" | {s['rss']:.0f} | {s['srv']:.2f} | {ratio_w} | {ratio_c} |")
+                  f" | {s['rss']:.0f} | {s['srv']:.2f} | {ratio_w} | {ratio_c} |" + extra)
         sweep = {}
         for p, s in st.items():
             m = PEER_RE.match(p)
