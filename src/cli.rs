@@ -208,7 +208,7 @@ impl Command {
                 out.write_all(&script)
             }
             Command::Man => clap_mangen::Man::new(command).render(out),
-            // Needs Redis: `main` runs it through `image_scraper::job_status`.
+            // Needs Redis: `main` runs it through `image_scraper::job::status`.
             Command::Job { .. } => Ok(()),
         }
     }

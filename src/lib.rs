@@ -37,6 +37,7 @@
 //! - [`report`]: counts, per-image items, the report, manifest and failed list.
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
+//! - [`job`]: `job status` and `job cancel`: a shared job seen and stopped from outside.
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
@@ -52,6 +53,7 @@ pub mod exit;
 pub mod fetch;
 pub mod frontier;
 pub mod html;
+pub mod job;
 pub mod logging;
 pub mod outdir;
 pub mod politeness;
@@ -361,43 +363,6 @@ async fn scrape(
     Ok((summary, arbiters, interrupted.get(), job))
 }
 
-/// `image-scraper job status`: a shared job's counts, as lines of `key: value`, read in
-/// one step from its Redis.
-pub fn job_status(url: &str, job: &str) -> anyhow::Result<String> {
-    let node = node_name();
-    System::new().block_on(async {
-        let frontier = RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
-        let c = frontier.job_counts().await.with_context(|| format!("--frontier {url}"))?;
-        let expires = match frontier.expires_in().await.with_context(|| format!("--frontier {url}"))? {
-            Some(left) => format!("expires_in_secs: {}\n", left.as_secs()),
-            None => String::new(),
-        };
-        let state = match (c.accepted, c.finished(), c.cancelled) {
-            (0, _, _) => "no such job (nothing was ever offered to it)",
-            (_, true, _) => "done",
-            (_, false, true) => "cancelled",
-            (_, false, false) => "running",
-        };
-        Ok(format!(
-            "job: {job}\nstate: {state}\naccepted: {}\ndone: {}\nok: {}\nfailed: {}\nskipped: {}\nlost: {}\nopen: {}\nqueued: {}\nleased: {}\nduplicates: {}\ndetail_ok: {}\ndetail_failed: {}\n{expires}",
-            c.accepted, c.done, c.ok, c.failed, c.skipped, c.lost, c.open, c.queued, c.leased, c.duplicates,
-            c.detail_ok, c.detail_failed
-        ))
-    })
-}
-
-/// `image-scraper job cancel`: nothing more of the job is handed out; its processes end
-/// once what they hold is done.
-pub fn job_cancel(url: &str, job: &str) -> anyhow::Result<String> {
-    let node = node_name();
-    System::new().block_on(async {
-        let frontier =
-            RedisFrontier::connect(url, job, &node).await.with_context(|| format!("--frontier {url}"))?;
-        frontier.cancel().await.with_context(|| format!("--frontier {url}"))?;
-        Ok(format!("job {job}: cancelled; its processes end once what they hold is done\n"))
-    })
-}
-
 /// This process's view of a job shared through Redis, made in the System's own Arbiter
 /// (where the Coordinator runs). Refuses a job that was started with other settings.
 async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyhow::Result<RedisFrontier> {
@@ -435,7 +400,7 @@ fn job_fingerprint(config: &Config) -> String {
 }
 
 /// This process in the job's leases: the machine's name and the process id.
-fn node_name() -> String {
+pub(crate) fn node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host: String = host
         .trim()

@@ -17,8 +17,8 @@ fn main() {
     let cli = Cli::parse();
     if let Some(Command::Job { action, frontier, job }) = &cli.command {
         let done = match action {
-            JobAction::Status => image_scraper::job_status(frontier, job),
-            JobAction::Cancel => image_scraper::job_cancel(frontier, job),
+            JobAction::Status => image_scraper::job::status(frontier, job),
+            JobAction::Cancel => image_scraper::job::cancel(frontier, job),
         };
         match done {
             Ok(text) => {

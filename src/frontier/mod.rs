@@ -32,7 +32,7 @@ pub use local::LocalFrontier;
 pub use queues::Meta;
 // `self::`: the module shares its name with the `redis` crate.
 pub use self::redis::{
-    JobCounts, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, SharedWalk,
+    JobCounts, JobState, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, SharedWalk,
 };
 pub use seen::SeenSet;
 

@@ -126,6 +126,21 @@ pub struct JobCounts {
     pub cancelled: bool,
 }
 
+/// Where a shared job's work is, beside its counts (`job status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobState {
+    /// Each host with leases out, and how many: the per-host limit as every process sees it.
+    pub hosts: Vec<(String, u64)>,
+    /// The first origins with work waiting, in the order they go: the origin, its queue's
+    /// length, and the ms until it may go (0: now; more while a 429/503 pause holds).
+    pub origins: Vec<(String, u64, u64)>,
+    /// Origins with work waiting, in all.
+    pub waiting: u64,
+    /// Each process that ever claimed or renewed: its name, the ms since, and the leases
+    /// it holds. One seen long ago that holds leases has died; they go at the lease time.
+    pub nodes: Vec<(String, u64, u64)>,
+}
+
 impl JobCounts {
     /// Nothing open, queued or leased: the whole job is over.
     pub fn finished(&self) -> bool {
@@ -249,6 +264,17 @@ impl RedisFrontier {
                 detail_failed,
                 cancelled: cancelled == 1,
             })
+        }
+        .boxed_local()
+    }
+
+    /// Where the job's work is: per host, per origin waiting, per process (one step).
+    pub fn job_state(&self) -> Answer<JobState> {
+        let call = scripts::call(&scripts::STATUS, &self.prefix);
+        let mut conn = self.conn.clone();
+        async move {
+            let (hosts, origins, waiting, nodes) = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+            Ok(JobState { hosts, origins, waiting, nodes })
         }
         .boxed_local()
     }

@@ -26,10 +26,11 @@ pub static COUNTS: LazyLock<Script> = script!("lua/counts.lua");
 pub static WALK: LazyLock<Script> = script!("lua/walk.lua");
 pub static GATE: LazyLock<Script> = script!("lua/gate.lua");
 pub static NAME: LazyLock<Script> = script!("lua/name.lua");
+pub static STATUS: LazyLock<Script> = script!("lua/status.lua");
 
 /// Every script, to load once when a connection is made.
-pub fn all() -> [&'static Script; 9] {
-    [&OFFER, &CLAIM, &COMPLETE, &RELEASE, &RENEW, &COUNTS, &WALK, &GATE, &NAME]
+pub fn all() -> [&'static Script; 10] {
+    [&OFFER, &CLAIM, &COMPLETE, &RELEASE, &RENEW, &COUNTS, &WALK, &GATE, &NAME, &STATUS]
 }
 
 /// A call of `script` for the job under `prefix`: KEYS[1] its counters, ARGV[1] the

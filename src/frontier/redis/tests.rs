@@ -417,3 +417,28 @@ async fn a_job_started_without_expiry_keeps_its_keys_and_a_later_process_cannot_
     let kept = ttls(server, &job).await;
     assert!(!kept.is_empty() && kept.iter().all(|(_, ttl)| *ttl == -1), "{kept:?}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_job_state_names_each_host_s_load_the_waiting_origins_and_each_process() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("state");
+    let (mut a, mut b) = (node(server, &job, "a").await, node(server, &job, "b").await);
+    let offers = ["http://h.test/1.jpg", "http://h.test/2.jpg", "http://h.test/3.jpg", "http://g.test/1.jpg"];
+    a.offer(offers.iter().map(|u| image(u)).collect()).await.unwrap();
+    assert_eq!(claim(&mut a, 1).await.leases.len(), 1);
+    assert_eq!(claim(&mut b, 1).await.leases.len(), 1);
+    RedisRate::connect(&server.url, &job).unwrap().pause("h.test", Duration::from_secs(30));
+    let state = a.job_state().await.unwrap();
+    let mut hosts = state.hosts.clone();
+    hosts.sort();
+    assert_eq!(hosts.iter().map(|(_, n)| n).sum::<u64>(), 2, "{state:?}");
+    let waiting: Vec<(&str, u64, bool)> =
+        state.origins.iter().map(|(o, n, ms)| (o.as_str(), *n, *ms > 29_000)).collect();
+    // The claims took g.test's one image and one of h.test's (origins waiting longest go
+    // first, ties by name); h.test's other two wait out the pause.
+    assert_eq!(waiting, [("http://h.test:80", 2, true)], "{state:?}");
+    assert_eq!(state.waiting, state.origins.len() as u64);
+    let mut nodes: Vec<(&str, u64)> = state.nodes.iter().map(|(n, _, held)| (n.as_str(), *held)).collect();
+    nodes.sort();
+    assert_eq!(nodes, [("a", 1), ("b", 1)], "{state:?}");
+}

@@ -4,6 +4,7 @@
 local node, want, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local lease_ms, max_tries = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
+alive(node, now)
 -- A cancelled job hands out nothing more: each process ends once what it holds is done.
 if redis.call('HGET', COUNTS, 'cancelled') == '1' then
   return { {}, {} }

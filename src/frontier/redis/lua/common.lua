@@ -14,13 +14,13 @@ local SEEN, SEEN_DETAIL = P .. 'seen', P .. 'seen:detail'
 local READY, ORIGINS, INFLIGHT = P .. 'ready', P .. 'origins', P .. 'inflight'
 local LEASES, LEASED, TASKLEASE = P .. 'leases', P .. 'leased', P .. 'tasklease'
 local REQUEUED, DONE = P .. 'requeued', P .. 'done'
-local EXPIRY = P .. 'expiry'
+local EXPIRY, NODES = P .. 'expiry', P .. 'nodes'
 
 -- Every key a job keeps once it is over. The others are gone by then: a queue, an
 -- `owned:` set and the walker's lease are deleted as they empty, and a `gate:` key
 -- expires a minute after its host's last request.
 local KEPT = { 'counts', 'seen', 'seen:detail', 'ready', 'origins', 'inflight', 'leases', 'leased', 'tasklease',
-  'requeued', 'done', 'names', 'walk:open', 'walk:done', 'settings', 'expiry', 'clock' }
+  'requeued', 'done', 'names', 'nodes', 'walk:open', 'walk:done', 'settings', 'expiry', 'clock' }
 
 local function queue(origin)
   return P .. 'q:' .. origin
@@ -36,6 +36,11 @@ local function now_ms()
   local t = redis.call('TIME')
   local skew = tonumber(redis.call('GET', P .. 'clock') or '0') or 0
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + skew
+end
+
+-- The process `node` was alive at `now` (it claimed or renewed): for `job status`.
+local function alive(node, now)
+  redis.call('HSET', NODES, node, now)
 end
 
 local function count(field, by)

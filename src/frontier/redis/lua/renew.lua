@@ -3,6 +3,7 @@
 -- many.
 local node, lease_ms = ARGV[2], tonumber(ARGV[3])
 local now = now_ms()
+alive(node, now)
 local renewed = 0
 for _, id in ipairs(redis.call('SMEMBERS', owned(node))) do
   if redis.call('ZSCORE', LEASES, id) then
