@@ -244,9 +244,11 @@ impl Coordinator {
             ImageAnswer::Skipped(_) => ItemEnd::Skipped,
             ImageAnswer::Failed(_) => ItemEnd::Failed,
         };
+        let mut ending = Ending::Image(end);
         match answer {
             ImageAnswer::Saved { name, bytes, sha256 } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
+                ending = Ending::Saved { path: name.clone(), bytes };
                 if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
                     && !self.resume_warned
                 {
@@ -266,7 +268,7 @@ impl Coordinator {
             ImageAnswer::Skipped(reason) => self.skip(&image, reason),
             ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
         }
-        let answer = self.frontier.complete(lease, Ending::Image(end), children);
+        let answer = self.frontier.complete(lease, ending, children);
         self.then(ctx, answer, move |act, done| {
             if let Some(link) = fell_back
                 && done.admitted.first() == Some(&false)

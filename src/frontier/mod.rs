@@ -206,6 +206,12 @@ pub struct Refused {
 pub enum Ending {
     /// An image or a detail page ended, or gave way to its children.
     Image(ItemEnd),
+    /// An image was stored under `path` (a file name in the out dir, or an object's
+    /// key) with `bytes` bytes: `ItemEnd::Ok`, with where, for a shared job's record.
+    Saved {
+        path: String,
+        bytes: u64,
+    },
     /// A listing page was fetched. `stated`: the page count it states, if any; `next`:
     /// the next page it links to (already past the page host filter); `found`: image
     /// URLs it holds, before `--ext` and the like (the children are what is left).

@@ -153,6 +153,9 @@ fn three_processes_walk_a_gallery_on_two_hosts_and_survive_one_killed() {
     let nodes: Vec<_> = (0..3).map(|i| dir.path().join(format!("node{i}"))).collect();
     let mut children: Vec<Child> =
         nodes.iter().map(|d| process(d, &server.origin(), &redis.url, &job, "")).collect();
+    // A process's node name ends with its pid: which out dir a done record points to.
+    let dirs: HashMap<String, &Path> =
+        children.iter().zip(&nodes).map(|(c, d)| (c.id().to_string(), d.as_path())).collect();
 
     // About a third of the images asked for: the first process dies with what it holds.
     let third = IMAGES / 3;
@@ -192,13 +195,21 @@ fn three_processes_walk_a_gallery_on_two_hosts_and_survive_one_killed() {
     let mut conn = client.get_connection().unwrap();
     let records: HashMap<String, String> =
         redis::cmd("HGETALL").arg(format!("isc:{{{job}}}:done")).query(&mut conn).unwrap();
-    let mut urls: Vec<String> = records
-        .values()
-        .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["url"].as_str().unwrap().to_string())
-        .collect();
+    let records: Vec<serde_json::Value> =
+        records.values().map(|r| serde_json::from_str(r).unwrap()).collect();
+    let mut urls: Vec<&str> = records.iter().map(|r| r["url"].as_str().unwrap()).collect();
     urls.sort();
     urls.dedup();
     assert_eq!((records.len(), urls.len()), (IMAGES, IMAGES), "one done record per image");
+    // A stored image's record says where: that process's out dir holds it, byte for byte.
+    for record in records.iter().filter(|r| r["status"] == "ok") {
+        let (path, node) = (record["path"].as_str().unwrap(), record["node"].as_str().unwrap());
+        let dir = dirs[node.rsplit('-').next().unwrap()];
+        let k: usize = path.strip_suffix(".jpg").unwrap().parse().unwrap();
+        assert_eq!(record["bytes"], body(k).len(), "{record}");
+        assert!(std::fs::read(dir.join("images").join(path)).unwrap() == body(k), "{record}");
+    }
+    assert_eq!(records.iter().filter(|r| r["status"] == "ok").count(), ok);
 
     // Every image byte for byte in some out dir; none of the others anywhere.
     let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();

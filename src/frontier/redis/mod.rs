@@ -39,8 +39,8 @@ use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{
-    Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, Lease, LeaseId,
-    Offer, Work,
+    Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, ItemEnd, Lease,
+    LeaseId, Offer, Work,
 };
 pub use keys::NameError;
 pub use names::RedisNames;
@@ -370,6 +370,7 @@ fn work_of(offer: Offer) -> Work {
 fn status_of(ending: &Ending) -> &'static str {
     match ending {
         Ending::Image(end) => end.as_str(),
+        Ending::Saved { .. } => ItemEnd::Ok.as_str(),
         Ending::PageFetched { .. } => "fetched",
         Ending::PageMoved { .. } => "moved",
         Ending::PageMissing => "missing",
@@ -434,6 +435,10 @@ impl Frontier for RedisFrontier {
     fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> Answer<Completed> {
         let mut call = scripts::call(&scripts::COMPLETE, &self.prefix);
         call.arg(&self.node).arg(id).arg(keys::task_of(id)).arg(status_of(&ending));
+        match &ending {
+            Ending::Saved { path, bytes } => call.arg(path).arg(bytes),
+            _ => call.arg("").arg(0),
+        };
         if let Err(e) = scripts::add_offers(&mut call, &children) {
             return futures_util::future::ready(Err(e)).boxed_local();
         }

@@ -129,8 +129,13 @@ local function settle(now)
   end
 end
 
-local function record_done(t, status, node)
-  redis.call('HSET', DONE, t.tid, cjson.encode({ url = t.url, status = status, node = node }))
+-- The job's record of how task `t` ended; for an image stored, where and how large.
+local function record_done(t, status, node, path, bytes)
+  local record = { url = t.url, status = status, node = node }
+  if path and path ~= '' then
+    record.path, record.bytes = path, bytes
+  end
+  redis.call('HSET', DONE, t.tid, cjson.encode(record))
 end
 
 -- Offers from ARGV[first] on, six arguments each: the URL's 128-bit hash, flags ('a'

@@ -1,7 +1,7 @@
--- complete: ARGV[2] node, [3] lease id, [4] its task id, [5] status, [6..] children (see
--- `offer`). Returns { 'done' | 'duplicate' | 'stray', admitted per child (empty unless
+-- complete: ARGV[2] node, [3] lease id, [4] its task id, [5] status, [6] where the image
+-- was stored ('' if not), [7] its bytes, [8..] children (see `offer`). Returns { 'done' | 'duplicate' | 'stray', admitted per child (empty unless
 -- done) }.
-local node, id, tid, status = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local node, id, tid, status, path, bytes = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local now = now_ms()
 local l = lease_of(id)
 
@@ -44,8 +44,8 @@ end
 
 -- Children first, then the record, the host's room, and last `open`: it cannot reach
 -- zero while what this task revealed is not queued.
-local admitted = offer(6, now)
-record_done(task, status, node)
+local admitted = offer(8, now)
+record_done(task, status, node, path, bytes)
 if l then
   free(id, l)
 end
