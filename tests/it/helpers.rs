@@ -280,3 +280,9 @@ pub fn images(out: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
 }
+
+/// Trust for clients that speak plain HTTP to the test servers: the bundled roots, not
+/// the machine's, so no test depends on what this machine trusts.
+pub fn plain_trust() -> image_scraper::tls::Trust {
+    image_scraper::tls::Trust::new(Default::default(), &[], false).expect("no CA file to read")
+}
