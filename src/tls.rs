@@ -234,8 +234,11 @@ fn certificate(err: &CertificateError) -> String {
                 .into()
         }
         CertificateError::ExpiredContext { time, not_after } => {
-            let days = time.as_secs().saturating_sub(not_after.as_secs()) / 86_400;
-            format!("certificate expired {days} days ago")
+            match time.as_secs().saturating_sub(not_after.as_secs()) / 86_400 {
+                0 => "certificate expired today".into(),
+                1 => "certificate expired 1 day ago".into(),
+                days => format!("certificate expired {days} days ago"),
+            }
         }
         CertificateError::Expired => "certificate expired".into(),
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {

@@ -220,8 +220,14 @@ impl Run {
 
 /// Runs `image-scraper` with `args` in `cwd`.
 pub fn run_binary(cwd: &Path, args: &[&str]) -> Run {
+    run_binary_with_env(cwd, args, &[])
+}
+
+/// [`run_binary`] with these environment variables set on top of this process's.
+pub fn run_binary_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .output()
         .expect("run image-scraper");

@@ -17,5 +17,6 @@ mod props;
 mod redis_server;
 mod s3;
 mod s3_store;
+mod tls;
 mod walk;
 mod workers;
