@@ -25,8 +25,11 @@ pub struct Blocking {
 
 impl Blocking {
     /// A ureq agent for a pool of `threads` workers, built once and cloned into each.
-    pub fn agent(opts: &FetchOptions, threads: usize) -> ureq::Agent {
+    /// `tls` is the run's trust (`Trust::ureq_config`); ureq offers no ALPN, so this
+    /// mode speaks HTTP/1.1, with keep-alive.
+    pub fn agent(opts: &FetchOptions, threads: usize, tls: ureq::tls::TlsConfig) -> ureq::Agent {
         ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(opts.timeout))
             .timeout_recv_response(Some(opts.timeout))
@@ -70,7 +73,11 @@ impl Client for Ureq {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        request.call().map_err(|e| self.classify(e))
+        request.call().map_err(|e| match crate::tls::ureq_refusal(&e) {
+            // A refused certificate is the same on every try: not a connection error to retry.
+            Some(reason) => TaskError::tls(url, reason),
+            None => self.classify(e),
+        })
     }
 
     fn status(&self, response: &Self::Response) -> u16 {

@@ -129,6 +129,16 @@ pub struct Cli {
     #[arg(long)]
     pub ignore_robots: bool,
 
+    /// Also trust the CA certificates in FILE (PEM), on top of the system's roots: a
+    /// company proxy's or a self-hosted gallery's CA. Repeatable (overrides SCRAPER.CA_CERT)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Do not check any server's certificate. Only for a host you know; anyone on the way
+    /// can then read and change what is downloaded. Logged as a warning and in the report
+    #[arg(long)]
+    pub insecure: bool,
+
     /// No progress bar (it is shown only when stderr is a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,

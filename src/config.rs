@@ -19,6 +19,7 @@ pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, PagesValue, Settings, parse_site_url};
 use crate::store::Store;
 use crate::store::s3::S3Location;
+use crate::tls::{SystemRoots, Trust};
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
 pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 
@@ -245,6 +246,9 @@ pub struct Config {
     pub dry_run: bool,
     /// `--frontier` and `--job`: the work is shared through Redis.
     pub shared: Option<SharedJob>,
+    /// Which servers every client trusts (the system's roots, `--ca-cert`/`CA_CERT`,
+    /// `--insecure`), read here so a bad CA file stops the run before any request.
+    pub trust: Arc<Trust>,
 }
 
 /// A job shared by several processes through a Redis frontier.
@@ -392,6 +396,7 @@ impl Config {
         };
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
         let shared = resolve_shared(cli, &settings)?;
+        let trust = resolve_trust(cli, &settings)?;
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -421,6 +426,7 @@ impl Config {
             force: cli.force,
             dry_run: cli.dry_run,
             shared,
+            trust: Arc::new(trust),
         })
     }
 
@@ -507,6 +513,19 @@ fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::
         check_untemplated_range(settings, cli, first_page)?;
     }
     Ok(Source::Pages { pages, first_page, max_pages })
+}
+
+/// `--ca-cert` (all of them), else `CA_CERT`, on top of the machine's roots. A CA file
+/// that cannot be used names the flag or key it came from.
+fn resolve_trust(cli: &Cli, settings: &Settings) -> anyhow::Result<Trust> {
+    let (files, origin) = match (&cli.ca_cert, &settings.section.ca_cert) {
+        (flags, _) if !flags.is_empty() => (flags.clone(), "--ca-cert".to_string()),
+        (_, Some(files)) => {
+            (files.clone().into_vec().into_iter().map(PathBuf::from).collect(), settings.origin("CA_CERT"))
+        }
+        (_, None) => (Vec::new(), String::new()),
+    };
+    Trust::new(SystemRoots::load(), &files, cli.insecure).map_err(|e| anyhow!("{origin}: {e}"))
 }
 
 /// `--frontier`, `--job`, `--lease`: checked here so a bad one stops the run before any
@@ -991,6 +1010,17 @@ mod tests {
         let c = resolve(&format!("{ORIGINAL}  NEXT_SELECTOR: ''\n  PAGE_HOST: ''\n"), &[]).unwrap();
         assert_eq!((c.extract.next_selector.as_str(), c.walk.page_host.as_str()), ("", ""));
         assert!(c.walk.allows(&Url::parse("https://anywhere.example/").unwrap()));
+    }
+
+    #[test]
+    fn bad_ca_files_name_the_flag_or_key() {
+        let site = "SCRAPER:\n  URL: https://h/\n  ITEM: x\n";
+        let e = error(site, &["--ca-cert", "/no/such/ca.pem"]);
+        assert!(e.starts_with("--ca-cert: /no/such/ca.pem: cannot read"), "{e}");
+        let e = error(&format!("{site}  CA_CERT: [/no/such/ca.pem]\n"), &[]);
+        assert!(e.starts_with("test.yaml: SCRAPER.CA_CERT: /no/such/ca.pem: cannot read"), "{e}");
+        let c = resolve(site, &["--insecure"]).unwrap();
+        assert!(c.trust.insecure && c.trust.extra_roots == 0);
     }
 
     #[test]

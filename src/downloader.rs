@@ -23,6 +23,7 @@ use slog::{Logger, trace};
 use url::Url;
 
 use crate::fetch::{Client, Core, Header, Job, joined};
+use crate::tls::Trust;
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Downloader {
@@ -32,18 +33,10 @@ pub struct Downloader {
     log: Logger,
 }
 
-/// TLS settings for every Downloader: rustls on ring with the webpki roots, HTTP/2 offered.
-/// Built once; building it per client would repeat the root-store parsing.
-pub fn tls_config() -> Arc<ClientConfig> {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Arc::new(config)
+/// TLS settings for every Downloader: the run's trust, HTTP/2 offered first (awc then
+/// multiplexes a host's requests on one connection). Built once per run and shared.
+pub fn tls_config(trust: &Trust) -> Arc<ClientConfig> {
+    trust.client_config(&[b"h2", b"http/1.1"])
 }
 
 impl Downloader {
@@ -112,7 +105,7 @@ impl Client for Awc {
         for (name, value) in headers {
             request = request.insert_header((name, value));
         }
-        request.send().await.map_err(|e| classify_send(e, &self.opts))
+        request.send().await.map_err(|e| classify_send(e, url, &self.opts))
     }
 
     fn status(&self, response: &Self::Response) -> u16 {
@@ -164,8 +157,13 @@ impl Client for Awc {
     }
 }
 
-fn classify_send(err: SendRequestError, opts: &FetchOptions) -> TaskError {
+fn classify_send(err: SendRequestError, url: &Url, opts: &FetchOptions) -> TaskError {
     match err {
+        // A refused certificate is the same on every try: not a connection error to retry.
+        SendRequestError::Connect(awc::error::ConnectError::Io(e)) => match crate::tls::refusal(&e) {
+            Some(reason) => TaskError::tls(url, reason),
+            None => TaskError::Connect(e.to_string()),
+        },
         SendRequestError::Timeout => TaskError::Timeout(opts.timeout),
         SendRequestError::Connect(awc::error::ConnectError::Timeout) => TaskError::Timeout(opts.timeout),
         // awc's word for a server that closed the connection without answering.

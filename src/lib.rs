@@ -27,6 +27,8 @@
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
 //! - [`validate`]: pure: is it an image, did it end, Retry-After.
 //! - [`storage`]: pure: safe file names, atomic writes.
+//! - [`tls`]: pure: which servers are trusted (the machine's roots, `--ca-cert`) for every
+//!   HTTP client, and a refused handshake in words.
 //! - [`store`]: where images end up; `store::s3` is S3-compatible object storage
 //!   (`s3://bucket/prefix`: settings from the AWS variables and `~/.aws`, a blocking
 //!   client, streaming multipart uploads).
@@ -64,6 +66,7 @@ pub mod settings;
 pub mod state;
 pub mod storage;
 pub mod store;
+pub mod tls;
 pub mod validate;
 pub mod work;
 
@@ -75,7 +78,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use anyhow::Context as _;
 use futures_util::future::{Either, select};
-use slog::{Logger, error, info, o, warn};
+use slog::{Logger, debug, error, info, o, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::blocking::Blocking;
@@ -132,6 +135,7 @@ impl Outcome {
 /// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
 /// writes the outputs. Errors are problems found before any request was made.
 pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow::Result<Outcome> {
+    log_trust(&config.trust, log);
     let store = open_store(config, log)?;
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
@@ -152,6 +156,26 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     log_summary(&summary, config, interrupted.is_some(), elapsed, log);
     let output_error = write_outputs(&summary, config, elapsed, log);
     Ok(Outcome { summary, elapsed, output_error, interrupted, job })
+}
+
+/// Which servers this run trusts, said before any request: a certificate refused later
+/// is easier to understand knowing where the roots came from.
+fn log_trust(trust: &tls::Trust, log: &Logger) {
+    for problem in &trust.problems {
+        warn!(log, "cannot read some of the system's trusted certificates"; "error" => problem);
+    }
+    if trust.base == tls::Base::Bundled {
+        warn!(log, "no trusted certificates on this machine (or in SSL_CERT_FILE / SSL_CERT_DIR): using the bundled webpki roots";
+            "roots" => trust.base_roots);
+    }
+    if trust.insecure {
+        warn!(
+            log,
+            "--insecure: NO SERVER CERTIFICATE IS CHECKED; anyone on the network path can read and change what is downloaded"
+        );
+    }
+    debug!(log, "trusted roots"; "base" => ?trust.base, "base_roots" => trust.base_roots,
+        "ca_cert_roots" => trust.extra_roots);
 }
 
 fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: Duration, log: &Logger) {
@@ -191,7 +215,9 @@ fn write_outputs(summary: &Summary, config: &Config, elapsed: Duration, log: &Lo
     let mut failures = Vec::new();
     if let Some((path, kind)) = &config.report {
         let written = match kind {
-            ReportKind::Json => report::write_json(path, config.mode, config.workers, elapsed, summary),
+            ReportKind::Json => {
+                report::write_json(path, config.mode, config.workers, config.trust.insecure, elapsed, summary)
+            }
             ReportKind::Jsonl => report::write_jsonl(path, summary),
         };
         if let Err(e) = written {
@@ -216,8 +242,8 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
-        let client =
-            S3Client::new(&settings, &location.bucket, config.timeout).map_err(|e| cannot(e.to_string()))?;
+        let client = S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config())
+            .map_err(|e| cannot(e.to_string()))?;
         let store = match &config.shared {
             // The job's other processes may fill this bucket too: names are reserved in
             // the job, and each process keeps its own record.
@@ -325,7 +351,7 @@ async fn scrape(
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
-            let agent = Blocking::agent(&opts, config.workers);
+            let agent = Blocking::agent(&opts, config.workers, config.trust.ureq_config());
             let log = log.new(o!("actor" => "blocking"));
             let pool = SyncArbiter::start(config.workers, move || {
                 Blocking::new(agent.clone(), Arc::clone(&opts), results.clone(), log.clone())
@@ -334,7 +360,7 @@ async fn scrape(
             coordinator.do_send(RegisterWorker { tasks: pool.recipient(), capacity: config.workers });
         }
         Mode::Async => {
-            let tls = downloader::tls_config();
+            let tls = downloader::tls_config(&config.trust);
             for i in 0..config.workers {
                 let arbiter = Arbiter::new();
                 let (opts, tls, results) = (Arc::clone(&opts), Arc::clone(&tls), results.clone());

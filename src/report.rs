@@ -193,6 +193,9 @@ pub fn human_bytes(bytes: f64) -> String {
 struct Report<'a> {
     mode: Mode,
     workers: usize,
+    /// `--insecure`: no certificate was checked, so what was downloaded over HTTPS may
+    /// not be what the server sent. Always present, so a reader never has to guess.
+    insecure: bool,
     elapsed_secs: f64,
     pages: &'a PageCounts,
     images: &'a ImageCounts,
@@ -204,12 +207,14 @@ pub fn write_json(
     path: &Path,
     mode: Mode,
     workers: usize,
+    insecure: bool,
     elapsed: Duration,
     summary: &Summary,
 ) -> std::io::Result<()> {
     let report = Report {
         mode,
         workers,
+        insecure,
         elapsed_secs: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         pages: &summary.pages,
         images: &summary.images,
@@ -284,10 +289,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let summary = summary();
-        write_json(&path, Mode::Sync, 3, Duration::from_millis(1234), &summary).unwrap();
+        write_json(&path, Mode::Sync, 3, false, Duration::from_millis(1234), &summary).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["mode"], "sync");
         assert_eq!(v["workers"], 3);
+        assert_eq!(v["insecure"], false);
         assert_eq!(v["elapsed_secs"], 1.234);
         assert_eq!(
             v["pages"],

@@ -75,6 +75,8 @@ pub struct Section {
     pub send_referer: Option<bool>,
     pub headers: Option<BTreeMap<String, String>>,
     pub cookies: Option<BTreeMap<String, String>>,
+    /// PEM files of CAs trusted on top of the system's roots (`--ca-cert` wins).
+    pub ca_cert: Option<OneOrMany>,
 }
 
 #[derive(Debug, Default, Deserialize)]

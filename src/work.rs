@@ -145,6 +145,10 @@ pub enum TaskError {
     },
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The TLS handshake failed: most often the server's certificate was refused (expired,
+    /// unknown issuer, another name). Not retried: another try meets the same certificate.
+    #[error("TLS with {host} failed: {reason}")]
+    Tls { host: String, reason: String },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The connection broke or the body ended early.
@@ -192,6 +196,11 @@ impl TaskError {
         Self::Status { code, retry_after: None }
     }
 
+    /// A failed handshake with `url`'s host, `reason` in words (see `tls::refusal`).
+    pub fn tls(url: &Url, reason: String) -> Self {
+        Self::Tls { host: url.host_str().unwrap_or_default().to_string(), reason }
+    }
+
     pub fn write(err: std::io::Error) -> Self {
         use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
         match err.kind() {
@@ -212,7 +221,8 @@ impl TaskError {
     }
 
     /// Connection errors, timeouts, a broken body, 5xx, 408 and 429 may succeed on
-    /// another try; anything else will fail the same way again.
+    /// another try; anything else will fail the same way again (a refused certificate
+    /// too: retrying it only delays the error).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,

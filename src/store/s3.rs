@@ -294,6 +294,10 @@ impl S3Error {
     }
 
     fn from_ureq(err: ureq::Error) -> S3Error {
+        if let Some(reason) = crate::tls::ureq_refusal(&err) {
+            // The same certificate on every try: not a connection error to retry.
+            return S3Error::Invalid(format!("TLS failed: {reason}"));
+        }
         match err {
             ureq::Error::Timeout(what) => S3Error::Timeout(what.to_string()),
             ureq::Error::Io(e)
@@ -387,8 +391,14 @@ impl Answer {
 impl S3Client {
     /// A client for `bucket`; `timeout` bounds connecting and each stall (a read or
     /// write making no progress), not a whole transfer, so large parts on a slow link
-    /// still go through.
-    pub fn new(settings: &S3Settings, bucket: &str, timeout: Duration) -> Result<S3Client, S3Error> {
+    /// still go through. `tls` is the run's trust (`Trust::ureq_config`): an endpoint behind a company CA
+    /// is trusted as the gallery's hosts are.
+    pub fn new(
+        settings: &S3Settings,
+        bucket: &str,
+        timeout: Duration,
+        tls: ureq::tls::TlsConfig,
+    ) -> Result<S3Client, S3Error> {
         // Dots in a bucket name break the TLS wildcard of virtual-host style.
         let style =
             if settings.path_style || bucket.contains('.') { UrlStyle::Path } else { UrlStyle::VirtualHost };
@@ -396,6 +406,7 @@ impl S3Client {
             Bucket::new(settings.endpoint.clone(), style, bucket.to_string(), settings.region.clone())
                 .map_err(|e| S3Error::Invalid(format!("bucket {bucket:?} at {}: {e}", settings.endpoint)))?;
         let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(timeout))
             .timeout_recv_response(Some(timeout))

@@ -50,12 +50,12 @@ impl Worker {
             Kind::Async => {
                 let arbiter = Arbiter::new();
                 let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
-                    Downloader::new(opts, downloader::tls_config(), report, log)
+                    Downloader::new(opts, downloader::tls_config(&crate::helpers::plain_trust()), report, log)
                 });
                 Self { tasks: worker.recipient(), probe, arbiter: Some(arbiter) }
             }
             Kind::Sync => {
-                let agent = Blocking::agent(&opts, 2);
+                let agent = Blocking::agent(&opts, 2, crate::helpers::plain_trust().ureq_config());
                 let pool = SyncArbiter::start(2, move || {
                     Blocking::new(agent.clone(), Arc::clone(&opts), report.clone(), log.clone())
                 });

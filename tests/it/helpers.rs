@@ -220,8 +220,14 @@ impl Run {
 
 /// Runs `image-scraper` with `args` in `cwd`.
 pub fn run_binary(cwd: &Path, args: &[&str]) -> Run {
+    run_binary_with_env(cwd, args, &[])
+}
+
+/// [`run_binary`] with these environment variables set on top of this process's.
+pub fn run_binary_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .output()
         .expect("run image-scraper");
@@ -279,4 +285,10 @@ pub fn images(out: &Path) -> BTreeMap<String, Vec<u8>> {
 /// The JSON report at `path`.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
+}
+
+/// Trust for clients that speak plain HTTP to the test servers: the bundled roots, not
+/// the machine's, so no test depends on what this machine trusts.
+pub fn plain_trust() -> image_scraper::tls::Trust {
+    image_scraper::tls::Trust::new(Default::default(), &[], false).expect("no CA file to read")
 }

@@ -19,5 +19,6 @@ mod s3;
 mod s3_store;
 mod shared_bucket;
 mod shared_gallery;
+mod tls;
 mod walk;
 mod workers;

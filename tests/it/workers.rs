@@ -163,7 +163,12 @@ fn start_downloader(out: &OutDir, probe: &Addr<Probe>) -> (Addr<Downloader>, Arb
     let arbiter = Arbiter::new();
     let (opts, report) = (options(out), probe.clone().recipient());
     let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
-        Downloader::new(opts, downloader::tls_config(), report, Logger::root(slog::Discard, o!()))
+        Downloader::new(
+            opts,
+            downloader::tls_config(&crate::helpers::plain_trust()),
+            report,
+            Logger::root(slog::Discard, o!()),
+        )
     });
     (worker, arbiter)
 }
@@ -190,7 +195,7 @@ async fn blocking_worker_fetches_pages_and_streams_images() {
     let out = OutDir::open(dir.path()).unwrap();
     let probe = Probe::default().start();
     let opts = options(&out);
-    let agent = Blocking::agent(&opts, 2);
+    let agent = Blocking::agent(&opts, 2, crate::helpers::plain_trust().ureq_config());
     let report = probe.clone().recipient();
     let pool = SyncArbiter::start(2, move || {
         Blocking::new(agent.clone(), Arc::clone(&opts), report.clone(), Logger::root(slog::Discard, o!()))
