@@ -372,3 +372,21 @@ fn a_bad_ca_cert_is_a_one_line_settings_error() {
     }
     assert!(!dir.path().join("images").exists(), "nothing created");
 }
+
+#[test]
+fn a_burst_of_requests_shares_one_http2_connection_per_worker() {
+    // Two workers, 16 requests in flight each, room for all of them at the host: the
+    // worker that did not fetch robots.txt and the page starts its first 16 at once, on a
+    // client with no connection yet (awc opened one connection per request of such a
+    // burst, each with its own TLS handshake).
+    let ca = Ca::new("image-scraper test CA");
+    let server = HttpsGallery::start(ca.leaf(&["127.0.0.1", "localhost"], in_a_year()));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    write_settings(dir.path(), &server.origin(), "  PER_HOST_CONCURRENCY: 32\n  CONCURRENCY: 16\n");
+    let args = ["--no-progress", "-m", "async", "-p", "2", "--ca-cert", &ca_file];
+    let run = run_binary_with_env(dir.path(), &args, &[]);
+    assert_complete(&run, dir.path());
+    assert!(server.most_in_flight() >= 4, "requests overlapped: {}", server.most_in_flight());
+    assert!(server.connections() <= 2, "one HTTP/2 connection per worker: {}", server.connections());
+}

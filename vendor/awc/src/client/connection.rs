@@ -145,7 +145,16 @@ impl<Io: ConnectionIo> H2Connection<Io> {
 ///
 /// `Connection` is spawned as an async task on runtime and `H2ConnectionInner` holds a handle
 /// for this task. Therefore, it can wake up and quit the task when SendRequest is dropped.
+///
+/// PATCH (image-scraper): the task handle is shared by every handle on the connection
+/// (`share`), so one connection can be in the pool and in use at once; the task is
+/// cancelled when the last handle goes, as it was when the one handle went.
 pub(super) struct H2ConnectionInner {
+    task: std::rc::Rc<H2Task>,
+    sender: SendRequest<Bytes>,
+}
+
+struct H2Task {
     handle: JoinHandle<()>,
     sender: SendRequest<Bytes>,
 }
@@ -159,12 +168,23 @@ impl H2ConnectionInner {
             let _ = connection.await;
         });
 
-        Self { handle, sender }
+        let task = std::rc::Rc::new(H2Task { handle, sender: sender.clone() });
+        Self { task, sender }
+    }
+
+    /// PATCH (image-scraper): another handle on the same connection.
+    pub(super) fn share(&self) -> Self {
+        Self { task: std::rc::Rc::clone(&self.task), sender: self.sender.clone() }
+    }
+
+    /// PATCH (image-scraper): whether both are handles on one connection.
+    pub(super) fn same(&self, other: &Self) -> bool {
+        std::rc::Rc::ptr_eq(&self.task, &other.task)
     }
 }
 
 /// Cancel spawned connection task on drop.
-impl Drop for H2ConnectionInner {
+impl Drop for H2Task {
     fn drop(&mut self) {
         // TODO: this can end up sending extraneous requests; see if there is a better way to handle
         if self

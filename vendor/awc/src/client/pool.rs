@@ -2,7 +2,7 @@
 
 use std::{
     cell::RefCell,
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     future::Future,
     io,
     ops::Deref,
@@ -21,7 +21,7 @@ use futures_core::future::LocalBoxFuture;
 use futures_util::FutureExt as _;
 use http::uri::Authority;
 use pin_project_lite::pin_project;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{
     config::ConnectorConfig,
@@ -69,6 +69,8 @@ where
             config,
             available,
             permits,
+            connecting: RefCell::new(HashMap::new()),
+            http1: RefCell::new(HashSet::new()),
         }))
     }
 
@@ -129,6 +131,33 @@ where
     config: ConnectorConfig,
     available: RefCell<HashMap<Key, VecDeque<PooledConnection<Io>>>>,
     permits: Arc<Semaphore>,
+    /// PATCH (image-scraper): authorities a connection is being made to, each with what
+    /// wakes the requests waiting for it to be made (see `call`).
+    connecting: RefCell<HashMap<Key, Rc<Notify>>>,
+    /// PATCH (image-scraper): authorities that answered with HTTP/1.1: one connection per
+    /// request there, so a request never waits for another's connection to be made.
+    http1: RefCell<HashSet<Key>>,
+}
+
+/// PATCH (image-scraper): the connection being made to `key`; when it is made, or fails,
+/// or its request is dropped, the requests waiting for it look again.
+struct Connecting<Io>
+where
+    Io: AsyncWrite + Unpin + 'static,
+{
+    inner: ConnectionPoolInner<Io>,
+    key: Key,
+}
+
+impl<Io> Drop for Connecting<Io>
+where
+    Io: AsyncWrite + Unpin + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(waiting) = self.inner.connecting.borrow_mut().remove(&self.key) {
+            waiting.notify_waiters();
+        }
+    }
 }
 
 impl<S, Io> ConnectionPool<S, Io>
@@ -184,7 +213,12 @@ where
                     ))
                 })?;
 
-            let conn = {
+            // PATCH (image-scraper): while a connection to this authority is being made,
+            // wait for it rather than open another: if it turns out HTTP/2 it takes every
+            // request (upstream opened one connection per request of a burst, up to the
+            // pool's limit, each with its own TLS handshake; actix/actix-web#2715). If it
+            // turns out HTTP/1.1 the waiters then open their own, one connect later.
+            let conn = loop {
                 let mut conn = None;
 
                 // check if there is idle connection for given key.
@@ -217,6 +251,19 @@ where
                                     ConnectionState::Skip => continue,
                                     ConnectionState::Live => conn = Some(c),
                                 }
+                            } else if let ConnectionInnerType::H2(ref h2) = c.conn {
+                                // PATCH (image-scraper): an HTTP/2 connection stays in the
+                                // pool for the requests that come while this one uses it
+                                // (upstream took it out, and a request that came meanwhile
+                                // opened another); this request gets a handle on it.
+                                let (shared, created) = (h2.share(), c.created);
+                                c.used = now;
+                                conns.push_front(c);
+                                conn = Some(PooledConnection {
+                                    conn: ConnectionInnerType::H2(shared),
+                                    used: now,
+                                    created,
+                                });
                             } else {
                                 conn = Some(c);
                             }
@@ -225,8 +272,18 @@ where
                         }
                     }
                 };
+                drop(map);
 
-                conn
+                if conn.is_some() || inner.http1.borrow().contains(&key) {
+                    break conn;
+                }
+                let waiting = inner.connecting.borrow().get(&key).cloned();
+                match waiting {
+                    // Created before the connection can be made (no await in between), so
+                    // its `notify_waiters` wakes this.
+                    Some(waiting) => waiting.notified().await,
+                    None => break None,
+                }
             };
 
             // construct acquired. It's used to put Io type back to pool/ close the Io type.
@@ -237,7 +294,14 @@ where
             match conn {
                 Some(conn) => Ok(ConnectionType::from_pool(conn.conn, conn.created, acquired)),
                 None => {
+                    let _connecting = (!acquired.inner.http1.borrow().contains(&acquired.key)).then(|| {
+                        acquired.inner.connecting.borrow_mut().insert(acquired.key.clone(), Rc::new(Notify::new()));
+                        Connecting { inner: acquired.inner.clone(), key: acquired.key.clone() }
+                    });
                     let (io, proto) = connector.call(req).await?;
+                    if proto == Protocol::Http1 {
+                        acquired.inner.http1.borrow_mut().insert(acquired.key.clone());
+                    }
 
                     // NOTE: remove when http3 is added in support.
                     assert!(proto != Protocol::Http3);
@@ -248,6 +312,9 @@ where
                         let config = &acquired.inner.config;
                         let (sender, connection) = handshake(io, config).await?;
                         let inner = H2ConnectionInner::new(sender, connection);
+                        // PATCH (image-scraper): in the pool before the waiters look: a
+                        // second handle on the connection, for them.
+                        acquired.release(ConnectionInnerType::H2(inner.share()), Instant::now());
                         Ok(ConnectionType::from_h2(inner, Instant::now(), acquired))
                     }
                 }
@@ -354,12 +421,32 @@ where
 impl<Io: ConnectionIo> Acquired<Io> {
     /// Close the IO.
     pub(super) fn close(&self, conn: ConnectionInnerType<Io>) {
+        // PATCH (image-scraper): a broken HTTP/2 connection also leaves the pool, where
+        // it stays while in use.
+        if let ConnectionInnerType::H2(ref h2) = conn {
+            if let Some(conns) = self.inner.available.borrow_mut().get_mut(&self.key) {
+                conns.retain(|c| !matches!(&c.conn, ConnectionInnerType::H2(p) if p.same(h2)));
+            }
+        }
         self.inner.close(conn);
     }
 
     /// Release IO back into pool.
     pub(super) fn release(&self, conn: ConnectionInnerType<Io>, created: Instant) {
         let Acquired { key, inner, .. } = self;
+
+        // PATCH (image-scraper): an HTTP/2 connection already in the pool (a handle on it
+        // went in when it was made) is not added twice.
+        if let ConnectionInnerType::H2(ref h2) = conn {
+            let mut map = inner.available.borrow_mut();
+            let pooled = map.get_mut(key).and_then(|conns| {
+                conns.iter_mut().find(|c| matches!(&c.conn, ConnectionInnerType::H2(p) if p.same(h2)))
+            });
+            if let Some(pooled) = pooled {
+                pooled.used = Instant::now();
+                return;
+            }
+        }
 
         inner
             .available
