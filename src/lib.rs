@@ -22,6 +22,7 @@
 //!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait.
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq): only what ureq needs.
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
+//! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
@@ -56,6 +57,7 @@ pub mod logging;
 pub mod outdir;
 pub mod politeness;
 pub mod progress;
+pub mod proxy;
 pub mod report;
 pub mod robots;
 pub mod settings;
@@ -135,6 +137,10 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
         "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
+    if config.proxies.any() {
+        // Which proxy, never its credentials: a user behind one should see it is used.
+        info!(log, "through a proxy"; "proxies" => config.proxies.describe());
+    }
     let started = Instant::now();
     let system = System::new();
     let (summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
