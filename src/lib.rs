@@ -320,10 +320,10 @@ async fn scrape(
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
-            let agent = Blocking::agent(&opts, config.workers);
+            let agents = Blocking::agents(&opts, config.workers).map_err(anyhow::Error::msg)?;
             let log = log.new(o!("actor" => "blocking"));
             let pool = SyncArbiter::start(config.workers, move || {
-                Blocking::new(agent.clone(), Arc::clone(&opts), results.clone(), log.clone())
+                Blocking::new(agents.clone(), Arc::clone(&opts), results.clone(), log.clone())
             });
             // The pool's threads share one mailbox: one registration, one slot per thread.
             coordinator.do_send(RegisterWorker { tasks: pool.recipient(), capacity: config.workers });
