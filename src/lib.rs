@@ -23,6 +23,7 @@
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq): only what ureq needs.
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
+//! - [`awc_proxy`]: awc's TCP connector, through a proxy where [`proxy`] says so.
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
@@ -41,6 +42,7 @@
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
+pub mod awc_proxy;
 pub mod blocking;
 pub mod cli;
 pub mod config;
