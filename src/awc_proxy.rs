@@ -105,11 +105,12 @@ fn target_of(uri: &Uri) -> Option<Url> {
 /// A proxy that could not be reached: the error names it, keeping the kind (refused,
 /// timed out) so it is classified as it would be for a server.
 fn unreachable(proxy: &Proxy, err: ConnectError) -> ConnectError {
-    let kind = match &err {
-        ConnectError::Io(e) => e.kind(),
-        _ => io::ErrorKind::Other,
+    // actix-tls's own text for an I/O error is only "I/O error": say which.
+    let (kind, why) = match &err {
+        ConnectError::Io(e) => (e.kind(), e.to_string()),
+        other => (io::ErrorKind::Other, other.to_string()),
     };
-    ConnectError::Io(io::Error::new(kind, proxy.failure(format!("cannot connect: {err}"))))
+    ConnectError::Io(io::Error::new(kind, proxy.failure(format!("cannot connect: {why}"))))
 }
 
 /// Asks `proxy` for a tunnel to `target`; anything but a 2xx answer is an error naming
