@@ -222,8 +222,9 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
-        let client =
-            S3Client::new(&settings, &location.bucket, config.timeout).map_err(|e| cannot(e.to_string()))?;
+        let proxy = config.proxies.for_url(&settings.endpoint);
+        let client = S3Client::new(&settings, &location.bucket, config.timeout, proxy)
+            .map_err(|e| cannot(e.to_string()))?;
         let store = BucketStore::open(client, location.clone(), config.dry_run)
             .map_err(|e| cannot(format!("cannot use the bucket: {e}")))?;
         return Ok(Arc::new(store));

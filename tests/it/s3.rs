@@ -197,7 +197,7 @@ impl SeaweedFs {
 
     /// A client for `bucket` (which may not exist yet).
     pub fn client(&self, bucket: &str) -> S3Client {
-        S3Client::new(&self.settings(), bucket, Duration::from_secs(30)).expect("valid bucket")
+        S3Client::new(&self.settings(), bucket, Duration::from_secs(30), None).expect("valid bucket")
     }
 
     /// A new, empty bucket of its own for one test, so tests sharing the server do not
@@ -404,7 +404,7 @@ fn s3_a_wrong_secret_is_access_denied() {
     let bucket = s3.new_bucket("denied");
     let mut settings = s3.settings();
     settings.credentials = rusty_s3::Credentials::new(s3.access_key.clone(), "not-the-secret");
-    let client = S3Client::new(&settings, bucket.bucket(), Duration::from_secs(30)).unwrap();
+    let client = S3Client::new(&settings, bucket.bucket(), Duration::from_secs(30), None).unwrap();
     let err = client.put("k", b"x").unwrap_err();
     assert!(matches!(err, S3Error::AccessDenied { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -425,7 +425,7 @@ fn s3_credentials_from_a_profile_work() {
     };
     let settings = S3Settings::from_env(env, Some(home.path())).unwrap();
     assert!(settings.credentials_source.starts_with("profile it in "), "{}", settings.credentials_source);
-    let client = S3Client::new(&settings, bucket.bucket(), Duration::from_secs(30)).unwrap();
+    let client = S3Client::new(&settings, bucket.bucket(), Duration::from_secs(30), None).unwrap();
     client.put("from-profile", b"ok").unwrap();
     assert_eq!(bucket.get("from-profile").unwrap().as_deref(), Some(&b"ok"[..]));
 }
