@@ -15,6 +15,7 @@ use ureq::http::Response;
 use url::Url;
 
 use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
+use crate::proxy::{Proxy, connect_authority};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -24,41 +25,70 @@ pub struct Blocking {
 }
 
 impl Blocking {
-    /// A ureq agent for a pool of `threads` workers, built once and cloned into each.
+    /// The ureq agents for a pool of `threads` workers, built once and cloned into each.
     /// `tls` is the run's trust (`Trust::ureq_config`); ureq offers no ALPN, so this
     /// mode speaks HTTP/1.1, with keep-alive.
-    pub fn agent(opts: &FetchOptions, threads: usize, tls: ureq::tls::TlsConfig) -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .timeout_connect(Some(opts.timeout))
-            .timeout_recv_response(Some(opts.timeout))
-            .timeout_per_read(Some(opts.timeout))
-            .user_agent(opts.user_agent.as_str())
-            // Redirects go back to the Coordinator (Done::Moved), which checks the target.
-            .max_redirects(0)
-            .max_idle_connections(threads.max(10))
-            .max_idle_connections_per_host(threads.max(3))
-            .build()
-            .into()
+    pub fn agents(opts: &FetchOptions, threads: usize, tls: ureq::tls::TlsConfig) -> Result<Agents, String> {
+        let agent = |proxy: Option<ureq::Proxy>| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .tls_config(tls.clone())
+                .http_status_as_error(false)
+                .timeout_connect(Some(opts.timeout))
+                .timeout_recv_response(Some(opts.timeout))
+                .timeout_per_read(Some(opts.timeout))
+                .user_agent(opts.user_agent.as_str())
+                // Redirects go back to the Coordinator (Done::Moved), which checks the target.
+                .max_redirects(0)
+                .max_idle_connections(threads.max(10))
+                .max_idle_connections_per_host(threads.max(3))
+                // Always set: ureq's default reads the proxy variables by rules of its own
+                // (ALL_PROXY first, HTTP_PROXY for https, its own NO_PROXY), and ours are
+                // curl's, the same in both modes (crate::proxy).
+                .proxy(proxy)
+                .build()
+                .into()
+        };
+        let mut tunnels = Vec::new();
+        for proxy in opts.proxies.distinct() {
+            let tunnel = ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e))?;
+            tunnels.push((proxy.clone(), agent(Some(tunnel))));
+        }
+        Ok(Agents { direct: agent(None), tunnels })
     }
 
     pub fn new(
-        agent: ureq::Agent,
+        agents: Agents,
         opts: Arc<FetchOptions>,
         report: Recipient<TaskFinished>,
         log: Logger,
     ) -> Self {
-        let client = Ureq { agent, opts: Arc::clone(&opts), buf: RefCell::new(vec![0; 64 * 1024]) };
+        let client = Ureq { agents, opts: Arc::clone(&opts), buf: RefCell::new(vec![0; 64 * 1024]) };
         Self { core: Core::new(client, opts, log.clone()), report, log }
+    }
+}
+
+/// A sync pool's ureq agents, one connection pool each, shared by the pool's threads.
+/// ureq's proxy is per agent and its NO_PROXY rules are not curl's (no ranges, no
+/// ports), so the choice is ours, per request ([`crate::proxy::Proxies::for_url`]).
+#[derive(Clone)]
+pub struct Agents {
+    /// No proxy: the targets that go direct.
+    direct: ureq::Agent,
+    /// One agent per proxy (ureq's CONNECT tunnels), so a pooled connection never
+    /// crosses from one route to another.
+    tunnels: Vec<(Proxy, ureq::Agent)>,
+}
+
+impl Agents {
+    fn tunnel(&self, proxy: &Proxy) -> &ureq::Agent {
+        self.tunnels.iter().find(|(p, _)| p == proxy).map_or(&self.direct, |(_, agent)| agent)
     }
 }
 
 /// ureq, as the fetch core uses it: every future it returns is finished on its first
 /// poll, since ureq blocks this thread instead of waiting.
 struct Ureq {
-    /// Shared by the pool's threads: one connection pool for all of them.
-    agent: ureq::Agent,
+    agents: Agents,
     opts: Arc<FetchOptions>,
     /// The body read buffer, reused: allocating and zeroing 64 KiB for every image was a
     /// fifth of sync mode's instructions.
@@ -68,15 +98,24 @@ struct Ureq {
 impl Client for Ureq {
     type Response = Response<ureq::Body>;
 
+    /// Through a proxy, every target is tunnelled (ureq's CONNECT), http ones too: ureq
+    /// writes only the origin form (`GET /p`), and the `http` 1.x `Uri` it takes refuses
+    /// a path that is a whole URL, so the absolute form async mode sends a forwarding
+    /// proxy cannot be written here.
     async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
-        let mut request = self.agent.get(url.as_str());
+        let proxy = self.opts.proxies.for_url(url);
+        let mut request = match proxy {
+            None => self.agents.direct.get(url.as_str()),
+            Some(proxy) => self.agents.tunnel(proxy).get(url.as_str()),
+        };
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        request.call().map_err(|e| match crate::tls::ureq_refusal(&e) {
+        request.call().map_err(|e| match (crate::tls::ureq_refusal(&e), proxy) {
             // A refused certificate is the same on every try: not a connection error to retry.
-            Some(reason) => TaskError::tls(url, reason),
-            None => self.classify(e),
+            (Some(reason), _) => TaskError::tls(url, reason),
+            (None, Some(proxy)) => self.classify_proxied(e, proxy, url),
+            (None, None) => self.classify(e),
         })
     }
 
@@ -124,6 +163,19 @@ impl Client for Ureq {
 }
 
 impl Ureq {
+    /// As [`Ureq::classify`], naming the proxy when it is the proxy that failed.
+    fn classify_proxied(&self, err: ureq::Error, proxy: &Proxy, url: &Url) -> TaskError {
+        match err {
+            ureq::Error::ConnectProxyFailed(why) => {
+                TaskError::Connect(proxy.failure(format!("CONNECT {} failed: {why}", connect_authority(url))))
+            }
+            err => match self.classify(err) {
+                TaskError::Connect(why) => TaskError::Connect(proxy.failure(why)),
+                other => other,
+            },
+        }
+    }
+
     fn classify(&self, err: ureq::Error) -> TaskError {
         match err {
             ureq::Error::Timeout(_) => TaskError::Timeout(self.opts.timeout),

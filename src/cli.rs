@@ -125,6 +125,16 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
+    /// Send every request through this http:// proxy ([user:password@]host[:port]),
+    /// instead of what http_proxy, https_proxy and all_proxy say; '' for no proxy at all
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Hosts, domains (.example.com), addresses and ranges (10.0.0.0/8), comma-separated,
+    /// that are fetched without the proxy ('*': all), instead of what no_proxy says
+    #[arg(long, value_name = "LIST")]
+    pub noproxy: Option<String>,
+
     /// Do not read or obey robots.txt
     #[arg(long)]
     pub ignore_robots: bool,

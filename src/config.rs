@@ -15,6 +15,7 @@ use url::Url;
 use crate::cli::Cli;
 use crate::html::{DetailRules, ExtractRules, Extractor, LinkedImages, parse_selector};
 use crate::politeness::HostGate;
+use crate::proxy::Proxies;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, PagesValue, Settings, parse_site_url};
 use crate::store::Store;
@@ -249,6 +250,9 @@ pub struct Config {
     /// Which servers every client trusts (the system's roots, `--ca-cert`/`CA_CERT`,
     /// `--insecure`), read here so a bad CA file stops the run before any request.
     pub trust: Arc<Trust>,
+    /// Which proxy each request goes through (flags, settings, then the conventional
+    /// variables); none for the demo gallery, which is on this machine's loopback.
+    pub proxies: Proxies,
 }
 
 /// A job shared by several processes through a Redis frontier.
@@ -397,6 +401,10 @@ impl Config {
         let walk = resolve_walk(&settings, demo.is_some(), &source, workers)?;
         let shared = resolve_shared(cli, &settings)?;
         let trust = resolve_trust(cli, &settings)?;
+        let proxies = match demo {
+            Some(_) => Proxies::none(),
+            None => resolve_proxies(cli, &settings)?,
+        };
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -427,6 +435,7 @@ impl Config {
             dry_run: cli.dry_run,
             shared,
             trust: Arc::new(trust),
+            proxies,
         })
     }
 
@@ -455,6 +464,7 @@ impl Config {
             retries: self.retries,
             cancel,
             gate,
+            proxies: Arc::new(self.proxies.clone()),
             ..FetchOptions::new(store, self.extract.clone())
         }
     }
@@ -463,6 +473,20 @@ impl Config {
     pub fn host_gate(&self) -> HostGate {
         HostGate::new(self.host_interval, self.host_jitter)
     }
+}
+
+/// `--proxy`/`PROXY`, `--noproxy`/`NO_PROXY`, then the conventional variables (see
+/// `proxy`). A proxy URL that cannot be used stops the run here, naming its source.
+fn resolve_proxies(cli: &Cli, settings: &Settings) -> anyhow::Result<Proxies> {
+    let s = &settings.section;
+    let proxy = match (&cli.proxy, &s.proxy) {
+        (Some(flag), _) => Some((flag.as_str(), "--proxy".to_string())),
+        (None, Some(key)) => Some((key.as_str(), settings.origin("PROXY"))),
+        (None, None) => None,
+    };
+    let no_proxy = cli.noproxy.as_deref().or(s.no_proxy.as_deref());
+    Proxies::resolve(proxy, no_proxy, |name| settings.proxy_var(name))
+        .map_err(|(origin, e)| anyhow!("{origin}: {e}"))
 }
 
 fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
@@ -1189,5 +1213,47 @@ mod tests {
         assert_eq!(from_file.shared.unwrap().job, "cats-2");
         let half = resolve(&format!("{yaml}  FRONTIER: redis://r/\n"), &[]).unwrap_err().to_string();
         assert!(half.contains("JOB"), "{half}");
+    }
+
+    #[test]
+    fn proxies_from_flags_settings_and_the_environment() {
+        let yaml = "SCRAPER:\n  URL: http://h.example/\n  ITEM: cats\n";
+        let target = Url::parse("http://h.example/p1/cats.html").unwrap();
+        let via = |c: &Config| c.proxies.for_url(&target).map(|p| p.to_string());
+        let env = |vars: &[(&str, &str)]| {
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        let with_env = |yaml: &str, args: &[&str], vars: &[(&str, &str)]| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.yaml");
+            std::fs::write(&path, yaml).unwrap();
+            Config::resolve(Settings::load_with_env(Some(&path), env(vars)).unwrap(), &cli(args), None)
+        };
+
+        assert_eq!(via(&resolve(yaml, &[]).unwrap()), None, "no proxy unless asked");
+        let from_env = with_env(yaml, &[], &[("http_proxy", "http://env:1")]).unwrap();
+        assert_eq!(via(&from_env).as_deref(), Some("http://env:1"));
+        let key =
+            with_env(&format!("{yaml}  PROXY: key:2\n"), &[], &[("http_proxy", "http://env:1")]).unwrap();
+        assert_eq!(via(&key).as_deref(), Some("http://key:2"), "PROXY beats the environment");
+        let flag = resolve(&format!("{yaml}  PROXY: key:2\n"), &["--proxy", "flag:3"]).unwrap();
+        assert_eq!(via(&flag).as_deref(), Some("http://flag:3"), "--proxy beats PROXY");
+        let none = with_env(yaml, &["--proxy", ""], &[("http_proxy", "http://env:1")]).unwrap();
+        assert_eq!(via(&none), None, "--proxy '' is no proxy");
+        let bypassed = resolve(&format!("{yaml}  PROXY: key:2\n  NO_PROXY: .example\n"), &[]).unwrap();
+        assert_eq!(via(&bypassed), None);
+        let demo = Url::parse("http://127.0.0.1:4000/").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.yaml"), yaml).unwrap();
+        let settings =
+            Settings::load_with_env(Some(&dir.path().join("s.yaml")), env(&[("http_proxy", "http://env:1")]))
+                .unwrap();
+        let c = Config::resolve(settings, &cli(&["--demo"]), Some(&demo)).unwrap();
+        assert!(!c.proxies.any(), "the demo gallery is on this machine");
+
+        let bad = resolve(&format!("{yaml}  PROXY: socks5://s:1\n"), &[]).unwrap_err().to_string();
+        assert!(bad.contains("SCRAPER.PROXY") && bad.contains("unsupported proxy scheme"), "{bad}");
+        let bad = with_env(yaml, &[], &[("HTTPS_PROXY", "http://")]).unwrap_err().to_string();
+        assert!(bad.starts_with("environment HTTPS_PROXY: not a proxy URL"), "{bad}");
     }
 }

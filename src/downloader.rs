@@ -22,6 +22,7 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
+use crate::awc_proxy::{ProxyConnector, forward_uri};
 use crate::fetch::{Client, Core, Header, Job, joined};
 use crate::tls::Trust;
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
@@ -47,7 +48,12 @@ impl Downloader {
         report: Recipient<TaskFinished>,
         log: Logger,
     ) -> Self {
-        let connector = awc::Connector::new().timeout(opts.timeout).limit(opts.concurrency).rustls_0_23(tls);
+        // awc has no proxy support: the connector goes through a proxy where the rules say so.
+        let connector = awc::Connector::new()
+            .connector(ProxyConnector::new(Arc::clone(&opts.proxies)))
+            .timeout(opts.timeout)
+            .limit(opts.concurrency)
+            .rustls_0_23(tls);
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(opts.timeout)
@@ -101,11 +107,34 @@ impl Client for Awc {
     type Response = awc::ClientResponse;
 
     async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
-        let mut request = self.client.get(url.as_str());
+        // An https target through a proxy is tunnelled by the connector and sent as usual;
+        // an http one is forwarded by the proxy, so it is written for the proxy.
+        let forward = self.opts.proxies.for_url(url).filter(|_| url.scheme() == "http");
+        let mut request = match forward {
+            None => self.client.get(url.as_str()),
+            Some(proxy) => {
+                let uri = forward_uri(url)
+                    .ok_or_else(|| TaskError::Connect(proxy.failure("cannot forward this URL")))?;
+                let request = self.client.get(uri);
+                match &proxy.authorization {
+                    Some(credentials) => {
+                        request.insert_header((header::PROXY_AUTHORIZATION, credentials.as_str()))
+                    }
+                    None => request,
+                }
+            }
+        };
         for (name, value) in headers {
             request = request.insert_header((name, value));
         }
-        request.send().await.map_err(|e| classify_send(e, url, &self.opts))
+        let response = request.send().await.map_err(|e| classify_send(e, url, &self.opts))?;
+        match forward {
+            // Only a proxy answers 407: its failure, not the target's status.
+            Some(proxy) if response.status().as_u16() == 407 => {
+                Err(TaskError::Connect(proxy.failure("answered 407 Proxy Authentication Required")))
+            }
+            _ => Ok(response),
+        }
     }
 
     fn status(&self, response: &Self::Response) -> u16 {

@@ -22,6 +22,8 @@
 //!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait.
 //! - [`blocking`]: sync-mode worker (SyncContext, ureq): only what ureq needs.
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
+//! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
+//! - [`awc_proxy`]: awc's TCP connector, through a proxy where [`proxy`] says so.
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
@@ -43,6 +45,7 @@
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
+pub mod awc_proxy;
 pub mod blocking;
 pub mod cli;
 pub mod config;
@@ -60,6 +63,7 @@ pub mod logging;
 pub mod outdir;
 pub mod politeness;
 pub mod progress;
+pub mod proxy;
 pub mod report;
 pub mod robots;
 pub mod settings;
@@ -141,6 +145,10 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
         "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
+    if config.proxies.any() {
+        // Which proxy, never its credentials: a user behind one should see it is used.
+        info!(log, "through a proxy"; "proxies" => config.proxies.describe());
+    }
     let started = Instant::now();
     let system = System::new();
     let (summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
@@ -242,8 +250,10 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
-        let client = S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config())
-            .map_err(|e| cannot(e.to_string()))?;
+        let proxy = config.proxies.for_url(&settings.endpoint);
+        let client =
+            S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config(), proxy)
+                .map_err(|e| cannot(e.to_string()))?;
         let store = match &config.shared {
             // The job's other processes may fill this bucket too: names are reserved in
             // the job, and each process keeps its own record.
@@ -351,10 +361,11 @@ async fn scrape(
     let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
-            let agent = Blocking::agent(&opts, config.workers, config.trust.ureq_config());
+            let agents = Blocking::agents(&opts, config.workers, config.trust.ureq_config())
+                .map_err(anyhow::Error::msg)?;
             let log = log.new(o!("actor" => "blocking"));
             let pool = SyncArbiter::start(config.workers, move || {
-                Blocking::new(agent.clone(), Arc::clone(&opts), results.clone(), log.clone())
+                Blocking::new(agents.clone(), Arc::clone(&opts), results.clone(), log.clone())
             });
             // The pool's threads share one mailbox: one registration, one slot per thread.
             coordinator.do_send(RegisterWorker { tasks: pool.recipient(), capacity: config.workers });

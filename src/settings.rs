@@ -77,6 +77,10 @@ pub struct Section {
     pub cookies: Option<BTreeMap<String, String>>,
     /// PEM files of CAs trusted on top of the system's roots (`--ca-cert` wins).
     pub ca_cert: Option<OneOrMany>,
+    /// `--proxy` as a setting (the flag wins); `""`: no proxy, whatever the environment says.
+    pub proxy: Option<String>,
+    /// `--noproxy` as a setting: replaces the environment's `no_proxy`/`NO_PROXY`.
+    pub no_proxy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +159,9 @@ pub struct Settings {
     pub section: Section,
     /// Keys set by the environment, so errors name the variable, not the file.
     from_env: HashSet<String>,
+    /// The conventional proxy variables (`http_proxy`, `NO_PROXY`, ...: `proxy::ENV_VARS`)
+    /// as read with the rest, so resolving them is as testable as the keys.
+    proxy_env: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -195,8 +202,10 @@ impl Settings {
         check_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
         let mut mapping = parse_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
         let mut from_env = HashSet::new();
-        let mut vars: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let (mut vars, others): (Vec<(String, String)>, Vec<_>) =
+            env.into_iter().partition(|(k, _)| k.starts_with(ENV_PREFIX));
+        let proxy_env =
+            others.into_iter().filter(|(k, _)| crate::proxy::ENV_VARS.contains(&k.as_str())).collect();
         vars.sort();
         for (var, raw) in vars {
             let key = var[ENV_PREFIX.len()..].to_string();
@@ -208,7 +217,7 @@ impl Settings {
             from_env.insert(key);
         }
         let section = deserialize(&mapping).map_err(|e| anyhow!("{file}: {e}"))?;
-        Ok(Self { path, section, from_env })
+        Ok(Self { path, section, from_env, proxy_env })
     }
 
     #[cfg(test)]
@@ -223,6 +232,11 @@ impl Settings {
         } else {
             format!("{}: SCRAPER.{key}", self.path.display())
         }
+    }
+
+    /// A conventional proxy variable (`http_proxy`, ...), as the environment had it.
+    pub fn proxy_var(&self, name: &str) -> Option<String> {
+        self.proxy_env.get(name).cloned()
     }
 
     pub fn file(&self) -> String {

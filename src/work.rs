@@ -269,6 +269,9 @@ pub struct FetchOptions {
     pub cancel: Cancel,
     /// When each request may go, per host; shared by every worker of the run.
     pub gate: Arc<HostGate>,
+    /// Which proxy each request goes through: a transport matter, per request. The gate
+    /// and the Coordinator's limits still go by the target's host.
+    pub proxies: Arc<crate::proxy::Proxies>,
 }
 
 impl FetchOptions {
@@ -298,6 +301,8 @@ impl FetchOptions {
             retries: Retries { times: 0, base: Duration::ZERO, max_wait: Duration::ZERO },
             cancel: Cancel::default(),
             gate: Arc::new(HostGate::open()),
+            // Never the environment's: tests and library callers opt in.
+            proxies: Arc::new(crate::proxy::Proxies::none()),
         }
     }
 

@@ -392,12 +392,13 @@ impl S3Client {
     /// A client for `bucket`; `timeout` bounds connecting and each stall (a read or
     /// write making no progress), not a whole transfer, so large parts on a slow link
     /// still go through. `tls` is the run's trust (`Trust::ureq_config`): an endpoint behind a company CA
-    /// is trusted as the gallery's hosts are.
+    /// is trusted as the gallery's hosts are. `proxy`: the run's proxy for the endpoint, if any (tunnelled).
     pub fn new(
         settings: &S3Settings,
         bucket: &str,
         timeout: Duration,
         tls: ureq::tls::TlsConfig,
+        proxy: Option<&crate::proxy::Proxy>,
     ) -> Result<S3Client, S3Error> {
         // Dots in a bucket name break the TLS wildcard of virtual-host style.
         let style =
@@ -415,6 +416,11 @@ impl S3Client {
             .user_agent(concat!("image-scraper/", env!("CARGO_PKG_VERSION")))
             // A presigned URL is for one host; a redirect would need signing anew.
             .max_redirects(0)
+            // Always set: ureq's default reads the proxy variables by rules of its own; the
+            // run's are curl's (crate::proxy), the same as for the site.
+            .proxy(proxy.map(|p| ureq::Proxy::new(&p.url_for_client())).transpose().map_err(|e| {
+                S3Error::Invalid(format!("proxy {}: {e}", proxy.map(ToString::to_string).unwrap_or_default()))
+            })?)
             .build()
             .into();
         Ok(S3Client { bucket, credentials: settings.credentials.clone(), agent })

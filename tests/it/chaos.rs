@@ -472,7 +472,7 @@ fn stalling_server() -> TestServer {
 }
 
 fn spawn_binary(cwd: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())

@@ -55,7 +55,7 @@ impl Worker {
                 Self { tasks: worker.recipient(), probe, arbiter: Some(arbiter) }
             }
             Kind::Sync => {
-                let agent = Blocking::agent(&opts, 2, crate::helpers::plain_trust().ureq_config());
+                let agent = Blocking::agents(&opts, 2, crate::helpers::plain_trust().ureq_config()).unwrap();
                 let pool = SyncArbiter::start(2, move || {
                     Blocking::new(agent.clone(), Arc::clone(&opts), report.clone(), log.clone())
                 });

@@ -100,7 +100,7 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
         "SCRAPER:\n  PER_HOST_CONCURRENCY: {PER_HOST}\n  CONCURRENCY: 2\n  IMAGE_HOST: \"\"\n  USER_AGENT: {name}\n"
     );
     std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
         .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
         .current_dir(dir)
@@ -191,7 +191,7 @@ fn three_processes_share_a_job_and_survive_one_killed() {
 
     // `job status` reads the same counts from Redis, with no process running.
     let status = |job: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+        let out = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
             .args(["job", "status", "--frontier", &redis.url, "--job", job])
             .output()
             .unwrap();
@@ -248,7 +248,7 @@ fn walker(dir: &Path, redis: &str, job: &str, origin: &str) -> Child {
     let settings =
         format!("SCRAPER:\n  URL: {origin}/\n  ITEM: cats\n  IMAGE_HOST: 127.0.0.1\n  CONCURRENCY: 2\n");
     std::fs::write(dir.join("settings.yaml"), settings).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(["-o", "images", "-m", "async", "-p", "1", "--no-progress"])
         .args(["--frontier", redis, "--job", job, "--lease", "1"])
         .current_dir(dir)

@@ -2,9 +2,11 @@
 //! the real binary, and readers for what a run leaves on disk.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -218,6 +220,16 @@ impl Run {
     }
 }
 
+/// Clears every proxy variable the binary (or ureq, for S3) would read: the machine's
+/// proxy must neither see a test's requests nor break them. A test that wants a proxy
+/// sets one after this.
+pub fn without_proxy(command: &mut Command) -> &mut Command {
+    for var in image_scraper::proxy::ENV_VARS {
+        command.env_remove(var);
+    }
+    command.env_remove("IMAGE_SCRAPER_PROXY").env_remove("IMAGE_SCRAPER_NO_PROXY")
+}
+
 /// Runs `image-scraper` with `args` in `cwd`.
 pub fn run_binary(cwd: &Path, args: &[&str]) -> Run {
     run_binary_with_env(cwd, args, &[])
@@ -225,7 +237,7 @@ pub fn run_binary(cwd: &Path, args: &[&str]) -> Run {
 
 /// [`run_binary`] with these environment variables set on top of this process's.
 pub fn run_binary_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    let output: Output = without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
@@ -236,6 +248,36 @@ pub fn run_binary_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> R
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
     }
+}
+
+/// Runs `command` in `cwd` with `env` (after clearing the proxy variables), failing the
+/// test if it has not ended within a minute: a hang is the defect, not a slow run.
+pub fn run_command(command: &mut Command, cwd: &Path, env: &[(&str, &str)]) -> Run {
+    let mut child = without_proxy(command)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run image-scraper");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let reader = std::thread::spawn(move || {
+            let _ = err.read_to_string(&mut stderr);
+            stderr
+        });
+        let _ = out.read_to_string(&mut stdout);
+        let _ = tx.send((stdout, reader.join().unwrap()));
+    });
+    let Ok((stdout, stderr)) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!("image-scraper hung");
+    };
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    Run { code, stdout, stderr }
 }
 
 /// A settings file for a local gallery: page path as the demo's, host filter on 127.0.0.1.

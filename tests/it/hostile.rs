@@ -4,12 +4,11 @@
 //! hang, a still-encoded file reported `ok`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::helpers::{
-    Run, TestServer, gallery_html, images, jpeg, read_report, serve_page, tree, write_settings,
+    Run, TestServer, gallery_html, images, jpeg, read_report, run_command, serve_page, tree, write_settings,
 };
 
 const MODES: [(&str, &str); 2] = [("async", "2"), ("sync", "2")];
@@ -26,34 +25,6 @@ const MODES: [(&str, &str); 2] = [("async", "2"), ("sync", "2")];
 /// a minute: a hang is the defect, not a slow run.
 fn run_guarded(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     run_command(Command::new(env!("CARGO_BIN_EXE_image-scraper")).args(args), cwd, env)
-}
-
-fn run_command(command: &mut Command, cwd: &Path, env: &[(&str, &str)]) -> Run {
-    let mut child = command
-        .current_dir(cwd)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run image-scraper");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut stdout, mut stderr) = (String::new(), String::new());
-        let reader = std::thread::spawn(move || {
-            let _ = err.read_to_string(&mut stderr);
-            stderr
-        });
-        let _ = out.read_to_string(&mut stdout);
-        let _ = tx.send((stdout, reader.join().unwrap()));
-    });
-    let Ok((stdout, stderr)) = rx.recv_timeout(Duration::from_secs(60)) else {
-        let _ = child.kill();
-        panic!("image-scraper hung");
-    };
-    let code = child.wait().unwrap().code().unwrap_or(-1);
-    Run { code, stdout, stderr }
 }
 
 /// A work dir with settings for `origin`; returns (tempdir guard, work dir).

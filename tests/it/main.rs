@@ -5,11 +5,13 @@ mod chaos;
 mod conformance;
 mod distributed;
 mod e2e;
+mod forward_proxy;
 mod helpers;
 mod hostile;
 mod outputs;
 mod polite;
 mod props;
+mod proxy;
 /// The real redis-server the frontier's own tests start, shared with these (which use
 /// less of it).
 #[path = "../../src/frontier/redis/testing.rs"]

@@ -146,7 +146,7 @@ fn completions_and_the_man_page() {
 fn settings_come_from_the_environment_below_flags() {
     let server = server(2);
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    let output = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(["--dry-run", "--item", "cats"])
         .current_dir(dir.path())
         .env("IMAGE_SCRAPER_URL", format!("{}/", server.origin()))
@@ -161,7 +161,7 @@ fn settings_come_from_the_environment_below_flags() {
         3,
         "--item cats beat IMAGE_SCRAPER_ITEM"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_image-scraper"))
+    let output = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .current_dir(dir.path())
         .env("IMAGE_SCRAPER_AMOUNT_PAGES", "many")
         .output()
@@ -205,7 +205,7 @@ fn a_terminal_gets_a_live_bar_with_the_log_above_it() {
     write_settings(dir.path(), &server.origin(), "");
     // util-linux script(1) gives the program a pseudo-terminal and records what it drew.
     let command = format!("{} -p 1", env!("CARGO_BIN_EXE_image-scraper"));
-    let output = Command::new("script")
+    let output = crate::helpers::without_proxy(&mut Command::new("script"))
         .args(["-qefc", &command, "/dev/null"])
         .current_dir(dir.path())
         .output()

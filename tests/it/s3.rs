@@ -202,6 +202,7 @@ impl SeaweedFs {
             bucket,
             Duration::from_secs(30),
             crate::helpers::plain_trust().ureq_config(),
+            None,
         )
         .expect("valid bucket")
     }
@@ -415,6 +416,7 @@ fn s3_a_wrong_secret_is_access_denied() {
         bucket.bucket(),
         Duration::from_secs(30),
         crate::helpers::plain_trust().ureq_config(),
+        None,
     )
     .unwrap();
     let err = client.put("k", b"x").unwrap_err();
@@ -442,6 +444,7 @@ fn s3_credentials_from_a_profile_work() {
         bucket.bucket(),
         Duration::from_secs(30),
         crate::helpers::plain_trust().ureq_config(),
+        None,
     )
     .unwrap();
     client.put("from-profile", b"ok").unwrap();

@@ -62,7 +62,7 @@ fn gallery_server() -> TestServer {
 
 fn binary(dir: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-scraper"));
-    command
+    crate::helpers::without_proxy(&mut command)
         .args(args)
         .current_dir(dir)
         .envs(env.iter().cloned())

@@ -195,7 +195,7 @@ async fn blocking_worker_fetches_pages_and_streams_images() {
     let out = OutDir::open(dir.path()).unwrap();
     let probe = Probe::default().start();
     let opts = options(&out);
-    let agent = Blocking::agent(&opts, 2, crate::helpers::plain_trust().ureq_config());
+    let agent = Blocking::agents(&opts, 2, crate::helpers::plain_trust().ureq_config()).unwrap();
     let report = probe.clone().recipient();
     let pool = SyncArbiter::start(2, move || {
         Blocking::new(agent.clone(), Arc::clone(&opts), report.clone(), Logger::root(slog::Discard, o!()))
