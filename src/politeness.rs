@@ -19,8 +19,9 @@ type Limiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryS
 /// interval per host across all of them, and their pauses.
 pub trait SharedRate: Send + Sync + std::fmt::Debug {
     /// Takes a start for `host` now if the last one anywhere was at least `interval` ago;
-    /// else answers how long until one is free (zero: taken).
-    fn reserve(&self, host: &str, interval: Duration) -> Duration;
+    /// else answers how long until one is free (zero: taken). `None`: the other processes
+    /// cannot be asked (Redis does not answer).
+    fn reserve(&self, host: &str, interval: Duration) -> Option<Duration>;
     /// The host said to slow down: no process sends to it for `wait`.
     fn pause(&self, host: &str, wait: Duration);
 }
@@ -103,39 +104,61 @@ impl HostGate {
     /// How long to wait before sending a request to `host`; zero means now. A non-zero
     /// answer is not a reservation: ask again after waiting.
     pub fn wait_for(&self, host: &str) -> Duration {
-        let (wait, interval) = self.wait_here(host);
-        match &self.shared {
-            // The shared start is asked for last, and outside the lock: it is a round
-            // trip to Redis, and other workers must not queue behind it. Asked even with
-            // no interval: another process may have paused the host.
-            Some(shared) if wait.is_zero() => match shared.reserve(host, interval.unwrap_or_default()) {
-                wait if wait.is_zero() => wait,
-                wait => wait + self.jitter(),
-            },
-            _ => wait,
+        let Some(shared) = &self.shared else {
+            return self
+                .with_host(host, |gate, entry| gate.paused(entry).unwrap_or_else(|| gate.take(entry)));
+        };
+        let interval = match self.with_host(host, |gate, entry| gate.paused(entry).ok_or(entry.interval)) {
+            Ok(paused) => return paused,
+            Err(interval) => interval,
+        };
+        // In a shared job the job's spacing is the one that counts, and it is asked first
+        // (outside the lock: a round trip to Redis, which other workers must not queue
+        // behind; asked even with no interval, as another process may have paused the
+        // host). Asking this process's own limiter first took its start even when the
+        // job then said wait, so a process that joined later kept trying a fixed time
+        // after the first one's starts, always just too late: in step, starved.
+        match shared.reserve(host, interval.unwrap_or_default()) {
+            // Taken: this process's limiter notes the start, for when Redis stops answering.
+            Some(wait) if wait.is_zero() => {
+                self.with_host(host, |gate, entry| gate.take(entry));
+                Duration::ZERO
+            }
+            Some(wait) => wait + self.jitter(),
+            // Redis does not answer: this process's own spacing holds its own requests.
+            None => self.with_host(host, |gate, entry| gate.take(entry)),
         }
     }
 
-    /// This process's own wait for `host`, and the host's interval.
-    fn wait_here(&self, host: &str) -> (Duration, Option<Duration>) {
+    /// Runs `f` on `host`'s entry, under the lock.
+    fn with_host<R>(&self, host: &str, f: impl FnOnce(&Self, &mut Host) -> R) -> R {
         let mut hosts = self.lock();
         let entry = hosts.entry(host.to_string()).or_insert_with(|| Host {
             limiter: self.interval.and_then(limiter),
             interval: self.interval,
             paused_until: None,
         });
-        if let Some(until) = entry.paused_until {
-            let now = Instant::now();
-            if until > now {
-                return (until - now + self.jitter(), entry.interval);
-            }
-            entry.paused_until = None;
+        f(self, entry)
+    }
+
+    /// How long a 429/503 still holds the host here, if it does.
+    fn paused(&self, entry: &mut Host) -> Option<Duration> {
+        let until = entry.paused_until?;
+        let now = Instant::now();
+        if until > now {
+            return Some(until - now + self.jitter());
         }
-        let wait = match entry.limiter.as_ref().map(Limiter::check) {
+        entry.paused_until = None;
+        None
+    }
+
+    /// Takes a start from this process's own limiter now if it has one; else how long
+    /// until it would.
+    fn take(&self, entry: &mut Host) -> Duration {
+        match entry.limiter.as_ref().map(Limiter::check) {
             Some(Err(not_until)) => not_until.wait_time_from(self.clock.now()) + self.jitter(),
             _ => Duration::ZERO,
-        };
-        (wait, entry.interval)
+        }
     }
 
     fn jitter(&self) -> Duration {

@@ -293,20 +293,26 @@ fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
 #[test]
 fn a_delay_between_requests_holds_across_processes() {
     let Some(redis) = redis_server::server() else { return };
-    let server = slow_server(Arc::new(Load::default()));
+    let load = Arc::new(Load::default());
+    let server = slow_server(Arc::clone(&load));
     let dir = tempfile::tempdir().unwrap();
     let urls: Vec<String> = (0..12).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
     let list = dir.path().join("urls.txt");
     std::fs::write(&list, urls.join("\n")).unwrap();
     let job = redis_server::job("delay");
-    let children: Vec<Child> = (0..2)
-        .map(|i| {
-            process_with(&dir.path().join(format!("node{i}")), &redis.url, &job, &list, "  DELAY_MS: 80\n")
-        })
-        .collect();
+    let node = |i: usize| {
+        process_with(&dir.path().join(format!("node{i}")), &redis.url, &job, &list, "  DELAY_MS: 80\n")
+    };
+    // The second joins once the first is going: it must get turns too (it once came a
+    // fixed time after each of the first's starts, always just too late, and got none).
+    let first = node(0);
+    load.wait_for("node0", 2);
+    let children = [first, node(1)];
     for (code, log) in children.into_iter().map(finish) {
         assert_eq!(code, 0, "{log}");
     }
+    let by_agent = load.by_agent.lock().unwrap().clone();
+    assert!(by_agent.get("node1").copied().unwrap_or(0) >= 2, "the later process got turns: {by_agent:?}");
     // One host, two processes: starts 80 ms apart across both. The slack is for the time
     // between a reservation and the request reaching the server on a loaded machine
     // (tests run side by side). Each process alone would keep its own 80 ms, and the two

@@ -29,8 +29,8 @@ impl RedisRate {
 }
 
 impl SharedRate for RedisRate {
-    fn reserve(&self, host: &str, interval: Duration) -> Duration {
-        self.call(host, "reserve", millis(interval)).map_or(Duration::ZERO, Duration::from_millis)
+    fn reserve(&self, host: &str, interval: Duration) -> Option<Duration> {
+        self.call(host, "reserve", millis(interval)).map(Duration::from_millis)
     }
 
     fn pause(&self, host: &str, wait: Duration) {

@@ -312,17 +312,17 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
     let (one, two) =
         (RedisRate::connect(&server.url, &job).unwrap(), RedisRate::connect(&server.url, &job).unwrap());
     let interval = Duration::from_secs(60);
-    assert_eq!(one.reserve("h.test", interval), Duration::ZERO, "the first start is free");
-    let wait = two.reserve("h.test", interval);
+    assert_eq!(one.reserve("h.test", interval), Some(Duration::ZERO), "the first start is free");
+    let wait = two.reserve("h.test", interval).unwrap();
     assert!(wait > Duration::from_secs(59) && wait <= interval, "the other process waits: {wait:?}");
-    assert_eq!(two.reserve("g.test", interval), Duration::ZERO, "per host");
+    assert_eq!(two.reserve("g.test", interval), Some(Duration::ZERO), "per host");
     // Time passes on the job's clock: the next start is free, for one process only.
     advance(server, &job, 60_000).await;
-    assert_eq!(two.reserve("h.test", interval), Duration::ZERO);
-    assert!(one.reserve("h.test", interval) > Duration::ZERO);
+    assert_eq!(two.reserve("h.test", interval), Some(Duration::ZERO));
+    assert!(one.reserve("h.test", interval).unwrap() > Duration::ZERO);
     // A 429 seen by one process holds the host for the other, even with no rate set.
     one.pause("p.test", Duration::from_secs(30));
-    let paused = two.reserve("p.test", Duration::ZERO);
+    let paused = two.reserve("p.test", Duration::ZERO).unwrap();
     assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
 
@@ -343,6 +343,28 @@ async fn a_paused_host_s_tasks_are_not_claimed_until_the_pause_is_over() {
     let mut after = urls(&claim(&mut a, 8).await).into_iter().map(String::from).collect::<Vec<_>>();
     after.sort();
     assert_eq!(after, ["http://p.test/1.jpg", "https://p.test/2.jpg"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_process_told_to_wait_by_the_job_keeps_its_own_turn() {
+    // Two processes' gates, a long interval. The first takes a start; the second is told
+    // to wait. When the job's clock says the interval is over, the second must get the
+    // start at once: had it spent its own limiter's start on the refused try, it would
+    // wait its own interval again, and come just too late each time (starved).
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("turns");
+    let interval = Duration::from_secs(60);
+    let gate = || {
+        crate::politeness::HostGate::new(Some(interval), Duration::ZERO)
+            .with_shared(Box::new(RedisRate::connect(&server.url, &job).unwrap()))
+    };
+    let (first, second) = (gate(), gate());
+    assert_eq!(first.wait_for("h.test"), Duration::ZERO);
+    let told = second.wait_for("h.test");
+    assert!(told > Duration::from_secs(59), "{told:?}");
+    advance(server, &job, 60_000).await;
+    assert_eq!(second.wait_for("h.test"), Duration::ZERO, "its turn, not another wait of its own");
+    assert!(first.wait_for("h.test") > Duration::from_secs(59), "and the first waits now");
 }
 
 #[tokio::test(flavor = "current_thread")]
