@@ -1,6 +1,10 @@
 //! Sync mode's worker: a blocking actor, one per `SyncArbiter` thread, doing one HTTP
 //! request at a time with ureq. The policy is the fetch core's ([`crate::fetch`]); this
 //! file is only what ureq needs.
+//!
+//! Through a proxy, an `https://` target is tunnelled (ureq's own CONNECT) and an
+//! `http://` one is forwarded: sent to the proxy in the absolute form, as curl and async
+//! mode do, by an agent of our own ([`crate::ureq_forward`]), since ureq has none.
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -29,7 +33,7 @@ impl Blocking {
     /// `tls` is the run's trust (`Trust::ureq_config`); ureq offers no ALPN, so this
     /// mode speaks HTTP/1.1, with keep-alive.
     pub fn agents(opts: &FetchOptions, threads: usize, tls: ureq::tls::TlsConfig) -> Result<Agents, String> {
-        let agent = |proxy: Option<ureq::Proxy>| -> ureq::Agent {
+        let config = |proxy: Option<ureq::Proxy>| -> ureq::config::Config {
             ureq::Agent::config_builder()
                 .tls_config(tls.clone())
                 .http_status_as_error(false)
@@ -46,14 +50,18 @@ impl Blocking {
                 // curl's, the same in both modes (crate::proxy).
                 .proxy(proxy)
                 .build()
-                .into()
         };
-        let mut tunnels = Vec::new();
+        let mut proxied = Vec::new();
         for proxy in opts.proxies.distinct() {
             let tunnel = ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e))?;
-            tunnels.push((proxy.clone(), agent(Some(tunnel))));
+            proxied.push(Routes {
+                proxy: proxy.clone(),
+                tunnel: config(Some(tunnel)).into(),
+                // No ureq::Proxy: it would tunnel. ureq_forward sends to the proxy itself.
+                forward: crate::ureq_forward::agent(config(None), proxy)?,
+            });
         }
-        Ok(Agents { direct: agent(None), tunnels })
+        Ok(Agents { direct: config(None).into(), proxied })
     }
 
     pub fn new(
@@ -74,14 +82,31 @@ impl Blocking {
 pub struct Agents {
     /// No proxy: the targets that go direct.
     direct: ureq::Agent,
-    /// One agent per proxy (ureq's CONNECT tunnels), so a pooled connection never
-    /// crosses from one route to another.
-    tunnels: Vec<(Proxy, ureq::Agent)>,
+    /// Two agents per proxy, so a pooled connection never crosses from one route to
+    /// another.
+    proxied: Vec<Routes>,
+}
+
+/// The ways through one proxy.
+#[derive(Clone)]
+struct Routes {
+    proxy: Proxy,
+    /// `https://` targets: ureq's CONNECT tunnel.
+    tunnel: ureq::Agent,
+    /// `http://` targets: forwarded in the absolute form ([`crate::ureq_forward`]).
+    forward: ureq::Agent,
 }
 
 impl Agents {
-    fn tunnel(&self, proxy: &Proxy) -> &ureq::Agent {
-        self.tunnels.iter().find(|(p, _)| p == proxy).map_or(&self.direct, |(_, agent)| agent)
+    /// The agent for `url`, which goes through `proxy` (`Proxies::for_url`), if any.
+    fn route(&self, url: &Url, proxy: Option<&Proxy>) -> &ureq::Agent {
+        let Some(routes) = proxy.and_then(|proxy| self.proxied.iter().find(|r| r.proxy == *proxy)) else {
+            return &self.direct;
+        };
+        match url.scheme() {
+            "http" => &routes.forward,
+            _ => &routes.tunnel,
+        }
     }
 }
 
@@ -98,25 +123,28 @@ struct Ureq {
 impl Client for Ureq {
     type Response = Response<ureq::Body>;
 
-    /// Through a proxy, every target is tunnelled (ureq's CONNECT), http ones too: ureq
-    /// writes only the origin form (`GET /p`), and the `http` 1.x `Uri` it takes refuses
-    /// a path that is a whole URL, so the absolute form async mode sends a forwarding
-    /// proxy cannot be written here.
+    /// Through a proxy, an https target is tunnelled and an http one forwarded
+    /// ([`Agents::route`]).
     async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
         let proxy = self.opts.proxies.for_url(url);
-        let mut request = match proxy {
-            None => self.agents.direct.get(url.as_str()),
-            Some(proxy) => self.agents.tunnel(proxy).get(url.as_str()),
-        };
+        let mut request = self.agents.route(url, proxy).get(url.as_str());
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        request.call().map_err(|e| match (crate::tls::ureq_refusal(&e), proxy) {
+        let response = request.call().map_err(|e| match (crate::tls::ureq_refusal(&e), proxy) {
             // A refused certificate is the same on every try: not a connection error to retry.
             (Some(reason), _) => TaskError::tls(url, reason),
             (None, Some(proxy)) => self.classify_proxied(e, proxy, url),
             (None, None) => self.classify(e),
-        })
+        })?;
+        match proxy {
+            // Only a proxy answers 407 (a tunnelled request's comes as ConnectProxyFailed):
+            // its failure, not the target's status.
+            Some(proxy) if url.scheme() == "http" && response.status().as_u16() == 407 => {
+                Err(TaskError::Connect(proxy.failure("answered 407 Proxy Authentication Required")))
+            }
+            _ => Ok(response),
+        }
     }
 
     fn status(&self, response: &Self::Response) -> u16 {

@@ -24,6 +24,8 @@
 //! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
 //! - [`awc_proxy`]: awc's TCP connector, through a proxy where [`proxy`] says so.
+//! - [`ureq_forward`]: sync mode's agent for `http://` targets through a proxy: the
+//!   request in the absolute form, which ureq cannot write itself.
 //! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
@@ -71,6 +73,7 @@ pub mod state;
 pub mod storage;
 pub mod store;
 pub mod tls;
+pub mod ureq_forward;
 pub mod validate;
 pub mod work;
 

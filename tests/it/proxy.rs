@@ -55,14 +55,13 @@ fn basic(credentials: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials))
 }
 
-/// Async mode: each request forwarded in the absolute form (curl's way; tinyproxy and
-/// squid refuse CONNECT to port 80 by default). Sync mode: tunnelled, as ureq can only
-/// (see `blocking::Ureq::send`).
+/// Both modes: each request forwarded in the absolute form (`GET http://host:port/p`,
+/// curl's way), never tunnelled: tinyproxy and squid refuse CONNECT to port 80 by
+/// default. Sync mode writes it through `ureq_forward`.
 #[test]
 fn http_targets_go_through_the_proxy() {
     let (server, bodies) = gallery();
     let origin = server.origin();
-    let authority = origin.trim_start_matches("http://");
     for mode in MODES {
         // Lower case is curl's; upper case is what Docker and systemd set.
         for var in ["http_proxy", "HTTP_PROXY"] {
@@ -72,24 +71,22 @@ fn http_targets_go_through_the_proxy() {
             assert_complete(&run, &dir, &bodies, &format!("{mode} {var}"));
             let seen = proxy.seen();
             assert!(seen.iter().all(|s| s.auth.is_none()), "{mode} {var}: {seen:?}");
-            if mode == "sync" {
-                assert!(!seen.is_empty(), "{mode} {var}: the proxy saw nothing");
-                for s in &seen {
-                    assert_eq!(
-                        (s.method.as_str(), s.target.as_str()),
-                        ("CONNECT", authority),
-                        "{mode} {var}"
-                    );
-                }
-                continue;
-            }
-            let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
-            for path in ["/robots.txt", "/p1/cats.html", "/img/0.jpg", "/img/1.jpg", "/img/2.jpg"] {
-                let target = format!("{origin}{path}");
-                assert!(targets.contains(&target.as_str()), "{mode} {var}: {target} not in {targets:?}");
-            }
-            assert!(seen.iter().all(|s| s.method == "GET"), "{mode} {var}: {seen:?}");
+            assert_forwarded(&seen, &origin, &format!("{mode} {var}"));
         }
+    }
+}
+
+/// What a forwarding proxy should see of the gallery: robots.txt, the page and each
+/// image as absolute-form GETs, and nothing else (no CONNECT).
+fn assert_forwarded(seen: &[Seen], origin: &str, what: &str) {
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    for path in ["/robots.txt", "/p1/cats.html", "/img/0.jpg", "/img/1.jpg", "/img/2.jpg"] {
+        let target = format!("{origin}{path}");
+        assert!(targets.contains(&target.as_str()), "{what}: {target} not in {targets:?}");
+    }
+    for s in seen {
+        assert_eq!(s.method, "GET", "{what}: {seen:?}");
+        assert!(s.target.starts_with(&format!("{origin}/")), "{what}: not the absolute form: {seen:?}");
     }
 }
 
@@ -184,7 +181,9 @@ fn proxy_credentials_are_sent_and_their_absence_is_a_counted_407() {
         let run = scrape(&dir, mode, &["--proxy", &proxy.url_with("us%20er:p%40ss")], &[]);
         assert_complete(&run, &dir, &bodies, &format!("{mode} with credentials"));
         let reached = server.hits("/img/0.jpg");
-        assert!(proxy.seen().iter().all(|s| s.auth.as_deref() == Some(required.as_str())), "{mode}");
+        let seen = proxy.seen();
+        assert_forwarded(&seen, &server.origin(), &format!("{mode} with credentials"));
+        assert!(seen.iter().all(|s| s.auth.as_deref() == Some(required.as_str())), "{mode}: {seen:?}");
         assert!(
             !run.stderr.contains("p@ss") && !run.stderr.contains("p%40ss"),
             "{mode}: a password was logged"
@@ -198,16 +197,31 @@ fn proxy_credentials_are_sent_and_their_absence_is_a_counted_407() {
         )
         .unwrap();
         let args = ["--urls", "urls.txt", "--ignore-robots", "--report", "r.json", "--proxy", &proxy.url()];
+        let earlier = proxy.seen().len();
         let run = scrape(&dir, mode, &args, &[]);
         assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
         run.assert_line("Done, success: 0/2, failure: 2/2");
         let report = read_report(&dir.join("r.json"));
-        for item in report["items"].as_array().unwrap() {
+        let items = report["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{mode}: {report}");
+        for item in items {
             let error = item["error"].as_str().unwrap_or_default();
-            assert!(error.contains("407") && error.contains(&proxy.url()), "{mode}: {item}");
+            // The proxy's failure, named as such: not the target answering 407.
+            assert!(
+                error.contains("407") && error.contains(&format!("proxy {}", proxy.url())),
+                "{mode}: {item}"
+            );
             assert_eq!(item["attempts"], 2, "{mode}: retried as a connection error: {item}");
         }
-        assert!(proxy.seen().iter().any(|s| s.method == "CONNECT"), "{mode}");
+        // Each attempt once: the http target as a forwarded GET, the https one as a CONNECT.
+        let seen = proxy.seen().split_off(earlier);
+        let http_target = format!("http://{authority}/img/0.jpg");
+        let count = |method: &str, target: &str| {
+            seen.iter().filter(|s| s.method == method && s.target == target && s.auth.is_none()).count()
+        };
+        assert_eq!(count("GET", &http_target), 2, "{mode}: {seen:?}");
+        assert_eq!(count("CONNECT", &authority), 2, "{mode}: {seen:?}");
+        assert_eq!(seen.len(), 4, "{mode}: {seen:?}");
         assert_eq!(server.hits("/img/0.jpg"), reached, "{mode}: a refused request reached the server");
     }
 }
