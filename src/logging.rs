@@ -24,18 +24,21 @@ pub fn root(verbosity: i8, format: LogFormat, progress: Option<Progress>) -> (Lo
     let (drain, guard) = match (format, progress) {
         (LogFormat::Json, _) => {
             let json = slog_json::Json::new(io::stderr()).add_default_keys().build();
-            async_drain(Mutex::new(json).fuse())
+            async_drain(Mutex::new(json).ignore_res())
         }
         (LogFormat::Text, Some(progress)) => {
             let decorator = slog_term::PlainSyncDecorator::new(AboveBar { progress, line: Vec::new() });
-            async_drain(slog_term::FullFormat::new(decorator).build().fuse())
+            async_drain(slog_term::FullFormat::new(decorator).build().ignore_res())
         }
         (LogFormat::Text, None) => {
             let decorator = slog_term::TermDecorator::new().stderr().build();
-            async_drain(slog_term::FullFormat::new(decorator).build().fuse())
+            async_drain(slog_term::FullFormat::new(decorator).build().ignore_res())
         }
     };
-    (Logger::root(drain.filter_level(level).fuse(), o!()), guard)
+    // A line that cannot be written is dropped, not a panic (`fuse` panics): stderr may
+    // be a pipe whose reader has gone (`image-scraper ... 2>&1 | head`), and the run, its
+    // files and its exit status must not depend on that.
+    (Logger::root(drain.filter_level(level).ignore_res(), o!()), guard)
 }
 
 fn async_drain<D>(drain: D) -> (slog_async::Async, AsyncGuard)

@@ -544,3 +544,28 @@ fn a_full_disk_stops_the_run_and_a_rerun_completes_it() {
         }
     }
 }
+
+// --- Output nobody reads ------------------------------------------------------------
+
+#[test]
+fn a_closed_stderr_loses_the_log_not_the_run() {
+    // `image-scraper ... 2>&1 | head -1`: the reader goes after one line. Writing to the
+    // pipe then fails (EPIPE); that must cost the log lines, not a panic (exit 101)
+    // halfway through the downloads.
+    let site = gallery_server((0..6u8).map(|i| (format!("/img/{i}.jpg"), jpeg(i, 2_000))).collect());
+    for format in ["text", "json"] {
+        let (_root, dir) = workdir(&site.origin(), "");
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+            .args(["--no-progress", "--log-format", format, "-v"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{format}");
+        assert_eq!(images(&dir.join("images")).len(), 6, "{format}: every image saved");
+    }
+}
