@@ -197,14 +197,7 @@ impl SeaweedFs {
 
     /// A client for `bucket` (which may not exist yet).
     pub fn client(&self, bucket: &str) -> S3Client {
-        S3Client::new(
-            &self.settings(),
-            bucket,
-            Duration::from_secs(30),
-            crate::helpers::plain_trust().ureq_config(),
-            None,
-        )
-        .expect("valid bucket")
+        client_with(&self.settings(), bucket)
     }
 
     /// A new, empty bucket of its own for one test, so tests sharing the server do not
@@ -411,14 +404,7 @@ fn s3_a_wrong_secret_is_access_denied() {
     let bucket = s3.new_bucket("denied");
     let mut settings = s3.settings();
     settings.credentials = rusty_s3::Credentials::new(s3.access_key.clone(), "not-the-secret");
-    let client = S3Client::new(
-        &settings,
-        bucket.bucket(),
-        Duration::from_secs(30),
-        crate::helpers::plain_trust().ureq_config(),
-        None,
-    )
-    .unwrap();
+    let client = client_with(&settings, bucket.bucket());
     let err = client.put("k", b"x").unwrap_err();
     assert!(matches!(err, S3Error::AccessDenied { .. }), "{err:?}");
     assert!(!err.is_retryable());
@@ -439,16 +425,21 @@ fn s3_credentials_from_a_profile_work() {
     };
     let settings = S3Settings::from_env(env, Some(home.path())).unwrap();
     assert!(settings.credentials_source.starts_with("profile it in "), "{}", settings.credentials_source);
-    let client = S3Client::new(
-        &settings,
-        bucket.bucket(),
+    let client = client_with(&settings, bucket.bucket());
+    client.put("from-profile", b"ok").unwrap();
+    assert_eq!(bucket.get("from-profile").unwrap().as_deref(), Some(&b"ok"[..]));
+}
+
+/// A client for `bucket` with `settings`: plain HTTP to the test server, no proxy.
+fn client_with(settings: &S3Settings, bucket: &str) -> S3Client {
+    S3Client::new(
+        settings,
+        bucket,
         Duration::from_secs(30),
         crate::helpers::plain_trust().ureq_config(),
         None,
     )
-    .unwrap();
-    client.put("from-profile", b"ok").unwrap();
-    assert_eq!(bucket.get("from-profile").unwrap().as_deref(), Some(&b"ok"[..]));
+    .expect("valid bucket")
 }
 
 fn write_profile(home: &Path, profile: &str, key: &str, secret: &str) {
