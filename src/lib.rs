@@ -92,7 +92,7 @@ use crate::blocking::Blocking;
 use crate::config::SharedJob;
 use crate::config::Source;
 use crate::config::{Config, ReportKind};
-use crate::coordinator::walk_of;
+use crate::coordinator::walk_from;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::downloader::Downloader;
 use crate::exit::ExitCode;
@@ -340,9 +340,11 @@ async fn scrape(
                 Source::Urls(_) => Coordinator::with_frontier(plan, Box::new(frontier), coordinator_log),
                 Source::Pages { .. } => {
                     let (source, lookahead) = (config.source.clone(), Some(config.walk.lookahead as usize));
-                    let walk = SharedWalk::join(frontier, move || walk_of(&source, lookahead).pages_only())
-                        .await
-                        .with_context(|| format!("--frontier {}", job.url))?;
+                    let walk = SharedWalk::join(frontier, move |mark| {
+                        walk_from(&source, lookahead, mark).pages_only()
+                    })
+                    .await
+                    .with_context(|| format!("--frontier {}", job.url))?;
                     info!(log, "the job's listing pages"; "walked_here" => walk.walks());
                     Coordinator::with_frontier(plan, Box::new(walk), coordinator_log)
                 }

@@ -45,7 +45,7 @@ use url::Url;
 use crate::config::Source;
 use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, LocalFrontier, Meta, Offer,
-    Refused, Verdict, Work,
+    Refused, Verdict, WalkMark, Work,
 };
 use crate::progress::Snapshot;
 use crate::report::{ImageCounts, PageCounts, Status, Summary};
@@ -568,6 +568,35 @@ impl Coordinator {
 /// The in-memory frontier for `source`: a walk by template or by next links, or a list
 /// of URLs to be offered (empty until then). Also a shared job's walk, on the process
 /// that walks it.
+/// The walk of `source`'s pages from where an earlier walker of a shared job left it
+/// (`mark`: the pages it finished), or from the first page when none did.
+pub fn walk_from(source: &Source, lookahead: Option<usize>, mark: Option<&WalkMark>) -> LocalFrontier {
+    let Some(mark) = mark else { return walk_of(source, lookahead) };
+    let from = mark.done.saturating_add(1);
+    match source {
+        Source::Pages { pages, max_pages, .. } if !pages.has_template() => match &mark.next {
+            Some(url) => LocalFrontier::links_from(from, url.clone()).with_max_pages(*max_pages),
+            // The last page walked linked to none: the walk is over.
+            None => LocalFrontier::empty(),
+        },
+        Source::Pages { pages, max_pages, .. } => {
+            let bound = mark.last.or(*max_pages);
+            if bound.is_some_and(|last| from > last) {
+                return LocalFrontier::empty();
+            }
+            let pages = pages.clone();
+            let walk = LocalFrontier::pages(from, bound.unwrap_or(from), Box::new(move |n| pages.url(n)))
+                .with_max_pages(*max_pages)
+                .with_lookahead(lookahead);
+            match mark.last {
+                Some(last) => walk.with_stated_last(last),
+                None => walk,
+            }
+        }
+        Source::Urls(_) => LocalFrontier::empty(),
+    }
+}
+
 pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
     match source {
         Source::Pages { pages, max_pages, .. } if !pages.has_template() => {

@@ -748,3 +748,33 @@ async fn a_page_repeating_known_images_is_the_end_not_a_page() {
     assert_eq!((summary.pages.ok, summary.pages.total), (2, 2), "page 3 repeats page 2: the end");
     assert!(pages_seen.len() <= 1 + 2, "no more than the look-ahead past the end: {pages_seen:?}");
 }
+
+#[test]
+fn a_walk_taken_over_starts_after_its_mark() {
+    use crate::config::Source;
+    use crate::frontier::WalkMark;
+    let settings_source = |template: bool| {
+        let base = Url::parse("http://h.test/").unwrap();
+        let path = if template { "p{page}/{item}.html" } else { "start/{item}.html" };
+        let pages = crate::config::PageUrls::new(base, path, "cats").unwrap();
+        Source::Pages { pages, first_page: 1, max_pages: Some(50) }
+    };
+    let claim_pages = |mut walk: LocalFrontier| {
+        let claimed = frontier::ready(walk.claim(1, 1, &mut crate::frontier::AllGo)).ok().unwrap().unwrap();
+        claimed.leases.into_iter().map(|l| l.work.url().to_string()).collect::<Vec<_>>()
+    };
+    // A template: the first page after the mark, then no further than the stated end.
+    let mark = WalkMark { done: 3, last: Some(7), next: None };
+    assert_eq!(
+        claim_pages(walk_from(&settings_source(true), None, Some(&mark))),
+        ["http://h.test/p4/cats.html"]
+    );
+    let over = WalkMark { done: 7, last: Some(7), next: None };
+    assert!(claim_pages(walk_from(&settings_source(true), None, Some(&over))).is_empty(), "nothing left");
+    // Next links: where page `done` linked to; none, and the walk is over.
+    let next = Url::parse("http://h.test/list?after=3").unwrap();
+    let mark = WalkMark { done: 3, last: None, next: Some(next.clone()) };
+    assert_eq!(claim_pages(walk_from(&settings_source(false), None, Some(&mark))), [next.to_string()]);
+    let end = WalkMark { done: 3, last: None, next: None };
+    assert!(claim_pages(walk_from(&settings_source(false), None, Some(&end))).is_empty());
+}

@@ -77,10 +77,24 @@ impl LocalFrontier {
 
     /// A walk that follows next links from `first`, which is page 1.
     pub fn links(first: Url) -> Self {
+        Self::links_from(1, first)
+    }
+
+    /// A walk that follows next links from page `number` at `url` (a walk taken over
+    /// where another process left it).
+    pub fn links_from(number: u32, url: Url) -> Self {
+        let number = number.max(1);
         let mut frontier = Self::empty();
-        frontier.pages = PageCursor::pages(1, 1);
-        frontier.source = PageSource::Links(HashMap::from([(1, first)]));
+        frontier.pages = PageCursor::pages(number, number);
+        frontier.source = PageSource::Links(HashMap::from([(number, url)]));
         frontier
+    }
+
+    /// The walk's last page is `last`, as an earlier walk of it learnt from its first
+    /// page: a page missing before it is a failure, not the end.
+    pub fn with_stated_last(mut self, last: u32) -> Self {
+        self.pages.clamp(last.max(self.pages.first()));
+        self
     }
 
     /// No pages: the images come from the caller's `offer` (a `--urls` list).

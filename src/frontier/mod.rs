@@ -33,6 +33,7 @@ pub use queues::Meta;
 // `self::`: the module shares its name with the `redis` crate.
 pub use self::redis::{
     JobCounts, JobState, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, SharedWalk,
+    WalkMark,
 };
 pub use seen::SeenSet;
 
@@ -104,6 +105,28 @@ pub trait Gate {
     fn took(&mut self, host: &str);
     /// Something must go before anything claimed (a robots.txt): stop claiming.
     fn yields(&self) -> bool;
+}
+
+/// A gate that lets everything go, robots.txt allowing all and room on every host: for
+/// tests of a walk's own rules.
+#[cfg(test)]
+pub struct AllGo;
+
+#[cfg(test)]
+impl Gate for AllGo {
+    fn verdict(&mut self, _: &Url) -> Verdict {
+        Verdict::Go
+    }
+    fn rules(&mut self, _: Origin, _: &Url) -> Option<Rules> {
+        Some(Rules::parse(b""))
+    }
+    fn has_room(&self, _: &str) -> bool {
+        true
+    }
+    fn took(&mut self, _: &str) {}
+    fn yields(&self) -> bool {
+        false
+    }
 }
 
 /// May this URL be fetched now?

@@ -45,7 +45,7 @@ use super::{
 pub use keys::NameError;
 pub use names::RedisNames;
 pub use rate::RedisRate;
-pub use walk::SharedWalk;
+pub use walk::{SharedWalk, WalkMark};
 
 /// How long a lease lasts unless renewed: a process that dies holding work gives it up
 /// this long after its last renewal.

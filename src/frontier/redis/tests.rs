@@ -464,3 +464,67 @@ async fn the_job_state_names_each_host_s_load_the_waiting_origins_and_each_proce
     nodes.sort();
     assert_eq!(nodes, [("a", 1), ("b", 1)], "{state:?}");
 }
+
+/// The page numbers among `claimed`'s leases.
+fn page_numbers(claimed: &Claimed) -> Vec<u32> {
+    claimed
+        .leases
+        .iter()
+        .filter_map(|l| match l.work {
+            Work::Page { number, .. } => Some(number),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_walk_taken_over_goes_on_from_where_its_walker_left_it() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("mark");
+    // Pages 1..=9 by template, as `coordinator::walk_from` builds them from a mark.
+    let walk = |mark: Option<&WalkMark>| {
+        let from = mark.map_or(1, |m| m.done + 1);
+        let url = |n: u32| Url::parse(&format!("http://h.test/p{n}/cats.html")).unwrap();
+        let pages = crate::frontier::LocalFrontier::pages(from, 9, Box::new(url));
+        match mark.and_then(|m| m.last) {
+            Some(last) => pages.with_stated_last(last),
+            None => pages,
+        }
+        .pages_only()
+    };
+    let mut a = SharedWalk::join(node(server, &job, "a").await, walk).await.unwrap();
+    let mut b = SharedWalk::join(node(server, &job, "b").await, walk).await.unwrap();
+    assert!(a.walks() && !b.walks());
+    let fetched = |stated| Ending::PageFetched { stated, next: None, found: 0 };
+
+    // Page 1 states 5 pages; pages 2 and 3 go out; 3 comes back, 2 does not: a dies.
+    let first = a.claim(4, 32, &mut crate::frontier::AllGo).await.unwrap();
+    assert_eq!(page_numbers(&first), [1]);
+    a.complete(first.leases[0].id, fetched(Some(5)), Vec::new()).await.unwrap();
+    let more = a.claim(4, 32, &mut crate::frontier::AllGo).await.unwrap();
+    assert_eq!(page_numbers(&more), [2, 3]);
+    let third = more.leases.iter().find(|l| matches!(l.work, Work::Page { number: 3, .. })).unwrap();
+    a.complete(third.id, fetched(None), Vec::new()).await.unwrap();
+
+    // b takes the walk over once a's lease lapses: from page 2 (page 1 finished, page 3
+    // finished but after an unfinished one), knowing the walk ends at page 5.
+    advance(server, &job, LEASE_MS + 1).await;
+    b.renew().await.unwrap();
+    assert!(b.walks(), "the walk is b's now");
+    let resumed = b.claim(4, 32, &mut crate::frontier::AllGo).await.unwrap();
+    assert_eq!(page_numbers(&resumed), [2], "from the first unfinished page, alone");
+    b.complete(resumed.leases[0].id, fetched(None), Vec::new()).await.unwrap();
+    let mut rest = Vec::new();
+    loop {
+        let claimed = b.claim(4, 32, &mut crate::frontier::AllGo).await.unwrap();
+        if claimed.leases.is_empty() {
+            break;
+        }
+        rest.extend(page_numbers(&claimed));
+        for lease in claimed.leases {
+            b.complete(lease.id, fetched(None), Vec::new()).await.unwrap();
+        }
+    }
+    assert_eq!(rest, [3, 4, 5], "to the stated end and no further");
+    assert!(b.is_done().await.unwrap(), "the walk is over, and with it the job");
+}

@@ -1,24 +1,83 @@
 //! A shared job that walks listing pages: one process at a time walks them (the walker,
 //! under a lease in Redis it renews with its other leases), with `LocalFrontier`'s page
 //! rules; every process fetches the images and detail pages the walk offers to Redis.
-//! A walker that dies stops renewing: another process takes the walk over and starts it
-//! again from the first page (listing pages are few and cheap; the images they offer
-//! again are known to the job's seen-set, and its own walk's rules keep their own, so a
-//! page seen before does not look like a repeated last page). Pure of actix.
+//! A walker that dies stops renewing: another process takes the walk over where it left
+//! it. The walker keeps a mark in Redis ([`WalkMark`]): the pages before it are all
+//! finished, with what the walk learnt from them (the stated last page, the next link),
+//! so the new walker starts after it, not from page 1 (days of a gallery's pages are not
+//! walked again). Pages after the mark that were already fetched are fetched again:
+//! their images are known to the job's seen-set, and the new walk's own rules keep their
+//! own, so a page seen before does not look like a repeated last page. Pure of actix.
 
 use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use futures_util::FutureExt;
+use url::Url;
 
 use super::{RedisFrontier, millis, scripts, unavailable};
 use crate::frontier::{
     Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, Lease, LeaseId,
-    LocalFrontier, Offer, ready,
+    LocalFrontier, Offer, PageFate, Work, ready,
 };
 
 /// Page leases carry this bit: they are the walker's own, never Redis'.
 const PAGE: LeaseId = 1 << 63;
+
+/// Where a walk of listing pages stands, for a process that takes it over: kept in Redis
+/// (`walk:mark`) by the walker as pages finish.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WalkMark {
+    /// Every page up to this one is finished (fetched, failed, or refused by robots.txt).
+    pub done: u32,
+    /// The last page, as the walk's first page stated it.
+    pub last: Option<u32>,
+    /// The next link of page `done`: where a walk that follows next links goes on.
+    pub next: Option<Url>,
+}
+
+/// This process's walk: which pages of it finished, to keep the mark.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The mark as it stands; `None` until the first page went out.
+    mark: Option<WalkMark>,
+    /// Pages finished past the mark (their turn comes when the ones before finish).
+    finished: BTreeSet<u32>,
+    /// Next links of finished pages past the mark.
+    next: HashMap<u32, Url>,
+    /// Page leases out: lease id -> page number.
+    out: HashMap<LeaseId, u32>,
+}
+
+impl Progress {
+    /// A page went out: the first one sets where the mark starts.
+    fn sent(&mut self, id: LeaseId, number: u32) {
+        self.out.insert(id, number);
+        self.mark.get_or_insert(WalkMark { done: number.saturating_sub(1), last: None, next: None });
+    }
+
+    /// Page `number` finished; answers the mark when it moved.
+    fn finished(&mut self, number: u32, next: Option<Url>) -> Option<WalkMark> {
+        let mark = self.mark.as_mut()?;
+        if number <= mark.done {
+            return None;
+        }
+        self.finished.insert(number);
+        if let Some(next) = next {
+            self.next.insert(number, next);
+        }
+        let before = mark.done;
+        while self.finished.remove(&(mark.done + 1)) {
+            mark.done += 1;
+            mark.next = self.next.remove(&mark.done);
+        }
+        (mark.done != before).then(|| mark.clone())
+    }
+}
+
+/// Makes this process's walk (pages only) from a mark, or from the first page.
+type MakeWalk = Rc<dyn Fn(Option<&WalkMark>) -> LocalFrontier>;
 
 /// This process's part in the walk.
 enum Walk {
@@ -32,8 +91,11 @@ pub struct SharedWalk {
     items: RedisFrontier,
     /// Shared with the futures of `renew` and `complete`, which hand the walk over.
     walk: Rc<RefCell<Walk>>,
-    /// A fresh walk from the first page (pages only), for when this process takes over.
-    make: Rc<dyn Fn() -> LocalFrontier>,
+    /// A walk (pages only) from where the mark says, or from the first page, for when
+    /// this process takes over.
+    make: MakeWalk,
+    /// This process's walk's pages, to keep the mark.
+    progress: Rc<RefCell<Progress>>,
 }
 
 /// What `walk.lua` answered.
@@ -49,9 +111,14 @@ impl SharedWalk {
     /// Joins the job's walk: this process walks if no other does.
     pub async fn join(
         items: RedisFrontier,
-        make: impl Fn() -> LocalFrontier + 'static,
+        make: impl Fn(Option<&WalkMark>) -> LocalFrontier + 'static,
     ) -> Result<Self, FrontierError> {
-        let shared = Self { items, walk: Rc::new(RefCell::new(Walk::Elsewhere)), make: Rc::new(make) };
+        let shared = Self {
+            items,
+            walk: Rc::new(RefCell::new(Walk::Elsewhere)),
+            make: Rc::new(make),
+            progress: Rc::default(),
+        };
         let took = shared.call("take").await?;
         shared.apply(took);
         Ok(shared)
@@ -62,28 +129,41 @@ impl SharedWalk {
         matches!(*self.walk.borrow(), Walk::Mine(_))
     }
 
-    fn call(&self, op: &'static str) -> Answer<Took> {
+    fn call(&self, op: &'static str) -> Answer<(Took, Option<WalkMark>)> {
+        self.call_with(op, String::new())
+    }
+
+    /// `walk.lua`'s `op` with `arg` (the mark, for `mark`); answers how it went and, for
+    /// a walk taken over, the mark its last walker left.
+    fn call_with(&self, op: &'static str, arg: String) -> Answer<(Took, Option<WalkMark>)> {
         let mut call = scripts::call(&scripts::WALK, &self.items.prefix);
-        call.arg(&self.items.node).arg(millis(self.items.lease)).arg(op);
+        call.arg(&self.items.node).arg(millis(self.items.lease)).arg(op).arg(arg);
         let mut conn = self.items.conn.clone();
         async move {
-            let answer: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
-            Ok(match answer.as_str() {
+            let (answer, mark): (String, String) = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+            let took = match answer.as_str() {
                 "new" => Took::New,
                 "mine" => Took::Mine,
                 "done" => Took::Done,
                 _ => Took::Elsewhere,
-            })
+            };
+            // A mark that does not decode (another version's) only costs a walk from page 1.
+            Ok((took, serde_json::from_str(&mark).ok()))
         }
         .boxed_local()
     }
 
-    fn apply(&self, took: Took) {
-        apply(&self.walk, &self.make, took);
+    /// Keeps `mark` in Redis, if this process still walks.
+    fn mark(&self, mark: &WalkMark) -> Answer<(Took, Option<WalkMark>)> {
+        self.call_with("mark", serde_json::to_string(mark).unwrap_or_default())
+    }
+
+    fn apply(&self, took: (Took, Option<WalkMark>)) {
+        apply(&self.walk, &self.make, &self.progress, took);
     }
 
     /// The walk is over here: tells the job (the walk's count of `open` goes).
-    fn finish_walk(&self) -> Option<Answer<Took>> {
+    fn finish_walk(&self) -> Option<Answer<(Took, Option<WalkMark>)>> {
         let done = matches!(&*self.walk.borrow(), Walk::Mine(local) if now_done(local));
         done.then(|| {
             *self.walk.borrow_mut() = Walk::Done;
@@ -92,10 +172,18 @@ impl SharedWalk {
     }
 }
 
-fn apply(walk: &RefCell<Walk>, make: &Rc<dyn Fn() -> LocalFrontier>, took: Took) {
+fn apply(
+    walk: &RefCell<Walk>,
+    make: &MakeWalk,
+    progress: &RefCell<Progress>,
+    (took, mark): (Took, Option<WalkMark>),
+) {
     let mut walk = walk.borrow_mut();
     match took {
-        Took::New => *walk = Walk::Mine(Box::new(make())),
+        Took::New => {
+            *walk = Walk::Mine(Box::new(make(mark.as_ref())));
+            *progress.borrow_mut() = Progress { mark, ..Progress::default() };
+        }
         Took::Mine => {}
         // Another process took over (this one was too slow to renew): its walk is theirs.
         Took::Elsewhere => *walk = Walk::Elsewhere,
@@ -116,17 +204,32 @@ impl Frontier for SharedWalk {
     /// from the job.
     fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed> {
         let mut pages = Claimed::default();
+        let mut moved = None;
         if let Walk::Mine(local) = &mut *self.walk.borrow_mut()
             && let Ok(Ok(claimed)) = ready(local.claim(want, capacity, gate))
         {
             pages = claimed;
+            let mut progress = self.progress.borrow_mut();
             for lease in &mut pages.leases {
                 lease.id |= PAGE;
+                if let Work::Page { number, .. } = lease.work {
+                    progress.sent(lease.id, number);
+                }
+            }
+            // Pages robots.txt refuses never come back: they are finished now.
+            for refused in &pages.refused {
+                if let Work::Page { number, .. } = refused.work {
+                    moved = progress.finished(number, None).or(moved);
+                }
             }
         }
+        let mark = moved.map(|mark| self.mark(&mark));
         let finished = self.finish_walk();
         let items = self.items.claim(want.saturating_sub(pages.leases.len()), capacity, gate);
         async move {
+            if let Some(mark) = mark {
+                mark.await?;
+            }
             if let Some(finished) = finished {
                 finished.await?;
             }
@@ -145,6 +248,10 @@ impl Frontier for SharedWalk {
         if id & PAGE == 0 {
             return self.items.complete(id, ending, children);
         }
+        let next = match &ending {
+            Ending::PageFetched { next, .. } => next.clone(),
+            _ => None,
+        };
         // A page of a walk this process no longer holds: its images still go to the job.
         let page = match &mut *self.walk.borrow_mut() {
             Walk::Mine(local) => match ready(local.complete(id & !PAGE, ending, children.clone())) {
@@ -153,13 +260,32 @@ impl Frontier for SharedWalk {
             },
             _ => None,
         };
+        let moved = {
+            let mut progress = self.progress.borrow_mut();
+            let number = progress.out.remove(&id);
+            if let (Some(PageFate::Clamped { last, .. }), Some(mark)) = (&page, progress.mark.as_mut()) {
+                mark.last = Some(*last);
+            }
+            match (number, &page) {
+                // Redirected: it goes out again, under a new lease.
+                (_, Some(PageFate::Moved)) | (None, _) => None,
+                (Some(number), _) => progress.finished(number, next),
+            }
+        };
+        let mark = moved.map(|mark| self.mark(&mark));
         let offered = self.items.offer(children);
         let walk = Rc::clone(&self.walk);
         let finished = self.finish_walk();
         async move {
             let admitted = offered.await?;
+            if let Some(mark) = mark {
+                let (took, _) = mark.await?;
+                if took == Took::Elsewhere {
+                    *walk.borrow_mut() = Walk::Elsewhere;
+                }
+            }
             if let Some(finished) = finished {
-                let took = finished.await?;
+                let (took, _) = finished.await?;
                 if took == Took::Elsewhere {
                     *walk.borrow_mut() = Walk::Elsewhere;
                 }
@@ -215,12 +341,13 @@ impl Frontier for SharedWalk {
     fn renew(&mut self) -> Answer<()> {
         let items = self.items.renew();
         let take = (!matches!(*self.walk.borrow(), Walk::Done)).then(|| self.call("take"));
-        let (walk, make) = (Rc::clone(&self.walk), Rc::clone(&self.make));
+        let (walk, make, progress) =
+            (Rc::clone(&self.walk), Rc::clone(&self.make), Rc::clone(&self.progress));
         async move {
             items.await?;
             if let Some(take) = take {
                 let took = take.await?;
-                apply(&walk, &make, took);
+                apply(&walk, &make, &progress, took);
             }
             Ok(())
         }
@@ -229,5 +356,28 @@ impl Frontier for SharedWalk {
 
     fn judges_robots(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(n: u32) -> Url {
+        Url::parse(&format!("http://h.test/page-{n}")).unwrap()
+    }
+
+    #[test]
+    fn the_mark_moves_only_over_finished_pages_and_carries_the_next_link() {
+        let mut progress = Progress::default();
+        assert_eq!(progress.finished(1, None), None, "no page went out yet: no mark");
+        for (id, n) in [(10, 4), (11, 5), (12, 6)] {
+            progress.sent(id, n);
+        }
+        let mark = |done, next: Option<Url>| Some(WalkMark { done, last: None, next });
+        assert_eq!(progress.finished(5, Some(url(6))), None, "page 4 is not finished yet");
+        assert_eq!(progress.finished(4, Some(url(5))), mark(5, Some(url(6))), "4 and 5 at once");
+        assert_eq!(progress.finished(5, None), None, "a page behind the mark changes nothing");
+        assert_eq!(progress.finished(6, None), mark(6, None), "page 6 linked to none");
     }
 }
