@@ -786,13 +786,13 @@ fn is_placeholder(raw: &str) -> bool {
 const IMAGE_EXTENSIONS: &[&str] =
     &["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "svg", "heic"];
 
-/// Whether the URL's path names an image file (a query may follow).
 /// The host filter's rule, for `IMAGE_HOST` and `PAGE_HOST` alike: `url`'s host contains
 /// `filter` (already lower-cased); an empty filter takes any host.
 pub fn host_matches(filter: &str, url: &Url) -> bool {
     filter.is_empty() || url.host_str().is_some_and(|h| h.contains(filter))
 }
 
+/// Whether the URL's path names an image file (a query may follow).
 pub fn has_image_extension(url: &Url) -> bool {
     ends_in_image_extension(url.path())
 }
