@@ -64,8 +64,9 @@ pub struct Cli {
     #[arg(long, value_name = "N|A-B")]
     pub pages: Option<String>,
 
-    /// Download the image URLs listed in FILE (one per line, `-` for stdin) instead of
-    /// scraping pages: feed it a --failed list to retry just the failures
+    /// Download the image URLs listed in FILE (`-` for stdin) instead of scraping pages:
+    /// feed it a --failed or --dry-run list. One URL per line; blank lines and `#`
+    /// comments (a whole line, or after whitespace) are skipped
     #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "pages", "demo"])]
     pub urls: Option<PathBuf>,
 

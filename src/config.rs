@@ -714,23 +714,16 @@ pub fn parse_pages(text: &str) -> Result<(u32, Option<u32>), String> {
     }
 }
 
-/// One image URL per line; blank lines and `#` comments are skipped.
+/// One image URL per line, in `urllist`'s format.
 fn read_url_list(path: &Path) -> anyhow::Result<Vec<Url>> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("--urls: cannot read stdin")?
     } else {
         std::fs::read_to_string(path).with_context(|| format!("--urls: cannot read {}", path.display()))?
     };
-    let mut urls = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let url = parse_site_url(line).map_err(|e| anyhow!("--urls: {}:{}: {e}", path.display(), n + 1))?;
-        urls.push(url);
-    }
-    Ok(urls)
+    crate::urllist::entries(&text)
+        .map(|(n, entry)| parse_site_url(entry).map_err(|e| anyhow!("--urls: {}:{n}: {e}", path.display())))
+        .collect()
 }
 
 fn resolve_headers(settings: &Settings) -> anyhow::Result<Vec<(String, String)>> {

@@ -30,6 +30,7 @@
 //! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
 //! - [`validate`]: pure: is it an image, did it end, Retry-After.
+//! - [`urllist`]: pure: the `--urls` list format (comments, blank lines, a BOM).
 //! - [`storage`]: pure: safe file names, atomic writes.
 //! - [`tls`]: pure: which servers are trusted (the machine's roots, `--ca-cert`) for every
 //!   HTTP client, and a refused handshake in words.
@@ -74,6 +75,7 @@ pub mod storage;
 pub mod store;
 pub mod tls;
 pub mod ureq_forward;
+pub mod urllist;
 pub mod validate;
 pub mod work;
 

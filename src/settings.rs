@@ -338,9 +338,26 @@ fn strip_path(message: &str, key: &str) -> String {
 
 /// A gallery URL: absolute http(s) with a host.
 pub fn parse_site_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim()).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    let text = raw.trim();
+    let no_scheme = || -> Option<String> {
+        // `example.com:8080/x` parses with `example.com` as its scheme, so a colon is a
+        // candidate's only when a port follows it (not `mailto:`, not `ftp://`).
+        let after_colon = text.split_once(':').map(|(_, rest)| rest);
+        if after_colon.is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit())) {
+            return None;
+        }
+        let parsed = Url::parse(&format!("https://{text}")).ok()?;
+        parsed
+            .host_str()
+            .is_some_and(|h| h.contains('.') || h == "localhost")
+            .then(|| format!("{raw:?} is not a URL: no scheme; did you mean {parsed}?"))
+    };
+    let url = match Url::parse(text) {
+        Ok(url) => url,
+        Err(e) => return Err(no_scheme().unwrap_or_else(|| format!("{raw:?} is not a URL: {e}"))),
+    };
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{raw:?} is not an http(s) URL"));
+        return Err(no_scheme().unwrap_or_else(|| format!("{raw:?} is not an http(s) URL")));
     }
     Ok(url)
 }
@@ -348,6 +365,22 @@ pub fn parse_site_url(raw: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_without_a_scheme_gets_a_guess() {
+        let e = parse_site_url("example.com/gallery/").unwrap_err();
+        assert_eq!(
+            e,
+            "\"example.com/gallery/\" is not a URL: no scheme; did you mean https://example.com/gallery/?"
+        );
+        let e = parse_site_url("example.com:8080/g").unwrap_err();
+        assert!(e.ends_with("did you mean https://example.com:8080/g?"), "{e}");
+        let e = parse_site_url("localhost:8080").unwrap_err();
+        assert!(e.ends_with("did you mean https://localhost:8080/?"), "{e}");
+        assert!(!parse_site_url("not a url").unwrap_err().contains("did you mean"));
+        assert!(!parse_site_url("ftp://h.example/").unwrap_err().contains("did you mean"));
+        assert!(!parse_site_url("mailto:a@b.example").unwrap_err().contains("did you mean"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

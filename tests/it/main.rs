@@ -8,6 +8,7 @@ mod e2e;
 mod forward_proxy;
 mod helpers;
 mod hostile;
+mod lists_and_reports;
 mod outputs;
 mod polite;
 mod props;
