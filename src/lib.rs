@@ -195,18 +195,24 @@ fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: D
     if let Some(line) = summary.stopped_line() {
         error!(log, "{}", line);
     }
+    // A URL list walks no pages: `Pages, success: 0/0` would only puzzle.
+    let walked = config.first_page().is_some();
     if config.dry_run {
         info!(log, "dry run: listed the images it would download"; "listed" => summary.listed,
             "skipped" => summary.images.skipped);
     } else if summary.all_succeeded() && !interrupted {
         info!(log, "{}", summary.images_line());
-        info!(log, "{}", summary.pages_line());
+        if walked {
+            info!(log, "{}", summary.pages_line());
+        }
         if let Some(line) = summary.details_line() {
             info!(log, "{}", line);
         }
     } else {
         warn!(log, "{}", summary.images_line());
-        warn!(log, "{}", summary.pages_line());
+        if walked {
+            warn!(log, "{}", summary.pages_line());
+        }
         if let Some(line) = summary.details_line() {
             warn!(log, "{}", line);
         }
@@ -297,6 +303,22 @@ fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {
     resume
 }
 
+/// A paused host, said at the default level and on the bar: otherwise a run waiting out
+/// a 429's Retry-After looks hung for up to a minute.
+struct PauseNotice {
+    log: Logger,
+    progress: Option<Progress>,
+}
+
+impl politeness::PauseWatch for PauseNotice {
+    fn paused(&self, host: &str, wait: Duration, reason: &str) {
+        info!(self.log, "host paused {} s: {reason}", wait.as_secs_f64().ceil() as u64; "host" => host);
+        if let Some(progress) = &self.progress {
+            progress.paused(host, wait);
+        }
+    }
+}
+
 /// The body of the actor system: returns the summary, the Arbiters to join once the
 /// system is no longer driving them, the exit status a signal asked for, and a shared
 /// job's counts.
@@ -306,13 +328,15 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
+    let watch = Box::new(PauseNotice { log: log.new(o!("actor" => "gate")), progress: progress.clone() });
+    let gate = config.host_gate().with_watch(watch);
     let gate = match &config.shared {
         Some(job) => {
             let rate =
                 RedisRate::connect(&job.url, &job.job).with_context(|| format!("--frontier {}", job.url))?;
-            Arc::new(config.host_gate().with_shared(Box::new(rate)))
+            Arc::new(gate.with_shared(Box::new(rate)))
         }
-        None => Arc::new(config.host_gate()),
+        None => Arc::new(gate),
     };
     let cancel = Cancel::default();
     let plan = Plan {

@@ -26,6 +26,13 @@ pub trait SharedRate: Send + Sync + std::fmt::Debug {
     fn pause(&self, host: &str, wait: Duration);
 }
 
+/// Told when a host's pause starts or grows (the log line and the bar), so a run waiting
+/// on a 429 says so instead of looking frozen.
+pub trait PauseWatch: Send + Sync {
+    /// `host` gets nothing for `wait`, because of `reason` (`429 Retry-After`).
+    fn paused(&self, host: &str, wait: Duration, reason: &str);
+}
+
 /// The shared gate; cheap to consult, one short lock per request.
 #[derive(Debug)]
 pub struct HostGate {
@@ -39,6 +46,14 @@ pub struct HostGate {
     hosts: Mutex<HashMap<String, Host>>,
     /// Other processes of a shared job: their starts count too.
     shared: Option<Box<dyn SharedRate>>,
+    /// Told of each new or longer pause.
+    watch: Option<Box<dyn PauseWatch>>,
+}
+
+impl std::fmt::Debug for dyn PauseWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PauseWatch")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -59,12 +74,19 @@ impl HostGate {
             clock: DefaultClock::default(),
             hosts: Mutex::new(HashMap::new()),
             shared: None,
+            watch: None,
         }
     }
 
     /// Spaces requests with other processes too (`RedisRate`).
     pub fn with_shared(mut self, shared: Box<dyn SharedRate>) -> Self {
         self.shared = Some(shared);
+        self
+    }
+
+    /// Tells `watch` of every pause.
+    pub fn with_watch(mut self, watch: Box<dyn PauseWatch>) -> Self {
+        self.watch = Some(watch);
         self
     }
 
@@ -88,13 +110,25 @@ impl HostGate {
         }
     }
 
-    /// The host said to slow down: nothing goes to it for `wait`.
-    pub fn pause(&self, host: &str, wait: Duration) {
-        let until = Instant::now() + wait;
-        {
+    /// The host said to slow down (`reason`, as `429 Retry-After`): nothing goes to it
+    /// for `wait`.
+    pub fn pause(&self, host: &str, wait: Duration, reason: &str) {
+        let now = Instant::now();
+        let until = now + wait;
+        let news = {
             let mut hosts = self.lock();
             let entry = hosts.entry(host.to_string()).or_default();
+            // Every worker with a request out to the host hears the same 429 at about the
+            // same time: only a pause that starts, or outlasts the current one by a second
+            // or more, is news.
+            let news = entry
+                .paused_until
+                .is_none_or(|current| current <= now || until >= current + Duration::from_secs(1));
             entry.paused_until = entry.paused_until.max(Some(until));
+            news
+        };
+        if news && let Some(watch) = &self.watch {
+            watch.paused(host, wait, reason);
         }
         if let Some(shared) = &self.shared {
             shared.pause(host, wait);
@@ -217,18 +251,39 @@ mod tests {
     #[test]
     fn a_pause_holds_the_whole_host() {
         let gate = HostGate::open();
-        gate.pause("a", Duration::from_secs(20));
+        gate.pause("a", Duration::from_secs(20), "429");
         assert!(gate.wait_for("a") > Duration::from_secs(19));
         assert!(gate.wait_for("a") > Duration::from_secs(19), "every request, not just one");
         assert_eq!(gate.wait_for("b"), Duration::ZERO);
-        gate.pause("a", Duration::from_secs(1));
+        gate.pause("a", Duration::from_secs(1), "429");
         assert!(gate.wait_for("a") > Duration::from_secs(19), "a shorter pause does not shorten it");
+    }
+
+    #[test]
+    fn the_watch_hears_of_a_pause_once_not_once_per_worker() {
+        #[derive(Default)]
+        struct Heard(Mutex<Vec<(String, u64, String)>>);
+        impl PauseWatch for std::sync::Arc<Heard> {
+            fn paused(&self, host: &str, wait: Duration, reason: &str) {
+                self.0.lock().unwrap().push((host.into(), wait.as_secs(), reason.into()));
+            }
+        }
+        let heard = std::sync::Arc::new(Heard::default());
+        let gate = HostGate::open().with_watch(Box::new(heard.clone()));
+        for _ in 0..4 {
+            gate.pause("a", Duration::from_secs(60), "429 Retry-After");
+        }
+        gate.pause("a", Duration::from_secs(120), "503");
+        gate.pause("b", Duration::from_secs(5), "429");
+        let heard = heard.0.lock().unwrap().clone();
+        let expected = [("a", 60, "429 Retry-After"), ("a", 120, "503"), ("b", 5, "429")];
+        assert_eq!(heard, expected.map(|(h, s, r)| (h.to_string(), s, r.to_string())));
     }
 
     #[test]
     fn jitter_adds_at_most_its_amount() {
         let gate = HostGate::new(None, Duration::from_millis(100));
-        gate.pause("a", Duration::from_secs(1));
+        gate.pause("a", Duration::from_secs(1), "429");
         for _ in 0..50 {
             let wait = gate.wait_for("a");
             assert!(wait <= Duration::from_millis(1100), "{wait:?}");

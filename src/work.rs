@@ -381,8 +381,12 @@ pub fn plan_retry(
         return None;
     }
     let wait = opts.retries.wait(err, delays.next()?);
-    if matches!(err, TaskError::Status { code: 429 | 503, .. }) {
-        opts.gate.pause(host, wait);
+    if let TaskError::Status { code: code @ (429 | 503), retry_after } = err {
+        let reason = match retry_after {
+            Some(_) => format!("{code} Retry-After"),
+            None => code.to_string(),
+        };
+        opts.gate.pause(host, wait, &reason);
         return Some(Duration::ZERO);
     }
     Some(wait)

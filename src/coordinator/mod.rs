@@ -47,7 +47,7 @@ use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, LocalFrontier, Meta, Offer,
     Refused, Verdict, WalkMark, Work,
 };
-use crate::progress::Snapshot;
+use crate::progress::{self, Snapshot};
 use crate::report::{ImageCounts, PageCounts, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
 use gate::ClaimGate;
@@ -495,9 +495,14 @@ impl Coordinator {
         let Some(progress) = &self.plan.progress else { return };
         // A remote frontier's counts would take a round trip: the bar keeps its last.
         if let Ok(Ok(counts)) = frontier::ready(self.frontier.counts()) {
+            let pages_planned = match (&self.plan.source, counts.pages_known) {
+                (Source::Urls(_), _) => progress::Planned::NoPages,
+                (_, true) => progress::Planned::Known(u64::from(counts.pages_planned)),
+                (_, false) => progress::Planned::Unknown,
+            };
             progress.update(&Snapshot {
                 pages: self.tally.pages(),
-                pages_planned: u64::from(counts.pages_planned),
+                pages_planned,
                 images: self.tally.images(),
             });
         }

@@ -414,6 +414,7 @@ impl Frontier for LocalFrontier {
         let counts = Counts {
             queued: self.queues.len(),
             pages_planned: self.pages.planned(),
+            pages_known: self.pages.end_known() || self.pages.is_done(),
             leased: self.leases.len(),
         };
         ready(Ok(counts)).boxed_local()

@@ -349,6 +349,9 @@ pub struct Counts {
     pub queued: usize,
     /// Listing pages the walk means to fetch, as known so far.
     pub pages_planned: u32,
+    /// `pages_planned` is the count, not a bound: the first page stated it, or the walk
+    /// has ended.
+    pub pages_known: bool,
     /// Leases out.
     pub leased: usize,
 }

@@ -34,6 +34,7 @@ fn a_list_with_a_bom_comments_and_blank_lines_downloads_what_it_lists() {
         let run = run_binary(dir.path(), &["-m", mode, "--urls", "list.txt", "-o", "out"]);
         assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
         run.assert_line("Done, success: 3/3, failure: 0/3");
+        assert!(!run.stderr.contains("Pages, success"), "{mode}: a list walks no pages: {}", run.stderr);
         assert_eq!(
             server.hits("/img/1.jpg") + server.hits("/img/2.jpg") + server.hits("/img/4.jpg"),
             3,

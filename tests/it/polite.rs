@@ -102,6 +102,13 @@ fn a_429_pauses_the_whole_host() {
         write_settings(dir.path(), &server.origin(), "  PER_HOST_CONCURRENCY: 2\n  CONCURRENCY: 8\n");
         let run = run_binary(dir.path(), &["-m", mode, "-p", "2"]);
         assert_eq!(run.code, 0, "{}", run.stderr);
+        // Said once, at the default level: the run is waiting, not hung.
+        assert_eq!(
+            run.stderr.matches("host paused 1 s: 429 Retry-After").count(),
+            1,
+            "{mode}: {}",
+            run.stderr
+        );
         let refused = server.hit_times("/img/0.jpg")[0];
         assert_eq!(server.hits("/img/0.jpg"), 2);
         // Requests already on their way may arrive just after the 429; none may start

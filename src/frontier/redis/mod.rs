@@ -476,7 +476,12 @@ impl Frontier for RedisFrontier {
         async move {
             let c = counts.await?;
             let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-            Ok(Counts { queued: size(c.queued), pages_planned: 0, leased: size(c.leased) })
+            Ok(Counts {
+                queued: size(c.queued),
+                pages_planned: 0,
+                pages_known: false,
+                leased: size(c.leased),
+            })
         }
         .boxed_local()
     }

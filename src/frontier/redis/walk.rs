@@ -321,14 +321,16 @@ impl Frontier for SharedWalk {
     }
 
     fn counts(&self) -> Answer<Counts> {
-        let planned = match &*self.walk.borrow() {
-            Walk::Mine(local) => {
-                ready(local.counts()).ok().and_then(Result::ok).map_or(0, |c| c.pages_planned)
-            }
-            _ => 0,
+        let (planned, known) = match &*self.walk.borrow() {
+            Walk::Mine(local) => ready(local.counts())
+                .ok()
+                .and_then(Result::ok)
+                .map_or((0, false), |c| (c.pages_planned, c.pages_known)),
+            _ => (0, false),
         };
         let counts = self.items.counts();
-        async move { counts.await.map(|c| Counts { pages_planned: planned, ..c }) }.boxed_local()
+        async move { counts.await.map(|c| Counts { pages_planned: planned, pages_known: known, ..c }) }
+            .boxed_local()
     }
 
     /// The job's: its `open` holds one count while the walk is not over.
