@@ -71,7 +71,8 @@ impl Coordinator {
         ctx: &mut Context<Self>,
     ) {
         let answer = outcome::page(outcome, meta.hops, |u| self.page_host_allows(u));
-        let outcome::PageAnswer { ending, images, details, off_host, error } = answer;
+        let outcome::PageAnswer { ending, images, details, off_host, error, pager } = answer;
+        let next_seen = matches!(&ending, Ending::PageFetched { next: Some(_), .. });
         if let Some(next) = off_host {
             info!(self.log, "next link leads off PAGE_HOST: not followed"; "page" => number, "next" => %next);
         }
@@ -84,6 +85,9 @@ impl Coordinator {
         offers.extend(details);
         let answer = self.frontier.complete(lease, ending, offers);
         self.then(ctx, answer, move |act, done| {
+            if let Some(fate) = &done.page {
+                act.walk_end.page(number, fate, next_seen, pager);
+            }
             act.page_completed(number, &url, error, attempts, (n_images, listed), done)
         });
     }

@@ -34,11 +34,12 @@ mod plan;
 mod robots_book;
 mod slots;
 mod tally;
+mod walk_end;
 
 use std::time::Duration;
 
 use actix::prelude::*;
-use slog::{Logger, debug, warn};
+use slog::{Logger, debug, info, warn};
 use tokio::sync::oneshot;
 use url::Url;
 
@@ -134,6 +135,8 @@ pub struct Coordinator {
     joiners: Vec<oneshot::Sender<Summary>>,
     /// A `--urls` list, offered to the frontier when the actor starts.
     seed: Vec<Offer>,
+    /// Why the walk of listing pages ended, said when the run ends.
+    walk_end: walk_end::WalkEnd,
 }
 
 impl Coordinator {
@@ -156,7 +159,14 @@ impl Coordinator {
             }
         };
         let listing = plan.listing.take().map(|out| Listing::new(out, first));
+        let walk_end = match &plan.source {
+            Source::Pages { pages, max_pages, .. } => {
+                walk_end::WalkEnd::new(*max_pages, !pages.has_template())
+            }
+            Source::Urls(_) => walk_end::WalkEnd::default(),
+        };
         Self {
+            walk_end,
             log,
             frontier,
             slots: Slots::default(),
@@ -535,6 +545,16 @@ impl Coordinator {
     fn answer_joiners(&mut self) {
         if let Some(progress) = &self.plan.progress {
             progress.finish();
+        }
+        // Said even when it looks obvious: a walk that stopped at page 1 because the
+        // site's pager went unrecognised looks just like a one-page gallery.
+        if self.stopped.is_none()
+            && let Some(end) = self.walk_end.line()
+        {
+            info!(self.log, "the walk ended after page {}: {}", end.last, end.why);
+            if let Some(hint) = end.hint {
+                warn!(self.log, "{hint}");
+            }
         }
         if let Err(e) = self.plan.store.flush() {
             warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);

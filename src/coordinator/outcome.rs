@@ -22,13 +22,21 @@ pub struct PageAnswer {
     pub off_host: Option<Url>,
     /// What went wrong, for the log and the count, if anything did.
     pub error: Option<TaskError>,
+    /// What looked like a pager on a page with no next link (for the walk's end).
+    pub pager: Option<String>,
 }
 
 /// What a listing page's answer means; `hops`: redirects followed to get to its URL;
 /// `page_host`: where a next link or a detail link may lead.
 pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url) -> bool) -> PageAnswer {
-    let failed =
-        |ending, error| PageAnswer { ending, images: Vec::new(), details: Vec::new(), off_host: None, error };
+    let failed = |ending, error| PageAnswer {
+        ending,
+        images: Vec::new(),
+        details: Vec::new(),
+        off_host: None,
+        error,
+        pager: None,
+    };
     match outcome {
         Ok(Done::Page(scan)) => {
             let found = scan.images.len() + scan.details.len();
@@ -38,7 +46,7 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
             };
             let details = scan.details.into_iter().filter(|url| page_host(url)).collect();
             let ending = Ending::PageFetched { stated: scan.page_count, next, found };
-            PageAnswer { ending, images: scan.images, details, off_host, error: None }
+            PageAnswer { ending, images: scan.images, details, off_host, error: None, pager: scan.pager }
         }
         Ok(Done::Moved(to)) if hops < MAX_REDIRECTS => {
             failed(Ending::PageMoved { url: to, hops: hops + 1 }, None)

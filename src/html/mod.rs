@@ -18,6 +18,7 @@
 //!   ([`Extractor::scan_detail`]) yields its largest image ([`detail`]).
 
 pub mod detail;
+pub mod pager;
 pub mod parse;
 pub mod srcset;
 
@@ -126,6 +127,9 @@ pub struct PageScan {
     /// (fragments stripped): the pages whose images replace the thumbnails inside those
     /// links. Never set on a detail page.
     pub details: Vec<Url>,
+    /// What looks like a pager on a listing page with no next link recognised, in words
+    /// ([`pager::pager`]): a walk ending there says `NEXT_SELECTOR` may be what is missing.
+    pub pager: Option<String>,
 }
 
 impl PageScan {
@@ -344,12 +348,9 @@ impl Extractor {
             .and_then(|e| last_number(&e.text().collect::<String>()));
         let mut seen = HashSet::new();
         let details = walk.details.into_iter().filter(|u| seen.insert(u.clone())).collect();
-        PageScan {
-            images: entries.into_iter().map(|e| e.found).collect(),
-            page_count,
-            next: self.next_link(&doc, &base, page_url),
-            details,
-        }
+        let next = self.next_link(&doc, &base, page_url);
+        let pager = if next.is_none() { pager::pager(&doc) } else { None };
+        PageScan { images: entries.into_iter().map(|e| e.found).collect(), page_count, next, details, pager }
     }
 
     /// The first next link that leads somewhere else. Elements in a `<template>` are

@@ -22,6 +22,7 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     let n = gallery.image_count();
     run.assert_line(&format!("Done, success: {n}/{n}, failure: 0/{n}"));
     run.assert_line("Pages, success: 3/3, failure: 0/3");
+    run.assert_line("the walk ended after page 3: the site states 3 pages");
 
     let report = read_report(&dir.path().join("report.json"));
     assert_eq!(report["mode"], mode);

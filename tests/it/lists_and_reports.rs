@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::helpers::{TestServer, jpeg, run_binary, run_binary_with_env};
+use crate::helpers::{TestServer, jpeg, run_binary, run_binary_with_env, serve_page};
 
 const MODES: [&str; 2] = ["sync", "async"];
 
@@ -62,4 +62,62 @@ fn a_url_without_a_scheme_is_refused_with_a_guess() {
         "list.txt:2: \"example.com/b.jpg\" is not a URL: no scheme; did you mean https://example.com/b.jpg?",
     );
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {}", run.stderr);
+}
+
+/// A WordPress-style blog of two pages whose pager has no `rel="next"`: the default
+/// `NEXT_SELECTOR` does not see its next link.
+fn blog_server() -> TestServer {
+    TestServer::start_with(|cfg| {
+        let pager = |n: u32| {
+            let next = match n {
+                1 => {
+                    r#"<a class="page-numbers" href="/blog/page/2/">2</a><a class="next page-numbers" href="/blog/page/2/">Next</a>"#
+                }
+                _ => {
+                    r#"<a class="prev page-numbers" href="/blog/">Previous</a><a class="page-numbers" href="/blog/">1</a>"#
+                }
+            };
+            format!(r#"<nav class="navigation pagination"><div class="nav-links">{next}</div></nav>"#)
+        };
+        serve_page(cfg, "/blog/", format!(r#"<img src="/img/1.jpg"><img src="/img/2.jpg">{}"#, pager(1)));
+        serve_page(cfg, "/blog/page/2/", format!(r#"<img src="/img/3.jpg">{}"#, pager(2)));
+        cfg.route(
+            "/img/{file}",
+            web::get().to(|file: web::Path<String>| async move {
+                let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
+            }),
+        );
+    })
+}
+
+#[test]
+fn a_walk_that_stops_at_an_unread_pager_says_why_and_names_next_selector() {
+    for mode in MODES {
+        let server = blog_server();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}/blog/", server.origin());
+        let args = ["-m", mode, "--url", &url, "-o", "out", "--ignore-robots"];
+        let run = run_binary_with_env(dir.path(), &args, &[("IMAGE_SCRAPER_IMAGE_HOST", "127.0.0.1")]);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        run.assert_line("Done, success: 2/2");
+        run.assert_line("the walk ended after page 1: no next link was found on it");
+        run.assert_line(
+            "page 1 has what looks like a pager (<nav class=\"navigation pagination\">) but no next link was recognised: set NEXT_SELECTOR",
+        );
+        assert_eq!(server.hits("/blog/page/2/"), 0, "{mode}");
+        // Told, the user sets it: both pages, and the walk's end is the site's.
+        let env = [("IMAGE_SCRAPER_IMAGE_HOST", "127.0.0.1"), ("IMAGE_SCRAPER_NEXT_SELECTOR", "a.next")];
+        let run = run_binary_with_env(dir.path(), &args, &env);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        run.assert_line(
+            "the walk ended after page 2: it has no next link, where the pages before it had one",
+        );
+        assert!(
+            !run.stderr.contains("NEXT_SELECTOR"),
+            "{mode}: no hint once next links are read: {}",
+            run.stderr
+        );
+        assert_eq!(server.hits("/blog/page/2/"), 1, "{mode}");
+    }
 }
