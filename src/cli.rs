@@ -80,7 +80,8 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
-    /// Write the URLs of the images that failed to FILE, one per line (for --urls)
+    /// Write the URLs of the images that failed to FILE, one per line (for --urls); failed
+    /// pages come first as `# page N failed: REASON: URL` comments, which --urls skips
     #[arg(long, value_name = "FILE")]
     pub failed: Option<PathBuf>,
 

@@ -47,9 +47,21 @@ pub enum Status {
     Skipped,
 }
 
-/// One distinct image URL and what became of it.
+/// What an item is: an image, or a page that failed (so the report says which page and
+/// why, not only the log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Image,
+    /// A listing or detail page that failed; its images are unknown.
+    Page,
+}
+
+/// One distinct image URL and what became of it, or a page that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
+    pub kind: Kind,
     pub url: String,
     /// The first page it was found on (0 for a `--urls` list).
     pub page: u32,
@@ -172,8 +184,13 @@ impl Summary {
         rows.join("\n")
     }
 
+    /// The images that failed (what `--urls` can fetch again).
     pub fn failed_urls(&self) -> impl Iterator<Item = &str> {
-        self.items.iter().filter(|i| i.status == Status::Failed).map(|i| i.url.as_str())
+        self.failed(Kind::Image).map(|i| i.url.as_str())
+    }
+
+    fn failed(&self, kind: Kind) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(move |i| i.status == Status::Failed && i.kind == kind)
     }
 }
 
@@ -235,9 +252,15 @@ pub fn write_jsonl(path: &Path, summary: &Summary) -> std::io::Result<()> {
     crate::storage::write_atomically(path, &text)
 }
 
-/// The URLs of the failed images, one per line: what `--urls` reads back.
+/// The URLs of the failed images, one per line: what `--urls` reads back. Failed pages
+/// come first as comments (`# page 3 failed: HTTP status 500: URL`), which `--urls`
+/// skips: one file tells everything that failed and still reads back as the images' list.
 pub fn write_failed(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    let text: String = summary.failed_urls().map(|u| format!("{u}\n")).collect();
+    let pages = summary.failed(Kind::Page).map(|i| {
+        let error = i.error.as_deref().unwrap_or("failed").replace(['\n', '\r'], " ");
+        format!("# page {} failed: {error}: {}\n", i.page, i.url)
+    });
+    let text: String = pages.chain(summary.failed_urls().map(|u| format!("{u}\n"))).collect();
     crate::storage::write_atomically(path, text.as_bytes())
 }
 
@@ -253,6 +276,7 @@ mod tests {
             listed: 0,
             items: vec![
                 Item {
+                    kind: Kind::Image,
                     url: "http://h/a.jpg".into(),
                     page: 1,
                     path: "a.jpg".into(),
@@ -267,6 +291,7 @@ mod tests {
                     detail: None,
                 },
                 Item {
+                    kind: Kind::Image,
                     url: "http://h/b.jpg".into(),
                     page: 1,
                     path: "b.jpg".into(),
@@ -276,6 +301,21 @@ mod tests {
                     error: None,
                     reason: None,
                     sha256: Some("ab".repeat(32)),
+                    element: None,
+                    note: None,
+                    detail: None,
+                },
+                Item {
+                    kind: Kind::Page,
+                    url: "http://h/p2/cats.html".into(),
+                    page: 2,
+                    path: String::new(),
+                    status: Status::Failed,
+                    bytes: 0,
+                    attempts: 4,
+                    error: Some("HTTP status 500".into()),
+                    reason: None,
+                    sha256: None,
                     element: None,
                     note: None,
                     detail: None,
@@ -310,6 +350,8 @@ mod tests {
         );
         assert!(v["items"][0]["note"].is_null());
         assert!(v["items"][0]["detail"].is_null(), "found on a listing page");
+        assert_eq!((&v["items"][0]["kind"], &v["items"][2]["kind"]), (&"image".into(), &"page".into()));
+        assert_eq!(v["items"][2]["error"], "HTTP status 500");
         assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
         assert_eq!(summary.images_line(), "Done, success: 1/2, failure: 1/2");
     }
@@ -322,12 +364,16 @@ mod tests {
         write_jsonl(&manifest, &summary).unwrap();
         let text = std::fs::read_to_string(&manifest).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert_eq!(lines[1]["sha256"], "ab".repeat(32));
         assert_eq!(lines[1]["path"], "b.jpg");
+        assert_eq!(lines[2]["kind"], "page");
         let failed = dir.path().join("failed.txt");
         write_failed(&failed, &summary).unwrap();
-        assert_eq!(std::fs::read_to_string(&failed).unwrap(), "http://h/a.jpg\n");
+        let text = std::fs::read_to_string(&failed).unwrap();
+        assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
+        let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
+        assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
     }
 
     #[test]

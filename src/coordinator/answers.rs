@@ -144,8 +144,8 @@ impl Coordinator {
                 debug!(self.log, "page past the end"; "page" => number, "url" => %url, "error" => error)
             }
             Some(PageFate::Failed) | None => {
-                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => error, "attempts" => attempts);
-                self.tally.pages_failed(1);
+                warn!(self.log, "page failed"; "page" => number, "url" => %url, "error" => &error, "attempts" => attempts);
+                self.tally.page_failed(url, number, error, attempts, false);
             }
         }
         if let Some(listing) = &mut self.listing {
@@ -171,8 +171,8 @@ impl Coordinator {
             }
             DetailAnswer::Moved(target) => (vec![*target], ItemEnd::Replaced),
             DetailAnswer::Failed(error) => {
-                warn!(self.log, "detail page failed"; "url" => %detail.found, "error" => error, "attempts" => attempts);
-                self.tally.detail_failed();
+                warn!(self.log, "detail page failed"; "url" => %detail.found, "error" => &error, "attempts" => attempts);
+                self.tally.page_failed(&detail.found, detail.page, error, attempts, true);
                 (Vec::new(), ItemEnd::DetailFailed)
             }
         };

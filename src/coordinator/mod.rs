@@ -401,7 +401,7 @@ impl Coordinator {
     fn refuse_page(&mut self, n: u32, url: &Url, reason: String, failure: bool) {
         if failure {
             warn!(self.log, "page failed"; "page" => n, "url" => %url, "reason" => &reason);
-            self.tally.pages_failed(1);
+            self.tally.page_failed(url, n, reason, 0, false);
         } else {
             warn!(self.log, "page skipped"; "page" => n, "url" => %url, "reason" => &reason);
             self.tally.page_skipped();

@@ -6,7 +6,7 @@
 use url::Url;
 
 use crate::frontier::{Meta, Offer};
-use crate::report::{ImageCounts, Item, PageCounts, Status, Summary};
+use crate::report::{ImageCounts, Item, Kind, PageCounts, Status, Summary};
 
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -55,6 +55,22 @@ impl Tally {
     /// `n` pages failed (one fetched and failed, or several never handed out).
     pub fn pages_failed(&mut self, n: u64) {
         self.pages.failed += n;
+    }
+
+    /// A page that failed (fetched and failed, or refused for a robots.txt that could not
+    /// be read): counted, and an item of its own, so the report and the failed list say
+    /// which page and why, not only the log.
+    pub fn page_failed(&mut self, url: &Url, number: u32, error: String, attempts: u32, detail: bool) {
+        match detail {
+            true => self.pages.detail_failed += 1,
+            false => self.pages.failed += 1,
+        }
+        if let Some(items) = &mut self.items {
+            let mut item = item(url.clone(), number, String::new(), Status::Failed);
+            (item.kind, item.error, item.attempts) = (Kind::Page, Some(error), attempts);
+            item.note = detail.then(|| "a detail page".to_string());
+            items.push(item);
+        }
     }
 
     /// A page robots.txt disallows.
@@ -143,6 +159,7 @@ impl From<Offer> for Subject {
 /// An item with nothing known yet beyond what it is.
 fn item(url: Url, page: u32, path: String, status: Status) -> Item {
     Item {
+        kind: Kind::Image,
         url: url.into(),
         page,
         path,
@@ -184,6 +201,20 @@ mod tests {
         let summary = tally.summary(None);
         assert_eq!(summary.items.len(), 3);
         assert!(tally.summary(None).items.is_empty(), "items are handed over once");
+    }
+
+    #[test]
+    fn a_failed_page_is_an_item_but_not_an_image() {
+        let mut tally = Tally::new(true);
+        let url = Url::parse("http://h/p2/cats.html").unwrap();
+        tally.page_failed(&url, 2, "HTTP status 500".into(), 4, false);
+        tally.page_failed(&url, 2, "HTTP status 404".into(), 1, true);
+        assert_eq!((tally.pages().failed, tally.pages().detail_failed, tally.images().total), (1, 1, 0));
+        let summary = tally.summary(None);
+        let kinds: Vec<(Kind, &str, u32)> =
+            summary.items.iter().map(|i| (i.kind, i.error.as_deref().unwrap(), i.page)).collect();
+        assert_eq!(kinds, [(Kind::Page, "HTTP status 500", 2), (Kind::Page, "HTTP status 404", 2)]);
+        assert_eq!(summary.failed_urls().count(), 0, "not in the images' list");
     }
 
     #[test]

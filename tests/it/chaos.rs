@@ -300,8 +300,11 @@ fn chaos_run(mode: &str, workers: &str) {
     assert_eq!(report["images"]["total"], total);
     assert_eq!(report["images"]["failed"], failed);
     assert_eq!(report["pages"]["failed"], 1);
-    let items = report["items"].as_array().unwrap();
+    let all = report["items"].as_array().unwrap();
+    let items: Vec<&serde_json::Value> = all.iter().filter(|i| i["kind"] == "image").collect();
     assert_eq!(items.len(), total, "one item per distinct URL");
+    let pages: Vec<&serde_json::Value> = all.iter().filter(|i| i["kind"] == "page").collect();
+    assert_eq!(pages.len(), 1, "and the page that failed: {pages:?}");
     for (path, reason) in FAILURES {
         let item = items
             .iter()

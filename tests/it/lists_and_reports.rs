@@ -4,7 +4,9 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::helpers::{TestServer, jpeg, run_binary, run_binary_with_env, serve_page};
+use crate::helpers::{
+    TestServer, jpeg, read_report, run_binary, run_binary_with_env, serve_page, write_settings,
+};
 
 const MODES: [&str; 2] = ["sync", "async"];
 
@@ -119,5 +121,73 @@ fn a_walk_that_stops_at_an_unread_pager_says_why_and_names_next_selector() {
             run.stderr
         );
         assert_eq!(server.hits("/blog/page/2/"), 1, "{mode}");
+    }
+}
+
+/// A gallery of three stated pages whose page 2 fails (500 every time) and whose page 1
+/// holds a missing image.
+fn failing_page_server() -> TestServer {
+    TestServer::start_with(|cfg| {
+        let count = r#"<li class="pag-text">Page 1 of 3</li>"#;
+        serve_page(
+            cfg,
+            "/p1/cats.html",
+            format!(r#"<img src="/img/1.jpg"><img src="/img/gone.jpg">{count}"#),
+        );
+        serve_page(cfg, "/p3/cats.html", format!(r#"<img src="/img/3.jpg">{count}"#));
+        cfg.route("/p2/cats.html", web::get().to(|| async { HttpResponse::InternalServerError().finish() }))
+            .route("/img/gone.jpg", web::get().to(|| async { HttpResponse::NotFound().finish() }))
+            .route(
+                "/img/{file}",
+                web::get().to(|file: web::Path<String>| async move {
+                    let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
+                    HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
+                }),
+            );
+    })
+}
+
+#[test]
+fn a_failed_page_is_in_the_report_and_the_failed_list() {
+    for mode in MODES {
+        let server = failing_page_server();
+        let origin = server.origin();
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(
+            dir.path(),
+            &origin,
+            "  RETRIES: 1
+  RETRY_BACKOFF_MS: 1
+",
+        );
+        let args = ["-m", mode, "--report", "r.json", "--failed", "failed.txt"];
+        let run = run_binary(dir.path(), &args);
+        assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
+        run.assert_line("Pages, success: 2/3, failure: 1/3");
+        let report = read_report(&dir.path().join("r.json"));
+        let items = report["items"].as_array().unwrap();
+        let pages: Vec<&serde_json::Value> = items.iter().filter(|i| i["kind"] == "page").collect();
+        assert_eq!(pages.len(), 1, "{mode}: {items:?}");
+        let page = pages[0];
+        assert_eq!(page["url"], format!("{origin}/p2/cats.html"));
+        assert_eq!(
+            (&page["page"], &page["status"], &page["error"]),
+            (&2.into(), &"failed".into(), &"HTTP status 500".into())
+        );
+        assert_eq!(page["attempts"], 2);
+        assert_eq!(items.iter().filter(|i| i["kind"] == "image").count(), 3, "{mode}");
+        assert_eq!(report["images"]["total"], 3, "{mode}: a page is not an image");
+
+        let failed = std::fs::read_to_string(dir.path().join("failed.txt")).unwrap();
+        assert_eq!(
+            failed,
+            format!("# page 2 failed: HTTP status 500: {origin}/p2/cats.html\n{origin}/img/gone.jpg\n"),
+            "{mode}"
+        );
+        // Read back, the list fetches just the failed image: the page is a comment.
+        let run = run_binary(dir.path(), &["-m", mode, "--urls", "failed.txt"]);
+        assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
+        run.assert_line("Done, success: 0/1, failure: 1/1");
+        assert_eq!(server.hits("/p2/cats.html"), 2, "{mode}: not requested again by the list");
     }
 }
