@@ -219,7 +219,8 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -156,7 +156,7 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     }
     let started = Instant::now();
     let system = System::new();
-    let (summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
+    let (mut summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
@@ -166,6 +166,9 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         store.remove_partials();
     }
     let elapsed = started.elapsed();
+    if matches!(config.report, Some((_, ReportKind::Jsonl))) && !config.dry_run {
+        report::hash_skipped(&mut summary, |path, bytes| store.sha256(path, bytes));
+    }
     log_summary(&summary, config, interrupted.is_some(), elapsed, log);
     let output_error = write_outputs(&summary, config, elapsed, log);
     Ok(Outcome { summary, elapsed, output_error, interrupted, job })

@@ -252,6 +252,21 @@ pub fn write_jsonl(path: &Path, summary: &Summary) -> std::io::Result<()> {
     crate::storage::write_atomically(path, &text)
 }
 
+/// Fills in the SHA-256 of the images skipped as stored by an earlier run (asked of the
+/// store by path and size), so every image line of the manifest has one, as documented.
+pub fn hash_skipped(summary: &mut Summary, sha256: impl Fn(&str, u64) -> Option<String>) {
+    for item in &mut summary.items {
+        if item.kind == Kind::Image
+            && item.status == Status::Skipped
+            && item.sha256.is_none()
+            && item.bytes > 0
+            && !item.path.is_empty()
+        {
+            item.sha256 = sha256(&item.path, item.bytes);
+        }
+    }
+}
+
 /// The URLs of the failed images, one per line: what `--urls` reads back. Failed pages
 /// come first as comments (`# page 3 failed: HTTP status 500: URL`), which `--urls`
 /// skips: one file tells everything that failed and still reads back as the images' list.

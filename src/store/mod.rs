@@ -63,6 +63,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// failure only means a re-run fetches it again; the caller warns once.
     fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()>;
 
+    /// The SHA-256 of what an earlier run stored under `name`, if it is still there with
+    /// `bytes` bytes: the manifest gives one for every image, skipped ones too. `None`
+    /// when the store cannot tell without fetching it back (a bucket).
+    fn sha256(&self, _name: &str, _bytes: u64) -> Option<String> {
+        None
+    }
+
     /// Makes what `record` noted durable (at the end, and before an exit).
     fn flush(&self) -> std::io::Result<()>;
 

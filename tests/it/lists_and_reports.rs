@@ -191,3 +191,39 @@ fn a_failed_page_is_in_the_report_and_the_failed_list() {
         assert_eq!(server.hits("/p2/cats.html"), 2, "{mode}: not requested again by the list");
     }
 }
+
+fn manifest(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn a_re_run_keeps_the_sha256_of_every_image_in_the_manifest() {
+    for mode in MODES {
+        let server = failing_page_server();
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &server.origin(), "  RETRIES: 0\n");
+        let run = run_binary(dir.path(), &["-m", mode, "--report", "first.jsonl"]);
+        assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
+        let run = run_binary(dir.path(), &["-m", mode, "--report", "again.jsonl"]);
+        assert_eq!(run.code, 1, "{mode}: {}", run.stderr);
+        let hashes = |lines: &[serde_json::Value], status: &str| -> Vec<(String, String)> {
+            let mut found: Vec<(String, String)> = lines
+                .iter()
+                .filter(|l| l["kind"] == "image" && l["status"] == status)
+                .map(|l| {
+                    (
+                        l["url"].as_str().unwrap().to_string(),
+                        l["sha256"].as_str().unwrap_or("missing").to_string(),
+                    )
+                })
+                .collect();
+            found.sort();
+            found
+        };
+        let first = hashes(&manifest(&dir.path().join("first.jsonl")), "ok");
+        let again = hashes(&manifest(&dir.path().join("again.jsonl")), "skipped");
+        assert_eq!(first.len(), 2, "{mode}");
+        assert_eq!(again, first, "{mode}: the skipped images keep their sha256");
+    }
+}
