@@ -125,9 +125,15 @@ impl Client for Ureq {
 
     /// Through a proxy, an https target is tunnelled and an http one forwarded
     /// ([`Agents::route`]).
-    async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
+    async fn send(
+        &self,
+        url: &Url,
+        headers: Vec<(&str, &str)>,
+        head: bool,
+    ) -> Result<Self::Response, TaskError> {
         let proxy = self.opts.proxies.for_url(url);
-        let mut request = self.agents.route(url, proxy).get(url.as_str());
+        let agent = self.agents.route(url, proxy);
+        let mut request = if head { agent.head(url.as_str()) } else { agent.get(url.as_str()) };
         for (name, value) in headers {
             request = request.header(name, value);
         }

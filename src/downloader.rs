@@ -106,16 +106,22 @@ struct Awc {
 impl Client for Awc {
     type Response = awc::ClientResponse;
 
-    async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
+    async fn send(
+        &self,
+        url: &Url,
+        headers: Vec<(&str, &str)>,
+        head: bool,
+    ) -> Result<Self::Response, TaskError> {
+        let method = if head { awc::http::Method::HEAD } else { awc::http::Method::GET };
         // An https target through a proxy is tunnelled by the connector and sent as usual;
         // an http one is forwarded by the proxy, so it is written for the proxy.
         let forward = self.opts.proxies.for_url(url).filter(|_| url.scheme() == "http");
         let mut request = match forward {
-            None => self.client.get(url.as_str()),
+            None => self.client.request(method, url.as_str()),
             Some(proxy) => {
                 let uri = forward_uri(url)
                     .ok_or_else(|| TaskError::Connect(proxy.failure("cannot forward this URL")))?;
-                let request = self.client.get(uri);
+                let request = self.client.request(method, uri);
                 match &proxy.authorization {
                     Some(credentials) => {
                         request.insert_header((header::PROXY_AUTHORIZATION, credentials.as_str()))

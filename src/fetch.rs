@@ -35,9 +35,14 @@ use crate::work::{
 pub(crate) trait Client {
     type Response;
 
-    /// One GET of `url` with these headers (besides the User-Agent), following no
-    /// redirect.
-    async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError>;
+    /// One request (`head`: a HEAD, else a GET) of `url` with these headers (besides the
+    /// User-Agent), following no redirect.
+    async fn send(
+        &self,
+        url: &Url,
+        headers: Vec<(&str, &str)>,
+        head: bool,
+    ) -> Result<Self::Response, TaskError>;
 
     fn status(&self, response: &Self::Response) -> u16;
 
@@ -138,11 +143,16 @@ impl<C: Client> Core<C> {
             Task::Robots { url } => self.fetch_robots(url, task).await,
             Task::Page { url, kind, .. } => self.fetch_page(url, *kind, task).await,
             Task::Image(image) => self.fetch_image(image, task).await,
+            Task::Probe { url } => self.probe(url, task).await,
         }
     }
 
     async fn get(&self, url: &Url, task: &Task) -> Result<Answer<C::Response>, TaskError> {
-        let response = self.client.send(url, self.opts.headers_for(task).collect()).await?;
+        self.request(url, task, false).await
+    }
+
+    async fn request(&self, url: &Url, task: &Task, head: bool) -> Result<Answer<C::Response>, TaskError> {
+        let response = self.client.send(url, self.opts.headers_for(task).collect(), head).await?;
         let status = self.client.status(&response);
         if let Some(to) =
             redirect_target(url, status, self.client.header(&response, Header::Location).as_deref())?
@@ -197,6 +207,25 @@ impl<C: Client> Core<C> {
             PageKind::Listing => self.extractor.scan(&html, url),
             PageKind::Detail => self.extractor.scan_detail(&html, url),
         }))
+    }
+
+    /// A HEAD of a link target: an image unless the server labels it otherwise. A
+    /// redirect or a missing Content-Type keeps it (a real run decides by its bytes); a
+    /// HEAD refused (405, 501) is asked again with a GET whose body is never read.
+    async fn probe(&self, url: &Url, task: &Task) -> Result<Done, TaskError> {
+        let response = match self.request(url, task, true).await {
+            Err(TaskError::Status { code: 405 | 501, .. }) => self.get(url, task).await?,
+            other => other?,
+        };
+        let Answer::Body(response) = response else {
+            return Ok(Done::Probed { image: true });
+        };
+        let kind = self.client.header(&response, Header::ContentType);
+        let image = kind.is_none_or(|kind| {
+            let kind = kind.trim().to_ascii_lowercase();
+            kind.starts_with("image/") || kind.starts_with("application/octet-stream")
+        });
+        Ok(Done::Probed { image })
     }
 
     /// Streams the body through an [`ImageSink`]: memory per download is one chunk,

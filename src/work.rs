@@ -40,6 +40,10 @@ pub enum Task {
     },
     /// Download an image into the out dir.
     Image(ImageTask),
+    /// `--dry-run`: ask (a HEAD) whether a link target a thumbnail stands in for is an
+    /// image or a page (a wiki's `File:` page ends in `.png` too), so the list holds what
+    /// a real run would download, and `--urls` can read it back.
+    Probe { url: Url },
 }
 
 impl Task {
@@ -50,7 +54,7 @@ impl Task {
 
     pub fn url(&self) -> &Url {
         match self {
-            Task::Robots { url } | Task::Page { url, .. } => url,
+            Task::Robots { url } | Task::Page { url, .. } | Task::Probe { url } => url,
             Task::Image(image) => &image.url,
         }
     }
@@ -130,6 +134,11 @@ pub enum Done {
         bytes: u64,
         name: String,
         sha256: Option<String>,
+    },
+    /// A probed link target: false when the server says it is not an image (its
+    /// Content-Type is not `image/*`).
+    Probed {
+        image: bool,
     },
 }
 

@@ -36,6 +36,7 @@ impl Coordinator {
         let InFlight { task, lease, page, referer, meta } = done;
         match (task, lease) {
             (Task::Robots { url }, _) => self.robots_finished(&url, outcome),
+            (Task::Probe { url }, _) => self.probe_finished(&url, outcome),
             (Task::Page { number, url, kind: PageKind::Listing }, Some(lease)) => {
                 self.page_finished(lease, number, url, &meta, outcome, msg.attempts, ctx)
             }
@@ -57,6 +58,27 @@ impl Coordinator {
         }
         self.show_progress();
         halt
+    }
+
+    /// A dry run's probe answered: a link target that is a page gives way to its
+    /// thumbnail, as in a real run; one that could not be asked stays (a real run
+    /// decides by its bytes).
+    fn probe_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
+        self.probe = None;
+        let image = match outcome {
+            Ok(Done::Probed { image }) => image,
+            Ok(_) => true,
+            Err(e) => {
+                debug!(self.log, "link target not probed: listed as it is"; "url" => %url, "error" => %e);
+                true
+            }
+        };
+        if let Some(listing) = &mut self.listing
+            && let Some(thumbnail) = listing.probed(url, image)
+        {
+            info!(self.log, "dry run: the link target is a page, its thumbnail is listed instead";
+                "link" => %url, "thumbnail" => %thumbnail);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

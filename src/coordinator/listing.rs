@@ -1,12 +1,14 @@
 //! `--dry-run`: the image URLs written out in page order, whatever order pages come back
 //! in, instead of downloaded. Pages' images are held until every earlier page is done;
 //! the images then wait in one queue (a per-origin queue would reorder them) for their
-//! robots.txt. Plain data: no actix.
+//! robots.txt. A link target with a thumbnail inside the link waits at the front for a
+//! probe (a `HEAD`): a page gives way to its thumbnail, as in a run. Plain data: no actix.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::Write;
 
 use crate::frontier::Offer;
+use crate::html::Element;
 
 pub struct Listing {
     out: Box<dyn Write>,
@@ -18,11 +20,24 @@ pub struct Listing {
     queue: VecDeque<Offer>,
     /// The reader went away (`| head`): nothing more is listed, and nothing failed.
     closed: bool,
+    /// The front's link target was probed: it is listed as it now is.
+    front_probed: bool,
+    /// URLs written: a link target that proved a page gives way to its thumbnail, which
+    /// may be listed already.
+    written: HashSet<url::Url>,
 }
 
 impl Listing {
     pub fn new(out: Box<dyn Write>, first_page: u32) -> Self {
-        Self { out, held: BTreeMap::new(), next_page: first_page, queue: VecDeque::new(), closed: false }
+        Self {
+            out,
+            held: BTreeMap::new(),
+            next_page: first_page,
+            queue: VecDeque::new(),
+            closed: false,
+            front_probed: false,
+            written: HashSet::new(),
+        }
     }
 
     /// Page `number` is done (fetched, failed, skipped) with these new images; a list of
@@ -56,7 +71,29 @@ impl Listing {
     }
 
     pub fn pop(&mut self) -> Option<Offer> {
+        self.front_probed = false;
         self.queue.pop_front()
+    }
+
+    /// The front is a link target with a thumbnail inside the link, not probed yet: a
+    /// real run would take the thumbnail if the target is a page, so the list must know.
+    pub fn front_needs_probe(&self) -> bool {
+        !self.front_probed && self.queue.front().is_some_and(|o| o.meta.fallback.is_some())
+    }
+
+    /// The front's probe answered (`image`: false when the target is a page, which then
+    /// gives way to its thumbnail). Returns the thumbnail when it did.
+    pub fn probed(&mut self, url: &url::Url, image: bool) -> Option<url::Url> {
+        let front = self.queue.front_mut().filter(|o| o.url == *url)?;
+        self.front_probed = true;
+        if image {
+            return None;
+        }
+        let thumbnail = *front.meta.fallback.take()?;
+        front.url = thumbnail.clone();
+        front.meta.element = Some(Element::Img);
+        front.meta.note = Some("the link target is a page: its thumbnail instead".into());
+        Some(thumbnail)
     }
 
     /// Everything still to list, in order (the run is stopping).
@@ -69,6 +106,9 @@ impl Listing {
     pub fn write(&mut self, url: &url::Url) -> bool {
         if self.closed {
             return false;
+        }
+        if !self.written.insert(url.clone()) {
+            return true;
         }
         if writeln!(self.out, "{url}").and_then(|()| self.out.flush()).is_ok() {
             return true;
@@ -107,6 +147,26 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_link_target_that_is_a_page_gives_way_to_its_thumbnail_once() {
+        let mut listing = Listing::new(Box::new(Vec::new()), 1);
+        let thumb = Url::parse("http://h.test/thumb.png").unwrap();
+        let mut link = offer(1, "wiki/File:a.png");
+        link.meta.fallback = Some(Box::new(thumb.clone()));
+        listing.page_done(1, vec![offer(1, "thumb.png"), link, offer(1, "b.png")]);
+        assert!(!listing.front_needs_probe(), "an image with no thumbnail to stand in goes as it is");
+        let first = listing.pop().unwrap();
+        assert!(listing.write(&first.url));
+        assert!(listing.front_needs_probe());
+        let page = listing.front().unwrap().url.clone();
+        assert_eq!(listing.probed(&page, false), Some(thumb.clone()));
+        assert!(!listing.front_needs_probe(), "asked once");
+        let front = listing.pop().unwrap();
+        assert_eq!(front.url, thumb);
+        assert!(listing.write(&front.url), "already listed: not twice, and not a failure");
+        assert!(!listing.front_needs_probe());
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub struct Coordinator {
     seed: Vec<Offer>,
     /// Why the walk of listing pages ended, said when the run ends.
     walk_end: walk_end::WalkEnd,
+    /// `--dry-run`: the link target at the front of the listing to probe, and whether
+    /// the probe went out.
+    probe: Option<(Url, bool)>,
 }
 
 impl Coordinator {
@@ -167,6 +170,7 @@ impl Coordinator {
         };
         Self {
             walk_end,
+            probe: None,
             log,
             frontier,
             slots: Slots::default(),
@@ -232,6 +236,20 @@ impl Coordinator {
                 && let Some(url) = self.robots.next_request()
             {
                 let task = Task::Robots { url };
+                let entry = InFlight {
+                    task: task.clone(),
+                    lease: None,
+                    page: 0,
+                    referer: None,
+                    meta: Meta::default(),
+                };
+                self.slots.send(slot, task, entry);
+            }
+            if let Some((url, sent @ false)) = &mut self.probe
+                && let Some(slot) = self.slots.free_slot()
+            {
+                *sent = true;
+                let task = Task::Probe { url: url.clone() };
                 let entry = InFlight {
                     task: task.clone(),
                     lease: None,
@@ -431,6 +449,13 @@ impl Coordinator {
         while let Some(url) = self.listing.as_ref().and_then(Listing::front).map(|o| o.url.clone()) {
             let verdict = self.robots.verdict(&url);
             if verdict == Verdict::Wait {
+                return;
+            }
+            if verdict == Verdict::Go && self.listing.as_ref().is_some_and(Listing::front_needs_probe) {
+                // Listed in page order: the rest waits for this answer.
+                if self.probe.is_none() {
+                    self.probe = Some((url, false));
+                }
                 return;
             }
             let offer = self.listing.as_mut().and_then(Listing::pop).expect("a front");

@@ -145,7 +145,7 @@ async fn drain(out: &Path, coordinator: &Addr<Coordinator>, probe: &Addr<Probe>)
         }
         for task in &handed {
             let finished = match task.task {
-                Task::Page { .. } | Task::Robots { .. } => page_done(task.id, &[], None),
+                Task::Page { .. } | Task::Robots { .. } | Task::Probe { .. } => page_done(task.id, &[], None),
                 Task::Image(_) => image_done(out, task, 3),
             };
             coordinator.send(finished).await.unwrap();
@@ -317,7 +317,7 @@ async fn work_in_flight_never_exceeds_capacity() {
         handed_total += outstanding.len();
         for task in outstanding.drain(..) {
             let finished = match task.task {
-                Task::Page { .. } | Task::Robots { .. } => page_done(task.id, &[], None),
+                Task::Page { .. } | Task::Robots { .. } | Task::Probe { .. } => page_done(task.id, &[], None),
                 Task::Image(_) => image_done(dir.path(), &task, 1),
             };
             coordinator.send(finished).await.unwrap();
@@ -467,7 +467,7 @@ async fn interrupt_stops_handing_out_and_counts_the_rest_as_failed() {
     // One finishes, one is cancelled by its worker; nothing new goes out.
     let finished = |t: &RunTask| match &t.task {
         Task::Image(_) => image_done(dir.path(), t, 5),
-        Task::Page { .. } | Task::Robots { .. } => page_done(t.id, &[], None),
+        Task::Page { .. } | Task::Robots { .. } | Task::Probe { .. } => page_done(t.id, &[], None),
     };
     coordinator.send(finished(&handed[0])).await.unwrap();
     let cancelled = TaskFinished { id: handed[1].id, outcome: Err(TaskError::Interrupted), attempts: 1 };
@@ -618,7 +618,7 @@ impl Handler<RunTask> for Auto {
                 page_done(msg.id, &images, Some(3))
             }
             Task::Image(_) => image_done(&self.out, &msg, 5),
-            Task::Robots { .. } => page_done(msg.id, &[], None),
+            Task::Robots { .. } | Task::Probe { .. } => page_done(msg.id, &[], None),
         };
         self.coordinator.do_send(finished);
     }

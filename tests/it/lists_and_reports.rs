@@ -227,3 +227,27 @@ fn a_re_run_keeps_the_sha256_of_every_image_in_the_manifest() {
         assert_eq!(again, first, "{mode}: the skipped images keep their sha256");
     }
 }
+
+#[test]
+fn a_dry_run_list_of_the_demo_downloads_every_line_with_urls() {
+    use image_scraper::demo::{DemoServer, Gallery};
+    for mode in MODES {
+        let gallery = Gallery { pages: 2, per_page: 3, ..Gallery::default() };
+        let server = DemoServer::start(gallery).unwrap();
+        let origin = server.url().as_str().trim_end_matches('/').to_string();
+        let dir = tempfile::tempdir().unwrap();
+        write_settings(dir.path(), &origin, "");
+        let run = run_binary(dir.path(), &["-m", mode, "--dry-run"]);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert!(!run.stdout.contains("/wiki/"), "{mode}: a wiki File: page is not an image:\n{}", run.stdout);
+        assert!(run.stdout.contains(&format!("{origin}/img/cats-cover.png\n")), "{mode}: its thumbnail is");
+        run.assert_line("dry run: the link target is a page, its thumbnail is listed instead");
+        std::fs::write(dir.path().join("urls.txt"), &run.stdout).unwrap();
+        let listed = run.stdout.lines().count();
+
+        let run = run_binary(dir.path(), &["-m", mode, "--urls", "urls.txt", "-o", "from-list"]);
+        assert_eq!(run.code, 0, "{mode}: every listed URL is an image: {}", run.stderr);
+        run.assert_line(&format!("Done, success: {listed}/{listed}, failure: 0/{listed}"));
+        assert_eq!(crate::helpers::images(&dir.path().join("from-list")).len(), listed, "{mode}");
+    }
+}
