@@ -365,8 +365,12 @@ fn a_delay_between_requests_holds_across_processes() {
         (0..DELAYED).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
     times.sort();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let least = gaps.iter().min().copied().unwrap();
-    assert!(least >= Duration::from_millis(25), "requests {least:?} apart: {gaps:?}");
+    // A start reserved 80 ms after another can still reach the server sooner after it
+    // when the first was sent late (a descheduled process): a few short gaps are the
+    // machine's, many are the gate's. Two processes each spacing only their own would
+    // leave about half the gaps under 40 ms.
+    let short = gaps.iter().filter(|g| **g < Duration::from_millis(40)).count();
+    assert!(short * 10 <= gaps.len(), "{short} of {} gaps under 40 ms: {gaps:?}", gaps.len());
     let mut sorted = gaps.clone();
     sorted.sort();
     assert!(sorted[sorted.len() / 2] >= Duration::from_millis(70), "the median gap: {gaps:?}");

@@ -67,7 +67,9 @@ fn the_rate_limit_holds_across_workers() {
         assert_eq!(times.len(), 16);
         let span = *times.last().unwrap() - times[0];
         let rate = (times.len() - 1) as f64 / span.as_secs_f64();
-        assert!(rate <= 25.0 * 1.1, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
+        // The slack is for the first request reaching the server late on a loaded machine
+        // (a shorter span); a limit per worker instead of per run would be 4-8 times over.
+        assert!(rate <= 25.0 * 1.25, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
     }
 }
 
@@ -171,7 +173,8 @@ fn robots_txt_is_obeyed_with_its_crawl_delay() {
         // Crawl-delay 0.1 s: robots.txt, page 1 and four images, no faster than 10/s.
         let times = server.all_times();
         let rate = (times.len() - 1) as f64 / (*times.last().unwrap() - times[0]).as_secs_f64();
-        assert!(rate <= 10.0 * 1.1, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
+        // Slack as above; a crawl delay ignored would be many times over.
+        assert!(rate <= 10.0 * 1.25, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
     }
 }
 
