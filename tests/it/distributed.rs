@@ -102,7 +102,9 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
     std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
     crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
-        .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
+        // 3 s: renewed every second, so a live process's leases outlast a loaded machine's
+        // stalls (a lapse hands its images to another, a refetch the tests count).
+        .args(["--frontier", redis, "--job", job, "--lease", "3", "--report", "r.json"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

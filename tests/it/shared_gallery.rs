@@ -126,7 +126,8 @@ fn process(dir: &Path, origin: &str, redis: &str, job: &str, image_host: &str) -
     std::fs::write(dir.join("settings.yaml"), settings).unwrap();
     Command::new(env!("CARGO_BIN_EXE_image-scraper"))
         .args(["-o", "images", "-m", "async", "-p", "2", "--no-progress"])
-        .args(["--frontier", redis, "--job", job, "--lease", "2"])
+        // 3 s, as in distributed.rs: no lapse of a live process's leases under load.
+        .args(["--frontier", redis, "--job", job, "--lease", "3"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
