@@ -227,7 +227,7 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
         }
     }
     if skips.robots > 0 {
-        warn!(log, "images skipped: robots.txt disallows them (OBEY_ROBOTS: false or --ignore-robots fetches them, where the site allows it)";
+        warn!(log, "images skipped: robots.txt disallows them (--force does not change that; --ignore-robots would, with the site owner's consent)";
             "skipped" => skips.robots);
     }
     if skips.size > 0 {
