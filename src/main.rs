@@ -71,15 +71,6 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
         (Some(_), None) => Settings::without_file(std::env::vars())?,
         (_, config) => Settings::load(config.as_deref())?,
     };
-    match settings.file_read() {
-        Some(path) => info!(log, "settings file read"; "path" => %absolute(path).display()),
-        None if cli.demo.is_some() && cli.config.is_none() => {
-            info!(log, "no settings file: --demo reads only one named with -c")
-        }
-        None => {
-            info!(log, "no settings file"; "looked_for" => %absolute(Path::new(DEFAULT_SETTINGS_FILE)).display())
-        }
-    }
     // A shared job's processes must fetch the same URLs: the first serves the demo
     // gallery on its port, and the others use that one.
     let shared_demo = (cli.frontier.is_some() || settings.section.frontier.is_some()) && cli.demo.is_some();
@@ -93,7 +84,18 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     };
     let served_elsewhere = (shared_demo && demo.is_none()).then(DemoServer::url_on);
     let demo_url = demo.as_ref().map(DemoServer::url).or(served_elsewhere.clone());
+    // Said once the settings are known to be good, so a bad one stays a one-line error.
+    let read = settings.file_read().map(absolute);
     let config = Config::resolve(settings, cli, demo_url.as_ref())?;
+    match read {
+        Some(path) => info!(log, "settings file read"; "path" => %path.display()),
+        None if cli.demo.is_some() && cli.config.is_none() => {
+            info!(log, "no settings file: --demo reads only one named with -c")
+        }
+        None => {
+            info!(log, "no settings file"; "looked_for" => %absolute(Path::new(DEFAULT_SETTINGS_FILE)).display())
+        }
+    }
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());
     }
