@@ -231,8 +231,12 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
             "skipped" => skips.robots);
     }
     if skips.size > 0 {
-        info!(log, "images skipped: outside the size filter (--min-size, --max-size)"; "skipped" => skips.size,
-            "min_size" => config.filters.min_bytes, "max_size" => config.filters.max_bytes);
+        let f = &config.filters;
+        let limits: Vec<String> = [("--min-size", f.min_bytes), ("--max-size", f.max_bytes)]
+            .into_iter()
+            .filter_map(|(flag, bytes)| bytes.map(|b| format!("{flag} {b} bytes")))
+            .collect();
+        info!(log, "images skipped: outside the size filter ({})", limits.join(", "); "skipped" => skips.size);
     }
     if skips.other > 0 {
         info!(log, "images skipped: a link's thumbnail already downloaded as an image of its own"; "skipped" => skips.other);

@@ -120,6 +120,17 @@ fn robots_txt_skips_say_so_without_a_force_hint_in_both_modes() {
 }
 
 #[test]
+fn size_filter_skips_name_the_filter() {
+    let server = gallery(None, false);
+    let dir = tempfile::tempdir().unwrap();
+    let run = scrape(dir.path(), &["--url", &url(&server), "--min-size", "1K"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_line("images skipped: outside the size filter (--min-size 1024 bytes), skipped: 5");
+    run.assert_line("  skipped  5 size filter");
+    assert!(!run.stderr.contains("--force downloads"), "{}", run.stderr);
+}
+
+#[test]
 fn out_dir_from_settings_expands_home_and_variables() {
     let server = gallery(None, false);
     let dir = tempfile::tempdir().unwrap();
