@@ -86,6 +86,8 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     let demo_url = demo.as_ref().map(DemoServer::url).or(served_elsewhere.clone());
     // Said once the settings are known to be good, so a bad one stays a one-line error.
     let read = settings.file_read().map(absolute);
+    // As expanded (`~`, `$VAR`), so a path that came out wrong can be seen.
+    let ca_files = settings.section.ca_cert.clone().filter(|_| cli.ca_cert.is_empty());
     let config = Config::resolve(settings, cli, demo_url.as_ref())?;
     match read {
         Some(path) => info!(log, "settings file read"; "path" => %path.display()),
@@ -95,6 +97,9 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
         None => {
             info!(log, "no settings file"; "looked_for" => %absolute(Path::new(DEFAULT_SETTINGS_FILE)).display())
         }
+    }
+    if let Some(files) = ca_files {
+        info!(log, "trusting the CA_CERT files too"; "files" => files.into_vec().join(", "));
     }
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());
