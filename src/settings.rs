@@ -404,8 +404,9 @@ fn expand(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> 
 /// the indentation says so (the parser says "found character that cannot start any
 /// token"). `text` is the file, to find the tab's line.
 fn in_our_words(text: &str, message: &str) -> String {
+    // Only when the parser stopped on that line: a tab inside a block scalar is text.
     if let Some(line) = tab_indented_line(text)
-        && !message.contains("unknown field")
+        && message.contains(&format!("line {line} "))
     {
         return format!("line {line}: tabs are not allowed for indentation in YAML: use spaces");
     }
