@@ -242,10 +242,11 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
         info!(log, "images skipped: a link's thumbnail already downloaded as an image of its own"; "skipped" => skips.other);
     }
     let host = &config.extract.image_host;
-    let host_line = format!("{} images on other hosts dropped by IMAGE_HOST={host}", dropped.other_host);
+    let images = |n: u64| if n == 1 { "1 image".to_string() } else { format!("{n} images") };
+    let host_line = format!("{} on other hosts dropped by IMAGE_HOST={host}", images(dropped.other_host));
     let ext_line = format!(
-        "{} images dropped by the extension filter --ext {}",
-        dropped.extension,
+        "{} dropped by the extension filter --ext {}",
+        images(dropped.extension),
         config.filters.extensions.join(",")
     );
     let found_none = summary.images.total == 0 && summary.pages.ok + summary.pages.detail_ok > 0;
