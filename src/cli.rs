@@ -20,7 +20,9 @@ Examples:
   image-scraper completions bash > /etc/bash_completion.d/image-scraper
 
 Settings come from flags, then IMAGE_SCRAPER_<KEY> environment variables, then
-settings.yaml (key SCRAPER), then defaults. See docs/settings.md.
+settings.yaml (key SCRAPER), then defaults; the run's first line names the file read.
+Paths in settings (OUT_DIR, CA_CERT) expand ~ and $VAR. Keys: image-scraper man (section
+SETTINGS) and docs/settings.md.
 
 Exit status: 0 every page and image succeeded (or was skipped), 1 some failed, 2 usage or
 settings error, 130/143 interrupted by SIGINT/SIGTERM.";
@@ -47,7 +49,7 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub process: Option<u32>,
 
-    /// Settings file [default: settings.yaml, if present]
+    /// Settings file [default: settings.yaml, if present; none with --demo]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
