@@ -20,6 +20,8 @@ pub struct PageAnswer {
     pub details: Vec<Url>,
     /// A next link the page host refused (for the log).
     pub off_host: Option<Url>,
+    /// Image URLs `IMAGE_HOST` dropped (to count them).
+    pub other_hosts: Vec<Url>,
     /// What went wrong, for the log and the count, if anything did.
     pub error: Option<TaskError>,
 }
@@ -27,8 +29,14 @@ pub struct PageAnswer {
 /// What a listing page's answer means; `hops`: redirects followed to get to its URL;
 /// `page_host`: where a next link or a detail link may lead.
 pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url) -> bool) -> PageAnswer {
-    let failed =
-        |ending, error| PageAnswer { ending, images: Vec::new(), details: Vec::new(), off_host: None, error };
+    let failed = |ending, error| PageAnswer {
+        ending,
+        images: Vec::new(),
+        details: Vec::new(),
+        off_host: None,
+        other_hosts: Vec::new(),
+        error,
+    };
     match outcome {
         Ok(Done::Page(scan)) => {
             let found = scan.images.len() + scan.details.len();
@@ -38,7 +46,14 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
             };
             let details = scan.details.into_iter().filter(|url| page_host(url)).collect();
             let ending = Ending::PageFetched { stated: scan.page_count, next, found };
-            PageAnswer { ending, images: scan.images, details, off_host, error: None }
+            PageAnswer {
+                ending,
+                images: scan.images,
+                details,
+                off_host,
+                other_hosts: scan.other_hosts,
+                error: None,
+            }
         }
         Ok(Done::Moved(to)) if hops < MAX_REDIRECTS => {
             failed(Ending::PageMoved { url: to, hops: hops + 1 }, None)
@@ -56,7 +71,8 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
 /// A detail page's answer: its images, or where it moved (to fetch it there), or why it
 /// failed.
 pub enum DetailAnswer {
-    Images(Vec<Found>),
+    /// Its images, and the image URLs `IMAGE_HOST` dropped (to count them).
+    Images(Vec<Found>, Vec<Url>),
     Moved(Box<Offer>),
     Failed(String),
 }
@@ -68,7 +84,7 @@ pub fn detail(
     page_host: impl Fn(&Url) -> bool,
 ) -> DetailAnswer {
     match outcome {
-        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images),
+        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images, scan.other_hosts),
         Ok(Done::Moved(_)) if detail.meta.hops >= MAX_REDIRECTS => {
             DetailAnswer::Failed(TaskError::Redirects.to_string())
         }
