@@ -20,7 +20,9 @@ Examples:
   image-scraper completions bash > /etc/bash_completion.d/image-scraper
 
 Settings come from flags, then IMAGE_SCRAPER_<KEY> environment variables, then
-settings.yaml (key SCRAPER), then defaults. See docs/settings.md.
+settings.yaml (key SCRAPER), then defaults; the run's first line names the file read.
+Paths in settings (OUT_DIR, CA_CERT) expand ~ and $VAR. Keys: image-scraper man (section
+SETTINGS) and docs/settings.md.
 
 Exit status: 0 every page and image succeeded (or was skipped), 1 some failed, 2 usage or
 settings error, 130/143 interrupted by SIGINT/SIGTERM.";
@@ -47,7 +49,7 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub process: Option<u32>,
 
-    /// Settings file [default: settings.yaml, if present]
+    /// Settings file [default: settings.yaml, if present; none with --demo]
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -229,11 +231,29 @@ impl Command {
                 clap_complete::generate(*shell, &mut command, "image-scraper", &mut script);
                 out.write_all(&script)
             }
-            Command::Man => clap_mangen::Man::new(command).render(out),
+            Command::Man => {
+                clap_mangen::Man::new(command).render(out)?;
+                out.write_all(settings_section().as_bytes())
+            }
             // Needs Redis: `main` runs it through `image_scraper::job::status`.
             Command::Job { .. } => Ok(()),
         }
     }
+}
+
+/// The man page's list of settings keys, from the list the settings loader accepts
+/// (`settings::keys`), so a key added there is listed here.
+fn settings_section() -> String {
+    let mut roff = String::from(".SH SETTINGS\n");
+    roff.push_str(&format!(
+        "Keys under SCRAPER: in the settings file ({}, or \\fB\\-c\\fR FILE), each also an environment variable {}KEY; flags win over the environment, which wins over the file. Each is described in docs/settings.md.\n",
+        crate::settings::DEFAULT_SETTINGS_FILE,
+        crate::settings::ENV_PREFIX,
+    ));
+    for key in crate::settings::keys() {
+        roff.push_str(&format!(".TP\n\\fB{key}\\fR\n{}{key}\n", crate::settings::ENV_PREFIX));
+    }
+    roff
 }
 
 /// `20000`, `20K`, `1.5M`, `2G`, `300KB`, `1MiB` -> bytes (K = 1024).
@@ -285,6 +305,11 @@ mod tests {
         let man = String::from_utf8(out).unwrap();
         assert!(man.starts_with(".ie") || man.contains(".TH image-scraper"), "{}", &man[..200]);
         assert!(man.contains("robots"));
+        let settings = &man[man.find(".SH SETTINGS").expect("a settings section")..];
+        for key in crate::settings::keys() {
+            assert!(settings.contains(&format!("\\fB{key}\\fR")), "{key} is listed");
+        }
+        assert!(crate::settings::keys().len() > 30 && settings.contains("IMAGE_SCRAPER_IMAGE_HOST"));
     }
 
     #[test]

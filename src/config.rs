@@ -46,7 +46,10 @@ pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 12] = [
     "srcset",
     "src",
 ];
-pub const DEFAULT_IMAGE_HOST: &str = "images.stockfreeimages.com";
+/// Any host: a site's images are often on a CDN of another name, and a filter that
+/// guesses one finds nothing anywhere else (the seed's own is in the shipped
+/// `settings.yaml`, next to its URL).
+pub const DEFAULT_IMAGE_HOST: &str = "";
 pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
 /// HTML's own word for the next page of a series, on a link or in `<head>`.
 pub const DEFAULT_NEXT_SELECTOR: &str = "a[rel~=next], link[rel~=next]";
@@ -295,7 +298,10 @@ impl Config {
                     .image_attributes
                     .clone()
                     .map_or_else(|| DEFAULT_IMAGE_ATTRIBUTES.map(String::from).to_vec(), |a| a.into_vec()),
-                image_host: s.image_host.clone().unwrap_or_else(|| DEFAULT_IMAGE_HOST.into()),
+                image_host: match &s.image_host {
+                    Some(host) => image_host(host).map_err(|e| anyhow!("{}: {e}", key("IMAGE_HOST")))?,
+                    None => DEFAULT_IMAGE_HOST.into(),
+                },
                 page_count_selector: s
                     .page_count_selector
                     .clone()
@@ -749,6 +755,24 @@ fn resolve_headers(settings: &Settings) -> anyhow::Result<Vec<(String, String)>>
     Ok(headers)
 }
 
+/// `IMAGE_HOST` as a filter: lower-cased, a scheme and a trailing `/` dropped (a user
+/// pastes a URL: images come over http and https alike, so the scheme says nothing), a
+/// port kept (it must then match too). Anything else that is no host is refused.
+fn image_host(raw: &str) -> Result<String, String> {
+    let host = raw.trim().to_ascii_lowercase();
+    let host = match host.split_once("://") {
+        Some(("http" | "https", rest)) => rest.strip_suffix('/').unwrap_or(rest).to_string(),
+        Some(_) => return Err(format!("{raw:?}: only http(s) images are fetched; give a host name")),
+        None => host,
+    };
+    if host.contains(['/', ' ', '\t', '?', '#', '@']) {
+        return Err(format!(
+            "{raw:?} is not a host name (like images.example.com, or 127.0.0.1:8080); \"\" keeps all hosts"
+        ));
+    }
+    Ok(host)
+}
+
 /// An HTTP token: a header or cookie name.
 fn is_token(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
@@ -822,7 +846,7 @@ mod tests {
         assert_eq!(urls.url(3).as_str(), "https://www.stockfreeimages.com/p3/cats.html");
         assert_eq!(max, Some(10));
         assert_eq!(c.out_dir, PathBuf::from("images"));
-        assert_eq!(c.extract.image_host, "images.stockfreeimages.com");
+        assert_eq!(c.extract.image_host, "", "any host unless the file says otherwise");
         assert_eq!(c.extract.attributes.last().map(String::as_str), Some("src"));
         assert_eq!(c.mode, Mode::Async);
         assert!(c.workers >= 1);
@@ -1129,6 +1153,21 @@ mod tests {
         std::fs::write(&list, "http://h.example/a.jpg\nnot a url\n").unwrap();
         let e = error(ORIGINAL, &["--urls", list.to_str().unwrap()]);
         assert!(e.contains("failed.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn image_host_takes_a_host_a_port_or_a_url() {
+        let host =
+            |v: &str| resolve(&format!("{ORIGINAL}  IMAGE_HOST: '{v}'\n"), &[]).map(|c| c.extract.image_host);
+        assert_eq!(host("Images.Example.com").unwrap(), "images.example.com");
+        assert_eq!(host("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(host("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(host("https://cdn.example/").unwrap(), "cdn.example");
+        assert_eq!(host("").unwrap(), "");
+        for bad in ["https://cdn.example/images/", "ftp://cdn.example", "a b"] {
+            let e = host(bad).unwrap_err().to_string();
+            assert!(e.starts_with("test.yaml: SCRAPER.IMAGE_HOST: ") && !e.contains('\n'), "{bad}: {e}");
+        }
     }
 
     #[test]

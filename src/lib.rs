@@ -220,16 +220,67 @@ fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: D
             warn!(log, "{}", line);
         }
     }
-    if summary.images.skipped > 0 && !config.dry_run {
-        info!(log, "some images were skipped (complete from an earlier run, robots.txt or a size filter); --force downloads completed ones again";
-            "skipped" => summary.images.skipped);
-    }
-    if summary.images.total == 0 && summary.pages.ok > 0 {
-        warn!(log, "no images found on the pages: check IMAGE_SELECTOR, IMAGE_ATTRIBUTES and IMAGE_HOST");
-    }
+    log_skips_and_drops(summary, config, log);
     info!(log, "finished";
         "bytes" => summary.images.bytes, "secs" => format!("{:.2}", elapsed.as_secs_f64()),
         "out_dir" => %config.out_dir.display());
+}
+
+/// Each reason images were not downloaded, with its count and the hint that fits it
+/// (`--force` helps only what an earlier run completed, and only when not given).
+fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
+    let (skips, dropped) = (&summary.skips, &summary.dropped);
+    if skips.complete > 0 {
+        match config.force {
+            true => info!(log, "images skipped: complete from an earlier run"; "skipped" => skips.complete),
+            false => info!(log, "images skipped: complete from an earlier run; --force downloads them again";
+                "skipped" => skips.complete),
+        }
+    }
+    if skips.robots > 0 {
+        warn!(log, "images skipped: robots.txt disallows them (--force does not change that; --ignore-robots would, with the site owner's consent)";
+            "skipped" => skips.robots);
+    }
+    if skips.size > 0 {
+        let f = &config.filters;
+        let limits: Vec<String> = [("--min-size", f.min_bytes), ("--max-size", f.max_bytes)]
+            .into_iter()
+            .filter_map(|(flag, bytes)| bytes.map(|b| format!("{flag} {b} bytes")))
+            .collect();
+        info!(log, "images skipped: outside the size filter ({})", limits.join(", "); "skipped" => skips.size);
+    }
+    if skips.other > 0 {
+        info!(log, "images skipped: a link's thumbnail already downloaded as an image of its own"; "skipped" => skips.other);
+    }
+    let host = &config.extract.image_host;
+    let images = |n: u64| if n == 1 { "1 image".to_string() } else { format!("{n} images") };
+    let host_line = format!("{} on other hosts dropped by IMAGE_HOST={host}", images(dropped.other_host));
+    let ext_line = format!(
+        "{} dropped by the extension filter --ext {}",
+        images(dropped.extension),
+        config.filters.extensions.join(",")
+    );
+    let found_none = summary.images.total == 0 && summary.pages.ok + summary.pages.detail_ok > 0;
+    if found_none && dropped.other_host + dropped.extension > 0 {
+        let mut why = Vec::new();
+        if dropped.other_host > 0 {
+            why.push(format!("{host_line} (IMAGE_HOST: \"\" keeps all hosts)"));
+        }
+        if dropped.extension > 0 {
+            why.push(format!("{ext_line} (without --ext, all are kept)"));
+        }
+        warn!(log, "no images kept: {}", why.join("; "));
+        return;
+    }
+    if found_none {
+        warn!(log, "no images found on the pages: check IMAGE_SELECTOR and IMAGE_ATTRIBUTES");
+    }
+    if dropped.other_host > 0 {
+        info!(log, "{}", host_line);
+    }
+    if dropped.extension > 0 {
+        info!(log, "{}", ext_line);
+    }
 }
 
 /// Writes the report and the failed list; returns what went wrong, if anything.

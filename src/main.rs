@@ -1,6 +1,7 @@
 //! Thin: flags, settings, logging, run, exit status.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,7 +12,7 @@ use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
 use image_scraper::exit::ExitCode;
 use image_scraper::progress::Progress;
-use image_scraper::settings::Settings;
+use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Settings};
 
 fn main() {
     let cli = Cli::parse();
@@ -46,10 +47,13 @@ fn main() {
     drop(guard);
     let code = match outcome {
         Ok(outcome) => {
-            if for_people {
+            let code = outcome.exit_code();
+            // `-q` hides the table only when all went well: a failure is what it is for.
+            let table = cli.log_format == LogFormat::Text && (for_people || code != ExitCode::Success);
+            if table {
                 let _ = writeln!(std::io::stderr(), "{}", outcome.summary.table(outcome.elapsed));
             }
-            outcome.exit_code()
+            code
         }
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -61,7 +65,12 @@ fn main() {
 }
 
 fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    // The demo gallery is a site of its own: a `settings.yaml` in the current folder
+    // describes another one (its ITEM, its OUT_DIR), so only a file named with `-c` counts.
+    let settings = match (&cli.demo, &cli.config) {
+        (Some(_), None) => Settings::without_file(std::env::vars())?,
+        (_, config) => Settings::load(config.as_deref())?,
+    };
     // A shared job's processes must fetch the same URLs: the first serves the demo
     // gallery on its port, and the others use that one.
     let shared_demo = (cli.frontier.is_some() || settings.section.frontier.is_some()) && cli.demo.is_some();
@@ -75,7 +84,23 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     };
     let served_elsewhere = (shared_demo && demo.is_none()).then(DemoServer::url_on);
     let demo_url = demo.as_ref().map(DemoServer::url).or(served_elsewhere.clone());
+    // Said once the settings are known to be good, so a bad one stays a one-line error.
+    let read = settings.file_read().map(absolute);
+    // As expanded (`~`, `$VAR`), so a path that came out wrong can be seen.
+    let ca_files = settings.section.ca_cert.clone().filter(|_| cli.ca_cert.is_empty());
     let config = Config::resolve(settings, cli, demo_url.as_ref())?;
+    match read {
+        Some(path) => info!(log, "settings file read"; "path" => %path.display()),
+        None if cli.demo.is_some() && cli.config.is_none() => {
+            info!(log, "no settings file: --demo reads only one named with -c")
+        }
+        None => {
+            info!(log, "no settings file"; "looked_for" => %absolute(Path::new(DEFAULT_SETTINGS_FILE)).display())
+        }
+    }
+    if let Some(files) = ca_files {
+        info!(log, "trusting the CA_CERT files too"; "files" => files.into_vec().join(", "));
+    }
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());
     }
@@ -83,4 +108,9 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
         info!(log, "demo gallery served by another process of the job"; "url" => %url);
     }
     image_scraper::run(&config, log, progress)
+}
+
+/// The path as a user can find it again from anywhere.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -39,6 +39,50 @@ pub struct ImageCounts {
     pub bytes: u64,
 }
 
+/// Image URLs a filter dropped before they were counted as found (they are not in
+/// `images.total`): a run that finds nothing must say which filter took what.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Distinct image URLs on a host `IMAGE_HOST` does not take.
+    pub other_host: u64,
+    /// Distinct image URLs whose extension `--ext` does not list.
+    pub extension: u64,
+}
+
+/// Why images were skipped, one count per reason (they add up to `images.skipped`), so
+/// the summary can give the hint that fits each: `--force` helps only the first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Skips {
+    /// Complete from an earlier run (the resume record).
+    pub complete: u64,
+    /// Disallowed by robots.txt.
+    pub robots: u64,
+    /// Outside `--min-size`/`--max-size`.
+    pub size: u64,
+    /// Anything else (a link whose thumbnail is already another image of the run).
+    pub other: u64,
+}
+
+/// What a skip is counted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    Complete,
+    Robots,
+    Size,
+    Other,
+}
+
+impl Skips {
+    pub fn add(&mut self, why: SkipReason) {
+        *match why {
+            SkipReason::Complete => &mut self.complete,
+            SkipReason::Robots => &mut self.robots,
+            SkipReason::Size => &mut self.size,
+            SkipReason::Other => &mut self.other,
+        } += 1;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -100,6 +144,10 @@ pub struct Summary {
     pub images: ImageCounts,
     /// `--dry-run`: image URLs listed instead of downloaded.
     pub listed: u64,
+    /// What the filters dropped before counting, by filter.
+    pub dropped: Dropped,
+    /// `images.skipped` by reason.
+    pub skips: Skips,
     /// Filled only when a report or a failed list was asked for, so a run without one
     /// keeps no per-image record.
     pub items: Vec<Item>,
@@ -181,6 +229,22 @@ impl Summary {
         if self.listed > 0 {
             rows.push(format!("  listed   {:>6} (dry run: nothing downloaded)", self.listed));
         }
+        let s = &self.skips;
+        let why = [
+            (s.complete, "complete from an earlier run"),
+            (s.robots, "robots.txt disallowed"),
+            (s.size, "size filter"),
+            (s.other, "other"),
+        ];
+        if let Some(line) = counted(&why) {
+            rows.push(format!("  skipped  {line}"));
+        }
+        let d = &self.dropped;
+        if let Some(line) =
+            counted(&[(d.other_host, "on other hosts (IMAGE_HOST)"), (d.extension, "by --ext")])
+        {
+            rows.push(format!("  dropped  {line}"));
+        }
         rows.join("\n")
     }
 
@@ -192,6 +256,13 @@ impl Summary {
     fn failed(&self, kind: Kind) -> impl Iterator<Item = &Item> {
         self.items.iter().filter(move |i| i.status == Status::Failed && i.kind == kind)
     }
+}
+
+/// `3 complete from an earlier run, 2 robots.txt disallowed`; `None` when all are 0.
+fn counted(counts: &[(u64, &str)]) -> Option<String> {
+    let parts: Vec<String> =
+        counts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// `1.5 MiB`, `812 B`.
@@ -216,6 +287,10 @@ struct Report<'a> {
     elapsed_secs: f64,
     pages: &'a PageCounts,
     images: &'a ImageCounts,
+    /// `images.skipped` by reason.
+    skipped_by: &'a Skips,
+    /// Image URLs the filters dropped before counting (not in `images.total`).
+    dropped: &'a Dropped,
     items: &'a [Item],
 }
 
@@ -235,6 +310,8 @@ pub fn write_json(
         elapsed_secs: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         pages: &summary.pages,
         images: &summary.images,
+        skipped_by: &summary.skips,
+        dropped: &summary.dropped,
         items: &summary.items,
     };
     let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
@@ -289,6 +366,8 @@ mod tests {
             pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0, ..PageCounts::default() },
             images: ImageCounts { total: 2, ok: 1, failed: 1, skipped: 0, bytes: 2048 },
             listed: 0,
+            dropped: Dropped::default(),
+            skips: Skips::default(),
             items: vec![
                 Item {
                     kind: Kind::Image,
@@ -397,5 +476,28 @@ mod tests {
         assert!(table.contains("pages         1 ok      1 failed      0 skipped"), "{table}");
         assert!(table.contains("images        1 ok      1 failed      0 skipped   of 2"), "{table}");
         assert!(table.contains("saved    2.0 KiB in 2.00 s   1.0 KiB/s   0 images/s"), "{table}");
+        assert!(
+            !table.contains("\n  skipped  ") && !table.contains("dropped"),
+            "no reasons to give: {table}"
+        );
+    }
+
+    #[test]
+    fn the_table_gives_each_reason_its_count() {
+        let mut summary = summary();
+        summary.skips = Skips { complete: 3, robots: 2, ..Skips::default() };
+        summary.dropped = Dropped { other_host: 5, extension: 0 };
+        let table = summary.table(Duration::from_secs(1));
+        assert!(
+            table.contains("  skipped  3 complete from an earlier run, 2 robots.txt disallowed\n"),
+            "{table}"
+        );
+        assert!(table.ends_with("  dropped  5 on other hosts (IMAGE_HOST)"), "{table}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &summary).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["skipped_by"], serde_json::json!({"complete": 3, "robots": 2, "size": 0, "other": 0}));
+        assert_eq!(v["dropped"], serde_json::json!({"other_host": 5, "extension": 0}));
     }
 }

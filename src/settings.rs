@@ -156,12 +156,15 @@ impl OneOrMany {
 pub struct Settings {
     /// Named in every error about a key from the file.
     path: PathBuf,
+    /// Whether a file was read (the default one may be absent): said at start, so a
+    /// `settings.yaml` in the current folder is never applied silently.
+    read: bool,
     pub section: Section,
     /// Keys set by the environment, so errors name the variable, not the file.
     from_env: HashSet<String>,
-    /// The conventional proxy variables (`http_proxy`, `NO_PROXY`, ...: `proxy::ENV_VARS`)
-    /// as read with the rest, so resolving them is as testable as the keys.
-    proxy_env: BTreeMap<String, String>,
+    /// The rest of the environment as read with the keys (the conventional proxy
+    /// variables, `HOME` and what paths name), so resolving them is as testable as the keys.
+    env: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -181,12 +184,20 @@ impl Settings {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_SETTINGS_FILE), false),
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+        let (text, read) = match std::fs::read_to_string(&path) {
+            Ok(text) => (text, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (String::new(), false),
             Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
         };
-        Self::from_text(path, &text, env)
+        let mut settings = Self::from_text(path, &text, env)?;
+        settings.read = read;
+        Ok(settings)
+    }
+
+    /// The environment alone, no file: what `--demo` reads unless `-c` names one (a
+    /// `settings.yaml` in the current folder describes some other site).
+    pub fn without_file(env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<Self> {
+        Self::from_text(PathBuf::from(DEFAULT_SETTINGS_FILE), "", env)
     }
 
     fn from_text(
@@ -199,25 +210,59 @@ impl Settings {
         // thousands, long before its own limit answers.
         check_depth(text).map_err(|e| anyhow!("{file}: {e}"))?;
         // The file alone must be valid, so its errors name the file, the key and the line.
-        check_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
+        check_file(text).map_err(|e| anyhow!("{file}: {}", in_our_words(text, &e)))?;
         let mut mapping = parse_file(text).map_err(|e| anyhow!("{file}: {e}"))?;
         let mut from_env = HashSet::new();
         let (mut vars, others): (Vec<(String, String)>, Vec<_>) =
             env.into_iter().partition(|(k, _)| k.starts_with(ENV_PREFIX));
-        let proxy_env =
-            others.into_iter().filter(|(k, _)| crate::proxy::ENV_VARS.contains(&k.as_str())).collect();
+        let env: BTreeMap<String, String> = others.into_iter().collect();
         vars.sort();
         for (var, raw) in vars {
             let key = var[ENV_PREFIX.len()..].to_string();
             let value = env_value(&raw).map_err(|e| anyhow!("environment {var}: {e}"))?;
             let mut single = serde_yaml::Mapping::new();
             single.insert(key.clone().into(), value.clone());
-            deserialize(&single).map_err(|e| anyhow!("environment {var}: {}", strip_path(&e, &key)))?;
+            deserialize(&single)
+                .map_err(|e| anyhow!("environment {var}: {}", in_our_words("", &strip_path(&e, &key))))?;
             mapping.insert(key.clone().into(), value);
             from_env.insert(key);
         }
         let section = deserialize(&mapping).map_err(|e| anyhow!("{file}: {e}"))?;
-        Ok(Self { path, section, from_env, proxy_env })
+        let mut settings = Self { path, read: false, section, from_env, env };
+        settings.expand_paths()?;
+        Ok(settings)
+    }
+
+    /// `~` and `$VAR`/`${VAR}` in the keys that hold paths (`OUT_DIR`, `CA_CERT`), as a
+    /// shell would have done had they been flags. An undefined variable is an error
+    /// naming the key: a path with `$VAR` left in it would be a folder named `$VAR`.
+    fn expand_paths(&mut self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.section.out_dir {
+            let text = dir.to_string_lossy();
+            let expanded =
+                expand(&text, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("OUT_DIR")))?;
+            self.section.out_dir = Some(PathBuf::from(expanded));
+        }
+        if let Some(files) = self.section.ca_cert.take() {
+            let expanded = match files {
+                OneOrMany::One(file) => OneOrMany::One(
+                    expand(&file, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("CA_CERT")))?,
+                ),
+                OneOrMany::Many(files) => OneOrMany::Many(
+                    files
+                        .iter()
+                        .map(|f| expand(f, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("CA_CERT"))))
+                        .collect::<anyhow::Result<_>>()?,
+                ),
+            };
+            self.section.ca_cert = Some(expanded);
+        }
+        Ok(())
+    }
+
+    /// The file read, or `None` when there was none (the default file is optional).
+    pub fn file_read(&self) -> Option<&Path> {
+        self.read.then_some(self.path.as_path())
     }
 
     #[cfg(test)]
@@ -236,7 +281,8 @@ impl Settings {
 
     /// A conventional proxy variable (`http_proxy`, ...), as the environment had it.
     pub fn proxy_var(&self, name: &str) -> Option<String> {
-        self.proxy_env.get(name).cloned()
+        debug_assert!(crate::proxy::ENV_VARS.contains(&name), "{name} is not a proxy variable");
+        self.env.get(name).cloned()
     }
 
     pub fn file(&self) -> String {
@@ -282,6 +328,11 @@ fn deserialize(mapping: &serde_yaml::Mapping) -> Result<Section, String> {
 /// strictly as the file: one that does not parse is an error, never taken as a string in
 /// its place (a typo must not pass silently).
 fn env_value(raw: &str) -> Result<serde_yaml::Value, String> {
+    // YAML reads nothing as null, which would leave the key unset; `VAR=` means the
+    // empty value, as `KEY: ""` does in the file (`IMAGE_HOST=`: any host).
+    if raw.trim().is_empty() {
+        return Ok(serde_yaml::Value::String(String::new()));
+    }
     check_depth(raw)?;
     serde_yaml::from_str(raw).map_err(|e| {
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
@@ -330,6 +381,104 @@ fn check_depth(text: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `~`, `$VAR` and `${VAR}` expanded from `env`; an undefined variable (or `~` without
+/// `HOME`) is an error.
+fn expand(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let home = || env.get("HOME").cloned();
+    if (text == "~" || text.starts_with("~/")) && home().is_none_or(|h| h.is_empty()) {
+        return Err(format!("{text:?}: ~ needs HOME to be set"));
+    }
+    let lookup = |var: &str| match env.get(var) {
+        Some(value) => Ok(Some(value.clone())),
+        None => Err(format!("${var} is not set")),
+    };
+    shellexpand::full_with_context(text, home, lookup)
+        .map(|expanded| expanded.into_owned())
+        .map_err(|e| format!("{text:?}: {}", e.cause))
+}
+
+/// serde's and the YAML parser's words, made ours where a new user would be lost: an
+/// unknown key names the nearest known one instead of listing them all, and a tab in
+/// the indentation says so (the parser says "found character that cannot start any
+/// token"). `text` is the file, to find the tab's line.
+fn in_our_words(text: &str, message: &str) -> String {
+    // Only when the parser stopped on that line: a tab inside a block scalar is text.
+    if let Some(line) = tab_indented_line(text)
+        && message.contains(&format!("line {line} "))
+    {
+        return format!("line {line}: tabs are not allowed for indentation in YAML: use spaces");
+    }
+    nearest_key(message).unwrap_or_else(|| message.to_string())
+}
+
+/// The first line (1-based) indented with a tab, outside comments.
+fn tab_indented_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let body = line.trim_start();
+            indent.contains('\t') && !body.is_empty() && !body.starts_with('#')
+        })
+        .map(|n| n + 1)
+}
+
+/// `unknown field `AMOUNT_PAGE`, expected one of `URL`, ... at line 3 column 3` ->
+/// `unknown key AMOUNT_PAGE (did you mean AMOUNT_PAGES?) at line 3 column 3`.
+fn nearest_key(message: &str) -> Option<String> {
+    const UNKNOWN: &str = "unknown field `";
+    let start = message.find(UNKNOWN)?;
+    let rest = &message[start + UNKNOWN.len()..];
+    let name = &rest[..rest.find('`')?];
+    let (list, tail) = match rest.find(" at line ") {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    let known: Vec<&str> = list.split('`').skip(2).step_by(2).collect();
+    let wanted = name.to_ascii_uppercase();
+    let nearest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&wanted, k), *k))
+        .min()
+        .filter(|(distance, key)| *distance <= (key.len() / 3).max(2));
+    let hint = match nearest {
+        Some((_, key)) => format!(" (did you mean {key}?)"),
+        None => " (the keys are in docs/settings.md and `image-scraper man`)".to_string(),
+    };
+    Some(format!("{}unknown key {name}{hint}{tail}", &message[..start]))
+}
+
+/// Every key of the `SCRAPER:` section, as `Section`'s own `Deserialize` names them, so
+/// the man page and the suggestions cannot drift from what the loader accepts.
+pub fn keys() -> &'static [&'static str] {
+    use serde::de::value::Error;
+    use serde::de::{Error as _, Visitor};
+
+    struct Introspect<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Introspect<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = Section::deserialize(Introspect(&mut fields));
+    fields
 }
 
 fn strip_path(message: &str, key: &str) -> String {
@@ -419,10 +568,78 @@ mod tests {
         let e = load("", &[("IMAGE_SCRAPER_AMOUNT_PAGES", "ten")]).unwrap_err().to_string();
         assert!(e.starts_with("environment IMAGE_SCRAPER_AMOUNT_PAGES: invalid type"), "{e}");
         let e = load("", &[("IMAGE_SCRAPER_COLOUR", "red")]).unwrap_err().to_string();
-        assert!(
-            e.starts_with("environment IMAGE_SCRAPER_COLOUR: ") && e.contains("unknown field `COLOUR`"),
-            "{e}"
+        assert_eq!(
+            e,
+            "environment IMAGE_SCRAPER_COLOUR: unknown key COLOUR (the keys are in docs/settings.md and `image-scraper man`)"
         );
+        let e = load("", &[("IMAGE_SCRAPER_IMAGE_HOTS", "x")]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "environment IMAGE_SCRAPER_IMAGE_HOTS: unknown key IMAGE_HOTS (did you mean IMAGE_HOST?)"
+        );
+    }
+
+    #[test]
+    fn a_typo_names_the_nearest_key_not_all_of_them() {
+        let e = load("SCRAPER:\n  URL: https://h/\n  AMOUNT_PAGE: 3\n", &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "s.yaml: SCRAPER: unknown key AMOUNT_PAGE (did you mean AMOUNT_PAGES?) at line 3 column 3"
+        );
+        let e = load("SCRAPER:\n  image_host: x\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown key image_host (did you mean IMAGE_HOST?)"), "{e}");
+        let e = load("SCRAPPER:\n  URL: https://h/\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown key SCRAPPER (did you mean SCRAPER?)"), "{e}");
+        let e = load("SCRAPER:\n  COLOUR: red\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown key COLOUR (the keys are in") && !e.contains("IMAGE_HOST"), "{e}");
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_said_in_our_words() {
+        let e = load("SCRAPER:\n  URL: https://h/\n\tITEM: cats\n", &[]).unwrap_err().to_string();
+        assert_eq!(e, "s.yaml: line 3: tabs are not allowed for indentation in YAML: use spaces");
+        // A tab inside a value is no indentation.
+        let s = load("SCRAPER:\n  USER_AGENT: 'a\tb'\n", &[]).unwrap();
+        assert_eq!(s.section.user_agent.as_deref(), Some("a\tb"));
+    }
+
+    #[test]
+    fn an_empty_environment_value_is_the_empty_value() {
+        let s = load("SCRAPER:\n  IMAGE_HOST: cdn.example\n", &[("IMAGE_SCRAPER_IMAGE_HOST", "")]).unwrap();
+        assert_eq!(s.section.image_host.as_deref(), Some(""), "VAR= means empty, not unset");
+        let e = load("", &[("IMAGE_SCRAPER_RETRIES", "")]).unwrap_err().to_string();
+        assert!(e.starts_with("environment IMAGE_SCRAPER_RETRIES: invalid type: string"), "{e}");
+    }
+
+    #[test]
+    fn paths_from_settings_expand_home_and_variables() {
+        let vars = [("HOME", "/home/u"), ("PICS", "/data/pics")];
+        let s =
+            load("SCRAPER:\n  OUT_DIR: ~/pics\n  CA_CERT: [$PICS/ca.pem, '${HOME}/b.pem']\n", &vars).unwrap();
+        assert_eq!(s.section.out_dir, Some(PathBuf::from("/home/u/pics")));
+        assert_eq!(s.section.ca_cert.unwrap().into_vec(), ["/data/pics/ca.pem", "/home/u/b.pem"]);
+        let s = load("", &[("HOME", "/home/u"), ("IMAGE_SCRAPER_OUT_DIR", "${PICS}/cats"), ("PICS", "/p")])
+            .unwrap();
+        assert_eq!(s.section.out_dir, Some(PathBuf::from("/p/cats")));
+        let s = load("SCRAPER:\n  OUT_DIR: a~b/~\n", &vars).unwrap();
+        assert_eq!(s.section.out_dir, Some(PathBuf::from("a~b/~")), "only a leading ~ is home");
+        let e = load("SCRAPER:\n  OUT_DIR: $NOPE/pics\n", &vars).unwrap_err().to_string();
+        assert_eq!(e, "s.yaml: SCRAPER.OUT_DIR: \"$NOPE/pics\": $NOPE is not set");
+        let e = load("SCRAPER:\n  CA_CERT: ~/ca.pem\n", &[]).unwrap_err().to_string();
+        assert_eq!(e, "s.yaml: SCRAPER.CA_CERT: \"~/ca.pem\": ~ needs HOME to be set");
+        let e = load("", &[("IMAGE_SCRAPER_OUT_DIR", "${NOPE}")]).unwrap_err().to_string();
+        assert!(e.starts_with("environment IMAGE_SCRAPER_OUT_DIR: "), "{e}");
+    }
+
+    #[test]
+    fn the_key_list_is_the_loaders_own() {
+        let keys = keys();
+        assert_eq!(keys.first(), Some(&"URL"));
+        assert!(keys.contains(&"IMAGE_HOST") && keys.contains(&"NO_PROXY"));
+        for key in keys {
+            let yaml = format!("SCRAPER:\n  {key}: null\n");
+            assert!(load(&yaml, &[]).is_ok(), "{key} is accepted");
+        }
     }
 
     #[test]
@@ -430,7 +647,7 @@ mod tests {
         let e = load("SCRAPER:\n  URL: https://h/\n  ITEM: cats\n  AMOUNT_PAGES: ten\n", &[]).unwrap_err();
         assert!(e.to_string().starts_with("s.yaml: SCRAPER.AMOUNT_PAGES: invalid type"), "{e}");
         let e = load("SCRAPER:\n  URL: https://h/\n  AMOUNT_PAGE: 3\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("unknown field `AMOUNT_PAGE`"), "{e}");
+        assert!(e.contains("unknown key AMOUNT_PAGE"), "{e}");
         let e = load("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  AMOUNT_PAGES: -1\n", &[])
             .unwrap_err()
             .to_string();
@@ -438,7 +655,7 @@ mod tests {
         let e = load("SCRAPER: [1, 2]\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("s.yaml: SCRAPER: invalid type"), "{e}");
         let e = load("OTHER: 1\n", &[]).unwrap_err().to_string();
-        assert!(e.contains("unknown field `OTHER`"), "{e}");
+        assert!(e.contains("unknown key OTHER"), "{e}");
         let e = load("SCRAPER:\n  URL: https://h/\n  ITEM: x\n  bad: [\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("s.yaml: ") && !e.contains('\n'), "one line: {e}");
     }

@@ -12,7 +12,7 @@ use super::tally::Subject;
 use super::{Coordinator, InFlight};
 use crate::frontier::{Completed, EndWhy, Ending, ItemEnd, LastWhy, LeaseId, Meta, Offer, PageFate};
 use crate::html::Found;
-use crate::report::Status;
+use crate::report::{SkipReason, Status};
 use crate::robots::Rules;
 use crate::work::{Done, ImageTask, PageKind, Task, TaskError, TaskFinished, host_of};
 
@@ -93,7 +93,8 @@ impl Coordinator {
         ctx: &mut Context<Self>,
     ) {
         let answer = outcome::page(outcome, meta.hops, |u| self.page_host_allows(u));
-        let outcome::PageAnswer { ending, images, details, off_host, error, pager } = answer;
+        let outcome::PageAnswer { ending, images, details, off_host, other_hosts, error, pager } = answer;
+        self.tally.dropped_by_host(other_hosts);
         let next_seen = matches!(&ending, Ending::PageFetched { next: Some(_), .. });
         if let Some(next) = off_host {
             info!(self.log, "next link leads off PAGE_HOST: not followed"; "page" => number, "next" => %next);
@@ -188,7 +189,8 @@ impl Coordinator {
         ctx: &mut Context<Self>,
     ) {
         let (children, end) = match outcome::detail(outcome, &detail, |u| self.page_host_allows(u)) {
-            DetailAnswer::Images(images) => {
+            DetailAnswer::Images(images, other_hosts) => {
+                self.tally.dropped_by_host(other_hosts);
                 (self.image_offers(images, detail.page, &url, Some(&url)), ItemEnd::DetailOk)
             }
             DetailAnswer::Moved(target) => (vec![*target], ItemEnd::Replaced),
@@ -223,11 +225,22 @@ impl Coordinator {
         }
     }
 
-    /// The images a page (`referer`) holds, past the filters, as offers.
-    fn image_offers(&self, images: Vec<Found>, page: u32, referer: &Url, detail: Option<&Url>) -> Vec<Offer> {
-        images
+    /// The images a page (`referer`) holds, past the filters, as offers; what `--ext`
+    /// drops is counted.
+    fn image_offers(
+        &mut self,
+        images: Vec<Found>,
+        page: u32,
+        referer: &Url,
+        detail: Option<&Url>,
+    ) -> Vec<Offer> {
+        let (wanted, unwanted): (Vec<Found>, Vec<Found>) =
+            images.into_iter().partition(|f| self.plan.filters.wants(&f.url));
+        for found in &unwanted {
+            self.tally.dropped_by_extension(&found.url);
+        }
+        wanted
             .into_iter()
-            .filter(|f| self.plan.filters.wants(&f.url))
             .map(outcome::found_meta)
             .map(|(image, meta)| {
                 let meta = Meta { detail: detail.cloned().map(Box::new), ..meta };
@@ -291,7 +304,7 @@ impl Coordinator {
                 children.push(thumbnail);
                 fell_back = Some(link);
             }
-            ImageAnswer::Skipped(reason) => self.skip(&image, reason),
+            ImageAnswer::Skipped(reason) => self.skip(&image, SkipReason::Size, reason),
             ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
         }
         let answer = self.frontier.complete(lease, ending, children);
@@ -300,7 +313,11 @@ impl Coordinator {
                 && done.admitted.first() == Some(&false)
             {
                 // Found on its own too: downloaded (or skipped) as that image.
-                act.skip(&link, "its thumbnail is already another image of this run".into());
+                act.skip(
+                    &link,
+                    SkipReason::Other,
+                    "its thumbnail is already another image of this run".into(),
+                );
             }
         });
     }

@@ -49,7 +49,7 @@ use crate::frontier::{
     Refused, Verdict, WalkMark, Work,
 };
 use crate::progress::{self, Snapshot};
-use crate::report::{ImageCounts, PageCounts, Status, Summary};
+use crate::report::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
 use gate::ClaimGate;
 use listing::Listing;
@@ -324,7 +324,7 @@ impl Coordinator {
             match work {
                 Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
                 Work::Image(offer) if failure => self.fail(&offer.into(), 0, reason),
-                Work::Image(offer) => self.skip(&offer.into(), reason),
+                Work::Image(offer) => self.skip(&offer.into(), SkipReason::Robots, reason),
                 Work::Detail(offer) => self.detail_refused(&offer.url, reason, failure),
             }
         }
@@ -411,7 +411,7 @@ impl Coordinator {
     fn skip_complete(&mut self, offer: Offer, name: String, bytes: u64) {
         let mut item = Subject { path: name, ..Subject::from(offer) }.item(Status::Skipped);
         (item.bytes, item.reason) = (bytes, Some("complete from an earlier run".into()));
-        self.tally.image(item);
+        self.tally.skipped(item, SkipReason::Complete);
     }
 
     /// A page robots.txt keeps us from: skipped when the site disallows it, failed when
@@ -429,11 +429,11 @@ impl Coordinator {
         }
     }
 
-    fn skip(&mut self, image: &Subject, reason: String) {
+    pub(super) fn skip(&mut self, image: &Subject, why: SkipReason, reason: String) {
         debug!(self.log, "image skipped"; "url" => %image.found, "reason" => &reason);
         let mut item = image.item(Status::Skipped);
         item.reason = Some(reason);
-        self.tally.image(item);
+        self.tally.skipped(item, why);
     }
 
     fn fail(&mut self, image: &Subject, attempts: u32, error: String) {
@@ -462,7 +462,9 @@ impl Coordinator {
             match verdict {
                 Verdict::Wait => unreachable!("returned above"),
                 Verdict::Refused { reason, failure: true } => self.fail(&offer.into(), 0, reason),
-                Verdict::Refused { reason, failure: false } => self.skip(&offer.into(), reason),
+                Verdict::Refused { reason, failure: false } => {
+                    self.skip(&offer.into(), SkipReason::Robots, reason)
+                }
                 Verdict::Go => match self.names.plan(&*self.plan.store, &url, self.plan.force) {
                     Planned::Complete { name, bytes } => self.skip_complete(offer, name, bytes),
                     Planned::Fetch { .. } if self.listing.as_mut().is_some_and(|l| l.write(&url)) => {

@@ -20,6 +20,8 @@ pub struct PageAnswer {
     pub details: Vec<Url>,
     /// A next link the page host refused (for the log).
     pub off_host: Option<Url>,
+    /// Image URLs `IMAGE_HOST` dropped (to count them).
+    pub other_hosts: Vec<Url>,
     /// What went wrong, for the log and the count, if anything did.
     pub error: Option<TaskError>,
     /// What looked like a pager on a page with no next link (for the walk's end).
@@ -34,6 +36,7 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
         images: Vec::new(),
         details: Vec::new(),
         off_host: None,
+        other_hosts: Vec::new(),
         error,
         pager: None,
     };
@@ -46,7 +49,15 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
             };
             let details = scan.details.into_iter().filter(|url| page_host(url)).collect();
             let ending = Ending::PageFetched { stated: scan.page_count, next, found };
-            PageAnswer { ending, images: scan.images, details, off_host, error: None, pager: scan.pager }
+            PageAnswer {
+                ending,
+                images: scan.images,
+                details,
+                off_host,
+                other_hosts: scan.other_hosts,
+                error: None,
+                pager: scan.pager,
+            }
         }
         Ok(Done::Moved(to)) if hops < MAX_REDIRECTS => {
             failed(Ending::PageMoved { url: to, hops: hops + 1 }, None)
@@ -64,7 +75,8 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
 /// A detail page's answer: its images, or where it moved (to fetch it there), or why it
 /// failed.
 pub enum DetailAnswer {
-    Images(Vec<Found>),
+    /// Its images, and the image URLs `IMAGE_HOST` dropped (to count them).
+    Images(Vec<Found>, Vec<Url>),
     Moved(Box<Offer>),
     Failed(String),
 }
@@ -76,7 +88,7 @@ pub fn detail(
     page_host: impl Fn(&Url) -> bool,
 ) -> DetailAnswer {
     match outcome {
-        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images),
+        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images, scan.other_hosts),
         Ok(Done::Moved(_)) if detail.meta.hops >= MAX_REDIRECTS => {
             DetailAnswer::Failed(TaskError::Redirects.to_string())
         }

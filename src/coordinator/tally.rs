@@ -3,10 +3,12 @@
 //! counted once as found and once more as ok, failed or skipped, here and nowhere else.
 //! [`Subject`] is an image as the report names it. Plain data: no actix.
 
+use std::collections::HashSet;
+
 use url::Url;
 
 use crate::frontier::{Meta, Offer};
-use crate::report::{ImageCounts, Item, Kind, PageCounts, Status, Summary};
+use crate::report::{Dropped, ImageCounts, Item, Kind, PageCounts, SkipReason, Skips, Status, Summary};
 
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -15,6 +17,12 @@ pub struct Tally {
     images: ImageCounts,
     /// `--dry-run`: URLs written out instead of downloaded.
     listed: u64,
+    /// `images.skipped` by reason.
+    skips: Skips,
+    /// The URLs each filter dropped, so one on many pages counts once. Dropped here,
+    /// before the frontier's seen-set, so this is their only record.
+    other_hosts: HashSet<Url>,
+    other_extensions: HashSet<Url>,
     /// One per image, kept only when a report or a failed list asked for them: a run
     /// without either keeps no per-image record, however large.
     items: Option<Vec<Item>>,
@@ -33,7 +41,32 @@ impl Tally {
         self.images.total += 1;
     }
 
-    /// How an image ended. Only a saved image's bytes count as this run's.
+    /// An image skipped, counted by `why` too.
+    pub fn skipped(&mut self, item: Item, why: SkipReason) {
+        debug_assert_eq!(item.status, Status::Skipped);
+        self.skips.add(why);
+        self.images.skipped += 1;
+        self.keep(item);
+    }
+
+    /// Image URLs `IMAGE_HOST` dropped on a page.
+    pub fn dropped_by_host(&mut self, urls: impl IntoIterator<Item = Url>) {
+        self.other_hosts.extend(urls);
+    }
+
+    /// An image URL `--ext` dropped.
+    pub fn dropped_by_extension(&mut self, url: &Url) {
+        if !self.other_extensions.contains(url) {
+            self.other_extensions.insert(url.clone());
+        }
+    }
+
+    pub fn dropped(&self) -> Dropped {
+        Dropped { other_host: self.other_hosts.len() as u64, extension: self.other_extensions.len() as u64 }
+    }
+
+    /// How an image ended. Only a saved image's bytes count as this run's; a skip
+    /// counted here, not through [`Tally::skipped`], has no better reason than "other".
     pub fn image(&mut self, item: Item) {
         match item.status {
             Status::Ok => {
@@ -41,8 +74,12 @@ impl Tally {
                 self.images.bytes += item.bytes;
             }
             Status::Failed => self.images.failed += 1,
-            Status::Skipped => self.images.skipped += 1,
+            Status::Skipped => return self.skipped(item, SkipReason::Other),
         }
+        self.keep(item);
+    }
+
+    fn keep(&mut self, item: Item) {
         if let Some(items) = &mut self.items {
             items.push(item);
         }
@@ -122,6 +159,8 @@ impl Tally {
             pages: self.pages(),
             images: self.images(),
             listed: self.listed,
+            dropped: self.dropped(),
+            skips: self.skips,
             items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
         }
     }
@@ -198,6 +237,7 @@ mod tests {
         tally.image(item(Status::Failed, 0));
         let images = tally.images();
         assert_eq!(images, ImageCounts { total: 3, ok: 1, failed: 1, skipped: 1, bytes: 10 });
+        assert_eq!(tally.skips.other, 1, "a skip without a reason given is counted as other");
         let summary = tally.summary(None);
         assert_eq!(summary.items.len(), 3);
         assert!(tally.summary(None).items.is_empty(), "items are handed over once");
@@ -215,6 +255,23 @@ mod tests {
             summary.items.iter().map(|i| (i.kind, i.error.as_deref().unwrap(), i.page)).collect();
         assert_eq!(kinds, [(Kind::Page, "HTTP status 500", 2), (Kind::Page, "HTTP status 404", 2)]);
         assert_eq!(summary.failed_urls().count(), 0, "not in the images' list");
+    }
+
+    #[test]
+    fn skips_and_drops_are_counted_by_reason_once_each() {
+        let mut tally = Tally::new(false);
+        tally.skipped(item(Status::Skipped, 1), SkipReason::Robots);
+        tally.skipped(item(Status::Skipped, 1), SkipReason::Complete);
+        tally.skipped(item(Status::Skipped, 1), SkipReason::Robots);
+        let url = |s: &str| Url::parse(s).unwrap();
+        tally.dropped_by_host([url("http://a/1.png"), url("http://a/2.png")]);
+        tally.dropped_by_host([url("http://a/1.png")]);
+        tally.dropped_by_extension(&url("http://h/x.gif"));
+        tally.dropped_by_extension(&url("http://h/x.gif"));
+        let summary = tally.summary(None);
+        assert_eq!(summary.skips, Skips { complete: 1, robots: 2, size: 0, other: 0 });
+        assert_eq!(summary.images.skipped, 3);
+        assert_eq!(summary.dropped, Dropped { other_host: 2, extension: 1 });
     }
 
     #[test]

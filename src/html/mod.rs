@@ -130,6 +130,9 @@ pub struct PageScan {
     /// What looks like a pager on a listing page with no next link recognised, in words
     /// ([`pager::pager`]): a walk ending there says `NEXT_SELECTOR` may be what is missing.
     pub pager: Option<String>,
+    /// Distinct image URLs the host filter (`IMAGE_HOST`) dropped, so a run can say how
+    /// many and why instead of finding nothing silently.
+    pub other_hosts: Vec<Url>,
 }
 
 impl PageScan {
@@ -242,6 +245,8 @@ struct Walk<'a> {
     /// Targets of detail links, in document order, duplicates included.
     details: Vec<Url>,
     detail: Option<OpenDetail>,
+    /// Image URLs the host filter dropped, duplicates included.
+    other_hosts: Vec<Url>,
 }
 
 /// A CSS selector, or a message naming `what` it was for and why it is not one.
@@ -325,11 +330,14 @@ impl Extractor {
             twin: None,
             details: Vec::new(),
             detail: None,
+            other_hosts: Vec::new(),
         };
         self.walk(&doc, false, &mut walk);
         let mut seen = HashSet::new();
         let mut entries: Vec<Entry> =
             walk.entries.into_iter().filter(|e| seen.insert(e.found.url.clone())).collect();
+        let mut seen = HashSet::new();
+        let other_hosts: Vec<Url> = walk.other_hosts.into_iter().filter(|u| seen.insert(u.clone())).collect();
         if detail_page {
             if self.detail_images == DetailImages::Largest
                 && let Some(best) = detail::largest(&entries)
@@ -338,6 +346,7 @@ impl Extractor {
             }
             return PageScan {
                 images: entries.into_iter().map(|e| e.found).collect(),
+                other_hosts,
                 ..PageScan::default()
             };
         }
@@ -350,7 +359,14 @@ impl Extractor {
         let details = walk.details.into_iter().filter(|u| seen.insert(u.clone())).collect();
         let next = self.next_link(&doc, &base, page_url);
         let pager = if next.is_none() { pager::pager(&doc) } else { None };
-        PageScan { images: entries.into_iter().map(|e| e.found).collect(), page_count, next, details, pager }
+        PageScan {
+            images: entries.into_iter().map(|e| e.found).collect(),
+            page_count,
+            next,
+            details,
+            other_hosts,
+            pager,
+        }
     }
 
     /// The first next link that leads somewhere else. Elements in a `<template>` are
@@ -490,6 +506,7 @@ impl Extractor {
             return;
         }
         if !self.host_allowed(&pick.url) {
+            walk.other_hosts.push(pick.url);
             return;
         }
         let node = (kind != Element::Noscript).then(|| element.id());
@@ -548,7 +565,11 @@ impl Extractor {
             return;
         }
         let Some(url) = self.resolve(href, walk.base) else { return };
-        if !(by_selector || has_image_extension(&url)) || !self.host_allowed(&url) {
+        if !(by_selector || has_image_extension(&url)) {
+            return;
+        }
+        if !self.host_allowed(&url) {
+            walk.other_hosts.push(url);
             return;
         }
         walk.entries.push(Entry {
@@ -788,9 +809,30 @@ const IMAGE_EXTENSIONS: &[&str] =
     &["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "svg", "heic"];
 
 /// The host filter's rule, for `IMAGE_HOST` and `PAGE_HOST` alike: `url`'s host contains
-/// `filter` (already lower-cased); an empty filter takes any host.
+/// `filter` (already lower-cased); an empty filter takes any host. A filter ending in a
+/// port (`127.0.0.1:8080`) takes only that port too (the scheme's default when the URL
+/// names none): two servers on one machine differ only by it.
 pub fn host_matches(filter: &str, url: &Url) -> bool {
-    filter.is_empty() || url.host_str().is_some_and(|h| h.contains(filter))
+    if filter.is_empty() {
+        return true;
+    }
+    let (host, port) = split_port(filter);
+    url.host_str().is_some_and(|h| h.contains(host))
+        && port.is_none_or(|port| url.port_or_known_default() == Some(port))
+}
+
+/// `host:port` -> (`host`, port); an IPv6 address needs its brackets (`[::1]:8080`) for
+/// its last group not to be read as a port.
+fn split_port(filter: &str) -> (&str, Option<u16>) {
+    match filter.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) => {
+            match port.parse() {
+                Ok(port) => (host, Some(port)),
+                Err(_) => (filter, None),
+            }
+        }
+        _ => (filter, None),
+    }
 }
 
 /// Whether the URL's path names an image file (a query may follow).
@@ -880,6 +922,31 @@ mod tests {
         assert_eq!(urls(&s), ["https://images.stockfreeimages.com/1.jpg"]);
         let all = scan(&rules("img", &["src"], ""), html, "https://www.stockfreeimages.com/p1/cats.html");
         assert_eq!(all.images.len(), 3);
+        // What the filter dropped is told, once per URL, so a run can count it.
+        let twice = format!("{html}<img src=/local.jpg><a href=https://other.example/big.jpg>x</a>");
+        let dropped = scan(&r, &twice, "https://www.stockfreeimages.com/p1/cats.html").other_hosts;
+        let dropped: Vec<&str> = dropped.iter().map(Url::as_str).collect();
+        assert_eq!(
+            dropped,
+            [
+                "https://www.stockfreeimages.com/logo.png",
+                "https://www.stockfreeimages.com/local.jpg",
+                "https://other.example/big.jpg"
+            ]
+        );
+        assert!(all.other_hosts.is_empty());
+    }
+
+    #[test]
+    fn a_host_filter_with_a_port_takes_that_port_only() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(host_matches("127.0.0.1:8080", &url("http://127.0.0.1:8080/a.png")));
+        assert!(!host_matches("127.0.0.1:8080", &url("http://127.0.0.1:9090/a.png")));
+        assert!(!host_matches("127.0.0.1:8080", &url("http://127.0.0.1/a.png")));
+        assert!(host_matches("example.com:443", &url("https://cdn.example.com/a.png")), "the default port");
+        assert!(host_matches("127.0.0.1", &url("http://127.0.0.1:9090/a.png")), "no port: any port");
+        assert!(host_matches("[::1]:8080", &url("http://[::1]:8080/a.png")));
+        assert!(host_matches("::1", &url("http://[::1]:8080/a.png")), "no brackets: no port");
     }
 
     #[test]

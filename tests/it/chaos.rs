@@ -16,8 +16,6 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
 
-use image_scraper::coordinator::INTERRUPT_GRACE;
-
 use crate::helpers::{
     TestServer, gallery_html, image_paths, images, jpeg, read_report, run_binary, serve_page, write_settings,
 };
@@ -521,7 +519,8 @@ fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {
         std::thread::sleep(Duration::from_millis(10));
     }
     signal(&child, signal_name);
-    let (code, stderr) = exit_within(child, Duration::from_secs(10));
+    // A hang guard, not a timing: the grace period is 2 s, a loaded machine adds to it.
+    let (code, stderr) = exit_within(child, Duration::from_secs(60));
 
     assert_eq!(code, expected_code, "{stderr}");
     assert!(stderr.contains("Done, success: 3/15, failure: 12/15"), "{stderr}");
@@ -565,9 +564,14 @@ fn a_second_ctrl_c_exits_at_once_leaving_no_partial_file() {
         assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "no stopping line");
     }
     signal(&child, "INT");
-    let sent = Instant::now();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
-    assert!(sent.elapsed() < INTERRUPT_GRACE, "exited at once, not after the grace period");
+    // Exited by the second signal, not at the grace period's end (which would have
+    // counted the stalled images and printed the summary): said by what it printed,
+    // whatever the clock on a loaded machine.
+    assert!(rest.contains("interrupted twice, exiting now"), "{rest}");
+    assert!(!rest.contains("Done, success"), "ended by the grace period: {rest}");
     assert_eq!(status.code(), Some(130));
     let out = dir.path().join("images");
     let files = images(&out);

@@ -102,7 +102,9 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
     std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
     crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
         .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
-        .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
+        // 3 s: renewed every second, so a live process's leases outlast a loaded machine's
+        // stalls (a lapse hands its images to another, a refetch the tests count).
+        .args(["--frontier", redis, "--job", job, "--lease", "3", "--report", "r.json"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -222,25 +224,56 @@ fn a_shared_job_fails_on_every_process_when_any_image_fails() {
 }
 
 /// The built-in gallery (counted: five pages, 42 images), listing pages slow (300 ms) so
-/// a walk takes a while, every request counted.
-fn slow_gallery() -> TestServer {
-    TestServer::start_with(|cfg| {
-        cfg.default_service(web::to(|req: HttpRequest| async move {
-            let origin = format!("http://{}", req.connection_info().host());
-            let reply =
-                image_scraper::demo::Gallery::default().reply(req.path(), req.query_string(), &origin);
-            match reply {
-                image_scraper::demo::Reply::Html(html) => {
-                    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-                    HttpResponse::Ok().content_type("text/html").body(html)
+/// a walk takes a while, every request counted. Listing pages after the first are held
+/// until `release` says so: what a walker that dies had asked for past page 1 cannot
+/// have finished, whatever the machine's load, so where the takeover starts is the
+/// mark's doing alone.
+fn slow_gallery(release: tokio::sync::watch::Receiver<bool>) -> TestServer {
+    TestServer::start_with(move |cfg| {
+        let release = release.clone();
+        cfg.default_service(web::to(move |req: HttpRequest| {
+            let mut release = release.clone();
+            async move {
+                let origin = format!("http://{}", req.connection_info().host());
+                let reply =
+                    image_scraper::demo::Gallery::default().reply(req.path(), req.query_string(), &origin);
+                match reply {
+                    image_scraper::demo::Reply::Html(html) => {
+                        if !req.path().starts_with("/p1/") {
+                            // Err: the test ended (its sender dropped); answer anyway.
+                            let _ = release.wait_for(|go| *go).await;
+                        }
+                        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+                        HttpResponse::Ok().content_type("text/html").body(html)
+                    }
+                    image_scraper::demo::Reply::Png(png) => {
+                        HttpResponse::Ok().content_type("image/png").body(png)
+                    }
+                    image_scraper::demo::Reply::NotFound => HttpResponse::NotFound().finish(),
                 }
-                image_scraper::demo::Reply::Png(png) => {
-                    HttpResponse::Ok().content_type("image/png").body(png)
-                }
-                image_scraper::demo::Reply::NotFound => HttpResponse::NotFound().finish(),
             }
         }));
     })
+}
+
+/// Blocks until the walk's mark in Redis says every page up to `page` is finished (a
+/// hang guard, not a wait: panics after a minute). The mark is written when a page
+/// finishes, which may come after later pages were asked for: a request seen on the
+/// server says nothing about it.
+fn wait_for_mark(redis: &str, job: &str, page: u32) {
+    let mut conn = redis::Client::open(redis).unwrap().get_connection().unwrap();
+    let key = format!("isc:{{{job}}}:walk:mark");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mark: Option<String> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+        let done = mark.as_deref().and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok());
+        if done.and_then(|m| m["done"].as_u64()).is_some_and(|d| d >= u64::from(page)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the walk's mark never reached page {page}: {mark:?}");
+        // Redis has no way to wait for a key's value; a short poll of the real state.
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn walker(dir: &Path, redis: &str, job: &str, origin: &str) -> Child {
@@ -263,18 +296,21 @@ fn walker(dir: &Path, redis: &str, job: &str, origin: &str) -> Child {
 #[test]
 fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
     let Some(redis) = redis_server::server() else { return };
-    let server = slow_gallery();
+    let (release, held) = tokio::sync::watch::channel(false);
+    let server = slow_gallery(held);
     let dir = tempfile::tempdir().unwrap();
     let job = redis_server::job("walk");
     let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
-    // The first process takes the walk; it dies once it has asked for page 2, page 1
-    // (which states the count) done.
+    // The first process takes the walk; it dies once page 1 (which states the count) is
+    // finished by the walk's mark and page 2 was asked for, which the server holds.
     let mut first = walker(&nodes[0], &redis.url, &job, &server.origin());
     server.wait_for_hits("/p1/", 1);
     let second = walker(&nodes[1], &redis.url, &job, &server.origin());
     server.wait_for_hits("/p2/", 1);
+    wait_for_mark(&redis.url, &job, 1);
     first.kill().unwrap();
     let _ = first.wait();
+    release.send_replace(true);
     let (code, log) = finish(second);
     assert_eq!(code, 0, "{log}");
     let n = image_scraper::demo::Gallery::default().image_count();
@@ -331,8 +367,12 @@ fn a_delay_between_requests_holds_across_processes() {
         (0..DELAYED).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
     times.sort();
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let least = gaps.iter().min().copied().unwrap();
-    assert!(least >= Duration::from_millis(25), "requests {least:?} apart: {gaps:?}");
+    // A start reserved 80 ms after another can still reach the server sooner after it
+    // when the first was sent late (a descheduled process): a few short gaps are the
+    // machine's, many are the gate's. Two processes each spacing only their own would
+    // leave about half the gaps under 40 ms.
+    let short = gaps.iter().filter(|g| **g < Duration::from_millis(40)).count();
+    assert!(short * 10 <= gaps.len(), "{short} of {} gaps under 40 ms: {gaps:?}", gaps.len());
     let mut sorted = gaps.clone();
     sorted.sort();
     assert!(sorted[sorted.len() / 2] >= Duration::from_millis(70), "the median gap: {gaps:?}");

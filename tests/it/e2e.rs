@@ -215,7 +215,7 @@ fn bad_settings_exit_2_with_one_line_and_create_nothing() {
             &[],
             "SCRAPER.AMOUNT_PAGES",
         ),
-        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n", &[], "unknown field `COLOUR`"),
+        ("SCRAPER:\n  URL: https://h.test/\n  ITEM: cats\n  COLOUR: red\n", &[], "unknown key COLOUR"),
         ("SCRAPER:\n  URL: nope\n  ITEM: cats\n", &[], "SCRAPER.URL"),
         ("SCRAPER: [\n", &[], "settings.yaml"),
         ("SCRAPER:\n  URL: https://h.test/\n  PAGE_PATH: '{item}/{page}'\n", &[], "no item"),

@@ -5,6 +5,7 @@ mod chaos;
 mod conformance;
 mod distributed;
 mod e2e;
+mod first_hour;
 mod forward_proxy;
 mod helpers;
 mod hostile;

@@ -67,7 +67,9 @@ fn the_rate_limit_holds_across_workers() {
         assert_eq!(times.len(), 16);
         let span = *times.last().unwrap() - times[0];
         let rate = (times.len() - 1) as f64 / span.as_secs_f64();
-        assert!(rate <= 25.0 * 1.1, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
+        // The slack is for the first request reaching the server late on a loaded machine
+        // (a shorter span); a limit per worker instead of per run would be 4-8 times over.
+        assert!(rate <= 25.0 * 1.25, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
     }
 }
 
@@ -91,7 +93,9 @@ fn a_429_pauses_the_whole_host() {
                                     .insert_header((header::RETRY_AFTER, "1"))
                                     .finish();
                             }
-                            actix_rt::time::sleep(Duration::from_millis(20)).await;
+                            // Held long enough that without the pause the other images
+                            // would be asked for during it, not all done before it starts.
+                            actix_rt::time::sleep(Duration::from_millis(100)).await;
                             HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n, 3_000))
                         }
                     }),
@@ -111,9 +115,9 @@ fn a_429_pauses_the_whole_host() {
         );
         let refused = server.hit_times("/img/0.jpg")[0];
         assert_eq!(server.hits("/img/0.jpg"), 2);
-        // Requests already on their way may arrive just after the 429; none may start
-        // during the second the host asked for.
-        let quiet_from = refused + Duration::from_millis(150);
+        // Requests already on their way may arrive just after the 429 (later on a loaded
+        // machine); none may start during the second the host asked for.
+        let quiet_from = refused + Duration::from_millis(300);
         let quiet_to = refused + Duration::from_millis(950);
         let early: Vec<Duration> = server
             .all_times()
@@ -178,7 +182,8 @@ fn robots_txt_is_obeyed_with_its_crawl_delay() {
         // Crawl-delay 0.1 s: robots.txt, page 1 and four images, no faster than 10/s.
         let times = server.all_times();
         let rate = (times.len() - 1) as f64 / (*times.last().unwrap() - times[0]).as_secs_f64();
-        assert!(rate <= 10.0 * 1.1, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
+        // Slack as above; a crawl delay ignored would be many times over.
+        assert!(rate <= 10.0 * 1.25, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
     }
 }
 
