@@ -109,7 +109,7 @@ impl Client for Awc {
     async fn send(&self, url: &Url, headers: Vec<(&str, &str)>) -> Result<Self::Response, TaskError> {
         // An https target through a proxy is tunnelled by the connector and sent as usual;
         // an http one is forwarded by the proxy, so it is written for the proxy.
-        let forward = self.opts.proxies.for_url(url).filter(|_| url.scheme() == "http");
+        let forward = self.opts.proxies.for_url(url).filter(|proxy| proxy.forwards(url));
         let mut request = match forward {
             None => self.client.get(url.as_str()),
             Some(proxy) => {

@@ -152,6 +152,10 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         // Which proxy, never its credentials: a user behind one should see it is used.
         info!(log, "through a proxy"; "proxies" => config.proxies.describe());
     }
+    for unusable in config.proxies.unusable() {
+        // Not an error while no request needs it; each that does fails with this reason.
+        warn!(log, "a proxy setting cannot be used: requests through it will fail"; "why" => %unusable);
+    }
     let started = Instant::now();
     let system = System::new();
     let (summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
@@ -304,6 +308,8 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
+        // Every S3 request would go through it: refused now, not per image.
+        config.proxies.check(&settings.endpoint).map_err(|u| cannot(u.to_string()))?;
         let proxy = config.proxies.for_url(&settings.endpoint);
         let client =
             S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config(), proxy)

@@ -180,6 +180,10 @@ pub enum TaskError {
     DiskFull(String),
     #[error("worker failed: {0}")]
     Worker(String),
+    /// The request's proxy setting cannot be used (`proxy::Unusable`): not retried, every
+    /// try would meet the same setting.
+    #[error("{0}")]
+    Proxy(String),
     #[error("interrupted")]
     Interrupted,
     /// The frontier (where the work is kept) failed: the run stops.
