@@ -133,6 +133,9 @@ pub enum Done {
     },
 }
 
+/// How an EMFILE/ENFILE is told, with what to do: what a task failed by one says.
+pub const TOO_MANY_OPEN_FILES: &str = "too many open files (raise ulimit -n, or lower -p/CONCURRENCY)";
+
 /// Why a task failed. Callers branch on the variant ([`TaskError::is_retryable`]); the
 /// text is what the log and the report show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -231,6 +234,20 @@ impl TaskError {
         match self {
             Self::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
             Self::Connect(_) | Self::Timeout(_) | Self::Transfer(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A failure on this side of the connection: the proxy, or this machine's open-files
+    /// limit. It says nothing about the site, so advice about the site (`--ignore-robots`)
+    /// would point the wrong way. The proxy's failures are the texts `Proxy::failure`
+    /// makes (they reach us through the clients' own error types as text).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Self::Proxy(_) => true,
+            Self::Connect(why) | Self::Transfer(why) | Self::Worker(why) => {
+                why.starts_with("proxy ") || why.contains(TOO_MANY_OPEN_FILES)
+            }
             _ => false,
         }
     }

@@ -22,6 +22,8 @@ mod s3;
 mod s3_store;
 mod shared_bucket;
 mod shared_gallery;
+mod socks;
+mod socks_proxy;
 mod tls;
 mod walk;
 mod workers;
