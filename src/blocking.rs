@@ -260,6 +260,9 @@ impl Ureq {
     }
 
     fn classify_io(&self, err: io::Error) -> TaskError {
+        if crate::limits::is_too_many_open_files(&err) {
+            return TaskError::too_many_open_files();
+        }
         // ureq reports its own errors while reading a body as io::Error wrapping them.
         if err.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
             if let Some(Ok(e)) = err.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {

@@ -191,6 +191,7 @@ fn classify_send(err: SendRequestError, url: &Url, opts: &FetchOptions) -> TaskE
         // A refused certificate is the same on every try: not a connection error to retry.
         SendRequestError::Connect(awc::error::ConnectError::Io(e)) => match crate::tls::refusal(&e) {
             Some(reason) => TaskError::tls(url, reason),
+            None if crate::limits::is_too_many_open_files(&e) => TaskError::too_many_open_files(),
             None => TaskError::Connect(e.to_string()),
         },
         SendRequestError::Timeout => TaskError::Timeout(opts.timeout),

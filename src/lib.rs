@@ -44,6 +44,8 @@
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
 //! - [`job`]: `job status` and `job cancel`: a shared job seen and stopped from outside.
+//! - [`limits`]: the open-files limit raised at start, and whether `-p` and
+//!   `CONCURRENCY` fit under it.
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
@@ -61,6 +63,7 @@ pub mod fetch;
 pub mod frontier;
 pub mod html;
 pub mod job;
+pub mod limits;
 pub mod logging;
 pub mod outdir;
 pub mod politeness;
@@ -136,6 +139,30 @@ impl Outcome {
             },
         }
     }
+}
+
+/// One Arbiter per async worker. `Arbiter::new` panics when the system refuses a thread
+/// or a runtime (EMFILE): an error in one line instead, the ones started stopped.
+fn start_arbiters(workers: usize) -> anyhow::Result<Vec<Arbiter>> {
+    let mut arbiters = Vec::with_capacity(workers);
+    for i in 0..workers {
+        match Arbiter::try_new() {
+            Ok(arbiter) => arbiters.push(arbiter),
+            Err(e) => {
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    let _ = arbiter.join();
+                }
+                let why = if limits::is_too_many_open_files(&e) {
+                    work::TOO_MANY_OPEN_FILES.to_string()
+                } else {
+                    e.to_string()
+                };
+                anyhow::bail!("cannot start async worker {} of {workers}: {why}", i + 1);
+            }
+        }
+    }
+    Ok(arbiters)
 }
 
 /// Runs one scrape to the end: starts the actor system, the Coordinator and the workers,
@@ -361,6 +388,12 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
+    // Before any actor: an error here must not leave a Coordinator never started (its
+    // drop outside a runtime panicked).
+    let arbiters = match config.mode {
+        Mode::Async => start_arbiters(config.workers)?,
+        Mode::Sync => Vec::new(),
+    };
     let gate = match &config.shared {
         Some(job) => {
             let rate =
@@ -420,7 +453,6 @@ async fn scrape(
 
     let results = coordinator.clone().recipient::<TaskFinished>();
     let opts = Arc::new(config.fetch_options(Arc::clone(store), cancel, gate));
-    let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
             let agents = Blocking::agents(&opts, config.workers, config.trust.ureq_config())
@@ -434,8 +466,7 @@ async fn scrape(
         }
         Mode::Async => {
             let tls = downloader::tls_config(&config.trust);
-            for i in 0..config.workers {
-                let arbiter = Arbiter::new();
+            for (i, arbiter) in arbiters.iter().enumerate() {
                 let (opts, tls, results) = (Arc::clone(&opts), Arc::clone(&tls), results.clone());
                 let log = log.new(o!("actor" => "downloader", "worker" => i));
                 let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -443,7 +474,6 @@ async fn scrape(
                 });
                 coordinator
                     .do_send(RegisterWorker { tasks: worker.recipient(), capacity: config.concurrency });
-                arbiters.push(arbiter);
             }
         }
     }

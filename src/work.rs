@@ -203,6 +203,12 @@ impl TaskError {
         Self::Status { code, retry_after: None }
     }
 
+    /// EMFILE or ENFILE, from a socket or a file: said with what to do, and retried (files
+    /// free up as other requests end), never read as the server's failure.
+    pub fn too_many_open_files() -> Self {
+        Self::Connect(TOO_MANY_OPEN_FILES.into())
+    }
+
     /// A failed handshake with `url`'s host, `reason` in words (see `tls::refusal`).
     pub fn tls(url: &Url, reason: String) -> Self {
         Self::Tls { host: url.host_str().unwrap_or_default().to_string(), reason }
@@ -210,6 +216,9 @@ impl TaskError {
 
     pub fn write(err: std::io::Error) -> Self {
         use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+        if crate::limits::is_too_many_open_files(&err) {
+            return Self::too_many_open_files();
+        }
         match err.kind() {
             StorageFull | QuotaExceeded | ReadOnlyFilesystem => Self::DiskFull(err.to_string()),
             _ => Self::Write(err.to_string()),
@@ -245,7 +254,7 @@ impl TaskError {
     pub fn is_local(&self) -> bool {
         match self {
             Self::Proxy(_) => true,
-            Self::Connect(why) | Self::Transfer(why) | Self::Worker(why) => {
+            Self::Connect(why) | Self::Transfer(why) => {
                 why.starts_with("proxy ") || why.contains(TOO_MANY_OPEN_FILES)
             }
             _ => false,
@@ -628,6 +637,9 @@ mod tests {
             assert!(matches!(TaskError::write(Error::from(kind)), TaskError::DiskFull(_)), "{kind:?}");
         }
         assert!(matches!(TaskError::write(Error::from_raw_os_error(28)), TaskError::DiskFull(_)), "ENOSPC");
+        let emfile = TaskError::write(Error::from_raw_os_error(24));
+        assert!(emfile.is_retryable() && emfile.is_local(), "EMFILE: {emfile}");
+        assert!(emfile.to_string().contains("raise ulimit -n"), "{emfile}");
         assert!(matches!(TaskError::write(Error::from(ErrorKind::PermissionDenied)), TaskError::Write(_)));
     }
 }

@@ -9,6 +9,7 @@ mod first_hour;
 mod forward_proxy;
 mod helpers;
 mod hostile;
+mod limits;
 mod outputs;
 mod polite;
 mod props;
