@@ -213,3 +213,38 @@ fn an_unusable_proxy_is_an_error_only_where_it_is_used() {
         assert_eq!(server.hits("/robots.txt"), before, "{mode}: before any request");
     }
 }
+
+/// S3 storage follows the run's proxy rules: the endpoint through the SOCKS5 proxy too
+/// (ureq's SOCKS connector), in both modes; a bucket whose endpoint would go through an
+/// unusable proxy is refused at start.
+#[test]
+fn s3_storage_goes_through_a_socks_proxy_too() {
+    let Some(s3) = crate::s3::server() else { return };
+    let (site, bodies) = gallery();
+    let endpoint_port =
+        s3.env().iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| port_of(v)).unwrap();
+    for mode in MODES {
+        let proxy = SocksProxy::start();
+        let bucket = s3.new_bucket(&format!("socks-{mode}"));
+        let dir = workdir(&site.origin());
+        let out = format!("s3://{}/cats", bucket.bucket());
+        let mut env = s3.env();
+        env.push(("all_proxy".into(), proxy.url("socks5h")));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let run = scrape(dir.path(), mode, &["-o", &out], &env);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let stored: Vec<String> = bucket.list("cats/").unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(stored.iter().filter(|k| k.ends_with(".jpg")).count(), bodies.len(), "{mode}: {stored:?}");
+        let seen = proxy.seen();
+        let to_s3 = format!("127.0.0.1:{endpoint_port}");
+        assert!(seen.iter().any(|s| s.target == to_s3), "{mode}: S3 went direct: {seen:?}");
+
+        // With a no_proxy list the setting alone is no error; every S3 request would use it.
+        let mut unusable: Vec<(&str, &str)> =
+            env.iter().filter(|(k, _)| *k != "all_proxy").copied().collect();
+        unusable.extend([("all_proxy", "socks4://127.0.0.1:1"), ("no_proxy", "localhost")]);
+        let run = scrape(dir.path(), mode, &["-o", &out], &unusable);
+        assert_eq!(run.code, 2, "{mode}: {}", run.stderr);
+        run.assert_line("the proxy of environment all_proxy cannot be used");
+    }
+}
