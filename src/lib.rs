@@ -181,7 +181,8 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     }
     for unusable in config.proxies.unusable() {
         // Not an error while no request needs it; each that does fails with this reason.
-        warn!(log, "a proxy setting cannot be used: requests through it will fail"; "why" => %unusable);
+        warn!(log, "a proxy setting cannot be used: requests through it will fail (unset it, or cover their hosts in no_proxy)";
+            "setting" => &unusable.origin, "why" => %unusable.error);
     }
     let started = Instant::now();
     let system = System::new();
