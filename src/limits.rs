@@ -74,6 +74,13 @@ impl Shape {
         SPARE + arbiters + self.in_flight() * per_request
     }
 
+    /// The most workers, up to this shape's, that fit under `limit`; `None` when not even
+    /// one does.
+    pub fn most_workers(&self, limit: Option<u64>) -> Option<usize> {
+        let Some(limit) = limit else { return Some(self.workers) };
+        (1..=self.workers).rev().find(|&w| Shape { workers: w, ..*self }.needed() <= limit)
+    }
+
     /// `Ok` when the run fits under `limit` (`None`: unlimited); else one line saying
     /// why and what fits.
     pub fn check(&self, limit: Option<u64>) -> Result<(), String> {
@@ -94,8 +101,7 @@ impl Shape {
             format!("{per_request} per worker, {SPARE} spare")
         };
         let fits = |shape: Shape| shape.needed() <= limit;
-        let most_workers = (1..=self.workers).rev().find(|&w| fits(Shape { workers: w, ..*self }));
-        let advice = match most_workers {
+        let advice = match self.most_workers(Some(limit)) {
             Some(w) => format!("-p {w} fits"),
             None if self.async_mode => {
                 match (1..=self.concurrency)
@@ -152,6 +158,9 @@ mod tests {
         let err = shape(false, 400, 16).check(Some(1024)).unwrap_err();
         assert!(err.starts_with("-p 400 needs up to") && err.contains("-p 320 fits"), "{err}");
         assert!(shape(false, 1, 1).check(Some(10)).unwrap_err().contains("nothing fits"));
+        assert_eq!(shape(true, 300, 16).most_workers(Some(1024)), Some(18));
+        assert_eq!(shape(true, 300, 16).most_workers(None), Some(300));
+        assert_eq!(shape(true, 300, 16).most_workers(Some(10)), None);
     }
 
     #[test]

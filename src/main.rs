@@ -96,14 +96,22 @@ fn run(
     let read = settings.file_read().map(absolute);
     // As expanded (`~`, `$VAR`), so a path that came out wrong can be seen.
     let ca_files = settings.section.ca_cert.clone().filter(|_| cli.ca_cert.is_empty());
-    let config = Config::resolve(settings, cli, demo_url.as_ref())?;
+    let mut config = Config::resolve(settings, cli, demo_url.as_ref())?;
     // Before any line is logged: a run that cannot fit is a one-line error too.
-    let shape = Shape {
+    let mut shape = Shape {
         async_mode: config.mode == Mode::Async,
         workers: config.workers,
         concurrency: config.concurrency,
         demo: demo.is_some(),
     };
+    // Without -p the worker count is the cores': fewer that fit beat a refusal the user
+    // never asked for. A -p given is refused instead, with what fits.
+    let cores = config.workers;
+    if cli.process.is_none()
+        && let Some(fit) = shape.most_workers(open_files.limit)
+    {
+        (config.workers, shape.workers) = (fit, fit);
+    }
     shape.check(open_files.limit).map_err(anyhow::Error::msg)?;
     match read {
         Some(path) => info!(log, "settings file read"; "path" => %path.display()),
@@ -116,6 +124,10 @@ fn run(
     }
     if let Some(files) = ca_files {
         info!(log, "trusting the CA_CERT files too"; "files" => files.into_vec().join(", "));
+    }
+    if config.workers < cores {
+        info!(log, "fewer workers than cores: more would not fit under the open-files limit (ulimit -Hn)";
+            "workers" => config.workers, "cores" => cores, "limit" => open_files.limit);
     }
     if let (Some(from), Some(to)) = (open_files.raised_from, open_files.limit) {
         debug!(log, "raised the open-files limit"; "from" => from, "to" => to, "needed_at_most" => shape.needed());

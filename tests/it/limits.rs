@@ -77,3 +77,19 @@ fn the_soft_limit_is_raised_and_a_tight_fit_runs_to_the_end() {
         }
     }
 }
+
+/// Without `-p` the worker count is the cores': under a limit too tight for all of
+/// them, as many as fit run (here one), not a refusal the user never asked for.
+#[test]
+fn without_p_the_workers_are_lowered_to_what_fits() {
+    let server = gallery();
+    // One async worker with CONCURRENCY 4 needs 64 + 3 + 4 x 3 = 79; two need 94.
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), &server.origin(), "  CONCURRENCY: 4\n");
+    let run = scrape_limited(dir.path(), 90, 90, &["-m", "async"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_line(&format!("Done, success: {IMAGES}/{IMAGES}, failure: 0/{IMAGES}"));
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        run.assert_line("fewer workers than cores");
+    }
+}
