@@ -10,6 +10,11 @@
 //!   Downloader then writes each request in the absolute form a forwarding proxy wants
 //!   (see [`forward_uri`]). That is what curl does; CONNECT to port 80 is refused by
 //!   tinyproxy's and squid's default configurations.
+//! - through a SOCKS5 proxy, for either scheme, dials the proxy and does the SOCKS5
+//!   handshake (tokio-socks, the crate reqwest's SOCKS support is built on): RFC 1929
+//!   credentials when given, the target's name sent (`socks5h`) or resolved here and
+//!   its address sent (`socks5`). The connection is then the target's: TLS over it for
+//!   https, requests in the origin form for http.
 //!
 //! awc pools connections by the target's authority; a target's route is a pure function
 //! of its scheme, host and port, so a pooled connection always went the way a new one
@@ -33,7 +38,10 @@ use awc::http::uri::{Authority, Parts, PathAndQuery, Scheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-use crate::proxy::{Proxies, Proxy, absolute_form, connect_authority, host_header};
+use tokio_socks::TargetAddr;
+use tokio_socks::tcp::Socks5Stream;
+
+use crate::proxy::{Kind, Proxies, Proxy, absolute_form, connect_authority, host_header};
 
 /// A proxy's answer to CONNECT longer than this is not a proxy's answer.
 const MAX_CONNECT_RESPONSE: usize = 16 * 1024;
@@ -89,8 +97,14 @@ impl Service<ConnectInfo<Uri>> for ProxyConnector {
         Box::pin(async move {
             let addr = ConnectInfo::new(ProxyAddr { host: proxy.host.clone(), port: proxy.port });
             let mut stream = tcp.call(addr).await.map_err(|e| unreachable(&proxy, e))?.into_parts().0;
-            if target.scheme() == "https" {
-                tunnel(&mut stream, &proxy, &target).await.map_err(ConnectError::Io)?;
+            match proxy.kind {
+                Kind::Socks5 | Kind::Socks5h => {
+                    stream = socks5(stream, &proxy, &target).await.map_err(ConnectError::Io)?;
+                }
+                Kind::Http if target.scheme() == "https" => {
+                    tunnel(&mut stream, &proxy, &target).await.map_err(ConnectError::Io)?;
+                }
+                Kind::Http => {}
             }
             Ok(Connection::new(uri, stream))
         })
@@ -152,6 +166,41 @@ async fn tunnel(stream: &mut TcpStream, proxy: &Proxy, target: &Url) -> io::Resu
             return Err(fail(format!("answered CONNECT {authority} with a head over 16 KiB")));
         }
     }
+}
+
+/// A SOCKS5 handshake on `stream` (connected to `proxy`) for a connection to `target`;
+/// the stream is then the target's. Failures name the proxy and the target.
+async fn socks5(stream: TcpStream, proxy: &Proxy, target: &Url) -> io::Result<TcpStream> {
+    let port = target.port_or_known_default().unwrap_or(443);
+    let fail = |what: String| {
+        io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            proxy.failure(format!("SOCKS5 to {}: {what}", connect_authority(target))),
+        )
+    };
+    let addr: TargetAddr<'_> = match target.host() {
+        Some(url::Host::Ipv4(ip)) => TargetAddr::Ip((ip, port).into()),
+        Some(url::Host::Ipv6(ip)) => TargetAddr::Ip((ip, port).into()),
+        Some(url::Host::Domain(name)) if proxy.kind == Kind::Socks5h => TargetAddr::Domain(name.into(), port),
+        Some(url::Host::Domain(name)) => {
+            // socks5://: the name is resolved here, the address sent (the first, as curl).
+            let mut addrs = tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| fail(format!("cannot resolve {name}: {e}")))?;
+            TargetAddr::Ip(addrs.next().ok_or_else(|| fail(format!("{name} has no address")))?)
+        }
+        None => return Err(fail("a target without a host".into())),
+    };
+    let connected = match &proxy.credentials {
+        Some(c) => Socks5Stream::connect_with_password_and_socket(stream, addr, &c.user, &c.password).await,
+        None => Socks5Stream::connect_with_socket(stream, addr).await,
+    };
+    connected.map(Socks5Stream::into_inner).map_err(|e| match e {
+        tokio_socks::Error::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            fail("closed the connection during the handshake".into())
+        }
+        e => fail(e.to_string().to_lowercase()),
+    })
 }
 
 /// The URI awc sends `url` with when a proxy forwards it: its authority is the target's

@@ -2,9 +2,12 @@
 //! request at a time with ureq. The policy is the fetch core's ([`crate::fetch`]); this
 //! file is only what ureq needs.
 //!
-//! Through a proxy, an `https://` target is tunnelled (ureq's own CONNECT) and an
+//! Through an HTTP proxy, an `https://` target is tunnelled (ureq's own CONNECT) and an
 //! `http://` one is forwarded: sent to the proxy in the absolute form, as curl and async
 //! mode do, by an agent of our own ([`crate::ureq_forward`]), since ureq has none.
+//! Through a SOCKS5 proxy, both go through ureq's own SOCKS connector (its
+//! `socks-proxy` feature): the handshake, RFC 1929 credentials, and the target's name
+//! sent (`socks5h`) or resolved here first (`socks5`).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -19,7 +22,7 @@ use ureq::http::Response;
 use url::Url;
 
 use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
-use crate::proxy::{Proxy, connect_authority};
+use crate::proxy::{Kind, Proxy, connect_authority};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -53,13 +56,23 @@ impl Blocking {
         };
         let mut proxied = Vec::new();
         for proxy in opts.proxies.distinct() {
-            let tunnel = ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e))?;
-            proxied.push(Routes {
-                proxy: proxy.clone(),
-                tunnel: config(Some(tunnel)).into(),
-                // No ureq::Proxy: it would tunnel. ureq_forward sends to the proxy itself.
-                forward: crate::ureq_forward::agent(config(None), proxy)?,
-            });
+            let routes = match proxy.kind {
+                Kind::Http => {
+                    let tunnel = ureq_proxy(proxy)?;
+                    Routes {
+                        proxy: proxy.clone(),
+                        tunnel: config(Some(tunnel)).into(),
+                        // No ureq::Proxy: it would tunnel. ureq_forward sends to the proxy itself.
+                        forward: crate::ureq_forward::agent(config(None), proxy)?,
+                    }
+                }
+                Kind::Socks5 | Kind::Socks5h => {
+                    // One agent for both schemes: under TLS or not, the same SOCKS connection.
+                    let agent: ureq::Agent = config(Some(ureq_proxy(proxy)?)).into();
+                    Routes { proxy: proxy.clone(), tunnel: agent.clone(), forward: agent }
+                }
+            };
+            proxied.push(routes);
         }
         Ok(Agents { direct: config(None).into(), proxied })
     }
@@ -73,6 +86,25 @@ impl Blocking {
         let client = Ureq { agents, opts: Arc::clone(&opts), buf: RefCell::new(vec![0; 64 * 1024]) };
         Self { core: Core::new(client, opts, log.clone()), report, log }
     }
+}
+
+/// ureq's own `Proxy` for `proxy`: for an HTTP proxy, its `CONNECT` tunnel (every
+/// target tunnelled: what S3 and https targets use); for SOCKS5, its SOCKS connector,
+/// for every target. A SOCKS proxy is built field by field: the credentials as decoded
+/// (ureq encodes them again for its URI), and where the target is resolved set
+/// explicitly, by our `Kind` rather than by ureq's reading of a scheme.
+pub fn ureq_proxy(proxy: &Proxy) -> Result<ureq::Proxy, String> {
+    let (protocol, resolve_here) = match proxy.kind {
+        Kind::Http => return ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e)),
+        Kind::Socks5 => (ureq::ProxyProtocol::Socks5, true),
+        Kind::Socks5h => (ureq::ProxyProtocol::Socks5h, false),
+    };
+    let mut builder =
+        ureq::Proxy::builder(protocol).host(&proxy.host).port(proxy.port).resolve_target(resolve_here);
+    if let Some(credentials) = &proxy.credentials {
+        builder = builder.username(&credentials.user).password(&credentials.password);
+    }
+    builder.build().map_err(|e| proxy.failure(e))
 }
 
 /// A sync pool's ureq agents, one connection pool each, shared by the pool's threads.
@@ -91,9 +123,10 @@ pub struct Agents {
 #[derive(Clone)]
 struct Routes {
     proxy: Proxy,
-    /// `https://` targets: ureq's CONNECT tunnel.
+    /// `https://` targets: ureq's CONNECT tunnel (SOCKS: its SOCKS connector).
     tunnel: ureq::Agent,
-    /// `http://` targets: forwarded in the absolute form ([`crate::ureq_forward`]).
+    /// `http://` targets: forwarded in the absolute form ([`crate::ureq_forward`]); for
+    /// a SOCKS proxy the same agent as `tunnel`.
     forward: ureq::Agent,
 }
 
@@ -146,7 +179,7 @@ impl Client for Ureq {
         match proxy {
             // Only a proxy answers 407 (a tunnelled request's comes as ConnectProxyFailed):
             // its failure, not the target's status.
-            Some(proxy) if url.scheme() == "http" && response.status().as_u16() == 407 => {
+            Some(proxy) if proxy.forwards(url) && response.status().as_u16() == 407 => {
                 Err(TaskError::Connect(proxy.failure("answered 407 Proxy Authentication Required")))
             }
             _ => Ok(response),
@@ -203,6 +236,14 @@ impl Ureq {
             ureq::Error::ConnectProxyFailed(why) => {
                 TaskError::Connect(proxy.failure(format!("CONNECT {} failed: {why}", connect_authority(url))))
             }
+            // Before a response, an I/O error through SOCKS is the handshake's (refused
+            // credentials, a target the proxy cannot reach): the proxy's failure.
+            ureq::Error::Io(e)
+                if proxy.kind != Kind::Http
+                    && !matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) =>
+            {
+                TaskError::Connect(proxy.failure(format!("SOCKS5 to {} failed: {e}", connect_authority(url))))
+            }
             err => match self.classify(err) {
                 TaskError::Connect(why) => TaskError::Connect(proxy.failure(why)),
                 other => other,
@@ -225,6 +266,9 @@ impl Ureq {
     }
 
     fn classify_io(&self, err: io::Error) -> TaskError {
+        if crate::limits::is_too_many_open_files(&err) {
+            return TaskError::too_many_open_files();
+        }
         // ureq reports its own errors while reading a body as io::Error wrapping them.
         if err.get_ref().is_some_and(|inner| inner.is::<ureq::Error>()) {
             if let Some(Ok(e)) = err.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {

@@ -129,8 +129,9 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
-    /// Send every request through this http:// proxy ([user:password@]host[:port]),
-    /// instead of what http_proxy, https_proxy and all_proxy say; '' for no proxy at all
+    /// Send every request through this proxy (http://, socks5:// or socks5h://
+    /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
+    /// all_proxy say; '' for no proxy at all
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
 

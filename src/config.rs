@@ -482,7 +482,8 @@ impl Config {
 }
 
 /// `--proxy`/`PROXY`, `--noproxy`/`NO_PROXY`, then the conventional variables (see
-/// `proxy`). A proxy URL that cannot be used stops the run here, naming its source.
+/// `proxy`). A proxy URL that cannot be used stops the run here, naming its source, when
+/// it is certain to be used (`Proxies::resolve`).
 fn resolve_proxies(cli: &Cli, settings: &Settings) -> anyhow::Result<Proxies> {
     let s = &settings.section;
     let proxy = match (&cli.proxy, &s.proxy) {
@@ -1283,9 +1284,13 @@ mod tests {
         let c = Config::resolve(settings, &cli(&["--demo"]), Some(&demo)).unwrap();
         assert!(!c.proxies.any(), "the demo gallery is on this machine");
 
-        let bad = resolve(&format!("{yaml}  PROXY: socks5://s:1\n"), &[]).unwrap_err().to_string();
+        let bad = resolve(&format!("{yaml}  PROXY: socks4://s:1\n"), &[]).unwrap_err().to_string();
         assert!(bad.contains("SCRAPER.PROXY") && bad.contains("unsupported proxy scheme"), "{bad}");
-        let bad = with_env(yaml, &[], &[("HTTPS_PROXY", "http://")]).unwrap_err().to_string();
-        assert!(bad.starts_with("environment HTTPS_PROXY: not a proxy URL"), "{bad}");
+        let bad = with_env(yaml, &[], &[("ALL_PROXY", "http://")]).unwrap_err().to_string();
+        assert!(bad.starts_with("environment ALL_PROXY: not a proxy URL"), "{bad}");
+        let lazy = with_env(yaml, &[], &[("HTTPS_PROXY", "http://")]).unwrap();
+        assert_eq!(lazy.proxies.unusable().count(), 1, "only https targets would use it: not an error yet");
+        let socks = resolve(&format!("{yaml}  PROXY: socks5h://s:1\n"), &[]).unwrap();
+        assert_eq!(via(&socks).as_deref(), Some("socks5h://s:1"));
     }
 }

@@ -115,7 +115,7 @@ impl Client for Awc {
         let method = if head { awc::http::Method::HEAD } else { awc::http::Method::GET };
         // An https target through a proxy is tunnelled by the connector and sent as usual;
         // an http one is forwarded by the proxy, so it is written for the proxy.
-        let forward = self.opts.proxies.for_url(url).filter(|_| url.scheme() == "http");
+        let forward = self.opts.proxies.for_url(url).filter(|proxy| proxy.forwards(url));
         let mut request = match forward {
             None => self.client.request(method, url.as_str()),
             Some(proxy) => {
@@ -197,6 +197,7 @@ fn classify_send(err: SendRequestError, url: &Url, opts: &FetchOptions) -> TaskE
         // A refused certificate is the same on every try: not a connection error to retry.
         SendRequestError::Connect(awc::error::ConnectError::Io(e)) => match crate::tls::refusal(&e) {
             Some(reason) => TaskError::tls(url, reason),
+            None if crate::limits::is_too_many_open_files(&e) => TaskError::too_many_open_files(),
             None => TaskError::Connect(e.to_string()),
         },
         SendRequestError::Timeout => TaskError::Timeout(opts.timeout),

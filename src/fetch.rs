@@ -152,6 +152,9 @@ impl<C: Client> Core<C> {
     }
 
     async fn request(&self, url: &Url, task: &Task, head: bool) -> Result<Answer<C::Response>, TaskError> {
+        // Here, once for both clients: a client asked for an unusable proxy's URL would
+        // go direct.
+        self.opts.proxies.check(url).map_err(|unusable| TaskError::Proxy(unusable.to_string()))?;
         let response = self.client.send(url, self.opts.headers_for(task).collect(), head).await?;
         let status = self.client.status(&response);
         if let Some(to) =

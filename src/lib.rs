@@ -45,6 +45,8 @@
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
 //! - [`job`]: `job status` and `job cancel`: a shared job seen and stopped from outside.
+//! - [`limits`]: the open-files limit raised at start, and whether `-p` and
+//!   `CONCURRENCY` fit under it.
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
@@ -62,6 +64,7 @@ pub mod fetch;
 pub mod frontier;
 pub mod html;
 pub mod job;
+pub mod limits;
 pub mod logging;
 pub mod outdir;
 pub mod politeness;
@@ -140,6 +143,30 @@ impl Outcome {
     }
 }
 
+/// One Arbiter per async worker. `Arbiter::new` panics when the system refuses a thread
+/// or a runtime (EMFILE): an error in one line instead, the ones started stopped.
+fn start_arbiters(workers: usize) -> anyhow::Result<Vec<Arbiter>> {
+    let mut arbiters = Vec::with_capacity(workers);
+    for i in 0..workers {
+        match Arbiter::try_new() {
+            Ok(arbiter) => arbiters.push(arbiter),
+            Err(e) => {
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    let _ = arbiter.join();
+                }
+                let why = if limits::is_too_many_open_files(&e) {
+                    work::TOO_MANY_OPEN_FILES.to_string()
+                } else {
+                    e.to_string()
+                };
+                anyhow::bail!("cannot start async worker {} of {workers}: {why}", i + 1);
+            }
+        }
+    }
+    Ok(arbiters)
+}
+
 /// Runs one scrape to the end: starts the actor system, the Coordinator and the workers,
 /// waits for the Coordinator's `Join` answer, stops every Arbiter, logs the summary and
 /// writes the outputs. Errors are problems found before any request was made.
@@ -153,6 +180,11 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     if config.proxies.any() {
         // Which proxy, never its credentials: a user behind one should see it is used.
         info!(log, "through a proxy"; "proxies" => config.proxies.describe());
+    }
+    for unusable in config.proxies.unusable() {
+        // Not an error while no request needs it; each that does fails with this reason.
+        warn!(log, "a proxy setting cannot be used: requests through it will fail (unset it, or cover their hosts in no_proxy)";
+            "setting" => &unusable.origin, "why" => %unusable.error);
     }
     let started = Instant::now();
     let system = System::new();
@@ -315,6 +347,8 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         let cannot = |e: String| anyhow::anyhow!("out dir {location}: {e}");
         let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
         let settings = S3Settings::from_env(|k| std::env::var(k).ok(), home.as_deref()).map_err(cannot)?;
+        // Every S3 request would go through it: refused now, not per image.
+        config.proxies.check(&settings.endpoint).map_err(|u| cannot(u.to_string()))?;
         let proxy = config.proxies.for_url(&settings.endpoint);
         let client =
             S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config(), proxy)
@@ -382,6 +416,12 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
+    // Before any actor: an error here must not leave a Coordinator never started (its
+    // drop outside a runtime panicked).
+    let arbiters = match config.mode {
+        Mode::Async => start_arbiters(config.workers)?,
+        Mode::Sync => Vec::new(),
+    };
     let watch = Box::new(PauseNotice { log: log.new(o!("actor" => "gate")), progress: progress.clone() });
     let gate = config.host_gate().with_watch(watch);
     let gate = match &config.shared {
@@ -443,7 +483,6 @@ async fn scrape(
 
     let results = coordinator.clone().recipient::<TaskFinished>();
     let opts = Arc::new(config.fetch_options(Arc::clone(store), cancel, gate));
-    let mut arbiters = Vec::new();
     match config.mode {
         Mode::Sync => {
             let agents = Blocking::agents(&opts, config.workers, config.trust.ureq_config())
@@ -457,8 +496,7 @@ async fn scrape(
         }
         Mode::Async => {
             let tls = downloader::tls_config(&config.trust);
-            for i in 0..config.workers {
-                let arbiter = Arbiter::new();
+            for (i, arbiter) in arbiters.iter().enumerate() {
                 let (opts, tls, results) = (Arc::clone(&opts), Arc::clone(&tls), results.clone());
                 let log = log.new(o!("actor" => "downloader", "worker" => i));
                 let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -466,7 +504,6 @@ async fn scrape(
                 });
                 coordinator
                     .do_send(RegisterWorker { tasks: worker.recipient(), capacity: config.concurrency });
-                arbiters.push(arbiter);
             }
         }
     }

@@ -5,16 +5,19 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use slog::{Logger, info};
+use slog::{Logger, debug, info};
 
 use image_scraper::cli::{Cli, Command, JobAction, LogFormat};
 use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
 use image_scraper::exit::ExitCode;
+use image_scraper::limits::{OpenFiles, Shape};
 use image_scraper::progress::Progress;
-use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Settings};
+use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Mode, Settings};
 
 fn main() {
+    // First: every later socket, thread and runtime counts against it.
+    let open_files = image_scraper::limits::raise_open_files();
     let cli = Cli::parse();
     if let Some(Command::Job { action, frontier, job }) = &cli.command {
         let done = match action {
@@ -41,7 +44,7 @@ fn main() {
     let for_people = cli.verbosity() >= 0 && cli.log_format == LogFormat::Text;
     let progress = Progress::for_stderr(for_people && !cli.no_progress);
     let (log, guard) = image_scraper::logging::root(cli.verbosity(), cli.log_format, progress.clone());
-    let outcome = run(&cli, &log, progress);
+    let outcome = run(&cli, &log, progress, open_files);
     // Flushes the log, so the table comes after the last line.
     drop(log);
     drop(guard);
@@ -64,7 +67,12 @@ fn main() {
     code.exit()
 }
 
-fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<image_scraper::Outcome> {
+fn run(
+    cli: &Cli,
+    log: &Logger,
+    progress: Option<Progress>,
+    open_files: OpenFiles,
+) -> anyhow::Result<image_scraper::Outcome> {
     // The demo gallery is a site of its own: a `settings.yaml` in the current folder
     // describes another one (its ITEM, its OUT_DIR), so only a file named with `-c` counts.
     let settings = match (&cli.demo, &cli.config) {
@@ -88,7 +96,23 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     let read = settings.file_read().map(absolute);
     // As expanded (`~`, `$VAR`), so a path that came out wrong can be seen.
     let ca_files = settings.section.ca_cert.clone().filter(|_| cli.ca_cert.is_empty());
-    let config = Config::resolve(settings, cli, demo_url.as_ref())?;
+    let mut config = Config::resolve(settings, cli, demo_url.as_ref())?;
+    // Before any line is logged: a run that cannot fit is a one-line error too.
+    let mut shape = Shape {
+        async_mode: config.mode == Mode::Async,
+        workers: config.workers,
+        concurrency: config.concurrency,
+        demo: demo.is_some(),
+    };
+    // Without -p the worker count is the cores': fewer that fit beat a refusal the user
+    // never asked for. A -p given is refused instead, with what fits.
+    let cores = config.workers;
+    if cli.process.is_none()
+        && let Some(fit) = shape.most_workers(open_files.limit)
+    {
+        (config.workers, shape.workers) = (fit, fit);
+    }
+    shape.check(open_files.limit).map_err(anyhow::Error::msg)?;
     match read {
         Some(path) => info!(log, "settings file read"; "path" => %path.display()),
         None if cli.demo.is_some() && cli.config.is_none() => {
@@ -100,6 +124,13 @@ fn run(cli: &Cli, log: &Logger, progress: Option<Progress>) -> anyhow::Result<im
     }
     if let Some(files) = ca_files {
         info!(log, "trusting the CA_CERT files too"; "files" => files.into_vec().join(", "));
+    }
+    if config.workers < cores {
+        info!(log, "fewer workers than cores: more would not fit under the open-files limit (ulimit -Hn)";
+            "workers" => config.workers, "cores" => cores, "limit" => open_files.limit);
+    }
+    if let (Some(from), Some(to)) = (open_files.raised_from, open_files.limit) {
+        debug!(log, "raised the open-files limit"; "from" => from, "to" => to, "needed_at_most" => shape.needed());
     }
     if let Some(demo) = &demo {
         info!(log, "demo gallery is up"; "url" => %demo.url());

@@ -142,6 +142,9 @@ pub enum Done {
     },
 }
 
+/// How an EMFILE/ENFILE is told, with what to do: what a task failed by one says.
+pub const TOO_MANY_OPEN_FILES: &str = "too many open files (raise ulimit -n, or lower -p/CONCURRENCY)";
+
 /// Why a task failed. Callers branch on the variant ([`TaskError::is_retryable`]); the
 /// text is what the log and the report show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,6 +192,10 @@ pub enum TaskError {
     DiskFull(String),
     #[error("worker failed: {0}")]
     Worker(String),
+    /// The request's proxy setting cannot be used (`proxy::Unusable`): not retried, every
+    /// try would meet the same setting.
+    #[error("{0}")]
+    Proxy(String),
     #[error("interrupted")]
     Interrupted,
     /// The frontier (where the work is kept) failed: the run stops.
@@ -205,6 +212,12 @@ impl TaskError {
         Self::Status { code, retry_after: None }
     }
 
+    /// EMFILE or ENFILE, from a socket or a file: said with what to do, and retried (files
+    /// free up as other requests end), never read as the server's failure.
+    pub fn too_many_open_files() -> Self {
+        Self::Connect(TOO_MANY_OPEN_FILES.into())
+    }
+
     /// A failed handshake with `url`'s host, `reason` in words (see `tls::refusal`).
     pub fn tls(url: &Url, reason: String) -> Self {
         Self::Tls { host: url.host_str().unwrap_or_default().to_string(), reason }
@@ -212,6 +225,9 @@ impl TaskError {
 
     pub fn write(err: std::io::Error) -> Self {
         use std::io::ErrorKind::{QuotaExceeded, ReadOnlyFilesystem, StorageFull};
+        if crate::limits::is_too_many_open_files(&err) {
+            return Self::too_many_open_files();
+        }
         match err.kind() {
             StorageFull | QuotaExceeded | ReadOnlyFilesystem => Self::DiskFull(err.to_string()),
             _ => Self::Write(err.to_string()),
@@ -236,6 +252,20 @@ impl TaskError {
         match self {
             Self::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
             Self::Connect(_) | Self::Timeout(_) | Self::Transfer(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A failure on this side of the connection: the proxy, or this machine's open-files
+    /// limit. It says nothing about the site, so advice about the site (`--ignore-robots`)
+    /// would point the wrong way. The proxy's failures are the texts `Proxy::failure`
+    /// makes (they reach us through the clients' own error types as text).
+    pub fn is_local(&self) -> bool {
+        match self {
+            Self::Proxy(_) => true,
+            Self::Connect(why) | Self::Transfer(why) => {
+                why.starts_with("proxy ") || why.contains(TOO_MANY_OPEN_FILES)
+            }
             _ => false,
         }
     }
@@ -620,6 +650,9 @@ mod tests {
             assert!(matches!(TaskError::write(Error::from(kind)), TaskError::DiskFull(_)), "{kind:?}");
         }
         assert!(matches!(TaskError::write(Error::from_raw_os_error(28)), TaskError::DiskFull(_)), "ENOSPC");
+        let emfile = TaskError::write(Error::from_raw_os_error(24));
+        assert!(emfile.is_retryable() && emfile.is_local(), "EMFILE: {emfile}");
+        assert!(emfile.to_string().contains("raise ulimit -n"), "{emfile}");
         assert!(matches!(TaskError::write(Error::from(ErrorKind::PermissionDenied)), TaskError::Write(_)));
     }
 }

@@ -323,9 +323,16 @@ impl Coordinator {
     }
 
     fn robots_finished(&mut self, url: &Url, outcome: Result<Done, TaskError>) {
+        let local = matches!(&outcome, Err(e) if e.is_local());
         let rules = outcome::robots(outcome).unwrap_or_else(|why| {
-            warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
-                "url" => %url, "error" => &why);
+            if local {
+                // The proxy or this machine failed, not the site: --ignore-robots would not help.
+                warn!(self.log, "robots.txt not fetched: nothing is fetched from that site, and its pages and images count as failed";
+                    "url" => %url, "error" => &why);
+            } else {
+                warn!(self.log, "robots.txt unreachable: nothing is fetched from that site, and its pages and images count as failed (--ignore-robots to override)";
+                    "url" => %url, "error" => &why);
+            }
             Rules::Unreachable(why)
         });
         if let Some(asked) = rules.crawl_delay() {

@@ -62,6 +62,11 @@ impl Bypass {
         bypass
     }
 
+    /// Whether the list sends nothing direct (none given).
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.entries.is_empty()
+    }
+
     /// Whether `url` goes direct.
     pub fn matches(&self, url: &Url) -> bool {
         if self.all {

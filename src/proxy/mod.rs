@@ -16,6 +16,16 @@
 //! `no_proxy` then `NO_PROXY` in the environment (grammar in [`bypass`]). They apply to
 //! a `--proxy` proxy too, as in curl.
 //!
+//! Which proxies: `http://` (a `CONNECT` tunnel for https targets, forwarding for http
+//! ones), `socks5://` (we resolve the target and send its address) and `socks5h://` (the
+//! proxy resolves the name we send), for both target schemes; SOCKS credentials are RFC
+//! 1929's username/password. A setting that cannot be used (`https://`, `socks4://`, a
+//! malformed URL) is an error at start only when it is certain to be used: it came from
+//! `--proxy`/`PROXY`, or it is the environment's proxy for both target schemes with no
+//! `no_proxy` list. Otherwise it is kept as an [`Unusable`] and only the requests that
+//! would go through it fail ([`Proxies::check`]): a `socks4://` in `https_proxy` must not
+//! stop a run that fetches only `http://` URLs.
+//!
 //! Imports no actix and no config: `config.rs` resolves a [`Proxies`] once, workers only
 //! read it.
 
@@ -57,12 +67,39 @@ pub const HTTP_PROXY_IN_CGI: &str = "REQUEST_METHOD";
 /// curl's port for a proxy URL that names none.
 pub const DEFAULT_PROXY_PORT: u16 = 1080;
 
-/// An `http://` proxy.
+/// What a proxy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// HTTP: `CONNECT` for https targets, the absolute form for http ones.
+    Http,
+    /// SOCKS5, the target resolved here and sent as an address (curl's `socks5://`).
+    Socks5,
+    /// SOCKS5, the target's name sent for the proxy to resolve (curl's `socks5h://`): a
+    /// name only the proxy's side knows works.
+    Socks5h,
+}
+
+/// A SOCKS5 username and password (RFC 1929), percent-decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    /// Never the password: Debug output may reach a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credentials({})", self.user)
+    }
+}
+
+/// A proxy URL, parsed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
-    /// `http://host:port`, without credentials: how errors and logs name the proxy, so a
-    /// password never reaches a log or a report.
+    /// `http://host:port` or `socks5h://host:port`, without credentials: how errors and
+    /// logs name the proxy, so a password never reaches a log or a report.
     name: String,
+    pub kind: Kind,
     /// The URL with its credentials as given (percent-encoded), for ureq's own `Proxy`,
     /// which decodes them itself.
     url: Url,
@@ -70,8 +107,10 @@ pub struct Proxy {
     pub host: String,
     pub port: u16,
     /// `Basic ...` of the percent-decoded `user:password`, for `Proxy-Authorization`;
-    /// `None` when the URL has no credentials.
+    /// `None` when the URL has no credentials or the proxy is not an HTTP one.
     pub authorization: Option<String>,
+    /// A SOCKS proxy's username and password; `None` for an HTTP proxy or none given.
+    pub credentials: Option<Credentials>,
 }
 
 impl fmt::Debug for Proxy {
@@ -93,21 +132,55 @@ impl fmt::Display for Proxy {
 pub enum ProxyError {
     #[error("not a proxy URL: {0}")]
     Malformed(String),
-    #[error("unsupported proxy scheme {0:?} (only http:// proxies are supported)")]
+    #[error("unsupported proxy scheme {0:?} (http://, socks5:// and socks5h:// proxies are)")]
     Unsupported(String),
 }
 
+/// A proxy setting that cannot be used, kept because no request may need it; what a
+/// request through it fails with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    /// `environment https_proxy`, ...
+    pub origin: Origin,
+    pub error: ProxyError,
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the proxy of {} cannot be used: {}; unset it or add this host to no_proxy",
+            self.origin, self.error
+        )
+    }
+}
+
+/// A target scheme's proxy setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Setting {
+    Usable(Proxy),
+    Unusable(Unusable),
+}
+
 impl Proxy {
-    /// Parses a proxy as curl takes it: `http://[user:password@]host[:port]`, the scheme
-    /// optional (`host:3128`), the port 1080 when absent.
+    /// Parses a proxy as curl takes it: `SCHEME://[user:password@]host[:port]`, the
+    /// scheme `http`, `socks5` or `socks5h`, optional for `http` (`host:3128`), the port
+    /// 1080 when absent.
     pub fn parse(raw: &str) -> Result<Self, ProxyError> {
         let raw = raw.trim();
-        let with_scheme = match raw.split_once("://") {
-            Some((scheme, _)) if !scheme.eq_ignore_ascii_case("http") => {
-                return Err(ProxyError::Unsupported(scheme.to_ascii_lowercase()));
+        let (kind, with_scheme) = match raw.split_once("://") {
+            Some((scheme, rest)) => {
+                let kind = match scheme.to_ascii_lowercase().as_str() {
+                    "http" => Kind::Http,
+                    "socks5" => Kind::Socks5,
+                    "socks5h" => Kind::Socks5h,
+                    other => return Err(ProxyError::Unsupported(other.to_string())),
+                };
+                // The url crate knows no default port for socks: parse every kind as http
+                // and keep the kind aside, so `:80` and the port rules stay one rule.
+                (kind, format!("http://{rest}"))
             }
-            Some(_) => raw.to_string(),
-            None => format!("http://{raw}"),
+            None => (Kind::Http, format!("http://{raw}")),
         };
         let url = Url::parse(&with_scheme).map_err(|e| ProxyError::Malformed(e.to_string()))?;
         let host = match url.host() {
@@ -125,7 +198,7 @@ impl Proxy {
             None if names_port(&with_scheme) => 80,
             None => DEFAULT_PROXY_PORT,
         };
-        let authorization = match (url.username(), url.password()) {
+        let credentials = match (url.username(), url.password()) {
             ("", None) => None,
             (user, password) => {
                 let decode = |s: &str| {
@@ -134,22 +207,51 @@ impl Proxy {
                         .map(|s| s.into_owned())
                         .map_err(|_| ProxyError::Malformed("credentials are not UTF-8".into()))
                 };
-                let pair = format!("{}:{}", decode(user)?, decode(password.unwrap_or(""))?);
-                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+                Some(Credentials { user: decode(user)?, password: decode(password.unwrap_or(""))? })
             }
+        };
+        let (authorization, credentials) = match kind {
+            Kind::Http => {
+                let basic = |c: Credentials| {
+                    let pair = format!("{}:{}", c.user, c.password);
+                    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+                };
+                (credentials.map(basic), None)
+            }
+            Kind::Socks5 | Kind::Socks5h => (None, credentials),
         };
         let authority = match url.host() {
             Some(url::Host::Ipv6(_)) => format!("[{host}]:{port}"),
             _ => format!("{host}:{port}"),
         };
-        Ok(Proxy { name: format!("http://{authority}"), url, host, port, authorization })
+        let scheme = match kind {
+            Kind::Http => "http",
+            Kind::Socks5 => "socks5",
+            Kind::Socks5h => "socks5h",
+        };
+        Ok(Proxy {
+            name: format!("{scheme}://{authority}"),
+            kind,
+            url,
+            host,
+            port,
+            authorization,
+            credentials,
+        })
     }
 
-    /// The URL for ureq (credentials included, port explicit).
+    /// The URL for ureq's own `Proxy` of an HTTP proxy (credentials included, port
+    /// explicit). SOCKS proxies are given to ureq field by field (`blocking::socks`).
     pub fn url_for_client(&self) -> String {
         let mut url = self.url.clone();
         let _ = url.set_port(Some(self.port));
         url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Whether an `http://` target is sent to this proxy in the absolute form (an HTTP
+    /// proxy forwards it); through SOCKS the request is written as to the server.
+    pub fn forwards(&self, url: &Url) -> bool {
+        self.kind == Kind::Http && url.scheme() == "http"
     }
 
     /// A per-request failure that is the proxy's, naming it.
@@ -173,9 +275,9 @@ fn names_port(url: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxies {
     /// For `http://` targets.
-    http: Option<Proxy>,
+    http: Option<Setting>,
     /// For `https://` targets.
-    https: Option<Proxy>,
+    https: Option<Setting>,
     /// Targets that go direct although a proxy is set.
     bypass: Bypass,
 }
@@ -201,57 +303,107 @@ impl Proxies {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let from_env = || NO_PROXY_VARS.iter().find_map(|var| env(var));
         let bypass = Bypass::parse(&no_proxy.map(str::to_string).or_else(from_env).unwrap_or_default());
-        let parse = |value: &str, origin: Origin| Proxy::parse(value).map_err(|e| (origin, e));
+        let parse = |value: &str, origin: Origin| match Proxy::parse(value) {
+            Ok(proxy) => Setting::Usable(proxy),
+            Err(error) => Setting::Unusable(Unusable { origin, error }),
+        };
         let (http, https) = match proxy {
             Some((value, _)) if value.trim().is_empty() => (None, None),
             Some((value, origin)) => {
-                let proxy = parse(value, origin)?;
-                (Some(proxy.clone()), Some(proxy))
+                // Named for this run: an error now, whatever no_proxy says.
+                let proxy = Proxy::parse(value).map_err(|e| (origin, e))?;
+                (Some(Setting::Usable(proxy.clone())), Some(Setting::Usable(proxy)))
             }
             None => {
                 let cgi = env(HTTP_PROXY_IN_CGI).is_some();
-                let from = |vars: &[&str]| -> Result<Option<Proxy>, (Origin, ProxyError)> {
-                    for var in vars {
-                        if *var == "HTTP_PROXY" && cgi {
-                            continue;
-                        }
-                        if let Some(value) = env(var) {
-                            return parse(&value, format!("environment {var}")).map(Some);
-                        }
-                    }
-                    Ok(None)
+                let from = |vars: &[&str]| -> Option<Setting> {
+                    let var =
+                        vars.iter().find(|var| !(**var == "HTTP_PROXY" && cgi) && env(var).is_some())?;
+                    Some(parse(&env(var).unwrap_or_default(), format!("environment {var}")))
                 };
-                (from(&HTTP_VARS)?, from(&HTTPS_VARS)?)
+                (from(&HTTP_VARS), from(&HTTPS_VARS))
             }
         };
+        // Every request would go through an unusable proxy: say so now rather than fail
+        // each one.
+        if let (Some(Setting::Unusable(u)), Some(Setting::Unusable(_))) = (&http, &https)
+            && bypass.is_empty()
+        {
+            return Err((u.origin.clone(), u.error.clone()));
+        }
         Ok(Proxies { http, https, bypass })
     }
 
-    /// The proxy for `url`, or `None` when it goes direct.
-    pub fn for_url(&self, url: &Url) -> Option<&Proxy> {
-        let proxy = match url.scheme() {
+    /// `url`'s scheme's setting, unless `url` bypasses proxies.
+    fn setting(&self, url: &Url) -> Option<&Setting> {
+        let setting = match url.scheme() {
             "http" => self.http.as_ref(),
             "https" => self.https.as_ref(),
             _ => None,
         }?;
-        (!self.bypass.matches(url)).then_some(proxy)
+        (!self.bypass.matches(url)).then_some(setting)
     }
 
-    /// Each distinct proxy: a client keeps one pool (ureq: one agent) per proxy.
+    /// The proxy for `url`, or `None` when it goes direct (or would go through an
+    /// unusable proxy: [`Proxies::check`] refuses those before any client sees them).
+    pub fn for_url(&self, url: &Url) -> Option<&Proxy> {
+        match self.setting(url)? {
+            Setting::Usable(proxy) => Some(proxy),
+            Setting::Unusable(_) => None,
+        }
+    }
+
+    /// Whether `url` may be requested: not when its proxy is one that cannot be used.
+    /// Asked before every request, so such a request fails (counted, with this reason)
+    /// instead of going direct behind the user's back.
+    pub fn check(&self, url: &Url) -> Result<(), &Unusable> {
+        match self.setting(url) {
+            Some(Setting::Unusable(unusable)) => Err(unusable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Each distinct usable proxy: a client keeps one pool (ureq: one agent) per proxy.
     pub fn distinct(&self) -> impl Iterator<Item = &Proxy> {
-        let https = self.https.as_ref().filter(|p| self.http.as_ref() != Some(*p));
-        self.http.iter().chain(https)
+        let http = usable(&self.http);
+        let https = usable(&self.https).filter(|p| http != Some(*p));
+        http.into_iter().chain(https)
     }
 
-    /// Whether any request could go through a proxy.
+    /// Whether any request could go through a proxy (or fail for one).
     pub fn any(&self) -> bool {
         self.http.is_some() || self.https.is_some()
     }
 
+    /// The settings that cannot be used, for a warning at start: a request through one
+    /// fails.
+    pub fn unusable(&self) -> impl Iterator<Item = &Unusable> {
+        let (http, https) = (unusable(&self.http), unusable(&self.https));
+        http.into_iter().chain(https.filter(|u| Some(*u) != http))
+    }
+
     /// For the start-up log line: `http -> http://p:3128, https -> ...`; no credentials.
     pub fn describe(&self) -> String {
-        let one = |p: &Option<Proxy>| p.as_ref().map_or_else(|| "direct".to_string(), |p| p.name.clone());
+        let one = |s: &Option<Setting>| match s {
+            None => "direct".to_string(),
+            Some(Setting::Usable(p)) => p.name.clone(),
+            Some(Setting::Unusable(u)) => format!("unusable ({})", u.origin),
+        };
         format!("http: {}, https: {}", one(&self.http), one(&self.https))
+    }
+}
+
+fn usable(setting: &Option<Setting>) -> Option<&Proxy> {
+    match setting {
+        Some(Setting::Usable(proxy)) => Some(proxy),
+        _ => None,
+    }
+}
+
+fn unusable(setting: &Option<Setting>) -> Option<&Unusable> {
+    match setting {
+        Some(Setting::Unusable(unusable)) => Some(unusable),
+        _ => None,
     }
 }
 
@@ -327,9 +479,10 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_use() {
         for (raw, unsupported) in [
-            ("socks5://127.0.0.1:1080", true),
-            ("socks5h://127.0.0.1:1080", true),
+            ("socks4://127.0.0.1:1080", true),
+            ("socks4a://127.0.0.1:1080", true),
             ("https://proxy:443", true),
+            ("socks5://", false),
             ("http://", false),
             ("http://proxy:99999", false),
             ("http://pro xy:1", false),
@@ -342,8 +495,50 @@ mod tests {
                 Ok(p) => panic!("{raw} accepted as {p}"),
             }
         }
-        let err = Proxy::parse("socks5://u:secret@h:1").unwrap_err().to_string();
-        assert!(err.contains("unsupported proxy scheme \"socks5\"") && !err.contains("secret"), "{err}");
+        let err = Proxy::parse("socks4://u:secret@h:1").unwrap_err().to_string();
+        assert!(err.contains("unsupported proxy scheme \"socks4\"") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn socks5_proxies_with_and_without_remote_resolving() {
+        let p = Proxy::parse("socks5h://127.0.0.1").unwrap();
+        assert_eq!(
+            (p.kind, p.port, p.to_string().as_str()),
+            (Kind::Socks5h, 1080, "socks5h://127.0.0.1:1080")
+        );
+        let p = Proxy::parse("SOCKS5://us%40er:pa%3Ass@[::1]:9050").unwrap();
+        assert_eq!((p.kind, p.host.as_str()), (Kind::Socks5, "::1"));
+        assert_eq!(p.to_string(), "socks5://[::1]:9050", "no credentials in the name");
+        let credentials = p.credentials.clone().unwrap();
+        assert_eq!((credentials.user.as_str(), credentials.password.as_str()), ("us@er", "pa:ss"));
+        assert_eq!(p.authorization, None, "no Proxy-Authorization: RFC 1929 instead");
+        assert!(!format!("{credentials:?}").contains("pa:ss"));
+        assert_eq!(Proxy::parse("socks5://h:80").unwrap().port, 80, "an explicit :80 is kept");
+        let http = Url::parse("http://a/").unwrap();
+        assert!(!p.forwards(&http), "through SOCKS a request is written as to the server");
+        assert!(Proxy::parse("http://h:1").unwrap().forwards(&http));
+        assert!(!Proxy::parse("http://h:1").unwrap().forwards(&Url::parse("https://a/").unwrap()));
+    }
+
+    #[test]
+    fn an_unusable_proxy_fails_only_the_requests_that_would_use_it() {
+        let p = resolve(None, None, &[("https_proxy", "socks4://h:1")]);
+        assert!(p.check(&Url::parse("http://a/").unwrap()).is_ok(), "http targets do not use it");
+        let refused = p.check(&Url::parse("https://a/").unwrap()).unwrap_err().to_string();
+        assert!(
+            refused.starts_with(
+                "the proxy of environment https_proxy cannot be used: unsupported proxy scheme \"socks4\""
+            ),
+            "{refused}"
+        );
+        assert_eq!(name_for(&p, "https://a/"), None);
+        assert_eq!(p.unusable().count(), 1);
+
+        let vars = [("all_proxy", "https://h:1"), ("no_proxy", "localhost")];
+        let p = resolve(None, None, &vars);
+        assert!(p.check(&Url::parse("http://localhost:8080/").unwrap()).is_ok(), "no_proxy covers it");
+        assert!(p.check(&Url::parse("http://example.com/").unwrap()).is_err());
+        assert_eq!(p.unusable().count(), 1, "one setting, named once");
     }
 
     #[test]
@@ -396,11 +591,16 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_value_names_where_it_came_from() {
-        let (origin, err) =
-            Proxies::resolve(None, None, env(&[("HTTPS_PROXY", "socks5://h:1")])).unwrap_err();
-        assert_eq!(origin, "environment HTTPS_PROXY");
+    fn a_bad_value_every_request_would_use_names_where_it_came_from() {
+        let (origin, err) = Proxies::resolve(None, None, env(&[("ALL_PROXY", "socks4://h:1")])).unwrap_err();
+        assert_eq!(origin, "environment ALL_PROXY");
         assert!(matches!(err, ProxyError::Unsupported(_)));
+        let vars = [("http_proxy", "https://h:1"), ("HTTPS_PROXY", "socks4://h:1")];
+        let (origin, _) = Proxies::resolve(None, None, env(&vars)).unwrap_err();
+        assert_eq!(origin, "environment http_proxy");
+        let (origin, _) =
+            Proxies::resolve(Some(("socks4://h:1", "--proxy".into())), Some("*"), env(&[])).unwrap_err();
+        assert_eq!(origin, "--proxy", "a proxy named for this run is checked whatever no_proxy says");
         let (origin, _) = Proxies::resolve(Some(("http://", "--proxy".into())), None, env(&[])).unwrap_err();
         assert_eq!(origin, "--proxy");
     }

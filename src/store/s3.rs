@@ -392,7 +392,7 @@ impl S3Client {
     /// A client for `bucket`; `timeout` bounds connecting and each stall (a read or
     /// write making no progress), not a whole transfer, so large parts on a slow link
     /// still go through. `tls` is the run's trust (`Trust::ureq_config`): an endpoint behind a company CA
-    /// is trusted as the gallery's hosts are. `proxy`: the run's proxy for the endpoint, if any (tunnelled).
+    /// is trusted as the gallery's hosts are. `proxy`: the run's proxy for the endpoint, if any (tunnelled, or SOCKS5).
     pub fn new(
         settings: &S3Settings,
         bucket: &str,
@@ -418,9 +418,8 @@ impl S3Client {
             .max_redirects(0)
             // Always set: ureq's default reads the proxy variables by rules of its own; the
             // run's are curl's (crate::proxy), the same as for the site.
-            .proxy(proxy.map(|p| ureq::Proxy::new(&p.url_for_client())).transpose().map_err(|e| {
-                S3Error::Invalid(format!("proxy {}: {e}", proxy.map(ToString::to_string).unwrap_or_default()))
-            })?)
+            // An HTTP proxy tunnels (CONNECT), a SOCKS5 one relays; both as sync mode does.
+            .proxy(proxy.map(crate::blocking::ureq_proxy).transpose().map_err(S3Error::Invalid)?)
             .build()
             .into();
         Ok(S3Client { bucket, credentials: settings.credentials.clone(), agent })

@@ -18,19 +18,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::helpers::{Run, gallery_html, images, jpeg, read_report, run_binary_with_env, write_settings};
 
-const IMAGES: usize = 24;
+pub(crate) const IMAGES: usize = 24;
 /// How long the server holds each image: long enough for the requests the run allows
 /// at once to overlap, so the server can count them.
 const HOLD: Duration = Duration::from_millis(25);
 
 /// A CA made for one test, and what it signs.
-struct Ca {
+pub(crate) struct Ca {
     pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -41,7 +41,7 @@ impl Ca {
 
     /// A server certificate for `names` (a name that parses as an IP address is one),
     /// valid from a year ago until `not_after`.
-    fn leaf(&self, names: &[&str], not_after: SystemTime) -> Leaf {
+    pub(crate) fn leaf(&self, names: &[&str], not_after: SystemTime) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
@@ -51,20 +51,20 @@ impl Ca {
         Leaf { cert: cert.der().clone(), key: PrivatePkcs8KeyDer::from(key.serialize_der()).into() }
     }
 
-    fn write(&self, dir: &Path, name: &str) -> String {
+    pub(crate) fn write(&self, dir: &Path, name: &str) -> String {
         std::fs::write(dir.join(name), &self.pem).unwrap();
         dir.join(name).to_str().unwrap().to_string()
     }
 }
 
-struct Leaf {
+pub(crate) struct Leaf {
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn in_a_year() -> SystemTime {
+pub(crate) fn in_a_year() -> SystemTime {
     SystemTime::now() + DAY * 365
 }
 
@@ -82,7 +82,7 @@ struct Seen {
 
 /// A one-page gallery of [`IMAGES`] JPEGs over HTTPS (HTTP/2 and HTTP/1.1 offered by
 /// ALPN) on 127.0.0.1:0. Stops when dropped.
-struct HttpsGallery {
+pub(crate) struct HttpsGallery {
     port: u16,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
@@ -94,7 +94,7 @@ fn body(i: usize) -> Vec<u8> {
 }
 
 impl HttpsGallery {
-    fn start(leaf: Leaf) -> Self {
+    pub(crate) fn start(leaf: Leaf) -> Self {
         let tls =
             rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
                 .with_safe_default_protocol_versions()
@@ -163,15 +163,19 @@ impl HttpsGallery {
         Self { port, handle, thread: Some(thread), seen }
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     fn versions(&self) -> Vec<Version> {
         self.seen.requests.lock().unwrap().iter().map(|(_, v)| *v).collect()
     }
 
-    fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.seen.requests.lock().unwrap().len()
     }
 
@@ -193,7 +197,7 @@ impl Drop for HttpsGallery {
     }
 }
 
-fn expected_files() -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn expected_files() -> BTreeMap<String, Vec<u8>> {
     (0..IMAGES).map(|i| (format!("{i}.jpg"), body(i))).collect()
 }
 
