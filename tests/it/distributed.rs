@@ -53,18 +53,40 @@ impl Load {
 }
 
 fn slow_server(load: Arc<Load>) -> TestServer {
+    holding_server(load, None)
+}
+
+/// Requests of one process (by User-Agent) held unanswered from its `from`th image on,
+/// until `open` says true: that process then surely has images in flight.
+#[derive(Clone)]
+struct Hold {
+    agent: &'static str,
+    from: usize,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+fn holding_server(load: Arc<Load>, hold: Option<Hold>) -> TestServer {
     TestServer::start_with(move |cfg| {
         let load = Arc::clone(&load);
+        let hold = hold.clone();
         cfg.default_service(web::to(move |req: HttpRequest| {
             let load = Arc::clone(&load);
+            let hold = hold.clone();
             async move {
                 let host = req.connection_info().host().split(':').next().unwrap_or_default().to_string();
                 // Each process reads robots.txt itself, outside the job's limit.
                 let counted = req.path().starts_with("/img/");
+                let mut held = None;
                 if counted {
                     let agent =
                         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    *load.by_agent.lock().unwrap().entry(agent.to_string()).or_default() += 1;
+                    let asked = {
+                        let mut by_agent = load.by_agent.lock().unwrap();
+                        let n = by_agent.entry(agent.to_string()).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    held = hold.filter(|h| h.agent == agent && asked >= h.from).map(|h| h.open);
                     load.arrived.notify_all();
                     let mut now = load.now.lock().unwrap();
                     let n = now.entry(host.clone()).or_default();
@@ -73,6 +95,9 @@ fn slow_server(load: Arc<Load>) -> TestServer {
                 }
                 // A slow server, so leases are out when a process dies.
                 actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+                if let Some(mut open) = held {
+                    let _ = open.wait_for(|open| *open).await;
+                }
                 if counted {
                     *load.now.lock().unwrap().get_mut(&host).unwrap() -= 1;
                 }
@@ -94,6 +119,11 @@ fn process(dir: &Path, redis: &str, job: &str, list: &Path) -> Child {
 
 /// The same, with `extra` settings lines.
 fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) -> Child {
+    process_in(dir, redis, job, list, extra, &["-m", "async", "-p", "1"])
+}
+
+/// The same, in a mode (`-m`, `-p`) of its own: each process holds two requests at most.
+fn process_in(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str, mode: &[&str]) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let name = dir.file_name().unwrap().to_str().unwrap();
     let settings = format!(
@@ -101,7 +131,8 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
     );
     std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
     crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
-        .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
+        .args(["--urls", list.to_str().unwrap(), "-o", "images", "--no-progress"])
+        .args(mode)
         .args(["--frontier", redis, "--job", job, "--lease", "2", "--report", "r.json"])
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -201,6 +232,58 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     let done = status(&job);
     assert!(done.contains("state: done\n") && done.contains(&format!("ok: {IMAGES}\n")), "{done}");
     assert!(status("never-ran").contains("state: no such job"));
+}
+
+/// Ctrl-C on one process of a shared job, with two images of it surely in flight (the
+/// server holds them): they go back to the job untried, and the other process fetches
+/// them; nothing fails, for the job or for the survivor.
+fn ctrl_c_on_one_process_hands_its_work_to_the_other(mode: &[&str]) {
+    const N: usize = 30;
+    let Some(redis) = redis_server::server() else { return };
+    let load = Arc::new(Load::default());
+    let (open, held) = tokio::sync::watch::channel(false);
+    let hold = Hold { agent: "node1", from: 2, open: held };
+    let server = holding_server(Arc::clone(&load), Some(hold));
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..N).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job(&format!("ctrl-c-{}", mode[1]));
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let survivor = process_in(&nodes[0], &redis.url, &job, &list, "", mode);
+    let stopped = process_in(&nodes[1], &redis.url, &job, &list, "", mode);
+    // Its first image answered, the next two held: both in flight.
+    load.wait_for("node1", 3);
+    // As chaos.rs sends its signals.
+    let sent = Command::new("kill").args(["-INT", &stopped.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    // It ends with its requests still unanswered: nothing it held came back to it.
+    let (stopped, stderr) = finish(stopped);
+    let _ = open.send(true);
+    let (code, log) = finish(survivor);
+    let counts = job_fields(&log, &["accepted", "done", "ok", "failed", "lost", "open"]).join(" ");
+    assert_eq!(counts, format!("{N} {N} {N} 0 0 0"), "accepted, done, ok, failed, lost, open: {log}");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(stopped, 130, "{stderr}");
+    assert!(stderr.contains("handed back to the shared job"), "{stderr}");
+    assert!(!stderr.contains("image failed"), "{stderr}");
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(finished_files(&node.join("images")));
+    }
+    for i in 0..N {
+        assert!(found.get(&format!("{i}.jpg")) == Some(&jpeg(i as u8, 3_000)), "image {i}: {log}");
+    }
+}
+
+#[test]
+fn ctrl_c_on_one_async_process_fails_nothing_of_the_job() {
+    ctrl_c_on_one_process_hands_its_work_to_the_other(&["-m", "async", "-p", "1"]);
+}
+
+#[test]
+fn ctrl_c_on_one_sync_process_fails_nothing_of_the_job() {
+    ctrl_c_on_one_process_hands_its_work_to_the_other(&["-m", "sync", "-p", "2"]);
 }
 
 #[test]
