@@ -231,7 +231,13 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     };
     let done = status(&job);
     assert!(done.contains("state: done\n") && done.contains(&format!("ok: {IMAGES}\n")), "{done}");
-    assert!(status("never-ran").contains("state: no such job"));
+    let unknown = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .args(["job", "status", "never-ran", "--frontier", &redis.url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("no job never-ran at {}", redis.url)), "{said}");
 }
 
 /// Ctrl-C on one process of a shared job, with two images of it surely in flight (the
@@ -284,6 +290,83 @@ fn ctrl_c_on_one_async_process_fails_nothing_of_the_job() {
 #[test]
 fn ctrl_c_on_one_sync_process_fails_nothing_of_the_job() {
     ctrl_c_on_one_process_hands_its_work_to_the_other(&["-m", "sync", "-p", "2"]);
+}
+
+/// The `job` subcommand on `job` at `redis`: its exit status, stdout and stderr.
+fn job_command(args: &[&str], job: &str, redis: &str) -> (i32, String, String) {
+    let out = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .arg("job")
+        .args(args)
+        .args([job, "--frontier", redis])
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn a_finished_job_says_so_and_job_retry_has_its_failures_fetched_by_the_next_run() {
+    let Some(redis) = redis_server::server() else { return };
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let later = Arc::clone(&ready);
+    let server = TestServer::start_with(move |cfg| {
+        let later = Arc::clone(&later);
+        cfg.route(
+            "/later.jpg",
+            web::get().to(move || {
+                let up = later.load(Ordering::SeqCst);
+                async move {
+                    match up {
+                        true => HttpResponse::Ok().content_type("image/jpeg").body(jpeg(99, 2_000)),
+                        false => HttpResponse::NotFound().finish(),
+                    }
+                }
+            }),
+        );
+        cfg.route(
+            "/{n}.jpg",
+            web::get().to(|path: web::Path<u8>| async move {
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(path.into_inner(), 2_000))
+            }),
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls: Vec<String> = (0..3).map(|i| format!("{}/{i}.jpg", server.origin())).collect();
+    urls.push(format!("{}/later.jpg", server.origin()));
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("retry");
+    let run = || finish(process(&dir.path().join("node"), &redis.url, &job, &list));
+    let counts = |log: &str| job_fields(log, &["accepted", "done", "ok", "failed", "open"]).join(" ");
+
+    let (code, log) = run();
+    assert_eq!((code, counts(&log)), (1, "4 4 3 1 0".to_string()), "{log}");
+    let retry = format!("image-scraper job retry {job} --frontier {}", redis.url);
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("the job is finished, with failures") && log.contains(&retry), "{log}");
+    assert_eq!(server.hits("/0.jpg"), 1, "a finished job fetches nothing");
+    let (_, status, _) = job_command(&["status"], &job, &redis.url);
+    assert!(status.contains(&format!("hint: {retry}")), "{status}");
+
+    let (code, out, err) = job_command(&["retry"], &job, &redis.url);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("queued_again: 1\n"), "{out}");
+    ready.store(true, Ordering::SeqCst);
+    let (code, log) = run();
+    assert_eq!((code, counts(&log)), (0, "4 4 4 0 0".to_string()), "{log}");
+    assert_eq!(server.hits("/later.jpg"), 2, "the failed image fetched again, and only it");
+    assert_eq!(server.hits("/0.jpg"), 1);
+    assert_eq!(images(&dir.path().join("node/images"))["later.jpg"], jpeg(99, 2_000));
+
+    let (code, out, _) = job_command(&["cancel"], &job, &redis.url);
+    assert_eq!(code, 0, "{out}");
+    let (_, log) = run();
+    assert!(log.contains("the job was cancelled") && log.contains(&retry), "{log}");
+    for action in ["status", "cancel", "retry"] {
+        let (code, _, err) = job_command(&[action], "never-ran", &redis.url);
+        assert_eq!(code, 2, "job {action} of an unknown job: {err}");
+    }
 }
 
 #[test]
