@@ -141,6 +141,21 @@ fn process_in(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str, mode
         .unwrap()
 }
 
+/// [`finish`] for a process sent a signal: it must end soon, a hang guard kills it after
+/// a minute (not a timing assertion: it ends in well under a second).
+fn finish_stopped(mut child: Child) -> (i32, String) {
+    let guard = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > guard {
+            let _ = child.kill();
+            let (_, log) = finish(child);
+            panic!("still running a minute after the signal: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    finish(child)
+}
+
 pub fn finish(child: Child) -> (i32, String) {
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -264,7 +279,7 @@ fn ctrl_c_on_one_process_hands_its_work_to_the_other(mode: &[&str]) {
     let sent = Command::new("kill").args(["-INT", &stopped.id().to_string()]).status().unwrap();
     assert!(sent.success());
     // It ends with its requests still unanswered: nothing it held came back to it.
-    let (stopped, stderr) = finish(stopped);
+    let (stopped, stderr) = finish_stopped(stopped);
     let _ = open.send(true);
     let (code, log) = finish(survivor);
     let counts = job_fields(&log, &["accepted", "done", "ok", "failed", "lost", "open"]).join(" ");
@@ -459,6 +474,39 @@ fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
     // page 2, which the dead walker had asked for, not from page 1.
     assert_eq!(server.hits("/p1/cats.html"), 1, "page 1 not walked again");
     assert!(server.hits("/p2/cats.html") <= 2, "page 2 at most once more");
+    assert_eq!(server.hits("/p5/cats.html"), 1, "and to the end once");
+}
+
+/// Ctrl-C on the walker, page 2 in flight: it gives the walk up at once, the other
+/// process walks on from page 2, and nothing of the job fails.
+#[test]
+fn ctrl_c_on_the_walker_hands_the_walk_to_the_other_process() {
+    let Some(redis) = redis_server::server() else { return };
+    let server = slow_gallery();
+    let dir = tempfile::tempdir().unwrap();
+    let job = redis_server::job("walk-ctrl-c");
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let first = walker(&nodes[0], &redis.url, &job, &server.origin());
+    server.wait_for_hits("/p1/", 1);
+    let second = walker(&nodes[1], &redis.url, &job, &server.origin());
+    // Page 2 is asked for by the walker (the first, which took the walk alone) and
+    // answered 300 ms later: in flight now.
+    server.wait_for_hits("/p2/", 1);
+    let sent = Command::new("kill").args(["-INT", &first.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let (stopped, stopped_log) = finish_stopped(first);
+    let (code, log) = finish(second);
+    let n = image_scraper::demo::Gallery::default().image_count();
+    let counts = job_fields(&log, &["ok", "failed", "lost", "open"]).join(" ");
+    assert_eq!(counts, format!("{n} 0 0 0"), "ok, failed, lost, open: {log}");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(stopped, 130, "{stopped_log}");
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(finished_files(&node.join("images")));
+    }
+    assert_eq!(found.len(), n as usize, "every image of the gallery in some out dir");
+    assert_eq!(server.hits("/p1/cats.html"), 1, "page 1 not walked again");
     assert_eq!(server.hits("/p5/cats.html"), 1, "and to the end once");
 }
 
