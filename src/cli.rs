@@ -103,8 +103,9 @@ pub struct Cli {
     pub lease: u64,
 
     /// With --frontier: seconds a finished job stays in Redis (its counts, its record of
-    /// what was done; a re-run meanwhile exits at once) before its keys expire; 0 keeps
-    /// it until deleted. Set by the process that starts the job
+    /// what was done; a re-run meanwhile says it is finished and exits at once, and `job
+    /// retry` queues its failures again) before its keys expire; 0 keeps it until
+    /// deleted. Set by the process that starts the job
     #[arg(long, value_name = "SECS", default_value_t = 604_800, requires = "frontier")]
     pub job_ttl: u64,
 
