@@ -440,15 +440,16 @@ async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyh
 /// what to do: a re-run of it does nothing else.
 fn log_job_state(job: &SharedJob, c: &JobCounts, log: &Logger) {
     let retry = format!("image-scraper job retry {} --frontier {}", job.job, job.url);
+    // Fields listed backwards: slog writes them last first.
     if c.cancelled {
-        warn!(log, "{}", format!("the job was cancelled: nothing more of it is handed out; `{retry}` reopens it (its open and failed items), or use another --job name to start anew");
-            "job" => &job.job, "ok" => c.ok, "failed" => c.failures(), "open" => c.open);
+        warn!(log, "the job was cancelled: nothing more of it is handed out; `{}` reopens it (its open and failed items), or use another --job name to start anew", retry;
+            "open" => c.open, "failed" => c.failures(), "ok" => c.ok, "job" => &job.job);
     } else if c.accepted > 0 && c.finished() && c.failures() > 0 {
-        warn!(log, "{}", format!("the job is finished, with failures: nothing left to do; `{retry}` queues them again for a run of the job to fetch"); 
-            "job" => &job.job, "ok" => c.ok, "failed" => c.failures(), "skipped" => c.skipped);
+        warn!(log, "the job is finished, with failures: nothing left to do; `{}` queues them again for a run of the job to fetch", retry;
+            "skipped" => c.skipped, "failed" => c.failures(), "ok" => c.ok, "job" => &job.job);
     } else if c.accepted > 0 && c.finished() {
         info!(log, "the job is finished: nothing left to do (use another --job name to fetch it all again)";
-            "job" => &job.job, "ok" => c.ok, "skipped" => c.skipped);
+            "skipped" => c.skipped, "ok" => c.ok, "job" => &job.job);
     }
 }
 
@@ -492,7 +493,7 @@ async fn log_job(job: &SharedJob, summary: &Summary, log: &Logger) -> Option<Job
                 "ok" => c.ok, "done" => c.done, "accepted" => c.accepted, "job" => &job.job);
             if !c.all_succeeded() && c.finished() && summary.all_succeeded() {
                 // Its own share went well: the exit status 1 is the job's, said here.
-                warn!(log, "{}", format!("the job has failures (this process's share has none): `image-scraper job retry {} --frontier {}` queues them again", job.job, job.url);
+                warn!(log, "the job has failures (this process's share has none): `image-scraper job retry {} --frontier {}` queues them again", job.job, job.url;
                     "failed" => c.failures());
             }
             Some(c)
