@@ -71,7 +71,8 @@ const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// Command: stop handing out work (SIGINT/SIGTERM). What was never handed out counts as
-/// failed; what is in flight has [`INTERRUPT_GRACE`] to acknowledge.
+/// failed; what is in flight has [`INTERRUPT_GRACE`] to acknowledge. In a shared job
+/// nothing is failed: the work is the job's, and goes back to it untried.
 pub struct Interrupt;
 
 impl Message for Interrupt {
