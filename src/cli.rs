@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use url::Url;
 
 use crate::demo::Shape;
@@ -107,8 +107,9 @@ pub struct Cli {
     pub lease: u64,
 
     /// With --frontier: seconds a finished job stays in Redis (its counts, its record of
-    /// what was done; a re-run meanwhile exits at once) before its keys expire; 0 keeps
-    /// it until deleted. Set by the process that starts the job
+    /// what was done; a re-run meanwhile says it is finished and exits at once, and `job
+    /// retry` queues its failures again) before its keys expire; 0 keeps it until
+    /// deleted. Set by the process that starts the job
     #[arg(long, value_name = "SECS", default_value_t = 604_800, requires = "frontier")]
     pub job_ttl: u64,
 
@@ -186,25 +187,61 @@ pub enum Command {
     },
     /// Print the man page (roff): image-scraper man > image-scraper.1
     Man,
-    /// A job shared through Redis: image-scraper job status --frontier redis://host:6379/0 --job NAME
+    /// A job shared through Redis: image-scraper job status NAME --frontier redis://host:6379/0
     Job {
-        #[arg(value_enum)]
+        #[command(subcommand)]
         action: JobAction,
-        /// The job's Redis, as given to the processes (--frontier)
-        #[arg(long, value_name = "URL")]
-        frontier: String,
-        /// The job's name (--job)
-        #[arg(long, value_name = "NAME")]
-        job: String,
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// What to do with a shared job. Subcommands, not a value, so that every shell's
+/// completion offers them.
+#[derive(Debug, Subcommand)]
 pub enum JobAction {
     /// The job's counts, the same any process would log, and whether it is done
-    Status,
+    Status(JobTarget),
     /// Stop handing out the job's work: every process ends once what it holds is done
-    Cancel,
+    Cancel(JobTarget),
+    /// Put the job's failed images and detail pages back in its queue and reopen it (a
+    /// cancelled one too); the next run of the job fetches them
+    Retry(JobTarget),
+}
+
+impl JobAction {
+    pub fn target(&self) -> &JobTarget {
+        match self {
+            JobAction::Status(target) | JobAction::Cancel(target) | JobAction::Retry(target) => target,
+        }
+    }
+}
+
+/// Which job: its Redis and its name.
+#[derive(Debug, Args)]
+pub struct JobTarget {
+    /// The job's Redis, as given to the processes (--frontier)
+    #[arg(long, value_name = "URL")]
+    pub frontier: String,
+    #[command(flatten)]
+    name: JobName,
+}
+
+/// The job's name, as an argument or as the processes' own flag (`--job`), which older
+/// scripts pass.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct JobName {
+    /// The job's name (--job of its processes)
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// The same, as a flag
+    #[arg(long = "job", value_name = "NAME")]
+    flag: Option<String>,
+}
+
+impl JobTarget {
+    pub fn job(&self) -> &str {
+        self.name.name.as_deref().or(self.name.flag.as_deref()).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -300,6 +337,9 @@ mod tests {
             Command::Completions { shell }.run(&mut out).unwrap();
             let text = String::from_utf8(out).unwrap();
             assert!(text.contains("dry-run") && text.contains("ignore-robots"), "{shell:?}");
+            for action in ["status", "cancel", "retry"] {
+                assert!(text.contains(action), "{shell:?} completes job {action}");
+            }
         }
         let mut out = Vec::new();
         Command::Man.run(&mut out).unwrap();
@@ -311,6 +351,23 @@ mod tests {
             assert!(settings.contains(&format!("\\fB{key}\\fR")), "{key} is listed");
         }
         assert!(crate::settings::keys().len() > 30 && settings.contains("IMAGE_SCRAPER_IMAGE_HOST"));
+    }
+
+    #[test]
+    fn a_job_is_named_by_an_argument_or_by_its_flag() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["image-scraper"], args].concat());
+        for args in [
+            &["job", "retry", "cats", "--frontier", "redis://r/0"][..],
+            &["job", "status", "--frontier", "redis://r/0", "--job", "cats"],
+        ] {
+            let Some(Command::Job { action }) = parse(args).unwrap().command else { panic!("{args:?}") };
+            assert_eq!(action.target().job(), "cats");
+        }
+        assert!(parse(&["job", "cancel", "--frontier", "redis://r/0"]).is_err(), "no name");
+        assert!(
+            parse(&["job", "cancel", "a", "--job", "b", "--frontier", "redis://r/0"]).is_err(),
+            "two names"
+        );
     }
 
     #[test]

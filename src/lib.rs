@@ -44,7 +44,8 @@
 //! - [`report`]: counts, per-image items, the report, manifest and failed list.
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
-//! - [`job`]: `job status` and `job cancel`: a shared job seen and stopped from outside.
+//! - [`job`]: `job status`, `job cancel` and `job retry`: a shared job seen, stopped and
+//!   reopened from outside.
 //! - [`limits`]: the open-files limit raised at start, and whether `-p` and
 //!   `CONCURRENCY` fit under it.
 //! - [`logging`]: the slog root logger.
@@ -541,11 +542,32 @@ async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyh
         );
     }
     info!(log, "joined a shared job"; "job" => &job.job, "node" => &node, "lease_secs" => job.lease.as_secs());
+    match frontier.job_counts().await {
+        Ok(counts) => log_job_state(job, &counts, log),
+        Err(e) => warn!(log, "cannot read the job's counts"; "job" => &job.job, "error" => %e),
+    }
     if frontier.persistent().await == Some(false) {
         warn!(log, "Redis keeps the job in memory only (appendonly no): if Redis restarts, the job is lost";
             "frontier" => &job.url);
     }
     Ok(frontier)
+}
+
+/// A job this process joins that is over already, or cancelled, says so at once, and
+/// what to do: a re-run of it does nothing else.
+fn log_job_state(job: &SharedJob, c: &JobCounts, log: &Logger) {
+    let retry = format!("image-scraper job retry {} --frontier {}", job.job, job.url);
+    // Fields listed backwards: slog writes them last first.
+    if c.cancelled {
+        warn!(log, "the job was cancelled: nothing more of it is handed out; `{}` reopens it (its open and failed items), or use another --job name to start anew", retry;
+            "open" => c.open, "failed" => c.failures(), "ok" => c.ok, "job" => &job.job);
+    } else if c.accepted > 0 && c.finished() && c.failures() > 0 {
+        warn!(log, "the job is finished, with failures: nothing left to do; `{}` queues them again for a run of the job to fetch", retry;
+            "skipped" => c.skipped, "failed" => c.failures(), "ok" => c.ok, "job" => &job.job);
+    } else if c.accepted > 0 && c.finished() {
+        info!(log, "the job is finished: nothing left to do (use another --job name to fetch it all again)";
+            "skipped" => c.skipped, "ok" => c.ok, "job" => &job.job);
+    }
 }
 
 /// What a process must agree on to join a job: the work (its URL list) and the settings
@@ -579,11 +601,18 @@ async fn log_job(job: &SharedJob, summary: &Summary, log: &Logger) -> Option<Job
     };
     match counts {
         Ok(c) => {
-            info!(log, "job counts (every process)"; "job" => &job.job, "accepted" => c.accepted,
-                "done" => c.done, "ok" => c.ok, "failed" => c.failed, "skipped" => c.skipped,
-                "lost" => c.lost, "open" => c.open, "duplicates" => c.duplicates,
-                "detail_ok" => c.detail_ok, "detail_failed" => c.detail_failed,
-                "this_process" => summary.images.total);
+            // slog writes a record's fields last first: listed backwards here, they read
+            // accepted, done and what done adds up from, lost, open.
+            info!(log, "job counts (every process)"; "this_process" => summary.images.total,
+                "duplicates" => c.duplicates, "open" => c.open, "lost" => c.lost,
+                "detail_failed" => c.detail_failed, "detail_ok" => c.detail_ok,
+                "replaced" => c.replaced, "skipped" => c.skipped, "failed" => c.failed,
+                "ok" => c.ok, "done" => c.done, "accepted" => c.accepted, "job" => &job.job);
+            if !c.all_succeeded() && c.finished() && summary.all_succeeded() {
+                // Its own share went well: the exit status 1 is the job's, said here.
+                warn!(log, "the job has failures (this process's share has none): `image-scraper job retry {} --frontier {}` queues them again", job.job, job.url;
+                    "failed" => c.failures());
+            }
             Some(c)
         }
         Err(e) => {

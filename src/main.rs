@@ -19,10 +19,12 @@ fn main() {
     // First: every later socket, thread and runtime counts against it.
     let open_files = image_scraper::limits::raise_open_files();
     let cli = Cli::parse();
-    if let Some(Command::Job { action, frontier, job }) = &cli.command {
+    if let Some(Command::Job { action }) = &cli.command {
+        let (frontier, job) = (&action.target().frontier, action.target().job());
         let done = match action {
-            JobAction::Status => image_scraper::job::status(frontier, job),
-            JobAction::Cancel => image_scraper::job::cancel(frontier, job),
+            JobAction::Status(_) => image_scraper::job::status(frontier, job),
+            JobAction::Cancel(_) => image_scraper::job::cancel(frontier, job),
+            JobAction::Retry(_) => image_scraper::job::retry(frontier, job),
         };
         match done {
             Ok(text) => {

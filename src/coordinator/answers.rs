@@ -10,7 +10,9 @@ use url::Url;
 use super::outcome::{self, DetailAnswer, ImageAnswer};
 use super::tally::Subject;
 use super::{Coordinator, InFlight};
-use crate::frontier::{Completed, EndWhy, Ending, ItemEnd, LastWhy, LeaseId, Meta, Offer, PageFate};
+use crate::frontier::{
+    Completed, EndWhy, Ending, ItemEnd, LastWhy, Lease, LeaseId, Meta, Offer, PageFate, Work,
+};
 use crate::html::Found;
 use crate::report::{SkipReason, Status};
 use crate::robots::Rules;
@@ -24,6 +26,13 @@ impl Coordinator {
             warn!(self.log, "acknowledgement for an unknown task"; "id" => msg.id);
             return None;
         };
+        // A shared job's task cancelled because this process stops is still the job's:
+        // failing it would fail it for every process. Its lease goes back untried.
+        if self.plan.shared.is_some() && matches!(msg.outcome, Err(TaskError::Interrupted)) {
+            self.hand_back(done, ctx);
+            self.show_progress();
+            return None;
+        }
         let outcome = match (&self.stopped, msg.outcome) {
             // Given up because the run stopped: say why it stopped.
             (Some(why), Err(TaskError::Interrupted)) => Err(why.clone()),
@@ -79,6 +88,28 @@ impl Coordinator {
             info!(self.log, "dry run: the link target is a page, its thumbnail is listed instead";
                 "link" => %url, "thumbnail" => %thumbnail);
         }
+    }
+
+    /// Gives a cancelled task's lease back to a shared job, no try counted (robots.txt is
+    /// this process's own: nothing to give back).
+    fn hand_back(&mut self, done: InFlight, ctx: &mut Context<Self>) {
+        let InFlight { task, lease, page, referer, meta } = done;
+        let Some(id) = lease else { return };
+        let work = match task {
+            // A dry run's probe asks about a URL it holds no lease of.
+            Task::Robots { .. } | Task::Probe { .. } => return,
+            Task::Page { number, url, kind: PageKind::Listing } => {
+                Work::Page { number, url, hops: meta.hops }
+            }
+            Task::Page { url, kind: PageKind::Detail, .. } => {
+                Work::Detail(Offer { detail: true, ..Offer::new(url, page, referer, meta) })
+            }
+            Task::Image(task) => Work::Image(Offer::new(task.url, page, referer, meta)),
+        };
+        debug!(self.log, "handed back to the job"; "url" => %work.url());
+        self.handed_back += 1;
+        let answer = self.frontier.release(vec![Lease { id, work }]);
+        self.then(ctx, answer, |_, ()| {});
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -72,7 +72,8 @@ const IDLE_POLL_MAX: Duration = Duration::from_secs(1);
 pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 /// Command: stop handing out work (SIGINT/SIGTERM). What was never handed out counts as
-/// failed; what is in flight has [`INTERRUPT_GRACE`] to acknowledge.
+/// failed; what is in flight has [`INTERRUPT_GRACE`] to acknowledge. In a shared job
+/// nothing is failed: the work is the job's, and goes back to it untried.
 pub struct Interrupt;
 
 impl Message for Interrupt {
@@ -140,6 +141,9 @@ pub struct Coordinator {
     /// `--dry-run`: the link target at the front of the listing to probe, and whether
     /// the probe went out.
     probe: Option<(Url, bool)>,
+    /// A shared job's tasks this process gave up because it stops, their leases given
+    /// back untried: said once at the end, so a user sees the job still has them.
+    handed_back: u64,
 }
 
 impl Coordinator {
@@ -187,6 +191,7 @@ impl Coordinator {
             },
             joiners: Vec::new(),
             seed,
+            handed_back: 0,
             plan,
         }
     }
@@ -310,6 +315,12 @@ impl Coordinator {
     /// Counts what the gate refused (and what a shared frontier gave up on) and hands out
     /// the rest.
     fn take_claimed(&mut self, mut claimed: Claimed, ctx: &mut Context<Self>) -> usize {
+        // A claim that comes back once this process is stopping: the job's other
+        // processes will do the work, untried; handed out here it would only be cancelled.
+        if self.plan.shared.is_some() && self.plan.cancel.is_cancelled() && !claimed.leases.is_empty() {
+            let answer = self.frontier.release(std::mem::take(&mut claimed.leases));
+            self.then(ctx, answer, |_, ()| {});
+        }
         for (work, reason) in claimed.lost.drain(..) {
             match work {
                 Work::Image(offer) => self.fail(&offer.into(), 0, reason),
@@ -525,6 +536,11 @@ impl Coordinator {
                 item.error = Some(reason.clone());
                 act.tally.image(item);
             }
+            // Stopped: done once this process holds nothing, whatever the frontier still
+            // holds (a shared job goes on without it), and only once its leases went back.
+            if act.stopped.is_some() && act.slots.in_flight() == 0 && !act.joiners.is_empty() {
+                act.answer_joiners();
+            }
         });
     }
 
@@ -546,12 +562,14 @@ impl Coordinator {
     }
 
     fn answer_joiners_if_finished(&mut self, ctx: &mut Context<Self>) {
-        if let Some(why) = &self.stopped
-            && self.slots.in_flight() == 0
-        {
-            // Page 1 may have come back after the stop, with pages to count.
-            let why = why.to_string();
-            self.abandon_remaining(&why, ctx);
+        if let Some(why) = &self.stopped {
+            // Page 1 may have come back after the stop, with pages to count; the
+            // joiners are answered once that is done.
+            if self.slots.in_flight() == 0 {
+                let why = why.to_string();
+                self.abandon_remaining(&why, ctx);
+            }
+            return;
         }
         let listing_done = self.listing.as_ref().is_none_or(Listing::is_empty);
         if self.joiners.is_empty()
@@ -586,6 +604,10 @@ impl Coordinator {
         if let Err(e) = self.plan.store.flush() {
             warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
         }
+        if self.handed_back > 0 {
+            info!(self.log, "tasks in flight handed back to the shared job, untried: its other processes (or a later run) do them";
+                "tasks" => self.handed_back);
+        }
         let summary = self.tally.summary(self.stopped.as_ref().map(TaskError::to_string));
         for joiner in self.joiners.drain(..) {
             let _ = joiner.send(summary.clone());
@@ -604,8 +626,8 @@ impl Coordinator {
         self.abandon_remaining(&why.to_string(), ctx);
         self.stopped = Some(why);
         ctx.run_later(INTERRUPT_GRACE, |act, ctx| {
-            let why = act.stopped.clone().unwrap_or(TaskError::Interrupted);
-            act.fail_in_flight(None, why, ctx);
+            // Counted with the stop's reason (see `finish`), or handed back in a shared job.
+            act.fail_in_flight(None, TaskError::Interrupted, ctx);
             act.step(ctx);
         });
     }

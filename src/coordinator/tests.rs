@@ -778,3 +778,63 @@ fn a_walk_taken_over_starts_after_its_mark() {
     let end = WalkMark { done: 3, last: None, next: None };
     assert!(claim_pages(walk_from(&settings_source(false), None, Some(&end))).is_empty());
 }
+
+/// A shared job's frontier, as far as an interrupt goes: the in-memory one, noting each
+/// lease released or completed; abandoning gives nothing back to count (the job's work
+/// is not this process's), as `RedisFrontier`'s does.
+struct SharedJob {
+    inner: LocalFrontier,
+    calls: std::rc::Rc<std::cell::RefCell<Vec<(&'static str, LeaseId)>>>,
+}
+
+impl Frontier for SharedJob {
+    fn offer(&mut self, offers: Vec<Offer>) -> frontier::Answer<Vec<bool>> {
+        self.inner.offer(offers)
+    }
+    fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> frontier::Answer<Claimed> {
+        self.inner.claim(want, capacity, gate)
+    }
+    fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> frontier::Answer<Completed> {
+        self.calls.borrow_mut().push(("complete", id));
+        self.inner.complete(id, ending, children)
+    }
+    fn release(&mut self, leases: Vec<frontier::Lease>) -> frontier::Answer<()> {
+        self.calls.borrow_mut().extend(leases.iter().map(|l| ("release", l.id)));
+        self.inner.release(leases)
+    }
+    fn abandon(&mut self) -> frontier::Answer<frontier::Abandoned> {
+        Box::pin(async { Ok(frontier::Abandoned::default()) })
+    }
+    fn counts(&self) -> frontier::Answer<frontier::Counts> {
+        self.inner.counts()
+    }
+    fn is_done(&self) -> frontier::Answer<bool> {
+        Box::pin(async { Ok(false) })
+    }
+}
+
+#[actix::test]
+async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let urls = vec![url("http://h.test/a.jpg"), url("http://h.test/b.jpg")];
+    let plan =
+        Plan { shared: Some(Duration::from_secs(60)), ..Plan::new(Source::Urls(urls), folder(dir.path())) };
+    let calls = std::rc::Rc::default();
+    let frontier = SharedJob { inner: LocalFrontier::empty(), calls: std::rc::Rc::clone(&calls) };
+    let log = Logger::root(slog::Discard, slog::o!());
+    let coordinator = Coordinator::with_frontier(plan, Box::new(frontier), log).start();
+    let (_probe, handed) = register(&coordinator, 2).await;
+    assert_eq!(handed.len(), 2);
+    let join = coordinator.send(Join);
+    coordinator.send(Interrupt).await.unwrap();
+    for task in &handed {
+        let cancelled = TaskFinished { id: task.id, outcome: Err(TaskError::Interrupted), attempts: 1 };
+        coordinator.send(cancelled).await.unwrap();
+    }
+    // Answered once this process holds nothing, though the job (`is_done`) is not done.
+    let summary = tokio::time::timeout(Duration::from_secs(10), join).await.unwrap().unwrap().unwrap();
+    assert_eq!((summary.images.failed, summary.images.total), (0, 0), "nothing of its share failed");
+    let calls = calls.borrow();
+    assert_eq!(calls.iter().filter(|(call, _)| *call == "release").count(), 2, "{calls:?}");
+    assert!(calls.iter().all(|(call, _)| *call == "release"), "no lease completed: {calls:?}");
+}

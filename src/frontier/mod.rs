@@ -32,8 +32,8 @@ pub use local::LocalFrontier;
 pub use queues::Meta;
 // `self::`: the module shares its name with the `redis` crate.
 pub use self::redis::{
-    JobCounts, JobState, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, SharedWalk,
-    WalkMark,
+    JobCounts, JobState, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, Retried,
+    SharedWalk, WalkMark,
 };
 pub use seen::SeenSet;
 

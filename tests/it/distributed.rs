@@ -53,18 +53,40 @@ impl Load {
 }
 
 fn slow_server(load: Arc<Load>) -> TestServer {
+    holding_server(load, None)
+}
+
+/// Requests of one process (by User-Agent) held unanswered from its `from`th image on,
+/// until `open` says true: that process then surely has images in flight.
+#[derive(Clone)]
+struct Hold {
+    agent: &'static str,
+    from: usize,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+fn holding_server(load: Arc<Load>, hold: Option<Hold>) -> TestServer {
     TestServer::start_with(move |cfg| {
         let load = Arc::clone(&load);
+        let hold = hold.clone();
         cfg.default_service(web::to(move |req: HttpRequest| {
             let load = Arc::clone(&load);
+            let hold = hold.clone();
             async move {
                 let host = req.connection_info().host().split(':').next().unwrap_or_default().to_string();
                 // Each process reads robots.txt itself, outside the job's limit.
                 let counted = req.path().starts_with("/img/");
+                let mut held = None;
                 if counted {
                     let agent =
                         req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
-                    *load.by_agent.lock().unwrap().entry(agent.to_string()).or_default() += 1;
+                    let asked = {
+                        let mut by_agent = load.by_agent.lock().unwrap();
+                        let n = by_agent.entry(agent.to_string()).or_default();
+                        *n += 1;
+                        *n
+                    };
+                    held = hold.filter(|h| h.agent == agent && asked >= h.from).map(|h| h.open);
                     load.arrived.notify_all();
                     let mut now = load.now.lock().unwrap();
                     let n = now.entry(host.clone()).or_default();
@@ -73,6 +95,9 @@ fn slow_server(load: Arc<Load>) -> TestServer {
                 }
                 // A slow server, so leases are out when a process dies.
                 actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+                if let Some(mut open) = held {
+                    let _ = open.wait_for(|open| *open).await;
+                }
                 if counted {
                     *load.now.lock().unwrap().get_mut(&host).unwrap() -= 1;
                 }
@@ -94,6 +119,11 @@ fn process(dir: &Path, redis: &str, job: &str, list: &Path) -> Child {
 
 /// The same, with `extra` settings lines.
 fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) -> Child {
+    process_in(dir, redis, job, list, extra, &["-m", "async", "-p", "1"])
+}
+
+/// The same, in a mode (`-m`, `-p`) of its own: each process holds two requests at most.
+fn process_in(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str, mode: &[&str]) -> Child {
     std::fs::create_dir_all(dir).unwrap();
     let name = dir.file_name().unwrap().to_str().unwrap();
     let settings = format!(
@@ -101,7 +131,8 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
     );
     std::fs::write(dir.join("settings.yaml"), format!("{settings}{extra}")).unwrap();
     crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
-        .args(["--urls", list.to_str().unwrap(), "-o", "images", "-m", "async", "-p", "1", "--no-progress"])
+        .args(["--urls", list.to_str().unwrap(), "-o", "images", "--no-progress"])
+        .args(mode)
         // 3 s: renewed every second, so a live process's leases outlast a loaded machine's
         // stalls (a lapse hands its images to another, a refetch the tests count).
         .args(["--frontier", redis, "--job", job, "--lease", "3", "--report", "r.json"])
@@ -110,6 +141,21 @@ fn process_with(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str) ->
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// [`finish`] for a process sent a signal: it must end soon, a hang guard kills it after
+/// a minute (not a timing assertion: it ends in well under a second).
+fn finish_stopped(mut child: Child) -> (i32, String) {
+    let guard = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > guard {
+            let _ = child.kill();
+            let (_, log) = finish(child);
+            panic!("still running a minute after the signal: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    finish(child)
 }
 
 pub fn finish(child: Child) -> (i32, String) {
@@ -202,7 +248,143 @@ fn three_processes_share_a_job_and_survive_one_killed() {
     };
     let done = status(&job);
     assert!(done.contains("state: done\n") && done.contains(&format!("ok: {IMAGES}\n")), "{done}");
-    assert!(status("never-ran").contains("state: no such job"));
+    let unknown = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .args(["job", "status", "never-ran", "--frontier", &redis.url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{said}");
+    assert!(said.contains(&format!("no job never-ran at {}", redis.url)), "{said}");
+}
+
+/// Ctrl-C on one process of a shared job, with an image of it surely in flight (the
+/// server holds every request of that process): they go back to the job untried, and the other process fetches
+/// them; nothing fails, for the job or for the survivor.
+fn ctrl_c_on_one_process_hands_its_work_to_the_other(mode: &[&str]) {
+    const N: usize = 30;
+    let Some(redis) = redis_server::server() else { return };
+    let load = Arc::new(Load::default());
+    let (open, held) = tokio::sync::watch::channel(false);
+    let hold = Hold { agent: "node1", from: 1, open: held };
+    let server = holding_server(Arc::clone(&load), Some(hold));
+    let dir = tempfile::tempdir().unwrap();
+    let urls: Vec<String> = (0..N).map(|i| format!("{}/img/{i}.jpg", server.origin())).collect();
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job(&format!("ctrl-c-{}", mode[1]));
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let survivor = process_in(&nodes[0], &redis.url, &job, &list, "", mode);
+    let stopped = process_in(&nodes[1], &redis.url, &job, &list, "", mode);
+    // An image it asked for is held by the server: in flight. (It may hold only one: the
+    // host's limit, 3 across the job, leaves it one slot while the other holds two.)
+    load.wait_for("node1", 1);
+    // As chaos.rs sends its signals.
+    let sent = Command::new("kill").args(["-INT", &stopped.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    // It ends with its requests still unanswered: nothing it held came back to it.
+    let (stopped, stderr) = finish_stopped(stopped);
+    let _ = open.send(true);
+    let (code, log) = finish(survivor);
+    let counts = job_fields(&log, &["accepted", "done", "ok", "failed", "lost", "open"]).join(" ");
+    assert_eq!(counts, format!("{N} {N} {N} 0 0 0"), "accepted, done, ok, failed, lost, open: {log}");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(stopped, 130, "{stderr}");
+    assert!(stderr.contains("handed back to the shared job"), "{stderr}");
+    assert!(!stderr.contains("image failed"), "{stderr}");
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(finished_files(&node.join("images")));
+    }
+    for i in 0..N {
+        assert!(found.get(&format!("{i}.jpg")) == Some(&jpeg(i as u8, 3_000)), "image {i}: {log}");
+    }
+}
+
+#[test]
+fn ctrl_c_on_one_async_process_fails_nothing_of_the_job() {
+    ctrl_c_on_one_process_hands_its_work_to_the_other(&["-m", "async", "-p", "1"]);
+}
+
+#[test]
+fn ctrl_c_on_one_sync_process_fails_nothing_of_the_job() {
+    ctrl_c_on_one_process_hands_its_work_to_the_other(&["-m", "sync", "-p", "2"]);
+}
+
+/// The `job` subcommand on `job` at `redis`: its exit status, stdout and stderr.
+fn job_command(args: &[&str], job: &str, redis: &str) -> (i32, String, String) {
+    let out = crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .arg("job")
+        .args(args)
+        .args([job, "--frontier", redis])
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn a_finished_job_says_so_and_job_retry_has_its_failures_fetched_by_the_next_run() {
+    let Some(redis) = redis_server::server() else { return };
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let later = Arc::clone(&ready);
+    let server = TestServer::start_with(move |cfg| {
+        let later = Arc::clone(&later);
+        cfg.route(
+            "/later.jpg",
+            web::get().to(move || {
+                let up = later.load(Ordering::SeqCst);
+                async move {
+                    match up {
+                        true => HttpResponse::Ok().content_type("image/jpeg").body(jpeg(99, 2_000)),
+                        false => HttpResponse::NotFound().finish(),
+                    }
+                }
+            }),
+        );
+        cfg.route(
+            "/{n}.jpg",
+            web::get().to(|path: web::Path<u8>| async move {
+                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(path.into_inner(), 2_000))
+            }),
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls: Vec<String> = (0..3).map(|i| format!("{}/{i}.jpg", server.origin())).collect();
+    urls.push(format!("{}/later.jpg", server.origin()));
+    let list = dir.path().join("urls.txt");
+    std::fs::write(&list, urls.join("\n")).unwrap();
+    let job = redis_server::job("retry");
+    let run = || finish(process(&dir.path().join("node"), &redis.url, &job, &list));
+    let counts = |log: &str| job_fields(log, &["accepted", "done", "ok", "failed", "open"]).join(" ");
+
+    let (code, log) = run();
+    assert_eq!((code, counts(&log)), (1, "4 4 3 1 0".to_string()), "{log}");
+    let retry = format!("image-scraper job retry {job} --frontier {}", redis.url);
+    let (code, log) = run();
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("the job is finished, with failures") && log.contains(&retry), "{log}");
+    assert_eq!(server.hits("/0.jpg"), 1, "a finished job fetches nothing");
+    let (_, status, _) = job_command(&["status"], &job, &redis.url);
+    assert!(status.contains(&format!("hint: {retry}")), "{status}");
+
+    let (code, out, err) = job_command(&["retry"], &job, &redis.url);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("queued_again: 1\n"), "{out}");
+    ready.store(true, Ordering::SeqCst);
+    let (code, log) = run();
+    assert_eq!((code, counts(&log)), (0, "4 4 4 0 0".to_string()), "{log}");
+    assert_eq!(server.hits("/later.jpg"), 2, "the failed image fetched again, and only it");
+    assert_eq!(server.hits("/0.jpg"), 1);
+    assert_eq!(images(&dir.path().join("node/images"))["later.jpg"], jpeg(99, 2_000));
+
+    let (code, out, _) = job_command(&["cancel"], &job, &redis.url);
+    assert_eq!(code, 0, "{out}");
+    let (_, log) = run();
+    assert!(log.contains("the job was cancelled") && log.contains(&retry), "{log}");
+    for action in ["status", "cancel", "retry"] {
+        let (code, _, err) = job_command(&[action], "never-ran", &redis.url);
+        assert_eq!(code, 2, "job {action} of an unknown job: {err}");
+    }
 }
 
 #[test]
@@ -329,6 +511,43 @@ fn a_walk_of_listing_pages_is_taken_over_when_its_walker_dies() {
     // page 2, which the dead walker had asked for, not from page 1.
     assert_eq!(server.hits("/p1/cats.html"), 1, "page 1 not walked again");
     assert!(server.hits("/p2/cats.html") <= 2, "page 2 at most once more");
+    assert_eq!(server.hits("/p5/cats.html"), 1, "and to the end once");
+}
+
+/// Ctrl-C on the walker, page 2 in flight: it gives the walk up at once, the other
+/// process walks on from page 2, and nothing of the job fails.
+#[test]
+fn ctrl_c_on_the_walker_hands_the_walk_to_the_other_process() {
+    let Some(redis) = redis_server::server() else { return };
+    let (release, held) = tokio::sync::watch::channel(false);
+    let server = slow_gallery(held);
+    let dir = tempfile::tempdir().unwrap();
+    let job = redis_server::job("walk-ctrl-c");
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let first = walker(&nodes[0], &redis.url, &job, &server.origin());
+    server.wait_for_hits("/p1/", 1);
+    let second = walker(&nodes[1], &redis.url, &job, &server.origin());
+    // Page 2 is asked for by the walker (the first, which took the walk alone) and held
+    // by the server: in flight now. Page 1 is finished by the walk's mark (which can
+    // come after page 2 is asked for).
+    server.wait_for_hits("/p2/", 1);
+    wait_for_mark(&redis.url, &job, 1);
+    let sent = Command::new("kill").args(["-INT", &first.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let (stopped, stopped_log) = finish_stopped(first);
+    release.send_replace(true);
+    let (code, log) = finish(second);
+    let n = image_scraper::demo::Gallery::default().image_count();
+    let counts = job_fields(&log, &["ok", "failed", "lost", "open"]).join(" ");
+    assert_eq!(counts, format!("{n} 0 0 0"), "ok, failed, lost, open: {log}");
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(stopped, 130, "{stopped_log}");
+    let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for node in &nodes {
+        found.extend(finished_files(&node.join("images")));
+    }
+    assert_eq!(found.len(), n as usize, "every image of the gallery in some out dir");
+    assert_eq!(server.hits("/p1/cats.html"), 1, "page 1 not walked again");
     assert_eq!(server.hits("/p5/cats.html"), 1, "and to the end once");
 }
 

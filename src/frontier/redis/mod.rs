@@ -44,6 +44,7 @@ use super::{
 };
 pub use keys::NameError;
 pub use names::RedisNames;
+
 pub use rate::RedisRate;
 pub use walk::{SharedWalk, WalkMark};
 
@@ -114,11 +115,14 @@ pub struct JobCounts {
     pub queued: u64,
     /// Leases out, on every node.
     pub leased: u64,
-    /// Completed images by how they ended (a redirected image or a link replaced by its
-    /// thumbnail ends as its child does, and is not among them); `lost` ones failed too.
+    /// Completed images by how they ended; `lost` ones failed too.
     pub ok: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Completed by handing the work to another task: a redirected image, a link replaced
+    /// by its thumbnail, a detail page moved. Counted in `done` like the others, so that
+    /// `done = ok + failed + skipped + replaced + detail_ok + detail_failed`.
+    pub replaced: u64,
     /// Detail pages fetched, and not.
     pub detail_ok: u64,
     pub detail_failed: u64,
@@ -141,6 +145,17 @@ pub struct JobState {
     pub nodes: Vec<(String, u64, u64)>,
 }
 
+/// What `job retry` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retried {
+    /// Failed tasks put back in their queues.
+    pub queued: u64,
+    /// Failed tasks whose record keeps no task (written by an older version): not queued.
+    pub kept: u64,
+    /// The job had been cancelled, and is no longer.
+    pub uncancelled: bool,
+}
+
 impl JobCounts {
     /// Nothing open, queued or leased: the whole job is over.
     pub fn finished(&self) -> bool {
@@ -151,6 +166,11 @@ impl JobCounts {
     /// task lost) or was cancelled.
     pub fn all_succeeded(&self) -> bool {
         self.failed == 0 && self.lost == 0 && self.detail_failed == 0 && !self.cancelled && self.open == 0
+    }
+
+    /// Tasks that ended failed, of every kind: what `job retry` puts back.
+    pub fn failures(&self) -> u64 {
+        self.failed + self.lost + self.detail_failed
     }
 }
 
@@ -247,7 +267,8 @@ impl RedisFrontier {
                 detail_ok,
                 detail_failed,
                 cancelled,
-            ] = call.invoke_async::<[u64; 14]>(&mut conn).await.map_err(unavailable)?;
+                replaced,
+            ] = call.invoke_async::<[u64; 15]>(&mut conn).await.map_err(unavailable)?;
             Ok(JobCounts {
                 accepted,
                 open,
@@ -260,6 +281,7 @@ impl RedisFrontier {
                 ok,
                 failed,
                 skipped,
+                replaced,
                 detail_ok,
                 detail_failed,
                 cancelled: cancelled == 1,
@@ -301,6 +323,29 @@ impl RedisFrontier {
             .query_async::<()>(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    /// Whether any process ever joined the job (its settings are stored), or anything
+    /// was offered to it: `job` commands refuse a name that matches no job.
+    pub async fn exists(&self) -> Result<bool, FrontierError> {
+        let mut conn = self.conn.clone();
+        let found: u64 = redis::cmd("EXISTS")
+            .arg(format!("{}settings", self.prefix))
+            .arg(keys::counts_key(&self.prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(found > 0)
+    }
+
+    /// `job retry`: the job's failed tasks go back to their queues, no try counted, and
+    /// the job is reopened (no longer cancelled or finished), for a later run to do.
+    pub async fn retry(&self) -> Result<Retried, FrontierError> {
+        let call = scripts::call(&scripts::RETRY, &self.prefix);
+        let mut conn = self.conn.clone();
+        let (queued, kept, uncancelled): (u64, u64, u64) =
+            call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        Ok(Retried { queued, kept, uncancelled: uncancelled == 1 })
     }
 
     /// Stores `fingerprint` (what the job is to do: its URL list and the settings that

@@ -528,3 +528,68 @@ async fn a_walk_taken_over_goes_on_from_where_its_walker_left_it() {
     assert_eq!(rest, [3, 4, 5], "to the stated end and no further");
     assert!(b.is_done().await.unwrap(), "the walk is over, and with it the job");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn retry_queues_failed_and_lost_tasks_again_and_reopens_the_job() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("retry");
+    let mut a = node(server, &job, "a").await.with_tries(1);
+    assert!(!a.exists().await.unwrap(), "nothing of it yet");
+    let urls = ["http://h.test/ok.jpg", "http://h.test/failed.jpg", "http://h.test/lost.jpg"];
+    a.offer(urls.iter().map(|u| image(u)).collect()).await.unwrap();
+    assert!(a.exists().await.unwrap());
+    let leases = claim(&mut a, 3).await.leases;
+    let by_url = |path: &str| leases.iter().find(|l| l.work.url().path() == path).unwrap().id;
+    complete(&mut a, by_url("/ok.jpg"), Vec::new()).await;
+    a.complete(by_url("/failed.jpg"), Ending::Image(ItemEnd::Failed), Vec::new()).await.unwrap();
+    advance(server, &job, LEASE_MS + 1).await;
+    assert_eq!(claim(&mut a, 1).await.lost.len(), 1, "its one try expired");
+    let c = counts(&a).await;
+    assert!(c.finished(), "{c:?}");
+    assert_eq!((c.done, c.ok, c.failed, c.lost, c.failures()), (2, 1, 1, 1, 2));
+
+    assert_eq!(a.retry().await.unwrap(), Retried { queued: 2, kept: 0, uncancelled: false });
+    let c = counts(&a).await;
+    assert!(!c.finished(), "reopened: {c:?}");
+    assert_eq!((c.accepted, c.done, c.ok, c.failed, c.lost, c.open, c.queued), (3, 1, 1, 0, 0, 2, 2));
+    let again = claim(&mut a, 8).await.leases;
+    let mut paths: Vec<&str> = again.iter().map(|l| l.work.url().path()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/failed.jpg", "/lost.jpg"], "each once, with its tries at zero");
+    for lease in again {
+        complete(&mut a, lease.id, Vec::new()).await;
+    }
+    let c = counts(&a).await;
+    assert!(c.finished() && c.all_succeeded(), "{c:?}");
+    assert_eq!((c.accepted, c.done, c.ok), (3, 3, 3));
+    assert_eq!(a.retry().await.unwrap(), Retried::default(), "nothing failed: nothing to do");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn retry_reopens_a_cancelled_job() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("retry-cancelled");
+    let mut a = node(server, &job, "a").await;
+    a.offer(vec![image("http://h.test/1.jpg")]).await.unwrap();
+    a.cancel().await.unwrap();
+    assert!(claim(&mut a, 1).await.leases.is_empty());
+    assert_eq!(a.retry().await.unwrap(), Retried { queued: 0, kept: 0, uncancelled: true });
+    assert!(!counts(&a).await.cancelled);
+    assert_eq!(claim(&mut a, 1).await.leases.len(), 1, "handed out again");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_replaced_by_another_counts_as_replaced_so_done_adds_up() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("replaced");
+    let mut a = node(server, &job, "a").await;
+    a.offer(vec![image("http://h.test/link.jpg")]).await.unwrap();
+    let link = claim(&mut a, 1).await.leases.remove(0);
+    let thumb = image("http://h.test/thumb.jpg");
+    a.complete(link.id, Ending::Image(ItemEnd::Replaced), vec![thumb]).await.unwrap();
+    let thumb = claim(&mut a, 1).await.leases.remove(0);
+    complete(&mut a, thumb.id, Vec::new()).await;
+    let c = counts(&a).await;
+    assert_eq!((c.accepted, c.done, c.ok, c.replaced), (2, 2, 1, 1));
+    assert_eq!(c.done, c.ok + c.failed + c.skipped + c.replaced + c.detail_ok + c.detail_failed);
+}

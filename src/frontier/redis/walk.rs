@@ -85,6 +85,9 @@ enum Walk {
     Elsewhere,
     Mine(Box<LocalFrontier>),
     Done,
+    /// This process gave the walk up (Ctrl-C): it never takes it again, even if its
+    /// leases are renewed once more before it ends, or the walk would wait on it.
+    Left,
 }
 
 pub struct SharedWalk {
@@ -179,6 +182,11 @@ fn apply(
     (took, mark): (Took, Option<WalkMark>),
 ) {
     let mut walk = walk.borrow_mut();
+    // An answer to a `take` sent before this process left: it stays left (its `leave`
+    // came after that `take` in Redis).
+    if matches!(*walk, Walk::Left) {
+        return;
+    }
     match took {
         Took::New => {
             *walk = Walk::Mine(Box::new(make(mark.as_ref())));
@@ -188,6 +196,14 @@ fn apply(
         // Another process took over (this one was too slow to renew): its walk is theirs.
         Took::Elsewhere => *walk = Walk::Elsewhere,
         Took::Done => *walk = Walk::Done,
+    }
+}
+
+/// Another process walks now, unless this one left the walk (it must not take it again).
+fn elsewhere(walk: &RefCell<Walk>) {
+    let mut walk = walk.borrow_mut();
+    if !matches!(*walk, Walk::Left) {
+        *walk = Walk::Elsewhere;
     }
 }
 
@@ -281,13 +297,13 @@ impl Frontier for SharedWalk {
             if let Some(mark) = mark {
                 let (took, _) = mark.await?;
                 if took == Took::Elsewhere {
-                    *walk.borrow_mut() = Walk::Elsewhere;
+                    elsewhere(&walk);
                 }
             }
             if let Some(finished) = finished {
                 let (took, _) = finished.await?;
                 if took == Took::Elsewhere {
-                    *walk.borrow_mut() = Walk::Elsewhere;
+                    elsewhere(&walk);
                 }
             }
             Ok(Completed { admitted, page })
@@ -308,7 +324,7 @@ impl Frontier for SharedWalk {
     /// process's leases back; nothing to count, as for `RedisFrontier`.
     fn abandon(&mut self) -> Answer<Abandoned> {
         let walked = matches!(*self.walk.borrow(), Walk::Mine(_));
-        *self.walk.borrow_mut() = Walk::Elsewhere;
+        *self.walk.borrow_mut() = Walk::Left;
         let leave = walked.then(|| self.call("leave"));
         let items = self.items.abandon();
         async move {
@@ -342,7 +358,7 @@ impl Frontier for SharedWalk {
     /// walker stopped renewing (it died).
     fn renew(&mut self) -> Answer<()> {
         let items = self.items.renew();
-        let take = (!matches!(*self.walk.borrow(), Walk::Done)).then(|| self.call("take"));
+        let take = (!matches!(*self.walk.borrow(), Walk::Done | Walk::Left)).then(|| self.call("take"));
         let (walk, make, progress) =
             (Rc::clone(&self.walk), Rc::clone(&self.make), Rc::clone(&self.progress));
         async move {

@@ -26,7 +26,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0,
       if t.tries >= max_tries then
         local reason = 'lease expired ' .. t.tries .. ' times'
         redis.call('HDEL', REQUEUED, t.tid)
-        record_done(t, 'failed: ' .. reason, l.node)
+        record_done(t, 'failed: ' .. reason, l.node, nil, nil, l.origin)
         count('lost', 1)
         count('open', -1)
         lost[#lost + 1] = { t.payload, reason }

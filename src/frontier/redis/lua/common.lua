@@ -129,11 +129,22 @@ local function settle(now)
   end
 end
 
--- The job's record of how task `t` ended; for an image stored, where and how large.
-local function record_done(t, status, node, path, bytes)
+-- Whether a done record's status is a failure (`failed: REASON` is a task lost after its
+-- leases expired).
+local function failure(status)
+  return status == 'failed' or status == 'detail_failed' or string.sub(status, 1, 7) == 'failed:'
+end
+
+-- The job's record of how task `t` ended; for an image stored, where and how large. A
+-- failure also keeps its origin and the task itself, so that `job retry` can queue it
+-- again.
+local function record_done(t, status, node, path, bytes, origin)
   local record = { url = t.url, status = status, node = node }
   if path and path ~= '' then
     record.path, record.bytes = path, bytes
+  end
+  if origin and failure(status) then
+    record.origin, record.item = origin, item_of(t)
   end
   redis.call('HSET', DONE, t.tid, cjson.encode(record))
 end

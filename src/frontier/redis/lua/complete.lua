@@ -16,14 +16,15 @@ end
 
 -- The task: under this lease, or (the lease expired and was reaped) queued again, or
 -- leased again to another node, whose completion will then count as a duplicate.
-local task
+local task, origin
 if l then
-  task = l.task
+  task, origin = l.task, l.origin
 else
   local requeued = redis.call('HGET', REQUEUED, tid)
   local other = redis.call('HGET', TASKLEASE, tid)
   if requeued then
-    local origin, item = string.match(requeued, '^([^\n]*)\n(.*)$')
+    local item
+    origin, item = string.match(requeued, '^([^\n]*)\n(.*)$')
     if redis.call('LREM', queue(origin), 1, item) == 1 then
       count('queued', -1)
     end
@@ -34,7 +35,7 @@ else
     task = parse(item)
   elseif other then
     local ol = lease_of(other)
-    task = ol and ol.task
+    task, origin = ol and ol.task, ol and ol.origin
   end
   if not task then
     count('stray', 1)
@@ -45,7 +46,7 @@ end
 -- Children first, then the record, the host's room, and last `open`: it cannot reach
 -- zero while what this task revealed is not queued.
 local admitted = offer(8, now)
-record_done(task, status, node, path, bytes)
+record_done(task, status, node, path, bytes, origin)
 if l then
   free(id, l)
 end
