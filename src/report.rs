@@ -206,7 +206,10 @@ impl Summary {
         let (p, i) = (&self.pages, &self.images);
         let secs = elapsed.as_secs_f64().max(0.001);
         let mut rows: Vec<String> = self.stopped_line().into_iter().collect();
-        rows.extend([format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped)]);
+        // A URL list walks no pages: a row of zeros would only puzzle.
+        if p.total + p.ok + p.failed + p.skipped > 0 {
+            rows.push(format!("  pages    {:>6} ok {:>6} failed {:>6} skipped", p.ok, p.failed, p.skipped));
+        }
         if p.detail_ok + p.detail_failed + p.detail_skipped > 0 {
             rows.push(format!(
                 "  details  {:>6} ok {:>6} failed {:>6} skipped",
@@ -468,6 +471,14 @@ mod tests {
         assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
         let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
         assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
+    }
+
+    #[test]
+    fn a_run_that_walked_no_pages_has_no_pages_row() {
+        let summary = Summary { pages: PageCounts::default(), ..summary() };
+        let table = summary.table(Duration::from_secs(2));
+        assert!(!table.contains("pages"), "{table}");
+        assert!(table.contains("images        1 ok"), "{table}");
     }
 
     #[test]
