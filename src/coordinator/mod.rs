@@ -107,6 +107,13 @@ struct InFlight {
     meta: Meta,
 }
 
+impl InFlight {
+    /// A task of this process's own (a robots.txt, a dry run's probe): no lease, no page.
+    fn unleased(task: Task) -> Self {
+        Self { task, lease: None, page: 0, referer: None, meta: Meta::default() }
+    }
+}
+
 pub struct Coordinator {
     plan: Plan,
     log: Logger,
@@ -241,28 +248,14 @@ impl Coordinator {
                 && let Some(url) = self.robots.next_request()
             {
                 let task = Task::Robots { url };
-                let entry = InFlight {
-                    task: task.clone(),
-                    lease: None,
-                    page: 0,
-                    referer: None,
-                    meta: Meta::default(),
-                };
-                self.slots.send(slot, task, entry);
+                self.slots.send(slot, task.clone(), InFlight::unleased(task));
             }
             if let Some((url, sent @ false)) = &mut self.probe
                 && let Some(slot) = self.slots.free_slot()
             {
                 *sent = true;
                 let task = Task::Probe { url: url.clone() };
-                let entry = InFlight {
-                    task: task.clone(),
-                    lease: None,
-                    page: 0,
-                    referer: None,
-                    meta: Meta::default(),
-                };
-                self.slots.send(slot, task, entry);
+                self.slots.send(slot, task.clone(), InFlight::unleased(task));
             }
             let want = self.slots.free();
             if want == 0 {

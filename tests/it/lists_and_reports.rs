@@ -11,16 +11,18 @@ use crate::helpers::{
 const MODES: [&str; 2] = ["sync", "async"];
 
 /// `/img/{n}.jpg`: a JPEG of `1000 + n` bytes.
+fn numbered_images(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/img/{file}",
+        web::get().to(|file: web::Path<String>| async move {
+            let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
+            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
+        }),
+    );
+}
+
 fn images_server() -> TestServer {
-    TestServer::start_with(|cfg| {
-        cfg.route(
-            "/img/{file}",
-            web::get().to(|file: web::Path<String>| async move {
-                let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
-                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
-            }),
-        );
-    })
+    TestServer::start_with(numbered_images)
 }
 
 #[test]
@@ -83,13 +85,7 @@ fn blog_server() -> TestServer {
         };
         serve_page(cfg, "/blog/", format!(r#"<img src="/img/1.jpg"><img src="/img/2.jpg">{}"#, pager(1)));
         serve_page(cfg, "/blog/page/2/", format!(r#"<img src="/img/3.jpg">{}"#, pager(2)));
-        cfg.route(
-            "/img/{file}",
-            web::get().to(|file: web::Path<String>| async move {
-                let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
-                HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
-            }),
-        );
+        numbered_images(cfg);
     })
 }
 
@@ -136,14 +132,8 @@ fn failing_page_server() -> TestServer {
         );
         serve_page(cfg, "/p3/cats.html", format!(r#"<img src="/img/3.jpg">{count}"#));
         cfg.route("/p2/cats.html", web::get().to(|| async { HttpResponse::InternalServerError().finish() }))
-            .route("/img/gone.jpg", web::get().to(|| async { HttpResponse::NotFound().finish() }))
-            .route(
-                "/img/{file}",
-                web::get().to(|file: web::Path<String>| async move {
-                    let n: usize = file.trim_end_matches(".jpg").parse().unwrap_or(0);
-                    HttpResponse::Ok().content_type("image/jpeg").body(jpeg(n as u8, 1000 + n))
-                }),
-            );
+            .route("/img/gone.jpg", web::get().to(|| async { HttpResponse::NotFound().finish() }));
+        numbered_images(cfg);
     })
 }
 
