@@ -20,11 +20,16 @@ LOGS=${LOGS:-$(mktemp -d /tmp/stress-tests.XXXXXX)}
 mkdir -p "$LOGS"
 
 busy_pids=()
-stop_busy() {
+test_group=
+stop_all() {
   for pid in "${busy_pids[@]}"; do kill "$pid" 2>/dev/null; done
+  # The test run is a process group of its own: stopping cargo alone would leave the test
+  # binary, and the servers it started, running.
+  if [ -n "$test_group" ]; then kill -- "-$test_group" 2>/dev/null; fi
   wait 2>/dev/null
 }
-trap stop_busy EXIT INT TERM
+trap stop_all EXIT
+trap 'exit 130' INT TERM
 
 # Built once before the loops start, so that the runs measure the tests, not the compiler.
 cargo test --locked --no-run -q 2>"$LOGS/build.log" || {
@@ -46,8 +51,11 @@ failed_runs=0
 for ((run = 1; run <= RUNS; run++)); do
   log="$LOGS/run-$run.log"
   start=$(date +%s)
-  cargo test "${args[@]}" >"$log" 2>&1
+  setsid cargo test "${args[@]}" >"$log" 2>&1 &
+  test_group=$!
+  wait "$test_group"
   code=$?
+  test_group=
   secs=$(($(date +%s) - start))
   # cargo stops at the first test binary that fails; its "FAILED" lines name the tests.
   failures=$(grep -E '^test .* \.\.\. FAILED$' "$log" | sed -E 's/^test (.*) \.\.\. FAILED$/\1/')
