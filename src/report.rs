@@ -140,6 +140,12 @@ pub struct Item {
 pub struct Summary {
     /// Why the run stopped before the work was done (`interrupted`, `disk full: ...`).
     pub stopped: Option<String>,
+    /// A shared job's share: what this process did not do stays with the job, so a stop
+    /// fails none of it.
+    pub shared: bool,
+    /// A shared job's tasks this process gave back untried when it stopped: they are the
+    /// job's still, not failures, and the stopped line must not call them failed.
+    pub handed_back: u64,
     pub pages: PageCounts,
     pub images: ImageCounts,
     /// `--dry-run`: image URLs listed instead of downloaded.
@@ -172,7 +178,13 @@ impl Summary {
 
     /// The line that comes first when the run stopped early.
     pub fn stopped_line(&self) -> Option<String> {
-        self.stopped.as_ref().map(|why| format!("Stopped early: {why}; what was not done counts as failed"))
+        self.stopped.as_ref().map(|why| match self.shared {
+            false => format!("Stopped early: {why}; what was not done counts as failed"),
+            true => format!(
+                "Stopped early: {why}; {} in flight handed back to the shared job, which still holds what was not done",
+                self.handed_back
+            ),
+        })
     }
 
     pub fn pages_line(&self) -> String {
@@ -366,6 +378,8 @@ mod tests {
     fn summary() -> Summary {
         Summary {
             stopped: None,
+            shared: false,
+            handed_back: 0,
             pages: PageCounts { total: 2, ok: 1, failed: 1, skipped: 0, ..PageCounts::default() },
             images: ImageCounts { total: 2, ok: 1, failed: 1, skipped: 0, bytes: 2048 },
             listed: 0,
@@ -471,6 +485,18 @@ mod tests {
         assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
         let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
         assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
+    }
+
+    #[test]
+    fn a_stop_that_handed_work_back_to_a_shared_job_calls_none_of_it_failed() {
+        let alone = Summary { stopped: Some("interrupted".into()), ..summary() };
+        assert!(alone.stopped_line().unwrap().ends_with("what was not done counts as failed"));
+        let shared = Summary { shared: true, handed_back: 2, ..alone };
+        let line = shared.stopped_line().unwrap();
+        assert!(
+            line.contains("2 in flight handed back to the shared job") && !line.contains("failed"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -601,7 +601,10 @@ impl Coordinator {
             info!(self.log, "tasks in flight handed back to the shared job, untried: its other processes (or a later run) do them";
                 "tasks" => self.handed_back);
         }
-        let summary = self.tally.summary(self.stopped.as_ref().map(TaskError::to_string));
+        let summary = Summary {
+            handed_back: self.handed_back,
+            ..self.tally.summary(self.stopped.as_ref().map(TaskError::to_string))
+        };
         for joiner in self.joiners.drain(..) {
             let _ = joiner.send(summary.clone());
         }

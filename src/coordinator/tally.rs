@@ -156,6 +156,8 @@ impl Tally {
     pub fn summary(&mut self, stopped: Option<String>) -> Summary {
         Summary {
             stopped,
+            shared: self.share,
+            handed_back: 0,
             pages: self.pages(),
             images: self.images(),
             listed: self.listed,
