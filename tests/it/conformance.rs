@@ -283,9 +283,11 @@ async fn the_gate_spaces_requests_to_a_host() {
         worker.run(tasks).await;
         let times = &server.hit_times("/a.jpg")[before..];
         assert_eq!(times.len(), 3);
-        for pair in times.windows(2) {
-            assert!(pair[1] - pair[0] >= Duration::from_millis(150), "{kind:?}: {:?}", pair[1] - pair[0]);
-        }
+        // The span, not each gap: a request sent late (a loaded machine) shortens the gap
+        // after it as much as it lengthens the one before; only the first one's lateness
+        // shortens the span. Without the gate the three arrive within milliseconds.
+        let span = times[2] - times[0];
+        assert!(span >= Duration::from_millis(300), "{kind:?}: {times:?}");
     }
 }
 

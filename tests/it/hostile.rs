@@ -404,11 +404,13 @@ fn hostile_waits(mode: &str, p: &str) {
     let busy = item(&report, "busy.jpg");
     assert_eq!(busy["error"], "server asked to wait 100000 s (HTTP status 503)");
     assert_eq!(server.hits("/img/busy.jpg"), 2, "retried once, as RETRIES says");
-    // The clamped delay still spaces requests: 0.3 s, not 100000 s and not nothing.
+    // The clamped delay still spaces requests: 0.3 s, not 100000 s and not nothing. The
+    // median, not each gap: a request sent late by a loaded machine shortens the gap
+    // after the one before it (seen: 218 ms), where no delay at all leaves them all short.
     let times = server.all_times();
-    for pair in times.windows(2).skip(1) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(250), "{mode}: {:?}", pair[1] - pair[0]);
-    }
+    let mut gaps: Vec<Duration> = times.windows(2).skip(1).map(|pair| pair[1] - pair[0]).collect();
+    gaps.sort();
+    assert!(gaps[gaps.len() / 2] >= Duration::from_millis(250), "{mode}: {gaps:?}");
 }
 
 // --- 8. Settings ----------------------------------------------------------------------
