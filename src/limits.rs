@@ -67,11 +67,15 @@ impl Shape {
         self.workers as u64 * per_worker as u64
     }
 
+    /// Files a request in flight holds (the demo gallery holds the other end too).
+    fn per_request(&self) -> u64 {
+        PER_REQUEST + u64::from(self.demo)
+    }
+
     /// Open files needed at most, estimated.
     pub fn needed(&self) -> u64 {
         let arbiters = if self.async_mode { self.workers as u64 * PER_ARBITER } else { 0 };
-        let per_request = PER_REQUEST + u64::from(self.demo);
-        SPARE + arbiters + self.in_flight() * per_request
+        SPARE + arbiters + self.in_flight() * self.per_request()
     }
 
     /// The most workers, up to this shape's, that fit under `limit`; `None` when not even
@@ -94,7 +98,7 @@ impl Shape {
         } else {
             format!("-p {}", self.workers)
         };
-        let per_request = PER_REQUEST + u64::from(self.demo);
+        let per_request = self.per_request();
         let why = if self.async_mode {
             format!("{PER_ARBITER} per worker, {per_request} per request in flight, {SPARE} spare")
         } else {

@@ -244,16 +244,12 @@ impl Settings {
             self.section.out_dir = Some(PathBuf::from(expanded));
         }
         if let Some(files) = self.section.ca_cert.take() {
+            let ca = |f: &str| expand(f, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("CA_CERT")));
             let expanded = match files {
-                OneOrMany::One(file) => OneOrMany::One(
-                    expand(&file, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("CA_CERT")))?,
-                ),
-                OneOrMany::Many(files) => OneOrMany::Many(
-                    files
-                        .iter()
-                        .map(|f| expand(f, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("CA_CERT"))))
-                        .collect::<anyhow::Result<_>>()?,
-                ),
+                OneOrMany::One(file) => OneOrMany::One(ca(&file)?),
+                OneOrMany::Many(files) => {
+                    OneOrMany::Many(files.iter().map(|f| ca(f)).collect::<anyhow::Result<_>>()?)
+                }
             };
             self.section.ca_cert = Some(expanded);
         }
@@ -435,6 +431,7 @@ fn nearest_key(message: &str) -> Option<String> {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, ""),
     };
+    // The keys the message lists: the level it is about (the file's top, or `SCRAPER:`).
     let known: Vec<&str> = list.split('`').skip(2).step_by(2).collect();
     let wanted = name.to_ascii_uppercase();
     let nearest = known

@@ -336,8 +336,7 @@ impl Extractor {
         let mut seen = HashSet::new();
         let mut entries: Vec<Entry> =
             walk.entries.into_iter().filter(|e| seen.insert(e.found.url.clone())).collect();
-        let mut seen = HashSet::new();
-        let other_hosts: Vec<Url> = walk.other_hosts.into_iter().filter(|u| seen.insert(u.clone())).collect();
+        let other_hosts = distinct(walk.other_hosts);
         if detail_page {
             if self.detail_images == DetailImages::Largest
                 && let Some(best) = detail::largest(&entries)
@@ -355,8 +354,7 @@ impl Extractor {
             .as_ref()
             .and_then(|s| doc.select(s).next())
             .and_then(|e| last_number(&e.text().collect::<String>()));
-        let mut seen = HashSet::new();
-        let details = walk.details.into_iter().filter(|u| seen.insert(u.clone())).collect();
+        let details = distinct(walk.details);
         let next = self.next_link(&doc, &base, page_url);
         let pager = if next.is_none() { pager::pager(&doc) } else { None };
         PageScan {
@@ -807,6 +805,12 @@ fn is_placeholder(raw: &str) -> bool {
 /// Extensions of image files, for links (`<a href="full/photo.jpg">`).
 const IMAGE_EXTENSIONS: &[&str] =
     &["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "svg", "heic"];
+
+/// `urls` in document order, each once.
+fn distinct(urls: Vec<Url>) -> Vec<Url> {
+    let mut seen = HashSet::new();
+    urls.into_iter().filter(|u| seen.insert(u.clone())).collect()
+}
 
 /// The host filter's rule, for `IMAGE_HOST` and `PAGE_HOST` alike: `url`'s host contains
 /// `filter` (already lower-cased); an empty filter takes any host. A filter ending in a
