@@ -18,7 +18,7 @@ const MODES: [&str; 2] = ["async", "sync"];
 const SETTINGS: &str = "  RETRIES: 1\n  RETRY_BACKOFF_MS: 10\n  TIMEOUT_SECS: 5\n";
 
 /// A one-page gallery of three images; returns the server and the images' bodies.
-fn gallery() -> (TestServer, Vec<Vec<u8>>) {
+pub(crate) fn gallery() -> (TestServer, Vec<Vec<u8>>) {
     let paths = image_paths(3);
     let bodies: Vec<Vec<u8>> = (0..3).map(|i| jpeg(i as u8, 3000 + i * 500)).collect();
     let page = gallery_html(&paths, 1);
@@ -34,14 +34,15 @@ fn workdir(origin: &str, extra: &str) -> (tempfile::TempDir, PathBuf) {
     (root, dir)
 }
 
-fn scrape(dir: &Path, mode: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The binary in `mode` with two workers, no bar (also for `socks.rs`).
+pub(crate) fn scrape(dir: &Path, mode: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_image-scraper"));
     command.args(["-m", mode, "-p", "2", "--no-progress"]).args(args);
     run_command(&mut command, dir, env)
 }
 
 /// Every image on disk, byte for byte, and a clean exit.
-fn assert_complete(run: &Run, dir: &Path, bodies: &[Vec<u8>], what: &str) {
+pub(crate) fn assert_complete(run: &Run, dir: &Path, bodies: &[Vec<u8>], what: &str) {
     assert_eq!(run.code, 0, "{what}: {}", run.stderr);
     let mut on_disk: Vec<Vec<u8>> = images(&dir.join("images")).into_values().collect();
     on_disk.sort();

@@ -3,24 +3,12 @@
 //! whether a name or an address was sent. Every proxy variable is cleared first
 //! (`helpers::run_command`), then set per test.
 
-use std::path::Path;
-use std::process::Command;
-
-use crate::helpers::{Reply, Run, TestServer, gallery_html, image_paths, images, jpeg, run_command};
+use crate::helpers::images;
+use crate::proxy::{assert_complete, gallery, scrape};
 use crate::socks_proxy::{Seen, SocksProxy};
 use crate::tls::{Ca, HttpsGallery, IMAGES, expected_files, in_a_year};
 
 const MODES: [&str; 2] = ["async", "sync"];
-
-/// A one-page gallery of three images; the server and the images' bodies.
-fn gallery() -> (TestServer, Vec<Vec<u8>>) {
-    let paths = image_paths(3);
-    let bodies: Vec<Vec<u8>> = (0..3).map(|i| jpeg(i as u8, 3000 + i * 500)).collect();
-    let page = gallery_html(&paths, 1);
-    let mut routes = vec![("/p1/cats.html", Reply::html(page))];
-    routes.extend(paths.iter().map(String::as_str).zip(bodies.iter().map(|b| Reply::image(b))));
-    (TestServer::start(routes), bodies)
-}
 
 /// The port of an `http://127.0.0.1:PORT` or `https://...` origin.
 fn port_of(origin: &str) -> u16 {
@@ -36,21 +24,6 @@ fn workdir(origin: &str) -> tempfile::TempDir {
     );
     std::fs::write(root.path().join("settings.yaml"), text).unwrap();
     root
-}
-
-fn scrape(dir: &Path, mode: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_image-scraper"));
-    command.args(["-m", mode, "-p", "2", "--no-progress"]).args(args);
-    run_command(&mut command, dir, env)
-}
-
-fn assert_complete(run: &Run, dir: &Path, bodies: &[Vec<u8>], what: &str) {
-    assert_eq!(run.code, 0, "{what}: {}", run.stderr);
-    let mut on_disk: Vec<Vec<u8>> = images(&dir.join("images")).into_values().collect();
-    on_disk.sort();
-    let mut expected = bodies.to_vec();
-    expected.sort();
-    assert!(on_disk == expected, "{what}: the files differ from what the server sent");
 }
 
 /// Every connection went to `target`, sent as a name (`domain`) or an address.
