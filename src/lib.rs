@@ -71,6 +71,7 @@ pub mod outdir;
 pub mod politeness;
 pub mod progress;
 pub mod proxy;
+pub mod render;
 pub mod report;
 pub mod robots;
 pub mod settings;
