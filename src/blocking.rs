@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
 use crate::proxy::{Kind, Proxy, connect_authority};
+use crate::render::{RenderFuture, Rendered};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
 pub struct Blocking {
@@ -226,6 +227,14 @@ impl Client for Ureq {
     /// This thread may block: it is the worker's own.
     async fn offload(&self, job: Job) -> Result<String, TaskError> {
         job()
+    }
+
+    /// This thread may block: it is the worker's own.
+    async fn rendered(&self, render: RenderFuture) -> Result<Rendered, TaskError> {
+        match crate::fetch::wait_blocking(render, &self.opts.cancel) {
+            Some(rendered) => rendered.map_err(|e| TaskError::Render(e.to_string())),
+            None => Err(TaskError::Interrupted),
+        }
     }
 }
 

@@ -91,6 +91,18 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Render every listing and detail page in headless Chromium (RENDER: always):
+    /// scroll it to the end, click LOAD_MORE_SELECTOR, and take the images from the live
+    /// page. Without it, RENDER: auto renders only pages whose HTML has no image but has
+    /// scripts, or looks like an app shell or an infinite scroll
+    #[arg(long)]
+    pub render: bool,
+
+    /// The Chromium to render with (else BROWSER in the settings, the CHROMIUM variable,
+    /// then chromium, chromium-browser or google-chrome on PATH)
+    #[arg(long, value_name = "PATH")]
+    pub browser: Option<PathBuf>,
+
     /// Share one job between processes (on one machine or many) through Redis, e.g.
     /// redis://10.0.0.5:6379/0: every process runs the same command with the same --job
     /// (see docs/DISTRIBUTED.md)

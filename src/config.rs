@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use url::Url;
 
+pub mod render;
+
 use crate::cli::Cli;
 use crate::html::{DetailRules, ExtractRules, Extractor, LinkedImages, parse_selector};
 use crate::politeness::HostGate;
@@ -256,6 +258,8 @@ pub struct Config {
     /// Which proxy each request goes through (flags, settings, then the conventional
     /// variables); none for the demo gallery, which is on this machine's loopback.
     pub proxies: Proxies,
+    /// Rendering pages built by JavaScript: when, with which browser, how far.
+    pub render: crate::render::RenderOptions,
 }
 
 /// A job shared by several processes through a Redis frontier.
@@ -411,6 +415,24 @@ impl Config {
             Some(_) => Proxies::none(),
             None => resolve_proxies(cli, &settings)?,
         };
+        let first_page = match &source {
+            Source::Pages { pages, .. } => Some(pages.url(1)),
+            Source::Urls(_) => None,
+        };
+        let shared_with_browser = render::Shared {
+            user_agent: &user_agent,
+            headers: &headers,
+            proxies: &proxies,
+            first_page: first_page.as_ref(),
+            insecure: cli.insecure,
+        };
+        let render = render::resolve(
+            &settings,
+            cli,
+            shared_with_browser,
+            std::env::var_os(crate::render::CHROMIUM_VARIABLE),
+            std::env::var_os("PATH"),
+        )?;
         Ok(Self {
             mode: cli.mode,
             workers,
@@ -442,6 +464,7 @@ impl Config {
             shared,
             trust: Arc::new(trust),
             proxies,
+            render,
         })
     }
 
@@ -471,6 +494,7 @@ impl Config {
             cancel,
             gate,
             proxies: Arc::new(self.proxies.clone()),
+            render: self.render.policy,
             ..FetchOptions::new(store, self.extract.clone())
         }
     }

@@ -24,6 +24,7 @@ use url::Url;
 
 use crate::awc_proxy::{ProxyConnector, forward_uri};
 use crate::fetch::{Client, Core, Header, Job, joined};
+use crate::render::{RenderFuture, Rendered};
 use crate::tls::Trust;
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 
@@ -189,6 +190,15 @@ impl Client for Awc {
         actix_rt::task::spawn_blocking(job)
             .await
             .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())))
+    }
+
+    /// Awaited here: this Arbiter's other downloads go on while the page renders.
+    async fn rendered(&self, render: RenderFuture) -> Result<Rendered, TaskError> {
+        let cancel = self.opts.cancel.clone();
+        match select(render, pin!(cancel.cancelled())).await {
+            Either::Left((rendered, _)) => rendered.map_err(|e| TaskError::Render(e.to_string())),
+            Either::Right(_) => Err(TaskError::Interrupted),
+        }
     }
 }
 

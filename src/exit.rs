@@ -29,8 +29,10 @@ impl ExitCode {
         }
     }
 
-    /// Ends the process with this status.
+    /// Ends the process with this status, and any browser it started with it (an exit
+    /// skips the destructors that would).
     pub fn exit(self) -> ! {
+        crate::render::kill_all();
         std::process::exit(self.code())
     }
 }

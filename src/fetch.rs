@@ -22,7 +22,9 @@ use slog::{Logger, debug};
 use url::Url;
 
 use crate::download::{Capped, ImageSink};
-use crate::html::Extractor;
+use crate::html::{Extractor, PageScan};
+use crate::render::{RenderFuture, RenderPage, Rendered, decide};
+use crate::report::RenderNote;
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::store::Commit;
 use crate::work::{
@@ -62,6 +64,11 @@ pub(crate) trait Client {
 
     /// Runs blocking work (a store's commit that uploads) where blocking is allowed.
     async fn offload(&self, job: Job) -> Result<String, TaskError>;
+
+    /// Waits for the renderer's answer (on the renderer's Arbiter), as this client waits:
+    /// awaited on an event loop, or blocking a worker's own thread; `Interrupted` when the
+    /// run is cancelled meanwhile.
+    async fn rendered(&self, render: RenderFuture) -> Result<Rendered, TaskError>;
 }
 
 /// A store's blocking last step (see `store::Commit`).
@@ -206,10 +213,47 @@ impl<C: Client> Core<C> {
         let mut body = Capped::new(self.opts.max_page_bytes);
         self.read_into(response, &mut body).await?;
         let html = String::from_utf8_lossy(&body.bytes);
-        Ok(Done::Page(match kind {
-            PageKind::Listing => self.extractor.scan(&html, url),
-            PageKind::Detail => self.extractor.scan_detail(&html, url),
-        }))
+        let mut scan = self.scan(kind, &html, url);
+        let found = scan.images.len() + scan.details.len();
+        let Some(why) = decide(self.opts.render, &html, found) else {
+            return Ok(Done::Page(scan));
+        };
+        drop(body);
+        let Some(renderer) = &self.opts.renderer else {
+            let why = why.to_string();
+            scan.render = Some(Box::new(RenderNote { why, images_static: found, ..RenderNote::default() }));
+            return Ok(Done::Page(scan));
+        };
+        // The browser's request for the page is one more request to its host.
+        if !self.wait_for_gate(host_of(url)).await {
+            return Err(TaskError::Interrupted);
+        }
+        debug!(self.log, "rendering"; "url" => %url, "why" => %why);
+        let render = renderer.render(RenderPage { url: url.clone(), why: why.clone() });
+        let rendered = self.client.rendered(render).await?;
+        let mut scan = self.scan(kind, &rendered.html, &rendered.url);
+        let listed = |u: &Url| scan.images.iter().any(|f| &f.url == u || f.fallback.as_ref() == Some(u));
+        let network_only = rendered.network_images.iter().filter(|u| !listed(u)).count();
+        scan.render = Some(Box::new(RenderNote {
+            rendered: true,
+            why: why.to_string(),
+            render_ms: rendered.elapsed.as_millis() as u64,
+            scroll_steps: rendered.steps,
+            images_static: found,
+            images_rendered: scan.images.len() + scan.details.len(),
+            network_images: rendered.network_images.len(),
+            network_only,
+            capped: rendered.capped.map(|cap| cap.as_str().to_string()),
+            navigations_blocked: rendered.navigations_blocked,
+        }));
+        Ok(Done::Page(scan))
+    }
+
+    fn scan(&self, kind: PageKind, html: &str, url: &Url) -> PageScan {
+        match kind {
+            PageKind::Listing => self.extractor.scan(html, url),
+            PageKind::Detail => self.extractor.scan_detail(html, url),
+        }
     }
 
     /// A HEAD of a link target: an image unless the server labels it otherwise. A
@@ -269,6 +313,29 @@ pub(crate) fn joined<'r>(mut values: impl Iterator<Item = &'r str>) -> Option<Co
     Some(Cow::Owned(all))
 }
 
+/// Drives `future` on this thread, parked while it waits (the renderer answers from its
+/// own Arbiter), looking at `cancel` every tenth of a second; `None` when cancelled. For
+/// the blocking worker, whose thread is its own to block.
+pub(crate) fn wait_blocking<F: Future>(future: F, cancel: &crate::work::Cancel) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return Some(output);
+        }
+        if cancel.is_cancelled() {
+            return None;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
 /// Drives a future whose every await finishes at once (a blocking client's), on this
 /// thread, without a runtime.
 pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
@@ -294,5 +361,17 @@ mod tests {
     #[test]
     fn a_blocking_future_is_driven_to_its_end_on_the_spot() {
         assert_eq!(run_blocking(async { 40 + 2 }), 42);
+    }
+
+    #[test]
+    fn a_thread_waits_for_another_threads_answer_unless_cancelled() {
+        let cancel = crate::work::Cancel::default();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let answer = std::thread::spawn(move || tx.send(42));
+        assert_eq!(wait_blocking(rx, &cancel), Some(Ok(42)));
+        answer.join().unwrap().unwrap();
+        let (_tx, never) = tokio::sync::oneshot::channel::<u32>();
+        cancel.cancel();
+        assert_eq!(wait_blocking(never, &cancel), None);
     }
 }

@@ -188,6 +188,7 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
         warn!(log, "a proxy setting cannot be used: requests through it will fail (unset it, or cover their hosts in no_proxy)";
             "setting" => &unusable.origin, "why" => %unusable.error);
     }
+    log_render(&config.render, log);
     let started = Instant::now();
     let system = System::new();
     let (mut summary, arbiters, interrupted, job) = system.block_on(scrape(config, &store, log, progress))?;
@@ -203,9 +204,27 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     if matches!(config.report, Some((_, ReportKind::Jsonl))) && !config.dry_run {
         report::hash_skipped(&mut summary, |path, bytes| store.sha256(path, bytes));
     }
+    // Every Arbiter has stopped, so every browser was dropped; this is for one that a
+    // stop did not reach.
+    render::kill_all();
     log_summary(&summary, config, interrupted.is_some(), elapsed, log);
     let output_error = write_outputs(&summary, config, elapsed, log);
     Ok(Outcome { summary, elapsed, output_error, interrupted, job })
+}
+
+/// Whether pages may be rendered, said once before any request: `auto` with no browser
+/// stays static, and a user should know why a JavaScript gallery then comes back empty.
+fn log_render(render: &render::RenderOptions, log: &Logger) {
+    match (render.policy, &render.launch) {
+        (render::Policy::Never, _) => debug!(log, "rendering off (RENDER: never)"),
+        (render::Policy::Auto, None) => {
+            warn!(log, "no browser found: pages built by JavaScript will not be rendered";
+            "hint" => render::INSTALL_HINT)
+        }
+        (policy, Some(launch)) => debug!(log, "rendering"; "render" => policy.as_str(),
+            "browser" => %launch.program.display(), "tabs" => render.tabs),
+        (render::Policy::Always, None) => {}
+    }
 }
 
 /// Which servers this run trusts, said before any request: a certificate refused later
@@ -254,10 +273,24 @@ fn log_summary(summary: &Summary, config: &Config, interrupted: bool, elapsed: D
             warn!(log, "{}", line);
         }
     }
+    log_rendering(summary, log);
     log_skips_and_drops(summary, config, log);
     info!(log, "finished";
         "bytes" => summary.images.bytes, "secs" => format!("{:.2}", elapsed.as_secs_f64()),
         "out_dir" => %config.out_dir.display());
+}
+
+/// How many pages went through the browser, and how many wanted to with none there,
+/// with what to install.
+fn log_rendering(summary: &Summary, log: &Logger) {
+    let pages = &summary.pages;
+    if pages.rendered > 0 {
+        info!(log, "pages rendered in the browser"; "rendered" => pages.rendered);
+    }
+    if pages.unrendered > 0 {
+        warn!(log, "pages look built by JavaScript (no image in their HTML, or an app shell) and were not rendered: {}", render::INSTALL_HINT;
+            "pages" => pages.unrendered);
+    }
 }
 
 /// Each reason images were not downloaded, with its count and the hint that fits it
@@ -484,7 +517,20 @@ async fn scrape(
     ));
 
     let results = coordinator.clone().recipient::<TaskFinished>();
-    let opts = Arc::new(config.fetch_options(Arc::clone(store), cancel, gate));
+    let mut opts = config.fetch_options(Arc::clone(store), cancel, gate);
+    let mut arbiters = arbiters;
+    if config.render.policy != render::Policy::Never && config.render.launch.is_some() {
+        // On an Arbiter of its own, like a worker: stopped and joined with them, which
+        // drops the browser.
+        let arbiter = Arbiter::try_new().context("cannot start the renderer")?;
+        let (render_opts, log) = (Arc::new(config.render.clone()), log.new(o!("actor" => "renderer")));
+        let renderer = render::Renderer::start_in_arbiter(&arbiter.handle(), move |_| {
+            render::Renderer::new(render_opts, log)
+        });
+        opts.renderer = Some(Arc::new(render::RendererHandle(renderer)));
+        arbiters.push(arbiter);
+    }
+    let opts = Arc::new(opts);
     match config.mode {
         Mode::Sync => {
             let agents = Blocking::agents(&opts, config.workers, config.trust.ureq_config())

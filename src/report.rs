@@ -26,6 +26,11 @@ pub struct PageCounts {
     pub detail_failed: u64,
     /// Disallowed by robots.txt, or off `PAGE_HOST`.
     pub detail_skipped: u64,
+    /// Pages (listing and detail) rendered in the browser.
+    pub rendered: u64,
+    /// Pages that looked built by JavaScript but were not rendered, for want of a
+    /// browser: the end of the run says what to install.
+    pub unrendered: u64,
 }
 
 /// Counts of distinct images found (after the host and extension filters).
@@ -92,13 +97,13 @@ pub enum Status {
 }
 
 /// What an item is: an image, or a page that failed (so the report says which page and
-/// why, not only the log).
+/// why, not only the log) or was rendered (so it says why and what the render found).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     #[default]
     Image,
-    /// A listing or detail page that failed; its images are unknown.
+    /// A listing or detail page that failed (its images are unknown) or was rendered.
     Page,
 }
 
@@ -133,6 +138,34 @@ pub struct Item {
     /// The detail page it was found on (`page` is then the listing page that linked to
     /// that detail page); `null` when found on a listing page.
     pub detail: Option<String>,
+    /// A page that was rendered (or wanted a render, with no browser): how it went. Its
+    /// fields sit beside the item's own.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderNote>,
+}
+
+/// What rendering a page did, for its report entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RenderNote {
+    /// False when the page looked built by JavaScript but no browser was there.
+    pub rendered: bool,
+    /// Why it was rendered (`RENDER`, no image in its HTML, a marker).
+    pub why: String,
+    pub render_ms: u64,
+    /// Scroll steps and load-more clicks.
+    pub scroll_steps: u32,
+    /// Images (and detail links) the static HTML gave, and the rendered DOM.
+    pub images_static: usize,
+    pub images_rendered: usize,
+    /// Distinct images the page asked the network for (the browser was refused them),
+    /// and how many of those the extractor did not list: a cross-check.
+    pub network_images: usize,
+    pub network_only: usize,
+    /// Why scrolling stopped before the page settled (`SCROLL_MAX`,
+    /// `RENDER_TIMEOUT_SECS`); `null` when it settled.
+    pub capped: Option<String>,
+    /// Navigations away from the page the renderer refused.
+    pub navigations_blocked: u32,
 }
 
 /// The Coordinator's answer to `Join`.
@@ -400,6 +433,7 @@ mod tests {
                     element: Some(Element::Img),
                     note: None,
                     detail: None,
+                    render: None,
                 },
                 Item {
                     kind: Kind::Image,
@@ -415,6 +449,7 @@ mod tests {
                     element: None,
                     note: None,
                     detail: None,
+                    render: None,
                 },
                 Item {
                     kind: Kind::Page,
@@ -430,6 +465,7 @@ mod tests {
                     element: None,
                     note: None,
                     detail: None,
+                    render: None,
                 },
             ],
         }
@@ -449,8 +485,9 @@ mod tests {
         assert_eq!(
             v["pages"],
             serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0,
-                "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+                "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0, "rendered": 0, "unrendered": 0})
         );
+        assert!(v["items"][0].get("rendered").is_none(), "render fields only on a rendered page");
         assert_eq!(v["images"]["failed"], 1);
         assert_eq!(v["items"][0]["status"], "failed");
         assert_eq!(v["items"][0]["error"], "HTTP status 404");

@@ -63,6 +63,15 @@ pub struct Section {
     /// `--frontier` and `--job` as settings (the flags win).
     pub frontier: Option<String>,
     pub job: Option<String>,
+    /// Rendering pages built by JavaScript (`render/`): when, with which browser, how
+    /// long and how far.
+    pub render: Option<crate::render::Policy>,
+    pub browser: Option<PathBuf>,
+    pub render_tabs: Option<usize>,
+    pub scroll_idle_ms: Option<u64>,
+    pub scroll_max: Option<u32>,
+    pub render_timeout_secs: Option<f64>,
+    pub load_more_selector: Option<String>,
     pub retries: Option<u32>,
     pub retry_backoff_ms: Option<u64>,
     pub retry_max_wait_secs: Option<f64>,
@@ -237,6 +246,12 @@ impl Settings {
     /// shell would have done had they been flags. An undefined variable is an error
     /// naming the key: a path with `$VAR` left in it would be a folder named `$VAR`.
     fn expand_paths(&mut self) -> anyhow::Result<()> {
+        if let Some(browser) = &self.section.browser {
+            let text = browser.to_string_lossy().into_owned();
+            let expanded =
+                expand(&text, &self.env).map_err(|e| anyhow!("{}: {e}", self.origin("BROWSER")))?;
+            self.section.browser = Some(PathBuf::from(expanded));
+        }
         if let Some(dir) = &self.section.out_dir {
             let text = dir.to_string_lossy();
             let expanded =

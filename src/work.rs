@@ -201,6 +201,10 @@ pub enum TaskError {
     /// The frontier (where the work is kept) failed: the run stops.
     #[error("{0}")]
     Frontier(String),
+    /// The page was to be rendered and the render failed (`render::RenderError`'s
+    /// words). Not retried here: the renderer already gave a dead browser a second try.
+    #[error("render failed: {0}")]
+    Render(String),
     /// Not an error: a filter (`--min-size`, `--max-size`) does not want it. Counted as
     /// skipped with this reason.
     #[error("{0}")]
@@ -311,6 +315,11 @@ pub struct FetchOptions {
     /// Which proxy each request goes through: a transport matter, per request. The gate
     /// and the Coordinator's limits still go by the target's host.
     pub proxies: Arc<crate::proxy::Proxies>,
+    /// `RENDER`: which pages go through the browser after their static fetch.
+    pub render: crate::render::Policy,
+    /// The browser, when rendering is on and there is one; `None` with `auto` and no
+    /// browser: pages that wanted a render say so instead.
+    pub renderer: Option<Arc<dyn crate::render::Render>>,
 }
 
 impl FetchOptions {
@@ -342,6 +351,9 @@ impl FetchOptions {
             gate: Arc::new(HostGate::open()),
             // Never the environment's: tests and library callers opt in.
             proxies: Arc::new(crate::proxy::Proxies::none()),
+            // No browser unless asked for: tests and library callers opt in.
+            render: crate::render::Policy::Never,
+            renderer: None,
         }
     }
 

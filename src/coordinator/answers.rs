@@ -14,6 +14,7 @@ use crate::frontier::{
     Completed, EndWhy, Ending, ItemEnd, LastWhy, Lease, LeaseId, Meta, Offer, PageFate, Work,
 };
 use crate::html::Found;
+use crate::report::RenderNote;
 use crate::report::{SkipReason, Status};
 use crate::robots::Rules;
 use crate::work::{Done, ImageTask, PageKind, Task, TaskError, TaskFinished, host_of};
@@ -43,6 +44,12 @@ impl Coordinator {
             _ => None,
         };
         let InFlight { task, lease, page, referer, meta } = done;
+        let mut outcome = outcome;
+        if let (Task::Page { number, url, kind }, Ok(Done::Page(scan))) = (&task, &mut outcome)
+            && let Some(note) = scan.render.take()
+        {
+            self.page_rendered(*number, url, *kind, *note);
+        }
         match (task, lease) {
             (Task::Robots { url }, _) => self.robots_finished(&url, outcome),
             (Task::Probe { url }, _) => self.probe_finished(&url, outcome),
@@ -144,6 +151,24 @@ impl Coordinator {
             }
             act.page_completed(number, &url, error, attempts, (n_images, listed), done)
         });
+    }
+
+    /// A page rendered, or one that wanted a render with no browser there: counted and
+    /// said, before its images are offered like any page's.
+    fn page_rendered(&mut self, number: u32, url: &Url, kind: PageKind, note: RenderNote) {
+        match (note.rendered, note.capped.as_deref()) {
+            (false, _) => debug!(self.log, "page looks built by JavaScript; no browser to render it";
+                "page" => number, "url" => %url, "why" => &note.why),
+            (true, Some(cap)) => warn!(self.log, "page still growing when scrolling stopped: capped";
+                "page" => number, "url" => %url, "by" => cap, "steps" => note.scroll_steps,
+                "images" => note.images_rendered),
+            (true, None) => {
+                info!(self.log, "page rendered"; "page" => number, "url" => %url, "why" => &note.why,
+                "images_static" => note.images_static, "images_rendered" => note.images_rendered,
+                "ms" => note.render_ms, "steps" => note.scroll_steps)
+            }
+        }
+        self.tally.page_rendered(url, number, note, kind == PageKind::Detail);
     }
 
     fn page_completed(

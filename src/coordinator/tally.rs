@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::frontier::{Meta, Offer};
-use crate::report::{Dropped, ImageCounts, Item, Kind, PageCounts, SkipReason, Skips, Status, Summary};
+use crate::report::{
+    Dropped, ImageCounts, Item, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+};
 
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -106,6 +108,22 @@ impl Tally {
             let mut item = item(url.clone(), number, String::new(), Status::Failed);
             (item.kind, item.error, item.attempts) = (Kind::Page, Some(error), attempts);
             item.note = detail.then(|| "a detail page".to_string());
+            items.push(item);
+        }
+    }
+
+    /// A page that was rendered, or wanted a render with no browser there: counted, and
+    /// an item of its own, so the report says why and what the render found.
+    pub fn page_rendered(&mut self, url: &Url, number: u32, note: RenderNote, detail: bool) {
+        match note.rendered {
+            true => self.pages.rendered += 1,
+            false => self.pages.unrendered += 1,
+        }
+        if let Some(items) = &mut self.items {
+            let mut item = item(url.clone(), number, String::new(), Status::Ok);
+            item.kind = Kind::Page;
+            item.note = detail.then(|| "a detail page".to_string());
+            item.render = Some(note);
             items.push(item);
         }
     }
@@ -213,6 +231,7 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
         element: None,
         note: None,
         detail: None,
+        render: None,
     }
 }
 

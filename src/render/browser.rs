@@ -5,7 +5,7 @@
 //! Ending it is layered, because no one layer covers every path: dropping [`Browser`]
 //! kills its process group and deletes its profile (a normal end, an error, a stopped
 //! Arbiter); the group is also in [`LIVE`], which [`kill_all`] empties at the end of
-//! `main` and the panic hook empties on a panic; and the browser is started with
+//! `main` and the panic hook empties on a panic of the main thread; and the browser is started with
 //! `PR_SET_PDEATHSIG`, so the kernel kills it if the thread that started it dies
 //! without any of that running (SIGKILL of the tool).
 
@@ -160,7 +160,7 @@ impl Browser {
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("IMAGE_SCRAPER_BROWSER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .process_group(0)
             .kill_on_drop(true);
         // SAFETY: between fork and exec only async-signal-safe system calls run: dup and
@@ -192,9 +192,13 @@ impl Browser {
             browser.cdp.call(None, "Browser.getVersion", json!({})),
         )
         .await;
+        let mut browser = browser;
         match answered {
             Ok(Ok(_)) => Ok(browser),
-            Ok(Err(e)) => Err(spawn_error(format!("it exited before answering ({e})"))),
+            Ok(Err(_)) => {
+                let status = browser.child.wait().await.map_or_else(|e| e.to_string(), |s| s.to_string());
+                Err(spawn_error(format!("it ended before answering ({status})")))
+            }
             Err(_) => Err(StartError::NoAnswer { program, secs: launch.start_timeout.as_secs() }),
         }
     }
@@ -255,7 +259,13 @@ fn register(group: i32) {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            kill_all();
+            // Only the main thread's panic ends the process with no destructor run. A
+            // worker's is caught and counted, and the renderer's own Arbiter unwinds,
+            // dropping its browser: killing every browser then would fail the renders
+            // of a run that goes on.
+            if std::thread::current().name() == Some("main") {
+                kill_all();
+            }
             previous(info);
         }));
     });

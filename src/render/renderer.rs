@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use slog::{Logger, info, warn};
+use slog::{Logger, debug, info, warn};
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
@@ -76,7 +76,7 @@ impl Handler<RenderPage> for Renderer {
                         }
                     }
                     Ok(rendered) => {
-                        info!(log, "page rendered"; "url" => %page.url, "why" => %page.why,
+                        debug!(log, "page rendered"; "url" => %page.url, "why" => %page.why,
                             "ms" => rendered.elapsed.as_millis() as u64, "steps" => rendered.steps,
                             "capped" => rendered.capped.map(|c| c.as_str()));
                         return Ok(rendered);

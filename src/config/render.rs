@@ -1,0 +1,110 @@
+//! `RENDER` and its knobs, resolved: which policy, which browser, how it is started
+//! (the run's User-Agent, headers, proxy and trust), how long and how far a render goes.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use url::Url;
+
+use crate::cli::Cli;
+use crate::proxy::Proxies;
+use crate::render::{INSTALL_HINT, Launch, Policy, RenderOptions, locate};
+use crate::settings::Settings;
+use crate::work::MAX_PAGE_BYTES;
+
+pub const DEFAULT_RENDER_TABS: usize = 2;
+pub const DEFAULT_SCROLL_IDLE_MS: u64 = 1500;
+pub const DEFAULT_SCROLL_MAX: u32 = 50;
+pub const DEFAULT_RENDER_TIMEOUT_SECS: f64 = 60.0;
+
+/// What the browser's requests share with the run's own.
+pub struct Shared<'a> {
+    pub user_agent: &'a str,
+    pub headers: &'a [(String, String)],
+    pub proxies: &'a Proxies,
+    /// The first page, which picks the proxy the browser uses for the run.
+    pub first_page: Option<&'a Url>,
+    pub insecure: bool,
+}
+
+/// The render settings; `chromium_var` and `path` are `$CHROMIUM` and `$PATH`. With
+/// `--render`/`always` and no browser, one line naming what to install.
+pub fn resolve(
+    settings: &Settings,
+    cli: &Cli,
+    shared: Shared<'_>,
+    chromium_var: Option<OsString>,
+    path: Option<OsString>,
+) -> anyhow::Result<RenderOptions> {
+    let s = &settings.section;
+    let key = |name: &str| settings.origin(name);
+    let policy = match cli.render {
+        true => Policy::Always,
+        false => s.render.unwrap_or_default(),
+    };
+    let tabs = s.render_tabs.unwrap_or(DEFAULT_RENDER_TABS);
+    if !(1..=64).contains(&tabs) {
+        bail!("{}: must be between 1 and 64, got {tabs}", key("RENDER_TABS"));
+    }
+    let idle_ms = s.scroll_idle_ms.unwrap_or(DEFAULT_SCROLL_IDLE_MS);
+    if !(100..=600_000).contains(&idle_ms) {
+        bail!("{}: must be between 100 and 600000, got {idle_ms}", key("SCROLL_IDLE_MS"));
+    }
+    let scroll_max = s.scroll_max.unwrap_or(DEFAULT_SCROLL_MAX);
+    if !(1..=100_000).contains(&scroll_max) {
+        bail!("{}: must be between 1 and 100000, got {scroll_max}", key("SCROLL_MAX"));
+    }
+    let timeout = s.render_timeout_secs.unwrap_or(DEFAULT_RENDER_TIMEOUT_SECS);
+    if !(1.0..=86_400.0).contains(&timeout) {
+        bail!("{}: must be between 1 and 86400, got {timeout}", key("RENDER_TIMEOUT_SECS"));
+    }
+    let load_more = s.load_more_selector.clone().filter(|sel| !sel.trim().is_empty());
+    if let Some(selector) = &load_more {
+        crate::html::parse_selector(selector, "load-more selector")
+            .map_err(|e| anyhow!("{}: {e}", key("LOAD_MORE_SELECTOR")))?;
+    }
+    let named = match (&cli.browser, &s.browser) {
+        (Some(path), _) => Some((path.clone(), "--browser".to_string())),
+        (None, Some(path)) => Some((path.clone(), key("BROWSER"))),
+        (None, None) => None,
+    };
+    if let Some((path, origin)) = &named
+        && policy != Policy::Never
+        && !path.is_file()
+    {
+        bail!("{origin}: no browser at {}", path.display());
+    }
+    let program = match policy {
+        Policy::Never => None,
+        _ => locate(named.as_ref().map(|(p, _)| p.as_path()), chromium_var, path),
+    };
+    if policy == Policy::Always && program.is_none() {
+        let by = if cli.render { "--render" } else { "RENDER: always" };
+        bail!("{by} needs a browser and none was found: {INSTALL_HINT}");
+    }
+    let proxy = shared.first_page.and_then(|page| shared.proxies.for_url(page)).map(|proxy| {
+        // Chromium's socks5 resolves names through the proxy already: socks5h is its default.
+        proxy.to_string().replace("socks5h://", "socks5://")
+    });
+    let launch = program.map(|program| Launch {
+        program,
+        user_agent: shared.user_agent.to_string(),
+        proxy,
+        proxy_bypass: None,
+        insecure: shared.insecure,
+        spki_hashes: Vec::new(),
+        start_timeout: Duration::from_secs(30),
+    });
+    Ok(RenderOptions {
+        policy,
+        launch,
+        tabs,
+        scroll_idle: Duration::from_millis(idle_ms),
+        scroll_max,
+        timeout: Duration::from_secs_f64(timeout),
+        load_more,
+        headers: shared.headers.to_vec(),
+        max_page_bytes: MAX_PAGE_BYTES,
+    })
+}
