@@ -364,4 +364,15 @@ mod tests {
         // Its thumbnails are real (and not what is downloaded).
         assert!(matches!(g.reply("/thumb/app-1-1.png", "", ORIGIN), Reply::Png(_)));
     }
+
+    #[test]
+    fn the_server_sends_the_batches_as_json() {
+        let server = super::super::DemoServer::start(Gallery::shaped(Shape::Infinite)).unwrap();
+        // No proxy: ureq's default config would send this through one from the environment.
+        let agent: ureq::Agent = ureq::Agent::config_builder().proxy(None).build().into();
+        let mut response = agent.get(&format!("{}feed/5.json", server.url())).call().unwrap();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let batch: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        assert_eq!((batch["images"].as_array().unwrap().len(), batch["next"].is_null()), (12, true));
+    }
 }
