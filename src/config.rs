@@ -1142,10 +1142,14 @@ mod tests {
             assert_eq!(c.extract.detail.selector, shape.detail_selector().unwrap_or_default(), "{name}");
             let first = match shape {
                 Shape::NextLinks => "http://127.0.0.1:4000/list/cats",
+                Shape::Infinite => "http://127.0.0.1:4000/feed.html",
+                Shape::LoadMore => "http://127.0.0.1:4000/more.html",
+                Shape::App => "http://127.0.0.1:4000/app.html",
                 _ => "http://127.0.0.1:4000/p1/cats.html",
             };
             assert_eq!(urls.url(1).as_str(), first, "{name}");
-            assert_eq!(urls.has_template(), shape != Shape::NextLinks, "{name}");
+            let single_page = shape == Shape::NextLinks || shape.is_scripted();
+            assert_eq!(urls.has_template(), !single_page, "{name}");
         }
     }
 

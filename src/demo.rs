@@ -3,7 +3,8 @@
 //! the shapes real galleries have ([`Shape`], `--demo SHAPE`): numbered pages that state
 //! their count (the default), pages reached only by their next links, numbered pages
 //! that end in a 404, or that repeat the last one for any larger number, and a listing
-//! whose thumbnails lead to a page per image.
+//! whose thumbnails lead to a page per image. Three more shapes hold no image in their
+//! HTML: a script of the page builds the gallery in the browser ([`scripted`]).
 //!
 //! Every listing page exercises the extraction rules: thumbnails linked to their
 //! full-size originals (`<a href="/img/x.png"><img src="/thumb/x.png"></a>`: the original
@@ -21,6 +22,8 @@ use std::thread::JoinHandle;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use url::Url;
+
+mod scripted;
 
 /// A 1x1 transparent GIF, as lazy-loading pages put in `src`.
 const PLACEHOLDER: &str = "data:image/gif;base64,R0lGODlhAQABAAAAACw=";
@@ -42,19 +45,51 @@ pub enum Shape {
     /// Numbered pages whose thumbnails link to a page per image (/view/cats-1-1.html)
     /// holding the original among smaller images
     Details,
+    /// One page (/feed.html) with no image in its HTML: its script appends 12 more from
+    /// JSON (/feed/1.json ... /feed/5.json) each time the reader nears the bottom
+    Infinite,
+    /// One page (/more.html) with no image in its HTML: its script shows 12, then 12 more
+    /// on each click of its "Load more" button (#load-more), which goes after the last
+    LoadMore,
+    /// A single-page app (/app.html): an empty <div id="app"> its script fills with the
+    /// whole gallery from /api/gallery.json
+    App,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 5] =
-        [Shape::Counted, Shape::NextLinks, Shape::Missing, Shape::RepeatLast, Shape::Details];
+    pub const ALL: [Shape; 8] = [
+        Shape::Counted,
+        Shape::NextLinks,
+        Shape::Missing,
+        Shape::RepeatLast,
+        Shape::Details,
+        Shape::Infinite,
+        Shape::LoadMore,
+        Shape::App,
+    ];
 
     /// `PAGE_PATH` as a user would write it for this site: without `{page}` for the
-    /// next-link gallery, whose walk starts at the first page and follows its links.
+    /// next-link gallery, whose walk starts at the first page and follows its links, and
+    /// for the scripted ones, which are a single page.
     pub fn page_path(self) -> &'static str {
         match self {
             Shape::NextLinks => "list/{item}",
+            Shape::Infinite => "feed.html",
+            Shape::LoadMore => "more.html",
+            Shape::App => "app.html",
             _ => "p{page}/{item}.html",
         }
+    }
+
+    /// Whether the gallery is built by a script in the browser: its HTML holds no image,
+    /// only a render finds them.
+    pub fn is_scripted(self) -> bool {
+        scripted::stem(self).is_some()
+    }
+
+    /// `LOAD_MORE_SELECTOR` as a user would set it for this site; `None`: no button.
+    pub fn load_more_selector(self) -> Option<&'static str> {
+        (self == Shape::LoadMore).then_some("#load-more")
     }
 
     /// `DETAIL_SELECTOR` as a user would write it for this site; `None`: no detail pages.
@@ -126,13 +161,19 @@ pub enum Picture {
 pub enum Reply {
     Html(String),
     Png(Vec<u8>),
+    /// What the scripted shapes' pages fetch.
+    Json(String),
     NotFound,
 }
 
 impl Gallery {
-    /// The default gallery in `shape`.
+    /// The default gallery in `shape`; the scripted ones come in 5 batches of 12 (60
+    /// images), as an infinite scroll of a real site does.
     pub fn shaped(shape: Shape) -> Self {
-        Self { shape, ..Self::default() }
+        match shape.is_scripted() {
+            true => Self { shape, pages: 5, per_page: 12 },
+            false => Self { shape, ..Self::default() },
+        }
     }
 
     /// Distinct images a scraper with the demo settings should save.
@@ -141,17 +182,23 @@ impl Gallery {
     }
 
     /// What a full walk finds: each listing page's own images, plus the cover and page
-    /// 1's clash; on `details`, an original per detail page plus the logo of the listing.
+    /// 1's clash; on `details`, an original per detail page plus the logo of the listing;
+    /// on a scripted shape, every batch's images, all on its one page.
     pub fn expected(&self) -> Expected {
         let own = self.pages * self.per_page;
         match self.shape {
+            _ if self.shape.is_scripted() => Expected { images: own, pages: 1, detail_pages: 0 },
             Shape::Details => Expected { images: own + 1, pages: self.pages, detail_pages: own },
             _ => Expected { images: own + 2, pages: self.pages, detail_pages: 0 },
         }
     }
 
-    /// Where listing page `n` is, as a path and query on the origin.
+    /// Where listing page `n` is, as a path and query on the origin (a scripted shape has
+    /// one page, whatever `n`).
     pub fn page_path(&self, n: u32, item: &str) -> String {
+        if self.shape.is_scripted() {
+            return format!("/{}", self.shape.page_path());
+        }
         match (self.shape, n) {
             (Shape::NextLinks, 1) => format!("/list/{item}"),
             (Shape::NextLinks, n) => format!("/list/{item}?after={item}-{}-{}", n - 1, self.per_page),
@@ -174,6 +221,9 @@ impl Gallery {
         }
         if let Some(name) = path.strip_prefix("/wiki/").filter(|n| !n.contains('/')) {
             return Reply::Html(wiki(name));
+        }
+        if self.shape.is_scripted() {
+            return self.script_reply(path).unwrap_or(Reply::NotFound);
         }
         match self.shape {
             Shape::NextLinks => {
@@ -363,8 +413,8 @@ impl Gallery {
         let links: String = (1..=self.pages)
             .map(|n| format!(r#"<li><a href="{}">page {n}</a></li>"#, self.page_path(n, "cats")))
             .take(match self.shape {
-                Shape::NextLinks => 1,
-                _ => usize::MAX,
+                Shape::Counted | Shape::Missing | Shape::RepeatLast | Shape::Details => usize::MAX,
+                _ => 1,
             })
             .collect();
         format!("<!DOCTYPE html><title>demo gallery</title><ul>{links}</ul>")
@@ -585,10 +635,19 @@ async fn serve(req: HttpRequest, gallery: web::Data<Gallery>) -> HttpResponse {
     if req.method() != actix_web::http::Method::GET {
         return HttpResponse::MethodNotAllowed().finish();
     }
-    match gallery.reply(&path, req.query_string(), &origin) {
-        Reply::Html(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
-        Reply::Png(bytes) => HttpResponse::Ok().content_type("image/png").body(bytes),
-        Reply::NotFound => HttpResponse::NotFound().body("not found"),
+    gallery.reply(&path, req.query_string(), &origin).into_response()
+}
+
+impl Reply {
+    /// The HTTP answer: one place for the content types, for this server and for the
+    /// tests that serve the gallery themselves to count its requests.
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            Reply::Html(html) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html),
+            Reply::Png(bytes) => HttpResponse::Ok().content_type("image/png").body(bytes),
+            Reply::Json(json) => HttpResponse::Ok().content_type("application/json").body(json),
+            Reply::NotFound => HttpResponse::NotFound().body("not found"),
+        }
     }
 }
 
@@ -627,21 +686,29 @@ mod tests {
         assert_eq!(g.picture("-logo.png"), None);
     }
 
-    const ORIGIN: &str = "http://127.0.0.1:9";
+    pub(super) const ORIGIN: &str = "http://127.0.0.1:9";
 
-    fn html(g: &Gallery, path: &str, query: &str) -> String {
+    pub(super) fn html(g: &Gallery, path: &str, query: &str) -> String {
         match g.reply(path, query, ORIGIN) {
             Reply::Html(html) => html,
             other => panic!("{path}?{query}: {other:?}"),
         }
     }
 
-    fn not_found(g: &Gallery, path: &str, query: &str) -> bool {
+    pub(super) fn not_found(g: &Gallery, path: &str, query: &str) -> bool {
         g.reply(path, query, ORIGIN) == Reply::NotFound
     }
 
     /// What the tool itself finds on a page, with the demo's settings for the shape.
     fn scan(g: &Gallery, path: &str, query: &str, detail: bool) -> crate::html::PageScan {
+        let sep = if query.is_empty() { "" } else { "?" };
+        let url = Url::parse(&format!("{ORIGIN}{path}{sep}{query}")).unwrap();
+        let text = html(g, path, query);
+        scan_text(g, &text, &url, detail)
+    }
+
+    /// What the tool finds in `text` as if it were at `url` (a page as a script left it).
+    pub(super) fn scan_text(g: &Gallery, text: &str, url: &Url, detail: bool) -> crate::html::PageScan {
         let rules = crate::html::ExtractRules {
             image_selector: "img, picture source".into(),
             attributes: ["data-src", "srcset", "src"].map(String::from).to_vec(),
@@ -656,10 +723,7 @@ mod tests {
             },
         };
         let extractor = crate::html::Extractor::new(&rules).unwrap();
-        let sep = if query.is_empty() { "" } else { "?" };
-        let url = Url::parse(&format!("{ORIGIN}{path}{sep}{query}")).unwrap();
-        let text = html(g, path, query);
-        if detail { extractor.scan_detail(&text, &url) } else { extractor.scan(&text, &url) }
+        if detail { extractor.scan_detail(text, url) } else { extractor.scan(text, url) }
     }
 
     #[test]

@@ -429,10 +429,7 @@ fn slow_gallery(release: tokio::sync::watch::Receiver<bool>) -> TestServer {
                         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
                         HttpResponse::Ok().content_type("text/html").body(html)
                     }
-                    image_scraper::demo::Reply::Png(png) => {
-                        HttpResponse::Ok().content_type("image/png").body(png)
-                    }
-                    image_scraper::demo::Reply::NotFound => HttpResponse::NotFound().finish(),
+                    other => other.into_response(),
                 }
             }
         }));

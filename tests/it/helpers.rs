@@ -122,6 +122,13 @@ impl TestServer {
         self.hits.counts.lock().unwrap().get(path).map_or(0, Vec::len)
     }
 
+    /// Requests for each path (with query) starting with `prefix`: what was asked for
+    /// under a folder, and how often, without knowing the paths beforehand.
+    pub fn hits_under(&self, prefix: &str) -> BTreeMap<String, usize> {
+        let counts = self.hits.counts.lock().unwrap();
+        counts.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(p, t)| (p.clone(), t.len())).collect()
+    }
+
     /// When each request for `path` arrived.
     pub fn hit_times(&self, path: &str) -> Vec<Instant> {
         self.requests(path).into_iter().map(|(t, _)| t).collect()

@@ -9,6 +9,7 @@ mod first_hour;
 mod forward_proxy;
 mod helpers;
 mod hostile;
+mod js_pages;
 mod limits;
 mod lists_and_reports;
 mod outputs;

@@ -16,11 +16,7 @@ fn serve(shape: Shape) -> TestServer {
     TestServer::start_with(move |cfg| {
         cfg.default_service(web::to(move |req: HttpRequest| async move {
             let origin = format!("http://{}", req.connection_info().host());
-            match Gallery::shaped(shape).reply(req.path(), req.query_string(), &origin) {
-                demo::Reply::Html(html) => HttpResponse::Ok().content_type("text/html").body(html),
-                demo::Reply::Png(png) => HttpResponse::Ok().content_type("image/png").body(png),
-                demo::Reply::NotFound => HttpResponse::NotFound().finish(),
-            }
+            Gallery::shaped(shape).reply(req.path(), req.query_string(), &origin).into_response()
         }));
     })
 }
@@ -40,6 +36,8 @@ fn settings(dir: &Path, shape: Shape, origin: &str) {
             "  URL: {origin}/\n  PAGE_PATH: p{{page}}/{{item}}.html\n  ITEM: cats\n  DETAIL_SELECTOR: a.view\n"
         ),
         Shape::Counted => format!("  URL: {origin}/\n  ITEM: cats\n"),
+        // A gallery built in the browser: its one page; only a render finds its images.
+        Shape::Infinite | Shape::LoadMore | Shape::App => format!("  URL: {origin}/{}\n", shape.page_path()),
     };
     let text = format!("SCRAPER:\n{site}  OUT_DIR: images\n  IMAGE_HOST: 127.0.0.1\n");
     std::fs::write(dir.join("settings.yaml"), text).unwrap();
