@@ -425,6 +425,7 @@ impl Config {
             proxies: &proxies,
             first_page: first_page.as_ref(),
             insecure: cli.insecure,
+            demo: demo.is_some(),
         };
         let render = render::resolve(
             &settings,

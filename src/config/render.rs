@@ -26,6 +26,8 @@ pub struct Shared<'a> {
     /// The first page, which picks the proxy the browser uses for the run.
     pub first_page: Option<&'a Url>,
     pub insecure: bool,
+    /// `--demo` is on: its shape's keys replace the file's.
+    pub demo: bool,
 }
 
 /// The render settings; `chromium_var` and `path` are `$CHROMIUM` and `$PATH`. With
@@ -59,7 +61,12 @@ pub fn resolve(
     if !(1.0..=86_400.0).contains(&timeout) {
         bail!("{}: must be between 1 and 86400, got {timeout}", key("RENDER_TIMEOUT_SECS"));
     }
-    let load_more = s.load_more_selector.clone().filter(|sel| !sel.trim().is_empty());
+    // The demo's load-more gallery brings its own button, as a user would set it.
+    let demo_button = cli.demo.filter(|_| shared.demo).and_then(|shape| shape.load_more_selector());
+    let load_more = match demo_button {
+        Some(selector) => Some(selector.to_string()),
+        None => s.load_more_selector.clone().filter(|sel| !sel.trim().is_empty()),
+    };
     if let Some(selector) = &load_more {
         crate::html::parse_selector(selector, "load-more selector")
             .map_err(|e| anyhow!("{}: {e}", key("LOAD_MORE_SELECTOR")))?;

@@ -95,7 +95,7 @@ impl Launch {
             "--disable-dev-shm-usage",
             "--mute-audio",
             "--hide-scrollbars",
-            "--window-size=1280,1600",
+            "--window-size=1280,900",
             // A page that eats memory fails on its own heap limit before the machine's.
             "--js-flags=--max-old-space-size=512",
         ]
@@ -153,14 +153,30 @@ impl Browser {
         let (from_browser, browser_writes) = pipe_pair().map_err(|e| spawn_error(e.to_string()))?;
         let (browser_reads_fd, browser_writes_fd) = (browser_reads.as_raw_fd(), browser_writes.as_raw_fd());
 
+        // The browser's own temporary files and anything it would put in a home folder
+        // go inside the profile too, so deleting it leaves nothing of the browser's
+        // behind, whatever way it ended.
+        let (data, tmp, home) =
+            (profile.path().join("data"), profile.path().join("tmp"), profile.path().join("home"));
+        for dir in [&data, &tmp, &home] {
+            std::fs::create_dir(dir).map_err(|e| spawn_error(format!("no private profile folder: {e}")))?;
+        }
         let mut command = tokio::process::Command::new(&launch.program);
         command
             .args(launch.args())
-            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("--user-data-dir={}", data.display()))
+            .env("TMPDIR", &tmp)
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME")
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("IMAGE_SCRAPER_BROWSER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var_os("IMAGE_SCRAPER_BROWSER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .process_group(0)
             .kill_on_drop(true);
         // SAFETY: between fork and exec only async-signal-safe system calls run: dup and

@@ -26,6 +26,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const NETWORK_QUIET: Duration = Duration::from_millis(500);
 /// ...or after this long anyway (a page that polls is never quiet).
 const NETWORK_WAIT_MAX: Duration = Duration::from_secs(5);
+/// The longest wait for the load event: a slow subresource must not hold a render for
+/// the whole of `RENDER_TIMEOUT_SECS` before it even scrolls.
+const LOAD_WAIT_MAX: Duration = Duration::from_secs(20);
 /// How often a waiting render looks at the page.
 const POLL: Duration = Duration::from_millis(100);
 /// Document loads allowed before the page has loaded: its redirects, its frames. More is
@@ -47,12 +50,18 @@ const DISARM: &str = r#"(() => {
 const SCROLL_TO_BOTTOM: &str = r#"(async () => {
   const page = document.scrollingElement || document.documentElement;
   const pause = ms => new Promise(r => setTimeout(r, ms));
-  for (let i = 0; i < 400; i++) {
+  // Bounded in time, well inside a command's deadline: a page that grows as fast as it
+  // is scrolled has no bottom, and the next step measures and scrolls again.
+  const until = performance.now() + 4000;
+  while (performance.now() < until) {
     const before = window.scrollY;
     window.scrollBy(0, Math.max(window.innerHeight * 0.9, 200));
     await pause(40);
     if (window.scrollY === before || window.scrollY + window.innerHeight >= page.scrollHeight - 2) break;
   }
+  // A page shorter than the window cannot scroll, so its infinite-scroll listener never
+  // hears of the bottom: tell it, as a scroll there would.
+  document.dispatchEvent(new Event('scroll', { bubbles: true }));
   return true;
 })()"#;
 
@@ -78,7 +87,10 @@ const SERIALISE: &str = r#"(() => {
 #[derive(Debug, Default)]
 struct Seen {
     loaded: bool,
+    /// The tab's renderer died: this page fails.
     crashed: bool,
+    /// The whole browser went: the page may go again on a fresh one.
+    browser_gone: bool,
     /// Once set, documents are no longer loaded: the page is what we render.
     settled: bool,
     documents: u32,
@@ -86,6 +98,16 @@ struct Seen {
     in_flight: usize,
     last_network: Option<Instant>,
     images: Vec<String>,
+}
+
+impl Seen {
+    fn alive(&self) -> Result<(), RenderError> {
+        match (self.browser_gone, self.crashed) {
+            (true, _) => Err(RenderError::BrowserGone),
+            (false, true) => Err(RenderError::PageCrashed),
+            (false, false) => Ok(()),
+        }
+    }
 }
 
 /// Closes the tab however the render ends.
@@ -152,7 +174,11 @@ pub async fn render(cdp: &Rc<Cdp>, page: &Url, opts: &RenderOptions) -> Result<R
     if let Some(error) = navigated.get("errorText").and_then(Value::as_str).filter(|e| !e.is_empty()) {
         return Err(RenderError::Load(error.to_string()));
     }
-    wait(&seen, deadline, |seen| seen.loaded).await?;
+    // A page that keeps navigating never fires its load event: once one of its
+    // navigations is refused, or after a while anyway, the render goes on with what the
+    // tab holds.
+    let loaded_by = deadline.min(Instant::now() + LOAD_WAIT_MAX);
+    wait(&seen, loaded_by, |seen| seen.loaded || seen.navigations_blocked > 0).await?;
     seen.borrow_mut().settled = true;
     let quiet_by = deadline.min(Instant::now() + NETWORK_WAIT_MAX);
     wait(&seen, quiet_by, |seen| {
@@ -163,9 +189,7 @@ pub async fn render(cdp: &Rc<Cdp>, page: &Url, opts: &RenderOptions) -> Result<R
     let (steps, capped) = scroll(cdp, s, &seen, opts, deadline).await?;
     let serialised =
         evaluate(cdp, s, SERIALISE, deadline.max(Instant::now() + COMMAND_TIMEOUT), "serialising").await?;
-    if seen.borrow().crashed {
-        return Err(RenderError::PageCrashed);
-    }
+    seen.borrow().alive()?;
     let url = serialised
         .get(0)
         .and_then(Value::as_str)
@@ -220,9 +244,7 @@ async fn scroll(
         steps += 1;
         loop {
             tokio::time::sleep(POLL).await;
-            if seen.borrow().crashed {
-                return Err(RenderError::PageCrashed);
-            }
+            seen.borrow().alive()?;
             if Instant::now() >= deadline {
                 return Ok((steps, Some(Cap::Time)));
             }
@@ -309,7 +331,7 @@ async fn pump(
         }
     }
     // The stream ended: the browser is gone.
-    seen.borrow_mut().crashed = true;
+    seen.borrow_mut().browser_gone = true;
 }
 
 /// Waits until `ready` holds or `by` passes (not an error: the caller goes on with what
@@ -318,9 +340,7 @@ async fn wait(seen: &RefCell<Seen>, by: Instant, ready: impl Fn(&Seen) -> bool) 
     loop {
         {
             let seen = seen.borrow();
-            if seen.crashed {
-                return Err(RenderError::PageCrashed);
-            }
+            seen.alive()?;
             if ready(&seen) || Instant::now() >= by {
                 return Ok(());
             }

@@ -21,6 +21,7 @@ mod proxy;
 #[path = "../../src/frontier/redis/testing.rs"]
 #[allow(dead_code)]
 mod redis_server;
+mod render;
 mod s3;
 mod s3_store;
 mod shared_bucket;
