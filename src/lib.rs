@@ -518,18 +518,22 @@ async fn scrape(
 
     let results = coordinator.clone().recipient::<TaskFinished>();
     let mut opts = config.fetch_options(Arc::clone(store), cancel, gate);
-    let mut arbiters = arbiters;
-    if config.render.policy != render::Policy::Never && config.render.launch.is_some() {
-        // On an Arbiter of its own, like a worker: stopped and joined with them, which
-        // drops the browser.
-        let arbiter = Arbiter::try_new().context("cannot start the renderer")?;
-        let (render_opts, log) = (Arc::new(config.render.clone()), log.new(o!("actor" => "renderer")));
-        let renderer = render::Renderer::start_in_arbiter(&arbiter.handle(), move |_| {
-            render::Renderer::new(render_opts, log)
-        });
-        opts.renderer = Some(Arc::new(render::RendererHandle(renderer)));
-        arbiters.push(arbiter);
-    }
+    // On an Arbiter of its own, not a worker's: stopped and joined with theirs (below),
+    // which drops the browser.
+    let renderer_arbiter = match config.render.policy != render::Policy::Never
+        && config.render.launch.is_some()
+    {
+        true => {
+            let arbiter = Arbiter::try_new().context("cannot start the renderer")?;
+            let (render_opts, log) = (Arc::new(config.render.clone()), log.new(o!("actor" => "renderer")));
+            let renderer = render::Renderer::start_in_arbiter(&arbiter.handle(), move |_| {
+                render::Renderer::new(render_opts, log)
+            });
+            opts.renderer = Some(Arc::new(render::RendererHandle(renderer)));
+            Some(arbiter)
+        }
+        false => None,
+    };
     let opts = Arc::new(opts);
     match config.mode {
         Mode::Sync => {
@@ -560,6 +564,8 @@ async fn scrape(
         .await
         .context("the coordinator stopped")?
         .context("the coordinator stopped before the work was done")?;
+    let mut arbiters = arbiters;
+    arbiters.extend(renderer_arbiter);
     for arbiter in &arbiters {
         arbiter.stop();
     }

@@ -30,7 +30,7 @@ fn scrape_demo_gallery(mode: &str, workers: &str, concurrency: usize) {
     assert_eq!(
         report["pages"],
         serde_json::json!({"total": 3, "ok": 3, "failed": 0, "skipped": 0,
-        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0, "rendered": 0, "unrendered": 0})
     );
     assert_eq!(report["images"]["total"], n);
     assert_eq!(report["images"]["ok"], n);
@@ -169,7 +169,7 @@ fn check_troubled_run(mode: &str, workers: &str) {
     assert_eq!(
         report["pages"],
         serde_json::json!({"total": 3, "ok": 2, "failed": 1, "skipped": 0,
-        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0})
+        "detail_ok": 0, "detail_failed": 0, "detail_skipped": 0, "rendered": 0, "unrendered": 0})
     );
     let items = report["items"].as_array().unwrap();
     let missing = items.iter().find(|i| i["url"].as_str().unwrap().ends_with("missing.jpg")).unwrap();
