@@ -5,8 +5,9 @@
 #   static-never   the static pages, RENDER: never (the static path as it always was)
 #   static-auto    the static pages, RENDER: auto (the default: what auto costs a static site)
 #   js-render      the infinite-scroll pages, --render (each page rendered and scrolled)
-# For each: wall time, pages per second, CPU (the tool and its browser, by GNU time), and
-# for js-render the browser's peak memory (the sum of the RSS of its processes, sampled),
+# For each: wall time, pages per second, CPU (the machine's busy time during the run: the
+# tool, its browser and the gallery server), and
+# for js-render the browser's peak memory (the sum of the PSS of its processes, sampled),
 # at RENDER_TABS 1 and 2, whose difference is one tab's. Every run is checked: all
 # PAGES x PER images on disk. Prints a markdown table; nothing is asserted on timings.
 #
@@ -14,6 +15,7 @@
 #   RUNS=1 PAGES=10 bench/render.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 PAGES=${PAGES:-50} PER=${PER:-40} RUNS=${RUNS:-3} PORT=${PORT:-18931}
 BIN=${BIN:-target/release/image-scraper}
 [ -x "$BIN" ] || cargo build --release --locked
@@ -23,15 +25,23 @@ command -v chromium >/dev/null || { echo "chromium is needed (apt install chromi
 WORK=$(mktemp -d /tmp/render-bench.XXXXXX)
 python3 bench/render_gallery.py "$WORK/site" "$PORT" "$PAGES" "$PER" &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/static/p1/cats.html" >/dev/null && break; sleep 0.2; done
 
-# The peak of the summed RSS of every process whose command line names $1, sampled.
+# The machine's busy CPU time so far, in clock ticks: the browser's renderer processes
+# are reaped by the browser, not by the tool, so the tool's own rusage misses them. The
+# machine is otherwise idle; the gallery server's share is in every row alike.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
+# The peak of the summed PSS (shared pages split among their sharers, so the browser's
+# processes' shared libraries count once) of every process whose command line names $1.
 sample_rss() {
   local marker=$1 out=$2 peak=0
   while true; do
-    local kb
-    kb=$(ps -eo rss=,args= | awk -v m="$marker" 'index($0, m) && !/awk/ {s += $1} END {print s + 0}')
+    local kb=0 pid
+    for pid in $(pgrep -f -- "$marker"); do
+      kb=$((kb + $(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)))
+    done
     [ "$kb" -gt "$peak" ] && peak=$kb && echo "$peak" >"$out"
     sleep 0.1
   done
@@ -44,12 +54,16 @@ run() { # name kind render tabs
     "$PORT" "$kind" "$PAGES" "$render" "$tabs" >"$dir/settings.yaml"
   echo 0 >"$dir/rss"
   sample_rss "$dir/tmp" "$dir/rss" & local sampler=$!
-  (cd "$dir" && TMPDIR="$dir/tmp" /usr/bin/time -f '%e %U %S' -o "$dir/time" "$OLDPWD/$BIN" -q -o out --no-progress)
+  local busy_before; busy_before=$(busy_ticks)
+  local code=0
+  (cd "$dir" && TMPDIR="$dir/tmp" /usr/bin/time -f '%e' -o "$dir/time" "$ROOT/$BIN" -q -o out --no-progress 2>"$dir/log") || code=$?
+  local busy_after; busy_after=$(busy_ticks)
   kill $sampler 2>/dev/null; wait $sampler 2>/dev/null || true
+  [ "$code" -eq 0 ] || { echo "$name: exit $code"; tail -5 "$dir/log"; exit 1; }
   local files; files=$(find "$dir/out" -maxdepth 1 -name '*.png' | wc -l)
   [ "$files" -eq $((PAGES * PER)) ] || { echo "$name: $files files, want $((PAGES * PER))"; exit 1; }
-  read -r wall user sys <"$dir/time"
-  echo "$name $wall $(echo "$user + $sys" | bc) $(cat "$dir/rss")" >>"$WORK/results"
+  read -r wall <"$dir/time"
+  echo "$name $wall $(echo "($busy_after - $busy_before) / $(getconf CLK_TCK)" | bc -l) $(cat "$dir/rss")" >>"$WORK/results"
 }
 
 for _ in $(seq "$RUNS"); do
@@ -67,7 +81,7 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append((float(wall), float(cpu), int(rss)))
 pages = int(sys.argv[2])
 base = statistics.median(w for w, _, _ in rows["static-never"])
-print(f"| run | wall s (median) | pages/s | CPU s | CPU ms/page | vs static-never | browser peak RSS MiB |")
+print(f"| run | wall s (median) | pages/s | CPU s | CPU ms/page | vs static-never | browser peak PSS MiB |")
 print("|---|---|---|---|---|---|---|")
 for name, runs in rows.items():
     wall = statistics.median(w for w, _, _ in runs)

@@ -293,6 +293,11 @@ impl Summary {
         {
             rows.push(format!("  dropped  {line}"));
         }
+        if let Some(line) =
+            counted(&[(p.rendered, "pages rendered"), (p.unrendered, "pages not rendered (no browser)")])
+        {
+            rows.push(format!("  browser  {line}"));
+        }
         rows.join("\n")
     }
 
@@ -548,6 +553,7 @@ mod tests {
     fn the_table_reads_at_a_glance() {
         let table = summary().table(Duration::from_secs(2));
         assert!(table.contains("pages         1 ok      1 failed      0 skipped"), "{table}");
+        assert!(!table.contains("browser"), "no browser row when nothing was rendered: {table}");
         assert!(table.contains("images        1 ok      1 failed      0 skipped   of 2"), "{table}");
         assert!(table.contains("saved    2.0 KiB in 2.00 s   1.0 KiB/s   0 images/s"), "{table}");
         assert!(

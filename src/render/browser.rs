@@ -138,7 +138,15 @@ pub struct Browser {
     group: i32,
     /// Deleted on drop, after the group is dead.
     profile: Option<tempfile::TempDir>,
+    /// The browser's TMPDIR: inside the profile, or in /tmp when the profile's path is
+    /// too long for a socket in it. Deleted with the profile.
+    scratch: Option<tempfile::TempDir>,
 }
+
+/// The longest profile path the browser's TMPDIR may sit under: the socket Chromium makes
+/// there (`/t??????/org.chromium.Chromium.??????/SingletonSocket`, 53 bytes) must fit in
+/// a socket address's 108 bytes with its NUL, and a little to spare.
+const MAX_SCRATCH_PARENT: usize = 48;
 
 impl Browser {
     /// Starts the browser and waits until it answers.
@@ -146,7 +154,7 @@ impl Browser {
         let program = launch.program.display().to_string();
         let spawn_error = |reason: String| StartError::Spawn { program: program.clone(), reason };
         let profile = tempfile::Builder::new()
-            .prefix("image-scraper-chromium-")
+            .prefix("image-scraper-")
             .tempdir()
             .map_err(|e| spawn_error(format!("no private profile folder: {e}")))?;
         let (browser_reads, to_browser) = pipe_pair().map_err(|e| spawn_error(e.to_string()))?;
@@ -156,11 +164,19 @@ impl Browser {
         // The browser's own temporary files and anything it would put in a home folder
         // go inside the profile too, so deleting it leaves nothing of the browser's
         // behind, whatever way it ended.
-        let (data, tmp, home) =
-            (profile.path().join("data"), profile.path().join("tmp"), profile.path().join("home"));
-        for dir in [&data, &tmp, &home] {
+        let (data, home) = (profile.path().join("data"), profile.path().join("home"));
+        for dir in [&data, &home] {
             std::fs::create_dir(dir).map_err(|e| spawn_error(format!("no private profile folder: {e}")))?;
         }
+        // Chromium puts a unix socket in its TMPDIR, and aborts when the socket's path is
+        // longer than a socket address holds (108 bytes): a deep TMPDIR gets a short one
+        // in /tmp instead, deleted with the profile.
+        let scratch = match profile.path().as_os_str().len() <= MAX_SCRATCH_PARENT {
+            true => tempfile::Builder::new().prefix("t").tempdir_in(profile.path()),
+            false => tempfile::Builder::new().prefix("image-scraper-").tempdir_in("/tmp"),
+        }
+        .map_err(|e| spawn_error(format!("no private temporary folder: {e}")))?;
+        let tmp = scratch.path().to_path_buf();
         let mut command = tokio::process::Command::new(&launch.program);
         command
             .args(launch.args())
@@ -172,11 +188,7 @@ impl Browser {
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("IMAGE_SCRAPER_BROWSER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
         // SAFETY: between fork and exec only async-signal-safe system calls run: dup and
@@ -201,8 +213,13 @@ impl Browser {
         let to_browser = pipe::Sender::from_owned_fd(to_browser).map_err(|e| spawn_error(e.to_string()))?;
         let from_browser =
             pipe::Receiver::from_owned_fd(from_browser).map_err(|e| spawn_error(e.to_string()))?;
-        let browser =
-            Self { cdp: Cdp::start(to_browser, from_browser), child, group, profile: Some(profile) };
+        let browser = Self {
+            cdp: Cdp::start(to_browser, from_browser),
+            child,
+            group,
+            profile: Some(profile),
+            scratch: Some(scratch),
+        };
         let answered = tokio::time::timeout(
             launch.start_timeout,
             browser.cdp.call(None, "Browser.getVersion", json!({})),
@@ -240,6 +257,9 @@ impl Drop for Browser {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(scratch) = self.scratch.take() {
+            let _ = scratch.close();
         }
         if let Some(profile) = self.profile.take() {
             let _ = profile.close();
