@@ -20,6 +20,7 @@
 pub mod detail;
 pub mod pager;
 pub mod parse;
+pub mod placeholder;
 pub mod srcset;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use url::Url;
 
 use detail::Dims;
 pub use detail::{DetailImages, DetailRules};
+use placeholder::is_placeholder;
 use srcset::Size;
 
 /// What the site-specific settings say about where images and the page count are.
@@ -768,40 +770,6 @@ fn looks_like_url(raw: &str) -> bool {
         && !(marker && (raw.contains("{{") || raw.contains("{%") || raw.contains("${") || raw.contains("<%")))
 }
 
-/// File names lazy loaders put in `src` until the real image loads.
-const PLACEHOLDER_STEMS: &[&str] = &[
-    "spacer",
-    "blank",
-    "pixel",
-    "1x1",
-    "transparent",
-    "placeholder",
-    "lazy",
-    "lazyload",
-    "lazy-load",
-    "lazy-placeholder",
-    "loading",
-    "loader",
-    "clear",
-    "empty",
-    "trans",
-    "grey",
-    "gray",
-    "dot",
-    "spinner",
-];
-
-/// Whether a URL as written names a spacer file (`/img/spacer.gif?v=2`).
-fn is_placeholder(raw: &str) -> bool {
-    let name = &raw[raw.rfind('/').map_or(0, |i| i + 1)..];
-    let name = &name[..name.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(name.len())];
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    if stem.len() > 16 {
-        return false;
-    }
-    PLACEHOLDER_STEMS.iter().any(|p| p.eq_ignore_ascii_case(stem))
-}
-
 /// Extensions of image files, for links (`<a href="full/photo.jpg">`).
 const IMAGE_EXTENSIONS: &[&str] =
     &["jpg", "jpeg", "png", "gif", "webp", "avif", "bmp", "tif", "tiff", "svg", "heic"];
@@ -1149,6 +1117,16 @@ mod tests {
         // A spacer is never chosen over a real image, but is what is left without one.
         let html = r#"<img src="/img/spacer.gif" srcset="/img/c.jpg 1x">"#;
         assert_eq!(one(html).0, "http://h.example/img/c.jpg");
+    }
+
+    #[test]
+    fn a_placeholder_by_shape_loses_to_any_real_image() {
+        for spacer in ["/img/blank_1x1.png", "placeholder-horizontal.gif", "/lazy_placeholder.svg"] {
+            let html = format!(r#"<img srcset="{spacer} 2x" src="/img/real.jpg">"#);
+            assert_eq!(one(&html).0, "http://h.example/img/real.jpg", "{spacer}");
+        }
+        let canvas = r#"<img srcset="/img/blank-canvas-painting.jpg 2x" src="/img/small.jpg">"#;
+        assert_eq!(one(canvas).0, "http://h.example/img/blank-canvas-painting.jpg");
     }
 
     #[test]
