@@ -612,8 +612,11 @@ impl Extractor {
             };
             let mut push = |raw: &'a str, size: Size| {
                 let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-                // A `data:` URI is a placeholder by nature and never downloaded.
-                if !looks_like_url(raw) || raw.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:")) {
+                // `src` and `srcset` hold URLs by definition, and a browser fetches a bare
+                // `photo` or `img-a` as one; only a script's `data-*` attribute may hold
+                // anything. A `data:` URI is a placeholder by nature and never downloaded;
+                // a bare fragment (`#`) is the page itself.
+                if (attribute.lazy && !looks_like_url(raw)) || !is_image_reference(raw) {
                     return;
                 }
                 let placeholder = is_placeholder(raw);
@@ -751,6 +754,12 @@ fn merge(entry: &mut Entry, other: Pick, kind: Element) {
 /// parent): close enough to be the `<noscript>`'s twin.
 fn near(tree: &ego_tree::Tree<Node>, node: ego_tree::NodeId, scope: ego_tree::NodeId) -> bool {
     tree.get(node).is_some_and(|n| n.ancestors().take(3).any(|a| a.id() == scope))
+}
+
+/// Whether a URL as written can name an image at all: not empty, not a `data:` URI (a
+/// placeholder, never downloaded), not a bare fragment (the page itself).
+fn is_image_reference(raw: &str) -> bool {
+    !raw.is_empty() && !raw.starts_with('#') && !raw.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:"))
 }
 
 /// Not a URL: JSON (`{"default": ...}`), a list, or template text (`{{ src }}`, `${x}`,
@@ -1136,12 +1145,22 @@ mod tests {
             <img data-src="{{ image.url }}" src="d.jpg">
             <img data-src="/x/${id}.jpg" src="e.jpg">
             <img data-src="not a url.jpg" src="f.jpg">
-            <img src="undefined"><img src="My Photo.jpg">"#;
+            <img data-src="undefined" src="g.jpg"><img src="My Photo.jpg">"#;
         let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
-        let mut expected =
-            ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")).to_vec();
+        let mut expected = ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg", "g.jpg"]
+            .map(|n| format!("http://h.example/p/{n}"))
+            .to_vec();
         expected.push("http://h.example/p/My%20Photo.jpg".into());
         assert_eq!(urls, expected);
+    }
+
+    #[test]
+    fn src_and_srcset_are_urls_however_bare() {
+        // As a browser resolves them (cases from the HTML standard's srcset tests).
+        let html = r##"<img src="photo"><img srcset="img-a 1x"><img srcset="img-b 1x, img-c 2x">
+            <img src="undefined"><img src="" srcset="  "><img src="#"><img src="data:image/gif;base64,R0lG">"##;
+        let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
+        assert_eq!(urls, ["photo", "img-a", "img-c", "undefined"].map(|n| format!("http://h.example/p/{n}")));
     }
 
     #[test]
