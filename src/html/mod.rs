@@ -7,7 +7,8 @@
 //! The rules (docs/EXTRACTION.md says why each exists):
 //! - one URL per image element: an `<img>` with its `<picture>`'s `<source>`s, or a
 //!   `<picture>` alone, chooses among all their candidates ([`Extractor::choose`]);
-//! - lazy-loading attributes (`data-*`) before `srcset`/`src`; placeholders last;
+//! - lazy-loading attributes (`data-*`) before `srcset`/`src`, any other `data-*` shaped
+//!   like an image where those offer nothing real ([`lazy`]); placeholders last;
 //!   values that are not URLs never;
 //! - `<noscript>` read as markup; its image and its lazy twin beside it are one image;
 //! - `<template>` is inert;
@@ -18,6 +19,7 @@
 //!   ([`Extractor::scan_detail`]) yields its largest image ([`detail`]).
 
 pub mod detail;
+pub mod lazy;
 pub mod pager;
 pub mod parse;
 pub mod placeholder;
@@ -583,8 +585,15 @@ impl Extractor {
     /// The one URL an image element stands for: the largest of its real candidates.
     fn choose(&self, unit: ElementRef<'_>, base: &Url) -> Option<Pick> {
         let mut candidates = Vec::new();
-        for (element, own) in members(unit) {
+        let members = members(unit);
+        for &(element, own) in &members {
             self.candidates_of(element, own, &mut candidates);
+        }
+        // Known attributes first; any other `data-*` only where they offer no real image.
+        if best_candidate(&candidates).is_none_or(|best| candidates[best].placeholder) {
+            for &(element, own) in &members {
+                self.unlisted_lazy_of(element, own, &mut candidates);
+            }
         }
         // The best that resolves to an http(s) URL (almost always the best of all).
         loop {
@@ -634,6 +643,25 @@ impl Extractor {
                 if !(attribute.lazy && value.contains(char::is_whitespace)) {
                     push(value, Size::Density(1.0));
                 }
+            }
+        }
+    }
+
+    /// The candidates of an `<img>`'s or `<source>`'s `data-*` attributes that are not
+    /// in `IMAGE_ATTRIBUTES` but hold an image's URL by shape ([`lazy`]). They rank after
+    /// every configured attribute, so among equals a known one wins.
+    fn unlisted_lazy_of<'a>(&self, element: ElementRef<'a>, own: bool, out: &mut Vec<Candidate<'a>>) {
+        if !matches!(element.value().name(), "img" | "source") {
+            return;
+        }
+        for (i, (name, value)) in element.value().attrs().enumerate() {
+            if !name.starts_with("data-") || self.attributes.iter().any(|a| a.name == name) {
+                continue;
+            }
+            for c in lazy::image_candidates(name, value) {
+                let placeholder = is_placeholder(c.url);
+                let rank = self.attributes.len() + i;
+                out.push(Candidate { raw: c.url, size: c.size, lazy: true, placeholder, own, rank });
             }
         }
     }
@@ -1136,6 +1164,37 @@ mod tests {
         }
         let canvas = r#"<img srcset="/img/blank-canvas-painting.jpg 2x" src="/img/small.jpg">"#;
         assert_eq!(one(canvas).0, "http://h.example/img/blank-canvas-painting.jpg");
+    }
+
+    #[test]
+    fn any_data_attribute_shaped_like_an_image_stands_in_for_a_placeholder() {
+        let p = |n: &str| format!("http://h.example/p/{n}");
+        // Names outside IMAGE_ATTRIBUTES, behind a spacer or no src at all.
+        assert_eq!(one(r#"<img src="blank.gif" data-src1="a.jpg">"#).0, p("a.jpg"));
+        assert_eq!(one(r#"<img data-source-standard="/img/b.png">"#).0, "http://h.example/img/b.png");
+        assert_eq!(
+            one(r#"<img src="data:x" data-bgset="c-400.jpg 400w, c-1200.jpg 1200w">"#).0,
+            p("c-1200.jpg")
+        );
+        // Several: the largest by the usual rules, the first among equals.
+        let several = r#"<img src="spacer.gif" data-full="d.jpg" data-zoom-image="d-zoom.jpg" data-hires="d-2x.jpg 2x">"#;
+        assert_eq!(one(several).0, p("d-2x.jpg"));
+        assert_eq!(
+            one(r#"<img src="spacer.gif" data-full="e.jpg" data-zoom-image="e-zoom.jpg">"#).0,
+            p("e.jpg")
+        );
+        // A known attribute first; a real src is never replaced.
+        assert_eq!(
+            one(r#"<img src="spacer.gif" data-zoom="/z/f-big.jpg 2x" data-src="f.jpg">"#).0,
+            p("f.jpg")
+        );
+        assert_eq!(one(r#"<img src="g.jpg" data-zoom-image="g-zoom.jpg">"#).0, p("g.jpg"));
+        // JSON, template text and page links are never taken: the placeholder stays.
+        let junk = r#"<img src="spacer.gif" data-gallery='{"src":"h.jpg"}' data-tpl="{{ url }}.jpg" data-href="/post/12">"#;
+        assert_eq!(one(junk).0, p("spacer.gif"));
+        // In a <picture>, a <source>'s unlisted attribute counts too.
+        let picture = r#"<picture><source data-hi-srcset="i-800.webp 800w"><img src="lazy.gif"></picture>"#;
+        assert_eq!(one(picture).0, p("i-800.webp"));
     }
 
     #[test]
