@@ -105,7 +105,7 @@ fn rules(selector: &str, host: &str) -> ExtractRules {
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
-        next_selector: String::new(),
+        next_selector: Some(String::new()),
         detail: Default::default(),
     }
 }

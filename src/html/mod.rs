@@ -20,6 +20,7 @@
 
 pub mod detail;
 pub mod lazy;
+pub mod next;
 pub mod pager;
 pub mod parse;
 pub mod placeholder;
@@ -56,8 +57,10 @@ pub struct ExtractRules {
     /// Links that are images whatever their extension (`LINK_SELECTOR`); empty: none.
     pub link_selector: String,
     /// Elements whose `href` is the next listing page (`NEXT_SELECTOR`), so a walk can go
-    /// on where no template numbers the pages; empty: a scan never finds one.
-    pub next_selector: String,
+    /// on where no template numbers the pages; empty: a scan never finds one. `None`: the
+    /// default rules ([`next`]), since most real pagers carry no `rel=next` and a CSS
+    /// selector cannot say "a link whose text is Next, unless it is marked previous".
+    pub next_selector: Option<String>,
     /// Links to a page per image, and what such a page yields (`DETAIL_*`).
     pub detail: DetailRules,
 }
@@ -123,8 +126,9 @@ pub struct PageScan {
     pub images: Vec<Found>,
     /// The last number in the page-count element's text, if there is one.
     pub page_count: Option<u32>,
-    /// The first `NEXT_SELECTOR` match whose `href` is an http(s) URL other than the
-    /// page's own (fragment stripped): where a walk without a template goes next. Never
+    /// The first `NEXT_SELECTOR` match (or, with none set, the first link the default
+    /// rules of [`next`] find) whose `href` is an http(s) URL other than the page's own
+    /// (fragment stripped): where a walk without a template goes next. Never
     /// set on a detail page (one level only).
     pub next: Option<Url>,
     /// Distinct http(s) targets of the `DETAIL_SELECTOR` links, in document order
@@ -169,7 +173,7 @@ pub struct Extractor {
     base: Selector,
     links: LinkedImages,
     link_selector: Option<Selector>,
-    next: Option<Selector>,
+    next: NextRule,
     /// `DETAIL_SELECTOR`: links to a page per image, on listing pages.
     detail_links: Option<Selector>,
     /// `DETAIL_IMAGE_SELECTOR`: the images of a detail page; `None`: `image`'s. When set,
@@ -177,6 +181,17 @@ pub struct Extractor {
     /// whatever their extension, links it does not match are not images.
     detail_image: Option<Selector>,
     detail_images: DetailImages,
+}
+
+/// How a listing page's next link is found (`NEXT_SELECTOR`).
+#[derive(Debug)]
+enum NextRule {
+    /// `NEXT_SELECTOR: ""`.
+    Off,
+    /// The user's selector, alone.
+    Selector(Selector),
+    /// Not set: `rel=next`, then links marked or worded next ([`next`]).
+    Default(next::DefaultNext),
 }
 
 /// One candidate URL of an element, as written, ranked. Resolved only once chosen: a
@@ -294,7 +309,12 @@ impl Extractor {
             base: Selector::parse("base[href]").expect("static selector"),
             links: rules.linked_images,
             link_selector,
-            next: optional_selector(&rules.next_selector, "next-link selector")?,
+            next: match &rules.next_selector {
+                None => NextRule::Default(next::DefaultNext::default()),
+                Some(css) => {
+                    optional_selector(css, "next-link selector")?.map_or(NextRule::Off, NextRule::Selector)
+                }
+            },
             detail_links: optional_selector(&rules.detail.selector, "detail-link selector")?,
             detail_image: optional_selector(&rules.detail.image_selector, "detail-image selector")?,
             detail_images: rules.detail.images,
@@ -374,9 +394,13 @@ impl Extractor {
     /// The first next link that leads somewhere else. Elements in a `<template>` are
     /// inert, as for images.
     fn next_link(&self, doc: &Html, base: &Url, page_url: &Url) -> Option<Url> {
-        let selector = self.next.as_ref()?;
         let mut here = page_url.clone();
         here.set_fragment(None);
+        let selector = match &self.next {
+            NextRule::Off => return None,
+            NextRule::Default(rules) => return rules.find(doc, &here, |href| self.resolve(href, base)),
+            NextRule::Selector(selector) => selector,
+        };
         doc.select(selector)
             .filter(|e| !e.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == "template"))
             .filter_map(|e| self.resolve(e.value().attr("href")?, base))
@@ -884,7 +908,7 @@ mod tests {
             page_count_selector: "li.pag-text".into(),
             linked_images: LinkedImages::Prefer,
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: DetailRules::default(),
         }
     }
