@@ -94,6 +94,8 @@ impl Rules {
 /// lines per group, groups for one token merged). Lines are cut where the library cuts
 /// them (`\n`, `\r`, and `\0`, which it reads as a line break), so no rule moves group.
 fn product_tokens(body: &[u8]) -> Vec<u8> {
+    // A byte order mark would hide the first line's key; the library drops it too.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let mut out = Vec::with_capacity(body.len());
     for line in body.split_inclusive(|b| matches!(b, b'\n' | b'\r' | 0)) {
         let (text, end) = match line.last() {
@@ -233,6 +235,8 @@ mod tests {
             b"User-agent: *\r\nDisallow: /theirs\r\nuseragent image-scraper/1.0\r\nDisallow: /ours\r\n",
         );
         assert!(is_ours(&crlf), "CRLF and the key's other spellings");
+        let bom = Rules::parse(b"\xEF\xBB\xBFUser-agent: image-scraper/1.0\nDisallow: /ours\n\nUser-agent: *\nDisallow: /theirs\n");
+        assert!(is_ours(&bom), "a byte order mark before the first group");
     }
 
     #[test]
