@@ -149,24 +149,26 @@ impl DefaultNext {
     }
 }
 
-/// Whether the link's `rel` has `word` (ASCII case-insensitive, as HTML compares it).
+/// The words of a link's `rel` (ASCII case-insensitive, as HTML compares them).
+fn rel_words(element: ElementRef<'_>) -> impl Iterator<Item = &str> {
+    element.value().attr("rel").into_iter().flat_map(str::split_ascii_whitespace)
+}
+
 fn has_rel(element: ElementRef<'_>, word: &str) -> bool {
-    element
-        .value()
-        .attr("rel")
-        .is_some_and(|r| r.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case(word)))
+    rel_words(element).any(|t| t.eq_ignore_ascii_case(word))
 }
 
 /// A link never followed whatever else it says: `rel=prev`, or greyed out.
 fn backwards(element: ElementRef<'_>) -> bool {
-    has_rel(element, "prev") || has_rel(element, "previous") || disabled(element)
+    rel_words(element).any(|t| t.eq_ignore_ascii_case("prev") || t.eq_ignore_ascii_case("previous"))
+        || disabled(element)
 }
 
 /// What an `<a>` says about where it goes.
 fn read(element: ElementRef<'_>) -> Option<Link<'_>> {
     let e = element.value();
     let href = e.attr("href")?;
-    let text = way_of_words(&element.text().collect::<String>());
+    let text = short_text(element).and_then(|t| way_of_words(&t));
     let label =
         e.attr("aria-label").and_then(way_of_words).or_else(|| e.attr("title").and_then(way_of_words));
     let class = way_of_classes(element);
@@ -175,14 +177,28 @@ fn read(element: ElementRef<'_>) -> Option<Link<'_>> {
     Some(Link { href, marked, way })
 }
 
+/// Longer than any phrase with arrows around it: a title or a sentence, not a pager's.
+const MAX_PHRASE_BYTES: usize = 64;
+
+/// The link's text when it is short enough to be a pager's; `None` for longer text,
+/// read no further. Most links of a gallery (a thumbnail, a caption) are one or the
+/// other, and every link of a page without `rel=next` is read.
+fn short_text(element: ElementRef<'_>) -> Option<String> {
+    let mut text = String::new();
+    for piece in element.text() {
+        let piece = if text.is_empty() { piece.trim_start() } else { piece };
+        if text.len() + piece.len() > MAX_PHRASE_BYTES * 2 {
+            return None;
+        }
+        text.push_str(piece);
+    }
+    Some(text)
+}
+
 /// A pager's greyed-out link: `aria-disabled="true"`, or `disabled` in its or its
 /// parent's class.
 fn disabled(element: ElementRef<'_>) -> bool {
-    let class_says = |e: ElementRef<'_>| {
-        e.value()
-            .attr("class")
-            .is_some_and(|c| c.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("disabled")))
-    };
+    let class_says = |e: ElementRef<'_>| e.value().classes().any(|c| c.eq_ignore_ascii_case("disabled"));
     element.value().attr("aria-disabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
         || class_says(element)
         || element.parent().and_then(ElementRef::wrap).is_some_and(class_says)
@@ -191,8 +207,19 @@ fn disabled(element: ElementRef<'_>) -> bool {
 /// Which way a text, label or title says: a phrase of either list once the arrows and
 /// punctuation around it are trimmed (`« Older Entries`, `Next ›`), or an arrow alone.
 fn way_of_words(text: &str) -> Option<Way> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let text = words.join(" ").to_lowercase();
+    let text = text.trim();
+    if text.is_empty() || text.len() > MAX_PHRASE_BYTES {
+        return None;
+    }
+    // Spaces collapsed and lower-cased in one pass.
+    let mut folded = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !folded.is_empty() {
+            folded.push(' ');
+        }
+        folded.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    let text = folded;
     let core = text.trim_matches(|c: char| {
         c.is_whitespace() || NEXT_ARROWS.contains(&c) || PREVIOUS_ARROWS.contains(&c) || ".…:()[]".contains(c)
     });
@@ -224,8 +251,7 @@ fn way_of_classes(link: ElementRef<'_>) -> Option<Way> {
     for level in 0..3 {
         let Some(element) = node.and_then(ElementRef::wrap) else { break };
         let e = element.value();
-        let names = e.attr("class").into_iter().chain(e.attr("id")).flat_map(str::split_ascii_whitespace);
-        let way = names.fold(None, |found, name| found.or_else(|| way_of_name(&name.to_ascii_lowercase())));
+        let way = e.classes().chain(e.id()).find_map(way_of_name);
         if way.is_some() && (level == 0 || only_link(element)) {
             return way;
         }
@@ -234,16 +260,23 @@ fn way_of_classes(link: ElementRef<'_>) -> Option<Way> {
     None
 }
 
+/// Which way one class or id says, any case.
 fn way_of_name(name: &str) -> Option<Way> {
-    match name {
-        "nav-previous" => return Some(Way::Next),
-        "nav-next" => return Some(Way::Previous),
-        _ => {}
+    let is = |word: &str, one_of: &[&str]| one_of.iter().any(|w| w.eq_ignore_ascii_case(word));
+    if is(name, &["nav-previous"]) {
+        return Some(Way::Next);
     }
-    name.split(['-', '_']).find_map(|word| match word {
-        "next" | "older" | "nextpostslink" | "nextpage" => Some(Way::Next),
-        "prev" | "previous" | "newer" | "previouspostslink" | "prevpage" => Some(Way::Previous),
-        _ => None,
+    if is(name, &["nav-next"]) {
+        return Some(Way::Previous);
+    }
+    name.split(['-', '_']).find_map(|word| {
+        if is(word, &["next", "older", "nextpostslink", "nextpage"]) {
+            Some(Way::Next)
+        } else if is(word, &["prev", "previous", "newer", "previouspostslink", "prevpage"]) {
+            Some(Way::Previous)
+        } else {
+            None
+        }
     })
 }
 
@@ -419,6 +452,16 @@ mod tests {
         assert_eq!(next(html).as_deref(), Some("https://site.example/a"));
         let html = r#"<a href="/c">Next</a><span class="pager-next"><a href="/b">x</a></span>"#;
         assert_eq!(next(html).as_deref(), Some("https://site.example/b"));
+        // Drupal's pager: the word `next` in a BEM class of the link's `<li>`.
+        let html = r#"<li class="pager__item pager__item--next"><a href="?page=2" title="Go to next page"><span class="visually-hidden">Next page</span><span aria-hidden="true">››</span></a></li>"#;
+        assert_eq!(next(html).as_deref(), Some("https://site.example/list/page/2/?page=2"));
+        let html =
+            r#"<li class="pager__item pager__item--next"><a href="?page=2"><img src="arrow.svg"></a></li>"#;
+        assert_eq!(
+            next(html).as_deref(),
+            Some("https://site.example/list/page/2/?page=2"),
+            "by the class alone"
+        );
         // A marker on an ancestor names its link only when it holds no other.
         let html = r#"<div class="next-posts"><a href="/x">One</a><a href="/y">Two</a></div>"#;
         assert_eq!(next(html), None);

@@ -88,22 +88,24 @@ const PLAIN_WORDS: &[&str] = &[
 pub fn is_placeholder(raw: &str) -> bool {
     let path = &raw[..raw.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(raw.len())];
     let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem).to_ascii_lowercase();
-    if SPACER_STEMS.contains(&stem.as_str()) {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    // Asked for every candidate of every image: no allocation.
+    let among = |word: &str, list: &[&str]| list.iter().any(|w| w.eq_ignore_ascii_case(word));
+    if among(stem, SPACER_STEMS) {
         return true;
     }
-    let words: Vec<&str> = stem.split(['-', '_', '.']).filter(|w| !w.is_empty()).collect();
-    if words.iter().any(|w| SURE_WORDS.contains(w)) {
+    let words = || stem.split(['-', '_', '.']).filter(|w| !w.is_empty());
+    if words().any(|w| among(w, SURE_WORDS)) {
         return true;
     }
-    words.iter().any(|w| HINT_WORDS.contains(w))
-        && words.iter().all(|w| HINT_WORDS.contains(w) || PLAIN_WORDS.contains(w) || is_size(w))
+    words().any(|w| among(w, HINT_WORDS))
+        && words().all(|w| among(w, HINT_WORDS) || among(w, PLAIN_WORDS) || is_size(w))
 }
 
 /// `16`, `300x200`, `2px`, `2x`: a size, which a placeholder's name often carries.
 fn is_size(word: &str) -> bool {
-    let word = word.strip_suffix("px").unwrap_or(word);
-    let mut parts = word.split('x');
+    let word = word.strip_suffix("px").or_else(|| word.strip_suffix("PX")).unwrap_or(word);
+    let mut parts = word.split(['x', 'X']);
     let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
     match (parts.next(), parts.next(), parts.next()) {
         (Some(a), None, None) => digits(a),
