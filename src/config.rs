@@ -53,8 +53,6 @@ pub const DEFAULT_IMAGE_ATTRIBUTES: [&str; 12] = [
 /// `settings.yaml`, next to its URL).
 pub const DEFAULT_IMAGE_HOST: &str = "";
 pub const DEFAULT_PAGE_COUNT_SELECTOR: &str = "li.pag-text";
-/// HTML's own word for the next page of a series, on a link or in `<head>`.
-pub const DEFAULT_NEXT_SELECTOR: &str = "a[rel~=next], link[rel~=next]";
 /// The most template pages `PAGE_LOOKAHEAD` lets run ahead: past it, pages fetched past
 /// the end cost the site more than they gain.
 pub const MAX_PAGE_LOOKAHEAD: u32 = 64;
@@ -290,7 +288,7 @@ impl Config {
                 page_count_selector: DEFAULT_PAGE_COUNT_SELECTOR.into(),
                 linked_images: LinkedImages::default(),
                 link_selector: String::new(),
-                next_selector: DEFAULT_NEXT_SELECTOR.into(),
+                next_selector: None,
                 detail: DetailRules {
                     selector: cli.demo.unwrap_or_default().detail_selector().unwrap_or_default().into(),
                     ..DetailRules::default()
@@ -312,11 +310,13 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_PAGE_COUNT_SELECTOR.into()),
                 linked_images: s.linked_images.unwrap_or_default(),
                 link_selector: s.link_selector.clone().unwrap_or_default(),
-                next_selector: s.next_selector.clone().unwrap_or_else(|| DEFAULT_NEXT_SELECTOR.into()),
+                next_selector: s.next_selector.clone(),
                 detail: resolve_detail(&settings)?,
             },
         };
-        check_selector(&settings, "NEXT_SELECTOR", &extract.next_selector, "next-link selector")?;
+        if let Some(css) = &extract.next_selector {
+            check_selector(&settings, "NEXT_SELECTOR", css, "next-link selector")?;
+        }
         Extractor::new(&extract).map_err(|e| anyhow!("{file}: SCRAPER: {e}"))?;
 
         let source = match &cli.urls {
@@ -1045,7 +1045,7 @@ mod tests {
     #[test]
     fn walk_keys_have_defaults() {
         let c = resolve(ORIGINAL, &["-p", "3"]).unwrap();
-        assert_eq!(c.extract.next_selector, DEFAULT_NEXT_SELECTOR);
+        assert_eq!(c.extract.next_selector, None);
         assert_eq!(c.walk, Walk { page_host: "www.stockfreeimages.com".into(), lookahead: 3 });
         assert_eq!(c.extract.detail, DetailRules::default());
         assert_eq!(c.extract.detail.images, crate::html::DetailImages::Largest);
@@ -1062,7 +1062,7 @@ mod tests {
             "{ORIGINAL}  NEXT_SELECTOR: 'a.older'\n  PAGE_HOST: Example.COM\n  PAGE_LOOKAHEAD: 5\n  DETAIL_SELECTOR: 'a.mw-file-description'\n  DETAIL_IMAGE_SELECTOR: '.fullImageLink a, .fullImageLink img'\n  DETAIL_IMAGES: all\n"
         );
         let c = resolve(&yaml, &[]).unwrap();
-        assert_eq!(c.extract.next_selector, "a.older");
+        assert_eq!(c.extract.next_selector.as_deref(), Some("a.older"));
         assert_eq!(c.walk, Walk { page_host: "example.com".into(), lookahead: 5 });
         assert!(c.walk.allows(&Url::parse("https://www.example.com/x").unwrap()));
         assert_eq!(
@@ -1075,7 +1075,7 @@ mod tests {
         );
         // Empty turns next links off and the page host filter off.
         let c = resolve(&format!("{ORIGINAL}  NEXT_SELECTOR: ''\n  PAGE_HOST: ''\n"), &[]).unwrap();
-        assert_eq!((c.extract.next_selector.as_str(), c.walk.page_host.as_str()), ("", ""));
+        assert_eq!((c.extract.next_selector.as_deref(), c.walk.page_host.as_str()), (Some(""), ""));
         assert!(c.walk.allows(&Url::parse("https://anywhere.example/").unwrap()));
     }
 
@@ -1139,7 +1139,7 @@ mod tests {
             let c = resolve(&name);
             let (urls, _) = pages(&c);
             assert_eq!(c.walk, Walk { page_host: "127.0.0.1".into(), lookahead: 7 }, "{name}");
-            assert_eq!(c.extract.next_selector, DEFAULT_NEXT_SELECTOR);
+            assert_eq!(c.extract.next_selector, None);
             assert_eq!(c.extract.detail.selector, shape.detail_selector().unwrap_or_default(), "{name}");
             let first = match shape {
                 Shape::NextLinks => "http://127.0.0.1:4000/list/cats",

@@ -240,7 +240,7 @@ mod tests {
             page_count_selector: String::new(),
             linked_images: Default::default(),
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: Default::default(),
         };
         FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }

@@ -1,6 +1,7 @@
 //! robots.txt as RFC 9309 reads it: the rules for our product token (or `*`), and the
 //! Crawl-delay. Parsing is texting_robots' (tested against a large crawl corpus); this
-//! is what a fetch outcome means. Never imports actix.
+//! is what a fetch outcome means, and which `User-agent:` lines name us. Never imports
+//! actix.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ impl Rules {
     /// From a 2xx body. A body texting_robots cannot make sense of allows everything, as
     /// an empty file would.
     pub fn parse(body: &[u8]) -> Self {
-        match Robot::new(ROBOTS_AGENT, body) {
+        match Robot::new(ROBOTS_AGENT, &product_tokens(body)) {
             Ok(robot) => Rules::Parsed(Arc::new(robot)),
             Err(_) => Rules::AllowAll,
         }
@@ -84,6 +85,59 @@ impl Rules {
     pub fn is_failure(&self) -> bool {
         matches!(self, Rules::Unreachable(_))
     }
+}
+
+/// The body with each `User-agent:` value cut to its product token, so that
+/// texting_robots, which compares the whole lower-cased value, matches groups as RFC 9309
+/// §2.2.1 asks and Google's open-source matcher does: `image-scraper/1.0` and
+/// `Image-Scraper bar` name us. Its grouping stays the library's (several user-agent
+/// lines per group, groups for one token merged). Lines are cut where the library cuts
+/// them (`\n`, `\r`, and `\0`, which it reads as a line break), so no rule moves group.
+fn product_tokens(body: &[u8]) -> Vec<u8> {
+    // A byte order mark would hide the first line's key; the library drops it too.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|b| matches!(b, b'\n' | b'\r' | 0)) {
+        let (text, end) = match line.last() {
+            Some(b'\n' | b'\r' | 0) => line.split_at(line.len() - 1),
+            _ => (line, &[][..]),
+        };
+        match user_agent_token(text) {
+            Some(token) => {
+                out.extend_from_slice(b"User-agent: ");
+                out.extend_from_slice(token);
+            }
+            None => out.extend_from_slice(text),
+        }
+        out.extend_from_slice(end);
+    }
+    out
+}
+
+/// The product token of a `User-agent:` line (as texting_robots spells the key: any
+/// case, `user-agent`, `user agent` or `useragent`, then `:` or a space), or `None` for
+/// any other line and for a value with no token, which is left for the library as it is.
+/// `*` followed by a space and more is the global group, as in Google's matcher.
+fn user_agent_token(line: &[u8]) -> Option<&[u8]> {
+    let line = line.trim_ascii_start();
+    let key = [&b"user-agent"[..], b"user agent", b"useragent"]
+        .into_iter()
+        .find(|key| line.len() >= key.len() && line[..key.len()].eq_ignore_ascii_case(key))?;
+    let rest = &line[key.len()..];
+    let value = match rest.trim_ascii_start() {
+        [b':', value @ ..] => value,
+        value if value.len() < rest.len() => value,
+        _ => return None,
+    };
+    let value = value.split(|b| *b == b'#').next().unwrap_or_default().trim_ascii();
+    if value.first() == Some(&b'*') {
+        return (value.len() == 1 || value[1].is_ascii_whitespace()).then_some(&value[..1]);
+    }
+    let end = value
+        .iter()
+        .position(|b| !(b.is_ascii_alphabetic() || matches!(b, b'-' | b'_')))
+        .unwrap_or(value.len());
+    (end > 0).then_some(&value[..end])
 }
 
 /// `https://host:port/robots.txt` for the origin of `url`.
@@ -142,6 +196,60 @@ mod tests {
         assert!(!star.allows(&url("http://h/private/a.jpg")));
         assert!(star.allows(&url("http://h/public/a.jpg")));
         assert_eq!(star.crawl_delay(), Some(Duration::from_millis(500)));
+    }
+
+    /// Disallows `/ours` for the group `ua`, `/theirs` for everyone else.
+    fn ours_or_star(ua: &str) -> Rules {
+        Rules::parse(
+            format!("User-agent: *\nDisallow: /theirs\n\nUser-agent: {ua}\nDisallow: /ours\n").as_bytes(),
+        )
+    }
+
+    fn is_ours(rules: &Rules) -> bool {
+        !rules.allows(&url("http://h/ours")) && rules.allows(&url("http://h/theirs"))
+    }
+
+    #[test]
+    fn a_group_is_ours_by_its_product_token() {
+        for ua in [
+            "image-scraper",
+            "image-scraper/1.0",
+            "Image-Scraper bar",
+            "IMAGE-SCRAPER/2 (+http://x)",
+            "image-scraper # us",
+        ] {
+            assert!(is_ours(&ours_or_star(ua)), "{ua:?} names us");
+        }
+        for ua in [
+            "image-scraper-bot",
+            "image",
+            "images-scraper/1.0",
+            "image_scraper",
+            "*image-scraper",
+            "/image-scraper",
+        ] {
+            assert!(!is_ours(&ours_or_star(ua)), "{ua:?} is not us");
+            assert!(!ours_or_star(ua).allows(&url("http://h/theirs")), "{ua:?}: the * group applies");
+        }
+        let crlf = Rules::parse(
+            b"User-agent: *\r\nDisallow: /theirs\r\nuseragent image-scraper/1.0\r\nDisallow: /ours\r\n",
+        );
+        assert!(is_ours(&crlf), "CRLF and the key's other spellings");
+        let bom = Rules::parse(b"\xEF\xBB\xBFUser-agent: image-scraper/1.0\nDisallow: /ours\n\nUser-agent: *\nDisallow: /theirs\n");
+        assert!(is_ours(&bom), "a byte order mark before the first group");
+    }
+
+    #[test]
+    fn groups_have_several_agents_and_merge_by_token() {
+        let txt = b"User-agent: other\nUser-agent: image-scraper/1.0\nDisallow: /a\n\n\
+            User-agent: *\nDisallow: /theirs\n\nUser-agent: Image-Scraper\nDisallow: /b\nCrawl-delay: 3\n";
+        let rules = Rules::parse(txt);
+        assert!(!rules.allows(&url("http://h/a/x.jpg")), "a group of several user-agent lines");
+        assert!(!rules.allows(&url("http://h/b/x.jpg")), "the second group for our token is merged");
+        assert!(rules.allows(&url("http://h/theirs/x.jpg")));
+        assert_eq!(rules.crawl_delay(), Some(Duration::from_secs(3)));
+        let star = Rules::parse(b"User-agent: * extra words\nDisallow: /theirs\n");
+        assert!(!star.allows(&url("http://h/theirs")), "`*` and more is still the global group");
     }
 
     #[test]

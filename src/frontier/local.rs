@@ -331,8 +331,12 @@ impl LocalFrontier {
         if n != self.pages.first() && found > 0 && admitted == 0 {
             return self.end_before(n, EndWhy::Repeats);
         }
+        // With a template the numbers lead: a next link to a page already handed out (the
+        // lookahead's page n + 1, sent before page n came back) says only that the walk
+        // goes on. Only a walk by links can loop.
+        let by_links = matches!(self.source, PageSource::Links(_));
         let last = match next {
-            Some(next) if self.walked.contains(&next) => Some(LastWhy::Loop),
+            Some(next) if by_links && self.walked.contains(&next) => Some(LastWhy::Loop),
             Some(next) => {
                 self.next_seen = true;
                 let following = n.saturating_add(1);

@@ -142,7 +142,7 @@ mod tests {
             page_count_selector: "li.pag-text".into(),
             linked_images: LinkedImages::Prefer,
             link_selector: String::new(),
-            next_selector: "a[rel~=next], link[rel~=next]".into(),
+            next_selector: None,
             detail: DetailRules::default(),
         };
         change(&mut rules);
@@ -185,8 +185,8 @@ mod tests {
         // `<base href>` moves relative links, as for images.
         let based = r#"<head><base href="https://other.example/g/"></head><a rel="next" href="p2">n</a>"#;
         assert_eq!(next(based).as_deref(), Some("https://other.example/g/p2"));
-        // No rel, no next; `rel="prev"` is not next.
-        assert_eq!(next(r#"<a href="p2.html">next</a><a rel="prev" href="p0.html">prev</a>"#), None);
+        // A link that says nothing of next is not one; `rel="prev"` never is, whatever its text.
+        assert_eq!(next(r#"<a href="p2.html">page two</a><a rel="prev" href="p0.html">next</a>"#), None);
     }
 
     #[test]
@@ -217,15 +217,15 @@ mod tests {
 
     #[test]
     fn next_links_can_be_turned_off_or_chosen() {
-        let off = rules(|r| r.next_selector = String::new());
+        let off = rules(|r| r.next_selector = Some(String::new()));
         assert_eq!(listing(&off, r#"<a rel="next" href="p2.html">n</a>"#).next, None);
-        let own = rules(|r| r.next_selector = "nav .older".into());
+        let own = rules(|r| r.next_selector = Some("nav .older".into()));
         let s = listing(
             &own,
             r#"<a rel="next" href="p2.html">n</a><nav><a class="older" href="p9.html">older</a></nav>"#,
         );
         assert_eq!(s.next.as_ref().map(Url::as_str), Some("http://h.example/list/p9.html"));
-        let bad = rules(|r| r.next_selector = "a[rel=".into());
+        let bad = rules(|r| r.next_selector = Some("a[rel=".into()));
         assert!(Extractor::new(&bad).unwrap_err().contains("next-link selector"));
     }
 

@@ -7,7 +7,8 @@
 //! The rules (docs/EXTRACTION.md says why each exists):
 //! - one URL per image element: an `<img>` with its `<picture>`'s `<source>`s, or a
 //!   `<picture>` alone, chooses among all their candidates ([`Extractor::choose`]);
-//! - lazy-loading attributes (`data-*`) before `srcset`/`src`; placeholders last;
+//! - lazy-loading attributes (`data-*`) before `srcset`/`src`, any other `data-*` shaped
+//!   like an image where those offer nothing real ([`lazy`]); placeholders last;
 //!   values that are not URLs never;
 //! - `<noscript>` read as markup; its image and its lazy twin beside it are one image;
 //! - `<template>` is inert;
@@ -18,8 +19,11 @@
 //!   ([`Extractor::scan_detail`]) yields its largest image ([`detail`]).
 
 pub mod detail;
+pub mod lazy;
+pub mod next;
 pub mod pager;
 pub mod parse;
+pub mod placeholder;
 pub mod srcset;
 
 use std::collections::HashSet;
@@ -31,6 +35,7 @@ use url::Url;
 
 use detail::Dims;
 pub use detail::{DetailImages, DetailRules};
+use placeholder::is_placeholder;
 use srcset::Size;
 
 /// What the site-specific settings say about where images and the page count are.
@@ -52,8 +57,10 @@ pub struct ExtractRules {
     /// Links that are images whatever their extension (`LINK_SELECTOR`); empty: none.
     pub link_selector: String,
     /// Elements whose `href` is the next listing page (`NEXT_SELECTOR`), so a walk can go
-    /// on where no template numbers the pages; empty: a scan never finds one.
-    pub next_selector: String,
+    /// on where no template numbers the pages; empty: a scan never finds one. `None`: the
+    /// default rules ([`next`]), since most real pagers carry no `rel=next` and a CSS
+    /// selector cannot say "a link whose text is Next, unless it is marked previous".
+    pub next_selector: Option<String>,
     /// Links to a page per image, and what such a page yields (`DETAIL_*`).
     pub detail: DetailRules,
 }
@@ -119,8 +126,9 @@ pub struct PageScan {
     pub images: Vec<Found>,
     /// The last number in the page-count element's text, if there is one.
     pub page_count: Option<u32>,
-    /// The first `NEXT_SELECTOR` match whose `href` is an http(s) URL other than the
-    /// page's own (fragment stripped): where a walk without a template goes next. Never
+    /// The first `NEXT_SELECTOR` match (or, with none set, the first link the default
+    /// rules of [`next`] find) whose `href` is an http(s) URL other than the page's own
+    /// (fragment stripped): where a walk without a template goes next. Never
     /// set on a detail page (one level only).
     pub next: Option<Url>,
     /// Distinct http(s) targets of the `DETAIL_SELECTOR` links, in document order
@@ -168,7 +176,7 @@ pub struct Extractor {
     base: Selector,
     links: LinkedImages,
     link_selector: Option<Selector>,
-    next: Option<Selector>,
+    next: NextRule,
     /// `DETAIL_SELECTOR`: links to a page per image, on listing pages.
     detail_links: Option<Selector>,
     /// `DETAIL_IMAGE_SELECTOR`: the images of a detail page; `None`: `image`'s. When set,
@@ -176,6 +184,17 @@ pub struct Extractor {
     /// whatever their extension, links it does not match are not images.
     detail_image: Option<Selector>,
     detail_images: DetailImages,
+}
+
+/// How a listing page's next link is found (`NEXT_SELECTOR`).
+#[derive(Debug)]
+enum NextRule {
+    /// `NEXT_SELECTOR: ""`.
+    Off,
+    /// The user's selector, alone.
+    Selector(Selector),
+    /// Not set: `rel=next`, then links marked or worded next ([`next`]).
+    Default(next::DefaultNext),
 }
 
 /// One candidate URL of an element, as written, ranked. Resolved only once chosen: a
@@ -293,7 +312,12 @@ impl Extractor {
             base: Selector::parse("base[href]").expect("static selector"),
             links: rules.linked_images,
             link_selector,
-            next: optional_selector(&rules.next_selector, "next-link selector")?,
+            next: match &rules.next_selector {
+                None => NextRule::Default(next::DefaultNext::default()),
+                Some(css) => {
+                    optional_selector(css, "next-link selector")?.map_or(NextRule::Off, NextRule::Selector)
+                }
+            },
             detail_links: optional_selector(&rules.detail.selector, "detail-link selector")?,
             detail_image: optional_selector(&rules.detail.image_selector, "detail-image selector")?,
             detail_images: rules.detail.images,
@@ -374,9 +398,13 @@ impl Extractor {
     /// The first next link that leads somewhere else. Elements in a `<template>` are
     /// inert, as for images.
     fn next_link(&self, doc: &Html, base: &Url, page_url: &Url) -> Option<Url> {
-        let selector = self.next.as_ref()?;
         let mut here = page_url.clone();
         here.set_fragment(None);
+        let selector = match &self.next {
+            NextRule::Off => return None,
+            NextRule::Default(rules) => return rules.find(doc, &here, |href| self.resolve(href, base)),
+            NextRule::Selector(selector) => selector,
+        };
         doc.select(selector)
             .filter(|e| !e.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == "template"))
             .filter_map(|e| self.resolve(e.value().attr("href")?, base))
@@ -585,8 +613,15 @@ impl Extractor {
     /// The one URL an image element stands for: the largest of its real candidates.
     fn choose(&self, unit: ElementRef<'_>, base: &Url) -> Option<Pick> {
         let mut candidates = Vec::new();
-        for (element, own) in members(unit) {
+        let members = members(unit);
+        for &(element, own) in &members {
             self.candidates_of(element, own, &mut candidates);
+        }
+        // Known attributes first; any other `data-*` only where they offer no real image.
+        if best_candidate(&candidates).is_none_or(|best| candidates[best].placeholder) {
+            for &(element, own) in &members {
+                self.unlisted_lazy_of(element, own, &mut candidates);
+            }
         }
         // The best that resolves to an http(s) URL (almost always the best of all).
         loop {
@@ -614,8 +649,11 @@ impl Extractor {
             };
             let mut push = |raw: &'a str, size: Size| {
                 let raw = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-                // A `data:` URI is a placeholder by nature and never downloaded.
-                if !looks_like_url(raw) || raw.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:")) {
+                // `src` and `srcset` hold URLs by definition, and a browser fetches a bare
+                // `photo` or `img-a` as one; only a script's `data-*` attribute may hold
+                // anything. A `data:` URI is a placeholder by nature and never downloaded;
+                // a bare fragment (`#`) is the page itself.
+                if (attribute.lazy && !looks_like_url(raw)) || !is_image_reference(raw) {
                     return;
                 }
                 let placeholder = is_placeholder(raw);
@@ -633,6 +671,25 @@ impl Extractor {
                 if !(attribute.lazy && value.contains(char::is_whitespace)) {
                     push(value, Size::Density(1.0));
                 }
+            }
+        }
+    }
+
+    /// The candidates of an `<img>`'s or `<source>`'s `data-*` attributes that are not
+    /// in `IMAGE_ATTRIBUTES` but hold an image's URL by shape ([`lazy`]). They rank after
+    /// every configured attribute, so among equals a known one wins.
+    fn unlisted_lazy_of<'a>(&self, element: ElementRef<'a>, own: bool, out: &mut Vec<Candidate<'a>>) {
+        if !matches!(element.value().name(), "img" | "source") {
+            return;
+        }
+        for (i, (name, value)) in element.value().attrs().enumerate() {
+            if !name.starts_with("data-") || self.attributes.iter().any(|a| a.name == name) {
+                continue;
+            }
+            for c in lazy::image_candidates(name, value) {
+                let placeholder = is_placeholder(c.url);
+                let rank = self.attributes.len() + i;
+                out.push(Candidate { raw: c.url, size: c.size, lazy: true, placeholder, own, rank });
             }
         }
     }
@@ -755,6 +812,12 @@ fn near(tree: &ego_tree::Tree<Node>, node: ego_tree::NodeId, scope: ego_tree::No
     tree.get(node).is_some_and(|n| n.ancestors().take(3).any(|a| a.id() == scope))
 }
 
+/// Whether a URL as written can name an image at all: not empty, not a `data:` URI (a
+/// placeholder, never downloaded), not a bare fragment (the page itself).
+fn is_image_reference(raw: &str) -> bool {
+    !raw.is_empty() && !raw.starts_with('#') && !raw.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("data:"))
+}
+
 /// Not a URL: JSON (`{"default": ...}`), a list, or template text (`{{ src }}`, `${x}`,
 /// `<%= %>`), which pages leave in `data-*` attributes for their scripts.
 fn looks_like_url(raw: &str) -> bool {
@@ -770,40 +833,6 @@ fn looks_like_url(raw: &str) -> bool {
     // Every template marker holds a `{` or a `<`: look closer only when one is there.
     dot_or_slash
         && !(marker && (raw.contains("{{") || raw.contains("{%") || raw.contains("${") || raw.contains("<%")))
-}
-
-/// File names lazy loaders put in `src` until the real image loads.
-const PLACEHOLDER_STEMS: &[&str] = &[
-    "spacer",
-    "blank",
-    "pixel",
-    "1x1",
-    "transparent",
-    "placeholder",
-    "lazy",
-    "lazyload",
-    "lazy-load",
-    "lazy-placeholder",
-    "loading",
-    "loader",
-    "clear",
-    "empty",
-    "trans",
-    "grey",
-    "gray",
-    "dot",
-    "spinner",
-];
-
-/// Whether a URL as written names a spacer file (`/img/spacer.gif?v=2`).
-fn is_placeholder(raw: &str) -> bool {
-    let name = &raw[raw.rfind('/').map_or(0, |i| i + 1)..];
-    let name = &name[..name.bytes().position(|b| b == b'?' || b == b'#').unwrap_or(name.len())];
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    if stem.len() > 16 {
-        return false;
-    }
-    PLACEHOLDER_STEMS.iter().any(|p| p.eq_ignore_ascii_case(stem))
 }
 
 /// Extensions of image files, for links (`<a href="full/photo.jpg">`).
@@ -883,7 +912,7 @@ mod tests {
             page_count_selector: "li.pag-text".into(),
             linked_images: LinkedImages::Prefer,
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: DetailRules::default(),
         }
     }
@@ -1156,18 +1185,69 @@ mod tests {
     }
 
     #[test]
+    fn a_placeholder_by_shape_loses_to_any_real_image() {
+        for spacer in ["/img/blank_1x1.png", "placeholder-horizontal.gif", "/lazy_placeholder.svg"] {
+            let html = format!(r#"<img srcset="{spacer} 2x" src="/img/real.jpg">"#);
+            assert_eq!(one(&html).0, "http://h.example/img/real.jpg", "{spacer}");
+        }
+        let canvas = r#"<img srcset="/img/blank-canvas-painting.jpg 2x" src="/img/small.jpg">"#;
+        assert_eq!(one(canvas).0, "http://h.example/img/blank-canvas-painting.jpg");
+    }
+
+    #[test]
+    fn any_data_attribute_shaped_like_an_image_stands_in_for_a_placeholder() {
+        let p = |n: &str| format!("http://h.example/p/{n}");
+        // Names outside IMAGE_ATTRIBUTES, behind a spacer or no src at all.
+        assert_eq!(one(r#"<img src="blank.gif" data-src1="a.jpg">"#).0, p("a.jpg"));
+        assert_eq!(one(r#"<img data-source-standard="/img/b.png">"#).0, "http://h.example/img/b.png");
+        assert_eq!(
+            one(r#"<img src="data:x" data-bgset="c-400.jpg 400w, c-1200.jpg 1200w">"#).0,
+            p("c-1200.jpg")
+        );
+        // Several: the largest by the usual rules, the first among equals.
+        let several = r#"<img src="spacer.gif" data-full="d.jpg" data-zoom-image="d-zoom.jpg" data-hires="d-2x.jpg 2x">"#;
+        assert_eq!(one(several).0, p("d-2x.jpg"));
+        assert_eq!(
+            one(r#"<img src="spacer.gif" data-full="e.jpg" data-zoom-image="e-zoom.jpg">"#).0,
+            p("e.jpg")
+        );
+        // A known attribute first; a real src is never replaced.
+        assert_eq!(
+            one(r#"<img src="spacer.gif" data-zoom="/z/f-big.jpg 2x" data-src="f.jpg">"#).0,
+            p("f.jpg")
+        );
+        assert_eq!(one(r#"<img src="g.jpg" data-zoom-image="g-zoom.jpg">"#).0, p("g.jpg"));
+        // JSON, template text and page links are never taken: the placeholder stays.
+        let junk = r#"<img src="spacer.gif" data-gallery='{"src":"h.jpg"}' data-tpl="{{ url }}.jpg" data-href="/post/12">"#;
+        assert_eq!(one(junk).0, p("spacer.gif"));
+        // In a <picture>, a <source>'s unlisted attribute counts too.
+        let picture = r#"<picture><source data-hi-srcset="i-800.webp 800w"><img src="lazy.gif"></picture>"#;
+        assert_eq!(one(picture).0, p("i-800.webp"));
+    }
+
+    #[test]
     fn values_that_are_not_urls_are_never_requested() {
         let html = r#"<img data-src='{"default":"//img.example/a.jpg","2x":"//img.example/a@2x.jpg"}' src="b.jpg">
             <img data-src="[&quot;x.jpg&quot;]" src="c.jpg">
             <img data-src="{{ image.url }}" src="d.jpg">
             <img data-src="/x/${id}.jpg" src="e.jpg">
             <img data-src="not a url.jpg" src="f.jpg">
-            <img src="undefined"><img src="My Photo.jpg">"#;
+            <img data-src="undefined" src="g.jpg"><img src="My Photo.jpg">"#;
         let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
-        let mut expected =
-            ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"].map(|n| format!("http://h.example/p/{n}")).to_vec();
+        let mut expected = ["b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg", "g.jpg"]
+            .map(|n| format!("http://h.example/p/{n}"))
+            .to_vec();
         expected.push("http://h.example/p/My%20Photo.jpg".into());
         assert_eq!(urls, expected);
+    }
+
+    #[test]
+    fn src_and_srcset_are_urls_however_bare() {
+        // As a browser resolves them (cases from the HTML standard's srcset tests).
+        let html = r##"<img src="photo"><img srcset="img-a 1x"><img srcset="img-b 1x, img-c 2x">
+            <img src="undefined"><img src="" srcset="  "><img src="#"><img src="data:image/gif;base64,R0lG">"##;
+        let urls: Vec<String> = found(html).into_iter().map(|f| f.0).collect();
+        assert_eq!(urls, ["photo", "img-a", "img-c", "undefined"].map(|n| format!("http://h.example/p/{n}")));
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn options(out: &OutDir, change: impl FnOnce(&mut FetchOptions)) -> Arc<FetchOpt
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
-        next_selector: String::new(),
+        next_selector: Some(String::new()),
         detail: Default::default(),
     };
     let mut opts = FetchOptions {

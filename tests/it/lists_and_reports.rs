@@ -68,14 +68,15 @@ fn a_url_without_a_scheme_is_refused_with_a_guess() {
     assert_eq!(run.stderr.trim().lines().count(), 1, "one line: {}", run.stderr);
 }
 
-/// A WordPress-style blog of two pages whose pager has no `rel="next"`: the default
-/// `NEXT_SELECTOR` does not see its next link.
+/// A WordPress-style blog of two pages whose pager has no `rel="next"` and words its
+/// link to page 2 in a way no default rule reads ("Keep reading"): the default next-link
+/// rules do not see it.
 fn blog_server() -> TestServer {
     TestServer::start_with(|cfg| {
         let pager = |n: u32| {
             let next = match n {
                 1 => {
-                    r#"<a class="page-numbers" href="/blog/page/2/">2</a><a class="next page-numbers" href="/blog/page/2/">Next</a>"#
+                    r#"<a class="page-numbers" href="/blog/page/2/">2</a><a class="more-link page-numbers" href="/blog/page/2/">Keep reading</a>"#
                 }
                 _ => {
                     r#"<a class="prev page-numbers" href="/blog/">Previous</a><a class="page-numbers" href="/blog/">1</a>"#
@@ -105,7 +106,7 @@ fn a_walk_that_stops_at_an_unread_pager_says_why_and_names_next_selector() {
         );
         assert_eq!(server.hits("/blog/page/2/"), 0, "{mode}");
         // Told, the user sets it: both pages, and the walk's end is the site's.
-        let env = [("IMAGE_SCRAPER_IMAGE_HOST", "127.0.0.1"), ("IMAGE_SCRAPER_NEXT_SELECTOR", "a.next")];
+        let env = [("IMAGE_SCRAPER_IMAGE_HOST", "127.0.0.1"), ("IMAGE_SCRAPER_NEXT_SELECTOR", "a.more-link")];
         let run = run_binary_with_env(dir.path(), &args, &env);
         assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
         run.assert_line(

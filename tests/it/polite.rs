@@ -132,17 +132,18 @@ fn a_429_pauses_the_whole_host() {
 
 /// robots.txt disallows /private/ and page 2, and asks for a crawl delay.
 fn robots_server() -> TestServer {
-    TestServer::start_with(|cfg| {
+    robots_server_with("User-agent: *\nDisallow: /private/\nDisallow: /p2/\nCrawl-delay: 0.1\n")
+}
+
+/// The gallery of `robots_server` behind the robots.txt `txt`.
+fn robots_server_with(txt: &'static str) -> TestServer {
+    TestServer::start_with(move |cfg| {
         let mut paths: Vec<String> = (0..4).map(|i| format!("/public/{i}.jpg")).collect();
         paths.extend((4..7).map(|i| format!("/private/{i}.jpg")));
         serve_page(cfg, "/p1/cats.html", gallery_html(&paths, 2));
         cfg.route(
             "/robots.txt",
-            web::get().to(|| async {
-                HttpResponse::Ok()
-                    .content_type("text/plain")
-                    .body("User-agent: *\nDisallow: /private/\nDisallow: /p2/\nCrawl-delay: 0.1\n")
-            }),
+            web::get().to(move || async move { HttpResponse::Ok().content_type("text/plain").body(txt) }),
         )
         .route(
             "/p2/cats.html",
@@ -185,6 +186,19 @@ fn robots_txt_is_obeyed_with_its_crawl_delay() {
         // Slack as above; a crawl delay ignored would be many times over.
         assert!(rate <= 10.0 * 1.25, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
     }
+}
+
+#[test]
+fn a_group_written_for_our_name_and_version_is_obeyed() {
+    // The `*` group would allow everything; the versioned one is ours.
+    let server =
+        robots_server_with("User-agent: *\nAllow: /\n\nUser-agent: Image-Scraper/1.0\nDisallow: /private/\n");
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), &server.origin(), "");
+    let run = run_binary(dir.path(), &["-p", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.hits("/private/5.jpg"), 0, "our group's Disallow is obeyed");
+    assert_eq!(server.hits("/public/1.jpg"), 1);
 }
 
 #[test]

@@ -315,7 +315,7 @@ fn rules() -> impl Strategy<Value = ExtractRules> {
                 page_count_selector: page_count,
                 linked_images,
                 link_selector,
-                next_selector: String::new(),
+                next_selector: Some(String::new()),
                 detail: Default::default(),
             }
         })
@@ -383,7 +383,7 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: Default::default(),
         })
         .unwrap();
@@ -508,7 +508,7 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: Default::default(),
         })
         .unwrap();
@@ -532,7 +532,7 @@ proptest! {
             page_count_selector: "li.pag-text".into(),
             linked_images: Default::default(),
             link_selector: String::new(),
-            next_selector: String::new(),
+            next_selector: Some(String::new()),
             detail: Default::default(),
         })
         .unwrap();
@@ -644,7 +644,7 @@ fn found_multibyte_srcset_descriptor_does_not_panic() {
         page_count_selector: String::new(),
         linked_images: Default::default(),
         link_selector: String::new(),
-        next_selector: String::new(),
+        next_selector: Some(String::new()),
         detail: Default::default(),
     })
     .unwrap();

@@ -74,12 +74,14 @@ fn every_shape_is_walked_exactly_in_both_modes() {
             run.assert_line(&format!("Pages, success: {p}/{p}, failure: 0/{p}"));
 
             // Every listing page once; past the end, no more than the look-ahead (the
-            // worker count, 2), and nothing at all where next links lead.
+            // worker count, 2), and nothing at all where next links lead. The numbered
+            // pages' plain "next" links are read too, so their last page, which has none,
+            // may end the walk before the look-ahead asks past it.
             let hits = listing_hits(&server, shape, 30);
             assert!(hits[..p as usize].iter().all(|&h| h == 1), "{what}: each page once: {hits:?}");
             let past: usize = hits[p as usize..].iter().sum();
             let allowed = match shape {
-                Shape::Missing | Shape::RepeatLast => 1..=2,
+                Shape::Missing | Shape::RepeatLast => 0..=2,
                 _ => 0..=0,
             };
             assert!(allowed.contains(&past), "{what}: {past} pages past the end: {hits:?}");
@@ -234,4 +236,121 @@ fn a_server_error_on_a_later_page_is_a_failure() {
     let run = scrape(dir.path(), "sync", &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     run.assert_line("Pages, success: 1/2, failure: 1/2");
+}
+
+/// The three pages of a listing as `software` renders its pager (the markup of the unit
+/// fixtures in `src/html/next.rs`, whose tests say which template each comes from):
+/// `(path and query, html)`, each page with one image of its own.
+fn real_pager_pages(software: &str) -> Vec<(String, String)> {
+    let url = |n: u32| -> String {
+        match (software, n) {
+            ("wordpress" | "wordpress-older", 1) => "/blog/".into(),
+            ("wordpress" | "wordpress-older", n) => format!("/blog/page/{n}/"),
+            ("bootstrap", 1) => "/gallery".into(),
+            ("bootstrap", n) => format!("/gallery?page={n}"),
+            ("mediawiki", 1) => "/index.php?title=Category:Cats".into(),
+            ("mediawiki", n) => format!("/index.php?title=Category:Cats&filefrom=Cat+{n}00.jpg"),
+            ("blogger", 1) => "/".into(),
+            ("blogger", n) => format!("/search?updated-max=2024-0{}-01T00:00:00Z&max-results=7", 9 - n),
+            (_, n) => format!("/catalogue/page-{n}.html"),
+        }
+    };
+    let href = |n: u32| url(n).replace('&', "&amp;");
+    (1..=3)
+        .map(|n| {
+            let (prev, next) = (n > 1, n < 3);
+            let pager = match software {
+                "wordpress" => {
+                    let p = if prev { format!(r#"<a class="prev page-numbers" href="{}">&laquo; Previous</a>"#, href(n - 1)) } else { String::new() };
+                    let x = if next { format!(r#"<a class="next page-numbers" href="{}">Next &raquo;</a>"#, href(n + 1)) } else { String::new() };
+                    format!(r#"<nav class="navigation pagination"><div class="nav-links">{p}<span aria-current="page" class="page-numbers current">{n}</span>{x}</div></nav>"#)
+                }
+                "wordpress-older" => {
+                    let p = if next { format!(r#"<div class="nav-previous"><a href="{}">Older posts</a></div>"#, href(n + 1)) } else { String::new() };
+                    let x = if prev { format!(r#"<div class="nav-next"><a href="{}">Newer posts</a></div>"#, href(n - 1)) } else { String::new() };
+                    format!(r#"<nav class="navigation posts-navigation"><div class="nav-links">{p}{x}</div></nav>"#)
+                }
+                "bootstrap" => {
+                    let p = if prev { format!(r#"<li class="page-item"><a class="page-link" href="{}" aria-label="Previous"><span aria-hidden="true">&laquo;</span></a></li>"#, href(n - 1)) } else { String::new() };
+                    let x = if next {
+                        format!(r#"<li class="page-item"><a class="page-link" href="{}" aria-label="Next"><span aria-hidden="true">&raquo;</span></a></li>"#, href(n + 1))
+                    } else {
+                        format!(r#"<li class="page-item disabled"><a class="page-link" href="{}" aria-disabled="true" aria-label="Next"><span aria-hidden="true">&raquo;</span></a></li>"#, href(n))
+                    };
+                    format!(r#"<nav aria-label="Page navigation"><ul class="pagination">{p}<li class="page-item active"><a class="page-link" href="{}">{n}</a></li>{x}</ul></nav>"#, href(n))
+                }
+                "mediawiki" => {
+                    let p = if prev { format!(r#"<a href="{}#mw-category-media" title="Category:Cats">previous page</a>"#, href(n - 1)) } else { "previous page".into() };
+                    let x = if next { format!(r#"<a href="{}#mw-category-media" title="Category:Cats">next page</a>"#, href(n + 1)) } else { "next page".into() };
+                    format!(r#"<div id="mw-category-media">({p}) ({x})</div>"#)
+                }
+                "blogger" => {
+                    let p = if prev { format!(r#"<span id="blog-pager-newer-link"><a class="blog-pager-newer-link" href="{}" title="Newer Posts">Newer Posts</a></span>"#, href(n - 1)) } else { String::new() };
+                    let x = if next { format!(r#"<span id="blog-pager-older-link"><a class="blog-pager-older-link" href="{}" title="Older Posts">Older Posts</a></span>"#, href(n + 1)) } else { String::new() };
+                    format!(r#"<div class="blog-pager" id="blog-pager">{p}{x}<a class="home-link" href="/">Home</a></div>"#)
+                }
+                _ => {
+                    let p = if prev { format!(r#"<li class="previous"><a href="page-{}.html">previous</a></li>"#, n - 1) } else { String::new() };
+                    let x = if next { format!(r#"<li class="next"><a href="page-{}.html">next</a></li>"#, n + 1) } else { String::new() };
+                    format!(r#"<ul class="pager"><li class="current">Page {n} of 3</li>{p}{x}</ul>"#)
+                }
+            };
+            (url(n), format!(r#"<html><body><img src="/img/{software}-{n}.jpg">{pager}</body></html>"#))
+        })
+        .collect()
+}
+
+#[test]
+fn real_pagers_without_rel_next_are_walked_to_their_last_page_by_default() {
+    for software in ["wordpress", "wordpress-older", "bootstrap", "mediawiki", "blogger", "catalogue"] {
+        let pages = real_pager_pages(software);
+        let served = pages.clone();
+        let server = TestServer::start_with(move |cfg| {
+            let served = served.clone();
+            cfg.default_service(web::to(move |req: HttpRequest| {
+                let at = req.uri().path_and_query().map_or("", |p| p.as_str()).to_string();
+                let page = served.iter().find(|(url, _)| *url == at).map(|(_, html)| html.clone());
+                async move {
+                    match page {
+                        Some(html) => HttpResponse::Ok().content_type("text/html").body(html),
+                        None if at.starts_with("/img/") => HttpResponse::Ok()
+                            .content_type("image/jpeg")
+                            .body(crate::helpers::jpeg(at.len() as u8, 1_000)),
+                        None => HttpResponse::NotFound().finish(),
+                    }
+                }
+            }));
+        });
+        for mode in ["async", "sync"] {
+            let dir = tempfile::tempdir().unwrap();
+            // What a new user writes: the first page, any image host.
+            let settings =
+                format!("SCRAPER:\n  URL: {}{}\n  IMAGE_HOST: \"\"\n", server.origin(), pages[0].0);
+            std::fs::write(dir.path().join("settings.yaml"), settings).unwrap();
+            let run = scrape(dir.path(), mode, &["-o", "images", "--ignore-robots"]);
+            assert_eq!(run.code, 0, "{software} {mode}: {}", run.stderr);
+            run.assert_line("Pages, success: 3/3, failure: 0/3");
+            run.assert_line("the walk ended after page 3");
+            assert_eq!(images(&dir.path().join("images")).len(), 3, "{software} {mode}");
+        }
+        for (url, _) in &pages {
+            assert_eq!(server.hits(url), 2, "{software}: {url} once per run");
+        }
+    }
+}
+
+#[test]
+fn a_next_selector_set_by_the_user_replaces_the_default_rules() {
+    let pages = real_pager_pages("catalogue");
+    let routes: Vec<(String, Reply)> =
+        pages.iter().map(|(url, html)| (url.clone(), Reply::html(html.clone()))).collect();
+    let server = start(&routes);
+    let dir = tempfile::tempdir().unwrap();
+    just_url(dir.path(), &format!("{}{}", server.origin(), pages[0].0));
+    let text = std::fs::read_to_string(dir.path().join("settings.yaml")).unwrap();
+    std::fs::write(dir.path().join("settings.yaml"), format!("{text}  NEXT_SELECTOR: a[rel~=next]\n"))
+        .unwrap();
+    let run = scrape(dir.path(), "async", &["--dry-run", "--ignore-robots"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(server.hits("/catalogue/page-2.html"), 0, "only the user's selector is asked");
 }

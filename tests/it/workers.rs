@@ -101,7 +101,7 @@ fn options(out: &OutDir) -> Arc<FetchOptions> {
         page_count_selector: "li.pag-text".into(),
         linked_images: Default::default(),
         link_selector: String::new(),
-        next_selector: String::new(),
+        next_selector: Some(String::new()),
         detail: Default::default(),
     };
     Arc::new(FetchOptions {

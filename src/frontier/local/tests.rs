@@ -206,6 +206,21 @@ fn a_missing_page_ends_the_walk_and_pages_past_it_do_not_count() {
 }
 
 #[test]
+fn with_a_template_a_next_link_to_a_page_already_sent_is_no_loop() {
+    let mut frontier = walk(1, 10).with_lookahead(Some(3)).listing();
+    let mut gate = TestGate::open();
+    let page1 = claim(&mut frontier, 1, 8, &mut gate).leases.remove(0);
+    complete(&mut frontier, page1.id, fetched(None, Some("http://h.test/p2.html"), 1), vec![image("1.jpg")]);
+    let out = claim(&mut frontier, 8, 8, &mut gate);
+    assert_eq!(pages_of(&out), [2, 3, 4]);
+    // Page 2 comes back after page 3 went out: its link to page 3 is the walk going on.
+    let next = fetched(None, Some("http://h.test/p3.html"), 1);
+    let fate = complete(&mut frontier, out.leases[0].id, next, vec![image("2.jpg")]);
+    assert_eq!(fate.page, Some(PageFate::Ok));
+    assert!(!claim(&mut frontier, 8, 8, &mut gate).leases.is_empty(), "the walk goes on");
+}
+
+#[test]
 fn a_missing_first_page_is_a_failure() {
     let mut frontier = walk(1, 5);
     let mut gate = TestGate::open();
