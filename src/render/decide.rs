@@ -49,25 +49,23 @@ impl std::fmt::Display for Why {
 }
 
 /// Markers of a page its scripts fill in: an app framework's empty mount point, or an
-/// infinite-scroll or load-more widget. Each lower-cased, matched in lower-cased HTML,
-/// and each specific enough that a static gallery does not carry it by chance.
-const MARKERS: [(&str, &str); 16] = [
+/// infinite-scroll or load-more widget. Each lower-cased, matched in lower-cased markup
+/// outside `<script>` (a script that merely names a plugin marks nothing: measured on
+/// real pages, `infiniteScroll` and `ng-app` in scripts and templates rendered pages whose
+/// HTML already held every image), and each specific enough that a static gallery does
+/// not carry it by chance.
+const MARKERS: [(&str, &str); 11] = [
     ("<div id=\"app\"></div>", "an empty app mount point (#app)"),
     ("<div id=\"root\"></div>", "an empty app mount point (#root)"),
     ("<div id=\"__next\"></div>", "an empty Next.js mount point"),
     ("<div id=\"__nuxt\"></div>", "an empty Nuxt mount point"),
     ("<app-root></app-root>", "an empty Angular mount point"),
-    ("ng-app", "an AngularJS app (ng-app)"),
     ("data-infinite-scroll", "an infinite-scroll marker (data-infinite-scroll)"),
     ("infinite-scroll", "an infinite-scroll marker (infinite-scroll)"),
-    ("infinitescroll", "an infinite-scroll marker (infiniteScroll)"),
-    ("data-next-page", "an infinite-scroll marker (data-next-page)"),
     ("class=\"load-more", "a load-more button (.load-more)"),
     ("id=\"load-more", "a load-more button (#load-more)"),
     ("class=\"loadmore", "a load-more button (.loadmore)"),
     ("id=\"loadmore", "a load-more button (#loadmore)"),
-    ("you need to enable javascript", "a JavaScript-required notice"),
-    ("please enable javascript", "a JavaScript-required notice"),
 ];
 
 /// Whether and why to render a page whose static HTML is `html`, in which the
@@ -84,13 +82,28 @@ pub fn decide(policy: Policy, html: &str, images: usize) -> Option<Why> {
             if images == 0 {
                 return Some(Why::NoImages);
             }
-            let without_space = compact(&lower);
+            let without_space = compact(&without_scripts(&lower));
             MARKERS
                 .iter()
                 .find(|(marker, _)| without_space.contains(&compact(marker)))
                 .map(|(_, why)| Why::Marker(why))
         }
     }
+}
+
+/// Lower-cased markup with the text of its `<script>` elements left out.
+fn without_scripts(lower: &str) -> String {
+    let mut out = String::with_capacity(lower.len());
+    let mut rest = lower;
+    while let Some(open) = rest.find("<script") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find("</script") {
+            Some(close) => rest = &rest[open + close + "</script".len()..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The text with whitespace around `>` and `<` dropped, so `<div id="app"> </div>` is
@@ -141,6 +154,14 @@ mod tests {
         assert!(matches!(decide(Policy::Auto, feed, 1), Some(Why::Marker(_))));
         let more = "<img src=a.jpg><button id=\"load-more\">More</button><script>x</script>";
         assert!(matches!(decide(Policy::Auto, more, 1), Some(Why::Marker(_))));
+    }
+
+    #[test]
+    fn a_marker_inside_a_script_marks_nothing() {
+        let page = "<img src=a.jpg><script>$('.grid').infiniteScroll({path: '.next'}); x = 'infinite-scroll'</script>";
+        assert_eq!(decide(Policy::Auto, page, 1), None);
+        let after = "<script>x()</script><div class=\"feed infinite-scroll\"><img src=a.jpg></div>";
+        assert!(matches!(decide(Policy::Auto, after, 1), Some(Why::Marker(_))));
     }
 
     #[test]
