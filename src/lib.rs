@@ -339,7 +339,8 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
         warn!(log, "no images kept: {}", why.join("; "));
         return;
     }
-    if found_none {
+    // Pages that wanted a browser already said why they gave nothing.
+    if found_none && summary.pages.unrendered == 0 {
         warn!(log, "no images found on the pages: check IMAGE_SELECTOR and IMAGE_ATTRIBUTES");
     }
     if dropped.other_host > 0 {

@@ -294,7 +294,7 @@ impl Summary {
             rows.push(format!("  dropped  {line}"));
         }
         if let Some(line) =
-            counted(&[(p.rendered, "pages rendered"), (p.unrendered, "pages not rendered (no browser)")])
+            counted(&[(p.rendered, "rendered"), (p.unrendered, "not rendered (no browser)")])
         {
             rows.push(format!("  browser  {line}"));
         }
