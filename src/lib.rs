@@ -700,5 +700,5 @@ async fn on_signals(
     let _ = select(Box::pin(int.recv()), Box::pin(term.recv())).await;
     store.remove_partials();
     eprintln!("image-scraper: interrupted twice, exiting now");
-    ExitCode::Signal(code).exit()
+    exit::at_once(code)
 }
