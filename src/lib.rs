@@ -1,9 +1,9 @@
 //! image-scraper: download every image of a paginated web gallery with every core.
 //!
 //! An actix actor system. A [`Coordinator`](coordinator::Coordinator) owns the work and
-//! the counts; workers fetch. In sync mode the workers are [`Blocking`](blocking::Blocking)
+//! the counts; workers fetch. In sync mode the workers are [`Blocking`](workers::blocking::Blocking)
 //! actors on a `SyncArbiter` (one thread and one request each); in async mode each worker
-//! is a [`Downloader`](downloader::Downloader) on its own `Arbiter` with its own
+//! is a [`Downloader`](workers::downloader::Downloader) on its own `Arbiter` with its own
 //! `awc::Client` and many requests in flight. Messages replace queues.
 //!
 //! # Layout
@@ -20,8 +20,9 @@
 //!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
 //! - [`fetch`]: the fetch core: the policy both worker kinds share (gate, retries,
 //!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait.
-//! - [`blocking`]: sync-mode worker (SyncContext, ureq): only what ureq needs.
-//! - [`downloader`]: async-mode worker (one per Arbiter, owns its awc Client).
+//! - [`workers`]: the worker kinds and the glue they share: `workers::blocking`, the
+//!   sync-mode worker (SyncContext, ureq): only what ureq needs; `workers::downloader`,
+//!   the async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
 //! - [`awc_proxy`]: awc's TCP connector, through a proxy where [`proxy`] says so.
 //! - [`ureq_forward`]: sync mode's agent for `http://` targets through a proxy: the
@@ -52,14 +53,12 @@
 //! - [`exit`]: every exit status, as one enum.
 
 pub mod awc_proxy;
-pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod decode;
 pub mod demo;
 pub mod download;
-pub mod downloader;
 pub mod exit;
 pub mod fetch;
 pub mod frontier;
@@ -83,6 +82,7 @@ pub mod ureq_forward;
 pub mod urllist;
 pub mod validate;
 pub mod work;
+pub mod workers;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -95,13 +95,11 @@ use futures_util::future::{Either, select};
 use slog::{Logger, debug, error, info, o, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::blocking::Blocking;
 use crate::config::SharedJob;
 use crate::config::Source;
 use crate::config::{Config, ReportKind};
 use crate::coordinator::walk_from;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
-use crate::downloader::Downloader;
 use crate::exit::ExitCode;
 use crate::frontier::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
 use crate::outdir::OutDir;
@@ -114,6 +112,8 @@ use crate::store::bucket::BucketStore;
 use crate::store::folder::FolderStore;
 use crate::store::s3::{S3Client, S3Settings};
 use crate::work::{Cancel, RegisterWorker, TaskFinished};
+use crate::workers::blocking::Blocking;
+use crate::workers::downloader::{self, Downloader};
 
 /// What a finished run leaves for `main`.
 #[derive(Debug)]
@@ -701,5 +701,5 @@ async fn on_signals(
     let _ = select(Box::pin(int.recv()), Box::pin(term.recv())).await;
     store.remove_partials();
     eprintln!("image-scraper: interrupted twice, exiting now");
-    ExitCode::Signal(code).exit()
+    exit::at_once(code)
 }

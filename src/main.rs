@@ -1,4 +1,5 @@
-//! Thin: flags, settings, logging, run, exit status.
+//! Thin: flags, settings, logging, run, exit status. The only place the process exits
+//! (but for a second Ctrl-C: see `exit::at_once`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,32 +17,25 @@ use image_scraper::progress::Progress;
 use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Mode, Settings};
 
 fn main() {
+    // The one exit of a run that ends on its own: every path below returns its status
+    // here, so every one goes through `ExitCode::exit` (which kills any browser left).
+    // The one other exit is a second Ctrl-C's (`exit::at_once`).
+    status().exit()
+}
+
+/// Everything `main` does, down to the status it exits with.
+fn status() -> ExitCode {
     // First: every later socket, thread and runtime counts against it.
     let open_files = image_scraper::limits::raise_open_files();
     let cli = Cli::parse();
     if let Some(Command::Job { action }) = &cli.command {
-        let (frontier, job) = (&action.target().frontier, action.target().job());
-        let done = match action {
-            JobAction::Status(_) => image_scraper::job::status(frontier, job),
-            JobAction::Cancel(_) => image_scraper::job::cancel(frontier, job),
-            JobAction::Retry(_) => image_scraper::job::retry(frontier, job),
-        };
-        match done {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::Success.exit()
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::Usage.exit()
-            }
-        }
+        return job(action);
     }
     if let Some(command) = &cli.command {
-        match command.run(&mut std::io::stdout().lock()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::Failure.exit(),
-            _ => ExitCode::Success.exit(),
-        }
+        return match command.run(&mut std::io::stdout().lock()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::Failure,
+            _ => ExitCode::Success,
+        };
     }
     let for_people = cli.verbosity() >= 0 && cli.log_format == LogFormat::Text;
     let progress = Progress::for_stderr(for_people && !cli.no_progress);
@@ -50,7 +44,7 @@ fn main() {
     // Flushes the log, so the table comes after the last line.
     drop(log);
     drop(guard);
-    let code = match outcome {
+    match outcome {
         Ok(outcome) => {
             let code = outcome.exit_code();
             // `-q` hides the table only when all went well: a failure is what it is for.
@@ -65,8 +59,28 @@ fn main() {
             // A usage or settings error, as clap's own usage errors.
             ExitCode::Usage
         }
+    }
+}
+
+/// `job status`, `job cancel`, `job retry`: the answer on stdout, or one line on stderr
+/// and the usage status (a job or a Redis that cannot be reached is the settings' fault).
+fn job(action: &JobAction) -> ExitCode {
+    let (frontier, job) = (&action.target().frontier, action.target().job());
+    let done = match action {
+        JobAction::Status(_) => image_scraper::job::status(frontier, job),
+        JobAction::Cancel(_) => image_scraper::job::cancel(frontier, job),
+        JobAction::Retry(_) => image_scraper::job::retry(frontier, job),
     };
-    code.exit()
+    match done {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::Success
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::Usage
+        }
+    }
 }
 
 fn run(

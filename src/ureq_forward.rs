@@ -95,7 +95,7 @@ impl Connector<()> for ForwardConnector {
         _: Option<()>,
     ) -> Result<Option<ForwardTransport>, ureq::Error> {
         // An https target would go to the proxy in clear text: it is tunnelled instead,
-        // by another agent (`blocking::Agents`). Reaching here with one is a bug.
+        // by another agent (`workers::blocking::Agents`). Reaching here with one is a bug.
         if details.uri.scheme() != Some(&Scheme::HTTP) {
             return Err(other("only http:// targets are forwarded"));
         }

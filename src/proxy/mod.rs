@@ -1,6 +1,6 @@
 //! Which proxy, if any, a request goes through: curl's conventions, pure. The clients'
-//! sides are `blocking.rs` (ureq) and `awc_proxy.rs` (awc); both ask [`Proxies::for_url`]
-//! per request, so both modes route every URL the same way.
+//! sides are `workers/blocking.rs` (ureq) and `awc_proxy.rs` (awc); both ask
+//! [`Proxies::for_url`] per request, so both modes route every URL the same way.
 //!
 //! Where the proxy comes from, first match wins:
 //!
@@ -241,7 +241,7 @@ impl Proxy {
     }
 
     /// The URL for ureq's own `Proxy` of an HTTP proxy (credentials included, port
-    /// explicit). SOCKS proxies are given to ureq field by field (`blocking::socks`).
+    /// explicit). SOCKS proxies are given to ureq field by field (`workers::blocking::ureq_proxy`).
     pub fn url_for_client(&self) -> String {
         let mut url = self.url.clone();
         let _ = url.set_port(Some(self.port));

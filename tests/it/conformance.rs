@@ -11,8 +11,6 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
-use image_scraper::blocking::Blocking;
-use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
 use image_scraper::politeness::HostGate;
@@ -20,6 +18,8 @@ use image_scraper::robots::Rules;
 use image_scraper::work::{
     Done, FetchOptions, ImageTask, PageKind, Retries, RunTask, Task, TaskError, TaskFinished,
 };
+use image_scraper::workers::blocking::Blocking;
+use image_scraper::workers::downloader::{self, Downloader};
 use slog::{Logger, o};
 use url::Url;
 

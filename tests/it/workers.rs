@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use image_scraper::blocking::Blocking;
-use image_scraper::downloader::{self, Downloader};
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
 use image_scraper::work::TaskFinished;
 use image_scraper::work::{Done, FetchOptions, ImageTask, PageKind, RunTask, Task, TaskError};
+use image_scraper::workers::blocking::Blocking;
+use image_scraper::workers::downloader::{self, Downloader};
 use slog::{Logger, o};
 use tokio::sync::oneshot;
 use url::Url;

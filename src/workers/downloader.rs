@@ -27,6 +27,8 @@ use crate::fetch::{Client, Core, Header, Job, joined};
 use crate::render::{RenderFuture, Rendered};
 use crate::tls::Trust;
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
+use crate::workers::finish;
+use crate::workers::response::{header_name, unless_proxy_refused};
 
 pub struct Downloader {
     /// Shared with the in-flight futures this actor spawns.
@@ -86,12 +88,11 @@ impl Handler<RunTask> for Downloader {
             let cancel = core.opts.cancel.clone();
             let run = AssertUnwindSafe(core.run(&msg.task, &attempts)).catch_unwind();
             // Dropping the request on cancel drops its temporary file with it.
-            let outcome = match select(pin!(run), pin!(cancel.cancelled())).await {
-                Either::Left((Ok(outcome), _)) => outcome,
-                Either::Left((Err(_panic), _)) => Err(TaskError::Worker("panicked".into())),
-                Either::Right(((), _)) => Err(TaskError::Interrupted),
+            let caught = match select(pin!(run), pin!(cancel.cancelled())).await {
+                Either::Left((caught, _)) => caught,
+                Either::Right(((), _)) => Ok(Err(TaskError::Interrupted)),
             };
-            report.do_send(TaskFinished { id: msg.id, outcome, attempts: attempts.get() });
+            finish::report(&report, msg.id, caught, attempts.get());
         };
         ctx.spawn(work.into_actor(self));
     }
@@ -135,13 +136,8 @@ impl Client for Awc {
             request = request.insert_header((name, value));
         }
         let response = request.send().await.map_err(|e| classify_send(e, url, &self.opts))?;
-        match forward {
-            // Only a proxy answers 407: its failure, not the target's status.
-            Some(proxy) if response.status().as_u16() == 407 => {
-                Err(TaskError::Connect(proxy.failure("answered 407 Proxy Authentication Required")))
-            }
-            _ => Ok(response),
-        }
+        let status = response.status().as_u16();
+        unless_proxy_refused(response, status, forward, url)
     }
 
     fn status(&self, response: &Self::Response) -> u16 {
@@ -149,13 +145,7 @@ impl Client for Awc {
     }
 
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
-        let name = match name {
-            Header::Location => header::LOCATION,
-            Header::RetryAfter => header::RETRY_AFTER,
-            Header::ContentEncoding => header::CONTENT_ENCODING,
-            Header::ContentLength => header::CONTENT_LENGTH,
-            Header::ContentType => header::CONTENT_TYPE,
-        };
+        let name = header_name!(name, awc::http::header);
         joined(response.headers().get_all(name).filter_map(|v| v.to_str().ok()))
     }
 
@@ -187,9 +177,7 @@ impl Client for Awc {
 
     /// On a blocking-pool thread: this Arbiter's other downloads go on meanwhile.
     async fn offload(&self, job: Job) -> Result<String, TaskError> {
-        actix_rt::task::spawn_blocking(job)
-            .await
-            .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())))
+        actix_rt::task::spawn_blocking(job).await.unwrap_or_else(|_| Err(finish::panicked()))
     }
 
     /// Awaited here: this Arbiter's other downloads go on while the page renders.

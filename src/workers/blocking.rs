@@ -25,6 +25,8 @@ use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
 use crate::proxy::{Kind, Proxy, connect_authority};
 use crate::render::{RenderFuture, Rendered};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
+use crate::workers::finish;
+use crate::workers::response::{header_name, unless_proxy_refused};
 
 pub struct Blocking {
     core: Core<Ureq>,
@@ -177,14 +179,8 @@ impl Client for Ureq {
             (None, Some(proxy)) => self.classify_proxied(e, proxy, url),
             (None, None) => self.classify(e),
         })?;
-        match proxy {
-            // Only a proxy answers 407 (a tunnelled request's comes as ConnectProxyFailed):
-            // its failure, not the target's status.
-            Some(proxy) if proxy.forwards(url) && response.status().as_u16() == 407 => {
-                Err(TaskError::Connect(proxy.failure("answered 407 Proxy Authentication Required")))
-            }
-            _ => Ok(response),
-        }
+        let status = response.status().as_u16();
+        unless_proxy_refused(response, status, proxy, url)
     }
 
     fn status(&self, response: &Self::Response) -> u16 {
@@ -192,14 +188,7 @@ impl Client for Ureq {
     }
 
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
-        use ureq::http::header;
-        let name = match name {
-            Header::Location => header::LOCATION,
-            Header::RetryAfter => header::RETRY_AFTER,
-            Header::ContentEncoding => header::CONTENT_ENCODING,
-            Header::ContentLength => header::CONTENT_LENGTH,
-            Header::ContentType => header::CONTENT_TYPE,
-        };
+        let name = header_name!(name, ureq::http::header);
         joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))
     }
 
@@ -304,10 +293,7 @@ impl Handler<RunTask> for Blocking {
     fn handle(&mut self, msg: RunTask, _: &mut SyncContext<Self>) {
         trace!(self.log, "task"; "id" => msg.id, "task" => ?msg.task);
         let attempts = Cell::new(0);
-        // A panic would kill this thread and leave the task unacknowledged forever;
-        // turn it into a failure the Coordinator can count.
-        let outcome = catch_unwind(AssertUnwindSafe(|| run_blocking(self.core.run(&msg.task, &attempts))))
-            .unwrap_or_else(|_| Err(TaskError::Worker("panicked".into())));
-        self.report.do_send(TaskFinished { id: msg.id, outcome, attempts: attempts.get() });
+        let caught = catch_unwind(AssertUnwindSafe(|| run_blocking(self.core.run(&msg.task, &attempts))));
+        finish::report(&self.report, msg.id, caught, attempts.get());
     }
 }
