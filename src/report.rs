@@ -293,8 +293,7 @@ impl Summary {
         {
             rows.push(format!("  dropped  {line}"));
         }
-        if let Some(line) =
-            counted(&[(p.rendered, "rendered"), (p.unrendered, "not rendered (no browser)")])
+        if let Some(line) = counted(&[(p.rendered, "rendered"), (p.unrendered, "not rendered (no browser)")])
         {
             rows.push(format!("  browser  {line}"));
         }

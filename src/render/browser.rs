@@ -258,6 +258,7 @@ impl Drop for Browser {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        reap_group(self.group, Duration::from_millis(500));
         if let Some(scratch) = self.scratch.take() {
             let _ = scratch.close();
         }
@@ -293,6 +294,9 @@ static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 fn register(group: i32) {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
+        // The browser's own children come to us when it dies, so [`reap_group`] can reap
+        // them: no zombie of the browser's is left for a `pgrep` after the run.
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             // Only the main thread's panic ends the process with no destructor run. A
@@ -316,6 +320,22 @@ fn unregister(group: i32) {
     }
 }
 
+/// Reaps what is left of a killed browser's group: its renderer and helper processes,
+/// reparented to this process (a child subreaper, see [`register`]) when the browser
+/// died, instead of lingering as zombies until init collects them. Gives up after
+/// `within`, or at once when none is left.
+fn reap_group(group: i32, within: Duration) {
+    let Some(pid) = Pid::from_raw(group) else { return };
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match rustix::process::waitpgid(pid, rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => continue,
+            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => return,
+        }
+    }
+}
+
 fn kill_group(group: i32) {
     if let Some(pid) = Pid::from_raw(group) {
         let _ = rustix::process::kill_process_group(pid, Signal::KILL);
@@ -329,8 +349,11 @@ pub fn kill_all() {
         Ok(mut live) => std::mem::take(&mut *live),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
     };
+    for group in &groups {
+        kill_group(*group);
+    }
     for group in groups {
-        kill_group(group);
+        reap_group(group, Duration::from_millis(200));
     }
 }
 

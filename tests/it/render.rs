@@ -160,7 +160,11 @@ fn an_infinite_scroll_is_rendered_to_its_end_in_both_modes() {
         let pages = js_gallery();
         let (place, run) = renders_completely(&pages, JsPage::Feed, &["--render", "-m", mode], &[]);
         run.assert_line("Done, success: 60/60, failure: 0/60");
-        assert!(run.stdout.contains("browser  1 rendered") || run.stderr.contains("browser  1 rendered"), "{}", run.stderr);
+        assert!(
+            run.stdout.contains("browser  1 rendered") || run.stderr.contains("browser  1 rendered"),
+            "{}",
+            run.stderr
+        );
         let item = place.page_item(&pages.url(JsPage::Feed));
         assert_eq!(
             (item["images_static"].as_u64(), item["why"].as_str()),
@@ -265,7 +269,11 @@ fn without_chromium_render_is_refused_and_auto_says_what_to_install() {
     run.assert_line("no browser found: pages built by JavaScript will not be rendered");
     run.assert_line("were not rendered: install Chromium");
     assert_eq!(place.report()["pages"]["unrendered"], 1);
-    assert!(!run.stderr.contains("check IMAGE_SELECTOR"), "the hint is the browser, not the selectors: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("check IMAGE_SELECTOR"),
+        "the hint is the browser, not the selectors: {}",
+        run.stderr
+    );
     assert_eq!(place.page_item(&pages.url(JsPage::Feed))["rendered"], false);
 }
 
