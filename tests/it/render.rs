@@ -418,3 +418,22 @@ fn wait(mut child: Child) -> (i32, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A shared job (`--frontier`): the process walking the listing pages renders them, and
+/// the images they reveal go to the job like any page's.
+#[test]
+fn the_walker_of_a_shared_job_renders_its_pages() {
+    if !chromium() {
+        return;
+    }
+    let Some(redis) = crate::redis_server::server() else { return };
+    let pages = js_gallery();
+    let place = Place::new();
+    let job = crate::redis_server::job("render");
+    let url = pages.url(JsPage::Feed);
+    let run = place.run(&["--url", &url, "--frontier", &redis.url, "--job", &job], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_line("page rendered");
+    assert_files(&place.out(), JsPage::Feed.expected());
+    pages.assert_each_fetched_once(&JsPage::Feed.images());
+}
