@@ -77,6 +77,7 @@ pub mod settings;
 pub mod state;
 pub mod storage;
 pub mod store;
+pub mod task;
 pub mod tls;
 pub mod ureq_forward;
 pub mod urllist;

@@ -12,7 +12,7 @@ use super::{
     Abandoned, Answer, Claimed, Completed, Counts, EndWhy, Ending, Frontier, Gate, LastWhy, Lease, LeaseId,
     Offer, PageFate, Refused, SeenSet, Verdict, Work,
 };
-use crate::work::host_of;
+use crate::task::host_of;
 
 /// Turns page numbers into URLs (the `{page}` template).
 pub type PageUrl = Box<dyn Fn(u32) -> Url>;

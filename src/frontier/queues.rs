@@ -8,7 +8,7 @@ use url::Url;
 use super::Offer;
 use crate::html::Element;
 use crate::robots;
-use crate::work::host_of;
+use crate::task::host_of;
 
 /// What is known of a piece of work beyond its URL. Kept beside the task, not in it: only
 /// the Coordinator acts on it, workers only fetch. Serde: the Redis frontier stores it

@@ -27,7 +27,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
 use super::{Commit, Lookup, NameLedger, Store, Writer};
 use crate::storage;
-use crate::work::{ImageTask, TaskError};
+use crate::task::{ImageTask, TaskError};
 
 /// Longest time between two writes of the resume record while images complete.
 pub const RECORD_EVERY: Duration = Duration::from_secs(10);

@@ -19,7 +19,7 @@ use super::{Commit, Lookup, Store, Writer};
 use crate::outdir::{OutDir, PART_PREFIX, is_regular_file, same_contents};
 use crate::state::Resume;
 use crate::storage;
-use crate::work::{ImageTask, TaskError};
+use crate::task::{ImageTask, TaskError};
 
 #[derive(Debug)]
 pub struct FolderStore {

@@ -13,7 +13,7 @@ pub mod s3;
 
 use url::Url;
 
-use crate::work::{ImageTask, TaskError};
+use crate::task::{ImageTask, TaskError};
 
 /// What an earlier run stored for a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use url::Url;
 
-use crate::work::host_of;
+use crate::task::host_of;
 
 /// A job or node name that cannot be used in a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::keys::origin_of;
 use crate::frontier::{FrontierError, Offer};
-use crate::work::host_of;
+use crate::task::host_of;
 
 macro_rules! script {
     ($file:literal) => {
