@@ -102,8 +102,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// The first listing page, or `None` for a URL list: what the walk's host and the
-    /// browser's proxy are taken from.
+    /// Page 1's URL (even when `--pages` starts later), or `None` for a URL list: the
+    /// browser's proxy is picked for it, and the run's log names it.
     pub fn first_url(&self) -> Option<Url> {
         match self {
             Source::Pages { pages, .. } => Some(pages.url(1)),
