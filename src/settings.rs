@@ -1,5 +1,5 @@
 //! Where settings come from before flags: `settings.yaml` (key `SCRAPER`) and
-//! `IMAGE_SCRAPER_<KEY>` environment variables, the latter winning. `config.rs` adds the
+//! `IMAGE_SCRAPER_<KEY>` environment variables, the latter winning. `config/` adds the
 //! flags and the defaults and validates the lot.
 //!
 //! Every key is known: an unknown one, in the file or the environment, is an error, so a

@@ -26,7 +26,7 @@
 //! would go through it fail ([`Proxies::check`]): a `socks4://` in `https_proxy` must not
 //! stop a run that fetches only `http://` URLs.
 //!
-//! Imports no actix and no config: `config.rs` resolves a [`Proxies`] once, workers only
+//! Imports no actix and no config: `config/net.rs` resolves a [`Proxies`] once, workers only
 //! read it.
 
 pub mod bypass;

@@ -1,0 +1,400 @@
+//! Where the image URLs come from (listing pages from `URL`, `ITEM`, `PAGE_PATH` and
+//! `AMOUNT_PAGES`/`--pages`, or a `--urls` list) and which of them are wanted (`--ext`,
+//! `--min-size`, `--max-size`): the work the frontier is seeded with and filters by.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use url::Url;
+
+use super::defaults::{DEFAULT_PAGE_PATH, DEMO_ITEM};
+use crate::cli::Cli;
+use crate::settings::{PagesValue, Settings, parse_site_url};
+
+/// Page number -> listing page URL: `PAGE_PATH` with `{page}` and `{item}` filled in,
+/// resolved against `URL` taken as a folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUrls {
+    base: Url,
+    template: String,
+    item: String,
+}
+
+impl PageUrls {
+    pub fn new(mut base: Url, template: &str, item: &str) -> Result<Self, String> {
+        if !base.path().ends_with('/') {
+            let folder = format!("{}/", base.path());
+            base.set_path(&folder);
+        }
+        // `%2{page}` would make `%21`..`%29`: a different character, or no URL at all, for
+        // each page (the fuzzer found `#` in the host for page 3).
+        for placeholder in ["{page}", "{item}"] {
+            if let Some(at) = template.find(placeholder)
+                && template[..at].chars().rev().take(2).any(|c| c == '%')
+            {
+                return Err(format!("{placeholder} right after a % would make a different escape per page"));
+            }
+        }
+        let urls = Self { base, template: template.to_string(), item: item.to_string() };
+        // Every page number starts with one of these digit pairs; all must make a URL on
+        // the same host as page 1.
+        let first = urls.join(1)?;
+        for n in (2..=100).chain([u32::MAX]) {
+            let url = urls.join(n)?;
+            if url.host_str() != first.host_str() || url.port() != first.port() {
+                return Err(format!("page {n} lands on another host ({url})"));
+            }
+        }
+        Ok(urls)
+    }
+
+    /// The first page is `url` itself, exactly as given (not taken as a folder), and there
+    /// is no template: later pages are reached only by next links. What `URL` alone (no
+    /// `PAGE_PATH`, no `ITEM`) means.
+    pub fn single(mut url: Url) -> Self {
+        url.set_fragment(None);
+        Self { base: url, template: String::new(), item: String::new() }
+    }
+
+    /// Whether page `N` has a URL of its own (`PAGE_PATH` holds `{page}`). Without one,
+    /// [`PageUrls::url`] gives the first page for every number, and the walk goes on only
+    /// by next links.
+    pub fn has_template(&self) -> bool {
+        self.template.contains("{page}")
+    }
+
+    fn join(&self, n: u32) -> Result<Url, String> {
+        let path = self.path(n);
+        let url = self.base.join(&path).map_err(|e| format!("{path:?} does not make a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("{url} is not an http(s) URL"));
+        }
+        Ok(url)
+    }
+
+    fn path(&self, n: u32) -> String {
+        self.template.replace("{page}", &n.to_string()).replace("{item}", &self.item)
+    }
+
+    pub fn url(&self, n: u32) -> Url {
+        // `new` proved the template joins, on one host, whatever digits a number starts
+        // with; the fallback is unreachable.
+        self.join(n).unwrap_or_else(|_| self.base.clone())
+    }
+}
+
+/// Where the image URLs come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Scrape listing pages.
+    Pages {
+        /// Page N's URL; without a template ([`PageUrls::has_template`]) only the first
+        /// page's, the rest found by next links.
+        pages: PageUrls,
+        /// The page the walk starts at (`--pages 5-12`: 5); it goes out alone, as page 1.
+        first_page: u32,
+        /// The last page to fetch (`AMOUNT_PAGES`, `--pages`), an upper bound; `None`:
+        /// as many as the site has (its stated count, else the walk's end rules).
+        max_pages: Option<u32>,
+    },
+    /// A list of image URLs (`--urls`): no pages.
+    Urls(Vec<Url>),
+}
+
+impl Source {
+    /// Page 1's URL (even when `--pages` starts later), or `None` for a URL list: the
+    /// browser's proxy is picked for it, and the run's log names it.
+    pub fn first_url(&self) -> Option<Url> {
+        match self {
+            Source::Pages { pages, .. } => Some(pages.url(1)),
+            Source::Urls(_) => None,
+        }
+    }
+}
+
+/// Which images are wanted at all, beyond the host filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Lower-case extensions without the dot; empty keeps all.
+    pub extensions: Vec<String>,
+    pub min_bytes: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl Filters {
+    /// Whether the URL's path ends in a wanted extension.
+    pub fn wants(&self, url: &Url) -> bool {
+        if self.extensions.is_empty() {
+            return true;
+        }
+        let path = url.path().to_ascii_lowercase();
+        let ext = path.rsplit('/').next().and_then(|name| name.rsplit_once('.')).map(|(_, e)| e);
+        ext.is_some_and(|e| self.extensions.iter().any(|want| want == e))
+    }
+}
+
+/// `--urls` replaces the pages; otherwise they are built from the site's keys (or the
+/// demo's).
+pub(super) fn resolve_source(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
+    match &cli.urls {
+        Some(list) => Ok(Source::Urls(read_url_list(list)?)),
+        None => resolve_pages(settings, cli, demo),
+    }
+}
+
+fn resolve_pages(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
+    let file = settings.file();
+    let key = |name: &str| settings.origin(name);
+    let s = &settings.section;
+    let (base, item, page_path) = match demo {
+        Some(url) => {
+            let item = cli.item.clone().or(s.item.clone()).unwrap_or_else(|| DEMO_ITEM.into());
+            (url.clone(), item, cli.demo.unwrap_or_default().page_path().to_string())
+        }
+        None => {
+            let base = match (&cli.url, &s.url) {
+                (Some(url), _) => url.clone(),
+                (None, Some(raw)) => parse_site_url(raw).map_err(|e| anyhow!("{}: {e}", key("URL")))?,
+                (None, None) => bail!("no gallery URL: set SCRAPER.URL in {file}, pass --url, or try --demo"),
+            };
+            let item = cli.item.clone().or(s.item.clone());
+            // `URL` alone is the first page itself: a new user's first try, on a gallery
+            // whose pages link to each other.
+            if s.page_path.is_none() && item.is_none() {
+                let (first_page, max_pages) = resolve_range(settings, cli)?;
+                check_untemplated_range(settings, cli, first_page)?;
+                return Ok(Source::Pages { pages: PageUrls::single(base), first_page, max_pages });
+            }
+            let page_path = s.page_path.clone().unwrap_or_else(|| DEFAULT_PAGE_PATH.into());
+            let item = match item {
+                Some(item) => item,
+                None if page_path.contains("{item}") => {
+                    bail!(
+                        "no item: set SCRAPER.ITEM in {file} or pass --item (PAGE_PATH {page_path:?} uses it)"
+                    )
+                }
+                None => String::new(),
+            };
+            (base, item, page_path)
+        }
+    };
+    if item.trim().is_empty() && page_path.contains("{item}") {
+        bail!("{}: must not be empty", key("ITEM"));
+    }
+    let (first_page, mut max_pages) = resolve_range(settings, cli)?;
+    if demo.is_some() && max_pages.is_none() {
+        max_pages = cli.demo.unwrap_or_default().amount_pages();
+    }
+    let pages = PageUrls::new(base, &page_path, &item).map_err(|e| anyhow!("{}: {e}", key("PAGE_PATH")))?;
+    if !pages.has_template() {
+        check_untemplated_range(settings, cli, first_page)?;
+    }
+    Ok(Source::Pages { pages, first_page, max_pages })
+}
+
+/// `--pages` or `AMOUNT_PAGES`: the first page and the last; `(1, None)` when neither.
+fn resolve_range(settings: &Settings, cli: &Cli) -> anyhow::Result<(u32, Option<u32>)> {
+    Ok(match (&cli.pages, &settings.section.amount_pages) {
+        (Some(text), _) => parse_pages(text).map_err(|e| anyhow!("--pages: {e}"))?,
+        (None, Some(value)) => {
+            let text = match value {
+                PagesValue::Count(n) => n.to_string(),
+                PagesValue::Range(text) => text.clone(),
+            };
+            parse_pages(&text).map_err(|e| anyhow!("{}: {e}", settings.origin("AMOUNT_PAGES")))?
+        }
+        (None, None) => (1, None),
+    })
+}
+
+/// Without a template only the first page has a known URL, so a range cannot start
+/// past it (its page 5 is known only by walking 1 to 4).
+fn check_untemplated_range(settings: &Settings, cli: &Cli, first_page: u32) -> anyhow::Result<()> {
+    if first_page == 1 {
+        return Ok(());
+    }
+    let origin = match cli.pages {
+        Some(_) => "--pages".to_string(),
+        None => settings.origin("AMOUNT_PAGES"),
+    };
+    bail!(
+        "{origin}: starts at page {first_page}, but without {{page}} in PAGE_PATH only the first page has a known URL (later ones are found by next links): start at 1"
+    )
+}
+
+/// `12`: pages 1 to at most 12; `5-12`: pages 5 to at most 12. Returns the first page and
+/// the last.
+pub fn parse_pages(text: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |s: &str| match s.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of pages (12) or a range of them (5-12)")),
+    };
+    match text.split_once('-') {
+        None => Ok((1, Some(number(text)?))),
+        Some((first, last)) => {
+            let (first, last) = (number(first)?, number(last)?);
+            if first > last {
+                return Err(format!("{text:?} ends before it starts"));
+            }
+            Ok((first, Some(last)))
+        }
+    }
+}
+
+/// One image URL per line, in `urllist`'s format.
+fn read_url_list(path: &Path) -> anyhow::Result<Vec<Url>> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("--urls: cannot read stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("--urls: cannot read {}", path.display()))?
+    };
+    crate::urllist::entries(&text)
+        .map(|(n, entry)| parse_site_url(entry).map_err(|e| anyhow!("--urls: {}:{n}: {e}", path.display())))
+        .collect()
+}
+
+/// `--ext`, `--min-size`, `--max-size`, checked against each other before any download.
+pub(super) fn resolve_filters(cli: &Cli) -> anyhow::Result<Filters> {
+    let extensions: Vec<String> = cli
+        .ext
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if extensions.iter().any(|e| !e.chars().all(|c| c.is_ascii_alphanumeric())) {
+        bail!("--ext: give extensions like jpg,png");
+    }
+    if let (Some(min), Some(max)) = (cli.min_size, cli.max_size)
+        && min > max
+    {
+        bail!("--min-size: {min} bytes is more than --max-size {max}");
+    }
+    Ok(Filters { extensions, min_bytes: cli.min_size, max_bytes: cli.max_size })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::resolve;
+    use crate::config::testing::*;
+
+    #[test]
+    fn templates_that_change_with_the_page_digits_are_refused() {
+        let base = Url::parse("https://www.example.com/").unwrap();
+        let e = PageUrls::new(base.clone(), "//h%2{page}/", "cats").unwrap_err();
+        assert!(e.contains("right after a %"), "{e}");
+        let e = PageUrls::new(base.clone(), "//h{page}x/", "cats").unwrap_err();
+        assert!(e.contains("another host"), "{e}");
+        assert!(PageUrls::new(base.clone(), "https://cdn.example.com/g/{page}/", "x").is_ok());
+        assert!(PageUrls::new(base, "list?page={page}&q=%20{item}", "x").is_ok());
+    }
+
+    #[test]
+    fn url_without_a_trailing_slash_is_a_folder() {
+        let c = resolve("SCRAPER:\n  URL: http://h.example/gallery\n  ITEM: x\n", &[]).unwrap();
+        assert_eq!(pages(&c).0.url(1).as_str(), "http://h.example/gallery/p1/x.html");
+    }
+
+    #[test]
+    fn missing_url_or_item_is_explained() {
+        assert!(error("", &[]).starts_with("no gallery URL"));
+        let e = error("SCRAPER:\n  URL: https://h/\n  PAGE_PATH: 'p{page}/{item}.html'\n", &[]);
+        assert!(e.starts_with("no item"), "{e}");
+        assert!(resolve("", &["--url", "https://h/", "--item", "x"]).is_ok());
+    }
+
+    #[test]
+    fn a_url_alone_is_the_first_page_itself() {
+        for (yaml, args) in [
+            ("SCRAPER:\n  URL: https://h.example/gallery/index.php?album=7#top\n", &[][..]),
+            ("", &["--url", "https://h.example/gallery/index.php?album=7"][..]),
+        ] {
+            let c = resolve(yaml, args).unwrap();
+            let (urls, max) = pages(&c);
+            assert!(!urls.has_template());
+            assert_eq!(urls.url(1).as_str(), "https://h.example/gallery/index.php?album=7", "not a folder");
+            assert_eq!(urls.url(2), urls.url(1), "no page 2 of its own");
+            assert_eq!(max, None);
+            assert_eq!(c.walk.page_host, "h.example");
+        }
+        // With an item, the default template as before.
+        let c = resolve("SCRAPER:\n  URL: https://h.example/g\n  ITEM: cats\n", &[]).unwrap();
+        assert!(pages(&c).0.has_template());
+    }
+
+    #[test]
+    fn a_page_path_without_page_is_one_first_page_and_next_links() {
+        let base = "SCRAPER:\n  URL: https://h.example/g\n  ITEM: cats\n";
+        let c = resolve(&format!("{base}  PAGE_PATH: 'list/{{item}}'\n  AMOUNT_PAGES: 12\n"), &[]).unwrap();
+        let (urls, max) = pages(&c);
+        assert_eq!(
+            (urls.url(1).as_str(), urls.has_template(), max),
+            ("https://h.example/g/list/cats", false, Some(12))
+        );
+        // A range must start at the first page: only its URL is known.
+        let e = error(&format!("{base}  PAGE_PATH: all.html\n  AMOUNT_PAGES: \"3-5\"\n"), &[]);
+        assert!(
+            e.starts_with("test.yaml: SCRAPER.AMOUNT_PAGES: starts at page 3") && e.contains("{page}"),
+            "{e}"
+        );
+        let e = error(&format!("{base}  PAGE_PATH: all.html\n"), &["--pages", "2-3"]);
+        assert!(e.starts_with("--pages: starts at page 2"), "{e}");
+        let e = error("SCRAPER:\n  URL: https://h.example/\n", &["--pages", "2-3"]);
+        assert!(e.starts_with("--pages: starts at page 2"), "{e}");
+        assert!(resolve(&format!("{base}  PAGE_PATH: all.html\n"), &["--pages", "1-3"]).is_ok());
+    }
+
+    #[test]
+    fn a_url_list_replaces_the_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("failed.txt");
+        std::fs::write(&list, "# retry these\nhttp://h.example/a.jpg\n\n  https://h.example/b.png  \n")
+            .unwrap();
+        let c = resolve(ORIGINAL, &["--urls", list.to_str().unwrap()]).unwrap();
+        let Source::Urls(urls) = &c.source else { panic!() };
+        assert_eq!(urls.len(), 2);
+        assert_eq!(c.first_page(), None);
+        std::fs::write(&list, "http://h.example/a.jpg\nnot a url\n").unwrap();
+        let e = error(ORIGINAL, &["--urls", list.to_str().unwrap()]);
+        assert!(e.contains("failed.txt:2:"), "{e}");
+    }
+
+    #[test]
+    fn filters() {
+        let c = resolve(ORIGINAL, &["--ext", "JPG,.png", "--min-size", "1K"]).unwrap();
+        assert_eq!(c.filters.extensions, ["jpg", "png"]);
+        assert_eq!(c.filters.min_bytes, Some(1024));
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(c.filters.wants(&url("http://h/a/b.JPG?x=1")));
+        assert!(c.filters.wants(&url("http://h/b.png")));
+        assert!(!c.filters.wants(&url("http://h/b.gif")));
+        assert!(!c.filters.wants(&url("http://h/jpg")));
+        assert!(Filters::default().wants(&url("http://h/anything")));
+    }
+
+    #[test]
+    fn pages_are_a_count_or_a_range() {
+        assert_eq!(parse_pages("12"), Ok((1, Some(12))));
+        assert_eq!(parse_pages("5-12"), Ok((5, Some(12))));
+        assert_eq!(parse_pages(" 3 - 3 "), Ok((3, Some(3))));
+        for bad in ["0", "0-4", "12-5", "a-b", "", "-3", "5-"] {
+            assert!(parse_pages(bad).is_err(), "{bad:?}");
+        }
+        let c =
+            resolve("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: \"2-4\"\n", &[]).unwrap();
+        assert!(matches!(c.source, Source::Pages { first_page: 2, max_pages: Some(4), .. }));
+        let c = resolve(
+            "SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: 7\n",
+            &["--pages", "5-6"],
+        )
+        .unwrap();
+        assert!(matches!(c.source, Source::Pages { first_page: 5, max_pages: Some(6), .. }), "the flag wins");
+        let e = error("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n  AMOUNT_PAGES: \"9-2\"\n", &[]);
+        assert!(e.contains("AMOUNT_PAGES") && e.contains("ends before it starts"), "{e}");
+        assert!(
+            error("SCRAPER:\n  URL: http://h.example/\n  ITEM: x\n", &["--pages", "0"])
+                .starts_with("--pages: ")
+        );
+    }
+}
