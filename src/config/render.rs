@@ -101,7 +101,9 @@ pub fn resolve(
         proxy_bypass: None,
         insecure: shared.insecure,
         spki_hashes: Vec::new(),
-        start_timeout: Duration::from_secs(30),
+        // The start is part of a render's time: a browser that hangs on start holds the
+        // first page no longer than a render may take.
+        start_timeout: Duration::from_secs_f64(timeout.min(30.0)),
     });
     Ok(RenderOptions {
         policy,

@@ -13,7 +13,7 @@ use slog::{Logger, debug, info, warn};
 use tokio::sync::{Mutex, Semaphore};
 use url::Url;
 
-use super::browser::Browser;
+use super::browser::{Browser, StartError};
 use super::{Render, RenderError, RenderFuture, RenderOptions, Rendered, Why, tab};
 
 /// Command: render this page and answer with its live DOM.
@@ -32,7 +32,7 @@ pub struct Renderer {
     opts: Arc<RenderOptions>,
     /// The browser, started when first needed; replaced when it died. Async: starting
     /// one takes a while, and the tabs waiting meanwhile must share it, not each start one.
-    browser: Rc<Mutex<Option<Rc<Browser>>>>,
+    browser: Rc<Mutex<Held>>,
     /// Bounds the tabs open at once (`RENDER_TABS`): an actor runs every future it spawns.
     tabs: Rc<Semaphore>,
     log: Logger,
@@ -51,8 +51,8 @@ impl Actor for Renderer {
     fn stopped(&mut self, _: &mut Self::Context) {
         // Dropping the last handle kills the browser's process group and deletes its
         // profile; a tab still holding one is dropped with the Arbiter.
-        if let Ok(mut browser) = self.browser.try_lock() {
-            browser.take();
+        if let Ok(mut held) = self.browser.try_lock() {
+            held.browser.take();
         }
     }
 }
@@ -71,8 +71,8 @@ impl Handler<RenderPage> for Renderer {
                     Err(RenderError::BrowserGone) if attempt == 0 => {
                         warn!(log, "the browser went away; rendering again on a fresh one"; "url" => %page.url);
                         let mut held = slot.lock().await;
-                        if held.as_ref().is_some_and(|b| Rc::ptr_eq(b, &browser)) {
-                            held.take();
+                        if held.browser.as_ref().is_some_and(|b| Rc::ptr_eq(b, &browser)) {
+                            held.browser.take();
                         }
                     }
                     Ok(rendered) => {
@@ -90,20 +90,35 @@ impl Handler<RenderPage> for Renderer {
 }
 
 /// The running browser, started (or started again) if there is none.
-async fn running(
-    slot: &Mutex<Option<Rc<Browser>>>,
-    opts: &RenderOptions,
-    log: &Logger,
-) -> Result<Rc<Browser>, RenderError> {
+async fn running(slot: &Mutex<Held>, opts: &RenderOptions, log: &Logger) -> Result<Rc<Browser>, RenderError> {
     let mut held = slot.lock().await;
-    if let Some(browser) = held.as_ref().filter(|b| !b.is_gone()) {
+    if let Some(browser) = held.browser.as_ref().filter(|b| !b.is_gone()) {
         return Ok(Rc::clone(browser));
     }
+    if let Some(failed) = &held.failed {
+        return Err(RenderError::Start(failed.clone()));
+    }
     let launch = opts.launch.as_ref().ok_or(RenderError::NoBrowser)?;
-    let browser = Rc::new(Browser::launch(launch).await?);
+    let browser = match Browser::launch(launch).await {
+        Ok(browser) => Rc::new(browser),
+        Err(e) => {
+            warn!(log, "cannot start the browser: pages to render fail"; "error" => %e);
+            held.failed = Some(e.clone());
+            return Err(RenderError::Start(e));
+        }
+    };
     info!(log, "browser started"; "program" => %launch.program.display(), "pid" => browser.pid());
-    *held = Some(Rc::clone(&browser));
+    held.browser = Some(Rc::clone(&browser));
     Ok(browser)
+}
+
+/// The browser as the renderer holds it.
+#[derive(Default)]
+struct Held {
+    browser: Option<Rc<Browser>>,
+    /// Why the browser could not be started: every later page fails with it at once,
+    /// instead of waiting out another start (up to 30 s) that fails the same way.
+    failed: Option<StartError>,
 }
 
 /// The renderer as workers see it: its address, behind [`Render`].

@@ -437,3 +437,23 @@ fn the_walker_of_a_shared_job_renders_its_pages() {
     assert_files(&place.out(), JsPage::Feed.expected());
     pages.assert_each_fetched_once(&JsPage::Feed.images());
 }
+
+/// A "browser" that never answers: the page fails with the reason once the start's
+/// deadline passes, the run ends, and the hung process is gone with it.
+#[test]
+fn a_browser_that_hangs_on_start_fails_the_page_not_the_run() {
+    let pages = js_gallery();
+    let place = Place::new();
+    let hang = place.path().join("hang.sh");
+    // A sleep this test binary alone would run, to look for afterwards.
+    let sleep = format!("sleep {}", 100_000 + std::process::id() % 100_000);
+    std::fs::write(&hang, format!("#!/bin/sh\nexec {sleep}\n")).unwrap();
+    Command::new("chmod").arg("755").arg(&hang).status().unwrap();
+    let hang = hang.display().to_string();
+    let env = [("IMAGE_SCRAPER_RENDER_TIMEOUT_SECS", "3")];
+    let run = place.run(&["--url", &pages.url(JsPage::Feed), "--render", "--browser", &hang], &env);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.assert_line("did not answer within 3 s of starting");
+    let sleeping = Command::new("pgrep").args(["-fx", &sleep]).output().unwrap();
+    assert!(sleeping.stdout.is_empty(), "the hung browser outlived the run");
+}
