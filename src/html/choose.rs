@@ -1,6 +1,7 @@
 //! Which one URL an image element stands for, among all the candidates of its attributes
 //! (and its `<picture>`'s `<source>`s), and which of a `<noscript>` image and its lazy
-//! twin is the better.
+//! twin is the better: a browser shows one image per element, so downloading every
+//! candidate would fetch the same picture at several sizes.
 
 use scraper::ElementRef;
 use url::Url;

@@ -1,5 +1,6 @@
-//! [`Extractor`]: the rules compiled once per worker, and one scan of a page from parse to
-//! [`PageScan`]: base URL, the tree walk, duplicates, page count, next link, pager.
+//! [`Extractor`]: the rules compiled once per worker rather than per page, and one scan of
+//! a page from parse to [`PageScan`] (base URL, the tree walk, duplicates, page count,
+//! next link, pager), so every fact on a page comes from one parse.
 
 use std::collections::HashSet;
 

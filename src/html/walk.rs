@@ -1,6 +1,8 @@
 //! The walk over a document's tree in document order: which elements are images, links to
 //! image files, `<noscript>` fragments and their lazy twins, detail links, and what is
-//! inert. The state between elements lives in [`TreeWalk`].
+//! inert. One pass in document order, since what an image is depends on what came just
+//! before it (the link it sits in, the `<noscript>` it may be the twin of); that state
+//! lives in [`TreeWalk`].
 
 use std::collections::HashSet;
 
