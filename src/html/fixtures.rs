@@ -27,7 +27,7 @@ pub(super) fn urls(scan: &PageScan) -> Vec<&str> {
     scan.urls().map(Url::as_str).collect()
 }
 
-/// The attributes `config::DEFAULT_IMAGE_ATTRIBUTES` lists (repeated: html.rs does
+/// The attributes `config::DEFAULT_IMAGE_ATTRIBUTES` lists (repeated: `html` does
 /// not import the config).
 pub(super) const DEFAULTS: &[&str] = &[
     "data-lazy-srcset",
