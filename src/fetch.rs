@@ -86,7 +86,7 @@ pub(crate) enum Header {
 }
 
 /// What one request got: a body to read, or a redirect to hand back.
-enum Answer<R> {
+enum BodyOrRedirect<R> {
     Body(R),
     Moved(Url),
 }
@@ -154,11 +154,16 @@ impl<C: Client> Core<C> {
         }
     }
 
-    async fn get(&self, url: &Url, task: &Task) -> Result<Answer<C::Response>, TaskError> {
+    async fn get(&self, url: &Url, task: &Task) -> Result<BodyOrRedirect<C::Response>, TaskError> {
         self.request(url, task, false).await
     }
 
-    async fn request(&self, url: &Url, task: &Task, head: bool) -> Result<Answer<C::Response>, TaskError> {
+    async fn request(
+        &self,
+        url: &Url,
+        task: &Task,
+        head: bool,
+    ) -> Result<BodyOrRedirect<C::Response>, TaskError> {
         // Here, once for both clients: a client asked for an unusable proxy's URL would
         // go direct.
         self.opts.proxies.check(url).map_err(|unusable| TaskError::Proxy(unusable.to_string()))?;
@@ -167,10 +172,10 @@ impl<C: Client> Core<C> {
         if let Some(to) =
             redirect_target(url, status, self.client.header(&response, Header::Location).as_deref())?
         {
-            return Ok(Answer::Moved(to));
+            return Ok(BodyOrRedirect::Moved(to));
         }
         check_status(status, self.client.header(&response, Header::RetryAfter).as_deref())?;
-        Ok(Answer::Body(response))
+        Ok(BodyOrRedirect::Body(response))
     }
 
     /// The body through its Content-Encoding into `sink`.
@@ -192,11 +197,11 @@ impl<C: Client> Core<C> {
             let response = match self.get(&url, task).await {
                 Err(TaskError::Status { code: 400..=499, .. }) => return Ok(Done::Robots(Rules::AllowAll)),
                 Err(e) => return Err(e),
-                Ok(Answer::Moved(to)) => {
+                Ok(BodyOrRedirect::Moved(to)) => {
                     url = to;
                     continue;
                 }
-                Ok(Answer::Body(response)) => response,
+                Ok(BodyOrRedirect::Body(response)) => response,
             };
             let mut body = Capped::new(MAX_ROBOTS_BYTES);
             self.read_into(response, &mut body).await?;
@@ -207,8 +212,8 @@ impl<C: Client> Core<C> {
 
     async fn fetch_page(&self, url: &Url, kind: PageKind, task: &Task) -> Result<Done, TaskError> {
         let response = match self.get(url, task).await? {
-            Answer::Moved(to) => return Ok(Done::Moved(to)),
-            Answer::Body(response) => response,
+            BodyOrRedirect::Moved(to) => return Ok(Done::Moved(to)),
+            BodyOrRedirect::Body(response) => response,
         };
         let mut body = Capped::new(self.opts.max_page_bytes);
         self.read_into(response, &mut body).await?;
@@ -264,7 +269,7 @@ impl<C: Client> Core<C> {
             Err(TaskError::Status { code: 405 | 501, .. }) => self.get(url, task).await?,
             other => other?,
         };
-        let Answer::Body(response) = response else {
+        let BodyOrRedirect::Body(response) = response else {
             return Ok(Done::Probed { image: true });
         };
         let kind = self.client.header(&response, Header::ContentType);
@@ -279,8 +284,8 @@ impl<C: Client> Core<C> {
     /// whatever the image size.
     async fn fetch_image(&self, image: &ImageTask, task: &Task) -> Result<Done, TaskError> {
         let response = match self.get(&image.url, task).await? {
-            Answer::Moved(to) => return Ok(Done::Moved(to)),
-            Answer::Body(response) => response,
+            BodyOrRedirect::Moved(to) => return Ok(Done::Moved(to)),
+            BodyOrRedirect::Body(response) => response,
         };
         let header = |name| self.client.header(&response, name);
         let length = plain_length(

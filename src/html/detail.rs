@@ -16,8 +16,10 @@
 use scraper::ElementRef;
 use serde::{Deserialize, Serialize};
 
+use super::choose::Pick;
+use super::scan::Element;
 use super::srcset::Size;
-use super::{Element, Entry, Pick};
+use super::walk::Entry;
 
 /// `DETAIL_IMAGES`: what a detail page yields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

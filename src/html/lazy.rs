@@ -5,7 +5,7 @@
 //! it is one. Pure; the caller decides when to ask.
 
 use super::srcset::{self, Candidate, Size};
-use super::{ends_in_image_extension, looks_like_url};
+use super::url_text::{ends_in_image_extension, looks_like_url};
 
 /// The candidates `value` offers as an image, or none: one URL naming an image file
 /// (`/big/a.jpg`, `//cdn/a.png?w=2`), or a srcset whose every candidate names an image

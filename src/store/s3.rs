@@ -367,14 +367,14 @@ impl fmt::Debug for S3Client {
 }
 
 /// An answer read whole: status, the headers we use, the body.
-struct Answer {
+struct S3Response {
     status: u16,
     etag: Option<String>,
     length: Option<u64>,
     body: Vec<u8>,
 }
 
-impl Answer {
+impl S3Response {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -432,7 +432,7 @@ impl S3Client {
 
     /// Signs `action` and sends it with its signed headers (S3 rejects a request that
     /// lacks one) and `body`, then reads the whole answer (XML, or one object).
-    fn send<'a, A: S3Action<'a>>(&self, mut action: A, body: &[u8]) -> Result<Answer, S3Error> {
+    fn send<'a, A: S3Action<'a>>(&self, mut action: A, body: &[u8]) -> Result<S3Response, S3Error> {
         let url = action.sign(SIGNED_FOR);
         let url = url.as_str();
         let headers: Vec<(String, String)> =
@@ -458,7 +458,7 @@ impl S3Client {
             // ureq caps bodies at 10 MB by default; objects may be larger.
             response.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(S3Error::from_ureq)?
         };
-        Ok(Answer { status, etag, length, body })
+        Ok(S3Response { status, etag, length, body })
     }
 
     /// Creates the bucket; one we already own is fine.

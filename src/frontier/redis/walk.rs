@@ -80,7 +80,7 @@ impl Progress {
 type MakeWalk = Rc<dyn Fn(Option<&WalkMark>) -> LocalFrontier>;
 
 /// This process's part in the walk.
-enum Walk {
+enum WalkRole {
     /// Another process walks (or will: this one takes over if its lease lapses).
     Elsewhere,
     Mine(Box<LocalFrontier>),
@@ -93,7 +93,7 @@ enum Walk {
 pub struct SharedWalk {
     items: RedisFrontier,
     /// Shared with the futures of `renew` and `complete`, which hand the walk over.
-    walk: Rc<RefCell<Walk>>,
+    walk: Rc<RefCell<WalkRole>>,
     /// A walk (pages only) from where the mark says, or from the first page, for when
     /// this process takes over.
     make: MakeWalk,
@@ -118,7 +118,7 @@ impl SharedWalk {
     ) -> Result<Self, FrontierError> {
         let shared = Self {
             items,
-            walk: Rc::new(RefCell::new(Walk::Elsewhere)),
+            walk: Rc::new(RefCell::new(WalkRole::Elsewhere)),
             make: Rc::new(make),
             progress: Rc::default(),
         };
@@ -129,7 +129,7 @@ impl SharedWalk {
 
     /// Whether this process walks the pages now.
     pub fn walks(&self) -> bool {
-        matches!(*self.walk.borrow(), Walk::Mine(_))
+        matches!(*self.walk.borrow(), WalkRole::Mine(_))
     }
 
     fn call(&self, op: &'static str) -> Answer<(Took, Option<WalkMark>)> {
@@ -167,16 +167,16 @@ impl SharedWalk {
 
     /// The walk is over here: tells the job (the walk's count of `open` goes).
     fn finish_walk(&self) -> Option<Answer<(Took, Option<WalkMark>)>> {
-        let done = matches!(&*self.walk.borrow(), Walk::Mine(local) if now_done(local));
+        let done = matches!(&*self.walk.borrow(), WalkRole::Mine(local) if now_done(local));
         done.then(|| {
-            *self.walk.borrow_mut() = Walk::Done;
+            *self.walk.borrow_mut() = WalkRole::Done;
             self.call("done")
         })
     }
 }
 
 fn apply(
-    walk: &RefCell<Walk>,
+    walk: &RefCell<WalkRole>,
     make: &MakeWalk,
     progress: &RefCell<Progress>,
     (took, mark): (Took, Option<WalkMark>),
@@ -184,26 +184,26 @@ fn apply(
     let mut walk = walk.borrow_mut();
     // An answer to a `take` sent before this process left: it stays left (its `leave`
     // came after that `take` in Redis).
-    if matches!(*walk, Walk::Left) {
+    if matches!(*walk, WalkRole::Left) {
         return;
     }
     match took {
         Took::New => {
-            *walk = Walk::Mine(Box::new(make(mark.as_ref())));
+            *walk = WalkRole::Mine(Box::new(make(mark.as_ref())));
             *progress.borrow_mut() = Progress { mark, ..Progress::default() };
         }
         Took::Mine => {}
         // Another process took over (this one was too slow to renew): its walk is theirs.
-        Took::Elsewhere => *walk = Walk::Elsewhere,
-        Took::Done => *walk = Walk::Done,
+        Took::Elsewhere => *walk = WalkRole::Elsewhere,
+        Took::Done => *walk = WalkRole::Done,
     }
 }
 
 /// Another process walks now, unless this one left the walk (it must not take it again).
-fn elsewhere(walk: &RefCell<Walk>) {
+fn elsewhere(walk: &RefCell<WalkRole>) {
     let mut walk = walk.borrow_mut();
-    if !matches!(*walk, Walk::Left) {
-        *walk = Walk::Elsewhere;
+    if !matches!(*walk, WalkRole::Left) {
+        *walk = WalkRole::Elsewhere;
     }
 }
 
@@ -221,7 +221,7 @@ impl Frontier for SharedWalk {
     fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed> {
         let mut pages = Claimed::default();
         let mut moved = None;
-        if let Walk::Mine(local) = &mut *self.walk.borrow_mut()
+        if let WalkRole::Mine(local) = &mut *self.walk.borrow_mut()
             && let Ok(Ok(claimed)) = ready(local.claim(want, capacity, gate))
         {
             pages = claimed;
@@ -270,7 +270,7 @@ impl Frontier for SharedWalk {
         };
         // A page of a walk this process no longer holds: its images still go to the job.
         let page = match &mut *self.walk.borrow_mut() {
-            Walk::Mine(local) => match ready(local.complete(id & !PAGE, ending, children.clone())) {
+            WalkRole::Mine(local) => match ready(local.complete(id & !PAGE, ending, children.clone())) {
                 Ok(Ok(done)) => done.page,
                 _ => None,
             },
@@ -313,7 +313,7 @@ impl Frontier for SharedWalk {
 
     fn release(&mut self, leases: Vec<Lease>) -> Answer<()> {
         let (pages, items): (Vec<Lease>, Vec<Lease>) = leases.into_iter().partition(|l| l.id & PAGE != 0);
-        if let Walk::Mine(local) = &mut *self.walk.borrow_mut() {
+        if let WalkRole::Mine(local) = &mut *self.walk.borrow_mut() {
             let pages = pages.into_iter().map(|l| Lease { id: l.id & !PAGE, work: l.work }).collect();
             let _ = ready(local.release(pages));
         }
@@ -323,8 +323,8 @@ impl Frontier for SharedWalk {
     /// Stops walking here (another process takes the walk over at once) and gives this
     /// process's leases back; nothing to count, as for `RedisFrontier`.
     fn abandon(&mut self) -> Answer<Abandoned> {
-        let walked = matches!(*self.walk.borrow(), Walk::Mine(_));
-        *self.walk.borrow_mut() = Walk::Left;
+        let walked = matches!(*self.walk.borrow(), WalkRole::Mine(_));
+        *self.walk.borrow_mut() = WalkRole::Left;
         let leave = walked.then(|| self.call("leave"));
         let items = self.items.abandon();
         async move {
@@ -338,7 +338,7 @@ impl Frontier for SharedWalk {
 
     fn counts(&self) -> Answer<Counts> {
         let (planned, known) = match &*self.walk.borrow() {
-            Walk::Mine(local) => ready(local.counts())
+            WalkRole::Mine(local) => ready(local.counts())
                 .ok()
                 .and_then(Result::ok)
                 .map_or((0, false), |c| (c.pages_planned, c.pages_known)),
@@ -358,7 +358,8 @@ impl Frontier for SharedWalk {
     /// walker stopped renewing (it died).
     fn renew(&mut self) -> Answer<()> {
         let items = self.items.renew();
-        let take = (!matches!(*self.walk.borrow(), Walk::Done | Walk::Left)).then(|| self.call("take"));
+        let take =
+            (!matches!(*self.walk.borrow(), WalkRole::Done | WalkRole::Left)).then(|| self.call("take"));
         let (walk, make, progress) =
             (Rc::clone(&self.walk), Rc::clone(&self.make), Rc::clone(&self.progress));
         async move {
