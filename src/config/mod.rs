@@ -28,7 +28,7 @@ pub use defaults::*;
 pub use output::ReportKind;
 pub use shared::SharedJob;
 pub use site::{Filters, PageUrls, Source, parse_pages};
-pub use walk::{MAX_PAGE_LOOKAHEAD, Walk};
+pub use walk::{MAX_PAGE_LOOKAHEAD, WalkSettings};
 
 use crate::cli::Cli;
 use crate::html::ExtractRules;
@@ -53,7 +53,7 @@ pub struct Config {
     pub bucket: Option<S3Location>,
     pub extract: ExtractRules,
     /// Following next and detail links, and running ahead (issue 12).
-    pub walk: Walk,
+    pub walk: WalkSettings,
     /// Requests in flight per async worker.
     pub concurrency: usize,
     /// Requests in flight per host, across all workers.
@@ -307,7 +307,7 @@ mod tests {
             let name = clap::ValueEnum::to_possible_value(&shape).unwrap().get_name().to_string();
             let c = resolve(&name);
             let (urls, _) = pages(&c);
-            assert_eq!(c.walk, Walk { page_host: "127.0.0.1".into(), lookahead: 7 }, "{name}");
+            assert_eq!(c.walk, WalkSettings { page_host: "127.0.0.1".into(), lookahead: 7 }, "{name}");
             assert_eq!(c.extract.next_selector, None);
             assert_eq!(c.extract.detail.selector, shape.detail_selector().unwrap_or_default(), "{name}");
             let first = match shape {

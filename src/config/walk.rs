@@ -18,7 +18,7 @@ pub const MAX_PAGE_LOOKAHEAD: u32 = 64;
 /// `DETAIL_SELECTOR` off, scans find no next link or no detail link, so nothing here
 /// needs to know).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Walk {
+pub struct WalkSettings {
     /// `PAGE_HOST`, lower-cased: a page reached by a link (next or detail) is fetched
     /// only when its host contains this, as `IMAGE_HOST` filters images; empty: any host.
     /// Default: the first page's host, so a walk does not wander off the site.
@@ -30,7 +30,7 @@ pub struct Walk {
     pub lookahead: u32,
 }
 
-impl Walk {
+impl WalkSettings {
     /// Whether a page at `url`, reached by a link, may be fetched.
     pub fn allows(&self, url: &Url) -> bool {
         crate::html::host_matches(&self.page_host, url)
@@ -44,7 +44,7 @@ pub(super) fn resolve(
     demo: bool,
     source: &Source,
     workers: usize,
-) -> anyhow::Result<Walk> {
+) -> anyhow::Result<WalkSettings> {
     let s = &settings.section;
     let first_host = match source {
         Source::Pages { pages, first_page, .. } => {
@@ -73,7 +73,7 @@ pub(super) fn resolve(
         ),
         None => u32::try_from(workers).unwrap_or(u32::MAX).clamp(1, MAX_PAGE_LOOKAHEAD),
     };
-    Ok(Walk { page_host, lookahead })
+    Ok(WalkSettings { page_host, lookahead })
 }
 
 #[cfg(test)]
@@ -87,7 +87,7 @@ mod tests {
     fn walk_keys_have_defaults() {
         let c = resolve(ORIGINAL, &["-p", "3"]).unwrap();
         assert_eq!(c.extract.next_selector, None);
-        assert_eq!(c.walk, Walk { page_host: "www.stockfreeimages.com".into(), lookahead: 3 });
+        assert_eq!(c.walk, WalkSettings { page_host: "www.stockfreeimages.com".into(), lookahead: 3 });
         assert_eq!(c.extract.detail, DetailRules::default());
         assert_eq!(c.extract.detail.images, crate::html::DetailImages::Largest);
         // The worker count, at most 64.
@@ -104,7 +104,7 @@ mod tests {
         );
         let c = resolve(&yaml, &[]).unwrap();
         assert_eq!(c.extract.next_selector.as_deref(), Some("a.older"));
-        assert_eq!(c.walk, Walk { page_host: "example.com".into(), lookahead: 5 });
+        assert_eq!(c.walk, WalkSettings { page_host: "example.com".into(), lookahead: 5 });
         assert!(c.walk.allows(&Url::parse("https://www.example.com/x").unwrap()));
         assert_eq!(
             c.extract.detail,
