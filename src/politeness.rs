@@ -284,9 +284,15 @@ mod tests {
     fn jitter_adds_at_most_its_amount() {
         let gate = HostGate::new(None, Duration::from_millis(100));
         gate.pause("a", Duration::from_secs(1), "429");
-        for _ in 0..50 {
-            let wait = gate.wait_for("a");
-            assert!(wait <= Duration::from_millis(1100), "{wait:?}");
+        let waits: Vec<Duration> = (0..50).map(|_| gate.wait_for("a")).collect();
+        for wait in &waits {
+            assert!(*wait <= Duration::from_millis(1100), "{wait:?}");
+            // The pause still holds (these calls take microseconds, a loaded machine
+            // far less than half a second).
+            assert!(*wait >= Duration::from_millis(500), "{wait:?}");
         }
+        // What is left of the pause is under a second: only jitter makes a wait longer.
+        // Fifty draws all under the microseconds elapsed would mean no jitter at all.
+        assert!(waits.iter().any(|w| *w > Duration::from_secs(1)), "no jitter added: {waits:?}");
     }
 }
