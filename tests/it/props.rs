@@ -658,9 +658,10 @@ fn found_template_valid_for_pages_1_and_max_but_not_3() {
     // `%2` + `3` is `%23`, a `#` inside the host: no URL. `new` accepted the template because
     // pages 1 (`h!`) and 4294967295 (`h$...`) make URLs, and `url(3)` then silently
     // returned the site's own URL, so page 3 fetched the gallery root.
+    // `new` now refuses it: a template some page number cannot make a URL of is no
+    // template. Asserted, not assumed: an `if let Ok` here ran no assertion at all once
+    // `new` refused it (issue 20), and would hide a `new` that accepted it again.
     let base = Url::parse("https://www.example.com/").unwrap();
-    if let Ok(urls) = PageUrls::new(base.clone(), "//h%2{page}/", "cats") {
-        assert_ne!(urls.url(3), base);
-        assert_ne!(urls.url(5), base);
-    }
+    let made = PageUrls::new(base.clone(), "//h%2{page}/", "cats");
+    assert!(made.is_err(), "accepted: page 3 would be {:?}", made.map(|urls| urls.url(3)));
 }
