@@ -179,7 +179,7 @@ pub fn run(config: &Config, log: &Logger, progress: Option<Progress>) -> anyhow:
     info!(log, "starting";
         "mode" => config.mode.as_str(), "workers" => config.workers,
         "first_page" => config.first_page().map_or("(url list)".into(), |u| u.to_string()),
-        "out_dir" => %config.out_dir.display(), "robots" => config.obey_robots);
+        "out_dir" => %config.out_dir.display(), "robots" => config.requests.obey_robots);
     if config.proxies.any() {
         // Which proxy, never its credentials: a user behind one should see it is used.
         info!(log, "through a proxy"; "proxies" => config.proxies.describe());
@@ -387,9 +387,14 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
         // Every S3 request would go through it: refused now, not per image.
         config.proxies.check(&settings.endpoint).map_err(|u| cannot(u.to_string()))?;
         let proxy = config.proxies.for_url(&settings.endpoint);
-        let client =
-            S3Client::new(&settings, &location.bucket, config.timeout, config.trust.ureq_config(), proxy)
-                .map_err(|e| cannot(e.to_string()))?;
+        let client = S3Client::new(
+            &settings,
+            &location.bucket,
+            config.requests.timeout,
+            config.trust.ureq_config(),
+            proxy,
+        )
+        .map_err(|e| cannot(e.to_string()))?;
         let store = match &config.shared {
             // The job's other processes may fill this bucket too: names are reserved in
             // the job, and each process keeps its own record.
@@ -475,8 +480,8 @@ async fn scrape(
         record_items: config.report.is_some() || config.failed_list.is_some(),
         store: Arc::clone(store),
         force: config.force,
-        per_host_concurrency: config.per_host_concurrency,
-        obey_robots: config.obey_robots,
+        per_host_concurrency: config.requests.per_host_concurrency,
+        obey_robots: config.requests.obey_robots,
         gate: Arc::clone(&gate),
         filters: config.filters.clone(),
         listing: config.dry_run.then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write>),
@@ -484,7 +489,7 @@ async fn scrape(
         image_host: config.extract.image_host.trim().to_ascii_lowercase(),
         page_host: config.walk.page_host.clone(),
         page_lookahead: Some(config.walk.lookahead as usize),
-        max_server_wait: config.retries.max_wait,
+        max_server_wait: config.requests.retries.max_wait,
         shared: config.shared.as_ref().map(|job| job.lease / 3),
         cancel: cancel.clone(),
     };
@@ -556,8 +561,10 @@ async fn scrape(
                 let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
                     Downloader::new(opts, tls, results, log)
                 });
-                coordinator
-                    .do_send(RegisterWorker { tasks: worker.recipient(), capacity: config.concurrency });
+                coordinator.do_send(RegisterWorker {
+                    tasks: worker.recipient(),
+                    capacity: config.requests.concurrency,
+                });
             }
         }
     }
@@ -585,7 +592,7 @@ async fn shared_frontier(config: &Config, job: &SharedJob, log: &Logger) -> anyh
     let frontier = RedisFrontier::connect(&job.url, &job.job, &node)
         .await
         .with_context(|| format!("--frontier {}", job.url))?
-        .with_per_host(config.per_host_concurrency)
+        .with_per_host(config.requests.per_host_concurrency)
         .with_lease(job.lease)
         .with_expiry(job.ttl);
     let agreed =
@@ -630,7 +637,7 @@ fn log_job_state(job: &SharedJob, c: &JobCounts, log: &Logger) {
 fn job_fingerprint(config: &Config) -> String {
     let text = format!(
         "{:?}\n{:?}\n{}\n{}",
-        config.source, config.filters, config.extract.image_host, config.max_image_bytes
+        config.source, config.filters, config.extract.image_host, config.requests.max_image_bytes
     );
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }

@@ -117,7 +117,7 @@ fn run(
     let mut shape = Shape {
         async_mode: config.mode == Mode::Async,
         workers: config.workers,
-        concurrency: config.concurrency,
+        concurrency: config.requests.concurrency,
         demo: demo.is_some(),
     };
     // Without -p the worker count is the cores': fewer that fit beat a refusal the user

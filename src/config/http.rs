@@ -14,8 +14,9 @@ use crate::settings::Settings;
 use crate::work::Retries;
 
 /// The request keys, each range-checked: a part of [`Config`](super::Config) built on its
-/// own so the checks sit next to the keys they check. Field meanings are `Config`'s.
-pub(super) struct Requests {
+/// own so the checks sit next to the keys they check.
+#[derive(Debug, Clone)]
+pub struct Requests {
     /// `CONCURRENCY`: requests in flight per async worker.
     pub concurrency: usize,
     /// `PER_HOST_CONCURRENCY`: requests in flight per host, across all workers.

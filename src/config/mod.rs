@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use url::Url;
 
@@ -25,6 +24,7 @@ mod testing;
 mod walk;
 
 pub use defaults::*;
+pub use http::Requests;
 pub use output::ReportKind;
 pub use shared::SharedJob;
 pub use site::{Filters, PageUrls, Source, parse_pages};
@@ -39,7 +39,7 @@ use crate::settings::{Mode, Settings};
 use crate::store::Store;
 use crate::store::s3::S3Location;
 use crate::tls::Trust;
-use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES, Retries};
+use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES};
 
 /// Everything a run needs, resolved.
 #[derive(Debug, Clone)]
@@ -54,22 +54,9 @@ pub struct Config {
     pub extract: ExtractRules,
     /// Following next and detail links, and running ahead (issue 12).
     pub walk: WalkSettings,
-    /// Requests in flight per async worker.
-    pub concurrency: usize,
-    /// Requests in flight per host, across all workers.
-    pub per_host_concurrency: usize,
-    /// Least time between two requests to one host; `None`: no rate limit.
-    pub host_interval: Option<Duration>,
-    pub host_jitter: Duration,
-    pub obey_robots: bool,
-    pub timeout: Duration,
-    pub user_agent: String,
-    /// Sent with every request (`HEADERS`, and `Cookie` from `COOKIES`).
-    pub headers: Vec<(String, String)>,
-    /// Send the page an image was found on as its Referer, as browsers do.
-    pub send_referer: bool,
-    pub retries: Retries,
-    pub max_image_bytes: u64,
+    /// How each request is made and paced (`CONCURRENCY`, rates, timeouts, retries,
+    /// User-Agent, headers...): one typed part, checked where its keys are resolved.
+    pub requests: Requests,
     pub filters: Filters,
     pub report: Option<(PathBuf, ReportKind)>,
     /// Where to list the URLs of failed images (`--failed`).
@@ -135,17 +122,7 @@ impl Config {
             bucket: output.bucket,
             extract,
             walk,
-            concurrency: requests.concurrency,
-            per_host_concurrency: requests.per_host_concurrency,
-            host_interval: requests.host_interval,
-            host_jitter: requests.host_jitter,
-            obey_robots: requests.obey_robots,
-            timeout: requests.timeout,
-            user_agent: requests.user_agent,
-            headers: requests.headers,
-            send_referer: requests.send_referer,
-            retries: requests.retries,
-            max_image_bytes: requests.max_image_bytes,
+            requests,
             filters,
             report: output.report,
             failed_list: output.failed_list,
@@ -167,17 +144,17 @@ impl Config {
     pub fn fetch_options(&self, store: Arc<dyn Store>, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
         let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl);
         FetchOptions {
-            timeout: self.timeout,
-            user_agent: self.user_agent.clone(),
-            headers: self.headers.clone(),
-            send_referer: self.send_referer,
+            timeout: self.requests.timeout,
+            user_agent: self.requests.user_agent.clone(),
+            headers: self.requests.headers.clone(),
+            send_referer: self.requests.send_referer,
             max_page_bytes: MAX_PAGE_BYTES,
-            max_image_bytes: self.max_image_bytes,
+            max_image_bytes: self.requests.max_image_bytes,
             min_wanted_bytes: self.filters.min_bytes,
             max_wanted_bytes: self.filters.max_bytes,
             hash,
-            concurrency: self.concurrency,
-            retries: self.retries,
+            concurrency: self.requests.concurrency,
+            retries: self.requests.retries,
             cancel,
             gate,
             proxies: Arc::new(self.proxies.clone()),
@@ -188,12 +165,14 @@ impl Config {
 
     /// The per-host gate these settings ask for.
     pub fn host_gate(&self) -> HostGate {
-        HostGate::new(self.host_interval, self.host_jitter)
+        HostGate::new(self.requests.host_interval, self.requests.host_jitter)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use testing::*;
 
@@ -208,9 +187,9 @@ mod tests {
         assert_eq!(c.extract.attributes.last().map(String::as_str), Some("src"));
         assert_eq!(c.mode, Mode::Async);
         assert!(c.workers >= 1);
-        assert!(c.obey_robots && c.send_referer);
-        assert_eq!(c.per_host_concurrency, 32);
-        assert_eq!(c.host_interval, None);
+        assert!(c.requests.obey_robots && c.requests.send_referer);
+        assert_eq!(c.requests.per_host_concurrency, 32);
+        assert_eq!(c.requests.host_interval, None);
     }
 
     #[test]
@@ -246,14 +225,14 @@ mod tests {
         assert_eq!(max, None);
         assert_eq!(c.extract.attributes, ["data-src", "src"]);
         assert_eq!(c.extract.image_host, "");
-        assert_eq!((c.concurrency, c.per_host_concurrency), (4, 3));
-        assert_eq!(c.timeout, Duration::from_millis(2500));
-        assert_eq!(c.user_agent, "test-agent");
-        assert_eq!(c.host_interval, Some(Duration::from_millis(250)));
-        assert_eq!(c.host_jitter, Duration::from_millis(50));
-        assert!(!c.obey_robots && !c.send_referer);
+        assert_eq!((c.requests.concurrency, c.requests.per_host_concurrency), (4, 3));
+        assert_eq!(c.requests.timeout, Duration::from_millis(2500));
+        assert_eq!(c.requests.user_agent, "test-agent");
+        assert_eq!(c.requests.host_interval, Some(Duration::from_millis(250)));
+        assert_eq!(c.requests.host_jitter, Duration::from_millis(50));
+        assert!(!c.requests.obey_robots && !c.requests.send_referer);
         assert_eq!(
-            c.headers,
+            c.requests.headers,
             [
                 ("X-Token".to_string(), "abc".to_string()),
                 ("Cookie".to_string(), "session=s1; theme=dark".to_string())
@@ -333,7 +312,7 @@ mod tests {
         assert_eq!(urls.url(1).as_str(), "http://127.0.0.1:4000/p1/cats.html");
         assert_eq!(c.extract.image_host, "127.0.0.1");
         assert_eq!(c.extract.image_selector, DEFAULT_IMAGE_SELECTOR);
-        assert_eq!(c.concurrency, 3);
+        assert_eq!(c.requests.concurrency, 3);
         assert_eq!(max, Some(10));
     }
 }
