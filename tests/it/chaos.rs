@@ -17,7 +17,8 @@ use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
 
 use crate::helpers::{
-    TestServer, gallery_html, image_paths, images, jpeg, read_report, run_binary, serve_page, write_settings,
+    TestServer, exit_within, gallery_html, image_paths, images, jpeg, read_report, run_binary, serve_page,
+    write_settings,
 };
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -485,23 +486,6 @@ fn spawn_binary(cwd: &Path, args: &[&str]) -> Child {
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-}
-
-/// Waits for the child to exit, failing the test if it takes longer than `limit`.
-fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("still running {limit:?} after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -340,4 +340,21 @@ pub fn read_report(path: &Path) -> serde_json::Value {
 /// the machine's, so no test depends on what this machine trusts.
 pub fn plain_trust() -> image_scraper::tls::Trust {
     image_scraper::tls::Trust::new(Default::default(), &[], false).expect("no CA file to read")
+}
+
+/// Waits for the child to exit, failing the test if it takes longer than `limit`.
+pub fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("image-scraper still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

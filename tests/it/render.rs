@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Run, images, read_report, run_command, without_proxy};
+use crate::helpers::{Run, exit_within, images, read_report, run_command, without_proxy};
 use crate::js_pages::{JsPage, JsPages, endless_images, js_gallery, with_bytes};
 
 /// Whether Chromium is here; under `CI=true` its absence fails the test.
@@ -364,7 +364,7 @@ fn a_browser_killed_mid_render_is_replaced() {
     for pid in place.browsers() {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
-    let (code, stderr) = wait(child);
+    let (code, stderr) = exit_within(child, Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("rendering again on a fresh one"), "{stderr}");
     assert_files(&place.out(), JsPage::Feed.expected());
@@ -384,7 +384,7 @@ fn no_browser_outlives_an_interrupted_or_killed_run() {
         pages.server.wait_for_hits("/endless.html", 2);
         assert!(!place.browsers().is_empty(), "the browser is rendering");
         let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-        let (code, stderr) = wait(child);
+        let (code, stderr) = exit_within(child, Duration::from_secs(60));
         if signal != "KILL" {
             assert!(code == 130 || code == 143, "{signal}: {code} {stderr}");
         }
@@ -399,23 +399,6 @@ fn no_browser_outlives_an_interrupted_or_killed_run() {
         } else {
             place.assert_no_browser_left();
         }
-    }
-}
-
-/// Waits for `child` (a hang guard of a minute), its exit code and stderr.
-fn wait(mut child: Child) -> (i32, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("image-scraper hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

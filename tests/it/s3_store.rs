@@ -4,15 +4,17 @@
 //! partial object or upload behind.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
 
-use crate::helpers::{TestServer, gallery_html, jpeg, read_report, serve_page, write_settings};
+use crate::helpers::{TestServer, exit_within, gallery_html, jpeg, read_report, serve_page, write_settings};
+
+/// A hang guard, not a timing: a run that has not ended by then is stuck.
+const HANG: Duration = Duration::from_secs(60);
 use crate::s3::server;
 
 /// Images the gallery serves, by path; the 9 MiB one goes up in parts.
@@ -72,23 +74,6 @@ fn binary(dir: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Com
     command
 }
 
-/// Waits for the child to exit, failing the test if it takes longer than a minute.
-fn finish(mut child: Child) -> (i32, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            child.stderr.as_mut().unwrap().read_to_string(&mut stderr).unwrap();
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("image-scraper hung");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_gallery_goes_into_a_bucket_and_a_rerun_skips_it() {
     let Some(s3) = server() else { return };
@@ -99,7 +84,7 @@ fn a_gallery_goes_into_a_bucket_and_a_rerun_skips_it() {
         write_settings(dir.path(), &site.origin(), "");
         let out = format!("s3://{}/cats", bucket.bucket());
         let args = ["-m", mode, "-p", "2", "-o", &out, "--report", "r.json"];
-        let (code, stderr) = finish(binary(dir.path(), &args, &s3.env()).spawn().unwrap());
+        let (code, stderr) = exit_within(binary(dir.path(), &args, &s3.env()).spawn().unwrap(), HANG);
         assert_eq!(code, 1, "{mode}: two images fail: {stderr}");
         assert!(stderr.contains("Done, success: 5/7, failure: 2/7"), "{mode}: {stderr}");
         // Every image byte for byte under the prefix; nothing for the failures; no
@@ -130,7 +115,7 @@ fn a_gallery_goes_into_a_bucket_and_a_rerun_skips_it() {
 
         // Again: what is there is skipped, not fetched.
         let before = site.hits("/img/big.jpg");
-        let (code, stderr) = finish(binary(dir.path(), &args, &s3.env()).spawn().unwrap());
+        let (code, stderr) = exit_within(binary(dir.path(), &args, &s3.env()).spawn().unwrap(), HANG);
         assert_eq!(code, 1, "{mode}: {stderr}");
         let report = read_report(&dir.path().join("r.json"));
         assert_eq!(report["images"]["skipped"], 5, "{mode}: {stderr}");
@@ -147,8 +132,10 @@ fn a_name_an_object_holds_is_never_written_over() {
     let dir = tempfile::tempdir().unwrap();
     write_settings(dir.path(), &site.origin(), "");
     let out = format!("s3://{}/cats", bucket.bucket());
-    let (_, stderr) =
-        finish(binary(dir.path(), &["-o", &out, "--report", "r.json"], &s3.env()).spawn().unwrap());
+    let (_, stderr) = exit_within(
+        binary(dir.path(), &["-o", &out, "--report", "r.json"], &s3.env()).spawn().unwrap(),
+        HANG,
+    );
     let kept = bucket.get("cats/0.jpg").unwrap();
     assert!(kept.as_deref() == Some(&b"someone else's object"[..]), "{stderr}");
     let report = read_report(&dir.path().join("r.json"));
@@ -182,13 +169,13 @@ fn ctrl_c_leaves_no_partial_object_or_upload() {
         while bucket.list_multipart_uploads("cats/").unwrap().is_empty() {
             if Instant::now() > deadline {
                 let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-                panic!("{mode}: no part was ever uploaded: {}", finish(child).1);
+                panic!("{mode}: no part was ever uploaded: {}", exit_within(child, HANG).1);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
         assert!(status.success());
-        let (code, stderr) = finish(child);
+        let (code, stderr) = exit_within(child, HANG);
         assert_eq!(code, 130, "{mode}: {stderr}");
         assert_eq!(bucket.head("cats/big.jpg").unwrap(), None, "{mode}: a partial object");
         assert!(bucket.list_multipart_uploads("cats/").unwrap().is_empty(), "{mode}: an upload left open");
