@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::future::Future;
 use std::io::Write;
 use std::pin::pin;
@@ -237,8 +238,9 @@ impl<C: Client> Core<C> {
         let render = renderer.render(RenderPage { url: url.clone(), why: why.clone() });
         let rendered = self.client.rendered(render).await?;
         let mut scan = self.scan(kind, &rendered.html, &rendered.url);
-        let listed = |u: &Url| scan.images.iter().any(|f| &f.url == u || f.fallback.as_ref() == Some(u));
-        let network_only = rendered.network_images.iter().filter(|u| !listed(u)).count();
+        let listed: HashSet<&Url> =
+            scan.images.iter().flat_map(|f| std::iter::once(&f.url).chain(&f.fallback)).collect();
+        let network_only = rendered.network_images.iter().filter(|u| !listed.contains(u)).count();
         scan.render = Some(Box::new(RenderNote {
             rendered: true,
             why: why.to_string(),

@@ -251,7 +251,6 @@ impl Drop for Browser {
         kill_group(self.group);
         unregister(self.group);
         // Reaped before the profile goes, so the browser is not writing into it.
-        let _ = self.child.try_wait();
         for _ in 0..50 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;

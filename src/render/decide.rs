@@ -1,10 +1,10 @@
 //! Whether a page is rendered: `RENDER` and what its static HTML shows. Pure: the page's
 //! text and what the extractor found in it, nothing else.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `RENDER`: when listing and detail pages go through the browser.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Never: the static path only, no browser needed.

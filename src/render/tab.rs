@@ -199,12 +199,13 @@ pub async fn render(cdp: &Rc<Cdp>, page: &Url, opts: &RenderOptions) -> Result<R
     let mut html = serialised.get(1).and_then(Value::as_str).unwrap_or_default().to_string();
     truncate(&mut html, opts.max_page_bytes);
     let seen = seen.borrow();
-    let mut network_images: Vec<Url> = Vec::new();
-    for image in seen.images.iter().filter_map(|u| Url::parse(u).ok()) {
-        if !network_images.contains(&image) {
-            network_images.push(image);
-        }
-    }
+    let mut distinct = std::collections::HashSet::new();
+    let network_images: Vec<Url> = seen
+        .images
+        .iter()
+        .filter_map(|u| Url::parse(u).ok())
+        .filter(|image| distinct.insert(image.clone()))
+        .collect();
     Ok(Rendered {
         url,
         html,
@@ -349,6 +350,27 @@ async fn wait(seen: &RefCell<Seen>, by: Instant, ready: impl Fn(&Seen) -> bool) 
     }
 }
 
+/// Sends `method` and waits for its answer, at most [`COMMAND_TIMEOUT`] and never past
+/// `deadline` (but a second at least); a page that does not answer in time was busy
+/// `doing` that.
+async fn command(
+    cdp: &Cdp,
+    session: Option<&str>,
+    method: &str,
+    params: Value,
+    deadline: Instant,
+    doing: &'static str,
+) -> Result<Value, RenderError> {
+    let limit =
+        COMMAND_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_secs(1));
+    match tokio::time::timeout(limit, cdp.call(session, method, params)).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) if cdp.is_gone() => Err(RenderError::BrowserGone),
+        Err(_) => Err(RenderError::Unresponsive(doing)),
+    }
+}
+
+/// A command of the load and set-up steps.
 async fn call(
     cdp: &Cdp,
     session: Option<&str>,
@@ -356,13 +378,7 @@ async fn call(
     params: Value,
     deadline: Instant,
 ) -> Result<Value, RenderError> {
-    let limit =
-        COMMAND_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_secs(1));
-    match tokio::time::timeout(limit, cdp.call(session, method, params)).await {
-        Ok(answer) => Ok(answer?),
-        Err(_) if cdp.is_gone() => Err(RenderError::BrowserGone),
-        Err(_) => Err(RenderError::Unresponsive("loading")),
-    }
+    command(cdp, session, method, params, deadline, "loading").await
 }
 
 /// Runs `expression` in the page (awaiting a promise), its value by value.
@@ -374,13 +390,7 @@ async fn evaluate(
     doing: &'static str,
 ) -> Result<Value, RenderError> {
     let params = json!({ "expression": expression, "returnByValue": true, "awaitPromise": true });
-    let limit =
-        COMMAND_TIMEOUT.min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_secs(1));
-    let mut answer = match tokio::time::timeout(limit, cdp.call(session, "Runtime.evaluate", params)).await {
-        Ok(answer) => answer?,
-        Err(_) if cdp.is_gone() => return Err(RenderError::BrowserGone),
-        Err(_) => return Err(RenderError::Unresponsive(doing)),
-    };
+    let mut answer = command(cdp, session, "Runtime.evaluate", params, deadline, doing).await?;
     Ok(answer.get_mut("result").and_then(|r| r.get_mut("value")).map(Value::take).unwrap_or(Value::Null))
 }
 
