@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::System;
 use anyhow::Context as _;
 
-use crate::frontier::{JobCounts, JobState, RedisFrontier};
+use crate::redis_job::{JobCounts, JobState, RedisFrontier};
 
 /// The job `job` at `url`, refused with one line when no process ever joined it (a
 /// typo'd name must not read as an empty job).

@@ -16,31 +16,28 @@
 //!   (`Interrupt`, `Join`, `GetCounts`).
 //! - [`frontier`]: pure: the work (pages, images, the seen-set, leases) behind the
 //!   `Frontier` trait; `LocalFrontier` is the in-memory one.
+//! - [`redis_job`]: the shared-job backend: a job spread over processes through Redis,
+//!   a file per port it serves (frontier, walk, rate, names, connection, scripts).
 //! - [`work`]: the worker contract: `RegisterWorker`, `RunTask`, `TaskFinished`, `Task`,
 //!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
 //! - [`fetch`]: the fetch core: the policy both worker kinds share (gate, retries,
-//!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait.
+//!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait;
+//!   `fetch::download` (what both workers do with a body), `fetch::decode` (pure:
+//!   Content-Encoding undone layer by layer), `fetch::validate` (pure: is it an image,
+//!   did it end, Retry-After).
 //! - [`workers`]: the worker kinds and the glue they share: `workers::blocking`, the
 //!   sync-mode worker (SyncContext, ureq): only what ureq needs; `workers::downloader`,
 //!   the async-mode worker (one per Arbiter, owns its awc Client).
-//! - [`proxy`]: pure: which proxy a URL goes through (curl's variables, `NO_PROXY`).
-//! - [`awc_proxy`]: awc's TCP connector, through a proxy where [`proxy`] says so.
-//! - [`ureq_forward`]: sync mode's agent for `http://` targets through a proxy: the
-//!   request in the absolute form, which ureq cannot write itself.
-//! - [`decode`]: pure: a body's Content-Encoding, undone layer by layer.
-//! - [`download`]: what both workers do with a body (decoding, image checks, the page cap).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
-//! - [`validate`]: pure: is it an image, did it end, Retry-After.
 //! - [`urllist`]: pure: the `--urls` list format (comments, blank lines, a BOM).
 //! - [`storage`]: pure: safe file names, atomic writes.
-//! - [`tls`]: pure: which servers are trusted (the machine's roots, `--ca-cert`) for every
-//!   HTTP client, and a refused handshake in words.
+//! - [`net`]: how requests reach servers: trust (`net::tls`), proxies (`net::proxy`,
+//!   `net::awc_proxy`, `net::ureq_forward`) and the per-host gate (`net::politeness`).
 //! - [`store`]: where images end up; `store::s3` is S3-compatible object storage
 //!   (`s3://bucket/prefix`: settings from the AWS variables and `~/.aws`, a blocking
 //!   client, streaming multipart uploads).
 //! - [`outdir`]: the out dir's layout (`.image-scraper/`).
 //! - [`state`]: the resume record.
-//! - [`politeness`]: the per-host gate shared by all workers.
 //! - [`robots`]: robots.txt rules.
 //! - [`report`]: counts, per-image items, the report, manifest and failed list.
 //! - [`progress`]: the progress bar.
@@ -52,13 +49,10 @@
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
-pub mod awc_proxy;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
-pub mod decode;
 pub mod demo;
-pub mod download;
 pub mod exit;
 pub mod fetch;
 pub mod frontier;
@@ -66,10 +60,10 @@ pub mod html;
 pub mod job;
 pub mod limits;
 pub mod logging;
+pub mod net;
 pub mod outdir;
-pub mod politeness;
 pub mod progress;
-pub mod proxy;
+pub mod redis_job;
 pub mod render;
 pub mod report;
 pub mod robots;
@@ -78,10 +72,7 @@ pub mod state;
 pub mod storage;
 pub mod store;
 pub mod task;
-pub mod tls;
-pub mod ureq_forward;
 pub mod urllist;
-pub mod validate;
 pub mod work;
 pub mod workers;
 
@@ -102,9 +93,9 @@ use crate::config::{Config, ReportKind};
 use crate::coordinator::walk_from;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::exit::ExitCode;
-use crate::frontier::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
+use crate::redis_job::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
 use crate::report::Summary;
 use crate::settings::Mode;
 use crate::state::Resume;
@@ -230,11 +221,11 @@ fn log_render(render: &render::RenderOptions, log: &Logger) {
 
 /// Which servers this run trusts, said before any request: a certificate refused later
 /// is easier to understand knowing where the roots came from.
-fn log_trust(trust: &tls::Trust, log: &Logger) {
+fn log_trust(trust: &net::tls::Trust, log: &Logger) {
     for problem in &trust.problems {
         warn!(log, "cannot read some of the system's trusted certificates"; "error" => problem);
     }
-    if trust.base == tls::Base::Bundled {
+    if trust.base == net::tls::Base::Bundled {
         warn!(log, "no trusted certificates on this machine (or in SSL_CERT_FILE / SSL_CERT_DIR): using the bundled webpki roots";
             "roots" => trust.base_roots);
     }
@@ -440,7 +431,7 @@ struct PauseNotice {
     progress: Option<Progress>,
 }
 
-impl politeness::PauseWatch for PauseNotice {
+impl net::politeness::PauseWatch for PauseNotice {
     fn paused(&self, host: &str, wait: Duration, reason: &str) {
         info!(self.log, "host paused {} s: {reason}", wait.as_secs_f64().ceil() as u64; "host" => host);
         if let Some(progress) = &self.progress {

@@ -292,7 +292,7 @@ impl Settings {
 
     /// A conventional proxy variable (`http_proxy`, ...), as the environment had it.
     pub fn proxy_var(&self, name: &str) -> Option<String> {
-        debug_assert!(crate::proxy::ENV_VARS.contains(&name), "{name} is not a proxy variable");
+        debug_assert!(crate::net::proxy::ENV_VARS.contains(&name), "{name} is not a proxy variable");
         self.env.get(name).cloned()
     }
 

@@ -17,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use url::Url;
 
 use crate::html::ExtractRules;
-use crate::politeness::HostGate;
+use crate::net::politeness::HostGate;
 // The task types are pure (no actix): the frontier and the stores use them from there.
 pub use crate::task::{Done, ImageTask, PageKind, TOO_MANY_OPEN_FILES, Task, TaskError, TaskId, host_of};
 
@@ -89,7 +89,7 @@ pub struct FetchOptions {
     pub gate: Arc<HostGate>,
     /// Which proxy each request goes through: a transport matter, per request. The gate
     /// and the Coordinator's limits still go by the target's host.
-    pub proxies: Arc<crate::proxy::Proxies>,
+    pub proxies: Arc<crate::net::proxy::Proxies>,
     /// `RENDER`: which pages go through the browser after their static fetch.
     pub render: crate::render::Policy,
     /// The browser, when rendering is on and there is one; `None` with `auto` and no
@@ -125,7 +125,7 @@ impl FetchOptions {
             cancel: Cancel::default(),
             gate: Arc::new(HostGate::open()),
             // Never the environment's: tests and library callers opt in.
-            proxies: Arc::new(crate::proxy::Proxies::none()),
+            proxies: Arc::new(crate::net::proxy::Proxies::none()),
             // No browser unless asked for: tests and library callers opt in.
             render: crate::render::Policy::Never,
             renderer: None,
@@ -142,7 +142,7 @@ impl FetchOptions {
             _ => None,
         };
         let own_encoding = self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept-encoding"));
-        let encoding = (!own_encoding).then_some(("Accept-Encoding", crate::decode::ACCEPT_ENCODING));
+        let encoding = (!own_encoding).then_some(("Accept-Encoding", crate::fetch::decode::ACCEPT_ENCODING));
         self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(encoding).chain(referer)
     }
 }
@@ -296,7 +296,7 @@ pub fn check_status(status: u16, retry_after: Option<&str>) -> Result<(), TaskEr
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        let retry_after = retry_after.and_then(crate::validate::parse_retry_after);
+        let retry_after = retry_after.and_then(crate::fetch::validate::parse_retry_after);
         Err(TaskError::Status { code: status, retry_after })
     }
 }
@@ -314,7 +314,7 @@ pub fn check_length(expected: Option<u64>, received: u64) -> Result<(), TaskErro
 /// Content-Length when it counts the bytes we save: not when the body was encoded (gzip,
 /// br), since the decoded bytes are what is saved.
 pub fn plain_length(content_encoding: Option<&str>, content_length: Option<&str>) -> Option<u64> {
-    if !crate::decode::is_plain(content_encoding) {
+    if !crate::fetch::decode::is_plain(content_encoding) {
         return None;
     }
     content_length?.trim().parse().ok()

@@ -32,13 +32,13 @@ pub use walk::{MAX_PAGE_LOOKAHEAD, WalkSettings};
 
 use crate::cli::Cli;
 use crate::html::ExtractRules;
-use crate::politeness::HostGate;
-use crate::proxy::Proxies;
+use crate::net::politeness::HostGate;
+use crate::net::proxy::Proxies;
+use crate::net::tls::Trust;
 pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings};
 use crate::store::Store;
 use crate::store::s3::S3Location;
-use crate::tls::Trust;
 use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES};
 
 /// Everything a run needs, resolved.

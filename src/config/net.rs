@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 
 use crate::cli::Cli;
-use crate::proxy::Proxies;
+use crate::net::proxy::Proxies;
+use crate::net::tls::{SystemRoots, Trust};
 use crate::settings::Settings;
-use crate::tls::{SystemRoots, Trust};
 
 /// `--proxy`/`PROXY`, `--noproxy`/`NO_PROXY`, then the conventional variables (see
 /// `proxy`). A proxy URL that cannot be used stops the run here, naming its source, when

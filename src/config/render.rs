@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail};
 use url::Url;
 
 use crate::cli::Cli;
-use crate::proxy::Proxies;
+use crate::net::proxy::Proxies;
 use crate::render::{INSTALL_HINT, Launch, Policy, RenderOptions, locate};
 use crate::settings::Settings;
 use crate::work::MAX_PAGE_BYTES;

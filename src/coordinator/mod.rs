@@ -46,9 +46,10 @@ use url::Url;
 use crate::config::Source;
 use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, LocalFrontier, Meta, Offer,
-    Refused, Verdict, WalkMark, Work,
+    Refused, Verdict, Work,
 };
 use crate::progress::{self, Snapshot};
+use crate::redis_job::WalkMark;
 use crate::report::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
 use gate::ClaimGate;

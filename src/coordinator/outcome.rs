@@ -6,10 +6,10 @@
 use url::Url;
 
 use super::tally::Subject;
+use crate::fetch::validate;
 use crate::frontier::{Ending, Meta, Offer};
 use crate::html::{Element, Found};
 use crate::robots::Rules;
-use crate::validate;
 use crate::work::{Done, ImageTask, MAX_REDIRECTS, TaskError};
 
 /// A listing page's answer.

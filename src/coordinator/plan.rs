@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Filters, Source};
-use crate::politeness::HostGate;
+use crate::net::politeness::HostGate;
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::work::Cancel;

@@ -752,7 +752,7 @@ async fn a_page_repeating_known_images_is_the_end_not_a_page() {
 #[test]
 fn a_walk_taken_over_starts_after_its_mark() {
     use crate::config::Source;
-    use crate::frontier::WalkMark;
+    use crate::redis_job::WalkMark;
     let settings_source = |template: bool| {
         let base = Url::parse("http://h.test/").unwrap();
         let path = if template { "p{page}/{item}.html" } else { "start/{item}.html" };

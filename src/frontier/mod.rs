@@ -13,13 +13,11 @@
 //! - `local`: [`LocalFrontier`], the in-memory frontier, and its rules' tests;
 //! - `pages`: `PageCursor`, which listing page goes next and where the walk ends;
 //! - `queues`: `Queues`, the images waiting, one queue per origin, and [`Meta`];
-//! - `redis`: [`RedisFrontier`], one job shared by several processes through Redis;
 //! - `seen`: `SeenSet`, 128-bit hashes of every URL admitted.
 
 mod local;
 mod pages;
 mod queues;
-mod redis;
 mod seen;
 
 use futures_util::FutureExt;
@@ -30,11 +28,6 @@ use crate::robots::{Origin, Rules};
 
 pub use local::LocalFrontier;
 pub use queues::Meta;
-// `self::`: the module shares its name with the `redis` crate.
-pub use self::redis::{
-    JobCounts, JobState, NameError, RedisFrontier, RedisFrontierError, RedisNames, RedisRate, Retried,
-    SharedWalk, WalkMark,
-};
 pub use seen::SeenSet;
 
 /// A frontier's answer: a future, ready at once for the in-memory frontier.

@@ -294,7 +294,7 @@ impl S3Error {
     }
 
     fn from_ureq(err: ureq::Error) -> S3Error {
-        if let Some(reason) = crate::tls::ureq_refusal(&err) {
+        if let Some(reason) = crate::net::tls::ureq_refusal(&err) {
             // The same certificate on every try: not a connection error to retry.
             return S3Error::Invalid(format!("TLS failed: {reason}"));
         }
@@ -398,7 +398,7 @@ impl S3Client {
         bucket: &str,
         timeout: Duration,
         tls: ureq::tls::TlsConfig,
-        proxy: Option<&crate::proxy::Proxy>,
+        proxy: Option<&crate::net::proxy::Proxy>,
     ) -> Result<S3Client, S3Error> {
         // Dots in a bucket name break the TLS wildcard of virtual-host style.
         let style =
@@ -417,7 +417,7 @@ impl S3Client {
             // A presigned URL is for one host; a redirect would need signing anew.
             .max_redirects(0)
             // Always set: ureq's default reads the proxy variables by rules of its own; the
-            // run's are curl's (crate::proxy), the same as for the site.
+            // run's are curl's (crate::net::proxy), the same as for the site.
             // An HTTP proxy tunnels (CONNECT), a SOCKS5 one relays; both as sync mode does.
             .proxy(proxy.map(crate::workers::blocking::ureq_proxy).transpose().map_err(S3Error::Invalid)?)
             .build()

@@ -4,7 +4,7 @@
 //!
 //! Through an HTTP proxy, an `https://` target is tunnelled (ureq's own CONNECT) and an
 //! `http://` one is forwarded: sent to the proxy in the absolute form, as curl and async
-//! mode do, by an agent of our own ([`crate::ureq_forward`]), since ureq has none.
+//! mode do, by an agent of our own ([`crate::net::ureq_forward`]), since ureq has none.
 //! Through a SOCKS5 proxy, both go through ureq's own SOCKS connector (its
 //! `socks-proxy` feature): the handshake, RFC 1929 credentials, and the target's name
 //! sent (`socks5h`) or resolved here first (`socks5`).
@@ -22,7 +22,7 @@ use ureq::http::Response;
 use url::Url;
 
 use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
-use crate::proxy::{Kind, Proxy, connect_authority};
+use crate::net::proxy::{Kind, Proxy, connect_authority};
 use crate::render::{RenderFuture, Rendered};
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
@@ -53,7 +53,7 @@ impl Blocking {
                 .max_idle_connections_per_host(threads.max(3))
                 // Always set: ureq's default reads the proxy variables by rules of its own
                 // (ALL_PROXY first, HTTP_PROXY for https, its own NO_PROXY), and ours are
-                // curl's, the same in both modes (crate::proxy).
+                // curl's, the same in both modes (crate::net::proxy).
                 .proxy(proxy)
                 .build()
         };
@@ -66,7 +66,7 @@ impl Blocking {
                         proxy: proxy.clone(),
                         tunnel: config(Some(tunnel)).into(),
                         // No ureq::Proxy: it would tunnel. ureq_forward sends to the proxy itself.
-                        forward: crate::ureq_forward::agent(config(None), proxy)?,
+                        forward: crate::net::ureq_forward::agent(config(None), proxy)?,
                     }
                 }
                 Kind::Socks5 | Kind::Socks5h => {
@@ -112,7 +112,7 @@ pub fn ureq_proxy(proxy: &Proxy) -> Result<ureq::Proxy, String> {
 
 /// A sync pool's ureq agents, one connection pool each, shared by the pool's threads.
 /// ureq's proxy is per agent and its NO_PROXY rules are not curl's (no ranges, no
-/// ports), so the choice is ours, per request ([`crate::proxy::Proxies::for_url`]).
+/// ports), so the choice is ours, per request ([`crate::net::proxy::Proxies::for_url`]).
 #[derive(Clone)]
 pub struct Agents {
     /// No proxy: the targets that go direct.
@@ -128,7 +128,7 @@ struct Routes {
     proxy: Proxy,
     /// `https://` targets: ureq's CONNECT tunnel (SOCKS: its SOCKS connector).
     tunnel: ureq::Agent,
-    /// `http://` targets: forwarded in the absolute form ([`crate::ureq_forward`]); for
+    /// `http://` targets: forwarded in the absolute form ([`crate::net::ureq_forward`]); for
     /// a SOCKS proxy the same agent as `tunnel`.
     forward: ureq::Agent,
 }
@@ -173,7 +173,7 @@ impl Client for Ureq {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        let response = request.call().map_err(|e| match (crate::tls::ureq_refusal(&e), proxy) {
+        let response = request.call().map_err(|e| match (crate::net::tls::ureq_refusal(&e), proxy) {
             // A refused certificate is the same on every try: not a connection error to retry.
             (Some(reason), _) => TaskError::tls(url, reason),
             (None, Some(proxy)) => self.classify_proxied(e, proxy, url),

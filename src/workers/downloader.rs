@@ -22,10 +22,10 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
-use crate::awc_proxy::{ProxyConnector, forward_uri};
 use crate::fetch::{Client, Core, Header, Job, joined};
+use crate::net::awc_proxy::{ProxyConnector, forward_uri};
+use crate::net::tls::Trust;
 use crate::render::{RenderFuture, Rendered};
-use crate::tls::Trust;
 use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
 use crate::workers::response::{header_name, unless_proxy_refused};
@@ -193,7 +193,7 @@ impl Client for Awc {
 fn classify_send(err: SendRequestError, url: &Url, opts: &FetchOptions) -> TaskError {
     match err {
         // A refused certificate is the same on every try: not a connection error to retry.
-        SendRequestError::Connect(awc::error::ConnectError::Io(e)) => match crate::tls::refusal(&e) {
+        SendRequestError::Connect(awc::error::ConnectError::Io(e)) => match crate::net::tls::refusal(&e) {
             Some(reason) => TaskError::tls(url, reason),
             None if crate::limits::is_too_many_open_files(&e) => TaskError::too_many_open_files(),
             None => TaskError::Connect(e.to_string()),

@@ -4,7 +4,7 @@
 
 use url::Url;
 
-use crate::proxy::Proxy;
+use crate::net::proxy::Proxy;
 use crate::work::TaskError;
 
 /// The client's own constant for a [`Header`](crate::fetch::Header), so no name is parsed

@@ -12,8 +12,8 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
 use image_scraper::html::ExtractRules;
+use image_scraper::net::politeness::HostGate;
 use image_scraper::outdir::OutDir;
-use image_scraper::politeness::HostGate;
 use image_scraper::robots::Rules;
 use image_scraper::work::{
     Done, FetchOptions, ImageTask, PageKind, Retries, RunTask, Task, TaskError, TaskFinished,

@@ -231,7 +231,7 @@ impl Run {
 /// proxy must neither see a test's requests nor break them. A test that wants a proxy
 /// sets one after this.
 pub fn without_proxy(command: &mut Command) -> &mut Command {
-    for var in image_scraper::proxy::ENV_VARS {
+    for var in image_scraper::net::proxy::ENV_VARS {
         command.env_remove(var);
     }
     command.env_remove("IMAGE_SCRAPER_PROXY").env_remove("IMAGE_SCRAPER_NO_PROXY")
@@ -338,8 +338,8 @@ pub fn read_report(path: &Path) -> serde_json::Value {
 
 /// Trust for clients that speak plain HTTP to the test servers: the bundled roots, not
 /// the machine's, so no test depends on what this machine trusts.
-pub fn plain_trust() -> image_scraper::tls::Trust {
-    image_scraper::tls::Trust::new(Default::default(), &[], false).expect("no CA file to read")
+pub fn plain_trust() -> image_scraper::net::tls::Trust {
+    image_scraper::net::tls::Trust::new(Default::default(), &[], false).expect("no CA file to read")
 }
 
 /// Waits for the child to exit, failing the test if it takes longer than `limit`.

@@ -18,7 +18,7 @@ mod props;
 mod proxy;
 /// The real redis-server the frontier's own tests start, shared with these (which use
 /// less of it).
-#[path = "../../src/frontier/redis/testing.rs"]
+#[path = "../../src/redis_job/testing.rs"]
 #[allow(dead_code)]
 mod redis_server;
 mod render;

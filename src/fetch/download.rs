@@ -10,9 +10,9 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
-use crate::decode::Decoder;
+use crate::fetch::decode::Decoder;
+use crate::fetch::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::store::{Commit, Writer};
-use crate::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::work::{FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
 
 pub struct ImageSink<'a> {

@@ -38,7 +38,7 @@ use futures_util::FutureExt;
 use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{
+use crate::frontier::{
     Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, ItemEnd, Lease,
     LeaseId, Offer, Work,
 };

@@ -11,7 +11,7 @@ use super::testing::{self, RedisServer};
 use super::*;
 use crate::frontier::{ItemEnd, Meta, Verdict};
 use crate::html::Element;
-use crate::politeness::SharedRate as _;
+use crate::net::politeness::SharedRate as _;
 use crate::robots::{Origin, Rules};
 
 /// A gate that lets everything through: the Redis frontier reads only `yields`.
@@ -355,7 +355,7 @@ async fn a_process_told_to_wait_by_the_job_keeps_its_own_turn() {
     let job = testing::job("turns");
     let interval = Duration::from_secs(60);
     let gate = || {
-        crate::politeness::HostGate::new(Some(interval), Duration::ZERO)
+        crate::net::politeness::HostGate::new(Some(interval), Duration::ZERO)
             .with_shared(Box::new(RedisRate::connect(&server.url, &job).unwrap()))
     };
     let (first, second) = (gate(), gate());

@@ -41,7 +41,7 @@ use url::Url;
 use tokio_socks::TargetAddr;
 use tokio_socks::tcp::Socks5Stream;
 
-use crate::proxy::{Kind, Proxies, Proxy, absolute_form, connect_authority, host_header};
+use crate::net::proxy::{Kind, Proxies, Proxy, absolute_form, connect_authority, host_header};
 
 /// A proxy's answer to CONNECT longer than this is not a proxy's answer.
 const MAX_CONNECT_RESPONSE: usize = 16 * 1024;

@@ -9,6 +9,10 @@
 //! drives it with [`run_blocking`], its client's futures finishing on their first poll
 //! (ureq blocks inside them). Never imports actix.
 
+pub mod decode;
+pub mod download;
+pub mod validate;
+
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -22,7 +26,7 @@ use std::time::Duration;
 use slog::{Logger, debug};
 use url::Url;
 
-use crate::download::{Capped, ImageSink};
+use crate::fetch::download::{Capped, ImageSink};
 use crate::html::{Extractor, PageScan};
 use crate::render::{RenderFuture, RenderPage, Rendered, decide};
 use crate::report::RenderNote;
@@ -181,7 +185,7 @@ impl<C: Client> Core<C> {
 
     /// The body through its Content-Encoding into `sink`.
     async fn read_into(&self, response: C::Response, sink: &mut impl Write) -> Result<(), TaskError> {
-        let mut body = crate::download::Body::new(
+        let mut body = crate::fetch::download::Body::new(
             self.client.header(&response, Header::ContentEncoding).as_deref(),
             sink,
         )?;

@@ -39,7 +39,7 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
 };
 
-use crate::proxy::Proxy;
+use crate::net::proxy::Proxy;
 
 /// A request head longer than this is not one of ours.
 const MAX_HEAD: usize = 64 * 1024;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::conn::JobConn;
 use super::{millis, scripts};
-use crate::politeness::SharedRate;
+use crate::net::politeness::SharedRate;
 
 #[derive(Debug)]
 pub struct RedisRate {
