@@ -90,9 +90,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::SharedJob;
 use crate::config::Source;
 use crate::config::{Config, ReportKind};
-use crate::coordinator::walk_from;
 use crate::coordinator::{Coordinator, Interrupt, Join, Plan};
 use crate::exit::ExitCode;
+use crate::frontier::walk_from;
 use crate::outdir::OutDir;
 use crate::progress::Progress;
 use crate::redis_job::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
@@ -479,18 +479,21 @@ async fn scrape(
         progress,
         image_host: config.extract.image_host.trim().to_ascii_lowercase(),
         page_host: config.walk.page_host.clone(),
-        page_lookahead: Some(config.walk.lookahead as usize),
         max_server_wait: config.requests.retries.max_wait,
         shared: config.shared.as_ref().map(|job| job.lease / 3),
         cancel: cancel.clone(),
     };
     let coordinator_log = log.new(o!("actor" => "coordinator"));
     let coordinator = match &config.shared {
-        None => Coordinator::new(plan, coordinator_log),
+        None => {
+            let frontier = crate::frontier::walk_of(&config.source, Some(config.walk.lookahead as usize));
+            let frontier = if config.dry_run { frontier.listing() } else { frontier };
+            Coordinator::new(plan, Box::new(frontier), coordinator_log)
+        }
         Some(job) => {
             let frontier = shared_frontier(config, job, log).await?;
             match &config.source {
-                Source::Urls(_) => Coordinator::with_frontier(plan, Box::new(frontier), coordinator_log),
+                Source::Urls(_) => Coordinator::new(plan, Box::new(frontier), coordinator_log),
                 Source::Pages { .. } => {
                     let (source, lookahead) = (config.source.clone(), Some(config.walk.lookahead as usize));
                     let walk = SharedWalk::join(frontier, move |mark| {
@@ -499,7 +502,7 @@ async fn scrape(
                     .await
                     .with_context(|| format!("--frontier {}", job.url))?;
                     info!(log, "the job's listing pages"; "walked_here" => walk.walks());
-                    Coordinator::with_frontier(plan, Box::new(walk), coordinator_log)
+                    Coordinator::new(plan, Box::new(walk), coordinator_log)
                 }
             }
         }

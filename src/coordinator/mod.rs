@@ -43,13 +43,13 @@ use slog::{Logger, debug, info, warn};
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::config::Source;
+use crate::frontier::Source;
 use crate::frontier::{
-    self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, LocalFrontier, Meta, Offer,
-    Refused, Verdict, Work,
+    self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, Meta, Offer, Refused, Verdict,
+    Work,
 };
 use crate::progress::{self, Snapshot};
-use crate::redis_job::WalkMark;
+
 use crate::report::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
 use gate::ClaimGate;
@@ -155,18 +155,8 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// A Coordinator for `plan` with the in-memory frontier.
-    pub fn new(plan: Plan, log: Logger) -> Self {
-        let frontier = walk_of(&plan.source, plan.page_lookahead);
-        let frontier = match plan.listing.is_some() {
-            true => frontier.listing(),
-            false => frontier,
-        };
-        Self::with_frontier(plan, Box::new(frontier), log)
-    }
-
     /// A Coordinator for `plan` whose work is kept by `frontier` (made for that plan).
-    pub fn with_frontier(mut plan: Plan, frontier: Box<dyn Frontier>, log: Logger) -> Self {
+    pub fn new(mut plan: Plan, frontier: Box<dyn Frontier>, log: Logger) -> Self {
         let (seed, first) = match &plan.source {
             Source::Pages { first_page, .. } => (Vec::new(), (*first_page).max(1)),
             Source::Urls(urls) => {
@@ -633,54 +623,6 @@ impl Coordinator {
     fn step(&mut self, ctx: &mut Context<Self>) {
         self.dispatch(ctx);
         self.answer_joiners_if_finished(ctx);
-    }
-}
-
-/// The in-memory frontier for `source`: a walk by template or by next links, or a list
-/// of URLs to be offered (empty until then). Also a shared job's walk, on the process
-/// that walks it.
-/// The walk of `source`'s pages from where an earlier walker of a shared job left it
-/// (`mark`: the pages it finished), or from the first page when none did.
-pub fn walk_from(source: &Source, lookahead: Option<usize>, mark: Option<&WalkMark>) -> LocalFrontier {
-    let Some(mark) = mark else { return walk_of(source, lookahead) };
-    let from = mark.done.saturating_add(1);
-    match source {
-        Source::Pages { pages, max_pages, .. } if !pages.has_template() => match &mark.next {
-            Some(url) => LocalFrontier::links_from(from, url.clone()).with_max_pages(*max_pages),
-            // The last page walked linked to none: the walk is over.
-            None => LocalFrontier::empty(),
-        },
-        Source::Pages { pages, max_pages, .. } => {
-            let bound = mark.last.or(*max_pages);
-            if bound.is_some_and(|last| from > last) {
-                return LocalFrontier::empty();
-            }
-            let pages = pages.clone();
-            let walk = LocalFrontier::pages(from, bound.unwrap_or(from), Box::new(move |n| pages.url(n)))
-                .with_max_pages(*max_pages)
-                .with_lookahead(lookahead);
-            match mark.last {
-                Some(last) => walk.with_stated_last(last),
-                None => walk,
-            }
-        }
-        Source::Urls(_) => LocalFrontier::empty(),
-    }
-}
-
-pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
-    match source {
-        Source::Pages { pages, max_pages, .. } if !pages.has_template() => {
-            LocalFrontier::links(pages.url(1)).with_max_pages(*max_pages)
-        }
-        Source::Pages { pages, first_page, max_pages } => {
-            let pages = pages.clone();
-            let last = max_pages.unwrap_or(*first_page);
-            LocalFrontier::pages(*first_page, last, Box::new(move |n| pages.url(n)))
-                .with_max_pages(*max_pages)
-                .with_lookahead(lookahead)
-        }
-        Source::Urls(_) => LocalFrontier::empty(),
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Filters, Source};
+use crate::frontier::{Filters, Source};
 use crate::net::politeness::HostGate;
 use crate::progress::Progress;
 use crate::store::Store;
@@ -36,9 +36,6 @@ pub struct Plan {
     /// `PAGE_HOST`, lower-cased: where a next link or a detail link may lead. Empty takes
     /// any host.
     pub page_host: String,
-    /// `PAGE_LOOKAHEAD`: listing pages out at once while the end of the walk is not
-    /// known; `None`: the frontier's default, from the workers' capacity.
-    pub page_lookahead: Option<usize>,
     /// The longest wait a server may ask for (`RETRY_MAX_WAIT_SECS`): a longer
     /// Crawl-delay is clamped to it.
     pub max_server_wait: Duration,
@@ -66,7 +63,6 @@ impl Plan {
             progress: None,
             image_host: String::new(),
             page_host: String::new(),
-            page_lookahead: None,
             max_server_wait: Duration::from_secs(60),
             shared: None,
             cancel: Cancel::default(),

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
-use crate::config::PageUrls;
 use crate::frontier::{Completed, Frontier, Gate, LeaseId};
+use crate::frontier::{LocalFrontier, PageUrls};
 use crate::html::{Element, Found, PageScan};
 use crate::report::Status;
 use crate::storage;
@@ -72,11 +72,18 @@ fn folder(out: &Path) -> Arc<dyn Store> {
     Arc::new(crate::store::folder::FolderStore::new(out, resume))
 }
 
+/// A Coordinator with the in-memory frontier for its plan, as the wiring makes it.
+fn in_memory(plan: Plan, log: Logger) -> Coordinator {
+    let frontier = crate::frontier::walk_of(&plan.source, None);
+    let frontier = if plan.listing.is_some() { frontier.listing() } else { frontier };
+    Coordinator::new(plan, Box::new(frontier), log)
+}
+
 /// A Coordinator writing into `out` (its resume record there too).
 fn start_in(out: &Path, max_pages: Option<u32>, force: bool) -> Addr<Coordinator> {
     let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
     let plan = Plan { force, ..Plan::new(Source::Pages { pages, first_page: 1, max_pages }, folder(out)) };
-    Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start()
+    in_memory(plan, Logger::root(slog::Discard, slog::o!())).start()
 }
 
 /// A Coordinator in a fresh out dir, which lives as long as the returned guard.
@@ -266,7 +273,7 @@ async fn a_dry_run_lists_in_page_order_whatever_order_pages_finish_in() {
         listing: Some(Box::new(out.clone())),
         ..Plan::new(Source::Pages { pages, first_page: 1, max_pages: Some(3) }, folder(dir.path()))
     };
-    let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+    let coordinator = in_memory(plan, Logger::root(slog::Discard, slog::o!())).start();
     let (probe, handed) = register(&coordinator, 32).await;
     // Two origins on one page: a per-origin queue would group them.
     let page1 = ["http://h.test/1a.jpg", "http://other.test/1b.jpg", "http://h.test/1c.jpg"];
@@ -517,7 +524,7 @@ async fn a_full_disk_stops_the_run_like_an_interrupt() {
     let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
     let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: Some(3) }, folder(dir.path()));
     let cancel = plan.cancel.clone();
-    let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+    let coordinator = in_memory(plan, Logger::root(slog::Discard, slog::o!())).start();
     let (probe, handed) = register(&coordinator, 2).await;
     let images: Vec<String> = (0..6).map(|i| format!("http://h.test/{i}.jpg")).collect();
     let images: Vec<&str> = images.iter().map(String::as_str).collect();
@@ -664,8 +671,8 @@ async fn run_with(frontier: Option<Box<dyn Frontier>>) -> Summary {
     let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: None }, folder(dir.path()));
     let log = Logger::root(slog::Discard, slog::o!());
     let coordinator = match frontier {
-        Some(frontier) => Coordinator::with_frontier(plan, frontier, log),
-        None => Coordinator::new(plan, log),
+        Some(frontier) => Coordinator::new(plan, frontier, log),
+        None => in_memory(plan, log),
     }
     .start();
     let worker = Auto { coordinator: coordinator.clone(), out: dir.path().to_path_buf() }.start();
@@ -703,7 +710,7 @@ async fn a_walk_by_next_links_hands_out_where_they_lead_and_ends_where_none_foll
     let dir = tempfile::tempdir().unwrap();
     let pages = PageUrls::single(url("http://h.test/list"));
     let plan = Plan::new(Source::Pages { pages, first_page: 1, max_pages: None }, folder(dir.path()));
-    let coordinator = Coordinator::new(plan, Logger::root(slog::Discard, slog::o!())).start();
+    let coordinator = in_memory(plan, Logger::root(slog::Discard, slog::o!())).start();
     let (probe, handed) = register(&coordinator, 4).await;
     assert_eq!(page_url_of(&handed[0]), "http://h.test/list");
     coordinator
@@ -749,36 +756,6 @@ async fn a_page_repeating_known_images_is_the_end_not_a_page() {
     assert!(pages_seen.len() <= 1 + 2, "no more than the look-ahead past the end: {pages_seen:?}");
 }
 
-#[test]
-fn a_walk_taken_over_starts_after_its_mark() {
-    use crate::config::Source;
-    use crate::redis_job::WalkMark;
-    let settings_source = |template: bool| {
-        let base = Url::parse("http://h.test/").unwrap();
-        let path = if template { "p{page}/{item}.html" } else { "start/{item}.html" };
-        let pages = crate::config::PageUrls::new(base, path, "cats").unwrap();
-        Source::Pages { pages, first_page: 1, max_pages: Some(50) }
-    };
-    let claim_pages = |mut walk: LocalFrontier| {
-        let claimed = frontier::ready(walk.claim(1, 1, &mut crate::frontier::AllGo)).ok().unwrap().unwrap();
-        claimed.leases.into_iter().map(|l| l.work.url().to_string()).collect::<Vec<_>>()
-    };
-    // A template: the first page after the mark, then no further than the stated end.
-    let mark = WalkMark { done: 3, last: Some(7), next: None };
-    assert_eq!(
-        claim_pages(walk_from(&settings_source(true), None, Some(&mark))),
-        ["http://h.test/p4/cats.html"]
-    );
-    let over = WalkMark { done: 7, last: Some(7), next: None };
-    assert!(claim_pages(walk_from(&settings_source(true), None, Some(&over))).is_empty(), "nothing left");
-    // Next links: where page `done` linked to; none, and the walk is over.
-    let next = Url::parse("http://h.test/list?after=3").unwrap();
-    let mark = WalkMark { done: 3, last: None, next: Some(next.clone()) };
-    assert_eq!(claim_pages(walk_from(&settings_source(false), None, Some(&mark))), [next.to_string()]);
-    let end = WalkMark { done: 3, last: None, next: None };
-    assert!(claim_pages(walk_from(&settings_source(false), None, Some(&end))).is_empty());
-}
-
 /// A shared job's frontier, as far as an interrupt goes: the in-memory one, noting each
 /// lease released or completed; abandoning gives nothing back to count (the job's work
 /// is not this process's), as `RedisFrontier`'s does.
@@ -822,7 +799,7 @@ async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failin
     let calls = std::rc::Rc::default();
     let frontier = SharedJob { inner: LocalFrontier::empty(), calls: std::rc::Rc::clone(&calls) };
     let log = Logger::root(slog::Discard, slog::o!());
-    let coordinator = Coordinator::with_frontier(plan, Box::new(frontier), log).start();
+    let coordinator = Coordinator::new(plan, Box::new(frontier), log).start();
     let (_probe, handed) = register(&coordinator, 2).await;
     assert_eq!(handed.len(), 2);
     let join = coordinator.send(Join);

@@ -45,8 +45,9 @@ use crate::frontier::{
 pub use keys::NameError;
 pub use names::RedisNames;
 
+pub use crate::frontier::WalkMark;
 pub use rate::RedisRate;
-pub use walk::{SharedWalk, WalkMark};
+pub use walk::SharedWalk;
 
 /// How long a lease lasts unless renewed: a process that dies holding work gives it up
 /// this long after its last renewal.

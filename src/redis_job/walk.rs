@@ -17,6 +17,7 @@ use futures_util::FutureExt;
 use url::Url;
 
 use super::{RedisFrontier, millis, scripts, unavailable};
+use crate::frontier::WalkMark;
 use crate::frontier::{
     Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, Lease, LeaseId,
     LocalFrontier, Offer, PageFate, Work, ready,
@@ -24,18 +25,6 @@ use crate::frontier::{
 
 /// Page leases carry this bit: they are the walker's own, never Redis'.
 const PAGE: LeaseId = 1 << 63;
-
-/// Where a walk of listing pages stands, for a process that takes it over: kept in Redis
-/// (`walk:mark`) by the walker as pages finish.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WalkMark {
-    /// Every page up to this one is finished (fetched, failed, or refused by robots.txt).
-    pub done: u32,
-    /// The last page, as the walk's first page stated it.
-    pub last: Option<u32>,
-    /// The next link of page `done`: where a walk that follows next links goes on.
-    pub next: Option<Url>,
-}
 
 /// This process's walk: which pages of it finished, to keep the mark.
 #[derive(Debug, Default)]
