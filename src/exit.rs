@@ -28,23 +28,6 @@ impl ExitCode {
             ExitCode::Signal(signal) => 128 + signal,
         }
     }
-
-    /// Ends the process with this status, and any browser it started with it (an exit
-    /// skips the destructors that would). Called by `main` once, and by [`at_once`]: no
-    /// other code ends the process, so none can skip that kill.
-    pub fn exit(self) -> ! {
-        crate::render::kill_all();
-        std::process::exit(self.code())
-    }
-}
-
-/// A second SIGINT or SIGTERM: the one exit not made by `main`. Returning to it would
-/// mean winding the actor system down first: joining Arbiters and a `SyncArbiter` whose
-/// threads may sit in a blocking read until its timeout, then the summary and the
-/// outputs. A second signal is the user refusing that wait, so the process ends here, at
-/// once and without a summary, with the status of the first signal.
-pub fn at_once(signal: i32) -> ! {
-    ExitCode::Signal(signal).exit()
 }
 
 #[cfg(test)]

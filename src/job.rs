@@ -14,7 +14,7 @@ use crate::redis_job::{JobCounts, JobState, RedisFrontier};
 /// typo'd name must not read as an empty job).
 async fn open(url: &str, job: &str) -> anyhow::Result<RedisFrontier> {
     let context = || format!("--frontier {url}");
-    let frontier = RedisFrontier::connect(url, job, &crate::node_name()).await.with_context(context)?;
+    let frontier = RedisFrontier::connect(url, job, &crate::app::node_name()).await.with_context(context)?;
     if !frontier.exists().await.with_context(context)? {
         anyhow::bail!("no job {job} at {url}");
     }

@@ -1,5 +1,5 @@
-//! Thin: flags, settings, logging, run, exit status. The only place the process exits
-//! (but for a second Ctrl-C: see `exit::at_once`).
+//! Thin: flags, settings, logging, run, exit status. The only place the process exits:
+//! a run ends by returning here, and a second Ctrl-C through the [`exit`] it is handed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use slog::{Logger, debug, info};
 
+use image_scraper::Shutdown;
 use image_scraper::cli::{Cli, Command, JobAction, LogFormat};
 use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
@@ -17,10 +18,21 @@ use image_scraper::progress::Progress;
 use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Mode, Settings};
 
 fn main() {
-    // The one exit of a run that ends on its own: every path below returns its status
-    // here, so every one goes through `ExitCode::exit` (which kills any browser left).
-    // The one other exit is a second Ctrl-C's (`exit::at_once`).
-    status().exit()
+    exit(status())
+}
+
+/// Ends the process with `code`, and any browser it started with it (an exit skips the
+/// destructors that would). Every way out goes through here: a run that ends returns its
+/// status to `main`, and a second Ctrl-C, which cannot wait for the actor system to wind
+/// down (see `Shutdown`), is handed this function.
+fn exit(code: ExitCode) -> ! {
+    image_scraper::render::kill_all();
+    std::process::exit(code.code())
+}
+
+/// A second SIGINT or SIGTERM: at once, with the first signal's status.
+fn exit_at_once(signal: i32) -> ! {
+    exit(ExitCode::Signal(signal))
 }
 
 /// Everything `main` does, down to the status it exits with.
@@ -154,7 +166,7 @@ fn run(
     if let Some(url) = &served_elsewhere {
         info!(log, "demo gallery served by another process of the job"; "url" => %url);
     }
-    image_scraper::run(&config, log, progress)
+    image_scraper::run(&config, log, progress, Shutdown::os_signals(exit_at_once))
 }
 
 /// The path as a user can find it again from anywhere.

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::report::{ImageCounts, PageCounts, human_bytes};
+use crate::counts::CountsWatch;
+pub use crate::counts::{PagesPlanned, Snapshot};
+use crate::report::human_bytes;
 
 /// Cheap to clone; every clone draws the same bar.
 #[derive(Clone)]
@@ -26,29 +28,6 @@ struct Shown {
     /// The host paused longest, and until when: shown instead of an ETA that would only
     /// freeze while nothing can move.
     pause: Option<(String, Instant)>,
-}
-
-/// What the bar shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub pages: PageCounts,
-    /// How many listing pages the run will fetch, as far as it knows.
-    pub pages_planned: Planned,
-    pub images: ImageCounts,
-}
-
-/// What the run knows of its page count. A bound (`AMOUNT_PAGES: 1000`) or the next
-/// links walked so far are not a count: showing them as one made a 7-second run read
-/// `pages 1/1000 ... eta 66m`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Planned {
-    /// A URL list: no pages at all.
-    #[default]
-    NoPages,
-    /// Not known yet: pages walked so far is all there is to say.
-    Unknown,
-    /// The site stated it, or the walk has ended.
-    Known(u64),
 }
 
 const KNOWN: &str = "{spinner} [{wide_bar}] {pos}/{len} images  {msg}  {tail}";
@@ -84,15 +63,15 @@ impl Progress {
 
     pub fn update(&self, snapshot: &Snapshot) {
         let images = &snapshot.images;
-        let known = matches!(snapshot.pages_planned, Planned::Known(_) | Planned::NoPages);
+        let known = matches!(snapshot.pages_planned, PagesPlanned::Known(_) | PagesPlanned::NoPages);
         let expected = match snapshot.pages_planned {
             // The total grows as pages reveal images; estimate the rest from the pages left.
-            Planned::Known(planned) => {
+            PagesPlanned::Known(planned) => {
                 let done_pages = snapshot.pages.ok + snapshot.pages.failed + snapshot.pages.skipped;
                 let per_page = images.total.checked_div(snapshot.pages.ok).unwrap_or(0);
                 images.total + planned.saturating_sub(done_pages) * per_page
             }
-            Planned::NoPages | Planned::Unknown => images.total,
+            PagesPlanned::NoPages | PagesPlanned::Unknown => images.total,
         };
         let was_known = std::mem::replace(&mut self.lock().total_known, known);
         if was_known != known {
@@ -134,9 +113,9 @@ pub fn line(s: &Snapshot, elapsed: Duration) -> String {
     let rate = i.bytes as f64 / elapsed.as_secs_f64().max(0.001);
     let pages_done = s.pages.ok + s.pages.failed + s.pages.skipped;
     let mut text = match s.pages_planned {
-        Planned::NoPages => String::new(),
-        Planned::Unknown => format!("pages {pages_done} so far  "),
-        Planned::Known(planned) => format!("pages {pages_done}/{planned}  "),
+        PagesPlanned::NoPages => String::new(),
+        PagesPlanned::Unknown => format!("pages {pages_done} so far  "),
+        PagesPlanned::Known(planned) => format!("pages {pages_done}/{planned}  "),
     };
     text.push_str(&format!("{}  {}/s", human_bytes(i.bytes as f64), human_bytes(rate)));
     for (count, what) in [(i.failed + s.pages.failed, "failed"), (i.skipped + s.pages.skipped, "skipped")] {
@@ -157,15 +136,27 @@ pub fn tail(eta: Option<Duration>, pause: Option<(&str, Duration)>) -> String {
     }
 }
 
+/// The Coordinator's view of the bar.
+impl CountsWatch for Progress {
+    fn update(&self, snapshot: &Snapshot) {
+        Progress::update(self, snapshot);
+    }
+
+    fn finish(&self) {
+        Progress::finish(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counts::{ImageCounts, PageCounts};
 
     #[test]
     fn the_line_says_pages_outcomes_bytes_and_rate() {
         let s = Snapshot {
             pages: PageCounts { total: 3, ok: 2, failed: 1, skipped: 0, ..PageCounts::default() },
-            pages_planned: Planned::Known(10),
+            pages_planned: PagesPlanned::Known(10),
             images: ImageCounts { total: 80, ok: 50, failed: 2, skipped: 3, bytes: 3 * 1024 * 1024 },
         };
         let text = line(&s, Duration::from_secs(2));
@@ -176,7 +167,7 @@ mod tests {
     fn a_page_count_not_known_yet_is_not_shown_as_one() {
         let s = Snapshot {
             pages: PageCounts { total: 1, ok: 1, ..PageCounts::default() },
-            pages_planned: Planned::Unknown,
+            pages_planned: PagesPlanned::Unknown,
             images: ImageCounts { total: 3, ok: 1, bytes: 1024, ..ImageCounts::default() },
         };
         assert_eq!(line(&s, Duration::from_secs(1)), "pages 1 so far  1.0 KiB  1.0 KiB/s");
@@ -190,7 +181,7 @@ mod tests {
     fn a_url_list_shows_no_pages() {
         let clean =
             Snapshot { images: ImageCounts { bytes: 1024, ..ImageCounts::default() }, ..Snapshot::default() };
-        assert_eq!(clean.pages_planned, Planned::NoPages);
+        assert_eq!(clean.pages_planned, PagesPlanned::NoPages);
         assert_eq!(line(&clean, Duration::from_secs(1)), "1.0 KiB  1.0 KiB/s");
     }
 
@@ -218,7 +209,7 @@ mod tests {
         let progress = Progress::new(ProgressDrawTarget::hidden());
         let s = Snapshot {
             pages: PageCounts { total: 2, ok: 2, failed: 0, skipped: 0, ..PageCounts::default() },
-            pages_planned: Planned::Known(10),
+            pages_planned: PagesPlanned::Known(10),
             images: ImageCounts { total: 80, ok: 30, failed: 0, skipped: 10, bytes: 0 },
         };
         progress.update(&s);

@@ -10,12 +10,12 @@ use url::Url;
 use super::outcome::{self, DetailAnswer, ImageAnswer};
 use super::tally::Subject;
 use super::{Coordinator, InFlight};
+use crate::counts::RenderNote;
+use crate::counts::{SkipReason, Status};
 use crate::frontier::{
     Completed, EndWhy, Ending, ItemEnd, LastWhy, Lease, LeaseId, Meta, Offer, PageFate, Work,
 };
 use crate::html::Found;
-use crate::report::RenderNote;
-use crate::report::{SkipReason, Status};
 use crate::robots::Rules;
 use crate::work::{Done, ImageTask, PageKind, Task, TaskError, TaskFinished, host_of};
 

@@ -43,14 +43,14 @@ use slog::{Logger, debug, info, warn};
 use tokio::sync::oneshot;
 use url::Url;
 
+use crate::counts::{PagesPlanned, Snapshot};
 use crate::frontier::Source;
 use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, Meta, Offer, Refused, Verdict,
     Work,
 };
-use crate::progress::{self, Snapshot};
 
-use crate::report::{ImageCounts, PageCounts, SkipReason, Status, Summary};
+use crate::counts::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
 use gate::ClaimGate;
 use listing::Listing;
@@ -529,19 +529,15 @@ impl Coordinator {
     }
 
     fn show_progress(&self) {
-        let Some(progress) = &self.plan.progress else { return };
+        let Some(watch) = &self.plan.watch else { return };
         // A remote frontier's counts would take a round trip: the bar keeps its last.
         if let Ok(Ok(counts)) = frontier::ready(self.frontier.counts()) {
             let pages_planned = match (&self.plan.source, counts.pages_known) {
-                (Source::Urls(_), _) => progress::Planned::NoPages,
-                (_, true) => progress::Planned::Known(u64::from(counts.pages_planned)),
-                (_, false) => progress::Planned::Unknown,
+                (Source::Urls(_), _) => PagesPlanned::NoPages,
+                (_, true) => PagesPlanned::Known(u64::from(counts.pages_planned)),
+                (_, false) => PagesPlanned::Unknown,
             };
-            progress.update(&Snapshot {
-                pages: self.tally.pages(),
-                pages_planned,
-                images: self.tally.images(),
-            });
+            watch.update(&Snapshot { pages: self.tally.pages(), pages_planned, images: self.tally.images() });
         }
     }
 
@@ -572,8 +568,8 @@ impl Coordinator {
     }
 
     fn answer_joiners(&mut self) {
-        if let Some(progress) = &self.plan.progress {
-            progress.finish();
+        if let Some(watch) = &self.plan.watch {
+            watch.finish();
         }
         // Said even when it looks obvious: a walk that stopped at page 1 because the
         // site's pager went unrecognised looks just like a one-page gallery.

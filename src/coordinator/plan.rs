@@ -4,9 +4,9 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::counts::CountsWatch;
 use crate::frontier::{Filters, Source};
 use crate::net::politeness::HostGate;
-use crate::progress::Progress;
 use crate::store::Store;
 use crate::work::Cancel;
 
@@ -29,7 +29,8 @@ pub struct Plan {
     pub filters: Filters,
     /// `--dry-run`: write the URLs here instead of downloading.
     pub listing: Option<Box<dyn Write>>,
-    pub progress: Option<Progress>,
+    /// Told the counts as they change (the progress bar).
+    pub watch: Option<Box<dyn CountsWatch>>,
     /// `IMAGE_HOST`, lower-cased: where an image found on a page may be redirected to
     /// (the extractor applies it to the URLs on the page). Empty takes any host.
     pub image_host: String,
@@ -60,7 +61,7 @@ impl Plan {
             gate: Arc::new(HostGate::open()),
             filters: Filters::default(),
             listing: None,
-            progress: None,
+            watch: None,
             image_host: String::new(),
             page_host: String::new(),
             max_server_wait: Duration::from_secs(60),

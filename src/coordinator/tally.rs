@@ -7,10 +7,10 @@ use std::collections::HashSet;
 
 use url::Url;
 
-use crate::frontier::{Meta, Offer};
-use crate::report::{
+use crate::counts::{
     Dropped, ImageCounts, Item, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
 };
+use crate::frontier::{Meta, Offer};
 
 #[derive(Debug, Default)]
 pub struct Tally {

@@ -1,0 +1,221 @@
+//! The counts a run keeps and publishes: pages and images by outcome, why images were
+//! skipped or dropped, one item per distinct image, and the summary the Coordinator
+//! answers `Join` with. Plain data: the Coordinator fills it, and the front end
+//! (`report`, `progress`) renders it; neither side imports the other.
+
+use serde::Serialize;
+
+use crate::html::Element;
+
+/// Counts of listing pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PageCounts {
+    /// Listing pages (ok + failed + skipped). Pages past the end of a walk that states no
+    /// count (a 404, a repeated last page) are not counted at all.
+    pub total: u64,
+    pub ok: u64,
+    pub failed: u64,
+    /// Disallowed by robots.txt.
+    pub skipped: u64,
+    /// Detail pages (`DETAIL_SELECTOR`): the page per image a listing links to.
+    pub detail_ok: u64,
+    pub detail_failed: u64,
+    /// Disallowed by robots.txt, or off `PAGE_HOST`.
+    pub detail_skipped: u64,
+    /// Pages (listing and detail) rendered in the browser.
+    pub rendered: u64,
+    /// Pages that looked built by JavaScript but were not rendered, for want of a
+    /// browser: the end of the run says what to install.
+    pub unrendered: u64,
+}
+
+/// Counts of distinct images found (after the host and extension filters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImageCounts {
+    pub total: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Bytes of the images saved by this run.
+    pub bytes: u64,
+}
+
+/// Image URLs a filter dropped before they were counted as found (they are not in
+/// `images.total`): a run that finds nothing must say which filter took what.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Distinct image URLs on a host `IMAGE_HOST` does not take.
+    pub other_host: u64,
+    /// Distinct image URLs whose extension `--ext` does not list.
+    pub extension: u64,
+}
+
+/// Why images were skipped, one count per reason (they add up to `images.skipped`), so
+/// the summary can give the hint that fits each: `--force` helps only the first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Skips {
+    /// Complete from an earlier run (the resume record).
+    pub complete: u64,
+    /// Disallowed by robots.txt.
+    pub robots: u64,
+    /// Outside `--min-size`/`--max-size`.
+    pub size: u64,
+    /// Anything else (a link whose thumbnail is already another image of the run).
+    pub other: u64,
+}
+
+/// What a skip is counted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    Complete,
+    Robots,
+    Size,
+    Other,
+}
+
+impl Skips {
+    pub fn add(&mut self, why: SkipReason) {
+        *match why {
+            SkipReason::Complete => &mut self.complete,
+            SkipReason::Robots => &mut self.robots,
+            SkipReason::Size => &mut self.size,
+            SkipReason::Other => &mut self.other,
+        } += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+/// What an item is: an image, or a page that failed (so the report says which page and
+/// why, not only the log) or was rendered (so it says why and what the render found).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Image,
+    /// A listing or detail page that failed (its images are unknown) or was rendered.
+    Page,
+}
+
+/// One distinct image URL and what became of it, or a page that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    pub kind: Kind,
+    pub url: String,
+    /// The first page it was found on (0 for a `--urls` list).
+    pub page: u32,
+    /// Relative to the out dir.
+    pub path: String,
+    pub status: Status,
+    /// What is on disk under `path` (0 when failed).
+    pub bytes: u64,
+    /// Requests made for it, retries included (0 when skipped).
+    pub attempts: u32,
+    /// Why it failed; `null` otherwise.
+    pub error: Option<String>,
+    /// Why it was skipped (complete from an earlier run, robots.txt, a size filter);
+    /// `null` otherwise.
+    pub reason: Option<String>,
+    /// Only computed for a .jsonl manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Which rule found it (`img`, `picture`, `noscript`, `link`), so a user can see why
+    /// this URL was chosen; `null` for a `--urls` list.
+    pub element: Option<Element>,
+    /// Why the URL is not the one the page offered first (a link target that was a page,
+    /// replaced by its thumbnail); `null` otherwise.
+    pub note: Option<String>,
+    /// The detail page it was found on (`page` is then the listing page that linked to
+    /// that detail page); `null` when found on a listing page.
+    pub detail: Option<String>,
+    /// A page that was rendered (or wanted a render, with no browser): how it went. Its
+    /// fields sit beside the item's own.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderNote>,
+}
+
+/// What rendering a page did, for its report entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RenderNote {
+    /// False when the page looked built by JavaScript but no browser was there.
+    pub rendered: bool,
+    /// Why it was rendered (`RENDER`, no image in its HTML, a marker).
+    pub why: String,
+    pub render_ms: u64,
+    /// Scroll steps and load-more clicks.
+    pub scroll_steps: u32,
+    /// Images (and detail links) the static HTML gave, and the rendered DOM.
+    pub images_static: usize,
+    pub images_rendered: usize,
+    /// Distinct images the page asked the network for (the browser was refused them),
+    /// and how many of those the extractor did not list: a cross-check.
+    pub network_images: usize,
+    pub network_only: usize,
+    /// Why scrolling stopped before the page settled (`SCROLL_MAX`,
+    /// `RENDER_TIMEOUT_SECS`); `null` when it settled.
+    pub capped: Option<String>,
+    /// Navigations away from the page the renderer refused.
+    pub navigations_blocked: u32,
+}
+
+/// The Coordinator's answer to `Join`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Why the run stopped before the work was done (`interrupted`, `disk full: ...`).
+    pub stopped: Option<String>,
+    /// A shared job's share: what this process did not do stays with the job, so a stop
+    /// fails none of it.
+    pub shared: bool,
+    /// A shared job's tasks this process gave back untried when it stopped: they are the
+    /// job's still, not failures, and the stopped line must not call them failed.
+    pub handed_back: u64,
+    pub pages: PageCounts,
+    pub images: ImageCounts,
+    /// `--dry-run`: image URLs listed instead of downloaded.
+    pub listed: u64,
+    /// What the filters dropped before counting, by filter.
+    pub dropped: Dropped,
+    /// `images.skipped` by reason.
+    pub skips: Skips,
+    /// Filled only when a report or a failed list was asked for, so a run without one
+    /// keeps no per-image record.
+    pub items: Vec<Item>,
+}
+
+/// What the bar shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub pages: PageCounts,
+    /// How many listing pages the run will fetch, as far as it knows.
+    pub pages_planned: PagesPlanned,
+    pub images: ImageCounts,
+}
+
+/// What the run knows of its page count. A bound (`AMOUNT_PAGES: 1000`) or the next
+/// links walked so far are not a count: showing them as one made a 7-second run read
+/// `pages 1/1000 ... eta 66m`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PagesPlanned {
+    /// A URL list: no pages at all.
+    #[default]
+    NoPages,
+    /// Not known yet: pages walked so far is all there is to say.
+    Unknown,
+    /// The site stated it, or the walk has ended.
+    Known(u64),
+}
+
+/// Told the counts as they change and when the run is over: the progress bar, or
+/// anything else that shows them. The Coordinator knows it only by this trait.
+pub trait CountsWatch {
+    /// The counts now.
+    fn update(&self, snapshot: &Snapshot);
+    /// The run is over: no more updates come.
+    fn finish(&self);
+}
