@@ -186,6 +186,64 @@ pub struct Summary {
     /// Filled only when a report or a failed list was asked for, so a run without one
     /// keeps no per-image record.
     pub items: Vec<Item>,
+    /// A shared job's counts, every process's, read when this process ended: what the
+    /// exit status follows. The counts above are then this process's share. `None`
+    /// for a run of its own, or when the job's counts could not be read.
+    pub job: Option<JobCounts>,
+}
+
+/// A job shared by several processes: its own counts, the same whichever process asks
+/// (the frontier keeps them; a process's [`Summary`] is its share). `accepted = done + lost +
+/// open` at every step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    /// Offers admitted (each URL once, plus those offered again after a redirect).
+    pub accepted: u64,
+    /// Admitted and not yet ended: queued, or leased and not completed.
+    pub open: u64,
+    /// Completed, once each.
+    pub done: u64,
+    /// Ended failed because their leases kept expiring.
+    pub lost: u64,
+    /// Completions of a task already done (a late holder's, after its lease expired).
+    pub duplicates: u64,
+    /// Completions of a lease the job never handed out.
+    pub stray: u64,
+    /// Waiting in a queue.
+    pub queued: u64,
+    /// Leases out, on every node.
+    pub leased: u64,
+    /// Completed images by how they ended; `lost` ones failed too.
+    pub ok: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Completed by handing the work to another task: a redirected image, a link replaced
+    /// by its thumbnail, a detail page moved. Counted in `done` like the others, so that
+    /// `done = ok + failed + skipped + replaced + detail_ok + detail_failed`.
+    pub replaced: u64,
+    /// Detail pages fetched, and not.
+    pub detail_ok: u64,
+    pub detail_failed: u64,
+    /// `job cancel` stopped it: nothing more is handed out, what was open stays open.
+    pub cancelled: bool,
+}
+
+impl JobCounts {
+    /// Nothing open, queued or leased: the whole job is over.
+    pub fn finished(&self) -> bool {
+        self.open == 0 && self.queued == 0 && self.leased == 0
+    }
+
+    /// The whole job was done and nothing of it failed (no image, no detail page, no
+    /// task lost) or was cancelled.
+    pub fn all_succeeded(&self) -> bool {
+        self.failed == 0 && self.lost == 0 && self.detail_failed == 0 && !self.cancelled && self.open == 0
+    }
+
+    /// Tasks that ended failed, of every kind: what `job retry` puts back.
+    pub fn failures(&self) -> u64 {
+        self.failed + self.lost + self.detail_failed
+    }
 }
 
 /// What the bar shows.

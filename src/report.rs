@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::counts::{
-    Dropped, ImageCounts, Item, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+    Dropped, ImageCounts, Item, JobCounts, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
 };
 use crate::exit::ExitCode;
 use crate::settings::Mode;
@@ -18,9 +18,15 @@ impl Summary {
         self.pages.failed == 0 && self.pages.detail_failed == 0 && self.images.failed == 0
     }
 
-    /// Success when every page and image succeeded, failure otherwise.
+    /// Success when every page and image succeeded, failure otherwise. A shared job
+    /// succeeds or fails as a whole, the same on every process: its counts decide when
+    /// they could be read.
     pub fn exit_code(&self) -> ExitCode {
-        if self.all_succeeded() { ExitCode::Success } else { ExitCode::Failure }
+        let succeeded = match &self.job {
+            Some(job) => job.all_succeeded(),
+            None => self.all_succeeded(),
+        };
+        if succeeded { ExitCode::Success } else { ExitCode::Failure }
     }
 
     /// The original program's line, kept word for word: scripts grep for it.
@@ -118,6 +124,17 @@ impl Summary {
         {
             rows.push(format!("  browser  {line}"));
         }
+        if let Some(j) = &self.job {
+            // The rows above are this process's share; the exit status follows this one.
+            rows.push(format!(
+                "  job      {:>6} ok {:>6} failed {:>6} skipped   of {} (every process; {} open)",
+                j.ok,
+                j.failures(),
+                j.skipped,
+                j.accepted,
+                j.open
+            ));
+        }
         rows.join("\n")
     }
 
@@ -164,6 +181,10 @@ struct Report<'a> {
     skipped_by: &'a Skips,
     /// Image URLs the filters dropped before counting (not in `images.total`).
     dropped: &'a Dropped,
+    /// A shared job's counts, every process's; `pages` and `images` are then this
+    /// process's share. Left out for a run of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<&'a JobCounts>,
     items: &'a [Item],
 }
 
@@ -185,6 +206,7 @@ pub fn write_json(
         images: &summary.images,
         skipped_by: &summary.skips,
         dropped: &summary.dropped,
+        job: summary.job.as_ref(),
         items: &summary.items,
     };
     let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
@@ -294,7 +316,32 @@ mod tests {
                     render: None,
                 },
             ],
+            job: None,
         }
+    }
+
+    #[test]
+    fn a_shared_jobs_counts_decide_the_status_and_sit_beside_the_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let alone = summary();
+        let job = JobCounts { accepted: 9, done: 9, ok: 9, ..JobCounts::default() };
+        let share = Summary { shared: true, job: Some(job), ..summary() };
+        // This process's share failed one image, which another process then did: the
+        // job, the same on every process, decides.
+        assert_eq!(alone.exit_code(), ExitCode::Failure);
+        assert_eq!(share.exit_code(), ExitCode::Success);
+        let failed = Summary { job: Some(JobCounts { failed: 1, ..job }), ..share.clone() };
+        assert_eq!(failed.exit_code(), ExitCode::Failure);
+        assert!(share.table(Duration::from_secs(1)).contains("job           9 ok      0 failed"));
+        assert!(!alone.table(Duration::from_secs(1)).contains("job"));
+        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &share).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!((&v["job"]["accepted"], &v["job"]["ok"]), (&serde_json::json!(9), &serde_json::json!(9)));
+        assert_eq!(v["images"]["ok"], 1, "images are this process's share");
+        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &alone).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(v.get("job").is_none(), "a run of its own has no job");
     }
 
     #[test]

@@ -30,7 +30,6 @@ use crate::coordinator::{Coordinator, Join, Plan};
 use crate::counts::CountsWatch;
 use crate::exit::ExitCode;
 use crate::progress::Progress;
-use crate::redis_job::JobCounts;
 use crate::render;
 use crate::report::{self, Summary};
 use crate::settings::Mode;
@@ -48,8 +47,6 @@ pub struct Outcome {
     pub output_error: Option<String>,
     /// The signal that stopped the run, if one did.
     pub interrupted: Option<i32>,
-    /// A shared job's counts (every process's), read when this process ended.
-    pub job: Option<JobCounts>,
 }
 
 impl Outcome {
@@ -59,12 +56,7 @@ impl Outcome {
         match (self.interrupted, &self.output_error) {
             (Some(signal), _) => ExitCode::Signal(signal),
             (None, Some(_)) => ExitCode::Failure,
-            // A shared job succeeds or fails as a whole, the same on every process.
-            (None, None) => match &self.job {
-                Some(job) if job.all_succeeded() => ExitCode::Success,
-                Some(_) => ExitCode::Failure,
-                None => self.summary.exit_code(),
-            },
+            (None, None) => self.summary.exit_code(),
         }
     }
 }
@@ -96,7 +88,7 @@ pub fn run(
     notices::log_render(&config.render, log);
     let started = Instant::now();
     let system = System::new();
-    let (mut summary, arbiters, interrupted, job) =
+    let (mut summary, arbiters, interrupted) =
         system.block_on(scrape(config, &store, log, progress, shutdown))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
@@ -115,7 +107,7 @@ pub fn run(
     render::kill_all();
     notices::log_summary(&summary, config, interrupted.is_some(), elapsed, log);
     let output_error = notices::write_outputs(&summary, config, elapsed, log);
-    Ok(Outcome { summary, elapsed, output_error, interrupted, job })
+    Ok(Outcome { summary, elapsed, output_error, interrupted })
 }
 
 /// The body of the actor system: returns the summary, the Arbiters to join once the
@@ -127,7 +119,7 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
     shutdown: Shutdown,
-) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>, Option<JobCounts>)> {
+) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
     // Before any actor: an error here must not leave a Coordinator never started (its
     // drop outside a runtime panicked).
     let arbiters = match config.mode {
@@ -177,9 +169,9 @@ async fn scrape(
     for arbiter in &arbiters {
         arbiter.stop();
     }
-    let job = match &config.shared {
-        Some(job) => notices::log_job(job, wiring::job_counts(job).await, &summary, log),
-        None => None,
-    };
-    Ok((summary, arbiters, interrupted.get(), job))
+    let mut summary = summary;
+    if let Some(job) = &config.shared {
+        summary.job = notices::log_job(job, wiring::job_counts(job).await, &summary, log);
+    }
+    Ok((summary, arbiters, interrupted.get()))
 }

@@ -182,6 +182,8 @@ impl Tally {
             dropped: self.dropped(),
             skips: self.skips,
             items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
+            // The job's counts are the frontier's, read by whoever ends the run.
+            job: None,
         }
     }
 }

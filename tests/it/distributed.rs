@@ -398,12 +398,21 @@ fn a_shared_job_fails_on_every_process_when_any_image_fails() {
     let list = dir.path().join("urls.txt");
     std::fs::write(&list, urls.join("\n")).unwrap();
     let job = redis_server::job("fails");
-    let children: Vec<Child> =
-        (0..2).map(|i| process(&dir.path().join(format!("node{i}")), &redis.url, &job, &list)).collect();
-    for (code, log) in children.into_iter().map(finish) {
+    let nodes: Vec<_> = (0..2).map(|i| dir.path().join(format!("node{i}"))).collect();
+    let children: Vec<Child> = nodes.iter().map(|node| process(node, &redis.url, &job, &list)).collect();
+    let mut share_ok = 0;
+    for ((code, log), node) in children.into_iter().map(finish).zip(&nodes) {
         assert_eq!(code, 1, "whichever process met the failure: {log}");
         assert_eq!(job_line(&log), "11 11 10 1 0 0", "accepted, done, ok, failed, lost, open");
+        // The table and the report hold the job's counts beside this process's share.
+        assert!(log.contains("  job          10 ok      1 failed"), "{log}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(node.join("r.json")).unwrap()).unwrap();
+        assert_eq!((&report["job"]["accepted"], &report["job"]["failed"]), (&11.into(), &1.into()));
+        share_ok += report["images"]["ok"].as_u64().unwrap();
     }
+    // At least: a lease that lapses on a loaded machine has an image fetched twice.
+    assert!(share_ok >= 10, "the shares add up to the job: {share_ok}");
 }
 
 /// The built-in gallery (counted: five pages, 42 images), listing pages slow (300 ms) so
