@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::counts::RenderNote;
 use crate::html::PageScan;
 use crate::robots::Rules;
 
@@ -80,7 +81,8 @@ pub enum Done {
     /// limit applied to the target as to any URL.
     Moved(Url),
     Robots(Rules),
-    Page(PageScan),
+    /// A page's images and links, and how a render of it went when it wanted one.
+    Page(PageScan, Option<Box<RenderNote>>),
     /// The image is complete on disk under `name` with `bytes` bytes (and this SHA-256,
     /// when a manifest asked for it).
     Image {

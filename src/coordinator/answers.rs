@@ -45,8 +45,8 @@ impl Coordinator {
         };
         let InFlight { task, lease, page, referer, meta } = done;
         let mut outcome = outcome;
-        if let (Task::Page { number, url, kind }, Ok(Done::Page(scan))) = (&task, &mut outcome)
-            && let Some(note) = scan.render.take()
+        if let (Task::Page { number, url, kind }, Ok(Done::Page(_, render))) = (&task, &mut outcome)
+            && let Some(note) = render.take()
         {
             self.page_rendered(*number, url, *kind, *note);
         }

@@ -41,7 +41,7 @@ pub fn page(outcome: Result<Done, TaskError>, hops: u8, page_host: impl Fn(&Url)
         pager: None,
     };
     match outcome {
-        Ok(Done::Page(scan)) => {
+        Ok(Done::Page(scan, _)) => {
             let found = scan.images.len() + scan.details.len();
             let (next, off_host) = match scan.next {
                 Some(next) if !page_host(&next) => (None, Some(next)),
@@ -88,7 +88,7 @@ pub fn detail(
     page_host: impl Fn(&Url) -> bool,
 ) -> DetailAnswer {
     match outcome {
-        Ok(Done::Page(scan)) => DetailAnswer::Images(scan.images, scan.other_hosts),
+        Ok(Done::Page(scan, _)) => DetailAnswer::Images(scan.images, scan.other_hosts),
         Ok(Done::Moved(_)) if detail.meta.hops >= MAX_REDIRECTS => {
             DetailAnswer::Failed(TaskError::Redirects.to_string())
         }
@@ -238,7 +238,7 @@ mod tests {
             images: vec![Found::img(url("http://h.test/a.jpg"))],
             ..Default::default()
         };
-        let answer = page(Ok(Done::Page(scan)), 0, on_site);
+        let answer = page(Ok(Done::Page(scan, None)), 0, on_site);
         assert_eq!(answer.ending, Ending::PageFetched { stated: None, next: None, found: 3 });
         assert_eq!(answer.off_host.unwrap().as_str(), "http://elsewhere.test/p2");
         assert_eq!(answer.details, [url("http://h.test/view/1")]);

@@ -103,7 +103,7 @@ async fn register(coordinator: &Addr<Coordinator>, capacity: usize) -> (Addr<Pro
 
 fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinished {
     let images = images.iter().map(|s| Found::img(url(s))).collect();
-    let outcome = Ok(Done::Page(PageScan { images, page_count, ..PageScan::default() }));
+    let outcome = Ok(Done::Page(PageScan { images, page_count, ..PageScan::default() }, None));
     TaskFinished { id, outcome, attempts: 1 }
 }
 
@@ -211,7 +211,7 @@ async fn one_link(
     let (coordinator, dir) = start(Some(1));
     let (probe, handed) = register(&coordinator, 4).await;
     let link = Found { url: url(target), element: Element::Link, fallback: Some(url(thumbnail)) };
-    let outcome = Ok(Done::Page(PageScan { images: vec![link], ..PageScan::default() }));
+    let outcome = Ok(Done::Page(PageScan { images: vec![link], ..PageScan::default() }, None));
     coordinator.send(TaskFinished { id: handed[0].id, outcome, attempts: 1 }).await.unwrap();
     let handed = probe.send(Take).await.unwrap();
     (coordinator, probe, handed, dir)
@@ -694,7 +694,7 @@ async fn a_frontier_that_answers_later_does_the_same_work() {
 
 fn page_with_next(id: TaskId, images: &[&str], next: Option<&str>) -> TaskFinished {
     let images = images.iter().map(|s| Found::img(url(s))).collect();
-    let outcome = Ok(Done::Page(PageScan { images, next: next.map(url), ..PageScan::default() }));
+    let outcome = Ok(Done::Page(PageScan { images, next: next.map(url), ..PageScan::default() }, None));
     TaskFinished { id, outcome, attempts: 1 }
 }
 

@@ -223,16 +223,16 @@ impl<C: Client> Core<C> {
         let mut body = Capped::new(self.opts.max_page_bytes);
         self.read_into(response, &mut body).await?;
         let html = String::from_utf8_lossy(&body.bytes);
-        let mut scan = self.scan(kind, &html, url);
+        let scan = self.scan(kind, &html, url);
         let found = scan.images.len() + scan.details.len();
         let Some(why) = decide(self.opts.render, &html, found) else {
-            return Ok(Done::Page(scan));
+            return Ok(Done::Page(scan, None));
         };
         drop(body);
         let Some(renderer) = &self.opts.renderer else {
             let why = why.to_string();
-            scan.render = Some(Box::new(RenderNote { why, images_static: found, ..RenderNote::default() }));
-            return Ok(Done::Page(scan));
+            let note = RenderNote { why, images_static: found, ..RenderNote::default() };
+            return Ok(Done::Page(scan, Some(Box::new(note))));
         };
         // The browser's request for the page is one more request to its host.
         if !self.wait_for_gate(host_of(url)).await {
@@ -241,11 +241,11 @@ impl<C: Client> Core<C> {
         debug!(self.log, "rendering"; "url" => %url, "why" => %why);
         let render = renderer.render(RenderPage { url: url.clone(), why: why.clone() });
         let rendered = self.client.rendered(render).await?;
-        let mut scan = self.scan(kind, &rendered.html, &rendered.url);
+        let scan = self.scan(kind, &rendered.html, &rendered.url);
         let listed: HashSet<&Url> =
             scan.images.iter().flat_map(|f| std::iter::once(&f.url).chain(&f.fallback)).collect();
         let network_only = rendered.network_images.iter().filter(|u| !listed.contains(u)).count();
-        scan.render = Some(Box::new(RenderNote {
+        let note = RenderNote {
             rendered: true,
             why: why.to_string(),
             render_ms: rendered.elapsed.as_millis() as u64,
@@ -256,8 +256,8 @@ impl<C: Client> Core<C> {
             network_only,
             capped: rendered.capped.map(|cap| cap.as_str().to_string()),
             navigations_blocked: rendered.navigations_blocked,
-        }));
-        Ok(Done::Page(scan))
+        };
+        Ok(Done::Page(scan, Some(Box::new(note))))
     }
 
     fn scan(&self, kind: PageKind, html: &str, url: &Url) -> PageScan {

@@ -151,7 +151,6 @@ impl Extractor {
             details,
             other_hosts,
             pager,
-            render: None,
         }
     }
 

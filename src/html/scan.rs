@@ -67,9 +67,6 @@ pub struct PageScan {
     /// Distinct image URLs the host filter (`IMAGE_HOST`) dropped, so a run can say how
     /// many and why instead of finding nothing silently.
     pub other_hosts: Vec<Url>,
-    /// Set by the fetch core, not the extractor: how the page was rendered (or that it
-    /// wanted a render and no browser was there), for its report entry.
-    pub render: Option<Box<crate::report::RenderNote>>,
 }
 
 impl PageScan {

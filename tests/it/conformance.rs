@@ -198,7 +198,7 @@ async fn a_page_is_scanned_and_an_image_saved() {
         };
         let results = worker.run(vec![page, image(2, &origin, "/a.jpg")]).await;
         match &results[0].outcome {
-            Ok(Done::Page(scan)) => {
+            Ok(Done::Page(scan, _)) => {
                 let urls: Vec<String> = scan.images.iter().map(|f| f.url.to_string()).collect();
                 assert_eq!(
                     urls,
@@ -226,7 +226,7 @@ async fn a_detail_page_gets_the_detail_scan() {
         let scans: Vec<_> = results
             .iter()
             .map(|r| match &r.outcome {
-                Ok(Done::Page(scan)) => (scan.images.len(), scan.page_count),
+                Ok(Done::Page(scan, _)) => (scan.images.len(), scan.page_count),
                 other => panic!("{kind:?}: {other:?}"),
             })
             .collect();

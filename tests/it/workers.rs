@@ -132,7 +132,7 @@ fn check(origin: &str, mut results: Vec<TaskFinished>, out: &OutDir) {
     let ids: Vec<u64> = results.iter().map(|r| r.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
     match &results[0].outcome {
-        Ok(Done::Page(scan)) => {
+        Ok(Done::Page(scan, _)) => {
             let urls: Vec<&str> = scan.urls().map(Url::as_str).collect();
             assert_eq!(urls, [format!("{origin}/a.jpg"), format!("{origin}/p1/b/big.jpg")]);
             assert_eq!(scan.page_count, Some(4));
