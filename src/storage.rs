@@ -152,6 +152,11 @@ pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Lower-case hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fetch::decode::Decoder;
 use crate::fetch::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
+use crate::storage;
 use crate::store::{Commit, Writer};
 use crate::work::{FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
 
@@ -118,7 +119,7 @@ impl<'a> ImageSink<'a> {
             }
         }
         check_wanted(self.opts, self.written, self.written)?;
-        let sha256 = self.hasher.take().map(|h| hex(&h.finalize()));
+        let sha256 = self.hasher.take().map(|h| storage::hex(&h.finalize()));
         Ok(Checked { commit: self.writer.commit(), bytes: self.written, sha256 })
     }
 }
@@ -217,11 +218,6 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
         return Err(TaskError::Unwanted(format!("smaller than --min-size ({min} bytes)")));
     }
     Ok(())
-}
-
-/// Lower-case hex, as `sha256sum` prints a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub fn check_image(content_type: Option<&str>, head: &[u8]) -> Result<Format, St
         return Ok(Format::Other);
     }
     let shown = if mime.is_empty() { "no Content-Type".to_string() } else { mime };
-    Err(format!("unknown format ({shown}, first bytes {})", hex(&head[..head.len().min(8)])))
+    Err(format!("unknown format ({shown}, first bytes {})", crate::storage::hex(&head[..head.len().min(8)])))
 }
 
 /// The format the first bytes announce, if we know it.
@@ -136,10 +136,6 @@ pub fn check_complete(format: Format, len: u64, head: &[u8], tail: &[u8]) -> Res
     } else {
         Err(format!("the {format:?} image ends early ({len} bytes): the transfer was cut"))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `Retry-After` as seconds (`120`) or an HTTP date; `None` if unparseable. A date in the

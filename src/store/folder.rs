@@ -87,7 +87,7 @@ impl Store for FolderStore {
         }
         let mut hasher = Sha256::new();
         io::copy(&mut file, &mut hasher).ok()?;
-        Some(crate::fetch::download::hex(&hasher.finalize()))
+        Some(crate::storage::hex(&hasher.finalize()))
     }
 
     fn remove_partials(&self) {
