@@ -1,6 +1,6 @@
 //! image-scraper: download every image of a paginated web gallery with every core.
 //!
-//! An actix actor system. A [`Coordinator`](coordinator::Coordinator) owns the work and
+//! An actix actor system. A Coordinator (`coordinator`) owns the work and
 //! the counts; workers fetch. In sync mode the workers are [`Blocking`](workers::blocking::Blocking)
 //! actors on a `SyncArbiter` (one thread and one request each); in async mode each worker
 //! is a [`Downloader`](workers::downloader::Downloader) on its own `Arbiter` with its own
@@ -8,19 +8,25 @@
 //!
 //! # Layout
 //!
-//! - `main.rs`: thin: flags, settings, logging, [`run`], exit status.
+//! - `main.rs`: thin: flags, settings, logging, [`run`], exit status; the only place
+//!   the process ends.
+//! - `app`: one run, from a `Config` to its [`Outcome`]: `app::wiring` is the
+//!   composition root (the one place naming the concrete store, frontier, workers and
+//!   renderer), `app::shutdown` the [`Shutdown`] a run is handed.
 //! - [`cli`]: the clap-derive command line; its doc comments are `--help`.
 //! - [`settings`]: `settings.yaml` and `IMAGE_SCRAPER_*` variables as read.
 //! - [`config`]: flags + settings + defaults -> a validated [`Config`](config::Config).
-//! - [`coordinator`]: the Coordinator actor and the messages only it handles
+//! - `coordinator`: the Coordinator actor and the messages only it handles
 //!   (`Interrupt`, `Join`, `GetCounts`).
-//! - [`frontier`]: pure: the work (pages, images, the seen-set, leases) behind the
+//! - `frontier`: pure: the work (pages, images, the seen-set, leases) behind the
 //!   `Frontier` trait; `LocalFrontier` is the in-memory one.
-//! - [`redis_job`]: the shared-job backend: a job spread over processes through Redis,
+//! - `redis_job`: the shared-job backend: a job spread over processes through Redis,
 //!   a file per port it serves (frontier, walk, rate, names, connection, scripts).
-//! - [`work`]: the worker contract: `RegisterWorker`, `RunTask`, `TaskFinished`, `Task`,
-//!   `Done`, `TaskError`, `FetchOptions`, retries and cancellation. Imports no actor.
-//! - [`fetch`]: the fetch core: the policy both worker kinds share (gate, retries,
+//! - `task`: pure: the contract's data: `Task`, `ImageTask`, `Done`, `TaskError`.
+//! - [`work`]: the worker contract's messages (`RegisterWorker`, `RunTask`,
+//!   `TaskFinished`), re-exporting `task`'s types; `FetchOptions`, retries and
+//!   cancellation.
+//! - `fetch`: the fetch core: the policy both worker kinds share (gate, retries,
 //!   robots.txt statuses, pages, images, redirects), behind a small `Client` trait;
 //!   `fetch::download` (what both workers do with a body), `fetch::decode` (pure:
 //!   Content-Encoding undone layer by layer), `fetch::validate` (pure: is it an image,
@@ -29,7 +35,7 @@
 //!   sync-mode worker (SyncContext, ureq): only what ureq needs; `workers::downloader`,
 //!   the async-mode worker (one per Arbiter, owns its awc Client).
 //! - [`html`]: pure: page HTML + page URL -> image URLs and page count.
-//! - [`urllist`]: pure: the `--urls` list format (comments, blank lines, a BOM).
+//! - `urllist`: pure: the `--urls` list format (comments, blank lines, a BOM).
 //! - [`storage`]: pure: safe file names, atomic writes.
 //! - [`net`]: how requests reach servers: trust (`net::tls`), proxies (`net::proxy`,
 //!   `net::awc_proxy`, `net::ureq_forward`) and the per-host gate (`net::politeness`).
@@ -37,11 +43,11 @@
 //!   (`s3://bucket/prefix`: settings from the AWS variables and `~/.aws`, a blocking
 //!   client, streaming multipart uploads).
 //! - [`outdir`]: the out dir's layout (`.image-scraper/`).
-//! - [`state`]: the resume record.
+//! - `state`: the resume record.
 //! - [`robots`]: robots.txt rules.
-//! - [`counts`]: plain data: the counts a run keeps and publishes, its items, the
+//! - `counts`: plain data: the counts a run keeps and publishes, its items, the
 //!   summary, and `CountsWatch`, how the Coordinator tells the bar.
-//! - [`report`]: the summary lines and table, the report, manifest and failed list.
+//! - `report`: the summary lines and table, the report, manifest and failed list.
 //! - [`progress`]: the progress bar.
 //! - [`demo`]: the built-in gallery server.
 //! - [`job`]: `job status`, `job cancel` and `job retry`: a shared job seen, stopped and
@@ -51,15 +57,15 @@
 //! - [`logging`]: the slog root logger.
 //! - [`exit`]: every exit status, as one enum.
 
-pub mod app;
+mod app;
 pub mod cli;
 pub mod config;
-pub mod coordinator;
-pub mod counts;
+pub(crate) mod coordinator;
+pub(crate) mod counts;
 pub mod demo;
 pub mod exit;
-pub mod fetch;
-pub mod frontier;
+pub(crate) mod fetch;
+pub(crate) mod frontier;
 pub mod html;
 pub mod job;
 pub mod limits;
@@ -67,16 +73,16 @@ pub mod logging;
 pub mod net;
 pub mod outdir;
 pub mod progress;
-pub mod redis_job;
+pub(crate) mod redis_job;
 pub mod render;
-pub mod report;
+pub(crate) mod report;
 pub mod robots;
 pub mod settings;
-pub mod state;
+pub(crate) mod state;
 pub mod storage;
 pub mod store;
-pub mod task;
-pub mod urllist;
+pub(crate) mod task;
+pub(crate) mod urllist;
 pub mod work;
 pub mod workers;
 

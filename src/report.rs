@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::counts::{
-    Dropped, ImageCounts, Item, JobCounts, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+    Dropped, ImageCounts, Item, JobCounts, Kind, PageCounts, RenderNote, Skips, Status, Summary,
 };
 use crate::exit::ExitCode;
 use crate::settings::Mode;

@@ -49,7 +49,8 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for `source` with everything else at its simplest: no robots, no limits
-    /// beyond `per_host_concurrency`, no listing, no bar.
+    /// beyond `per_host_concurrency`, no listing, no bar. The tests' starting point.
+    #[cfg(test)]
     pub fn new(source: Source, store: Arc<dyn Store>) -> Self {
         Self {
             source,

@@ -46,7 +46,6 @@ use crate::frontier::{
 pub use keys::NameError;
 pub use names::RedisNames;
 
-pub use crate::frontier::WalkMark;
 pub use rate::RedisRate;
 pub use walk::SharedWalk;
 
@@ -169,7 +168,9 @@ impl RedisFrontier {
         self
     }
 
-    /// Expired leases after which a task ends failed, at least 1.
+    /// Expired leases after which a task ends failed, at least 1 (the tests lower the
+    /// default to reach a lost task sooner).
+    #[cfg(test)]
     pub fn with_tries(mut self, tries: u32) -> Self {
         self.tries = tries.max(1);
         self
@@ -180,11 +181,6 @@ impl RedisFrontier {
     pub fn with_expiry(mut self, expiry: Option<Duration>) -> Self {
         self.expiry = expiry.filter(|d| !d.is_zero());
         self
-    }
-
-    /// This process's name in its leases.
-    pub fn node(&self) -> &str {
-        &self.node
     }
 
     /// Extends every lease this node holds by the lease time from now; the caller calls

@@ -9,7 +9,7 @@ use url::Url;
 
 use super::testing::{self, RedisServer};
 use super::*;
-use crate::frontier::{ItemEnd, Meta, Verdict};
+use crate::frontier::{ItemEnd, Meta, Verdict, WalkMark};
 use crate::html::Element;
 use crate::net::politeness::SharedRate as _;
 use crate::robots::{Origin, Rules};
