@@ -44,6 +44,10 @@
 #                      the table of all of it
 #   WORK=/tmp/image-scraper-bench (fixtures, logs, results)  OUT=/dev/shm/image-scraper-bench
 #   BIN=path           time this image-scraper binary instead of building the work tree
+#   BIN_BEFORE=path    another build to time beside it, side by side in the same run: peers
+#                      was-async-pN and was-sync-pN run it with is-MODE-pN's settings (e.g.
+#                      PEERS="is-async-p2 was-async-p2 is-sync-p8 was-sync-p8", a change's before
+#                      and after under one machine load)
 #   REF=git-ref        build image-scraper from that commit (git archive into $WORK; the work
 #                      tree's examples/gallery_server.rs is added to the snapshot)
 #   SERVER=path        a prebuilt gallery_server;  SERVER_WORKERS=1 (its worker threads)
@@ -183,6 +187,10 @@ else
   BIN_DESC="commit $GIT_DESC${dirty:+ + uncommitted changes in src/ or Cargo.*} (work tree)"
 fi
 [[ -x $BIN && -x $SERVER ]] || die "missing binary: $BIN or $SERVER"
+if [[ -n ${BIN_BEFORE:-} ]]; then
+  BIN_BEFORE=$(realpath "$BIN_BEFORE") || die "BIN_BEFORE: no such file"
+  BIN_DESC="$BIN_DESC; was-* peers: $BIN_BEFORE"
+fi
 
 # Settings keys that only some builds have: an unknown key is an error (exit 2) before any
 # request, so a settings file with the key and an unreachable URL tells which builds know it.
@@ -366,8 +374,8 @@ setup() {  # setup PEER FIXTURE RUNDIR: sets cmd=(...) and img (where the files 
       [[ $SCHEME == https ]] && cmd+=(--ca-certificate="$CA") ;;
     aria2c) cmd=(aria2c -q -i "$fix/urls.txt" -j 64 -d "$img" --file-allocation=none --auto-file-renaming=false)
       [[ $SCHEME == https ]] && cmd+=(--ca-certificate="$CA") ;;
-    is-async-p* | is-sync-p*)
-      IFS=- read -r _ mode procs <<<"$peer"; procs=${procs#p}
+    is-async-p* | is-sync-p* | was-async-p* | was-sync-p*)
+      IFS=- read -r build mode procs <<<"$peer"; procs=${procs#p}
       printf 'SCRAPER:\n  URL: %s\n  ITEM: %s\n  OUT_DIR: images\n  AMOUNT_PAGES: %s\n  IMAGE_SELECTOR: %s\n  IMAGE_HOST: ""\n  CONCURRENCY: %s\n' \
         "$(fx "$fix" base_url)" "$(fx "$fix" item)" "$(fx "$fix" pages)" \
         "'img[src*=\"images.stockfreeimages.com\"]'" $(((64 + procs - 1) / procs)) >"$d/settings.yaml"
@@ -377,9 +385,11 @@ setup() {  # setup PEER FIXTURE RUNDIR: sets cmd=(...) and img (where the files 
       if [[ $(fx "$fix" huge) == True && -n ${KEYS[MAX_IMAGE_BYTES]:-} ]]; then
         echo "  MAX_IMAGE_BYTES: $((4 * $(fx "$fix" bytes)))" >>"$d/settings.yaml"
       fi
-      cmd=(env -C "$d" "$BIN" -q -m "$mode" -p "$procs")
+      local bin=$BIN
+      if [[ $build == was ]]; then bin=${BIN_BEFORE:?was-* peers need BIN_BEFORE}; fi
+      cmd=(env -C "$d" "$bin" -q -m "$mode" -p "$procs")
       [[ $SCHEME == https ]] && cmd+=(--ca-cert "$CA") ;;
-    *) die "unknown peer $peer (curl curl-h1 wget aria2c is-async-pN is-sync-pN)" ;;
+    *) die "unknown peer $peer (curl curl-h1 wget aria2c is-async-pN is-sync-pN was-async-pN was-sync-pN)" ;;
   esac
   # W3P: every peer through the proxy, by the environment each reads (curl and
   # image-scraper either case, wget and aria2c lower case).
