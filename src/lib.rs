@@ -459,8 +459,12 @@ async fn scrape(
     let gate = config.host_gate().with_watch(watch);
     let gate = match &config.shared {
         Some(job) => {
-            let rate =
-                RedisRate::connect(&job.url, &job.job).with_context(|| format!("--frontier {}", job.url))?;
+            // Async workers await the job's answer on their own event loops.
+            let rate = match config.mode {
+                Mode::Sync => RedisRate::connect(&job.url, &job.job),
+                Mode::Async => RedisRate::per_arbiter(&job.url, &job.job).await,
+            }
+            .with_context(|| format!("--frontier {}", job.url))?;
             Arc::new(gate.with_shared(Box::new(rate)))
         }
         None => Arc::new(gate),

@@ -140,7 +140,7 @@ impl<C: Client> Core<C> {
     /// Waits until the host's rate and pause allow a request; false if cancelled.
     async fn wait_for_gate(&self, host: &str) -> bool {
         loop {
-            let wait = self.opts.gate.wait_for(host);
+            let wait = self.opts.gate.wait_for(host).await;
             if wait.is_zero() {
                 return true;
             }

@@ -15,10 +15,12 @@
 //! - `walk`: [`SharedWalk`], the listing pages walked by one process at a time;
 //! - `rate`: [`RedisRate`], the per-host spacing across every process;
 //! - `names`: [`RedisNames`], object names reserved across the job (one bucket, many
-//!   processes); `conn`: the blocking connection these two ask through;
+//!   processes); `conn`: how these two reach Redis, blocking (sync mode's threads) or
+//!   through `arbiter_conn`'s connections, one per Arbiter (async mode's event loops);
 //! - `testing` (tests only): a real `redis-server` per test process; `tests`: the scripts'
 //!   rules against it; `props`: random interleavings on two nodes keep the counts exact.
 
+mod arbiter_conn;
 mod conn;
 mod keys;
 mod names;

@@ -312,17 +312,17 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
     let (one, two) =
         (RedisRate::connect(&server.url, &job).unwrap(), RedisRate::connect(&server.url, &job).unwrap());
     let interval = Duration::from_secs(60);
-    assert_eq!(one.reserve("h.test", interval), Some(Duration::ZERO), "the first start is free");
-    let wait = two.reserve("h.test", interval).unwrap();
+    assert_eq!(one.reserve("h.test", interval).await, Some(Duration::ZERO), "the first start is free");
+    let wait = two.reserve("h.test", interval).await.unwrap();
     assert!(wait > Duration::from_secs(59) && wait <= interval, "the other process waits: {wait:?}");
-    assert_eq!(two.reserve("g.test", interval), Some(Duration::ZERO), "per host");
+    assert_eq!(two.reserve("g.test", interval).await, Some(Duration::ZERO), "per host");
     // Time passes on the job's clock: the next start is free, for one process only.
     advance(server, &job, 60_000).await;
-    assert_eq!(two.reserve("h.test", interval), Some(Duration::ZERO));
-    assert!(one.reserve("h.test", interval).unwrap() > Duration::ZERO);
+    assert_eq!(two.reserve("h.test", interval).await, Some(Duration::ZERO));
+    assert!(one.reserve("h.test", interval).await.unwrap() > Duration::ZERO);
     // A 429 seen by one process holds the host for the other, even with no rate set.
     one.pause("p.test", Duration::from_secs(30));
-    let paused = two.reserve("p.test", Duration::ZERO).unwrap();
+    let paused = two.reserve("p.test", Duration::ZERO).await.unwrap();
     assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
 
@@ -359,12 +359,12 @@ async fn a_process_told_to_wait_by_the_job_keeps_its_own_turn() {
             .with_shared(Box::new(RedisRate::connect(&server.url, &job).unwrap()))
     };
     let (first, second) = (gate(), gate());
-    assert_eq!(first.wait_for("h.test"), Duration::ZERO);
-    let told = second.wait_for("h.test");
+    assert_eq!(first.wait_for("h.test").await, Duration::ZERO);
+    let told = second.wait_for("h.test").await;
     assert!(told > Duration::from_secs(59), "{told:?}");
     advance(server, &job, 60_000).await;
-    assert_eq!(second.wait_for("h.test"), Duration::ZERO, "its turn, not another wait of its own");
-    assert!(first.wait_for("h.test") > Duration::from_secs(59), "and the first waits now");
+    assert_eq!(second.wait_for("h.test").await, Duration::ZERO, "its turn, not another wait of its own");
+    assert!(first.wait_for("h.test").await > Duration::from_secs(59), "and the first waits now");
 }
 
 #[tokio::test(flavor = "current_thread")]
