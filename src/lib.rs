@@ -390,8 +390,12 @@ fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dyn Store>> {
             // The job's other processes may fill this bucket too: names are reserved in
             // the job, and each process keeps its own record.
             Some(job) => {
-                let ledger = RedisNames::connect(&job.url, &job.job)
-                    .with_context(|| format!("--frontier {}", job.url))?;
+                // Async workers await the job's answer on their own event loops.
+                let ledger = match config.mode {
+                    Mode::Sync => RedisNames::connect(&job.url, &job.job),
+                    Mode::Async => RedisNames::per_arbiter(&job.url, &job.job),
+                }
+                .with_context(|| format!("--frontier {}", job.url))?;
                 BucketStore::shared(client, location.clone(), config.dry_run, Box::new(ledger), &node_name())
             }
             None => BucketStore::open(client, location.clone(), config.dry_run),

@@ -298,7 +298,8 @@ impl<C: Client> Core<C> {
             header(Header::ContentEncoding).as_deref(),
             header(Header::ContentLength).as_deref(),
         );
-        let mut sink = ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length)?;
+        let mut sink =
+            ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length).await?;
         self.read_into(response, &mut sink).await?;
         let checked = sink.finish()?;
         let name = match checked.commit {

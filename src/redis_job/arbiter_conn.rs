@@ -48,6 +48,14 @@ impl ArbiterConns {
         Ok(conns)
     }
 
+    /// The same, checked by a blocking connection: for callers with no event loop yet
+    /// (the store is opened before the actor system starts).
+    pub fn connect_blocking(url: &str, job: &str) -> Result<Self, RedisFrontierError> {
+        let conns = Self::open(url, job)?;
+        drop(conns.client.get_connection_with_timeout(TIMEOUT).map_err(cannot)?);
+        Ok(conns)
+    }
+
     fn open(url: &str, job: &str) -> Result<Self, RedisFrontierError> {
         keys::check_name("job", job)?;
         let client = redis::Client::open(url).map_err(cannot)?;
