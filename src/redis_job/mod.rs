@@ -18,11 +18,14 @@
 //!   processes); `conn`: how these two reach Redis, blocking (sync mode's threads) or
 //!   through `arbiter_conn`'s connections, one per Arbiter (async mode's event loops);
 //! - `testing` (tests only): a real `redis-server` per test process; `tests`: the scripts'
-//!   rules against it; `props`: random interleavings on two nodes keep the counts exact.
+//!   rules against it; `props`: random interleavings on two nodes keep the counts exact;
+//!   `liveness`: a slow Redis (behind `testing::SlowRelay`) never stalls an Arbiter.
 
 mod arbiter_conn;
 mod conn;
 mod keys;
+#[cfg(test)]
+mod liveness;
 mod names;
 #[cfg(test)]
 mod props;
