@@ -477,23 +477,68 @@ fn page_numbers(claimed: &Claimed) -> Vec<u32> {
         .collect()
 }
 
+/// Pages 1..=9 by template, as `coordinator::walk_from` builds them from a mark.
+fn nine_pages(mark: Option<&WalkMark>) -> crate::frontier::LocalFrontier {
+    let from = mark.map_or(1, |m| m.done + 1);
+    let url = |n: u32| Url::parse(&format!("http://h.test/p{n}/cats.html")).unwrap();
+    let pages = crate::frontier::LocalFrontier::pages(from, 9, Box::new(url));
+    match mark.and_then(|m| m.last) {
+        Some(last) => pages.with_stated_last(last),
+        None => pages,
+    }
+    .pages_only()
+}
+
+/// A walker whose page 1 found six images of one host, claiming with a capacity of four:
+/// the job's queue is longer than the capacity.
+async fn walker_with_six_images_queued(server: &RedisServer, job: &str, per_host: usize) -> SharedWalk {
+    let items = node(server, job, "a").await.with_per_host(per_host);
+    let mut walker = SharedWalk::join(items, nine_pages).await.unwrap();
+    let first = walker.claim(1, 4, &mut crate::frontier::AllGo).await.unwrap();
+    assert_eq!(page_numbers(&first), [1]);
+    let images = (0..6).map(|i| image(&format!("http://i.test/{i}.jpg"))).collect();
+    let found = Ending::PageFetched { stated: None, next: None, found: 6 };
+    walker.complete(first.leases[0].id, found, images).await.unwrap();
+    walker
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_walker_lists_pages_only_while_the_job_s_queue_is_short() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("bound");
+    let mut walker = walker_with_six_images_queued(server, &job, 32).await;
+    let mut images = 0;
+    let page = loop {
+        let claimed = walker.claim(1, 4, &mut crate::frontier::AllGo).await.unwrap();
+        match page_numbers(&claimed).first() {
+            Some(page) => break *page,
+            None => images += claimed.leases.len(),
+        }
+        assert!(images <= 6, "never a page");
+    };
+    // Six queued, four slots: images go until three wait, then page 2.
+    assert_eq!((images, page), (3, 2), "images first while the queue is long");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_walker_lists_a_page_when_none_of_a_long_queue_may_go() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("starved");
+    // One request at a time to i.test across the job: one image goes, five wait for it.
+    let mut walker = walker_with_six_images_queued(server, &job, 1).await;
+    let all = &mut crate::frontier::AllGo;
+    assert_eq!(urls(&walker.claim(1, 4, all).await.unwrap()), ["http://i.test/0.jpg"]);
+    assert!(walker.claim(1, 4, all).await.unwrap().leases.is_empty(), "the host is full");
+    let next = walker.claim(1, 4, all).await.unwrap();
+    assert_eq!(page_numbers(&next), [2], "the slots do not idle while the queue cannot go");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_walk_taken_over_goes_on_from_where_its_walker_left_it() {
     let Some(server) = testing::server() else { return };
     let job = testing::job("mark");
-    // Pages 1..=9 by template, as `coordinator::walk_from` builds them from a mark.
-    let walk = |mark: Option<&WalkMark>| {
-        let from = mark.map_or(1, |m| m.done + 1);
-        let url = |n: u32| Url::parse(&format!("http://h.test/p{n}/cats.html")).unwrap();
-        let pages = crate::frontier::LocalFrontier::pages(from, 9, Box::new(url));
-        match mark.and_then(|m| m.last) {
-            Some(last) => pages.with_stated_last(last),
-            None => pages,
-        }
-        .pages_only()
-    };
-    let mut a = SharedWalk::join(node(server, &job, "a").await, walk).await.unwrap();
-    let mut b = SharedWalk::join(node(server, &job, "b").await, walk).await.unwrap();
+    let mut a = SharedWalk::join(node(server, &job, "a").await, nine_pages).await.unwrap();
+    let mut b = SharedWalk::join(node(server, &job, "b").await, nine_pages).await.unwrap();
     assert!(a.walks() && !b.walks());
     let fetched = |stated| Ending::PageFetched { stated, next: None, found: 0 };
 
