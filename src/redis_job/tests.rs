@@ -326,6 +326,30 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
     assert!(paused > Duration::from_secs(29), "{paused:?}");
 }
 
+#[actix::test]
+async fn an_arbiter_s_pause_and_reservations_reach_the_job() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("arbiter-gate");
+    let rate = RedisRate::per_arbiter(&server.url, &job).await.expect("connect");
+    rate.pause("p.test", Duration::from_secs(30));
+    // Sent as a task of this Arbiter, not waited for: wait until the job holds it, as
+    // Redis shows it (a hang guard, not a timing).
+    let key = format!("{}gate:p.test", keys::prefix(&job));
+    let mut conn = raw(server).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !conn.exists::<_, bool>(&key).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the pause never reached the job");
+        tokio::task::yield_now().await;
+    }
+    let other = RedisRate::connect(&server.url, &job).unwrap();
+    let paused = other.reserve("p.test", Duration::ZERO).await.unwrap();
+    assert!(paused > Duration::from_secs(29), "another process sees the pause: {paused:?}");
+    let interval = Duration::from_secs(60);
+    assert_eq!(rate.reserve("h.test", interval).await, Some(Duration::ZERO), "the first start is free");
+    let wait = other.reserve("h.test", interval).await.unwrap();
+    assert!(wait > Duration::from_secs(59), "the Arbiter's start counts for the job: {wait:?}");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_paused_host_s_tasks_are_not_claimed_until_the_pause_is_over() {
     let Some(server) = testing::server() else { return };
