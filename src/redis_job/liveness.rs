@@ -51,12 +51,14 @@ async fn lag_while<F: Future>(call: F) -> (F::Output, Duration, Duration) {
     (output, took, lag)
 }
 
-/// The relay really slowed the call (else the test proves nothing), and the loop ran on
-/// time meanwhile: a bound a slow machine meets too (a tick late by half the relay's
-/// delay is far beyond any scheduling noise, and far below a blocked round trip).
+/// The relay really slowed the call (else the test proves nothing), and the loop ran
+/// meanwhile. A call that blocks the thread holds every tick for all of its time, so a
+/// tick comes late by nearly the whole call; an awaited one leaves only scheduling
+/// noise. The bound is half the call, not a fixed time: a loaded machine stretches the
+/// call as much as any stall within it, so only a stall of seconds fails it.
 fn assert_live(what: &str, took: Duration, lag: Duration) {
-    assert!(took >= DELAY, "{what} did not go through the slow relay: it took {took:?}");
-    assert!(lag < DELAY / 2, "the event loop stalled {lag:?} while {what} waited {took:?}");
+    assert!(took >= 2 * DELAY, "{what} did not go through the slow relay: it took {took:?}");
+    assert!(lag < took / 2, "the event loop stalled {lag:?} while {what} waited {took:?}");
 }
 
 #[actix::test]
