@@ -126,7 +126,7 @@ async fn scrape(
         Mode::Async => wiring::start_arbiters(config.workers)?,
         Mode::Sync => Vec::new(),
     };
-    let gate = wiring::host_gate(config, log, progress.clone())?;
+    let gate = wiring::host_gate(config, log, progress.clone()).await?;
     let cancel = Cancel::default();
     let plan = Plan {
         source: config.source.clone(),

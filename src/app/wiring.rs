@@ -52,8 +52,12 @@ pub(super) fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dy
             // The job's other processes may fill this bucket too: names are reserved in
             // the job, and each process keeps its own record.
             Some(job) => {
-                let ledger = RedisNames::connect(&job.url, &job.job)
-                    .with_context(|| format!("--frontier {}", job.url))?;
+                // Async workers await the job's answer on their own event loops.
+                let ledger = match config.mode {
+                    Mode::Sync => RedisNames::connect(&job.url, &job.job),
+                    Mode::Async => RedisNames::per_arbiter(&job.url, &job.job),
+                }
+                .with_context(|| format!("--frontier {}", job.url))?;
                 BucketStore::shared(client, location.clone(), config.dry_run, Box::new(ledger), &node_name())
             }
             None => BucketStore::open(client, location.clone(), config.dry_run),
@@ -128,7 +132,7 @@ impl PauseWatch for PauseNotice {
 
 /// The gate every request waits at: the run's spacing, and in a shared job the other
 /// processes' too.
-pub(super) fn host_gate(
+pub(super) async fn host_gate(
     config: &Config,
     log: &Logger,
     progress: Option<Progress>,
@@ -137,8 +141,12 @@ pub(super) fn host_gate(
     let gate = config.host_gate().with_watch(watch);
     Ok(Arc::new(match &config.shared {
         Some(job) => {
-            let rate =
-                RedisRate::connect(&job.url, &job.job).with_context(|| format!("--frontier {}", job.url))?;
+            // Async workers await the job's answer on their own event loops.
+            let rate = match config.mode {
+                Mode::Sync => RedisRate::connect(&job.url, &job.job),
+                Mode::Async => RedisRate::per_arbiter(&job.url, &job.job).await,
+            }
+            .with_context(|| format!("--frontier {}", job.url))?;
             gate.with_shared(Box::new(rate))
         }
         None => gate,

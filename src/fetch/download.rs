@@ -38,8 +38,9 @@ pub struct ImageSink<'a> {
 
 impl<'a> ImageSink<'a> {
     /// Starts a download from the response headers. `content_length` only when it counts
-    /// the plain bytes (no Content-Encoding).
-    pub fn start(
+    /// the plain bytes (no Content-Encoding). Awaits the store's opening (a shared job's
+    /// bucket asks the job for the name).
+    pub async fn start(
         opts: &'a FetchOptions,
         task: &'a ImageTask,
         content_type: Option<&str>,
@@ -49,7 +50,7 @@ impl<'a> ImageSink<'a> {
         if let Some(len) = content_length {
             check_wanted(opts, len, len)?;
         }
-        let writer = opts.store.begin(task)?;
+        let writer = opts.store.begin(task).await?;
         Ok(Self {
             opts,
             content_type: content_type.map(str::to_string),
@@ -265,6 +266,16 @@ mod tests {
         std::fs::read_dir(out.tmp_dir()).unwrap().count()
     }
 
+    /// A sink into a folder, which opens at once.
+    fn start<'a>(
+        o: &'a FetchOptions,
+        t: &'a ImageTask,
+        content_type: Option<&str>,
+        length: Option<u64>,
+    ) -> Result<ImageSink<'a>, TaskError> {
+        crate::fetch::run_blocking(ImageSink::start(o, t, content_type, length))
+    }
+
     fn name(checked: Checked) -> String {
         match checked.commit {
             Commit::Done(name) => name.unwrap(),
@@ -277,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = OutDir::open(dir.path()).unwrap();
         let (o, t) = (opts(&out), task("x.jpg"));
-        let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(JPEG.len() as u64)).unwrap();
+        let mut sink = start(&o, &t, Some("image/jpeg"), Some(JPEG.len() as u64)).unwrap();
         sink.write(&JPEG[..5]).unwrap();
         sink.write(&JPEG[5..]).unwrap();
         let checked = sink.finish().unwrap();
@@ -295,25 +306,25 @@ mod tests {
         let t = task("x.jpg");
         // Announced too large: refused before a file exists.
         assert_eq!(
-            ImageSink::start(&o, &t, None, Some(101)).err().map(|e| e.to_string()),
+            start(&o, &t, None, Some(101)).err().map(|e| e.to_string()),
             Some(TaskError::TooLarge(100).to_string())
         );
         // Too large while streaming.
-        let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
+        let mut sink = start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(JPEG).unwrap();
         assert_eq!(sink.write(&[0u8; 60]), Err(TaskError::TooLarge(100)));
         drop(sink);
         // An HTML error page served as a JPEG.
-        let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
+        let mut sink = start(&o, &t, Some("image/jpeg"), None).unwrap();
         let page = b"<!DOCTYPE html><html><body>not found, sorry, but with a 200</body></html>";
         assert!(matches!(sink.write(page), Err(TaskError::NotAnImage(_))));
         drop(sink);
         // Shorter than announced.
-        let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), Some(90)).unwrap();
+        let mut sink = start(&o, &t, Some("image/jpeg"), Some(90)).unwrap();
         sink.write(JPEG).unwrap();
         assert!(matches!(sink.finish().err(), Some(TaskError::Transfer(_))));
         // Cancelled mid-body.
-        let mut sink = ImageSink::start(&o, &t, Some("image/jpeg"), None).unwrap();
+        let mut sink = start(&o, &t, Some("image/jpeg"), None).unwrap();
         sink.write(&JPEG[..10]).unwrap();
         o.cancel.cancel();
         assert_eq!(sink.write(&JPEG[10..]), Err(TaskError::Interrupted));

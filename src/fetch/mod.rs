@@ -140,7 +140,7 @@ impl<C: Client> Core<C> {
     /// Waits until the host's rate and pause allow a request; false if cancelled.
     async fn wait_for_gate(&self, host: &str) -> bool {
         loop {
-            let wait = self.opts.gate.wait_for(host);
+            let wait = self.opts.gate.wait_for(host).await;
             if wait.is_zero() {
                 return true;
             }
@@ -298,7 +298,8 @@ impl<C: Client> Core<C> {
             header(Header::ContentEncoding).as_deref(),
             header(Header::ContentLength).as_deref(),
         );
-        let mut sink = ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length)?;
+        let mut sink =
+            ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length).await?;
         self.read_into(response, &mut sink).await?;
         let checked = sink.finish()?;
         let name = match checked.commit {

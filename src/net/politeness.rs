@@ -6,7 +6,9 @@
 //! the tasks); this is about when each request may start. Never imports actix.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,14 +17,20 @@ use governor::{Quota, RateLimiter};
 
 type Limiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
 
+/// What a [`SharedRate`] answers: a round trip to the other processes, awaited where the
+/// worker waits (on an async worker's event loop, which goes on with its other requests
+/// meanwhile), or done at once on a blocking worker's own thread.
+pub type SharedAnswer<'a> = Pin<Box<dyn Future<Output = Option<Duration>> + 'a>>;
+
 /// Spacing kept with other processes (a job shared through Redis): one start per
 /// interval per host across all of them, and their pauses.
 pub trait SharedRate: Send + Sync + std::fmt::Debug {
     /// Takes a start for `host` now if the last one anywhere was at least `interval` ago;
     /// else answers how long until one is free (zero: taken). `None`: the other processes
     /// cannot be asked (Redis does not answer).
-    fn reserve(&self, host: &str, interval: Duration) -> Option<Duration>;
-    /// The host said to slow down: no process sends to it for `wait`.
+    fn reserve<'a>(&'a self, host: &'a str, interval: Duration) -> SharedAnswer<'a>;
+    /// The host said to slow down: no process sends to it for `wait`. Called from a
+    /// retry's plan, which cannot wait: it sends and does not wait for the answer.
     fn pause(&self, host: &str, wait: Duration);
 }
 
@@ -136,8 +144,9 @@ impl HostGate {
     }
 
     /// How long to wait before sending a request to `host`; zero means now. A non-zero
-    /// answer is not a reservation: ask again after waiting.
-    pub fn wait_for(&self, host: &str) -> Duration {
+    /// answer is not a reservation: ask again after waiting. Ready at once unless a shared
+    /// rate is asked.
+    pub async fn wait_for(&self, host: &str) -> Duration {
         let Some(shared) = &self.shared else {
             return self
                 .with_host(host, |gate, entry| gate.paused(entry).unwrap_or_else(|| gate.take(entry)));
@@ -152,7 +161,7 @@ impl HostGate {
         // host). Asking this process's own limiter first took its start even when the
         // job then said wait, so a process that joined later kept trying a fixed time
         // after the first one's starts, always just too late: in step, starved.
-        match shared.reserve(host, interval.unwrap_or_default()) {
+        match shared.reserve(host, interval.unwrap_or_default()).await {
             // Taken: this process's limiter notes the start, for when Redis stops answering.
             Some(wait) if wait.is_zero() => {
                 self.with_host(host, |gate, entry| gate.take(entry));
@@ -215,48 +224,55 @@ fn limiter(interval: Duration) -> Option<Limiter> {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt as _;
+
     use super::*;
+
+    /// The gate's answer, which with no shared rate is ready at once.
+    fn now(gate: &HostGate, host: &str) -> Duration {
+        gate.wait_for(host).now_or_never().expect("no shared rate: answered at once")
+    }
 
     #[test]
     fn no_limits_means_no_waiting() {
         let gate = HostGate::open();
         for _ in 0..100 {
-            assert_eq!(gate.wait_for("h"), Duration::ZERO);
+            assert_eq!(now(&gate, "h"), Duration::ZERO);
         }
     }
 
     #[test]
     fn a_rate_spaces_requests_per_host() {
         let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
-        assert_eq!(gate.wait_for("a"), Duration::ZERO);
-        let wait = gate.wait_for("a");
+        assert_eq!(now(&gate, "a"), Duration::ZERO);
+        let wait = now(&gate, "a");
         assert!(wait > Duration::from_secs(9), "{wait:?}");
-        assert_eq!(gate.wait_for("b"), Duration::ZERO, "another host has its own budget");
+        assert_eq!(now(&gate, "b"), Duration::ZERO, "another host has its own budget");
     }
 
     #[test]
     fn crawl_delay_only_lengthens_and_counts_from_the_robots_fetch() {
         let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
-        assert_eq!(gate.wait_for("a"), Duration::ZERO, "robots.txt itself");
+        assert_eq!(now(&gate, "a"), Duration::ZERO, "robots.txt itself");
         gate.set_crawl_delay("a", Duration::from_secs(1));
-        assert!(gate.wait_for("a") > Duration::from_secs(9), "a shorter crawl delay changes nothing");
-        assert_eq!(gate.wait_for("b"), Duration::ZERO, "robots.txt itself");
+        assert!(now(&gate, "a") > Duration::from_secs(9), "a shorter crawl delay changes nothing");
+        assert_eq!(now(&gate, "b"), Duration::ZERO, "robots.txt itself");
         gate.set_crawl_delay("b", Duration::from_secs(30));
-        assert!(gate.wait_for("b") > Duration::from_secs(29), "the first request after robots.txt waits");
+        assert!(now(&gate, "b") > Duration::from_secs(29), "the first request after robots.txt waits");
         let open = HostGate::open();
         open.set_crawl_delay("c", Duration::from_secs(5));
-        assert!(open.wait_for("c") > Duration::from_secs(4));
+        assert!(now(&open, "c") > Duration::from_secs(4));
     }
 
     #[test]
     fn a_pause_holds_the_whole_host() {
         let gate = HostGate::open();
         gate.pause("a", Duration::from_secs(20), "429");
-        assert!(gate.wait_for("a") > Duration::from_secs(19));
-        assert!(gate.wait_for("a") > Duration::from_secs(19), "every request, not just one");
-        assert_eq!(gate.wait_for("b"), Duration::ZERO);
+        assert!(now(&gate, "a") > Duration::from_secs(19));
+        assert!(now(&gate, "a") > Duration::from_secs(19), "every request, not just one");
+        assert_eq!(now(&gate, "b"), Duration::ZERO);
         gate.pause("a", Duration::from_secs(1), "429");
-        assert!(gate.wait_for("a") > Duration::from_secs(19), "a shorter pause does not shorten it");
+        assert!(now(&gate, "a") > Duration::from_secs(19), "a shorter pause does not shorten it");
     }
 
     #[test]
@@ -284,7 +300,7 @@ mod tests {
     fn jitter_adds_at_most_its_amount() {
         let gate = HostGate::new(None, Duration::from_millis(100));
         gate.pause("a", Duration::from_secs(1), "429");
-        let waits: Vec<Duration> = (0..50).map(|_| gate.wait_for("a")).collect();
+        let waits: Vec<Duration> = (0..50).map(|_| now(&gate, "a")).collect();
         for wait in &waits {
             assert!(*wait <= Duration::from_millis(1100), "{wait:?}");
             // The pause still holds (these calls take microseconds, a loaded machine

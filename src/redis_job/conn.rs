@@ -1,13 +1,54 @@
-//! A blocking connection to a job's Redis, for what is asked from worker threads rather
-//! than from an event loop of ours (the rate gate, object names): one round trip per
-//! call, behind a lock, each call one script of the job.
+//! How the rate gate and object names reach a job's Redis, as the worker kind that asks
+//! may wait: a blocking connection for blocking workers' threads (made for it), or
+//! connections per Arbiter for async workers ([`ArbiterConns`]), whose event loops must
+//! not block on a round trip.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::{FromRedisValue, Script};
 
+use super::arbiter_conn::ArbiterConns;
 use super::{RedisFrontierError, keys, scripts};
+
+/// One of the two, chosen by the caller for the workers that will ask.
+#[derive(Debug)]
+pub enum Link {
+    /// Sync mode: every call blocks the asking thread for its round trip.
+    Blocking(JobConn),
+    /// Async mode: every call is awaited on the asking Arbiter. In an `Arc`, so that a
+    /// call whose answer no one waits for can run as a task of its own.
+    Arbiters(Arc<ArbiterConns>),
+}
+
+impl Link {
+    /// Runs `script` for the job with `args` after the prefix; on a blocking link the
+    /// future is done at its first poll.
+    pub async fn call<T: FromRedisValue>(
+        &self,
+        script: &'static Script,
+        args: &[&str],
+    ) -> redis::RedisResult<T> {
+        match self {
+            Link::Blocking(conn) => conn.call(script, args),
+            Link::Arbiters(conns) => conns.call(script, args).await,
+        }
+    }
+
+    /// Runs `script` without waiting for its answer (for callers that cannot wait): a
+    /// task on this thread's event loop, or at once on a blocking link. With no event
+    /// loop to run it, it is not sent: the caller's own state still holds.
+    pub fn send(&self, script: &'static Script, args: Vec<String>) {
+        match self {
+            Link::Blocking(conn) => drop(conn.call::<redis::Value>(script, &strs(&args))),
+            Link::Arbiters(conns) => {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+                let conns = Arc::clone(conns);
+                runtime.spawn(async move { drop(conns.call::<redis::Value>(script, &strs(&args)).await) });
+            }
+        }
+    }
+}
 
 pub struct JobConn {
     /// One per use, not per thread: the calls are short, and a lock is cheaper than a
@@ -44,4 +85,9 @@ impl JobConn {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         call.invoke(&mut conn)
     }
+}
+
+/// Arguments as [`Link::call`] takes them.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }

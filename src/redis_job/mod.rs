@@ -15,12 +15,17 @@
 //! - `walk`: [`SharedWalk`], the listing pages walked by one process at a time;
 //! - `rate`: [`RedisRate`], the per-host spacing across every process;
 //! - `names`: [`RedisNames`], object names reserved across the job (one bucket, many
-//!   processes); `conn`: the blocking connection these two ask through;
+//!   processes); `conn`: how these two reach Redis, blocking (sync mode's threads) or
+//!   through `arbiter_conn`'s connections, one per Arbiter (async mode's event loops);
 //! - `testing` (tests only): a real `redis-server` per test process; `tests`: the scripts'
-//!   rules against it; `props`: random interleavings on two nodes keep the counts exact.
+//!   rules against it; `props`: random interleavings on two nodes keep the counts exact;
+//!   `liveness`: a slow Redis (behind `testing::SlowRelay`) never stalls an Arbiter.
 
+mod arbiter_conn;
 mod conn;
 mod keys;
+#[cfg(test)]
+mod liveness;
 mod names;
 #[cfg(test)]
 mod props;
@@ -332,6 +337,33 @@ impl RedisFrontier {
         Ok(u64::try_from(ms).ok().map(Duration::from_millis))
     }
 
+    /// `claim`, also answering how many tasks wait in the job's queues after it (`None`
+    /// when Redis was not asked): the walker lists pages while that is short.
+    fn claim_counted(&self, want: usize, gate: &mut dyn Gate) -> Answer<(Claimed, Option<usize>)> {
+        if want == 0 || gate.yields() {
+            return futures_util::future::ready(Ok((Claimed::default(), None))).boxed_local();
+        }
+        let mut call = scripts::call(&scripts::CLAIM, &self.prefix);
+        call.arg(&self.node).arg(want).arg(self.per_host).arg(millis(self.lease)).arg(self.tries);
+        let mut conn = self.conn.clone();
+        async move {
+            let (leases, lost, queued): ClaimReply =
+                call.invoke_async(&mut conn).await.map_err(unavailable)?;
+            let mut claimed = Claimed::default();
+            for (id, payload) in leases {
+                let id = id.parse::<LeaseId>().map_err(|_| {
+                    FrontierError::Unavailable(format!("Redis answered a bad lease id {id:?}"))
+                })?;
+                claimed.leases.push(Lease { id, work: work_of(scripts::decode(&payload)?) });
+            }
+            for (payload, reason) in lost {
+                claimed.lost.push((work_of(scripts::decode(&payload)?), reason));
+            }
+            Ok((claimed, Some(usize::try_from(queued).unwrap_or(usize::MAX))))
+        }
+        .boxed_local()
+    }
+
     fn release_ids(&self, ids: Vec<String>) -> Answer<()> {
         let mut call = scripts::call(&scripts::RELEASE, &self.prefix);
         call.arg(&self.node).arg(ids);
@@ -368,9 +400,9 @@ fn status_of(ending: &Ending) -> &'static str {
     }
 }
 
-/// What `claim.lua` answers: leases as (id, payload), and tasks that failed as
-/// (payload, reason).
-type ClaimReply = (Vec<(String, String)>, Vec<(String, String)>);
+/// What `claim.lua` answers: leases as (id, payload), tasks that failed as (payload,
+/// reason), and how many tasks are queued after it.
+type ClaimReply = (Vec<(String, String)>, Vec<(String, String)>, u64);
 
 impl Frontier for RedisFrontier {
     fn offer(&mut self, offers: Vec<Offer>) -> Answer<Vec<bool>> {
@@ -395,27 +427,8 @@ impl Frontier for RedisFrontier {
     /// comes back, and each host's room is the script's, counted across every node.
     /// `capacity` weighs pages against images; there are no pages yet.
     fn claim(&mut self, want: usize, _capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed> {
-        if want == 0 || gate.yields() {
-            return futures_util::future::ready(Ok(Claimed::default())).boxed_local();
-        }
-        let mut call = scripts::call(&scripts::CLAIM, &self.prefix);
-        call.arg(&self.node).arg(want).arg(self.per_host).arg(millis(self.lease)).arg(self.tries);
-        let mut conn = self.conn.clone();
-        async move {
-            let (leases, lost): ClaimReply = call.invoke_async(&mut conn).await.map_err(unavailable)?;
-            let mut claimed = Claimed::default();
-            for (id, payload) in leases {
-                let id = id.parse::<LeaseId>().map_err(|_| {
-                    FrontierError::Unavailable(format!("Redis answered a bad lease id {id:?}"))
-                })?;
-                claimed.leases.push(Lease { id, work: work_of(scripts::decode(&payload)?) });
-            }
-            for (payload, reason) in lost {
-                claimed.lost.push((work_of(scripts::decode(&payload)?), reason));
-            }
-            Ok(claimed)
-        }
-        .boxed_local()
+        let claim = self.claim_counted(want, gate);
+        async move { claim.await.map(|(claimed, _)| claimed) }.boxed_local()
     }
 
     /// Idempotent: a lease whose task is done already (its lease expired and another

@@ -1,39 +1,49 @@
 //! The per-host spacing of a shared job, kept in Redis so `DELAY_MS`,
 //! `REQUESTS_PER_SECOND`, robots.txt's Crawl-delay and a 429's pause hold across every
-//! process, not per process. Workers ask before each request, from their own threads
-//! (a blocking worker's, or an async worker's Arbiter), so this holds one blocking
-//! connection behind a lock: one round trip (`gate.lua`, tens of microseconds on a local
-//! network) per request. If Redis cannot answer, the process's own gate still spaces its
-//! own requests: the run goes on rather than stopping on a politeness check.
+//! process, not per process. Workers ask before each request: one round trip
+//! (`gate.lua`, tens of microseconds on a local network) per request, blocking a sync
+//! worker's own thread, or awaited on an async worker's Arbiter through a connection of
+//! that Arbiter's ([`Link`]), so a slow answer holds only the request that asked. If Redis
+//! cannot answer, the process's own gate still spaces its own requests: the run goes on
+//! rather than stopping on a politeness check.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::JobConn;
+use super::arbiter_conn::ArbiterConns;
+use super::conn::{JobConn, Link};
 use super::{millis, scripts};
-use crate::net::politeness::SharedRate;
+use crate::net::politeness::{SharedAnswer, SharedRate};
 
 #[derive(Debug)]
 pub struct RedisRate {
-    conn: JobConn,
+    /// Blocking or per Arbiter, as the workers that ask may wait.
+    link: Link,
 }
 
 impl RedisRate {
-    /// Connects (blocking) to the job's Redis for the gate's round trips.
+    /// Connects (blocking) to the job's Redis, for blocking workers (sync mode).
     pub fn connect(url: &str, job: &str) -> Result<Self, super::RedisFrontierError> {
-        Ok(Self { conn: JobConn::connect(url, job)? })
+        Ok(Self { link: Link::Blocking(JobConn::connect(url, job)?) })
     }
 
-    fn call(&self, host: &str, op: &str, ms: u64) -> Option<u64> {
-        self.conn.call(&scripts::GATE, &[host, op, &ms.to_string()]).ok()
+    /// For async workers (async mode): each Arbiter that asks connects on its first ask,
+    /// on its own event loop. The server is checked now, from the caller's.
+    pub async fn per_arbiter(url: &str, job: &str) -> Result<Self, super::RedisFrontierError> {
+        Ok(Self { link: Link::Arbiters(Arc::new(ArbiterConns::connect(url, job).await?)) })
     }
 }
 
 impl SharedRate for RedisRate {
-    fn reserve(&self, host: &str, interval: Duration) -> Option<Duration> {
-        self.call(host, "reserve", millis(interval)).map(Duration::from_millis)
+    fn reserve<'a>(&'a self, host: &'a str, interval: Duration) -> SharedAnswer<'a> {
+        Box::pin(async move {
+            let ms = millis(interval).to_string();
+            let wait: u64 = self.link.call(&scripts::GATE, &[host, "reserve", &ms]).await.ok()?;
+            Some(Duration::from_millis(wait))
+        })
     }
 
     fn pause(&self, host: &str, wait: Duration) {
-        self.call(host, "pause", millis(wait));
+        self.link.send(&scripts::GATE, vec![host.to_string(), "pause".into(), millis(wait).to_string()]);
     }
 }

@@ -155,3 +155,57 @@ pub fn job(tag: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     format!("{tag}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A TCP relay on 127.0.0.1 to a test server's socket that holds every chunk, each way,
+/// `delay` before passing it on: Redis answering slowly, as across a slow network. It
+/// runs on a thread and runtime of its own, so a test thread that blocks cannot hold it
+/// up (a blocked caller then waits out the delay, rather than hanging).
+pub struct SlowRelay {
+    /// `redis://127.0.0.1:PORT/`, for a client to connect through the relay.
+    pub url: String,
+    /// Dropped with the relay: its runtime stops, and its connections with it.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl SlowRelay {
+    pub fn start(server: &RedisServer, delay: Duration) -> SlowRelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port on 127.0.0.1");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let url = format!("redis://{}/", listener.local_addr().expect("an address"));
+        let socket = server.socket();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+                let accept = async {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let Ok(unix) = tokio::net::UnixStream::connect(&socket).await else { continue };
+                        let ((tcp_in, tcp_out), (unix_in, unix_out)) = (tcp.into_split(), unix.into_split());
+                        tokio::spawn(forward(tcp_in, unix_out, delay));
+                        tokio::spawn(forward(unix_in, tcp_out, delay));
+                    }
+                };
+                futures_util::future::select(std::pin::pin!(accept), stopped).await;
+            });
+        });
+        SlowRelay { url, _stop: stop }
+    }
+}
+
+/// Passes what `from` sends on to `to`, each chunk `delay` late, until either side closes.
+async fn forward(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}

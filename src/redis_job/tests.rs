@@ -312,18 +312,42 @@ async fn the_gate_spaces_two_processes_and_a_pause_holds_for_both() {
     let (one, two) =
         (RedisRate::connect(&server.url, &job).unwrap(), RedisRate::connect(&server.url, &job).unwrap());
     let interval = Duration::from_secs(60);
-    assert_eq!(one.reserve("h.test", interval), Some(Duration::ZERO), "the first start is free");
-    let wait = two.reserve("h.test", interval).unwrap();
+    assert_eq!(one.reserve("h.test", interval).await, Some(Duration::ZERO), "the first start is free");
+    let wait = two.reserve("h.test", interval).await.unwrap();
     assert!(wait > Duration::from_secs(59) && wait <= interval, "the other process waits: {wait:?}");
-    assert_eq!(two.reserve("g.test", interval), Some(Duration::ZERO), "per host");
+    assert_eq!(two.reserve("g.test", interval).await, Some(Duration::ZERO), "per host");
     // Time passes on the job's clock: the next start is free, for one process only.
     advance(server, &job, 60_000).await;
-    assert_eq!(two.reserve("h.test", interval), Some(Duration::ZERO));
-    assert!(one.reserve("h.test", interval).unwrap() > Duration::ZERO);
+    assert_eq!(two.reserve("h.test", interval).await, Some(Duration::ZERO));
+    assert!(one.reserve("h.test", interval).await.unwrap() > Duration::ZERO);
     // A 429 seen by one process holds the host for the other, even with no rate set.
     one.pause("p.test", Duration::from_secs(30));
-    let paused = two.reserve("p.test", Duration::ZERO).unwrap();
+    let paused = two.reserve("p.test", Duration::ZERO).await.unwrap();
     assert!(paused > Duration::from_secs(29), "{paused:?}");
+}
+
+#[actix::test]
+async fn an_arbiter_s_pause_and_reservations_reach_the_job() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("arbiter-gate");
+    let rate = RedisRate::per_arbiter(&server.url, &job).await.expect("connect");
+    rate.pause("p.test", Duration::from_secs(30));
+    // Sent as a task of this Arbiter, not waited for: wait until the job holds it, as
+    // Redis shows it (a hang guard, not a timing).
+    let key = format!("{}gate:p.test", keys::prefix(&job));
+    let mut conn = raw(server).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !conn.exists::<_, bool>(&key).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the pause never reached the job");
+        tokio::task::yield_now().await;
+    }
+    let other = RedisRate::connect(&server.url, &job).unwrap();
+    let paused = other.reserve("p.test", Duration::ZERO).await.unwrap();
+    assert!(paused > Duration::from_secs(29), "another process sees the pause: {paused:?}");
+    let interval = Duration::from_secs(60);
+    assert_eq!(rate.reserve("h.test", interval).await, Some(Duration::ZERO), "the first start is free");
+    let wait = other.reserve("h.test", interval).await.unwrap();
+    assert!(wait > Duration::from_secs(59), "the Arbiter's start counts for the job: {wait:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -359,12 +383,12 @@ async fn a_process_told_to_wait_by_the_job_keeps_its_own_turn() {
             .with_shared(Box::new(RedisRate::connect(&server.url, &job).unwrap()))
     };
     let (first, second) = (gate(), gate());
-    assert_eq!(first.wait_for("h.test"), Duration::ZERO);
-    let told = second.wait_for("h.test");
+    assert_eq!(first.wait_for("h.test").await, Duration::ZERO);
+    let told = second.wait_for("h.test").await;
     assert!(told > Duration::from_secs(59), "{told:?}");
     advance(server, &job, 60_000).await;
-    assert_eq!(second.wait_for("h.test"), Duration::ZERO, "its turn, not another wait of its own");
-    assert!(first.wait_for("h.test") > Duration::from_secs(59), "and the first waits now");
+    assert_eq!(second.wait_for("h.test").await, Duration::ZERO, "its turn, not another wait of its own");
+    assert!(first.wait_for("h.test").await > Duration::from_secs(59), "and the first waits now");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -477,23 +501,68 @@ fn page_numbers(claimed: &Claimed) -> Vec<u32> {
         .collect()
 }
 
+/// Pages 1..=9 by template, as `coordinator::walk_from` builds them from a mark.
+fn nine_pages(mark: Option<&WalkMark>) -> crate::frontier::LocalFrontier {
+    let from = mark.map_or(1, |m| m.done + 1);
+    let url = |n: u32| Url::parse(&format!("http://h.test/p{n}/cats.html")).unwrap();
+    let pages = crate::frontier::LocalFrontier::pages(from, 9, Box::new(url));
+    match mark.and_then(|m| m.last) {
+        Some(last) => pages.with_stated_last(last),
+        None => pages,
+    }
+    .pages_only()
+}
+
+/// A walker whose page 1 found six images of one host, claiming with a capacity of four:
+/// the job's queue is longer than the capacity.
+async fn walker_with_six_images_queued(server: &RedisServer, job: &str, per_host: usize) -> SharedWalk {
+    let items = node(server, job, "a").await.with_per_host(per_host);
+    let mut walker = SharedWalk::join(items, nine_pages).await.unwrap();
+    let first = walker.claim(1, 4, &mut crate::frontier::AllGo).await.unwrap();
+    assert_eq!(page_numbers(&first), [1]);
+    let images = (0..6).map(|i| image(&format!("http://i.test/{i}.jpg"))).collect();
+    let found = Ending::PageFetched { stated: None, next: None, found: 6 };
+    walker.complete(first.leases[0].id, found, images).await.unwrap();
+    walker
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_walker_lists_pages_only_while_the_job_s_queue_is_short() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("bound");
+    let mut walker = walker_with_six_images_queued(server, &job, 32).await;
+    let mut images = 0;
+    let page = loop {
+        let claimed = walker.claim(1, 4, &mut crate::frontier::AllGo).await.unwrap();
+        match page_numbers(&claimed).first() {
+            Some(page) => break *page,
+            None => images += claimed.leases.len(),
+        }
+        assert!(images <= 6, "never a page");
+    };
+    // Six queued, four slots: images go until three wait, then page 2.
+    assert_eq!((images, page), (3, 2), "images first while the queue is long");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_walker_lists_a_page_when_none_of_a_long_queue_may_go() {
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("starved");
+    // One request at a time to i.test across the job: one image goes, five wait for it.
+    let mut walker = walker_with_six_images_queued(server, &job, 1).await;
+    let all = &mut crate::frontier::AllGo;
+    assert_eq!(urls(&walker.claim(1, 4, all).await.unwrap()), ["http://i.test/0.jpg"]);
+    assert!(walker.claim(1, 4, all).await.unwrap().leases.is_empty(), "the host is full");
+    let next = walker.claim(1, 4, all).await.unwrap();
+    assert_eq!(page_numbers(&next), [2], "the slots do not idle while the queue cannot go");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_walk_taken_over_goes_on_from_where_its_walker_left_it() {
     let Some(server) = testing::server() else { return };
     let job = testing::job("mark");
-    // Pages 1..=9 by template, as `coordinator::walk_from` builds them from a mark.
-    let walk = |mark: Option<&WalkMark>| {
-        let from = mark.map_or(1, |m| m.done + 1);
-        let url = |n: u32| Url::parse(&format!("http://h.test/p{n}/cats.html")).unwrap();
-        let pages = crate::frontier::LocalFrontier::pages(from, 9, Box::new(url));
-        match mark.and_then(|m| m.last) {
-            Some(last) => pages.with_stated_last(last),
-            None => pages,
-        }
-        .pages_only()
-    };
-    let mut a = SharedWalk::join(node(server, &job, "a").await, walk).await.unwrap();
-    let mut b = SharedWalk::join(node(server, &job, "b").await, walk).await.unwrap();
+    let mut a = SharedWalk::join(node(server, &job, "a").await, nine_pages).await.unwrap();
+    let mut b = SharedWalk::join(node(server, &job, "b").await, nine_pages).await.unwrap();
     assert!(a.walks() && !b.walks());
     let fetched = |stated| Ending::PageFetched { stated, next: None, found: 0 };
 

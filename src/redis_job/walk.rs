@@ -7,9 +7,13 @@
 //! so the new walker starts after it, not from page 1 (days of a gallery's pages are not
 //! walked again). Pages after the mark that were already fetched are fetched again:
 //! their images are known to the job's seen-set, and the new walk's own rules keep their
-//! own, so a page seen before does not look like a repeated last page. Pure of actix.
+//! own, so a page seen before does not look like a repeated last page.
+//!
+//! The walker lists a page only while the job's queues are shorter than its capacity,
+//! as a single process lists pages only while its own image queue is: what pages find
+//! waits in Redis about a page's worth per page in flight, not a gallery's. Pure of actix.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
@@ -88,6 +92,14 @@ pub struct SharedWalk {
     make: MakeWalk,
     /// This process's walk's pages, to keep the mark.
     progress: Rc<RefCell<Progress>>,
+    /// The job's queue as last heard: a claim's answer, plus what this process offered
+    /// since (others' claims shorten it meanwhile: the walk only waits longer). Pages go
+    /// while it is shorter than the capacity.
+    queued: Rc<Cell<usize>>,
+    /// The last claim of the job's work found less than it asked for (the queue's hosts
+    /// full or paused): pages go anyway, as a single process lists a page when no image
+    /// may go, so the slots do not idle.
+    starved: Rc<Cell<bool>>,
 }
 
 /// What `walk.lua` answered.
@@ -110,6 +122,8 @@ impl SharedWalk {
             walk: Rc::new(RefCell::new(WalkRole::Elsewhere)),
             make: Rc::new(make),
             progress: Rc::default(),
+            queued: Rc::default(),
+            starved: Rc::default(),
         };
         let took = shared.call("take").await?;
         shared.apply(took);
@@ -196,21 +210,39 @@ fn elsewhere(walk: &RefCell<WalkRole>) {
     }
 }
 
+/// `answer`, noting what it admitted (`admitted` of it) as queued in the job.
+fn counted<T: 'static>(
+    answer: Answer<T>,
+    queued: &Rc<Cell<usize>>,
+    admitted: fn(&T) -> &Vec<bool>,
+) -> Answer<T> {
+    let queued = Rc::clone(queued);
+    async move {
+        let answer = answer.await?;
+        let new = admitted(&answer).iter().filter(|new| **new).count();
+        queued.set(queued.get().saturating_add(new));
+        Ok(answer)
+    }
+    .boxed_local()
+}
+
 fn now_done(local: &LocalFrontier) -> bool {
     matches!(ready(local.is_done()), Ok(Ok(true)))
 }
 
 impl Frontier for SharedWalk {
     fn offer(&mut self, offers: Vec<Offer>) -> Answer<Vec<bool>> {
-        self.items.offer(offers)
+        counted(self.items.offer(offers), &self.queued, |admitted| admitted)
     }
 
-    /// Pages first (the walker's, judged by the gate here), then images and detail pages
-    /// from the job.
+    /// Pages first (the walker's, judged by the gate here) while the job's queue is short
+    /// (or none of it could go), then images and detail pages from the job.
     fn claim(&mut self, want: usize, capacity: usize, gate: &mut dyn Gate) -> Answer<Claimed> {
         let mut pages = Claimed::default();
         let mut moved = None;
-        if let WalkRole::Mine(local) = &mut *self.walk.borrow_mut()
+        let short = self.queued.get() < capacity || self.starved.get();
+        if short
+            && let WalkRole::Mine(local) = &mut *self.walk.borrow_mut()
             && let Ok(Ok(claimed)) = ready(local.claim(want, capacity, gate))
         {
             pages = claimed;
@@ -230,7 +262,9 @@ impl Frontier for SharedWalk {
         }
         let mark = moved.map(|mark| self.mark(&mark));
         let finished = self.finish_walk();
-        let items = self.items.claim(want.saturating_sub(pages.leases.len()), capacity, gate);
+        let asked = want.saturating_sub(pages.leases.len());
+        let items = self.items.claim_counted(asked, gate);
+        let (queued, starved) = (Rc::clone(&self.queued), Rc::clone(&self.starved));
         async move {
             if let Some(mark) = mark {
                 mark.await?;
@@ -238,7 +272,11 @@ impl Frontier for SharedWalk {
             if let Some(finished) = finished {
                 finished.await?;
             }
-            let mut claimed = items.await?;
+            let (mut claimed, waiting) = items.await?;
+            if let Some(waiting) = waiting {
+                queued.set(waiting);
+                starved.set(claimed.leases.len() < asked);
+            }
             pages.leases.append(&mut claimed.leases);
             pages.refused.append(&mut claimed.refused);
             pages.lost.append(&mut claimed.lost);
@@ -251,7 +289,7 @@ impl Frontier for SharedWalk {
     /// left, the job is told.
     fn complete(&mut self, id: LeaseId, ending: Ending, children: Vec<Offer>) -> Answer<Completed> {
         if id & PAGE == 0 {
-            return self.items.complete(id, ending, children);
+            return counted(self.items.complete(id, ending, children), &self.queued, |done| &done.admitted);
         }
         let next = match &ending {
             Ending::PageFetched { next, .. } => next.clone(),
@@ -278,7 +316,7 @@ impl Frontier for SharedWalk {
             }
         };
         let mark = moved.map(|mark| self.mark(&mark));
-        let offered = self.items.offer(children);
+        let offered = counted(self.items.offer(children), &self.queued, |admitted| admitted);
         let walk = Rc::clone(&self.walk);
         let finished = self.finish_walk();
         async move {

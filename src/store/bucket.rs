@@ -25,7 +25,7 @@ use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
-use super::{Commit, Lookup, NameLedger, Store, Writer};
+use super::{Commit, Lookup, NameLedger, Opening, Store, Writer};
 use crate::storage;
 use crate::task::{ImageTask, TaskError};
 
@@ -143,10 +143,8 @@ impl BucketStore {
     /// The name `task`'s image is written under: its own, unless an object that is not
     /// ours to replace holds it (or another process of the job took it), then the
     /// URL-suffixed ones in turn.
-    fn choose_name(&self, task: &ImageTask) -> Result<String, TaskError> {
-        let mut state = self.state();
-        if task.overwrite && !state.claimed.contains(&task.name) && self.reserve(&task.name, &task.url)? {
-            state.claimed.insert(task.name.clone());
+    async fn choose_name(&self, task: &ImageTask) -> Result<String, TaskError> {
+        if task.overwrite && self.try_name(&task.name, &task.url, true).await? {
             return Ok(task.name.clone());
         }
         let suffixed = storage::with_suffix(&task.name, &task.url);
@@ -154,23 +152,40 @@ impl BucketStore {
             .chain(std::iter::once(suffixed.clone()))
             .chain((2..100).map(|n| storage::with_suffix(&format!("{n}-{suffixed}"), &task.url)));
         for name in candidates {
-            if !state.objects.contains_key(&name)
-                && !state.claimed.contains(&name)
-                && self.reserve(&name, &task.url)?
-            {
-                state.claimed.insert(name.clone());
+            if self.try_name(&name, &task.url, false).await? {
                 return Ok(name);
             }
         }
         Err(TaskError::Write(format!("every name for {} is taken by another object", task.name)))
     }
 
+    /// Takes `name` for `url`'s image if no writer of this run has it, no object holds it
+    /// (unless `replace`) and the job lets it. Claimed here before the job is asked, and
+    /// the lock let go meanwhile (the answer may be a round trip away): a second writer
+    /// passes over it rather than waiting; given back if the job refuses, so that it
+    /// never counts as ours (`remove_partials` aborts uploads under our names).
+    async fn try_name(&self, name: &str, url: &Url, replace: bool) -> Result<bool, TaskError> {
+        {
+            let mut state = self.state();
+            if state.claimed.contains(name) || (!replace && state.objects.contains_key(name)) {
+                return Ok(false);
+            }
+            state.claimed.insert(name.to_string());
+        }
+        let reserved = self.reserve(name, url).await;
+        if !matches!(reserved, Ok(true)) {
+            self.state().claimed.remove(name);
+        }
+        reserved
+    }
+
     /// Whether the job lets `url`'s image have `name` (always, outside a shared job).
-    fn reserve(&self, name: &str, url: &Url) -> Result<bool, TaskError> {
+    async fn reserve(&self, name: &str, url: &Url) -> Result<bool, TaskError> {
         let Some(ledger) = &self.ledger else { return Ok(true) };
         let key = format!("{}/{}", self.client.bucket(), self.location.key(name));
         ledger
             .reserve(&key, url)
+            .await
             .map_err(|e| TaskError::Write(format!("cannot reserve the name {name}: {e}")))
     }
 
@@ -186,10 +201,14 @@ impl BucketStore {
 }
 
 impl Store for BucketStore {
-    fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError> {
-        let name = self.choose_name(task)?;
-        let upload = Upload::new(Arc::clone(&self.client), self.location.key(&name), DEFAULT_PART_SIZE);
-        Ok(Box::new(BucketWriter { upload, name }))
+    /// In a shared job the name is reserved in the job first: awaited, as the ledger
+    /// answers (on an async worker's event loop, its other requests going on).
+    fn begin<'a>(&'a self, task: &'a ImageTask) -> Opening<'a> {
+        Box::pin(async move {
+            let name = self.choose_name(task).await?;
+            let upload = Upload::new(Arc::clone(&self.client), self.location.key(&name), DEFAULT_PART_SIZE);
+            Ok(Box::new(BucketWriter { upload, name }) as Box<dyn Writer>)
+        })
     }
 
     fn lookup(&self, url: &Url) -> Lookup {

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use tempfile::{NamedTempFile, PersistError};
 use url::Url;
 
-use super::{Commit, Lookup, Store, Writer};
+use super::{Commit, Lookup, Opening, Store, Writer};
 use crate::outdir::{OutDir, PART_PREFIX, is_regular_file, same_contents};
 use crate::state::Resume;
 use crate::storage;
@@ -44,15 +44,20 @@ impl FolderStore {
 }
 
 impl Store for FolderStore {
-    fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError> {
+    /// Ready at once: a local file, nothing to ask.
+    fn begin<'a>(&'a self, task: &'a ImageTask) -> Opening<'a> {
         // 0666 less the umask, as curl and wget create files: set at creation, so the
         // final name never holds a file of another mode. (tempfile's default is 0600.)
         let file = tempfile::Builder::new()
             .prefix(PART_PREFIX)
             .permissions(Permissions::from_mode(0o666))
             .tempfile_in(self.out.tmp_dir())
-            .map_err(TaskError::write)?;
-        Ok(Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone() }))
+            .map_err(TaskError::write);
+        let writer = file.map(|file| {
+            Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone() })
+                as Box<dyn Writer>
+        });
+        Box::pin(std::future::ready(writer))
     }
 
     fn lookup(&self, url: &Url) -> Lookup {
@@ -176,6 +181,8 @@ fn place_new(
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt as _;
+
     use super::*;
 
     const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0 some jpeg payload that is long enough to sniff\xFF\xD9";
@@ -195,8 +202,13 @@ mod tests {
         }
     }
 
+    /// A writer, which a folder opens at once.
+    fn opened(store: &FolderStore, task: &ImageTask) -> Box<dyn Writer> {
+        store.begin(task).now_or_never().expect("ready at once").unwrap()
+    }
+
     fn save(store: &FolderStore, task: &ImageTask, body: &[u8]) -> Result<String, TaskError> {
-        let mut writer = store.begin(task).unwrap();
+        let mut writer = opened(store, task);
         writer.write(body).unwrap();
         match writer.commit() {
             Commit::Done(name) => name,
@@ -222,7 +234,7 @@ mod tests {
     fn a_dropped_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
-        let mut writer = store.begin(&task("x.jpg", false)).unwrap();
+        let mut writer = opened(&store, &task("x.jpg", false));
         writer.write(JPEG).unwrap();
         assert_eq!(tmp_count(&store), 1);
         drop(writer);

@@ -11,6 +11,9 @@ pub mod bucket;
 pub mod folder;
 pub mod s3;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use url::Url;
 
 use crate::task::{ImageTask, TaskError};
@@ -44,17 +47,25 @@ pub trait Writer: Send {
     fn commit(self: Box<Self>) -> Commit;
 }
 
+/// A writer being opened: ready at once, unless the store must first ask elsewhere (a
+/// shared job's bucket reserves the name in the job), which an async worker awaits on its
+/// event loop while its other requests go on.
+pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Writer>, TaskError>> + 'a>>;
+
+/// A [`NameLedger`]'s answer: a round trip, awaited where the worker waits.
+pub type LedgerAnswer<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + 'a>>;
+
 /// Names reserved across every process that fills one bucket (a shared job's), so two of
 /// them never write one object name for two images. A folder needs none: its commit is a
 /// rename that never replaces a file.
 pub trait NameLedger: Send + Sync + std::fmt::Debug {
     /// Reserves `name` for `url`'s image: true if it was free or is `url`'s already.
-    fn reserve(&self, name: &str, url: &Url) -> Result<bool, String>;
+    fn reserve<'a>(&'a self, name: &'a str, url: &'a Url) -> LedgerAnswer<'a>;
 }
 
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Opens a writer for `task`'s image.
-    fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError>;
+    fn begin<'a>(&'a self, task: &'a ImageTask) -> Opening<'a>;
 
     /// What an earlier run stored for `url`.
     fn lookup(&self, url: &Url) -> Lookup;

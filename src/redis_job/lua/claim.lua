@@ -1,13 +1,17 @@
 -- claim: ARGV[2] node, [3] how many at most, [4] per-host limit across all nodes,
 -- [5] lease time in ms, [6] how many expired leases make a task fail.
--- Returns { {lease id, payload}... }, { {payload, reason}... } (tasks that failed here).
+-- Returns { {lease id, payload}... }, { {payload, reason}... } (tasks that failed here),
+-- and how many tasks are queued after it (a walker lists pages while that is short).
 local node, want, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local lease_ms, max_tries = tonumber(ARGV[5]), tonumber(ARGV[6])
 local now = now_ms()
 alive(node, now)
 -- A cancelled job hands out nothing more: each process ends once what it holds is done.
+local function queued()
+  return tonumber(redis.call('HGET', COUNTS, 'queued') or '0')
+end
 if redis.call('HGET', COUNTS, 'cancelled') == '1' then
-  return { {}, {} }
+  return { {}, {}, queued() }
 end
 
 -- First the leases whose holder stopped renewing (bounded, to keep one call short; the
@@ -80,4 +84,4 @@ if want > 0 then
     end
   end
 end
-return { leases, lost }
+return { leases, lost, queued() }
