@@ -48,6 +48,9 @@ pub struct HostGate {
     shared: Option<Box<dyn SharedRate>>,
     /// Told of each new or longer pause.
     watch: Option<Box<dyn PauseWatch>>,
+    /// How many times a request has been told to wait, published so that a test can
+    /// know a task is held at the gate rather than on its way to it.
+    held: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for dyn PauseWatch {
@@ -76,6 +79,7 @@ impl HostGate {
             hosts: Mutex::new(HashMap::new()),
             shared: None,
             watch: None,
+            held: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -94,6 +98,11 @@ impl HostGate {
     /// No limits at all.
     pub fn open() -> Self {
         Self::new(None, Duration::ZERO)
+    }
+
+    /// How many times a request has been told to wait so far, and each time it changes.
+    pub fn held(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.held.subscribe()
     }
 
     /// robots.txt asked for at least `delay` between requests to `host`. Called right
@@ -156,7 +165,7 @@ impl HostGate {
                 self.with_host(host, |gate, entry| gate.take(entry));
                 Duration::ZERO
             }
-            Some(wait) => wait + self.jitter(),
+            Some(wait) => wait + self.hold(),
             // Redis does not answer: this process's own spacing holds its own requests.
             None => self.with_host(host, |gate, entry| gate.take(entry)),
         }
@@ -178,7 +187,7 @@ impl HostGate {
         let until = entry.paused_until?;
         let now = Instant::now();
         if until > now {
-            return Some(until - now + self.jitter());
+            return Some(until - now + self.hold());
         }
         entry.paused_until = None;
         None
@@ -190,7 +199,7 @@ impl HostGate {
         let Some(interval) = entry.interval else { return Duration::ZERO };
         let now = Instant::now();
         match entry.next_start {
-            Some(next) if next > now => next - now + self.jitter(),
+            Some(next) if next > now => next - now + self.hold(),
             _ => {
                 entry.next_start = Some(now + interval);
                 Duration::ZERO
@@ -198,7 +207,9 @@ impl HostGate {
         }
     }
 
-    fn jitter(&self) -> Duration {
+    /// Notes a request told to wait (see `held`) and answers the jitter to add to its wait.
+    fn hold(&self) -> Duration {
+        self.held.send_modify(|held| *held += 1);
         if self.jitter.is_zero() {
             return Duration::ZERO;
         }
@@ -356,6 +367,18 @@ mod tests {
                 assert!(waits.iter().any(|w| *w > least), "no jitter added: {waits:?}");
             }
         });
+    }
+
+    #[test]
+    fn every_wait_told_is_counted_and_no_start_taken() {
+        let gate = HostGate::new(Some(60 * SECOND), Duration::ZERO);
+        let held = gate.held();
+        assert_eq!(gate.wait_for("a"), Duration::ZERO);
+        assert_eq!(*held.borrow(), 0, "a start taken is no wait");
+        gate.wait_for("a");
+        gate.pause("b", SECOND, "429");
+        gate.wait_for("b");
+        assert_eq!(*held.borrow(), 2, "the rate's and the pause's");
     }
 
     #[test]

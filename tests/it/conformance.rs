@@ -327,6 +327,7 @@ async fn a_cancel_wakes_a_worker_waiting_at_the_gate() {
         // One request an hour: the second task waits at the gate until the cancel wakes
         // it (or, broken, until the probe's guard fails the test).
         let gate = Arc::new(HostGate::new(Some(Duration::from_secs(3600)), Duration::ZERO));
+        let mut held = gate.held();
         let opts = options(&out, |o| o.gate = gate);
         let cancel = opts.cancel.clone();
         let worker = Worker::start(kind, opts);
@@ -335,6 +336,13 @@ async fn a_cancel_wakes_a_worker_waiting_at_the_gate() {
         let first = worker.probe.send(WaitFor(1)).await.unwrap();
         assert!(matches!(first[0].outcome, Ok(Done::Image { .. })), "{kind:?}: {:?}", first[0]);
         worker.tasks.do_send(image(2, &server.origin(), "/a.jpg"));
+        // Cancelled only once the gate has told it to wait: a cancel before it got there
+        // would be turned away at the start and prove nothing about waking a waiter.
+        let at_gate = held.wait_for(|held| *held > 0);
+        tokio::time::timeout(Duration::from_secs(20), at_gate)
+            .await
+            .expect("the task reached the gate")
+            .unwrap();
         cancel.cancel();
         let results = worker.probe.send(WaitFor(1)).await.unwrap();
         assert_eq!(results[0].outcome, Err(TaskError::Interrupted), "{kind:?}: {:?}", results[0]);
