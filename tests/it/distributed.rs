@@ -145,17 +145,8 @@ fn process_in(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str, mode
 
 /// [`finish`] for a process sent a signal: it must end soon, a hang guard kills it after
 /// a minute (not a timing assertion: it ends in well under a second).
-fn finish_stopped(mut child: Child) -> (i32, String) {
-    let guard = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > guard {
-            let _ = child.kill();
-            let (_, log) = finish(child);
-            panic!("still running a minute after the signal: {log}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    finish(child)
+fn finish_stopped(child: Child) -> (i32, String) {
+    crate::helpers::exit_within(child, Duration::from_secs(60))
 }
 
 pub fn finish(child: Child) -> (i32, String) {

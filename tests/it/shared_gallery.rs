@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -70,9 +70,27 @@ fn page(n: usize, port: &str) -> String {
 /// when each arrived.
 #[derive(Default)]
 struct Seen {
+    /// Image requests being served now, per host.
     now: Mutex<HashMap<String, usize>>,
+    /// The most served at once to one host.
     most: AtomicUsize,
+    /// When each image request arrived, per host.
     arrivals: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Signalled at each arrival, so a test waits for a number of them, not polls.
+    arrived: Condvar,
+}
+
+impl Seen {
+    /// Blocks until `n` image requests have arrived (a hang guard, not a wait: panics
+    /// after a minute).
+    fn wait_for(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut arrivals = self.arrivals.lock().unwrap();
+        while arrivals.values().map(Vec::len).sum::<usize>() < n {
+            let left = deadline.checked_duration_since(Instant::now()).expect("the job never got that far");
+            arrivals = self.arrived.wait_timeout(arrivals, left).unwrap().0;
+        }
+    }
 }
 
 fn gallery(seen: Arc<Seen>, port: Arc<Mutex<String>>) -> TestServer {
@@ -101,6 +119,7 @@ fn gallery(seen: Arc<Seen>, port: Arc<Mutex<String>>) -> TestServer {
                     .unwrap_or(0);
                 let host = req.connection_info().host().split(':').next().unwrap_or_default().to_string();
                 seen.arrivals.lock().unwrap().entry(host.clone()).or_default().push(Instant::now());
+                seen.arrived.notify_all();
                 {
                     let mut now = seen.now.lock().unwrap();
                     let n = now.entry(host.clone()).or_default();
@@ -160,11 +179,7 @@ fn three_processes_walk_a_gallery_on_two_hosts_and_survive_one_killed() {
 
     // About a third of the images asked for: the first process dies with what it holds.
     let third = IMAGES / 3;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.arrivals.lock().unwrap().values().map(Vec::len).sum::<usize>() < third {
-        assert!(Instant::now() < deadline, "the job never got a third of the way");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    seen.wait_for(third);
     let mut killed = children.remove(0);
     killed.kill().unwrap();
     let _ = killed.wait();
