@@ -279,15 +279,18 @@ async fn the_gate_spaces_requests_to_a_host() {
         let gate = Arc::new(HostGate::new(Some(Duration::from_millis(200)), Duration::ZERO));
         let (_dir, _out, worker) = fresh(kind, |o| o.gate = gate);
         let before = server.hit_times("/a.jpg").len();
+        let handed = std::time::Instant::now();
         let tasks = (0..3).map(|i| image(i, &server.origin(), "/a.jpg")).collect();
         worker.run(tasks).await;
         let times = &server.hit_times("/a.jpg")[before..];
         assert_eq!(times.len(), 3);
-        // The span, not each gap: a request sent late (a loaded machine) shortens the gap
-        // after it as much as it lengthens the one before; only the first one's lateness
-        // shortens the span. Without the gate the three arrive within milliseconds.
-        let span = times[2] - times[0];
-        assert!(span >= Duration::from_millis(300), "{kind:?}: {times:?}");
+        // Every start comes after the tasks were handed over and the third two intervals
+        // after the first, so the third arrives at least that long after the handing
+        // over, however late a loaded machine sends any of them (the gaps themselves
+        // have no such bound; the exact spacing is tested on a paused clock, in
+        // `fetch/mod.rs`). Without the gate the three arrive within milliseconds.
+        let last = times[2] - handed;
+        assert!(last >= Duration::from_millis(400), "{kind:?}: the third after {last:?}");
     }
 }
 
