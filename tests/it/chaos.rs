@@ -494,6 +494,8 @@ fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {
     // All three quick images done and four stalled ones in flight (sync: one per thread).
     server.wait_for_hits("/img/", 3 + 4);
     let out = dir.path().join("images");
+    // Polled: the server saw the quick images asked for, not their files renamed into
+    // place, which nothing announces.
     let quick_done = || (0..3).all(|i| out.join(format!("{i}.jpg")).exists());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !quick_done() {
