@@ -224,23 +224,12 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::html::ExtractRules;
     use crate::outdir::OutDir;
 
     const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0 some jpeg payload that is long enough to sniff\xFF\xD9";
 
     fn opts(out: &OutDir) -> FetchOptions {
-        let extract = ExtractRules {
-            image_selector: "img".into(),
-            attributes: vec!["src".into()],
-            image_host: String::new(),
-            page_count_selector: String::new(),
-            linked_images: Default::default(),
-            link_selector: String::new(),
-            next_selector: Some(String::new()),
-            detail: Default::default(),
-        };
-        FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, extract) }
+        FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, crate::fetch::image_rules()) }
     }
 
     fn task(name: &str) -> ImageTask {

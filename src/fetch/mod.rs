@@ -359,6 +359,21 @@ pub(crate) fn run_blocking<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The least rules a core compiles: `<img src>`, nothing else (the fetch tests').
+#[cfg(test)]
+pub(crate) fn image_rules() -> crate::html::ExtractRules {
+    crate::html::ExtractRules {
+        image_selector: "img".into(),
+        attributes: vec!["src".into()],
+        image_host: String::new(),
+        page_count_selector: String::new(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
+        next_selector: Some(String::new()),
+        detail: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +388,124 @@ mod tests {
     #[test]
     fn a_blocking_future_is_driven_to_its_end_on_the_spot() {
         assert_eq!(run_blocking(async { 40 + 2 }), 42);
+    }
+
+    /// A client that answers from a script and notes when each request went, on tokio's
+    /// clock: the core's waits (the gate, Retry-After, backoff) measured on a paused
+    /// clock, exactly, with no server and no real wait.
+    struct Scripted {
+        /// Each request's answer in turn: a status and its Retry-After; a 404 once done.
+        answers: std::cell::RefCell<std::collections::VecDeque<(u16, Option<&'static str>)>>,
+        /// Each request's host and when it went, in order.
+        sent: std::cell::RefCell<Vec<(String, tokio::time::Instant)>>,
+    }
+
+    impl Client for &Scripted {
+        type Response = (u16, Option<&'static str>);
+
+        async fn send(&self, url: &Url, _: Vec<(&str, &str)>, _: bool) -> Result<Self::Response, TaskError> {
+            self.sent.borrow_mut().push((host_of(url).to_string(), tokio::time::Instant::now()));
+            Ok(self.answers.borrow_mut().pop_front().unwrap_or((404, None)))
+        }
+
+        fn status(&self, response: &Self::Response) -> u16 {
+            response.0
+        }
+
+        fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
+            response.1.filter(|_| name == Header::RetryAfter).map(Cow::Borrowed)
+        }
+
+        async fn read(
+            &self,
+            _: Self::Response,
+            _: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+        ) -> Result<(), TaskError> {
+            Ok(())
+        }
+
+        async fn pause(&self, wait: Duration) -> bool {
+            tokio::time::sleep(wait).await;
+            true
+        }
+
+        async fn offload(&self, job: Job) -> Result<String, TaskError> {
+            job()
+        }
+
+        async fn rendered(&self, _: RenderFuture) -> Result<Rendered, TaskError> {
+            unreachable!("no page is rendered here")
+        }
+    }
+
+    /// Runs listing-page tasks for `urls` at once through one core on a paused clock,
+    /// the client answering `answers` in turn (empty bodies); each request's host and
+    /// when it went, in seconds from the start.
+    fn sent_at(
+        change: impl FnOnce(&mut FetchOptions),
+        answers: &[(u16, Option<&'static str>)],
+        urls: &[&str],
+    ) -> Vec<(String, f64)> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = crate::outdir::OutDir::open(dir.path()).unwrap();
+        let mut opts = FetchOptions::defaults(&out, image_rules());
+        change(&mut opts);
+        let client = Scripted {
+            answers: std::cell::RefCell::new(answers.iter().copied().collect()),
+            sent: Default::default(),
+        };
+        let core = Core::new(&client, Arc::new(opts), Logger::root(slog::Discard, slog::o!()));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
+        let start = runtime.unwrap().block_on(async {
+            let start = tokio::time::Instant::now();
+            futures_util::future::join_all(urls.iter().map(|url| async {
+                let task = Task::Page { number: 1, url: Url::parse(url).unwrap(), kind: PageKind::Listing };
+                core.run(&task, &Cell::new(0)).await
+            }))
+            .await;
+            start
+        });
+        let sent = client.sent.take();
+        sent.into_iter().map(|(host, at)| (host, (at - start).as_secs_f64())).collect()
+    }
+
+    fn at(host: &str, seconds: f64) -> (String, f64) {
+        (host.to_string(), seconds)
+    }
+
+    /// `times` retries, the first after a second and up to one more, a minute at most.
+    fn retries(times: u32) -> crate::work::Retries {
+        crate::work::Retries { times, base: Duration::from_secs(1), max_wait: Duration::from_secs(60) }
+    }
+
+    #[test]
+    fn the_gate_spaces_requests_to_a_host_by_its_interval_exactly() {
+        let gate =
+            Arc::new(crate::net::politeness::HostGate::new(Some(Duration::from_secs(2)), Duration::ZERO));
+        let urls = ["http://a.test/1", "http://a.test/2", "http://b.test/1", "http://a.test/3"];
+        let sent = sent_at(|o| o.gate = gate, &[], &urls);
+        // Four tasks at once: one host's three go one interval apart, the other's at once.
+        assert_eq!(sent, [at("a.test", 0.0), at("b.test", 0.0), at("a.test", 2.0), at("a.test", 4.0)]);
+    }
+
+    #[test]
+    fn a_429_holds_every_task_to_the_host_for_its_retry_after() {
+        let urls = ["http://a.test/1", "http://a.test/2", "http://b.test/1"];
+        let sent = sent_at(|o| o.retries = retries(1), &[(429, Some("7"))], &urls);
+        // The first is told to wait 7 s: the other task to its host waits too, not the
+        // backoff's second; the other host does not.
+        assert_eq!(sent, [at("a.test", 0.0), at("b.test", 0.0), at("a.test", 7.0), at("a.test", 7.0)]);
+    }
+
+    #[test]
+    fn a_retry_waits_its_backoff_doubling_with_jitter() {
+        let sent = sent_at(|o| o.retries = retries(2), &[(500, None), (500, None)], &["http://a.test/1"]);
+        let times: Vec<f64> = sent.iter().map(|(_, at)| *at).collect();
+        assert_eq!(times.len(), 3, "two retries: {times:?}");
+        // Each backoff is its base doubled per retry plus up to as much again at random.
+        let (first, second) = (times[1] - times[0], times[2] - times[1]);
+        assert!((1.0..2.0).contains(&first), "{times:?}");
+        assert!((2.0..4.0).contains(&second), "{times:?}");
     }
 
     #[test]

@@ -1,21 +1,21 @@
 //! Per-host manners shared by every worker of a run, whatever its kind or thread: a
-//! request rate per host (governor), robots.txt's Crawl-delay, and a pause of the whole
-//! host when it answers 429 or 503. `-p 8` means eight workers, not eight times the rate.
+//! request rate per host, robots.txt's Crawl-delay, and a pause of the whole host when
+//! it answers 429 or 503. `-p 8` means eight workers, not eight times the rate.
 //!
 //! How many requests a host has in flight is the Coordinator's business (it hands out
 //! the tasks); this is about when each request may start. Never imports actix.
+//!
+//! Time is tokio's clock (`tokio::time::Instant`), so tests pause and advance it. Off a
+//! runtime (sync mode's SyncArbiter threads) it reads the system's monotonic clock, as
+//! tokio's own does whenever it is not paused: both kinds of caller see one clock.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{Quota, RateLimiter};
-
-type Limiter = RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>;
+use tokio::time::Instant;
 
 /// What a [`SharedRate`] answers: a round trip to the other processes, awaited where the
 /// worker waits (on an async worker's event loop, which goes on with its other requests
@@ -50,12 +50,15 @@ pub struct HostGate {
     /// Up to this much is added at random to each wait, so requests do not march in
     /// lockstep.
     jitter: Duration,
-    clock: DefaultClock,
+    /// Each host's spacing and pause, by host name.
     hosts: Mutex<HashMap<String, Host>>,
     /// Other processes of a shared job: their starts count too.
     shared: Option<Box<dyn SharedRate>>,
     /// Told of each new or longer pause.
     watch: Option<Box<dyn PauseWatch>>,
+    /// How many times a request has been told to wait, published so that a test can
+    /// know a task is held at the gate rather than on its way to it.
+    held: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for dyn PauseWatch {
@@ -66,10 +69,12 @@ impl std::fmt::Debug for dyn PauseWatch {
 
 #[derive(Debug, Default)]
 struct Host {
-    /// `None` until the host needs one (no interval and no Crawl-delay).
-    limiter: Option<Limiter>,
-    /// The interval its limiter was built for (robots.txt may lengthen it).
+    /// The least time between two of this process's starts here: the run's, or a longer
+    /// Crawl-delay; `None`: no limit.
     interval: Option<Duration>,
+    /// The last start plus `interval`: no start here before it. One start per interval
+    /// and no burst is the whole rule, so one instant holds it.
+    next_start: Option<Instant>,
     /// Set by a 429/503: nothing goes to the host before this.
     paused_until: Option<Instant>,
 }
@@ -79,10 +84,10 @@ impl HostGate {
         Self {
             interval: interval.filter(|d| !d.is_zero()),
             jitter,
-            clock: DefaultClock::default(),
             hosts: Mutex::new(HashMap::new()),
             shared: None,
             watch: None,
+            held: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -103,6 +108,11 @@ impl HostGate {
         Self::new(None, Duration::ZERO)
     }
 
+    /// How many times a request has been told to wait so far, and each time it changes.
+    pub fn held(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.held.subscribe()
+    }
+
     /// robots.txt asked for at least `delay` between requests to `host`. Called right
     /// after fetching it, so that fetch counts as the last request.
     pub fn set_crawl_delay(&self, host: &str, delay: Duration) {
@@ -111,10 +121,7 @@ impl HostGate {
         let wanted = self.interval.max(Some(delay)).filter(|d| !d.is_zero());
         if wanted > entry.interval {
             entry.interval = wanted;
-            entry.limiter = wanted.and_then(limiter);
-            if let Some(limiter) = &entry.limiter {
-                let _ = limiter.check();
-            }
+            entry.next_start = wanted.map(|delay| Instant::now() + delay);
         }
     }
 
@@ -162,12 +169,12 @@ impl HostGate {
         // job then said wait, so a process that joined later kept trying a fixed time
         // after the first one's starts, always just too late: in step, starved.
         match shared.reserve(host, interval.unwrap_or_default()).await {
-            // Taken: this process's limiter notes the start, for when Redis stops answering.
+            // Taken: this process's spacing notes the start, for when Redis stops answering.
             Some(wait) if wait.is_zero() => {
                 self.with_host(host, |gate, entry| gate.take(entry));
                 Duration::ZERO
             }
-            Some(wait) => wait + self.jitter(),
+            Some(wait) => wait + self.hold(),
             // Redis does not answer: this process's own spacing holds its own requests.
             None => self.with_host(host, |gate, entry| gate.take(entry)),
         }
@@ -177,8 +184,8 @@ impl HostGate {
     fn with_host<R>(&self, host: &str, f: impl FnOnce(&Self, &mut Host) -> R) -> R {
         let mut hosts = self.lock();
         let entry = hosts.entry(host.to_string()).or_insert_with(|| Host {
-            limiter: self.interval.and_then(limiter),
             interval: self.interval,
+            next_start: None,
             paused_until: None,
         });
         f(self, entry)
@@ -189,22 +196,29 @@ impl HostGate {
         let until = entry.paused_until?;
         let now = Instant::now();
         if until > now {
-            return Some(until - now + self.jitter());
+            return Some(until - now + self.hold());
         }
         entry.paused_until = None;
         None
     }
 
-    /// Takes a start from this process's own limiter now if it has one; else how long
-    /// until it would.
+    /// Takes a start by this process's own spacing now if the host has one free; else
+    /// how long until it would.
     fn take(&self, entry: &mut Host) -> Duration {
-        match entry.limiter.as_ref().map(Limiter::check) {
-            Some(Err(not_until)) => not_until.wait_time_from(self.clock.now()) + self.jitter(),
-            _ => Duration::ZERO,
+        let Some(interval) = entry.interval else { return Duration::ZERO };
+        let now = Instant::now();
+        match entry.next_start {
+            Some(next) if next > now => next - now + self.hold(),
+            _ => {
+                entry.next_start = Some(now + interval);
+                Duration::ZERO
+            }
         }
     }
 
-    fn jitter(&self) -> Duration {
+    /// Notes a request told to wait (see `held`) and answers the jitter to add to its wait.
+    fn hold(&self) -> Duration {
+        self.held.send_modify(|held| *held += 1);
         if self.jitter.is_zero() {
             return Duration::ZERO;
         }
@@ -216,17 +230,22 @@ impl HostGate {
     }
 }
 
-/// One request per `interval`, no bursts.
-fn limiter(interval: Duration) -> Option<Limiter> {
-    let quota = Quota::with_period(interval)?.allow_burst(NonZeroU32::MIN);
-    Some(RateLimiter::direct(quota))
-}
-
 #[cfg(test)]
 mod tests {
     use futures_util::FutureExt as _;
 
     use super::*;
+    use tokio::time::advance;
+
+    /// Runs `test` with tokio's clock paused, so every wait below is exact and moves only
+    /// by `advance`. A runtime of its own rather than `#[actix::test]`: the gate never
+    /// imports actix.
+    fn paused(test: impl Future<Output = ()>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
+        runtime.expect("a runtime").block_on(test);
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
 
     /// The gate's answer, which with no shared rate is ready at once.
     fn now(gate: &HostGate, host: &str) -> Duration {
@@ -243,36 +262,71 @@ mod tests {
 
     #[test]
     fn a_rate_spaces_requests_per_host() {
-        let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
-        assert_eq!(now(&gate, "a"), Duration::ZERO);
-        let wait = now(&gate, "a");
-        assert!(wait > Duration::from_secs(9), "{wait:?}");
-        assert_eq!(now(&gate, "b"), Duration::ZERO, "another host has its own budget");
+        paused(async {
+            let gate = HostGate::new(Some(10 * SECOND), Duration::ZERO);
+            assert_eq!(now(&gate, "a"), Duration::ZERO);
+            assert_eq!(now(&gate, "a"), 10 * SECOND, "the interval, counted from the start");
+            assert_eq!(now(&gate, "b"), Duration::ZERO, "another host has its own budget");
+            advance(4 * SECOND).await;
+            assert_eq!(now(&gate, "a"), 6 * SECOND, "a wait is not a reservation: still from the start");
+            advance(6 * SECOND).await;
+            assert_eq!(now(&gate, "a"), Duration::ZERO, "free once the interval has passed");
+            assert_eq!(now(&gate, "a"), 10 * SECOND, "and that start counts from now");
+            advance(25 * SECOND).await;
+            assert_eq!(now(&gate, "a"), Duration::ZERO);
+            assert_eq!(now(&gate, "a"), 10 * SECOND, "an idle host saves up no burst");
+        });
     }
 
     #[test]
     fn crawl_delay_only_lengthens_and_counts_from_the_robots_fetch() {
-        let gate = HostGate::new(Some(Duration::from_secs(10)), Duration::ZERO);
-        assert_eq!(now(&gate, "a"), Duration::ZERO, "robots.txt itself");
-        gate.set_crawl_delay("a", Duration::from_secs(1));
-        assert!(now(&gate, "a") > Duration::from_secs(9), "a shorter crawl delay changes nothing");
-        assert_eq!(now(&gate, "b"), Duration::ZERO, "robots.txt itself");
-        gate.set_crawl_delay("b", Duration::from_secs(30));
-        assert!(now(&gate, "b") > Duration::from_secs(29), "the first request after robots.txt waits");
-        let open = HostGate::open();
-        open.set_crawl_delay("c", Duration::from_secs(5));
-        assert!(now(&open, "c") > Duration::from_secs(4));
+        paused(async {
+            let gate = HostGate::new(Some(10 * SECOND), Duration::ZERO);
+            assert_eq!(now(&gate, "a"), Duration::ZERO, "robots.txt itself");
+            advance(2 * SECOND).await;
+            gate.set_crawl_delay("a", SECOND);
+            assert_eq!(now(&gate, "a"), 8 * SECOND, "a shorter crawl delay changes nothing");
+            assert_eq!(now(&gate, "b"), Duration::ZERO, "robots.txt itself");
+            advance(2 * SECOND).await;
+            gate.set_crawl_delay("b", 30 * SECOND);
+            assert_eq!(now(&gate, "b"), 30 * SECOND, "the first request after robots.txt waits");
+            advance(30 * SECOND).await;
+            assert_eq!(now(&gate, "b"), Duration::ZERO);
+            assert_eq!(now(&gate, "b"), 30 * SECOND, "every request after it too");
+            let open = HostGate::open();
+            open.set_crawl_delay("c", 5 * SECOND);
+            assert_eq!(now(&open, "c"), 5 * SECOND, "a gate with no rate of its own");
+        });
     }
 
     #[test]
-    fn a_pause_holds_the_whole_host() {
-        let gate = HostGate::open();
-        gate.pause("a", Duration::from_secs(20), "429");
-        assert!(now(&gate, "a") > Duration::from_secs(19));
-        assert!(now(&gate, "a") > Duration::from_secs(19), "every request, not just one");
-        assert_eq!(now(&gate, "b"), Duration::ZERO);
-        gate.pause("a", Duration::from_secs(1), "429");
-        assert!(now(&gate, "a") > Duration::from_secs(19), "a shorter pause does not shorten it");
+    fn a_pause_holds_the_whole_host_until_it_ends() {
+        paused(async {
+            let gate = HostGate::open();
+            gate.pause("a", 20 * SECOND, "429");
+            assert_eq!(now(&gate, "a"), 20 * SECOND);
+            assert_eq!(now(&gate, "a"), 20 * SECOND, "every request, not just one");
+            assert_eq!(now(&gate, "b"), Duration::ZERO);
+            advance(5 * SECOND).await;
+            gate.pause("a", SECOND, "429");
+            assert_eq!(now(&gate, "a"), 15 * SECOND, "a shorter pause does not shorten it");
+            gate.pause("a", 30 * SECOND, "429");
+            assert_eq!(now(&gate, "a"), 30 * SECOND, "a longer one lengthens it");
+            advance(30 * SECOND).await;
+            assert_eq!(now(&gate, "a"), Duration::ZERO, "over at its end, not before or after");
+        });
+    }
+
+    #[test]
+    fn a_pause_and_the_rate_both_hold() {
+        paused(async {
+            let gate = HostGate::new(Some(10 * SECOND), Duration::ZERO);
+            assert_eq!(now(&gate, "a"), Duration::ZERO);
+            gate.pause("a", 3 * SECOND, "503");
+            assert_eq!(now(&gate, "a"), 3 * SECOND, "the pause first");
+            advance(3 * SECOND).await;
+            assert_eq!(now(&gate, "a"), 7 * SECOND, "then what is left of the interval");
+        });
     }
 
     #[test]
@@ -284,31 +338,72 @@ mod tests {
                 self.0.lock().unwrap().push((host.into(), wait.as_secs(), reason.into()));
             }
         }
-        let heard = std::sync::Arc::new(Heard::default());
-        let gate = HostGate::open().with_watch(Box::new(heard.clone()));
-        for _ in 0..4 {
-            gate.pause("a", Duration::from_secs(60), "429 Retry-After");
-        }
-        gate.pause("a", Duration::from_secs(120), "503");
-        gate.pause("b", Duration::from_secs(5), "429");
-        let heard = heard.0.lock().unwrap().clone();
-        let expected = [("a", 60, "429 Retry-After"), ("a", 120, "503"), ("b", 5, "429")];
-        assert_eq!(heard, expected.map(|(h, s, r)| (h.to_string(), s, r.to_string())));
+        paused(async {
+            let heard = std::sync::Arc::new(Heard::default());
+            let gate = HostGate::open().with_watch(Box::new(heard.clone()));
+            for _ in 0..4 {
+                gate.pause("a", 60 * SECOND, "429 Retry-After");
+            }
+            gate.pause("a", 120 * SECOND, "503");
+            gate.pause("b", 5 * SECOND, "429");
+            advance(5 * SECOND).await;
+            gate.pause("b", 5 * SECOND, "429 Retry-After");
+            let heard = heard.0.lock().unwrap().clone();
+            let expected = [
+                ("a", 60, "429 Retry-After"),
+                ("a", 120, "503"),
+                ("b", 5, "429"),
+                ("b", 5, "429 Retry-After"),
+            ];
+            assert_eq!(
+                heard,
+                expected.map(|(h, s, r)| (h.to_string(), s, r.to_string())),
+                "a pause over is news again"
+            );
+        });
     }
 
     #[test]
-    fn jitter_adds_at_most_its_amount() {
-        let gate = HostGate::new(None, Duration::from_millis(100));
-        gate.pause("a", Duration::from_secs(1), "429");
-        let waits: Vec<Duration> = (0..50).map(|_| now(&gate, "a")).collect();
-        for wait in &waits {
-            assert!(*wait <= Duration::from_millis(1100), "{wait:?}");
-            // The pause still holds (these calls take microseconds, a loaded machine
-            // far less than half a second).
-            assert!(*wait >= Duration::from_millis(500), "{wait:?}");
-        }
-        // What is left of the pause is under a second: only jitter makes a wait longer.
-        // Fifty draws all under the microseconds elapsed would mean no jitter at all.
-        assert!(waits.iter().any(|w| *w > Duration::from_secs(1)), "no jitter added: {waits:?}");
+    fn jitter_adds_up_to_its_amount_to_every_wait() {
+        paused(async {
+            let jitter = Duration::from_millis(100);
+            let gate = HostGate::new(Some(2 * SECOND), jitter);
+            assert_eq!(now(&gate, "a"), Duration::ZERO, "a free start is not delayed");
+            gate.pause("b", SECOND, "429");
+            let rate: Vec<Duration> = (0..50).map(|_| now(&gate, "a")).collect();
+            let pause: Vec<Duration> = (0..50).map(|_| now(&gate, "b")).collect();
+            for (waits, least) in [(&rate, 2 * SECOND), (&pause, SECOND)] {
+                for wait in waits {
+                    assert!(
+                        *wait >= least && *wait <= least + jitter,
+                        "{wait:?} outside {least:?} + {jitter:?}"
+                    );
+                }
+                // The clock stands still: without jitter every wait would be exactly `least`.
+                assert!(waits.iter().any(|w| *w > least), "no jitter added: {waits:?}");
+            }
+        });
+    }
+
+    #[test]
+    fn every_wait_told_is_counted_and_no_start_taken() {
+        let gate = HostGate::new(Some(60 * SECOND), Duration::ZERO);
+        let held = gate.held();
+        assert_eq!(now(&gate, "a"), Duration::ZERO);
+        assert_eq!(*held.borrow(), 0, "a start taken is no wait");
+        now(&gate, "a");
+        gate.pause("b", SECOND, "429");
+        now(&gate, "b");
+        assert_eq!(*held.borrow(), 2, "the rate's and the pause's");
+    }
+
+    #[test]
+    fn the_clock_off_a_runtime_is_the_systems() {
+        // Sync mode's workers ask from SyncArbiter threads, with no runtime: the gate
+        // still spaces their requests, by the monotonic clock.
+        let gate = HostGate::new(Some(60 * SECOND), Duration::ZERO);
+        assert_eq!(now(&gate, "a"), Duration::ZERO);
+        let wait = now(&gate, "a");
+        assert!(wait > 59 * SECOND && wait <= 60 * SECOND, "{wait:?}");
     }
 }

@@ -250,7 +250,9 @@ impl Drop for Browser {
     fn drop(&mut self) {
         kill_group(self.group);
         unregister(self.group);
-        // Reaped before the profile goes, so the browser is not writing into it.
+        // Reaped before the profile goes, so the browser is not writing into it. Polled:
+        // a drop may run on any thread, runtime or none, and a process's exit cannot be
+        // awaited here; half a second at most, on the system's clock the browser lives by.
         for _ in 0..50 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;
@@ -325,6 +327,8 @@ fn unregister(group: i32) {
 /// `within`, or at once when none is left.
 fn reap_group(group: i32, within: Duration) {
     let Some(pid) = Pid::from_raw(group) else { return };
+    // Polled, on the system's clock: a blocking wait for the group could not give up
+    // after `within`, and a real browser's processes end in real time.
     let deadline = std::time::Instant::now() + within;
     loop {
         match rustix::process::waitpgid(pid, rustix::process::WaitOptions::NOHANG) {

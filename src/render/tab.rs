@@ -10,6 +10,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+// The system's clock, not tokio's: these are the deadlines of a real browser, which
+// runs in real time whatever a test does to tokio's clock.
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

@@ -18,9 +18,10 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -71,6 +72,8 @@ struct State {
     record: Vec<u8>,
     /// Lines added since the record was last written.
     unwritten: usize,
+    /// When the record was last written: the next write waits [`RECORD_EVERY`] from it.
+    /// On tokio's clock, as every delay of a run is (off a runtime it is the system's).
     last_written: Instant,
 }
 

@@ -281,12 +281,10 @@ fn chaos_run(mode: &str, workers: &str) {
     // limit; not retried: 404, redirect loop, not-an-image, too large.
     assert_eq!(server.hits("/img/flaky.jpg"), 2);
     assert_eq!(server.hits("/img/busy.jpg"), 2);
+    // The wait counts from when the 429 was read, after the server sent it: a whole
+    // second on the server's clock too, on any machine.
     let busy = server.hit_times("/img/busy.jpg");
-    assert!(
-        busy[1] - busy[0] >= Duration::from_millis(950),
-        "Retry-After: 1 honoured: {:?}",
-        busy[1] - busy[0]
-    );
+    assert!(busy[1] - busy[0] >= Duration::from_secs(1), "Retry-After: 1 honoured: {:?}", busy[1] - busy[0]);
     for path in ["/img/truncated.jpg", "/img/reset.jpg", "/img/stall.jpg", "/p2/cats.html"] {
         assert_eq!(server.hits(path), RETRIES + 1, "{path}");
     }
@@ -496,6 +494,8 @@ fn interrupted_run(mode: &str, signal_name: &str, expected_code: i32) {
     // All three quick images done and four stalled ones in flight (sync: one per thread).
     server.wait_for_hits("/img/", 3 + 4);
     let out = dir.path().join("images");
+    // Polled: the server saw the quick images asked for, not their files renamed into
+    // place, which nothing announces.
     let quick_done = || (0..3).all(|i| out.join(format!("{i}.jpg")).exists());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !quick_done() {

@@ -145,17 +145,8 @@ fn process_in(dir: &Path, redis: &str, job: &str, list: &Path, extra: &str, mode
 
 /// [`finish`] for a process sent a signal: it must end soon, a hang guard kills it after
 /// a minute (not a timing assertion: it ends in well under a second).
-fn finish_stopped(mut child: Child) -> (i32, String) {
-    let guard = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > guard {
-            let _ = child.kill();
-            let (_, log) = finish(child);
-            panic!("still running a minute after the signal: {log}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    finish(child)
+fn finish_stopped(child: Child) -> (i32, String) {
+    crate::helpers::exit_within(child, Duration::from_secs(60))
 }
 
 pub fn finish(child: Child) -> (i32, String) {
@@ -585,23 +576,15 @@ fn a_delay_between_requests_holds_across_processes() {
     }
     let by_agent = load.by_agent.lock().unwrap().clone();
     assert!(by_agent.get("node1").copied().unwrap_or(0) >= 3, "the later process got turns: {by_agent:?}");
-    // One host, two processes: starts 80 ms apart across both. The slack is for the time
-    // between a reservation and the request reaching the server on a loaded machine
-    // (tests run side by side). Each process alone would keep its own 80 ms, and the two
-    // would interleave with gaps well under a millisecond.
-    let mut times: Vec<Instant> =
-        (0..DELAYED).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
-    times.sort();
-    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    // A start reserved 80 ms after another can still reach the server sooner after it
-    // when the first was sent late (a descheduled process): a few short gaps are the
-    // machine's, many are the gate's. Two processes each spacing only their own would
-    // leave about half the gaps under 40 ms.
-    let short = gaps.iter().filter(|g| **g < Duration::from_millis(40)).count();
-    assert!(short * 10 <= gaps.len(), "{short} of {} gaps under 40 ms: {gaps:?}", gaps.len());
-    let mut sorted = gaps.clone();
-    sorted.sort();
-    assert!(sorted[sorted.len() / 2] >= Duration::from_millis(70), "the median gap: {gaps:?}");
+    // One host, two processes: starts 80 ms apart across both, each process's first
+    // after its robots.txt answered. So the last image asked for arrives at least 35
+    // delays after robots.txt was first asked for, on any machine: a late send only
+    // lengthens that (the gaps themselves can shrink, and are not asserted). Each
+    // process spacing only its own would take about half as long.
+    let times: Vec<Instant> = (0..DELAYED).flat_map(|i| server.hit_times(&format!("/img/{i}.jpg"))).collect();
+    let span = *times.iter().max().unwrap() - server.hit_times("/robots.txt")[0];
+    let least = Duration::from_millis(80) * (times.len() as u32 - 1);
+    assert!(span >= least, "{} images in {span:?}, less than {least:?}", times.len());
 }
 
 #[test]

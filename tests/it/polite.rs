@@ -1,6 +1,6 @@
 //! Manners, measured on the server: requests in flight per host, the request rate, a
 //! 429 pausing the whole host, robots.txt and its Crawl-delay, and the headers sent.
-//! Bounds only: a slow machine can make a run slower, never ruder.
+//! Bounds only, each true on any machine: a slow one can make a run slower, never ruder.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,15 +62,24 @@ fn the_rate_limit_holds_across_workers() {
         write_settings(dir.path(), &server.origin(), "  REQUESTS_PER_SECOND: 25\n");
         let run = run_binary(dir.path(), &["-m", mode, "-p", workers]);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        // robots.txt, the page and the 14 images: 16 requests, 15 intervals of >= 40 ms.
+        // robots.txt, the page and the 14 images: 16 requests.
         let times = server.all_times();
         assert_eq!(times.len(), 16);
-        let span = *times.last().unwrap() - times[0];
-        let rate = (times.len() - 1) as f64 / span.as_secs_f64();
-        // The slack is for the first request reaching the server late on a loaded machine
-        // (a shorter span); a limit per worker instead of per run would be 4-8 times over.
-        assert!(rate <= 25.0 * 1.25, "{mode} -p {workers}: {rate:.1} requests/s with a limit of 25");
+        assert_spaced_after_robots(&times, 14, Duration::from_millis(40), &format!("{mode} -p {workers}"));
     }
+}
+
+/// Asserts what spacing by `interval` makes true of the server's clock whatever the
+/// machine's load: nothing is sent before robots.txt has answered, so the start of the
+/// request after it comes later than robots.txt's arrival (`times[0]`), and each of the
+/// `intervals` starts after that one at least `interval` later still; a request arrives
+/// after its start. A slow machine only lengthens the span. (The gaps themselves are not
+/// bounded: a start sent late shortens the gap after it. The gate's exact spacing is
+/// tested on a paused clock, in `politeness.rs` and `fetch/mod.rs`.)
+fn assert_spaced_after_robots(times: &[std::time::Instant], intervals: u32, interval: Duration, what: &str) {
+    let span = *times.last().unwrap() - times[0];
+    // A limit per worker instead of per run would take a fraction of this.
+    assert!(span >= interval * intervals, "{what}: {span:?} for {intervals} intervals of {interval:?}");
 }
 
 #[test]
@@ -113,19 +122,13 @@ fn a_429_pauses_the_whole_host() {
             "{mode}: {}",
             run.stderr
         );
-        let refused = server.hit_times("/img/0.jpg")[0];
-        assert_eq!(server.hits("/img/0.jpg"), 2);
-        // Requests already on their way may arrive just after the 429 (later on a loaded
-        // machine); none may start during the second the host asked for.
-        let quiet_from = refused + Duration::from_millis(300);
-        let quiet_to = refused + Duration::from_millis(950);
-        let early: Vec<Duration> = server
-            .all_times()
-            .into_iter()
-            .filter(|t| *t > quiet_from && *t < quiet_to)
-            .map(|t| t - refused)
-            .collect();
-        assert!(early.is_empty(), "{mode}: requests during the pause, at {early:?} after the 429");
+        // The retry waits out the second from when the 429 was read, after the server
+        // sent it: true on any machine. That no other request to the host starts in that
+        // second is a matter of time the server cannot tell from a late arrival; it is
+        // tested on a paused clock (`fetch/mod.rs`: a 429 holds every task to the host).
+        let told = server.hit_times("/img/0.jpg");
+        assert_eq!(told.len(), 2);
+        assert!(told[1] - told[0] >= Duration::from_secs(1), "{mode}: retried after {:?}", told[1] - told[0]);
         assert_eq!(images(&dir.path().join("images")).len(), 12);
     }
 }
@@ -180,11 +183,11 @@ fn robots_txt_is_obeyed_with_its_crawl_delay() {
         let skipped: Vec<&serde_json::Value> =
             report["items"].as_array().unwrap().iter().filter(|i| i["status"] == "skipped").collect();
         assert!(skipped.iter().all(|i| i["reason"] == "disallowed by robots.txt"), "{skipped:?}");
-        // Crawl-delay 0.1 s: robots.txt, page 1 and four images, no faster than 10/s.
+        // Crawl-delay 0.1 s: robots.txt, page 1 and four images. The delay counts from
+        // robots.txt's answer, so even page 1 is one delay after its arrival.
         let times = server.all_times();
-        let rate = (times.len() - 1) as f64 / (*times.last().unwrap() - times[0]).as_secs_f64();
-        // Slack as above; a crawl delay ignored would be many times over.
-        assert!(rate <= 10.0 * 1.25, "{mode}: {rate:.1} requests/s with a crawl delay of 0.1 s");
+        assert_eq!(times.len(), 6, "{mode}");
+        assert_spaced_after_robots(&times, 5, Duration::from_millis(100), mode);
     }
 }
 
