@@ -96,7 +96,7 @@ pub enum Status {
 /// why, not only the log) or was rendered (so it says why and what the render found).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum ItemKind {
     #[default]
     Image,
     /// A listing or detail page that failed (its images are unknown) or was rendered.
@@ -106,7 +106,7 @@ pub enum Kind {
 /// One distinct image URL and what became of it, or a page that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
-    pub kind: Kind,
+    pub kind: ItemKind,
     pub url: String,
     /// The first page it was found on (0 for a `--urls` list).
     pub page: u32,

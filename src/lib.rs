@@ -64,7 +64,7 @@ pub(crate) mod coordinator;
 pub(crate) mod counts;
 pub mod demo;
 pub mod exit;
-pub(crate) mod fetch;
+pub mod fetch;
 pub(crate) mod frontier;
 pub mod html;
 pub mod job;

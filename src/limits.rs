@@ -47,7 +47,7 @@ pub fn raise_open_files() -> OpenFiles {
 
 /// What a run will hold open at most, by its shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
+pub struct RunShape {
     /// Async mode: one Arbiter per worker, `concurrency` requests each.
     pub async_mode: bool,
     /// `-p`.
@@ -59,7 +59,7 @@ pub struct Shape {
     pub demo: bool,
 }
 
-impl Shape {
+impl RunShape {
     /// Requests in flight at most: the Coordinator never hands a worker more than its
     /// capacity.
     pub fn in_flight(&self) -> u64 {
@@ -82,7 +82,7 @@ impl Shape {
     /// one does.
     pub fn most_workers(&self, limit: Option<u64>) -> Option<usize> {
         let Some(limit) = limit else { return Some(self.workers) };
-        (1..=self.workers).rev().find(|&w| Shape { workers: w, ..*self }.needed() <= limit)
+        (1..=self.workers).rev().find(|&w| RunShape { workers: w, ..*self }.needed() <= limit)
     }
 
     /// `Ok` when the run fits under `limit` (`None`: unlimited); else one line saying
@@ -104,13 +104,13 @@ impl Shape {
         } else {
             format!("{per_request} per worker, {SPARE} spare")
         };
-        let fits = |shape: Shape| shape.needed() <= limit;
+        let fits = |shape: RunShape| shape.needed() <= limit;
         let advice = match self.most_workers(Some(limit)) {
             Some(w) => format!("-p {w} fits"),
             None if self.async_mode => {
                 match (1..=self.concurrency)
                     .rev()
-                    .find(|&c| fits(Shape { workers: 1, concurrency: c, ..*self }))
+                    .find(|&c| fits(RunShape { workers: 1, concurrency: c, ..*self }))
                 {
                     Some(c) => format!("-p 1 with CONCURRENCY {c} fits"),
                     None => "nothing fits".into(),
@@ -136,15 +136,15 @@ pub fn is_too_many_open_files(err: &std::io::Error) -> bool {
 mod tests {
     use super::*;
 
-    fn shape(async_mode: bool, workers: usize, concurrency: usize) -> Shape {
-        Shape { async_mode, workers, concurrency, demo: false }
+    fn shape(async_mode: bool, workers: usize, concurrency: usize) -> RunShape {
+        RunShape { async_mode, workers, concurrency, demo: false }
     }
 
     #[test]
     fn what_a_run_needs() {
         assert_eq!(shape(false, 8, 16).needed(), SPARE + 8 * PER_REQUEST, "sync: one request per worker");
         assert_eq!(shape(true, 2, 16).needed(), SPARE + 2 * PER_ARBITER + 32 * PER_REQUEST);
-        let demo = Shape { demo: true, ..shape(true, 2, 16) };
+        let demo = RunShape { demo: true, ..shape(true, 2, 16) };
         assert_eq!(demo.needed(), SPARE + 2 * PER_ARBITER + 32 * (PER_REQUEST + 1), "the demo's end too");
     }
 

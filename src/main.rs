@@ -13,7 +13,7 @@ use image_scraper::cli::{Cli, Command, JobAction, LogFormat};
 use image_scraper::config::Config;
 use image_scraper::demo::{DEMO_PORT, DemoServer, Gallery};
 use image_scraper::exit::ExitCode;
-use image_scraper::limits::{OpenFiles, Shape};
+use image_scraper::limits::{OpenFiles, RunShape};
 use image_scraper::progress::Progress;
 use image_scraper::settings::{DEFAULT_SETTINGS_FILE, Mode, Settings};
 
@@ -126,7 +126,7 @@ fn run(
     let ca_files = settings.section.ca_cert.clone().filter(|_| cli.ca_cert.is_empty());
     let mut config = Config::resolve(settings, cli, demo_url.as_ref())?;
     // Before any line is logged: a run that cannot fit is a one-line error too.
-    let mut shape = Shape {
+    let mut shape = RunShape {
         async_mode: config.mode == Mode::Async,
         workers: config.workers,
         concurrency: config.requests.concurrency,

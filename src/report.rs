@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::counts::{
-    Dropped, ImageCounts, Item, JobCounts, Kind, PageCounts, RenderNote, Skips, Status, Summary,
+    Dropped, ImageCounts, Item, ItemKind, JobCounts, PageCounts, Skips, Status, Summary,
 };
 use crate::exit::ExitCode;
 use crate::settings::Mode;
@@ -140,10 +140,10 @@ impl Summary {
 
     /// The images that failed (what `--urls` can fetch again).
     pub fn failed_urls(&self) -> impl Iterator<Item = &str> {
-        self.failed(Kind::Image).map(|i| i.url.as_str())
+        self.failed(ItemKind::Image).map(|i| i.url.as_str())
     }
 
-    fn failed(&self, kind: Kind) -> impl Iterator<Item = &Item> {
+    fn failed(&self, kind: ItemKind) -> impl Iterator<Item = &Item> {
         self.items.iter().filter(move |i| i.status == Status::Failed && i.kind == kind)
     }
 }
@@ -228,7 +228,7 @@ pub fn write_jsonl(path: &Path, summary: &Summary) -> std::io::Result<()> {
 /// store by path and size), so every image line of the manifest has one, as documented.
 pub fn hash_skipped(summary: &mut Summary, sha256: impl Fn(&str, u64) -> Option<String>) {
     for item in &mut summary.items {
-        if item.kind == Kind::Image
+        if item.kind == ItemKind::Image
             && item.status == Status::Skipped
             && item.sha256.is_none()
             && item.bytes > 0
@@ -243,7 +243,7 @@ pub fn hash_skipped(summary: &mut Summary, sha256: impl Fn(&str, u64) -> Option<
 /// come first as comments (`# page 3 failed: HTTP status 500: URL`), which `--urls`
 /// skips: one file tells everything that failed and still reads back as the images' list.
 pub fn write_failed(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    let pages = summary.failed(Kind::Page).map(|i| {
+    let pages = summary.failed(ItemKind::Page).map(|i| {
         let error = i.error.as_deref().unwrap_or("failed").replace(['\n', '\r'], " ");
         format!("# page {} failed: {error}: {}\n", i.page, i.url)
     });
@@ -268,7 +268,7 @@ mod tests {
             skips: Skips::default(),
             items: vec![
                 Item {
-                    kind: Kind::Image,
+                    kind: ItemKind::Image,
                     url: "http://h/a.jpg".into(),
                     page: 1,
                     path: "a.jpg".into(),
@@ -284,7 +284,7 @@ mod tests {
                     render: None,
                 },
                 Item {
-                    kind: Kind::Image,
+                    kind: ItemKind::Image,
                     url: "http://h/b.jpg".into(),
                     page: 1,
                     path: "b.jpg".into(),
@@ -300,7 +300,7 @@ mod tests {
                     render: None,
                 },
                 Item {
-                    kind: Kind::Page,
+                    kind: ItemKind::Page,
                     url: "http://h/p2/cats.html".into(),
                     page: 2,
                     path: String::new(),

@@ -3,7 +3,7 @@
 //! key (the rendering keys' are with them in `render.rs`, and limits such as
 //! `MAX_PAGE_LOOKAHEAD` with the check that enforces them).
 
-pub use crate::work::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
+pub use crate::fetch::options::{DEFAULT_MAX_IMAGE_BYTES, default_user_agent};
 
 pub const DEFAULT_PAGE_PATH: &str = "p{page}/{item}.html";
 /// `img` for the original's `<img src>`, `picture source` for `<picture>` sets.

@@ -10,8 +10,8 @@ use super::defaults::{
     DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_MAX_WAIT_SECS, DEFAULT_TIMEOUT_SECS, default_user_agent,
 };
 use crate::cli::Cli;
+use crate::fetch::options::Retries;
 use crate::settings::Settings;
-use crate::work::Retries;
 
 /// The request keys, each range-checked: a part of [`Config`](super::Config) built on its
 /// own so the checks sit next to the keys they check.

@@ -31,6 +31,7 @@ pub use site::{Filters, PageUrls, Source, parse_pages};
 pub use walk::{MAX_PAGE_LOOKAHEAD, WalkSettings};
 
 use crate::cli::Cli;
+use crate::fetch::options::{FetchOptions, MAX_PAGE_BYTES};
 use crate::html::ExtractRules;
 use crate::net::politeness::HostGate;
 use crate::net::proxy::Proxies;
@@ -39,7 +40,7 @@ pub use crate::robots::ROBOTS_AGENT;
 use crate::settings::{Mode, Settings};
 use crate::store::Store;
 use crate::store::s3::S3Location;
-use crate::work::{Cancel, FetchOptions, MAX_PAGE_BYTES};
+use crate::work::Cancel;
 
 /// Everything a run needs, resolved.
 #[derive(Debug, Clone)]

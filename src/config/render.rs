@@ -8,10 +8,10 @@ use anyhow::{anyhow, bail};
 use url::Url;
 
 use crate::cli::Cli;
+use crate::fetch::options::MAX_PAGE_BYTES;
 use crate::net::proxy::Proxies;
 use crate::render::{INSTALL_HINT, Launch, Policy, RenderOptions, locate};
 use crate::settings::Settings;
-use crate::work::MAX_PAGE_BYTES;
 
 pub const DEFAULT_RENDER_TABS: usize = 2;
 pub const DEFAULT_SCROLL_IDLE_MS: u64 = 1500;

@@ -6,11 +6,12 @@
 use url::Url;
 
 use super::tally::Subject;
+use crate::fetch::checks::MAX_REDIRECTS;
 use crate::fetch::validate;
 use crate::frontier::{Ending, Meta, Offer};
 use crate::html::{Element, Found};
 use crate::robots::Rules;
-use crate::work::{Done, ImageTask, MAX_REDIRECTS, TaskError};
+use crate::work::{Done, ImageTask, TaskError};
 
 /// A listing page's answer.
 pub struct PageAnswer {

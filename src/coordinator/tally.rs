@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::counts::{
-    Dropped, ImageCounts, Item, Kind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+    Dropped, ImageCounts, Item, ItemKind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
 };
 use crate::frontier::{Meta, Offer};
 
@@ -106,7 +106,7 @@ impl Tally {
         }
         if let Some(items) = &mut self.items {
             let mut item = item(url.clone(), number, String::new(), Status::Failed);
-            (item.kind, item.error, item.attempts) = (Kind::Page, Some(error), attempts);
+            (item.kind, item.error, item.attempts) = (ItemKind::Page, Some(error), attempts);
             item.note = detail.then(|| "a detail page".to_string());
             items.push(item);
         }
@@ -121,7 +121,7 @@ impl Tally {
         }
         if let Some(items) = &mut self.items {
             let mut item = item(url.clone(), number, String::new(), Status::Ok);
-            item.kind = Kind::Page;
+            item.kind = ItemKind::Page;
             item.note = detail.then(|| "a detail page".to_string());
             item.render = Some(note);
             items.push(item);
@@ -220,7 +220,7 @@ impl From<Offer> for Subject {
 /// An item with nothing known yet beyond what it is.
 fn item(url: Url, page: u32, path: String, status: Status) -> Item {
     Item {
-        kind: Kind::Image,
+        kind: ItemKind::Image,
         url: url.into(),
         page,
         path,
@@ -274,9 +274,9 @@ mod tests {
         tally.page_failed(&url, 2, "HTTP status 404".into(), 1, true);
         assert_eq!((tally.pages().failed, tally.pages().detail_failed, tally.images().total), (1, 1, 0));
         let summary = tally.summary(None);
-        let kinds: Vec<(Kind, &str, u32)> =
+        let kinds: Vec<(ItemKind, &str, u32)> =
             summary.items.iter().map(|i| (i.kind, i.error.as_deref().unwrap(), i.page)).collect();
-        assert_eq!(kinds, [(Kind::Page, "HTTP status 500", 2), (Kind::Page, "HTTP status 404", 2)]);
+        assert_eq!(kinds, [(ItemKind::Page, "HTTP status 500", 2), (ItemKind::Page, "HTTP status 404", 2)]);
         assert_eq!(summary.failed_urls().count(), 0, "not in the images' list");
     }
 

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
+use crate::fetch::checks::MAX_REDIRECTS;
 use crate::frontier::{Completed, Frontier, Gate, LeaseId};
 use crate::frontier::{LocalFrontier, PageUrls};
 use crate::html::{Element, Found, PageScan};
 use crate::report::Status;
 use crate::storage;
 use crate::store::{Lookup, Store};
-use crate::work::{Done, MAX_REDIRECTS};
+use crate::work::Done;
 use crate::work::{RunTask, TaskId};
 use std::io::Write;
 use std::path::Path;

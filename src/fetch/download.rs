@@ -10,11 +10,13 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
+use crate::fetch::checks::{check_announced_size, check_length};
 use crate::fetch::decode::Decoder;
+use crate::fetch::options::FetchOptions;
 use crate::fetch::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::storage;
 use crate::store::{Commit, Writer};
-use crate::work::{FetchOptions, ImageTask, TaskError, check_announced_size, check_length};
+use crate::work::{ImageTask, TaskError};
 
 pub struct ImageSink<'a> {
     opts: &'a FetchOptions,
@@ -225,11 +227,16 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
 mod tests {
     use super::*;
     use crate::outdir::OutDir;
+    use crate::store::folder::FolderStore;
+    use std::sync::Arc;
 
     const JPEG: &[u8] = b"\xFF\xD8\xFF\xE0 some jpeg payload that is long enough to sniff\xFF\xD9";
 
     fn opts(out: &OutDir) -> FetchOptions {
-        FetchOptions { max_image_bytes: 100, ..FetchOptions::defaults(out, crate::fetch::image_rules()) }
+        FetchOptions {
+            max_image_bytes: 100,
+            ..FetchOptions::new(Arc::new(FolderStore::fresh(out.clone())), crate::fetch::image_rules())
+        }
     }
 
     fn task(name: &str) -> ImageTask {

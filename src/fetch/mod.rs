@@ -9,9 +9,16 @@
 //! drives it with [`run_blocking`], its client's futures finishing on their first poll
 //! (ureq blocks inside them). Never imports actix.
 
+pub mod checks;
 pub mod decode;
 pub mod download;
+pub mod options;
 pub mod validate;
+
+pub use options::{FetchOptions, Retries};
+
+use checks::{check_status, plain_length, redirect_target};
+use options::plan_retry;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -26,16 +33,13 @@ use std::time::Duration;
 use slog::{Logger, debug};
 use url::Url;
 
+use crate::counts::RenderNote;
 use crate::fetch::download::{Capped, ImageSink};
 use crate::html::{Extractor, PageScan};
 use crate::render::{RenderFuture, RenderPage, Rendered, decide};
-use crate::report::RenderNote;
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
 use crate::store::Commit;
-use crate::work::{
-    Done, FetchOptions, ImageTask, PageKind, Task, TaskError, check_status, host_of, plain_length,
-    plan_retry, redirect_target,
-};
+use crate::work::{Done, ImageTask, PageKind, Task, TaskError, host_of};
 
 /// What a worker's HTTP client does for the core. Crate-private: both implementations
 /// live on one thread each, so their futures need not be `Send`.
@@ -377,6 +381,7 @@ pub(crate) fn image_rules() -> crate::html::ExtractRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::folder::FolderStore;
 
     #[test]
     fn header_lines_join_and_one_line_is_borrowed() {
@@ -448,7 +453,7 @@ mod tests {
     ) -> Vec<(String, f64)> {
         let dir = tempfile::tempdir().unwrap();
         let out = crate::outdir::OutDir::open(dir.path()).unwrap();
-        let mut opts = FetchOptions::defaults(&out, image_rules());
+        let mut opts = FetchOptions::new(Arc::new(FolderStore::fresh(out.clone())), image_rules());
         change(&mut opts);
         let client = Scripted {
             answers: std::cell::RefCell::new(answers.iter().copied().collect()),
@@ -474,8 +479,12 @@ mod tests {
     }
 
     /// `times` retries, the first after a second and up to one more, a minute at most.
-    fn retries(times: u32) -> crate::work::Retries {
-        crate::work::Retries { times, base: Duration::from_secs(1), max_wait: Duration::from_secs(60) }
+    fn retries(times: u32) -> crate::fetch::options::Retries {
+        crate::fetch::options::Retries {
+            times,
+            base: Duration::from_secs(1),
+            max_wait: Duration::from_secs(60),
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
 };
 
-use crate::net::proxy::Proxy;
+use crate::net::proxy::{Kind, Proxy};
 
 /// A request head longer than this is not one of ours.
 const MAX_HEAD: usize = 64 * 1024;
@@ -212,6 +212,25 @@ fn for_proxy(head: &[u8], origin: &str, authorization: Option<&str>) -> Result<V
     }
     out.extend_from_slice(&head[line_end + 2..]);
     Ok(out)
+}
+
+/// ureq's own `Proxy` for `proxy`: for an HTTP proxy, its `CONNECT` tunnel (every
+/// target tunnelled: what S3 and https targets use); for SOCKS5, its SOCKS connector,
+/// for every target. A SOCKS proxy is built field by field: the credentials as decoded
+/// (ureq encodes them again for its URI), and where the target is resolved set
+/// explicitly, by our `Kind` rather than by ureq's reading of a scheme.
+pub fn ureq_proxy(proxy: &Proxy) -> Result<ureq::Proxy, String> {
+    let (protocol, resolve_here) = match proxy.kind {
+        Kind::Http => return ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e)),
+        Kind::Socks5 => (ureq::ProxyProtocol::Socks5, true),
+        Kind::Socks5h => (ureq::ProxyProtocol::Socks5h, false),
+    };
+    let mut builder =
+        ureq::Proxy::builder(protocol).host(&proxy.host).port(proxy.port).resolve_target(resolve_here);
+    if let Some(credentials) = &proxy.credentials {
+        builder = builder.username(&credentials.user).password(&credentials.password);
+    }
+    builder.build().map_err(|e| proxy.failure(e))
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ const PAGE: LeaseId = 1 << 63;
 
 /// This process's walk: which pages of it finished, to keep the mark.
 #[derive(Debug, Default)]
-struct Progress {
+struct WalkProgress {
     /// The mark as it stands; `None` until the first page went out.
     mark: Option<WalkMark>,
     /// Pages finished past the mark (their turn comes when the ones before finish).
@@ -43,7 +43,7 @@ struct Progress {
     out: HashMap<LeaseId, u32>,
 }
 
-impl Progress {
+impl WalkProgress {
     /// A page went out: the first one sets where the mark starts.
     fn sent(&mut self, id: LeaseId, number: u32) {
         self.out.insert(id, number);
@@ -91,7 +91,7 @@ pub struct SharedWalk {
     /// this process takes over.
     make: MakeWalk,
     /// This process's walk's pages, to keep the mark.
-    progress: Rc<RefCell<Progress>>,
+    progress: Rc<RefCell<WalkProgress>>,
     /// The job's queue as last heard: a claim's answer, plus what this process offered
     /// since (others' claims shorten it meanwhile: the walk only waits longer). Pages go
     /// while it is shorter than the capacity.
@@ -181,7 +181,7 @@ impl SharedWalk {
 fn apply(
     walk: &RefCell<WalkRole>,
     make: &MakeWalk,
-    progress: &RefCell<Progress>,
+    progress: &RefCell<WalkProgress>,
     (took, mark): (Took, Option<WalkMark>),
 ) {
     let mut walk = walk.borrow_mut();
@@ -193,7 +193,7 @@ fn apply(
     match took {
         Took::New => {
             *walk = WalkRole::Mine(Box::new(make(mark.as_ref())));
-            *progress.borrow_mut() = Progress { mark, ..Progress::default() };
+            *progress.borrow_mut() = WalkProgress { mark, ..WalkProgress::default() };
         }
         Took::Mine => {}
         // Another process took over (this one was too slow to renew): its walk is theirs.
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn the_mark_moves_only_over_finished_pages_and_carries_the_next_link() {
-        let mut progress = Progress::default();
+        let mut progress = WalkProgress::default();
         assert_eq!(progress.finished(1, None), None, "no page went out yet: no mark");
         for (id, n) in [(10, 4), (11, 5), (12, 6)] {
             progress.sent(id, n);

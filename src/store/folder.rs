@@ -34,6 +34,11 @@ impl FolderStore {
         Self { out, resume: Mutex::new(resume) }
     }
 
+    /// The out dir with no record of an earlier run: every image is new to it.
+    pub fn fresh(out: OutDir) -> Self {
+        Self::new(out, Resume::none())
+    }
+
     pub fn out(&self) -> &OutDir {
         &self.out
     }

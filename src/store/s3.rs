@@ -419,7 +419,7 @@ impl S3Client {
             // Always set: ureq's default reads the proxy variables by rules of its own; the
             // run's are curl's (crate::net::proxy), the same as for the site.
             // An HTTP proxy tunnels (CONNECT), a SOCKS5 one relays; both as sync mode does.
-            .proxy(proxy.map(crate::workers::blocking::ureq_proxy).transpose().map_err(S3Error::Invalid)?)
+            .proxy(proxy.map(crate::net::ureq_forward::ureq_proxy).transpose().map_err(S3Error::Invalid)?)
             .build()
             .into();
         Ok(S3Client { bucket, credentials: settings.credentials.clone(), agent })

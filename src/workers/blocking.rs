@@ -21,10 +21,12 @@ use slog::{Logger, trace};
 use ureq::http::Response;
 use url::Url;
 
+use crate::fetch::options::FetchOptions;
 use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
 use crate::net::proxy::{Kind, Proxy, connect_authority};
+use crate::net::ureq_forward;
 use crate::render::{RenderFuture, Rendered};
-use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
+use crate::work::{RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
 use crate::workers::response::{header_name, unless_proxy_refused};
 
@@ -61,17 +63,17 @@ impl Blocking {
         for proxy in opts.proxies.distinct() {
             let routes = match proxy.kind {
                 Kind::Http => {
-                    let tunnel = ureq_proxy(proxy)?;
+                    let tunnel = ureq_forward::ureq_proxy(proxy)?;
                     Routes {
                         proxy: proxy.clone(),
                         tunnel: config(Some(tunnel)).into(),
                         // No ureq::Proxy: it would tunnel. ureq_forward sends to the proxy itself.
-                        forward: crate::net::ureq_forward::agent(config(None), proxy)?,
+                        forward: ureq_forward::agent(config(None), proxy)?,
                     }
                 }
                 Kind::Socks5 | Kind::Socks5h => {
                     // One agent for both schemes: under TLS or not, the same SOCKS connection.
-                    let agent: ureq::Agent = config(Some(ureq_proxy(proxy)?)).into();
+                    let agent: ureq::Agent = config(Some(ureq_forward::ureq_proxy(proxy)?)).into();
                     Routes { proxy: proxy.clone(), tunnel: agent.clone(), forward: agent }
                 }
             };
@@ -89,25 +91,6 @@ impl Blocking {
         let client = Ureq { agents, opts: Arc::clone(&opts), buf: RefCell::new(vec![0; 64 * 1024]) };
         Self { core: Core::new(client, opts, log.clone()), report, log }
     }
-}
-
-/// ureq's own `Proxy` for `proxy`: for an HTTP proxy, its `CONNECT` tunnel (every
-/// target tunnelled: what S3 and https targets use); for SOCKS5, its SOCKS connector,
-/// for every target. A SOCKS proxy is built field by field: the credentials as decoded
-/// (ureq encodes them again for its URI), and where the target is resolved set
-/// explicitly, by our `Kind` rather than by ureq's reading of a scheme.
-pub fn ureq_proxy(proxy: &Proxy) -> Result<ureq::Proxy, String> {
-    let (protocol, resolve_here) = match proxy.kind {
-        Kind::Http => return ureq::Proxy::new(&proxy.url_for_client()).map_err(|e| proxy.failure(e)),
-        Kind::Socks5 => (ureq::ProxyProtocol::Socks5, true),
-        Kind::Socks5h => (ureq::ProxyProtocol::Socks5h, false),
-    };
-    let mut builder =
-        ureq::Proxy::builder(protocol).host(&proxy.host).port(proxy.port).resolve_target(resolve_here);
-    if let Some(credentials) = &proxy.credentials {
-        builder = builder.username(&credentials.user).password(&credentials.password);
-    }
-    builder.build().map_err(|e| proxy.failure(e))
 }
 
 /// A sync pool's ureq agents, one connection pool each, shared by the pool's threads.

@@ -22,11 +22,12 @@ use rustls::ClientConfig;
 use slog::{Logger, trace};
 use url::Url;
 
+use crate::fetch::options::FetchOptions;
 use crate::fetch::{Client, Core, Header, Job, joined};
 use crate::net::awc_proxy::{ProxyConnector, forward_uri};
 use crate::net::tls::Trust;
 use crate::render::{RenderFuture, Rendered};
-use crate::work::{FetchOptions, RunTask, TaskError, TaskFinished};
+use crate::work::{RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
 use crate::workers::response::{header_name, unless_proxy_refused};
 

@@ -11,13 +11,13 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use futures_util::stream::{self, StreamExt};
+use image_scraper::fetch::options::{FetchOptions, Retries};
 use image_scraper::html::ExtractRules;
 use image_scraper::net::politeness::HostGate;
 use image_scraper::outdir::OutDir;
 use image_scraper::robots::Rules;
-use image_scraper::work::{
-    Done, FetchOptions, ImageTask, PageKind, Retries, RunTask, Task, TaskError, TaskFinished,
-};
+use image_scraper::store::folder::FolderStore;
+use image_scraper::work::{Done, ImageTask, PageKind, RunTask, Task, TaskError, TaskFinished};
 use image_scraper::workers::blocking::Blocking;
 use image_scraper::workers::downloader::{self, Downloader};
 use slog::{Logger, o};
@@ -98,7 +98,7 @@ fn options(out: &OutDir, change: impl FnOnce(&mut FetchOptions)) -> Arc<FetchOpt
     let mut opts = FetchOptions {
         timeout: Duration::from_secs(10),
         concurrency: 4,
-        ..FetchOptions::defaults(out, extract)
+        ..FetchOptions::new(Arc::new(FolderStore::fresh(out.clone())), extract)
     };
     change(&mut opts);
     Arc::new(opts)

@@ -10,6 +10,7 @@ mod forward_proxy;
 mod helpers;
 mod hostile;
 mod js_pages;
+mod layout;
 mod limits;
 mod lists_and_reports;
 mod outputs;

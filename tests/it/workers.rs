@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use image_scraper::fetch::options::FetchOptions;
 use image_scraper::html::ExtractRules;
 use image_scraper::outdir::OutDir;
+use image_scraper::store::folder::FolderStore;
 use image_scraper::work::TaskFinished;
-use image_scraper::work::{Done, FetchOptions, ImageTask, PageKind, RunTask, Task, TaskError};
+use image_scraper::work::{Done, ImageTask, PageKind, RunTask, Task, TaskError};
 use image_scraper::workers::blocking::Blocking;
 use image_scraper::workers::downloader::{self, Downloader};
 use slog::{Logger, o};
@@ -107,7 +109,7 @@ fn options(out: &OutDir) -> Arc<FetchOptions> {
     Arc::new(FetchOptions {
         timeout: Duration::from_secs(10),
         concurrency: 4,
-        ..FetchOptions::defaults(out, extract)
+        ..FetchOptions::new(Arc::new(FolderStore::fresh(out.clone())), extract)
     })
 }
 

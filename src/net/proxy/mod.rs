@@ -241,7 +241,7 @@ impl Proxy {
     }
 
     /// The URL for ureq's own `Proxy` of an HTTP proxy (credentials included, port
-    /// explicit). SOCKS proxies are given to ureq field by field (`workers::blocking::ureq_proxy`).
+    /// explicit). SOCKS proxies are given to ureq field by field (`net::ureq_forward::ureq_proxy`).
     pub fn url_for_client(&self) -> String {
         let mut url = self.url.clone();
         let _ = url.set_port(Some(self.port));
