@@ -1,7 +1,8 @@
 //! S3-compatible object storage as a [`Store`] (`-o s3://bucket/prefix`): each image
-//! streams into an [`Upload`] (one part buffered; a single PUT below a part, multipart
-//! above; aborted when dropped, so a failed or cancelled image leaves no object), and the
-//! resume record is an object beside the images, `PREFIX/.image-scraper/done.jsonl`.
+//! streams into an [`Upload`] (a single PUT below a part, multipart above, its parts sent
+//! on the blocking pool when its writer is on an event loop; aborted when dropped, so a
+//! failed or cancelled image leaves no object), and the resume record is an object beside
+//! the images, `PREFIX/.image-scraper/done.jsonl`.
 //!
 //! What is there at the start is listed once (one request per 1,000 objects): an image
 //! whose record and object agree is skipped; a name an object already holds is never
@@ -16,7 +17,9 @@
 //! of its own (`done-NODE.jsonl`); a run reads every record there.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
-use super::{Commit, Lookup, NameLedger, Store, Writer};
+use super::s3::{S3Client, S3Error, S3Location};
+use super::upload::{DEFAULT_PART_SIZE, InFlight, Upload};
+use super::{Backlog, Commit, Lookup, NameLedger, Store, Writer};
 use crate::storage;
 use crate::task::{ImageTask, TaskError};
 
@@ -188,6 +192,7 @@ impl BucketStore {
 impl Store for BucketStore {
     fn begin(&self, task: &ImageTask) -> Result<Box<dyn Writer>, TaskError> {
         let name = self.choose_name(task)?;
+        // Made here, on the worker's thread or event loop: that decides where its parts go.
         let upload = Upload::new(Arc::clone(&self.client), self.location.key(&name), DEFAULT_PART_SIZE);
         Ok(Box::new(BucketWriter { upload, name }))
     }
@@ -258,10 +263,22 @@ impl Writer for BucketWriter {
         self.upload.write(bytes).map_err(write_error)
     }
 
+    /// Parts going up: a failed one fails the image as it would have from `write`.
+    fn backlog(&self) -> Option<Box<dyn Backlog>> {
+        Some(Box::new(self.upload.in_flight()))
+    }
+
     /// The last PUT (or part and completion) goes over the network: blocking work.
     fn commit(self: Box<Self>) -> Commit {
         let BucketWriter { upload, name } = *self;
         Commit::Blocking(Box::new(move || upload.finish().map(|_| name).map_err(write_error)))
+    }
+}
+
+impl Backlog for InFlight {
+    fn room(&self) -> Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>> {
+        let room = InFlight::room(self);
+        Box::pin(async move { room.await.map_err(write_error) })
     }
 }
 

@@ -10,6 +10,10 @@
 pub mod bucket;
 pub mod folder;
 pub mod s3;
+pub mod upload;
+
+use std::future::Future;
+use std::pin::Pin;
 
 use url::Url;
 
@@ -36,12 +40,28 @@ pub enum Commit {
 /// One image on its way into a store. Dropped without a commit (a failure, a cancel, a
 /// panic), it leaves nothing behind.
 pub trait Writer: Send {
-    /// The next bytes, already checked. May block (a store that uploads in parts).
+    /// The next bytes, already checked. Runs on the worker's thread or event loop, so
+    /// it never waits on the network: a writer with such work hands it elsewhere and
+    /// says so in [`Writer::backlog`].
     fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError>;
+
+    /// The work this writer hands elsewhere (parts going up), for its caller to wait on
+    /// between writes; `None`, a folder's, when every write is done when it returns.
+    fn backlog(&self) -> Option<Box<dyn Backlog>> {
+        None
+    }
 
     /// The image is complete: put it under its name, never over a file this run may not
     /// replace (see `ImageTask::overwrite`).
     fn commit(self: Box<Self>) -> Commit;
+}
+
+/// A writer's work going on elsewhere (parts going up on the blocking pool). Its caller
+/// awaits [`Backlog::room`] before it feeds the writer more bytes, so memory stays
+/// bounded while no event loop waits on the network.
+pub trait Backlog: Send {
+    /// Ready once the writer may take more bytes; fails with what the work met.
+    fn room(&self) -> Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;
 }
 
 /// Names reserved across every process that fills one bucket (a shared job's), so two of

@@ -1,0 +1,138 @@
+//! No S3 request waits on an event loop. With SeaweedFS answering every request late
+//! behind a [`SlowRelay`], a timer on an async worker's Arbiter keeps firing on time while
+//! an image's part goes up. A call that waited on S3 there would hold the timer back by a
+//! whole delay; the bound is half of one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_rt::ArbiterHandle;
+use image_scraper::html::ExtractRules;
+use image_scraper::store::bucket::BucketStore;
+use image_scraper::store::s3::{S3Client, S3Location, S3Settings};
+use image_scraper::work::{Done, FetchOptions, ImageTask, RunTask, Task};
+use image_scraper::workers::downloader::{self, Downloader};
+use slog::{Logger, o};
+use tokio::sync::oneshot;
+use url::Url;
+
+use crate::helpers::{Reply, TestServer, jpeg, plain_trust};
+use crate::s3::{SeaweedFs, server};
+use crate::slow_relay::SlowRelay;
+use crate::workers::{Probe, WaitFor};
+
+/// How late S3 answers every request.
+const DELAY: Duration = Duration::from_millis(800);
+
+/// How often the watching timer asks to fire.
+const TICK: Duration = Duration::from_millis(20);
+
+/// A timer ticking on one Arbiter, noting how late it fired at worst.
+struct Lag {
+    /// The worst lateness so far, in ms.
+    worst_ms: Arc<AtomicU64>,
+    /// Ticks so far: proof that the timer ran while what is watched went on.
+    ticks: Arc<AtomicU64>,
+    /// Tells the timer to end.
+    stop: Arc<AtomicBool>,
+}
+
+impl Lag {
+    /// Starts the timer on `arbiter` and returns once it has ticked, so that it is
+    /// waiting on that Arbiter before anything watched begins.
+    async fn watch(arbiter: &ArbiterHandle) -> Lag {
+        let lag = Lag { worst_ms: Arc::default(), ticks: Arc::default(), stop: Arc::default() };
+        let (worst_ms, ticks, stop) =
+            (Arc::clone(&lag.worst_ms), Arc::clone(&lag.ticks), Arc::clone(&lag.stop));
+        let (started, first_tick) = oneshot::channel();
+        arbiter.spawn(async move {
+            let mut started = Some(started);
+            while !stop.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                actix_rt::time::sleep(TICK).await;
+                let late = asked.elapsed().saturating_sub(TICK);
+                worst_ms.fetch_max(late.as_millis() as u64, Ordering::Relaxed);
+                ticks.fetch_add(1, Ordering::Relaxed);
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
+            }
+        });
+        first_tick.await.expect("the timer ticked");
+        lag
+    }
+
+    /// Ends the timer: its worst lateness and how many times it fired.
+    fn stop(self) -> (Duration, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        (Duration::from_millis(self.worst_ms.load(Ordering::Relaxed)), self.ticks.load(Ordering::Relaxed))
+    }
+}
+
+/// A store on `bucket` under `cats/`, reaching SeaweedFS through a relay that holds back
+/// each of its answers by [`DELAY`].
+fn slow_store(s3: &SeaweedFs, bucket: &str) -> BucketStore {
+    let endpoint = Url::parse(&s3.endpoint).unwrap();
+    let server = endpoint.socket_addrs(|| None).unwrap()[0];
+    let relay = SlowRelay::start(server, DELAY);
+    let settings =
+        S3Settings { endpoint: Url::parse(&format!("http://{}", relay.addr)).unwrap(), ..s3.settings() };
+    let client =
+        S3Client::new(&settings, bucket, Duration::from_secs(30), plain_trust().ureq_config(), None).unwrap();
+    let location = S3Location::parse(&format!("s3://{bucket}/cats")).unwrap();
+    BucketStore::open(client, location, false).expect("open the bucket through the relay")
+}
+
+fn extract() -> ExtractRules {
+    ExtractRules {
+        image_selector: "img".into(),
+        attributes: vec!["src".into()],
+        image_host: "127.0.0.1".into(),
+        page_count_selector: String::new(),
+        linked_images: Default::default(),
+        link_selector: String::new(),
+        next_selector: Some(String::new()),
+        detail: Default::default(),
+    }
+}
+
+#[actix::test]
+async fn a_part_going_up_slowly_leaves_the_downloaders_arbiter_serving() {
+    let Some(s3) = server() else { return };
+    let bucket = s3.new_bucket("slow-part");
+    let store = slow_store(s3, bucket.bucket());
+    // One 8 MiB part goes up while the body is read, the rest at the commit.
+    let body = jpeg(90, 10 * 1024 * 1024);
+    let site = TestServer::start(vec![("/big.jpg", Reply::image(&body))]);
+    let opts = Arc::new(FetchOptions {
+        timeout: Duration::from_secs(30),
+        ..FetchOptions::new(Arc::new(store), extract())
+    });
+    let probe = Probe::default().start();
+    let arbiter = Arbiter::new();
+    let lag = Lag::watch(&arbiter.handle()).await;
+    let report = probe.clone().recipient();
+    let worker = Downloader::start_in_arbiter(&arbiter.handle(), move |_| {
+        Downloader::new(
+            opts,
+            downloader::tls_config(&plain_trust()),
+            report,
+            Logger::root(slog::Discard, o!()),
+        )
+    });
+    let url = Url::parse(&format!("{}/big.jpg", site.origin())).unwrap();
+    let image = ImageTask { url, name: "big.jpg".into(), overwrite: false, referer: None };
+    worker.do_send(RunTask { id: 1, task: Task::Image(image) });
+    let results = probe.send(WaitFor(1)).await.unwrap();
+    let (worst, ticks) = lag.stop();
+    arbiter.stop();
+
+    let saved = Done::Image { bytes: body.len() as u64, name: "big.jpg".into(), sha256: None };
+    assert_eq!(results[0].outcome, Ok(saved));
+    assert!(bucket.get("cats/big.jpg").unwrap() == Some(body), "not the image");
+    assert!(worst < DELAY / 2, "the Arbiter stalled for {worst:?} while S3 answered {DELAY:?} late");
+    // Four requests at least (start, two parts, completion), each a DELAY late.
+    assert!(ticks >= 10, "the timer hardly ran: {ticks} ticks");
+}
