@@ -9,6 +9,7 @@
 
 pub mod bucket;
 pub mod folder;
+mod record_writer;
 pub mod s3;
 pub mod upload;
 
@@ -79,8 +80,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What an earlier run stored for `url`.
     fn lookup(&self, url: &Url) -> Lookup;
 
-    /// Notes that `url` was stored as `name` with `bytes` bytes, for the next run. A
-    /// failure only means a re-run fetches it again; the caller warns once.
+    /// Notes that `url` was stored as `name` with `bytes` bytes, for the next run. Called
+    /// from the Coordinator's handlers, so it never waits on the network (a bucket hands
+    /// the record to a writer thread). A failure only means a re-run fetches it again;
+    /// the caller warns once.
     fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()>;
 
     /// The SHA-256 of what an earlier run stored under `name`, if it is still there with
@@ -90,7 +93,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Makes what `record` noted durable (at the end, and before an exit).
+    /// Makes what `record` noted durable (at the end, and before an exit). May wait on
+    /// the disk or the network: a caller on an event loop runs it where blocking is
+    /// allowed.
     fn flush(&self) -> std::io::Result<()>;
 
     /// Removes what downloads in progress left (a second Ctrl-C, the end of a run).

@@ -1,15 +1,17 @@
 //! No S3 request waits on an event loop. With SeaweedFS answering every request late
 //! behind a [`SlowRelay`], a timer on an async worker's Arbiter keeps firing on time while
-//! an image's part goes up. A call that waited on S3 there would hold the timer back by a
+//! an image's part goes up, and one on the System Arbiter (the Coordinator's) while the
+//! resume record goes up. A call that waited on S3 there would hold the timer back by a
 //! whole delay; the bound is half of one.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_rt::ArbiterHandle;
 use image_scraper::html::ExtractRules;
+use image_scraper::store::Store;
 use image_scraper::store::bucket::BucketStore;
 use image_scraper::store::s3::{S3Client, S3Location, S3Settings};
 use image_scraper::work::{Done, FetchOptions, ImageTask, RunTask, Task};
@@ -71,9 +73,16 @@ impl Lag {
     }
 }
 
-/// A store on `bucket` under `cats/`, reaching SeaweedFS through a relay that holds back
+/// One bucket for both tests, each under a prefix of its own: every bucket takes volumes
+/// of the one server all S3 tests share.
+fn bucket(s3: &SeaweedFs) -> Arc<S3Client> {
+    static BUCKET: OnceLock<Arc<S3Client>> = OnceLock::new();
+    Arc::clone(BUCKET.get_or_init(|| s3.new_bucket("slow")))
+}
+
+/// A store on `bucket` under `prefix`, reaching SeaweedFS through a relay that holds back
 /// each of its answers by [`DELAY`].
-fn slow_store(s3: &SeaweedFs, bucket: &str) -> BucketStore {
+fn slow_store(s3: &SeaweedFs, bucket: &str, prefix: &str) -> BucketStore {
     let endpoint = Url::parse(&s3.endpoint).unwrap();
     let server = endpoint.socket_addrs(|| None).unwrap()[0];
     let relay = SlowRelay::start(server, DELAY);
@@ -81,7 +90,7 @@ fn slow_store(s3: &SeaweedFs, bucket: &str) -> BucketStore {
         S3Settings { endpoint: Url::parse(&format!("http://{}", relay.addr)).unwrap(), ..s3.settings() };
     let client =
         S3Client::new(&settings, bucket, Duration::from_secs(30), plain_trust().ureq_config(), None).unwrap();
-    let location = S3Location::parse(&format!("s3://{bucket}/cats")).unwrap();
+    let location = S3Location::parse(&format!("s3://{bucket}/{prefix}")).unwrap();
     BucketStore::open(client, location, false).expect("open the bucket through the relay")
 }
 
@@ -101,8 +110,8 @@ fn extract() -> ExtractRules {
 #[actix::test]
 async fn a_part_going_up_slowly_leaves_the_downloaders_arbiter_serving() {
     let Some(s3) = server() else { return };
-    let bucket = s3.new_bucket("slow-part");
-    let store = slow_store(s3, bucket.bucket());
+    let bucket = bucket(s3);
+    let store = slow_store(s3, bucket.bucket(), "part");
     // One 8 MiB part goes up while the body is read, the rest at the commit.
     let body = jpeg(90, 10 * 1024 * 1024);
     let site = TestServer::start(vec![("/big.jpg", Reply::image(&body))]);
@@ -131,8 +140,33 @@ async fn a_part_going_up_slowly_leaves_the_downloaders_arbiter_serving() {
 
     let saved = Done::Image { bytes: body.len() as u64, name: "big.jpg".into(), sha256: None };
     assert_eq!(results[0].outcome, Ok(saved));
-    assert!(bucket.get("cats/big.jpg").unwrap() == Some(body), "not the image");
+    assert!(bucket.get("part/big.jpg").unwrap() == Some(body), "not the image");
     assert!(worst < DELAY / 2, "the Arbiter stalled for {worst:?} while S3 answered {DELAY:?} late");
     // Four requests at least (start, two parts, completion), each a DELAY late.
+    assert!(ticks >= 10, "the timer hardly ran: {ticks} ticks");
+}
+
+#[actix::test]
+async fn the_record_going_up_slowly_leaves_the_coordinators_arbiter_serving() {
+    let Some(s3) = server() else { return };
+    let bucket = bucket(s3);
+    // Every image recorded hands the record to its writer, as one does every RECORD_EVERY.
+    let store = Arc::new(slow_store(s3, bucket.bucket(), "record").with_record_every(Duration::ZERO));
+    let lag = Lag::watch(&Arbiter::current()).await;
+    // As the Coordinator records images, from its handlers on this Arbiter.
+    for i in 0..3 {
+        let url = Url::parse(&format!("http://127.0.0.1/{i}.jpg")).unwrap();
+        store.record(&url, &format!("{i}.jpg"), 100).unwrap();
+    }
+    // As the Coordinator flushes at the end: on the blocking pool, awaited.
+    let flushing = Arc::clone(&store);
+    actix_rt::task::spawn_blocking(move || flushing.flush()).await.unwrap().unwrap();
+    let (worst, ticks) = lag.stop();
+
+    let record = bucket.get("record/.image-scraper/done.jsonl").unwrap().expect("the record was written");
+    let lines = String::from_utf8(record).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(worst < DELAY / 2, "the Arbiter stalled for {worst:?} while S3 answered {DELAY:?} late");
+    // The flush waited for one PUT at least.
     assert!(ticks >= 10, "the timer hardly ran: {ticks} ticks");
 }
