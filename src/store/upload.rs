@@ -31,7 +31,8 @@ const MAX_PARTS: usize = 10_000;
 
 /// Full parts handed over and not yet sent, at most: one going up and one ready behind
 /// it, so the body is read on while a part goes up. With the one filling, an image holds
-/// at most three parts' worth of memory.
+/// three parts' worth of memory, and more only while one network chunk decodes to more
+/// than a part (a compressed body): the wait after that chunk holds the next one back.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
 /// An object on its way up. See the module's doc.
