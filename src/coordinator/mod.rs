@@ -36,6 +36,7 @@ mod slots;
 mod tally;
 mod walk_end;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -581,9 +582,6 @@ impl Coordinator {
                 warn!(self.log, "{hint}");
             }
         }
-        if let Err(e) = self.plan.store.flush() {
-            warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
-        }
         if self.handed_back > 0 {
             info!(self.log, "tasks in flight handed back to the shared job, untried: its other processes (or a later run) do them";
                 "tasks" => self.handed_back);
@@ -592,9 +590,24 @@ impl Coordinator {
             handed_back: self.handed_back,
             ..self.tally.summary(self.stopped.as_ref().map(TaskError::to_string))
         };
-        for joiner in self.joiners.drain(..) {
-            let _ = joiner.send(summary.clone());
-        }
+        let joiners = std::mem::take(&mut self.joiners);
+        // The record's last write may wait on the network (a bucket's PUT): on the
+        // blocking pool, never in this handler; the joiners are answered once it is
+        // durable, so the run never ends before it.
+        let (store, log) = (Arc::clone(&self.plan.store), self.log.clone());
+        actix_rt::spawn(async move {
+            let failed = match actix_rt::task::spawn_blocking(move || store.flush()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the flush panicked".to_string()),
+            };
+            if let Some(e) = failed {
+                warn!(log, "cannot update the resume record: a re-run will fetch these again"; "error" => e);
+            }
+            for joiner in joiners {
+                let _ = joiner.send(summary.clone());
+            }
+        });
     }
 
     /// Stops the run (a signal, a full disk): nothing more goes out, what never went out

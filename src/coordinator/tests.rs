@@ -816,3 +816,59 @@ async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failin
     assert_eq!(calls.iter().filter(|(call, _)| *call == "release").count(), 2, "{calls:?}");
     assert!(calls.iter().all(|(call, _)| *call == "release"), "no lease completed: {calls:?}");
 }
+
+/// A store whose flush says it began, then waits for the test's go (or ten seconds, a
+/// hang guard): a bucket's last PUT to a slow S3.
+#[derive(Debug)]
+struct SlowFlush {
+    /// Where everything but the flush goes.
+    folder: Arc<dyn Store>,
+    /// Told when the flush begins.
+    began: tokio::sync::mpsc::UnboundedSender<()>,
+    /// The test's go.
+    go: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Store for SlowFlush {
+    fn begin<'a>(&'a self, task: &'a ImageTask) -> crate::store::Opening<'a> {
+        self.folder.begin(task)
+    }
+
+    fn lookup(&self, url: &Url) -> Lookup {
+        self.folder.lookup(url)
+    }
+
+    fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()> {
+        self.folder.record(url, name, bytes)
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        let _ = self.began.send(());
+        let _ = self.go.lock().unwrap().recv_timeout(Duration::from_secs(10));
+        self.folder.flush()
+    }
+
+    fn remove_partials(&self) {}
+}
+
+#[actix::test]
+async fn the_last_flush_runs_off_the_coordinator_and_join_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (began_tx, mut began) = tokio::sync::mpsc::unbounded_channel();
+    let (go, go_rx) = std::sync::mpsc::channel();
+    let store = SlowFlush { folder: folder(dir.path()), began: began_tx, go: std::sync::Mutex::new(go_rx) };
+    let pages = PageUrls::new(url("http://h.test/"), "p{page}/cats.html", "cats").unwrap();
+    let source = Source::Pages { pages, first_page: 1, max_pages: Some(1) };
+    let plan = Plan::new(source, Arc::new(store));
+    let coordinator = in_memory(plan, Logger::root(slog::Discard, slog::o!())).start();
+    let (_probe, handed) = register(&coordinator, 2).await;
+    let mut join = Box::pin(coordinator.send(Join));
+    coordinator.send(page_done(handed[0].id, &[], Some(1))).await.unwrap();
+    began.recv().await.expect("the flush began");
+    // The Coordinator still answers while the flush waits, and the run is not over.
+    coordinator.send(GetCounts).await.unwrap();
+    assert!(futures_util::poll!(&mut join).is_pending(), "joined before the record was durable");
+    go.send(()).unwrap();
+    let summary = join.await.unwrap().expect("a summary");
+    assert_eq!(summary.pages.ok, 1);
+}

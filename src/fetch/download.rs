@@ -15,7 +15,7 @@ use crate::fetch::decode::Decoder;
 use crate::fetch::options::FetchOptions;
 use crate::fetch::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::storage;
-use crate::store::{Commit, Writer};
+use crate::store::{Backlog, Commit, Writer};
 use crate::work::{ImageTask, TaskError};
 
 pub struct ImageSink<'a> {
@@ -89,6 +89,12 @@ impl<'a> ImageSink<'a> {
             self.keep_tail(chunk);
         }
         self.writer.write(chunk)
+    }
+
+    /// The writer's work going on elsewhere, for the read loop to wait on (see
+    /// [`Writer::backlog`]).
+    pub fn backlog(&self) -> Option<Box<dyn Backlog>> {
+        self.writer.backlog()
     }
 
     fn keep_tail(&mut self, chunk: &[u8]) {

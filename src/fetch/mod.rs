@@ -38,7 +38,7 @@ use crate::fetch::download::{Capped, ImageSink};
 use crate::html::{Extractor, PageScan};
 use crate::render::{RenderFuture, RenderPage, Rendered, decide};
 use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
-use crate::store::Commit;
+use crate::store::{Backlog, Commit};
 use crate::work::{Done, ImageTask, PageKind, Task, TaskError, host_of};
 
 /// What a worker's HTTP client does for the core. Crate-private: both implementations
@@ -61,11 +61,13 @@ pub(crate) trait Client {
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>>;
 
     /// Reads the body as it comes off the wire into `body`, each wait for the next piece
-    /// bounded by the run's timeout.
+    /// bounded by the run's timeout. With a `backlog` (a writer's parts going up), waits
+    /// for its room after each piece, as this client waits.
     async fn read(
         &self,
         response: Self::Response,
         body: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+        backlog: Option<&dyn Backlog>,
     ) -> Result<(), TaskError>;
 
     /// Waits `wait`; false when the run was cancelled meanwhile.
@@ -187,13 +189,19 @@ impl<C: Client> Core<C> {
         Ok(BodyOrRedirect::Body(response))
     }
 
-    /// The body through its Content-Encoding into `sink`.
-    async fn read_into(&self, response: C::Response, sink: &mut impl Write) -> Result<(), TaskError> {
+    /// The body through its Content-Encoding into `sink`, waiting for its writer's
+    /// `backlog` between pieces.
+    async fn read_into(
+        &self,
+        response: C::Response,
+        sink: &mut impl Write,
+        backlog: Option<&dyn Backlog>,
+    ) -> Result<(), TaskError> {
         let mut body = crate::fetch::download::Body::new(
             self.client.header(&response, Header::ContentEncoding).as_deref(),
             sink,
         )?;
-        self.client.read(response, &mut |chunk| body.write(chunk)).await?;
+        self.client.read(response, &mut |chunk| body.write(chunk), backlog).await?;
         body.finish()
     }
 
@@ -213,7 +221,7 @@ impl<C: Client> Core<C> {
                 Ok(BodyOrRedirect::Body(response)) => response,
             };
             let mut body = Capped::new(MAX_ROBOTS_BYTES);
-            self.read_into(response, &mut body).await?;
+            self.read_into(response, &mut body, None).await?;
             return Ok(Done::Robots(Rules::parse(&body.bytes)));
         }
         Ok(Done::Robots(Rules::AllowAll))
@@ -225,7 +233,7 @@ impl<C: Client> Core<C> {
             BodyOrRedirect::Body(response) => response,
         };
         let mut body = Capped::new(self.opts.max_page_bytes);
-        self.read_into(response, &mut body).await?;
+        self.read_into(response, &mut body, None).await?;
         let html = String::from_utf8_lossy(&body.bytes);
         let scan = self.scan(kind, &html, url);
         let found = scan.images.len() + scan.details.len();
@@ -304,7 +312,8 @@ impl<C: Client> Core<C> {
         );
         let mut sink =
             ImageSink::start(&self.opts, image, header(Header::ContentType).as_deref(), length).await?;
-        self.read_into(response, &mut sink).await?;
+        let backlog = sink.backlog();
+        self.read_into(response, &mut sink, backlog.as_deref()).await?;
         let checked = sink.finish()?;
         let name = match checked.commit {
             Commit::Done(name) => name?,
@@ -425,6 +434,7 @@ mod tests {
             &self,
             _: Self::Response,
             _: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+            _: Option<&dyn Backlog>,
         ) -> Result<(), TaskError> {
             Ok(())
         }

@@ -1,22 +1,26 @@
 //! S3-compatible object storage as a [`Store`] (`-o s3://bucket/prefix`): each image
-//! streams into an [`Upload`] (one part buffered; a single PUT below a part, multipart
-//! above; aborted when dropped, so a failed or cancelled image leaves no object), and the
-//! resume record is an object beside the images, `PREFIX/.image-scraper/done.jsonl`.
+//! streams into an [`Upload`] (a single PUT below a part, multipart above, its parts sent
+//! on the blocking pool when its writer is on an event loop; aborted when dropped, so a
+//! failed or cancelled image leaves no object), and the resume record is an object beside
+//! the images, `PREFIX/.image-scraper/done.jsonl`.
 //!
 //! What is there at the start is listed once (one request per 1,000 objects): an image
 //! whose record and object agree is skipped; a name an object already holds is never
 //! written over (the image takes the URL-suffixed name, as in a folder). The record is
-//! written whole (S3 has no append) at most every [`RECORD_EVERY`] and at the end, so a
-//! killed process loses at most that much of it: those images are fetched again, under
-//! suffixed names. Blocking (ureq); the fetch core runs a commit off an async worker's
-//! Arbiter. Never imports actix.
+//! written whole (S3 has no append) at most every [`RECORD_EVERY`] and at the end, by a
+//! thread of its own ([`RecordWriter`]), so a killed process loses at most that much of
+//! it: those images are fetched again, under suffixed names. Blocking (ureq); the fetch
+//! core runs a commit off an async worker's Arbiter, and `flush` waits for the record's
+//! thread (the Coordinator runs it on the blocking pool). Never imports actix.
 //!
 //! The processes of a shared job may fill one bucket ([`BucketStore::shared`]): each
 //! reserves a name in the job ([`NameLedger`]) before it writes it, and keeps a record
 //! of its own (`done-NODE.jsonl`); a run reads every record there.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +29,10 @@ use tokio::time::Instant;
 use url::Url;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::s3::{DEFAULT_PART_SIZE, S3Client, S3Error, S3Location, Upload};
-use super::{Commit, Lookup, NameLedger, Opening, Store, Writer};
+use super::record_writer::RecordWriter;
+use super::s3::{S3Client, S3Error, S3Location};
+use super::upload::{DEFAULT_PART_SIZE, InFlight, Upload};
+use super::{Backlog, Commit, Lookup, NameLedger, Opening, Store, Writer};
 use crate::storage;
 use crate::task::{ImageTask, TaskError};
 
@@ -53,10 +59,13 @@ pub struct BucketStore {
     location: S3Location,
     /// A dry run reads what is there and writes nothing.
     read_only: bool,
-    /// This process's record, under the prefix: `RECORD_NAME`, or its own in a shared job.
-    record_name: String,
     /// A shared job's reservations: other processes write this bucket too.
     ledger: Option<Box<dyn NameLedger>>,
+    /// PUTs the record off the caller's thread; `None` for a dry run, which writes none.
+    records: Option<RecordWriter>,
+    /// How long between two writes of the record while images complete:
+    /// [`RECORD_EVERY`], shorter for a test that watches a write go up.
+    record_every: Duration,
     state: Mutex<State>,
 }
 
@@ -70,11 +79,10 @@ struct State {
     claimed: HashSet<String>,
     /// The record as text, earlier lines and this run's.
     record: Vec<u8>,
-    /// Lines added since the record was last written.
-    unwritten: usize,
-    /// When the record was last written: the next write waits [`RECORD_EVERY`] from it.
-    /// On tokio's clock, as every delay of a run is (off a runtime it is the system's).
-    last_written: Instant,
+    /// Lines this run added: the record's generation, for its writer.
+    lines: u64,
+    /// When the record was last handed to its writer, for [`BucketStore::record_every`].
+    last_handed: Instant,
 }
 
 impl BucketStore {
@@ -127,16 +135,26 @@ impl BucketStore {
             }
         }
         let objects = listed.into_iter().filter(|(name, _)| !name.contains('/')).collect();
-        let state = State {
-            objects,
-            done,
-            claimed: HashSet::new(),
-            record,
-            unwritten: 0,
-            last_written: Instant::now(),
-        };
+        let state =
+            State { objects, done, claimed: HashSet::new(), record, lines: 0, last_handed: Instant::now() };
         let client = Arc::new(client);
-        Ok(Self { client, location, read_only, record_name, ledger, state: Mutex::new(state) })
+        let records = match read_only {
+            true => None,
+            false => {
+                let (client, key) = (Arc::clone(&client), location.key(&record_name));
+                let put = move |record: &[u8]| client.put(&key, record).map_err(|e| e.to_string());
+                Some(RecordWriter::start(put).map_err(|e| {
+                    S3Error::Invalid(format!("cannot start the thread that writes the record: {e}"))
+                })?)
+            }
+        };
+        let state = Mutex::new(state);
+        Ok(Self { client, location, read_only, ledger, records, record_every: RECORD_EVERY, state })
+    }
+
+    /// The same store, writing its record every `every` while images complete.
+    pub fn with_record_every(self, every: Duration) -> Self {
+        Self { record_every: every, ..self }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -191,16 +209,6 @@ impl BucketStore {
             .await
             .map_err(|e| TaskError::Write(format!("cannot reserve the name {name}: {e}")))
     }
-
-    fn write_record(&self, state: &mut State) -> io::Result<()> {
-        if self.read_only || state.unwritten == 0 {
-            return Ok(());
-        }
-        self.client.put(&self.location.key(&self.record_name), &state.record).map_err(io::Error::other)?;
-        state.unwritten = 0;
-        state.last_written = Instant::now();
-        Ok(())
-    }
 }
 
 impl Store for BucketStore {
@@ -209,6 +217,7 @@ impl Store for BucketStore {
     fn begin<'a>(&'a self, task: &'a ImageTask) -> Opening<'a> {
         Box::pin(async move {
             let name = self.choose_name(task).await?;
+            // Made here, on the worker's thread or event loop: that decides where its parts go.
             let upload = Upload::new(Arc::clone(&self.client), self.location.key(&name), DEFAULT_PART_SIZE);
             Ok(Box::new(BucketWriter { upload, name }) as Box<dyn Writer>)
         })
@@ -231,16 +240,29 @@ impl Store for BucketStore {
         let line = Line { url: url.to_string(), path: name.to_string(), bytes };
         serde_json::to_writer(&mut state.record, &line).map_err(io::Error::other)?;
         state.record.push(b'\n');
-        state.unwritten += 1;
-        if state.last_written.elapsed() >= RECORD_EVERY {
-            self.write_record(&mut state)?;
+        state.lines += 1;
+        let Some(records) = &self.records else { return Ok(()) };
+        if state.last_handed.elapsed() >= self.record_every {
+            records.hand_over(state.lines, state.record.clone());
+            state.last_handed = Instant::now();
         }
-        Ok(())
+        drop(state);
+        records.untold_failure().map_or(Ok(()), |why| Err(io::Error::other(why)))
     }
 
+    /// Waits for the record's thread: call it where blocking is allowed.
     fn flush(&self) -> io::Result<()> {
-        let mut state = self.state();
-        self.write_record(&mut state)
+        let Some(records) = &self.records else { return Ok(()) };
+        let lines = {
+            let mut state = self.state();
+            // Handed over again after a failed PUT: a flush retries it.
+            if records.written() < state.lines {
+                records.hand_over(state.lines, state.record.clone());
+                state.last_handed = Instant::now();
+            }
+            state.lines
+        };
+        records.wait(lines)
     }
 
     /// An upload dropped unfinished aborts itself, but a blocking worker still inside a
@@ -280,10 +302,22 @@ impl Writer for BucketWriter {
         self.upload.write(bytes).map_err(write_error)
     }
 
+    /// Parts going up: a failed one fails the image as it would have from `write`.
+    fn backlog(&self) -> Option<Box<dyn Backlog>> {
+        Some(Box::new(self.upload.in_flight()))
+    }
+
     /// The last PUT (or part and completion) goes over the network: blocking work.
     fn commit(self: Box<Self>) -> Commit {
         let BucketWriter { upload, name } = *self;
         Commit::Blocking(Box::new(move || upload.finish().map(|_| name).map_err(write_error)))
+    }
+}
+
+impl Backlog for InFlight {
+    fn room(&self) -> Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>> {
+        let room = InFlight::room(self);
+        Box::pin(async move { room.await.map_err(write_error) })
     }
 }
 

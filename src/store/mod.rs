@@ -9,7 +9,9 @@
 
 pub mod bucket;
 pub mod folder;
+mod record_writer;
 pub mod s3;
+pub mod upload;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -39,8 +41,16 @@ pub enum Commit {
 /// One image on its way into a store. Dropped without a commit (a failure, a cancel, a
 /// panic), it leaves nothing behind.
 pub trait Writer: Send {
-    /// The next bytes, already checked. May block (a store that uploads in parts).
+    /// The next bytes, already checked. Runs on the worker's thread or event loop, so
+    /// it never waits on the network: a writer with such work hands it elsewhere and
+    /// says so in [`Writer::backlog`].
     fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError>;
+
+    /// The work this writer hands elsewhere (parts going up), for its caller to wait on
+    /// between writes; `None`, a folder's, when every write is done when it returns.
+    fn backlog(&self) -> Option<Box<dyn Backlog>> {
+        None
+    }
 
     /// The image is complete: put it under its name, never over a file this run may not
     /// replace (see `ImageTask::overwrite`).
@@ -54,6 +64,14 @@ pub type Opening<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Writer>, TaskE
 
 /// A [`NameLedger`]'s answer: a round trip, awaited where the worker waits.
 pub type LedgerAnswer<'a> = Pin<Box<dyn Future<Output = Result<bool, String>> + 'a>>;
+
+/// A writer's work going on elsewhere (parts going up on the blocking pool). Its caller
+/// awaits [`Backlog::room`] before it feeds the writer more bytes, so memory stays
+/// bounded while no event loop waits on the network.
+pub trait Backlog: Send {
+    /// Ready once the writer may take more bytes; fails with what the work met.
+    fn room(&self) -> Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send>>;
+}
 
 /// Names reserved across every process that fills one bucket (a shared job's), so two of
 /// them never write one object name for two images. A folder needs none: its commit is a
@@ -70,8 +88,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// What an earlier run stored for `url`.
     fn lookup(&self, url: &Url) -> Lookup;
 
-    /// Notes that `url` was stored as `name` with `bytes` bytes, for the next run. A
-    /// failure only means a re-run fetches it again; the caller warns once.
+    /// Notes that `url` was stored as `name` with `bytes` bytes, for the next run. Called
+    /// from the Coordinator's handlers, so it never waits on the network (a bucket hands
+    /// the record to a writer thread). A failure only means a re-run fetches it again;
+    /// the caller warns once.
     fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()>;
 
     /// The SHA-256 of what an earlier run stored under `name`, if it is still there with
@@ -81,7 +101,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Makes what `record` noted durable (at the end, and before an exit).
+    /// Makes what `record` noted durable (at the end, and before an exit). May wait on
+    /// the disk or the network: a caller on an event loop runs it where blocking is
+    /// allowed.
     fn flush(&self) -> std::io::Result<()>;
 
     /// Removes what downloads in progress left (a second Ctrl-C, the end of a run).

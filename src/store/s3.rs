@@ -1,7 +1,7 @@
 //! S3-compatible object storage, blocking and pure of actix: where `-o s3://bucket/prefix`
 //! is parsed, where endpoint, region and credentials come from (the standard AWS
-//! variables and `~/.aws` files), a small client for the few calls a store needs, and
-//! [`Upload`], a streaming writer that never holds more than one part in memory.
+//! variables and `~/.aws` files), and a small client for the few calls a store needs
+//! (`store::upload` streams an object through it in parts).
 //!
 //! Requests are signed by `rusty-s3` (Sans-IO: it only builds presigned URLs and parses
 //! XML) and sent by the `ureq` agent the project already has, so S3 adds no HTTP stack,
@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusty_s3::actions::{CompleteMultipartUploadResponse, CreateMultipartUpload, ListObjectsV2, S3Action};
@@ -20,15 +19,6 @@ use url::Url;
 /// How long a signed URL stays valid. It is signed right before it is sent, so this
 /// only needs to cover clock skew and a slow start of the request, not its length.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
-
-/// S3's smallest part (except the last one): a smaller part size is raised to it.
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
-/// A part size that keeps memory low per image and requests few for large ones.
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-
-/// S3 numbers parts 1 to 10,000; a larger object cannot be completed.
-const MAX_PARTS: usize = 10_000;
 
 /// Where objects go: `s3://bucket/some/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +224,7 @@ fn parse_ini_section(text: &str, section: &str) -> Option<HashMap<String, String
 
 /// What went wrong talking to S3, told apart the way callers branch: retry, give up on
 /// this object, or give up on the run.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum S3Error {
     /// The bucket or the multipart upload does not exist (a missing object is `None`
     /// from `get`/`head`, not this).
@@ -663,128 +653,6 @@ fn with_headers<B>(
         request = request.header(name, value);
     }
     request
-}
-
-/// One object written as it arrives: bytes are buffered up to one part; a single PUT if
-/// the object stays below a part, a multipart upload once it does not. Dropping an
-/// unfinished upload aborts it, so a failed or cancelled image leaves neither an object
-/// nor parts behind.
-#[derive(Debug)]
-pub struct Upload {
-    /// Shared with every other upload of the run.
-    client: Arc<S3Client>,
-    /// The object's full key.
-    key: String,
-    /// Bytes per part (at least 5 MiB, S3's minimum for all but the last part).
-    part_size: usize,
-    /// Bytes not yet sent: never more than one part.
-    buf: Vec<u8>,
-    /// The multipart upload, once the object outgrew one part.
-    multipart: Option<Multipart>,
-    /// Bytes written so far, for `finish`'s answer.
-    written: u64,
-}
-
-/// A multipart upload in progress.
-#[derive(Debug)]
-struct Multipart {
-    /// S3's name for the upload, for every part, the completion and the abort.
-    upload_id: String,
-    /// The ETag of each part sent, in order (part n is etags[n - 1]).
-    etags: Vec<String>,
-}
-
-impl Upload {
-    /// An upload of `key`; `part_size` below [`MIN_PART_SIZE`] is raised to it.
-    /// Nothing is sent until a part is full or `finish` is called.
-    pub fn new(client: Arc<S3Client>, key: String, part_size: usize) -> Upload {
-        let part_size = part_size.max(MIN_PART_SIZE);
-        // Grown as bytes come: most images are far smaller than a part.
-        Upload { client, key, part_size, buf: Vec::new(), multipart: None, written: 0 }
-    }
-
-    /// The key this upload writes.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// Parts already sent: 0 until the object outgrows one part.
-    pub fn parts_sent(&self) -> usize {
-        self.multipart.as_ref().map_or(0, |m| m.etags.len())
-    }
-
-    /// Appends bytes, sending a part each time one is full (the first starts the
-    /// multipart upload). After an error the upload is unusable: abort or drop it.
-    pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), S3Error> {
-        while !bytes.is_empty() {
-            let take = (self.part_size - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..take]);
-            self.written += take as u64;
-            bytes = &bytes[take..];
-            if self.buf.len() == self.part_size {
-                self.send_part()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends the buffer as the next part, starting the multipart upload if needed.
-    fn send_part(&mut self) -> Result<(), S3Error> {
-        if self.multipart.is_none() {
-            let upload_id = self.client.create_multipart(&self.key)?;
-            self.multipart = Some(Multipart { upload_id, etags: Vec::new() });
-        }
-        let multipart = self.multipart.as_mut().expect("started above");
-        if multipart.etags.len() >= MAX_PARTS {
-            return Err(S3Error::Invalid(format!(
-                "{} exceeds {MAX_PARTS} parts of {} bytes",
-                self.key, self.part_size
-            )));
-        }
-        let number = u16::try_from(multipart.etags.len() + 1).expect("at most 10,000 parts");
-        let etag = self.client.upload_part(&self.key, &multipart.upload_id, number, &self.buf)?;
-        multipart.etags.push(etag);
-        self.buf.clear();
-        Ok(())
-    }
-
-    /// Sends what is left and makes the object appear; returns its size in bytes.
-    /// On error nothing is left behind (the multipart upload is aborted on drop).
-    pub fn finish(mut self) -> Result<u64, S3Error> {
-        if self.multipart.is_none() {
-            self.client.put(&self.key, &self.buf)?;
-            return Ok(self.written);
-        }
-        if !self.buf.is_empty() {
-            self.send_part()?;
-        }
-        let multipart = self.multipart.take().expect("checked above");
-        let result = self.client.complete_multipart(&self.key, &multipart.upload_id, &multipart.etags);
-        if result.is_err() {
-            // Put back so that drop aborts it.
-            self.multipart = Some(multipart);
-        }
-        result.map(|()| self.written)
-    }
-
-    /// Gives up: nothing is written, and parts already sent are freed.
-    pub fn abort(mut self) -> Result<(), S3Error> {
-        match self.multipart.take() {
-            Some(multipart) => self.client.abort_multipart(&self.key, &multipart.upload_id),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Upload {
-    /// An upload dropped unfinished (an error, a panic, a cancelled task) is aborted,
-    /// best effort: parts left behind cost storage until a lifecycle rule or the next
-    /// run's cleanup (`list_multipart_uploads`) removes them.
-    fn drop(&mut self) {
-        if let Some(multipart) = self.multipart.take() {
-            let _ = self.client.abort_multipart(&self.key, &multipart.upload_id);
-        }
-    }
 }
 
 #[cfg(test)]

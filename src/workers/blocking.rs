@@ -26,6 +26,7 @@ use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
 use crate::net::proxy::{Kind, Proxy, connect_authority};
 use crate::net::ureq_forward;
 use crate::render::{RenderFuture, Rendered};
+use crate::store::Backlog;
 use crate::work::{RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
 use crate::workers::response::{header_name, unless_proxy_refused};
@@ -175,10 +176,12 @@ impl Client for Ureq {
         joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))
     }
 
+    /// A backlog is waited for on this thread, which may block: it is the worker's own.
     async fn read(
         &self,
         mut response: Self::Response,
         body: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+        backlog: Option<&dyn Backlog>,
     ) -> Result<(), TaskError> {
         let mut reader = response.body_mut().as_reader();
         let mut buf = self.buf.borrow_mut();
@@ -188,6 +191,10 @@ impl Client for Ureq {
                 Ok(n) => body(&buf[..n])?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.classify_io(e)),
+            }
+            if let Some(backlog) = backlog {
+                crate::fetch::wait_blocking(backlog.room(), &self.opts.cancel)
+                    .ok_or(TaskError::Interrupted)??;
             }
         }
     }

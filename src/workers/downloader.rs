@@ -27,6 +27,7 @@ use crate::fetch::{Client, Core, Header, Job, joined};
 use crate::net::awc_proxy::{ProxyConnector, forward_uri};
 use crate::net::tls::Trust;
 use crate::render::{RenderFuture, Rendered};
+use crate::store::Backlog;
 use crate::work::{RunTask, TaskError, TaskFinished};
 use crate::workers::finish;
 use crate::workers::response::{header_name, unless_proxy_refused};
@@ -151,11 +152,13 @@ impl Client for Awc {
     }
 
     /// awc's timeout covers the headers only; this bounds each wait for the next chunk,
-    /// so a server that stalls mid-body cannot hang the run.
+    /// so a server that stalls mid-body cannot hang the run. A backlog is awaited, never
+    /// waited for on this thread: the Arbiter's other downloads go on meanwhile.
     async fn read(
         &self,
         mut response: Self::Response,
         body: &mut dyn FnMut(&[u8]) -> Result<(), TaskError>,
+        backlog: Option<&dyn Backlog>,
     ) -> Result<(), TaskError> {
         let timeout = self.opts.timeout;
         loop {
@@ -166,6 +169,9 @@ impl Client for Awc {
                 None => return Ok(()),
                 Some(Ok(chunk)) => body(&chunk)?,
                 Some(Err(e)) => return Err(classify_payload(e, &self.opts)),
+            }
+            if let Some(backlog) = backlog {
+                backlog.room().await?;
             }
         }
     }

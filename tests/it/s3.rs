@@ -14,7 +14,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use image_scraper::store::s3::{S3Client, S3Error, S3Settings, Upload};
+use image_scraper::store::s3::{S3Client, S3Error, S3Settings};
+use image_scraper::store::upload::Upload;
 use tempfile::TempDir;
 
 /// How long SeaweedFS may take to answer S3 requests after it is started (usually a
