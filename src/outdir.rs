@@ -98,6 +98,25 @@ impl OutDir {
         self.own_dir().join("tmp")
     }
 
+    /// The images' names, sorted (the tool's own hidden entry left out): what the tests
+    /// of every writer into the out dir compare.
+    #[cfg(test)]
+    pub(crate) fn image_names(&self) -> Vec<String> {
+        let entries = std::fs::read_dir(self.root()).unwrap();
+        let mut names: Vec<String> = entries
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Temporary files left in `.image-scraper/tmp/`.
+    #[cfg(test)]
+    pub(crate) fn tmp_count(&self) -> usize {
+        std::fs::read_dir(self.tmp_dir()).unwrap().count()
+    }
+
     pub fn state_file(&self) -> PathBuf {
         self.own_dir().join("done.jsonl")
     }

@@ -254,20 +254,6 @@ mod tests {
         }
     }
 
-    fn files(out: &OutDir) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(out.root())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn tmp_count(out: &OutDir) -> usize {
-        std::fs::read_dir(out.tmp_dir()).unwrap().count()
-    }
-
     /// A sink into a folder, which opens at once.
     fn start<'a>(
         o: &'a FetchOptions,
@@ -297,7 +283,7 @@ mod tests {
         assert_eq!((checked.bytes, checked.sha256.clone()), (JPEG.len() as u64, None));
         assert_eq!(name(checked), "x.jpg");
         assert_eq!(std::fs::read(out.final_path("x.jpg")).unwrap(), JPEG);
-        assert_eq!(tmp_count(&out), 0);
+        assert_eq!(out.tmp_count(), 0);
     }
 
     #[test]
@@ -331,7 +317,7 @@ mod tests {
         o.cancel.cancel();
         assert_eq!(sink.write(&JPEG[10..]), Err(TaskError::Interrupted));
         drop(sink);
-        assert!(files(&out).is_empty());
-        assert_eq!(tmp_count(&out), 0);
+        assert!(out.image_names().is_empty());
+        assert_eq!(out.tmp_count(), 0);
     }
 }

@@ -221,30 +221,16 @@ mod tests {
         }
     }
 
-    fn files(store: &FolderStore) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(store.out().root())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| !n.starts_with('.'))
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn tmp_count(store: &FolderStore) -> usize {
-        std::fs::read_dir(store.out().tmp_dir()).unwrap().count()
-    }
-
     #[test]
     fn a_dropped_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());
         let mut writer = opened(&store, &task("x.jpg", false));
         writer.write(JPEG).unwrap();
-        assert_eq!(tmp_count(&store), 1);
+        assert_eq!(store.out().tmp_count(), 1);
         drop(writer);
-        assert_eq!(tmp_count(&store), 0);
-        assert!(files(&store).is_empty());
+        assert_eq!(store.out().tmp_count(), 0);
+        assert!(store.out().image_names().is_empty());
     }
 
     #[test]
@@ -256,7 +242,7 @@ mod tests {
         // Identical: kept as it is, nothing new written.
         std::fs::write(out.final_path("x.jpg"), JPEG).unwrap();
         assert_eq!(save(&store, &t, JPEG).unwrap(), "x.jpg");
-        assert_eq!(files(&store), ["x.jpg"]);
+        assert_eq!(store.out().image_names(), ["x.jpg"]);
         // Different: saved under the URL's suffixed name; the user's file untouched.
         std::fs::write(out.final_path("x.jpg"), b"the user's own file").unwrap();
         let suffixed = storage::with_suffix("x.jpg", &t.url);
@@ -267,8 +253,8 @@ mod tests {
         std::fs::write(out.final_path(&suffixed), b"another").unwrap();
         let next = save(&store, &t, JPEG).unwrap();
         assert!(next.starts_with("2-x-"), "{next:?}");
-        assert_eq!(files(&store).len(), 3);
-        assert_eq!(tmp_count(&store), 0);
+        assert_eq!(store.out().image_names().len(), 3);
+        assert_eq!(store.out().tmp_count(), 0);
     }
 
     #[test]
@@ -301,7 +287,7 @@ mod tests {
         std::fs::write(store.out().final_path("x.jpg"), b"half of it").unwrap();
         assert_eq!(save(&store, &task("x.jpg", true), JPEG).unwrap(), "x.jpg");
         assert_eq!(std::fs::read(store.out().final_path("x.jpg")).unwrap(), JPEG);
-        assert_eq!(files(&store), ["x.jpg"]);
+        assert_eq!(store.out().image_names(), ["x.jpg"]);
     }
 
     #[test]
