@@ -11,7 +11,9 @@
 
 pub mod checks;
 pub mod decode;
+pub mod dimensions;
 pub mod download;
+pub mod opt_out;
 pub mod options;
 pub mod validate;
 
