@@ -46,12 +46,16 @@ fn image(body: Vec<u8>) -> HttpResponse {
 }
 
 /// A 40x30 PNG's header, then filler up to [`HUGE`] bytes, made piece by piece as the
-/// connection takes them: `sent` counts what the server handed over.
+/// connection takes them: `sent` counts what the server handed over. It ends as a PNG
+/// does, so only the cut-off, not a truncated body, can keep it from being read whole.
 fn narrow_and_huge(
     sent: Arc<AtomicU64>,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> + 'static {
-    let header = thumbnail(Picture::Cover)[..33].to_vec();
-    let pieces = std::iter::once(header).chain(std::iter::repeat_n(vec![0u8; PIECE], HUGE as usize / PIECE));
+    let small = thumbnail(Picture::Cover);
+    // The signature and IHDR, then filler, then IEND: whole to a reader that takes it all.
+    let (header, end) = (small[..33].to_vec(), small[small.len() - 12..].to_vec());
+    let filler = std::iter::repeat_n(vec![0u8; PIECE], HUGE as usize / PIECE);
+    let pieces = std::iter::once(header).chain(filler).chain(std::iter::once(end));
     futures_util::stream::iter(pieces.map(move |piece| {
         sent.fetch_add(piece.len() as u64, Ordering::SeqCst);
         Ok(web::Bytes::from(piece))
