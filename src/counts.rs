@@ -129,7 +129,8 @@ pub struct Item {
     pub attempts: u32,
     /// Why it failed; `null` otherwise.
     pub error: Option<String>,
-    /// Why it was skipped (complete from an earlier run, robots.txt, a size filter);
+    /// Why it was skipped (complete from an earlier run, robots.txt, a size or dimension
+    /// filter, an X-Robots-Tag opt-out);
     /// `null` otherwise.
     pub reason: Option<String>,
     /// Only computed for a .jsonl manifest.
