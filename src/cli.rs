@@ -142,6 +142,19 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
 
+    /// Skip images narrower than PX pixels, judged from their first bytes (MIN_WIDTH)
+    #[arg(long, value_name = "PX")]
+    pub min_width: Option<u32>,
+
+    /// Skip images lower than PX pixels, judged from their first bytes (MIN_HEIGHT)
+    #[arg(long, value_name = "PX")]
+    pub min_height: Option<u32>,
+
+    /// Skip images whose long side is more than RATIO times their short side, e.g. 3
+    /// (MAX_ASPECT)
+    #[arg(long, value_name = "RATIO")]
+    pub max_aspect: Option<f64>,
+
     /// Send every request through this proxy (http://, socks5:// or socks5h://
     /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
     /// all_proxy say; '' for no proxy at all

@@ -60,6 +60,12 @@ pub struct Skips {
     pub robots: u64,
     /// Outside `--min-size`/`--max-size`.
     pub size: u64,
+    /// Too small or too elongated for `MIN_WIDTH`/`MIN_HEIGHT`/`MAX_ASPECT`, judged from
+    /// the header bytes: apart from `size` because the fix is another setting.
+    pub dimensions: u64,
+    /// The server opted the image out (`X-Robots-Tag: noai`...): apart from `robots`
+    /// because the site said it per image, not in robots.txt.
+    pub opt_out: u64,
     /// Anything else (a link whose thumbnail is already another image of the run).
     pub other: u64,
 }
@@ -70,6 +76,8 @@ pub enum SkipReason {
     Complete,
     Robots,
     Size,
+    Dimensions,
+    OptOut,
     Other,
 }
 
@@ -79,6 +87,8 @@ impl Skips {
             SkipReason::Complete => &mut self.complete,
             SkipReason::Robots => &mut self.robots,
             SkipReason::Size => &mut self.size,
+            SkipReason::Dimensions => &mut self.dimensions,
+            SkipReason::OptOut => &mut self.opt_out,
             SkipReason::Other => &mut self.other,
         } += 1;
     }
@@ -119,7 +129,8 @@ pub struct Item {
     pub attempts: u32,
     /// Why it failed; `null` otherwise.
     pub error: Option<String>,
-    /// Why it was skipped (complete from an earlier run, robots.txt, a size filter);
+    /// Why it was skipped (complete from an earlier run, robots.txt, a size or dimension
+    /// filter, an X-Robots-Tag opt-out);
     /// `null` otherwise.
     pub reason: Option<String>,
     /// Only computed for a .jsonl manifest.

@@ -109,6 +109,8 @@ impl Summary {
             (s.complete, "complete from an earlier run"),
             (s.robots, "robots.txt disallowed"),
             (s.size, "size filter"),
+            (s.dimensions, "dimension filter"),
+            (s.opt_out, "opted out (X-Robots-Tag)"),
             (s.other, "other"),
         ];
         if let Some(line) = counted(&why) {
@@ -433,11 +435,14 @@ mod tests {
     #[test]
     fn the_table_gives_each_reason_its_count() {
         let mut summary = summary();
-        summary.skips = Skips { complete: 3, robots: 2, ..Skips::default() };
+        summary.skips = Skips { complete: 3, robots: 2, dimensions: 4, opt_out: 1, ..Skips::default() };
         summary.dropped = Dropped { other_host: 5, extension: 0 };
         let table = summary.table(Duration::from_secs(1));
         assert!(
-            table.contains("  skipped  3 complete from an earlier run, 2 robots.txt disallowed\n"),
+            table.contains(
+                "  skipped  3 complete from an earlier run, 2 robots.txt disallowed, 4 dimension filter, \
+                 1 opted out (X-Robots-Tag)\n"
+            ),
             "{table}"
         );
         assert!(table.ends_with("  dropped  5 on other hosts (IMAGE_HOST)"), "{table}");
@@ -445,7 +450,11 @@ mod tests {
         let path = dir.path().join("r.json");
         write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &summary).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(v["skipped_by"], serde_json::json!({"complete": 3, "robots": 2, "size": 0, "other": 0}));
+        assert_eq!(
+            v["skipped_by"],
+            serde_json::json!({"complete": 3, "robots": 2, "size": 0,
+            "dimensions": 4, "opt_out": 1, "other": 0})
+        );
         assert_eq!(v["dropped"], serde_json::json!({"other_host": 5, "extension": 0}));
     }
 }

@@ -76,6 +76,10 @@ pub struct Section {
     pub retry_backoff_ms: Option<u64>,
     pub retry_max_wait_secs: Option<f64>,
     pub max_image_bytes: Option<u64>,
+    /// Pixel filters judged from an image's header (`--min-width`... win).
+    pub min_width: Option<u32>,
+    pub min_height: Option<u32>,
+    pub max_aspect: Option<f64>,
     pub per_host_concurrency: Option<usize>,
     pub delay_ms: Option<u64>,
     pub requests_per_second: Option<f64>,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::counts::RenderNote;
+use crate::counts::{RenderNote, SkipReason};
 use crate::html::PageScan;
 use crate::robots::Rules;
 
@@ -160,10 +160,12 @@ pub enum TaskError {
     /// words). Not retried here: the renderer already gave a dead browser a second try.
     #[error("render failed: {0}")]
     Render(String),
-    /// Not an error: a filter (`--min-size`, `--max-size`) does not want it. Counted as
-    /// skipped with this reason.
-    #[error("{0}")]
-    Unwanted(String),
+    /// Not an error: a filter (`--min-size`, `MIN_WIDTH`...) or the server's opt-out
+    /// does not want it. Counted as skipped under its kind, with this reason: the kind
+    /// travels with it so the Coordinator counts it where the end of the run can say
+    /// which setting took it.
+    #[error("{1}")]
+    Unwanted(SkipReason, String),
 }
 
 impl TaskError {

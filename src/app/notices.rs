@@ -122,6 +122,23 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
             .collect();
         info!(log, "images skipped: outside the size filter ({})", limits.join(", "); "skipped" => skips.size);
     }
+    if skips.dimensions > 0 {
+        let d = &config.dimensions;
+        let limits: Vec<String> = [
+            ("MIN_WIDTH", d.min_width.map(|px| format!("{px} px"))),
+            ("MIN_HEIGHT", d.min_height.map(|px| format!("{px} px"))),
+            ("MAX_ASPECT", d.max_aspect.map(|ratio| ratio.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(key, limit)| limit.map(|l| format!("{key} {l}")))
+        .collect();
+        info!(log, "images skipped: outside the dimension filter, cut off after their header ({})", limits.join(", ");
+            "skipped" => skips.dimensions);
+    }
+    if skips.opt_out > 0 {
+        warn!(log, "images skipped: their server opted them out with X-Robots-Tag (noai, noimageai, none or noindex; --ignore-robots would keep them, with the site owner's consent)";
+            "skipped" => skips.opt_out);
+    }
     if skips.other > 0 {
         info!(log, "images skipped: a link's thumbnail already downloaded as an image of its own"; "skipped" => skips.other);
     }

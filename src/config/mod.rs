@@ -31,6 +31,7 @@ pub use site::{Filters, PageUrls, Source, parse_pages};
 pub use walk::{MAX_PAGE_LOOKAHEAD, WalkSettings};
 
 use crate::cli::Cli;
+use crate::fetch::dimensions::DimensionFilter;
 use crate::fetch::options::{FetchOptions, MAX_PAGE_BYTES};
 use crate::html::ExtractRules;
 use crate::net::politeness::HostGate;
@@ -59,6 +60,9 @@ pub struct Config {
     /// User-Agent, headers...): one typed part, checked where its keys are resolved.
     pub requests: Requests,
     pub filters: Filters,
+    /// `MIN_WIDTH`, `MIN_HEIGHT`, `MAX_ASPECT`: apart from `filters`, which the frontier
+    /// applies to URLs; these only the fetch core can judge, from the bytes.
+    pub dimensions: DimensionFilter,
     pub report: Option<(PathBuf, ReportKind)>,
     /// Where to list the URLs of failed images (`--failed`).
     pub failed_list: Option<PathBuf>,
@@ -88,6 +92,7 @@ impl Config {
         let requests = http::resolve(&settings, cli)?;
         let output = output::resolve(&settings, cli)?;
         let filters = site::resolve_filters(cli)?;
+        let dimensions = site::resolve_dimensions(&settings, cli)?;
         let workers = match cli.process {
             Some(n) => n as usize,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -125,6 +130,7 @@ impl Config {
             walk,
             requests,
             filters,
+            dimensions,
             report: output.report,
             failed_list: output.failed_list,
             force: cli.force,
@@ -153,6 +159,8 @@ impl Config {
             max_image_bytes: self.requests.max_image_bytes,
             min_wanted_bytes: self.filters.min_bytes,
             max_wanted_bytes: self.filters.max_bytes,
+            dimensions: self.dimensions,
+            obey_opt_outs: self.requests.obey_robots,
             hash,
             concurrency: self.requests.concurrency,
             retries: self.requests.retries,

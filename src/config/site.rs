@@ -9,6 +9,7 @@ use url::Url;
 
 use super::defaults::{DEFAULT_PAGE_PATH, DEMO_ITEM};
 use crate::cli::Cli;
+use crate::fetch::dimensions::DimensionFilter;
 pub use crate::frontier::{Filters, PageUrls, Source};
 use crate::settings::{PagesValue, Settings, parse_site_url};
 
@@ -152,6 +153,27 @@ pub(super) fn resolve_filters(cli: &Cli) -> anyhow::Result<Filters> {
     Ok(Filters { extensions, min_bytes: cli.min_size, max_bytes: cli.max_size })
 }
 
+/// `MIN_WIDTH`, `MIN_HEIGHT`, `MAX_ASPECT` (the flags win): pixels, judged from each
+/// image's header as it streams in.
+pub(super) fn resolve_dimensions(settings: &Settings, cli: &Cli) -> anyhow::Result<DimensionFilter> {
+    let s = &settings.section;
+    let filter = DimensionFilter {
+        min_width: cli.min_width.or(s.min_width),
+        min_height: cli.min_height.or(s.min_height),
+        max_aspect: cli.max_aspect.or(s.max_aspect),
+    };
+    if let Some(aspect) = filter.max_aspect
+        && !(aspect >= 1.0 && aspect.is_finite())
+    {
+        let at = match cli.max_aspect {
+            Some(_) => "--max-aspect".to_string(),
+            None => settings.origin("MAX_ASPECT"),
+        };
+        bail!("{at}: the long side over the short one, at least 1 (2 for twice as long), got {aspect}");
+    }
+    Ok(filter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +272,19 @@ mod tests {
         assert!(!c.filters.wants(&url("http://h/b.gif")));
         assert!(!c.filters.wants(&url("http://h/jpg")));
         assert!(Filters::default().wants(&url("http://h/anything")));
+    }
+
+    #[test]
+    fn dimension_filters_from_keys_or_flags_the_flags_winning() {
+        let yaml = format!("{ORIGINAL}  MIN_WIDTH: 200\n  MIN_HEIGHT: 100\n  MAX_ASPECT: 2.5\n");
+        let c = resolve(&yaml, &["--min-width", "300"]).unwrap();
+        let wanted = DimensionFilter { min_width: Some(300), min_height: Some(100), max_aspect: Some(2.5) };
+        assert_eq!(c.dimensions, wanted);
+        assert!(!resolve(ORIGINAL, &[]).unwrap().dimensions.is_on(), "off unless asked for");
+        let e = error(ORIGINAL, &["--max-aspect", "0.5"]);
+        assert!(e.starts_with("--max-aspect: the long side over the short one, at least 1"), "{e}");
+        let e = error(&format!("{ORIGINAL}  MAX_ASPECT: .nan\n"), &[]);
+        assert!(e.contains("SCRAPER.MAX_ASPECT: the long side"), "{e}");
     }
 
     #[test]

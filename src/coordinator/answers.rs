@@ -336,7 +336,7 @@ impl Coordinator {
         let end = match &answer {
             ImageAnswer::Saved { .. } => ItemEnd::Ok,
             ImageAnswer::Follow(_) | ImageAnswer::FallBack { .. } => ItemEnd::Replaced,
-            ImageAnswer::Skipped(_) => ItemEnd::Skipped,
+            ImageAnswer::Skipped(..) => ItemEnd::Skipped,
             ImageAnswer::Failed(_) => ItemEnd::Failed,
         };
         let mut ending = Ending::Image(end);
@@ -360,7 +360,7 @@ impl Coordinator {
                 children.push(thumbnail);
                 fell_back = Some(link);
             }
-            ImageAnswer::Skipped(reason) => self.skip(&image, SkipReason::Size, reason),
+            ImageAnswer::Skipped(why, reason) => self.skip(&image, why, reason),
             ImageAnswer::Failed(error) => self.fail(&image, attempts, error),
         }
         let answer = self.frontier.complete(lease, ending, children);

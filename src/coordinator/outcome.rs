@@ -6,6 +6,7 @@
 use url::Url;
 
 use super::tally::Subject;
+use crate::counts::SkipReason;
 use crate::fetch::checks::MAX_REDIRECTS;
 use crate::fetch::validate;
 use crate::frontier::{Ending, Meta, Offer};
@@ -135,7 +136,8 @@ pub enum ImageAnswer {
         thumbnail: Offer,
         link: Subject,
     },
-    Skipped(String),
+    /// Not wanted: counted as skipped under its kind, with its reason.
+    Skipped(SkipReason, String),
     Failed(String),
 }
 
@@ -154,7 +156,7 @@ pub fn image(
             Ok(target) => ImageAnswer::Follow(target),
             Err(e) => ImageAnswer::Failed(e.to_string()),
         },
-        Err(TaskError::Unwanted(reason)) => ImageAnswer::Skipped(reason),
+        Err(TaskError::Unwanted(why, reason)) => ImageAnswer::Skipped(why, reason),
         Err(TaskError::NotAnImage(reason)) if validate::is_page(&reason) && image.meta.fallback.is_some() => {
             let thumbnail = *image.meta.fallback.clone().expect("checked above");
             let note =

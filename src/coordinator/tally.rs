@@ -292,7 +292,7 @@ mod tests {
         tally.dropped_by_extension(&url("http://h/x.gif"));
         tally.dropped_by_extension(&url("http://h/x.gif"));
         let summary = tally.summary(None);
-        assert_eq!(summary.skips, Skips { complete: 1, robots: 2, size: 0, other: 0 });
+        assert_eq!(summary.skips, Skips { complete: 1, robots: 2, ..Skips::default() });
         assert_eq!(summary.images.skipped, 3);
         assert_eq!(summary.dropped, Dropped { other_host: 2, extension: 1 });
     }

@@ -10,8 +10,10 @@ use std::io::{self, Write};
 
 use sha2::{Digest, Sha256};
 
+use crate::counts::SkipReason;
 use crate::fetch::checks::{check_announced_size, check_length};
 use crate::fetch::decode::Decoder;
+use crate::fetch::dimensions::{HeaderProbe, Judgement};
 use crate::fetch::options::FetchOptions;
 use crate::fetch::validate::{Format, SNIFF_BYTES, TAIL_BYTES, check_complete, check_image};
 use crate::storage;
@@ -36,6 +38,9 @@ pub struct ImageSink<'a> {
     tail: Vec<u8>,
     /// Only when a manifest wants the SHA-256: it costs a few ns per byte.
     hasher: Option<Sha256>,
+    /// Only while a pixel filter (`MIN_WIDTH`...) waits for the header to tell the
+    /// dimensions; gone once it has, so the rest of the body costs nothing more.
+    probe: Option<HeaderProbe>,
 }
 
 impl<'a> ImageSink<'a> {
@@ -63,6 +68,7 @@ impl<'a> ImageSink<'a> {
             expected: content_length,
             tail: Vec::new(),
             hasher: opts.hash.then(Sha256::new),
+            probe: opts.dimensions.is_on().then(|| HeaderProbe::new(opts.dimensions)),
         })
     }
 
@@ -75,6 +81,7 @@ impl<'a> ImageSink<'a> {
             return Err(TaskError::TooLarge(self.opts.max_image_bytes));
         }
         check_wanted(self.opts, 0, self.written)?;
+        self.judge_dimensions(chunk)?;
         if let Some(hasher) = &mut self.hasher {
             hasher.update(chunk);
         }
@@ -89,6 +96,23 @@ impl<'a> ImageSink<'a> {
             self.keep_tail(chunk);
         }
         self.writer.write(chunk)
+    }
+
+    /// Refuses the image as soon as its header shows dimensions the filter does not want:
+    /// the error ends the read, so the rest of the body never comes, and the writer is
+    /// dropped with what it had.
+    fn judge_dimensions(&mut self, chunk: &[u8]) -> Result<(), TaskError> {
+        let Some(probe) = &mut self.probe else {
+            return Ok(());
+        };
+        match probe.feed(chunk) {
+            Judgement::Unknown => Ok(()),
+            Judgement::Pass => {
+                self.probe = None;
+                Ok(())
+            }
+            Judgement::Refuse(why) => Err(TaskError::Unwanted(SkipReason::Dimensions, why)),
+        }
     }
 
     /// The writer's work going on elsewhere, for the read loop to wait on (see
@@ -218,13 +242,13 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
     if let Some(max) = opts.max_wanted_bytes
         && so_far.max(at_least) > max
     {
-        return Err(TaskError::Unwanted(format!("larger than --max-size ({max} bytes)")));
+        return Err(TaskError::Unwanted(SkipReason::Size, format!("larger than --max-size ({max} bytes)")));
     }
     if let Some(min) = opts.min_wanted_bytes
         && at_least > 0
         && at_least < min
     {
-        return Err(TaskError::Unwanted(format!("smaller than --min-size ({min} bytes)")));
+        return Err(TaskError::Unwanted(SkipReason::Size, format!("smaller than --min-size ({min} bytes)")));
     }
     Ok(())
 }
@@ -232,6 +256,7 @@ fn check_wanted(opts: &FetchOptions, at_least: u64, so_far: u64) -> Result<(), T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fetch::dimensions::DimensionFilter;
     use crate::outdir::OutDir;
     use crate::store::folder::FolderStore;
     use std::sync::Arc;
@@ -319,5 +344,32 @@ mod tests {
         drop(sink);
         assert!(out.image_names().is_empty());
         assert_eq!(out.tmp_count(), 0);
+    }
+
+    #[test]
+    fn an_image_too_small_by_its_header_is_refused_there_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutDir::open(dir.path()).unwrap();
+        let dimensions = DimensionFilter { min_width: Some(64), ..DimensionFilter::default() };
+        let o = FetchOptions { dimensions, max_image_bytes: 1 << 20, ..opts(&out) };
+        let t = task("x.png");
+        let png = crate::demo::thumbnail(crate::demo::Picture::Logo);
+        let mut sink = start(&o, &t, Some("image/png"), None).unwrap();
+        // The signature alone tells nothing yet; the IHDR that follows does.
+        sink.write(&png[..8]).unwrap();
+        let refused = sink.write(&png[8..]).unwrap_err();
+        assert_eq!(
+            refused,
+            TaskError::Unwanted(SkipReason::Dimensions, "40x30 is narrower than MIN_WIDTH (64 px)".into())
+        );
+        drop(sink);
+        assert!(files(&out).is_empty());
+        assert_eq!(tmp_count(&out), 0);
+        // Wide enough (120x40): judged once, then streamed and stored as any other.
+        let png = crate::demo::png(crate::demo::Picture::Logo);
+        let mut sink = start(&o, &t, Some("image/png"), None).unwrap();
+        sink.write(&png).unwrap();
+        assert!(sink.probe.is_none(), "no header kept once judged");
+        assert_eq!(name(sink.finish().unwrap()), "x.png");
     }
 }

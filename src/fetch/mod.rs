@@ -11,7 +11,9 @@
 
 pub mod checks;
 pub mod decode;
+pub mod dimensions;
 pub mod download;
+pub mod opt_out;
 pub mod options;
 pub mod validate;
 
@@ -33,11 +35,11 @@ use std::time::Duration;
 use slog::{Logger, debug};
 use url::Url;
 
-use crate::counts::RenderNote;
+use crate::counts::{RenderNote, SkipReason};
 use crate::fetch::download::{Capped, ImageSink};
 use crate::html::{Extractor, PageScan};
 use crate::render::{RenderFuture, RenderPage, Rendered, decide};
-use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_REDIRECTS, Rules};
+use crate::robots::{MAX_ROBOTS_BYTES, ROBOTS_AGENT, ROBOTS_REDIRECTS, Rules};
 use crate::store::{Backlog, Commit};
 use crate::work::{Done, ImageTask, PageKind, Task, TaskError, host_of};
 
@@ -59,6 +61,10 @@ pub(crate) trait Client {
 
     /// Every line of header `name`, joined with `, ` (see [`joined`]); `None` when absent.
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>>;
+
+    /// Every line of header `name`, each on its own: X-Robots-Tag's `agent:` prefix holds
+    /// to the end of its line, which joining the lines would blur.
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str>;
 
     /// Reads the body as it comes off the wire into `body`, each wait for the next piece
     /// bounded by the run's timeout. With a `backlog` (a writer's parts going up), waits
@@ -94,6 +100,7 @@ pub(crate) enum Header {
     ContentEncoding,
     ContentLength,
     ContentType,
+    XRobotsTag,
 }
 
 /// What one request got: a body to read, or a redirect to hand back.
@@ -305,6 +312,7 @@ impl<C: Client> Core<C> {
             BodyOrRedirect::Moved(to) => return Ok(Done::Moved(to)),
             BodyOrRedirect::Body(response) => response,
         };
+        self.check_opt_out(&response)?;
         let header = |name| self.client.header(&response, name);
         let length = plain_length(
             header(Header::ContentEncoding).as_deref(),
@@ -320,6 +328,21 @@ impl<C: Client> Core<C> {
             Commit::Blocking(job) => self.client.offload(job).await?,
         };
         Ok(Done::Image { bytes: checked.bytes, name, sha256: checked.sha256 })
+    }
+
+    /// Refuses an image whose server opted it out for us or for all (`X-Robots-Tag:
+    /// noai`...), from the headers alone: nothing of it is stored, its body is not read.
+    fn check_opt_out(&self, response: &C::Response) -> Result<(), TaskError> {
+        if !self.opts.obey_opt_outs {
+            return Ok(());
+        }
+        let lines = self.client.header_lines(response, Header::XRobotsTag);
+        match opt_out::opt_out(lines, ROBOTS_AGENT) {
+            Some(directive) => {
+                Err(TaskError::Unwanted(SkipReason::OptOut, format!("X-Robots-Tag: {directive}")))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -428,6 +451,10 @@ mod tests {
 
         fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
             response.1.filter(|_| name == Header::RetryAfter).map(Cow::Borrowed)
+        }
+
+        fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
+            response.1.filter(|_| name == Header::RetryAfter).into_iter().collect()
         }
 
         async fn read(

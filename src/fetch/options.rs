@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use crate::fetch::dimensions::DimensionFilter;
 use crate::html::ExtractRules;
 use crate::net::politeness::HostGate;
 use crate::store::Store;
@@ -34,6 +35,12 @@ pub struct FetchOptions {
     /// Images outside these (`--min-size`, `--max-size`) are skipped, not saved.
     pub min_wanted_bytes: Option<u64>,
     pub max_wanted_bytes: Option<u64>,
+    /// Images whose header shows other dimensions (`MIN_WIDTH`, `MIN_HEIGHT`,
+    /// `MAX_ASPECT`) are cut off there and skipped.
+    pub dimensions: DimensionFilter,
+    /// Honour a response's `X-Robots-Tag: noai`... (off with `--ignore-robots`, as
+    /// robots.txt is): such an image is skipped before any byte of it is stored.
+    pub obey_opt_outs: bool,
     /// Compute each image's SHA-256 (for the .jsonl manifest); off otherwise, it costs CPU.
     pub hash: bool,
     /// Requests one async worker keeps in flight; sizes its connection pool.
@@ -68,6 +75,9 @@ impl FetchOptions {
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             min_wanted_bytes: None,
             max_wanted_bytes: None,
+            dimensions: DimensionFilter::default(),
+            // The site's wish, as robots.txt's: honoured unless the caller says otherwise.
+            obey_opt_outs: true,
             hash: false,
             concurrency: 16,
             retries: Retries { times: 0, base: Duration::ZERO, max_wait: Duration::ZERO },

@@ -171,6 +171,11 @@ impl Client for Ureq {
         response.status().as_u16()
     }
 
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
+        let name = header_name!(name, ureq::http::header);
+        response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+    }
+
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
         let name = header_name!(name, ureq::http::header);
         joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))

@@ -146,6 +146,11 @@ impl Client for Awc {
         response.status().as_u16()
     }
 
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
+        let name = header_name!(name, awc::http::header);
+        response.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect()
+    }
+
     fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
         let name = header_name!(name, awc::http::header);
         joined(response.headers().get_all(name).filter_map(|v| v.to_str().ok()))

@@ -19,6 +19,8 @@ macro_rules! header_name {
             $crate::fetch::Header::ContentEncoding => $($header)::+::CONTENT_ENCODING,
             $crate::fetch::Header::ContentLength => $($header)::+::CONTENT_LENGTH,
             $crate::fetch::Header::ContentType => $($header)::+::CONTENT_TYPE,
+            // No constant in `http`: one made at compile time, as the constants are.
+            $crate::fetch::Header::XRobotsTag => $($header)::+::HeaderName::from_static("x-robots-tag"),
         }
     };
 }

@@ -129,6 +129,8 @@ fn pure_code_imports_no_actix_and_no_config() {
         "urllist.rs",
         "fetch/decode.rs",
         "fetch/validate.rs",
+        "fetch/opt_out.rs",
+        "fetch/dimensions.rs",
         "net/proxy/",
         "net/tls.rs",
         "render/decide.rs",

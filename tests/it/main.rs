@@ -3,6 +3,7 @@
 
 mod chaos;
 mod conformance;
+mod dimensions;
 mod distributed;
 mod e2e;
 mod first_hour;
@@ -13,6 +14,7 @@ mod js_pages;
 mod layout;
 mod limits;
 mod lists_and_reports;
+mod opt_out;
 mod outputs;
 mod polite;
 mod props;
