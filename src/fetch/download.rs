@@ -363,8 +363,8 @@ mod tests {
             TaskError::Unwanted(SkipReason::Dimensions, "40x30 is narrower than MIN_WIDTH (64 px)".into())
         );
         drop(sink);
-        assert!(files(&out).is_empty());
-        assert_eq!(tmp_count(&out), 0);
+        assert!(out.image_names().is_empty());
+        assert_eq!(out.tmp_count(), 0);
         // Wide enough (120x40): judged once, then streamed and stored as any other.
         let png = crate::demo::png(crate::demo::Picture::Logo);
         let mut sink = start(&o, &t, Some("image/png"), None).unwrap();
