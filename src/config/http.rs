@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use super::in_range;
+
 use super::defaults::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_PER_HOST_CONCURRENCY, DEFAULT_RETRIES,
     DEFAULT_RETRY_BACKOFF_MS, DEFAULT_RETRY_MAX_WAIT_SECS, DEFAULT_TIMEOUT_SECS, default_user_agent,
@@ -45,14 +47,12 @@ pub struct Requests {
 pub(super) fn resolve(settings: &Settings, cli: &Cli) -> anyhow::Result<Requests> {
     let key = |name: &str| settings.origin(name);
     let s = &settings.section;
-    let concurrency = s.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    if !(1..=1024).contains(&concurrency) {
-        bail!("{}: must be between 1 and 1024, got {concurrency}", key("CONCURRENCY"));
-    }
-    let per_host_concurrency = s.per_host_concurrency.unwrap_or(DEFAULT_PER_HOST_CONCURRENCY);
-    if !(1..=4096).contains(&per_host_concurrency) {
-        bail!("{}: must be between 1 and 4096, got {per_host_concurrency}", key("PER_HOST_CONCURRENCY"));
-    }
+    let concurrency = in_range(key("CONCURRENCY"), s.concurrency.unwrap_or(DEFAULT_CONCURRENCY), 1..=1024)?;
+    let per_host_concurrency = in_range(
+        key("PER_HOST_CONCURRENCY"),
+        s.per_host_concurrency.unwrap_or(DEFAULT_PER_HOST_CONCURRENCY),
+        1..=4096,
+    )?;
     let (host_interval, host_jitter) = resolve_rate(settings)?;
     let timeout_secs = s.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
     if !(timeout_secs > 0.0 && timeout_secs <= 86_400.0) {
@@ -121,10 +121,11 @@ fn resolve_retries(settings: &Settings) -> anyhow::Result<Retries> {
     if backoff_ms > 3_600_000 {
         bail!("{}: must be at most 3600000, got {backoff_ms}", key("RETRY_BACKOFF_MS"));
     }
-    let max_wait = s.retry_max_wait_secs.unwrap_or(DEFAULT_RETRY_MAX_WAIT_SECS);
-    if !(0.0..=86_400.0).contains(&max_wait) {
-        bail!("{}: must be between 0 and 86400, got {max_wait}", key("RETRY_MAX_WAIT_SECS"));
-    }
+    let max_wait = in_range(
+        key("RETRY_MAX_WAIT_SECS"),
+        s.retry_max_wait_secs.unwrap_or(DEFAULT_RETRY_MAX_WAIT_SECS),
+        0.0..=86_400.0,
+    )?;
     Ok(Retries {
         times: retries,
         base: Duration::from_millis(backoff_ms),

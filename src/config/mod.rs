@@ -178,6 +178,19 @@ impl Config {
     }
 }
 
+/// `value` when it lies in `range`; else the one-line error every range-checked key
+/// gives, naming where the key was set.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: String,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> anyhow::Result<T> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    anyhow::bail!("{key}: must be between {} and {}, got {value}", range.start(), range.end())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

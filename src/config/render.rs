@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+
+use super::in_range;
 use url::Url;
 
 use crate::cli::Cli;
@@ -45,22 +47,15 @@ pub fn resolve(
         true => Policy::Always,
         false => s.render.unwrap_or_default(),
     };
-    let tabs = s.render_tabs.unwrap_or(DEFAULT_RENDER_TABS);
-    if !(1..=64).contains(&tabs) {
-        bail!("{}: must be between 1 and 64, got {tabs}", key("RENDER_TABS"));
-    }
-    let idle_ms = s.scroll_idle_ms.unwrap_or(DEFAULT_SCROLL_IDLE_MS);
-    if !(100..=600_000).contains(&idle_ms) {
-        bail!("{}: must be between 100 and 600000, got {idle_ms}", key("SCROLL_IDLE_MS"));
-    }
-    let scroll_max = s.scroll_max.unwrap_or(DEFAULT_SCROLL_MAX);
-    if !(1..=100_000).contains(&scroll_max) {
-        bail!("{}: must be between 1 and 100000, got {scroll_max}", key("SCROLL_MAX"));
-    }
-    let timeout = s.render_timeout_secs.unwrap_or(DEFAULT_RENDER_TIMEOUT_SECS);
-    if !(1.0..=86_400.0).contains(&timeout) {
-        bail!("{}: must be between 1 and 86400, got {timeout}", key("RENDER_TIMEOUT_SECS"));
-    }
+    let tabs = in_range(key("RENDER_TABS"), s.render_tabs.unwrap_or(DEFAULT_RENDER_TABS), 1..=64)?;
+    let idle_ms =
+        in_range(key("SCROLL_IDLE_MS"), s.scroll_idle_ms.unwrap_or(DEFAULT_SCROLL_IDLE_MS), 100..=600_000)?;
+    let scroll_max = in_range(key("SCROLL_MAX"), s.scroll_max.unwrap_or(DEFAULT_SCROLL_MAX), 1..=100_000)?;
+    let timeout = in_range(
+        key("RENDER_TIMEOUT_SECS"),
+        s.render_timeout_secs.unwrap_or(DEFAULT_RENDER_TIMEOUT_SECS),
+        1.0..=86_400.0,
+    )?;
     // The demo's load-more gallery brings its own button, as a user would set it.
     let demo_button = cli.demo.filter(|_| shared.demo).and_then(|shape| shape.load_more_selector());
     let load_more = match demo_button {

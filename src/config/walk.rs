@@ -2,6 +2,8 @@
 //! and how far it runs ahead of a known end.
 
 use anyhow::bail;
+
+use super::in_range;
 use url::Url;
 
 use super::site::Source;
@@ -66,11 +68,7 @@ pub(super) fn resolve(
         _ => first_host.unwrap_or_default(),
     };
     let lookahead = match s.page_lookahead {
-        Some(n) if (1..=MAX_PAGE_LOOKAHEAD).contains(&n) => n,
-        Some(n) => bail!(
-            "{}: must be between 1 and {MAX_PAGE_LOOKAHEAD}, got {n}",
-            settings.origin("PAGE_LOOKAHEAD")
-        ),
+        Some(n) => in_range(settings.origin("PAGE_LOOKAHEAD"), n, 1..=MAX_PAGE_LOOKAHEAD)?,
         None => u32::try_from(workers).unwrap_or(u32::MAX).clamp(1, MAX_PAGE_LOOKAHEAD),
     };
     Ok(WalkSettings { page_host, lookahead })
