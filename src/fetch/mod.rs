@@ -59,12 +59,14 @@ pub(crate) trait Client {
 
     fn status(&self, response: &Self::Response) -> u16;
 
-    /// Every line of header `name`, joined with `, ` (see [`joined`]); `None` when absent.
-    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>>;
-
     /// Every line of header `name`, each on its own: X-Robots-Tag's `agent:` prefix holds
     /// to the end of its line, which joining the lines would blur.
-    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str>;
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> impl Iterator<Item = &'r str>;
+
+    /// Every line of header `name`, joined with `, ` (see [`joined`]); `None` when absent.
+    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
+        joined(self.header_lines(response, name))
+    }
 
     /// Reads the body as it comes off the wire into `body`, each wait for the next piece
     /// bounded by the run's timeout. With a `backlog` (a writer's parts going up), waits
@@ -348,7 +350,7 @@ impl<C: Client> Core<C> {
 
 /// Header lines as one value, the way HTTP joins repeated fields: borrowed when there is
 /// one line (nearly always), so a response's headers cost no allocation.
-pub(crate) fn joined<'r>(mut values: impl Iterator<Item = &'r str>) -> Option<Cow<'r, str>> {
+fn joined<'r>(mut values: impl Iterator<Item = &'r str>) -> Option<Cow<'r, str>> {
     let first = values.next()?;
     let Some(second) = values.next() else {
         return Some(Cow::Borrowed(first));
@@ -449,12 +451,12 @@ mod tests {
             response.0
         }
 
-        fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
-            response.1.filter(|_| name == Header::RetryAfter).map(Cow::Borrowed)
-        }
-
-        fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
-            response.1.filter(|_| name == Header::RetryAfter).into_iter().collect()
+        fn header_lines<'r>(
+            &self,
+            response: &'r Self::Response,
+            name: Header,
+        ) -> impl Iterator<Item = &'r str> {
+            response.1.filter(|_| name == Header::RetryAfter).into_iter()
         }
 
         async fn read(

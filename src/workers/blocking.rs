@@ -9,7 +9,6 @@
 //! `socks-proxy` feature): the handshake, RFC 1929 credentials, and the target's name
 //! sent (`socks5h`) or resolved here first (`socks5`).
 
-use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,7 +21,7 @@ use ureq::http::Response;
 use url::Url;
 
 use crate::fetch::options::FetchOptions;
-use crate::fetch::{Client, Core, Header, Job, joined, run_blocking};
+use crate::fetch::{Client, Core, Header, Job, run_blocking};
 use crate::net::proxy::{Kind, Proxy, connect_authority};
 use crate::net::ureq_forward;
 use crate::render::{RenderFuture, Rendered};
@@ -171,14 +170,9 @@ impl Client for Ureq {
         response.status().as_u16()
     }
 
-    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> impl Iterator<Item = &'r str> {
         let name = header_name!(name, ureq::http::header);
-        response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
-    }
-
-    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
-        let name = header_name!(name, ureq::http::header);
-        joined(response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()))
+        response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok())
     }
 
     /// A backlog is waited for on this thread, which may block: it is the worker's own.

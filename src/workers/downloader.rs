@@ -5,7 +5,6 @@
 //! `awc::Client` is `!Send`, so it is built inside the Arbiter by
 //! `Actor::start_in_arbiter` and never leaves it.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
@@ -23,7 +22,7 @@ use slog::{Logger, trace};
 use url::Url;
 
 use crate::fetch::options::FetchOptions;
-use crate::fetch::{Client, Core, Header, Job, joined};
+use crate::fetch::{Client, Core, Header, Job};
 use crate::net::awc_proxy::{ProxyConnector, forward_uri};
 use crate::net::tls::Trust;
 use crate::render::{RenderFuture, Rendered};
@@ -146,14 +145,9 @@ impl Client for Awc {
         response.status().as_u16()
     }
 
-    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> Vec<&'r str> {
+    fn header_lines<'r>(&self, response: &'r Self::Response, name: Header) -> impl Iterator<Item = &'r str> {
         let name = header_name!(name, awc::http::header);
-        response.headers().get_all(name).filter_map(|v| v.to_str().ok()).collect()
-    }
-
-    fn header<'r>(&self, response: &'r Self::Response, name: Header) -> Option<Cow<'r, str>> {
-        let name = header_name!(name, awc::http::header);
-        joined(response.headers().get_all(name).filter_map(|v| v.to_str().ok()))
+        response.headers().get_all(name).filter_map(|v| v.to_str().ok())
     }
 
     /// awc's timeout covers the headers only; this bounds each wait for the next chunk,
