@@ -175,6 +175,13 @@ pub struct RenderNote {
     pub navigations_blocked: u32,
 }
 
+/// Where each [`Item`] goes as it ends (the report's files): items are written, never
+/// gathered, so a list of millions costs no memory per item. A write that fails is the
+/// sink's to remember and say at the end; the run goes on.
+pub trait ItemSink {
+    fn write(&mut self, item: &Item);
+}
+
 /// The Coordinator's answer to `Join`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -194,9 +201,6 @@ pub struct Summary {
     pub dropped: Dropped,
     /// `images.skipped` by reason.
     pub skips: Skips,
-    /// Filled only when a report or a failed list was asked for, so a run without one
-    /// keeps no per-image record.
-    pub items: Vec<Item>,
     /// A shared job's counts, every process's, read when this process ended: what the
     /// exit status follows. The counts above are then this process's share. `None`
     /// for a run of its own, or when the job's counts could not be read.
@@ -271,9 +275,13 @@ pub struct Snapshot {
 /// `pages 1/1000 ... eta 66m`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PagesPlanned {
-    /// A URL list: no pages at all.
+    /// A URL list read from a pipe: no pages at all, and its length is known only at
+    /// its end.
     #[default]
     NoPages,
+    /// A URL list a first pass counted: no pages, and this many images to expect (the
+    /// rows; duplicates among them end up fewer).
+    List(u64),
     /// Not known yet: pages walked so far is all there is to say.
     Unknown,
     /// The site stated it, or the walk has ended.
@@ -287,4 +295,44 @@ pub trait CountsWatch {
     fn update(&self, snapshot: &Snapshot);
     /// The run is over: no more updates come.
     fn finish(&self);
+}
+
+/// A sink that keeps every item, for tests that look at them.
+#[cfg(test)]
+pub mod testing {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::{Item, ItemSink};
+
+    #[derive(Clone, Default)]
+    pub struct Kept(Rc<RefCell<Vec<Item>>>);
+
+    thread_local! {
+        static LAST: RefCell<Kept> = RefCell::new(Kept::default());
+    }
+
+    impl Kept {
+        pub fn items(&self) -> Vec<Item> {
+            self.0.borrow().clone()
+        }
+
+        /// A new sink, which [`items`] reads from now on, on this thread (a test's).
+        pub fn install() -> Self {
+            let kept = Kept::default();
+            LAST.with(|last| *last.borrow_mut() = kept.clone());
+            kept
+        }
+    }
+
+    /// The items of the sink last installed on this thread.
+    pub fn items() -> Vec<Item> {
+        LAST.with(|last| last.borrow().items())
+    }
+
+    impl ItemSink for Kept {
+        fn write(&mut self, item: &Item) {
+            self.0.borrow_mut().push(item.clone());
+        }
+    }
 }

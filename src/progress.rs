@@ -63,7 +63,7 @@ impl Progress {
 
     pub fn update(&self, snapshot: &Snapshot) {
         let images = &snapshot.images;
-        let known = matches!(snapshot.pages_planned, PagesPlanned::Known(_) | PagesPlanned::NoPages);
+        let known = matches!(snapshot.pages_planned, PagesPlanned::Known(_) | PagesPlanned::List(_));
         let expected = match snapshot.pages_planned {
             // The total grows as pages reveal images; estimate the rest from the pages left.
             PagesPlanned::Known(planned) => {
@@ -71,6 +71,8 @@ impl Progress {
                 let per_page = images.total.checked_div(snapshot.pages.ok).unwrap_or(0);
                 images.total + planned.saturating_sub(done_pages) * per_page
             }
+            // The list is read as the run goes: its rows, not what was read so far.
+            PagesPlanned::List(rows) => rows,
             PagesPlanned::NoPages | PagesPlanned::Unknown => images.total,
         };
         let was_known = std::mem::replace(&mut self.lock().total_known, known);
@@ -113,7 +115,7 @@ pub fn line(s: &Snapshot, elapsed: Duration) -> String {
     let rate = i.bytes as f64 / elapsed.as_secs_f64().max(0.001);
     let pages_done = s.pages.ok + s.pages.failed + s.pages.skipped;
     let mut text = match s.pages_planned {
-        PagesPlanned::NoPages => String::new(),
+        PagesPlanned::NoPages | PagesPlanned::List(_) => String::new(),
         PagesPlanned::Unknown => format!("pages {pages_done} so far  "),
         PagesPlanned::Known(planned) => format!("pages {pages_done}/{planned}  "),
     };
@@ -183,6 +185,22 @@ mod tests {
             Snapshot { images: ImageCounts { bytes: 1024, ..ImageCounts::default() }, ..Snapshot::default() };
         assert_eq!(clean.pages_planned, PagesPlanned::NoPages);
         assert_eq!(line(&clean, Duration::from_secs(1)), "1.0 KiB  1.0 KiB/s");
+    }
+
+    #[test]
+    fn a_counted_list_shows_its_rows_as_the_total_before_they_are_read() {
+        let s = Snapshot {
+            pages_planned: PagesPlanned::List(1000),
+            images: ImageCounts { total: 40, ok: 10, ..ImageCounts::default() },
+            ..Snapshot::default()
+        };
+        let progress = Progress::new(ProgressDrawTarget::hidden());
+        progress.update(&s);
+        assert_eq!(progress.bar.length(), Some(1000), "the list's rows, not the rows read so far");
+        assert!(progress.lock().total_known, "an ETA can be told");
+        let piped = Snapshot { pages_planned: PagesPlanned::NoPages, ..s };
+        progress.update(&piped);
+        assert!(!progress.lock().total_known, "a pipe's length is not known until its end");
     }
 
     #[test]

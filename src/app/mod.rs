@@ -7,16 +7,18 @@
 //! - `wiring`: the composition root, the only code that names concrete types: the store,
 //!   the frontier (in memory, Redis, the shared walk), the host gate, the workers of the
 //!   run's `Mode`, the renderer;
+//! - `list_reader`: the thread that reads a `--urls` list as the run goes;
 //! - `notices`: what a run says before and after its work, and the outputs it writes;
 //! - `shutdown`: [`Shutdown`], how a run is told to stop (the OS's signals, or a test's).
 
+mod list_reader;
 mod notices;
 mod shutdown;
 #[cfg(test)]
 mod tests;
 mod wiring;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +29,12 @@ use slog::{Logger, info, o, warn};
 
 use crate::config::{Config, ReportKind};
 use crate::coordinator::{Coordinator, Join, Plan};
-use crate::counts::CountsWatch;
+use crate::counts::{CountsWatch, ItemSink};
 use crate::exit::ExitCode;
+use crate::frontier::Source;
 use crate::progress::Progress;
 use crate::render;
-use crate::report::{self, Summary};
+use crate::report::{self, ReportFiles, SharedReport, Summary};
 use crate::settings::Mode;
 use crate::store::Store;
 use crate::work::Cancel;
@@ -86,10 +89,11 @@ pub fn run(
             "setting" => &unusable.origin, "why" => %unusable.error);
     }
     notices::log_render(&config.render, log);
+    let report = open_report(config, &store)?;
     let started = Instant::now();
     let system = System::new();
-    let (mut summary, arbiters, interrupted) =
-        system.block_on(scrape(config, &store, log, progress, shutdown))?;
+    let (summary, arbiters, interrupted) =
+        system.block_on(scrape(config, &store, log, progress, shutdown, report.clone()))?;
     for arbiter in arbiters {
         let _ = arbiter.join();
     }
@@ -99,15 +103,30 @@ pub fn run(
         store.remove_partials();
     }
     let elapsed = started.elapsed();
-    if matches!(config.report, Some((_, ReportKind::Jsonl))) && !config.dry_run {
-        report::hash_skipped(&mut summary, |path, bytes| store.sha256(path, bytes));
-    }
     // Every Arbiter has stopped, so every browser was dropped; this is for one that a
     // stop did not reach.
     render::kill_all();
     notices::log_summary(&summary, config, interrupted.is_some(), elapsed, log);
-    let output_error = notices::write_outputs(&summary, config, elapsed, log);
+    let output_error = notices::write_outputs(report, &summary, config, elapsed, log);
     Ok(Outcome { summary, elapsed, output_error, interrupted })
+}
+
+/// The report's files, opened before the run so that a path that cannot be written is
+/// said before anything is fetched; items are written to them as they end.
+fn open_report(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Option<SharedReport>> {
+    let hash_stored: Option<report::HashStored> = match &config.report {
+        Some((_, ReportKind::Jsonl)) if !config.dry_run => {
+            let store = Arc::clone(store);
+            Some(Box::new(move |path: &str, bytes: u64| store.sha256(path, bytes)))
+        }
+        _ => None,
+    };
+    let report = config.report.as_ref().map(|(path, kind)| (path.as_path(), *kind == ReportKind::Json));
+    let files = ReportFiles::create(report, config.failed_list.as_deref(), hash_stored).map_err(|e| {
+        let path = config.report.as_ref().map(|(p, _)| p).or(config.failed_list.as_ref());
+        anyhow::anyhow!("cannot write {}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default())
+    })?;
+    Ok(files.map(|files| SharedReport(Rc::new(RefCell::new(Some(files))))))
 }
 
 /// The body of the actor system: returns the summary, the Arbiters to join once the
@@ -119,6 +138,7 @@ async fn scrape(
     log: &Logger,
     progress: Option<Progress>,
     shutdown: Shutdown,
+    report: Option<SharedReport>,
 ) -> anyhow::Result<(Summary, Vec<Arbiter>, Option<i32>)> {
     // Before any actor: an error here must not leave a Coordinator never started (its
     // drop outside a runtime panicked).
@@ -130,7 +150,11 @@ async fn scrape(
     let cancel = Cancel::default();
     let plan = Plan {
         source: config.source.clone(),
-        record_items: config.report.is_some() || config.failed_list.is_some(),
+        items: report.map(|files| Box::new(files) as Box<dyn ItemSink>),
+        list: match &config.source {
+            Source::Urls(list) => Some(list_reader::start(list, log)?),
+            Source::Pages { .. } => None,
+        },
         store: Arc::clone(store),
         force: config.force,
         per_host_concurrency: config.requests.per_host_concurrency,

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use slog::{Logger, debug, error, info, warn};
 
-use crate::config::{Config, ReportKind, SharedJob};
+use crate::config::{Config, SharedJob};
 use crate::frontier::FrontierError;
 use crate::redis_job::JobCounts;
-use crate::report::{self, Summary};
+use crate::report::{RunFacts, SharedReport, Summary};
 use crate::{net, render};
 
 /// Whether pages may be rendered, said once before any request: `auto` with no browser
@@ -176,28 +176,16 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
 
 /// Writes the report and the failed list; returns what went wrong, if anything.
 pub(super) fn write_outputs(
+    report: Option<SharedReport>,
     summary: &Summary,
     config: &Config,
     elapsed: Duration,
     log: &Logger,
 ) -> Option<String> {
-    let mut failures = Vec::new();
-    if let Some((path, kind)) = &config.report {
-        let written = match kind {
-            ReportKind::Json => {
-                report::write_json(path, config.mode, config.workers, config.trust.insecure, elapsed, summary)
-            }
-            ReportKind::Jsonl => report::write_jsonl(path, summary),
-        };
-        if let Err(e) = written {
-            failures.push(format!("cannot write the report {}: {e}", path.display()));
-        }
-    }
-    if let Some(path) = &config.failed_list
-        && let Err(e) = report::write_failed(path, summary)
-    {
-        failures.push(format!("cannot write the failed list {}: {e}", path.display()));
-    }
+    let files = report.and_then(|shared| shared.0.borrow_mut().take());
+    let facts =
+        RunFacts { mode: config.mode, workers: config.workers, insecure: config.trust.insecure, elapsed };
+    let failures = files.map(|files| files.finish(summary, facts)).unwrap_or_default();
     for failure in &failures {
         error!(log, "{}", failure);
     }

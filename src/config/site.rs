@@ -10,14 +10,14 @@ use url::Url;
 use super::defaults::{DEFAULT_PAGE_PATH, DEMO_ITEM};
 use crate::cli::Cli;
 use crate::fetch::dimensions::DimensionFilter;
-pub use crate::frontier::{Filters, PageUrls, Source};
+pub use crate::frontier::{Filters, PageUrls, Source, UrlList};
 use crate::settings::{PagesValue, Settings, parse_site_url};
 
 /// `--urls` replaces the pages; otherwise they are built from the site's keys (or the
 /// demo's).
 pub(super) fn resolve_source(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
     match &cli.urls {
-        Some(list) => Ok(Source::Urls(read_url_list(list)?)),
+        Some(list) => Ok(Source::Urls(scan_url_list(list)?)),
         None => resolve_pages(settings, cli, demo),
     }
 }
@@ -122,16 +122,28 @@ pub fn parse_pages(text: &str) -> Result<(u32, Option<u32>), String> {
     }
 }
 
-/// One image URL per line, in `urllist`'s format.
-fn read_url_list(path: &Path) -> anyhow::Result<Vec<Url>> {
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("--urls: cannot read stdin")?
-    } else {
-        std::fs::read_to_string(path).with_context(|| format!("--urls: cannot read {}", path.display()))?
-    };
-    crate::urllist::entries(&text)
-        .map(|(n, entry)| parse_site_url(entry).map_err(|e| anyhow!("--urls: {}:{n}: {e}", path.display())))
-        .collect()
+/// A first pass over the list, streaming: its rows counted (the progress bar's total), its
+/// URLs checked (a hand-written list with a typo is refused before anything is fetched,
+/// naming the line) and hashed (processes of a shared job must read one list). Stdin
+/// cannot be read twice: it is read only by the run, and a bad line there is a failure.
+fn scan_url_list(path: &Path) -> anyhow::Result<UrlList> {
+    let mut list = UrlList { path: path.to_path_buf(), rows: None, digest: None };
+    if path.as_os_str() == "-" {
+        return Ok(list);
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("--urls: cannot read {}", path.display()))?;
+    let mut digest = xxhash_rust::xxh3::Xxh3::new();
+    let mut rows = 0u64;
+    for entry in crate::urllist::read_entries(std::io::BufReader::with_capacity(256 * 1024, file)) {
+        let (n, text) = entry.with_context(|| format!("--urls: cannot read {}", path.display()))?;
+        let url = parse_site_url(&text).map_err(|e| anyhow!("--urls: {}:{n}: {e}", path.display()))?;
+        digest.update(url.as_str().as_bytes());
+        digest.update(b"\n");
+        rows += 1;
+    }
+    (list.rows, list.digest) = (Some(rows), Some(digest.digest128()));
+    Ok(list)
 }
 
 /// `--ext`, `--min-size`, `--max-size`, checked against each other before any download.
@@ -254,7 +266,7 @@ mod tests {
             .unwrap();
         let c = resolve(ORIGINAL, &["--urls", list.to_str().unwrap()]).unwrap();
         let Source::Urls(urls) = &c.source else { panic!() };
-        assert_eq!(urls.len(), 2);
+        assert_eq!(urls.rows, Some(2));
         assert_eq!(c.first_page(), None);
         std::fs::write(&list, "http://h.example/a.jpg\nnot a url\n").unwrap();
         let e = error(ORIGINAL, &["--urls", list.to_str().unwrap()]);

@@ -18,6 +18,7 @@
 //! - `robots_book`: `RobotsBook`, each origin's robots.txt: asked for, then the verdicts;
 //! - `names`: `Names`, the file names handed out in this run, and the resume decision;
 //! - `listing`: `Listing`, `--dry-run`'s list in page order;
+//! - `feed`: `Feed`, a `--urls` list's rows as a reader thread sends them, in batches;
 //! - `outcome`: what a worker's answer means (a page's ending, an image to follow or
 //!   to replace by its thumbnail), before anything is counted;
 //! - `gate`: `ClaimGate`, robots.txt and the per-host room, as a claim sees them;
@@ -26,6 +27,7 @@
 //! - `tests`: the Coordinator with probe workers.
 
 mod answers;
+mod feed;
 mod gate;
 mod listing;
 mod names;
@@ -53,6 +55,8 @@ use crate::frontier::{
 
 use crate::counts::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
+use feed::Pulled;
+pub use feed::{BATCH, BadRow, Feed, ListEntry, ListSender, list_channel};
 use gate::ClaimGate;
 use listing::Listing;
 use names::{Names, Planned};
@@ -63,6 +67,11 @@ use tally::{Subject, Tally};
 
 /// How often the Coordinator looks for workers that died.
 pub const LIVENESS_CHECK: Duration = Duration::from_millis(500);
+
+/// Images a `--urls` list keeps waiting in the frontier, at least: enough that no
+/// worker waits for the reader, few enough that a list of any length costs a few
+/// hundred KiB.
+const LIST_AHEAD: usize = 2 * BATCH * 4;
 
 /// How soon an idle process asks a shared frontier again, first and at most (the
 /// liveness tick, every [`LIVENESS_CHECK`], asks too).
@@ -143,8 +152,12 @@ pub struct Coordinator {
     /// Counts, items, the summary.
     tally: Tally,
     joiners: Vec<oneshot::Sender<Summary>>,
-    /// A `--urls` list, offered to the frontier when the actor starts.
-    seed: Vec<Offer>,
+    /// A `--urls` list not yet read to its end: its rows are offered a batch at a time
+    /// while the frontier holds few images.
+    feed: Option<Feed>,
+    /// The list's rows, when a first pass counted them: what a stop leaves unread is
+    /// counted as failed.
+    list_rows: Option<u64>,
     /// Why the walk of listing pages ended, said when the run ends.
     walk_end: walk_end::WalkEnd,
     /// `--dry-run`: the link target at the front of the listing to probe, and whether
@@ -158,11 +171,9 @@ pub struct Coordinator {
 impl Coordinator {
     /// A Coordinator for `plan` whose work is kept by `frontier` (made for that plan).
     pub fn new(mut plan: Plan, frontier: Box<dyn Frontier>, log: Logger) -> Self {
-        let (seed, first) = match &plan.source {
-            Source::Pages { first_page, .. } => (Vec::new(), (*first_page).max(1)),
-            Source::Urls(urls) => {
-                (urls.iter().map(|url| Offer::new(url.clone(), 0, None, Meta::default())).collect(), 1)
-            }
+        let (first, list_rows) = match &plan.source {
+            Source::Pages { first_page, .. } => ((*first_page).max(1), None),
+            Source::Urls(list) => (1, list.rows),
         };
         let listing = plan.listing.take().map(|out| Listing::new(out, first));
         let walk_end = match &plan.source {
@@ -178,20 +189,134 @@ impl Coordinator {
             frontier,
             slots: Slots::default(),
             robots: RobotsBook::new(plan.obey_robots),
-            names: Names::default(),
+            names: Names::with_capacity(list_rows.unwrap_or(0)),
             listing,
             claiming: false,
             idle_poll: None,
             stopped: None,
             resume_warned: false,
             tally: match plan.shared {
-                Some(_) => Tally::new(plan.record_items).share(),
-                None => Tally::new(plan.record_items),
+                Some(_) => Tally::new(plan.items.take()).share(),
+                None => Tally::new(plan.items.take()),
             },
             joiners: Vec::new(),
-            seed,
+            feed: plan.list.take(),
+            list_rows,
             handed_back: 0,
             plan,
+        }
+    }
+
+    /// Offers the next rows of a `--urls` list while the frontier holds fewer than
+    /// [`LIST_AHEAD`] images (or four per slot): the list is never read far ahead of
+    /// the work, whatever its length. A shared frontier's count is a round trip: one at
+    /// a time, and none again until the next step.
+    fn read_list(&mut self, ctx: &mut Context<Self>) {
+        let Some(feed) = &mut self.feed else { return };
+        if feed.waiting || self.stopped.is_some() {
+            return;
+        }
+        match frontier::ready(self.frontier.counts()) {
+            Ok(Ok(counts)) => self.read_list_while_short(counts.queued, ctx),
+            Ok(Err(e)) => self.frontier_failed(e, ctx),
+            Err(later) => {
+                feed.waiting = true;
+                ctx.spawn(later.into_actor(self).map(|counts, act, ctx| {
+                    if let Some(feed) = &mut act.feed {
+                        feed.waiting = false;
+                    }
+                    match counts {
+                        Ok(counts) => act.read_list_while_short(counts.queued, ctx),
+                        Err(e) => act.frontier_failed(e, ctx),
+                    }
+                }));
+            }
+        }
+    }
+
+    fn read_list_while_short(&mut self, queued: usize, ctx: &mut Context<Self>) {
+        let ahead = LIST_AHEAD.max(4 * self.slots.capacity());
+        let Some(feed) = &mut self.feed else { return };
+        let mut queued = queued + feed.offering;
+        while queued < ahead && self.stopped.is_none() {
+            let Some(feed) = &mut self.feed else { return };
+            match feed.try_pull() {
+                Pulled::Batch(batch) => {
+                    queued += batch.len();
+                    self.offer_list(batch, ctx);
+                }
+                Pulled::Empty => return self.wait_for_list(ctx),
+                Pulled::End => {
+                    self.feed = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The reader has nothing ready (a slow disk, a pipe): wait for its next batch off
+    /// the mailbox, and go on from there.
+    fn wait_for_list(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut rx) = self.feed.as_mut().and_then(Feed::take_receiver) else { return };
+        let next = async move {
+            let batch = rx.recv().await;
+            (rx, batch)
+        };
+        ctx.spawn(next.into_actor(self).map(|(rx, batch), act, ctx| {
+            // Stopped meanwhile: the list is closed, and the rest stays unread.
+            let Some(feed) = &mut act.feed else { return };
+            feed.put_back(rx, batch.as_deref());
+            match batch {
+                Some(batch) => act.offer_list(batch, ctx),
+                None => act.feed = None,
+            }
+            act.step(ctx);
+        }));
+    }
+
+    /// Offers a batch of rows: each new URL is counted as found once the frontier admits
+    /// it; a row that is not a URL is found and failed at once.
+    fn offer_list(&mut self, batch: Vec<ListEntry>, ctx: &mut Context<Self>) {
+        let mut offers = Vec::with_capacity(batch.len());
+        for entry in batch {
+            match entry.url {
+                Ok(url) => offers.push(Offer::new(url, 0, None, Meta::default())),
+                Err(BadRow { text, error }) => {
+                    warn!(self.log, "list row failed"; "row" => &text, "error" => &error);
+                    self.tally.found_image();
+                    self.tally.bad_row(text, error);
+                }
+            }
+        }
+        if offers.is_empty() {
+            return;
+        }
+        let n = offers.len();
+        if let Some(feed) = &mut self.feed {
+            feed.offering += n;
+        }
+        let answer = self.frontier.offer(offers);
+        self.then(ctx, answer, move |act, admitted| {
+            if let Some(feed) = &mut act.feed {
+                feed.offering = feed.offering.saturating_sub(n);
+            }
+            for _ in admitted.iter().filter(|new| **new) {
+                act.tally.found_image();
+            }
+        });
+    }
+
+    /// Nothing more is read from the list (a stop): rows a first pass counted and this
+    /// run never reached count as failed, without an item each (a re-run of the list
+    /// picks them up; the resume record skips what is done).
+    fn close_list(&mut self) {
+        let Some(feed) = self.feed.take() else { return };
+        if let Some(rows) = self.list_rows {
+            let unread = rows.saturating_sub(feed.read);
+            if unread > 0 {
+                warn!(self.log, "list rows never reached count as failed"; "rows" => unread);
+                self.tally.unread(unread);
+            }
         }
     }
 
@@ -534,7 +659,7 @@ impl Coordinator {
         // A remote frontier's counts would take a round trip: the bar keeps its last.
         if let Ok(Ok(counts)) = frontier::ready(self.frontier.counts()) {
             let pages_planned = match (&self.plan.source, counts.pages_known) {
-                (Source::Urls(_), _) => PagesPlanned::NoPages,
+                (Source::Urls(list), _) => list.rows.map_or(PagesPlanned::NoPages, PagesPlanned::List),
                 (_, true) => PagesPlanned::Known(u64::from(counts.pages_planned)),
                 (_, false) => PagesPlanned::Unknown,
             };
@@ -554,6 +679,7 @@ impl Coordinator {
         }
         let listing_done = self.listing.as_ref().is_none_or(Listing::is_empty);
         if self.joiners.is_empty()
+            || self.feed.is_some()
             || self.slots.in_flight() > 0
             || self.robots.has_requests()
             || !listing_done
@@ -619,6 +745,7 @@ impl Coordinator {
         }
         warn!(self.log, "stopping: finishing what is in flight"; "why" => %why, "in_flight" => self.slots.in_flight());
         self.plan.cancel.cancel();
+        self.close_list();
         self.abandon_remaining(&why.to_string(), ctx);
         self.stopped = Some(why);
         ctx.run_later(INTERRUPT_GRACE, |act, ctx| {
@@ -630,6 +757,7 @@ impl Coordinator {
 
     /// Every handler ends here: hand out what can go, answer `Join` if all is done.
     fn step(&mut self, ctx: &mut Context<Self>) {
+        self.read_list(ctx);
         self.dispatch(ctx);
         self.answer_joiners_if_finished(ctx);
     }
@@ -641,15 +769,7 @@ impl Actor for Coordinator {
     /// A worker that dies sends nothing more, and a `Join` may be all that is pending:
     /// look at the workers now and then, so it is answered without another message.
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let seed = std::mem::take(&mut self.seed);
-        if !seed.is_empty() {
-            let answer = self.frontier.offer(seed);
-            self.then(ctx, answer, |act, admitted| {
-                for _ in admitted.iter().filter(|new| **new) {
-                    act.tally.found_image();
-                }
-            });
-        }
+        self.read_list(ctx);
         ctx.run_interval(LIVENESS_CHECK, |act, ctx| act.step(ctx));
         if let Some(every) = self.plan.shared {
             ctx.run_interval(every, |act, ctx| {

@@ -25,6 +25,12 @@ pub struct Names {
 }
 
 impl Names {
+    /// Room for `n` names made at once (a `--urls` list a first pass counted): see
+    /// `SeenSet::with_capacity`.
+    pub fn with_capacity(n: u64) -> Self {
+        Self { taken: HashSet::with_capacity(usize::try_from(n).unwrap_or(0)) }
+    }
+
     /// Takes `name` if no URL of this run has it; false if one does.
     pub fn take(&mut self, name: &str) -> bool {
         self.taken.insert(key(name))

@@ -4,7 +4,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::counts::CountsWatch;
+use super::feed::Feed;
+use crate::counts::{CountsWatch, ItemSink};
 use crate::frontier::{Filters, Source};
 use crate::net::politeness::HostGate;
 use crate::store::Store;
@@ -13,8 +14,11 @@ use crate::work::Cancel;
 /// What to fetch, where it goes and how, fixed before the run starts.
 pub struct Plan {
     pub source: Source,
-    /// Keep one [`Item`] per image (for the report and the failed list).
-    pub record_items: bool,
+    /// Where each image's [`Item`](crate::counts::Item) goes as it ends (the report and
+    /// the failed list); `None` when neither was asked for.
+    pub items: Option<Box<dyn ItemSink>>,
+    /// A `--urls` list's rows, read while the run goes; `None` for listing pages.
+    pub list: Option<Feed>,
     /// Where images go: asked what earlier runs stored, told what this one stores.
     pub store: Arc<dyn Store>,
     /// Download again what the resume record says is complete (`--force`).
@@ -54,7 +58,8 @@ impl Plan {
     pub fn new(source: Source, store: Arc<dyn Store>) -> Self {
         Self {
             source,
-            record_items: true,
+            items: Some(Box::new(crate::counts::testing::Kept::install())),
+            list: None,
             store,
             force: false,
             per_host_concurrency: usize::MAX,

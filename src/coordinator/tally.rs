@@ -8,11 +8,12 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::counts::{
-    Dropped, ImageCounts, Item, ItemKind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+    Dropped, ImageCounts, Item, ItemKind, ItemSink, PageCounts, RenderNote, SkipReason, Skips, Status,
+    Summary,
 };
 use crate::frontier::{Meta, Offer};
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Tally {
     /// `total` is derived (ok + failed + skipped), so it cannot drift.
     pages: PageCounts,
@@ -25,22 +26,39 @@ pub struct Tally {
     /// before the frontier's seen-set, so this is their only record.
     other_hosts: HashSet<Url>,
     other_extensions: HashSet<Url>,
-    /// One per image, kept only when a report or a failed list asked for them: a run
-    /// without either keeps no per-image record, however large.
-    items: Option<Vec<Item>>,
+    /// Where each item goes as it ends, when a report or a failed list asked for them:
+    /// written, never kept, so a run keeps no per-image record, however large.
+    items: Option<Box<dyn ItemSink>>,
     /// A shared job: this process counts its share, the images it ended, which need not
     /// be the ones it found (another process may have admitted them first).
     share: bool,
 }
 
 impl Tally {
-    pub fn new(keep_items: bool) -> Self {
-        Self { items: keep_items.then(Vec::new), ..Self::default() }
+    pub fn new(items: Option<Box<dyn ItemSink>>) -> Self {
+        Self { items, ..Self::default() }
     }
 
     /// A new distinct image URL (after the filters): it will end as exactly one item.
     pub fn found_image(&mut self) {
         self.images.total += 1;
+    }
+
+    /// A list row that is not a URL: found (by [`Tally::found_image`]) and failed, with
+    /// the row's text for the report's `url`.
+    pub fn bad_row(&mut self, text: String, error: String) {
+        self.images.failed += 1;
+        if let Some(items) = &mut self.items {
+            let mut item = item(text, 0, String::new(), Status::Failed);
+            item.error = Some(error);
+            items.write(&item);
+        }
+    }
+
+    /// List rows a stop left unread: found and failed, without items.
+    pub fn unread(&mut self, rows: u64) {
+        self.images.total += rows;
+        self.images.failed += rows;
     }
 
     /// An image skipped, counted by `why` too.
@@ -83,7 +101,7 @@ impl Tally {
 
     fn keep(&mut self, item: Item) {
         if let Some(items) = &mut self.items {
-            items.push(item);
+            items.write(&item);
         }
     }
 
@@ -105,10 +123,10 @@ impl Tally {
             false => self.pages.failed += 1,
         }
         if let Some(items) = &mut self.items {
-            let mut item = item(url.clone(), number, String::new(), Status::Failed);
+            let mut item = item(url.to_string(), number, String::new(), Status::Failed);
             (item.kind, item.error, item.attempts) = (ItemKind::Page, Some(error), attempts);
             item.note = detail.then(|| "a detail page".to_string());
-            items.push(item);
+            items.write(&item);
         }
     }
 
@@ -120,11 +138,11 @@ impl Tally {
             false => self.pages.unrendered += 1,
         }
         if let Some(items) = &mut self.items {
-            let mut item = item(url.clone(), number, String::new(), Status::Ok);
+            let mut item = item(url.to_string(), number, String::new(), Status::Ok);
             item.kind = ItemKind::Page;
             item.note = detail.then(|| "a detail page".to_string());
             item.render = Some(note);
-            items.push(item);
+            items.write(&item);
         }
     }
 
@@ -170,7 +188,7 @@ impl Tally {
         self
     }
 
-    /// The summary so far; takes the items (the run is over).
+    /// The summary so far.
     pub fn summary(&mut self, stopped: Option<String>) -> Summary {
         Summary {
             stopped,
@@ -181,7 +199,6 @@ impl Tally {
             listed: self.listed,
             dropped: self.dropped(),
             skips: self.skips,
-            items: self.items.as_mut().map(std::mem::take).unwrap_or_default(),
             // The job's counts are the frontier's, read by whoever ends the run.
             job: None,
         }
@@ -202,7 +219,7 @@ pub struct Subject {
 impl Subject {
     /// A report item for it, nothing known yet beyond `status`.
     pub fn item(&self, status: Status) -> Item {
-        let mut item = item(self.found.clone(), self.page, self.path.clone(), status);
+        let mut item = item(self.found.to_string(), self.page, self.path.clone(), status);
         (item.element, item.note) = (self.meta.element, self.meta.note.clone());
         item.detail = self.meta.detail.as_deref().map(Url::to_string);
         item
@@ -218,10 +235,10 @@ impl From<Offer> for Subject {
 }
 
 /// An item with nothing known yet beyond what it is.
-fn item(url: Url, page: u32, path: String, status: Status) -> Item {
+fn item(url: String, page: u32, path: String, status: Status) -> Item {
     Item {
         kind: ItemKind::Image,
-        url: url.into(),
+        url,
         page,
         path,
         status,
@@ -240,18 +257,16 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counts::testing::Kept;
 
     fn item(status: Status, bytes: u64) -> Item {
-        Item {
-            bytes,
-            attempts: 1,
-            ..super::item(Url::parse("http://h/a.jpg").unwrap(), 1, "a.jpg".into(), status)
-        }
+        Item { bytes, attempts: 1, ..super::item("http://h/a.jpg".into(), 1, "a.jpg".into(), status) }
     }
 
     #[test]
     fn every_image_ends_once_and_only_saved_bytes_count() {
-        let mut tally = Tally::new(true);
+        let kept = Kept::default();
+        let mut tally = Tally::new(Some(Box::new(kept.clone())));
         for _ in 0..3 {
             tally.found_image();
         }
@@ -261,28 +276,28 @@ mod tests {
         let images = tally.images();
         assert_eq!(images, ImageCounts { total: 3, ok: 1, failed: 1, skipped: 1, bytes: 10 });
         assert_eq!(tally.skips.other, 1, "a skip without a reason given is counted as other");
-        let summary = tally.summary(None);
-        assert_eq!(summary.items.len(), 3);
-        assert!(tally.summary(None).items.is_empty(), "items are handed over once");
+        assert_eq!(kept.items().len(), 3, "each written as it ended");
     }
 
     #[test]
     fn a_failed_page_is_an_item_but_not_an_image() {
-        let mut tally = Tally::new(true);
+        let kept = Kept::default();
+        let mut tally = Tally::new(Some(Box::new(kept.clone())));
         let url = Url::parse("http://h/p2/cats.html").unwrap();
         tally.page_failed(&url, 2, "HTTP status 500".into(), 4, false);
         tally.page_failed(&url, 2, "HTTP status 404".into(), 1, true);
         assert_eq!((tally.pages().failed, tally.pages().detail_failed, tally.images().total), (1, 1, 0));
-        let summary = tally.summary(None);
-        let kinds: Vec<(ItemKind, &str, u32)> =
-            summary.items.iter().map(|i| (i.kind, i.error.as_deref().unwrap(), i.page)).collect();
-        assert_eq!(kinds, [(ItemKind::Page, "HTTP status 500", 2), (ItemKind::Page, "HTTP status 404", 2)]);
-        assert_eq!(summary.failed_urls().count(), 0, "not in the images' list");
+        let kinds: Vec<(ItemKind, String, u32)> =
+            kept.items().iter().map(|i| (i.kind, i.error.clone().unwrap(), i.page)).collect();
+        assert_eq!(
+            kinds,
+            [(ItemKind::Page, "HTTP status 500".into(), 2), (ItemKind::Page, "HTTP status 404".into(), 2)]
+        );
     }
 
     #[test]
     fn skips_and_drops_are_counted_by_reason_once_each() {
-        let mut tally = Tally::new(false);
+        let mut tally = Tally::new(None);
         tally.skipped(item(Status::Skipped, 1), SkipReason::Robots);
         tally.skipped(item(Status::Skipped, 1), SkipReason::Complete);
         tally.skipped(item(Status::Skipped, 1), SkipReason::Robots);
@@ -299,7 +314,7 @@ mod tests {
 
     #[test]
     fn page_total_is_derived() {
-        let mut tally = Tally::new(false);
+        let mut tally = Tally::new(None);
         tally.page_ok();
         tally.pages_failed(3);
         tally.page_skipped();
@@ -307,7 +322,5 @@ mod tests {
             tally.pages(),
             PageCounts { total: 5, ok: 1, failed: 3, skipped: 1, ..PageCounts::default() }
         );
-        tally.image(item(Status::Ok, 1));
-        assert!(tally.summary(Some("interrupted".into())).items.is_empty(), "no items kept");
     }
 }

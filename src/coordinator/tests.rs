@@ -3,12 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::feed::ListEntry;
 use super::*;
+use crate::counts::Status;
+use crate::counts::testing::items;
 use crate::fetch::checks::MAX_REDIRECTS;
+use crate::frontier::UrlList;
 use crate::frontier::{Completed, Frontier, Gate, LeaseId};
 use crate::frontier::{LocalFrontier, PageUrls};
 use crate::html::{Element, Found, PageScan};
-use crate::report::Status;
 use crate::storage;
 use crate::store::{Lookup, Store};
 use crate::work::Done;
@@ -195,11 +198,11 @@ async fn join_waits_for_the_last_acknowledgement_and_counts_exactly() {
     let summary = join.await.unwrap().expect("a summary");
     assert_eq!(summary.pages, PageCounts { total: 2, ok: 2, failed: 0, skipped: 0, ..PageCounts::default() });
     assert_eq!(summary.images, ImageCounts { total: 3, ok: 2, failed: 1, skipped: 0, bytes: 150 });
-    let failed_item = summary.items.iter().find(|i| i.status == Status::Failed).unwrap();
+    let failed_item = items().into_iter().find(|i| i.status == Status::Failed).unwrap();
     assert_eq!(failed_item.url, "http://h.test/b.jpg");
     assert_eq!(failed_item.error.as_deref(), Some("HTTP status 404"));
     assert_eq!(failed_item.attempts, 4);
-    assert_eq!(summary.items.len(), 3);
+    assert_eq!(items().len(), 3);
     assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
 }
 
@@ -231,8 +234,8 @@ async fn a_link_target_that_is_a_page_falls_back_to_its_thumbnail_counted_once()
     coordinator.send(image_done(dir.path(), image_of(&handed, "Cat-200px.jpg"), 9)).await.unwrap();
     let summary = coordinator.send(Join).await.unwrap().unwrap();
     assert_eq!(summary.images, ImageCounts { total: 1, ok: 1, failed: 0, skipped: 0, bytes: 9 });
-    assert_eq!(summary.items.len(), 1);
-    let item = &summary.items[0];
+    assert_eq!(items().len(), 1);
+    let item = &items()[0];
     assert_eq!((item.url.as_str(), item.element), ("http://h.test/thumb/Cat-200px.jpg", Some(Element::Img)));
     assert!(
         item.note.as_deref().is_some_and(|n| n.contains("File:Cat.jpg") && n.contains("page")),
@@ -246,7 +249,7 @@ async fn a_link_target_that_fails_otherwise_is_a_failure() {
         one_link("http://h.test/full/a.jpg", "http://h.test/thumb/a.jpg").await;
     coordinator.send(failed(handed[0].id, 404)).await.unwrap();
     let summary = coordinator.send(Join).await.unwrap().unwrap();
-    assert_eq!((summary.images.failed, summary.items[0].element), (1, Some(Element::Link)));
+    assert_eq!((summary.images.failed, items()[0].element), (1, Some(Element::Link)));
     assert!(probe.send(Take).await.unwrap().is_empty(), "no fallback for a missing file");
 }
 
@@ -389,7 +392,7 @@ async fn a_rerun_skips_what_is_complete_and_keeps_names_stable() {
     let first = drain(dir.path(), &coordinator, &probe).await;
     assert_eq!(first.images.ok, 3);
     let names_before: HashMap<String, String> =
-        first.items.iter().map(|i| (i.url.clone(), i.path.clone())).collect();
+        items().iter().map(|i| (i.url.clone(), i.path.clone())).collect();
 
     // The dog's file is damaged; the cats are whole. Page order changes: b first.
     std::fs::write(dir.path().join("dog.jpg"), b"x").unwrap();
@@ -403,10 +406,11 @@ async fn a_rerun_skips_what_is_complete_and_keeps_names_stable() {
     coordinator.send(image_done(dir.path(), &handed[0], 3)).await.unwrap();
     let summary = drain(dir.path(), &coordinator, &probe).await;
     assert_eq!((summary.images.ok, summary.images.skipped, summary.images.total), (1, 2, 3));
-    for item in &summary.items {
+    let items = items();
+    for item in &items {
         assert_eq!(names_before[&item.url], item.path, "same URL, same file");
     }
-    let skipped = summary.items.iter().find(|i| i.status == Status::Skipped).unwrap();
+    let skipped = items.iter().find(|i| i.status == Status::Skipped).unwrap();
     assert_eq!((skipped.bytes, skipped.attempts), (3, 0));
 
     // --force: all again, same names.
@@ -485,7 +489,7 @@ async fn interrupt_stops_handing_out_and_counts_the_rest_as_failed() {
     assert_eq!(summary.pages.total, 5, "unsent pages are counted");
     assert_eq!(summary.pages.failed + summary.pages.ok, 5);
     assert_eq!(summary.images.ok + summary.images.failed, summary.images.total);
-    assert!(summary.items.iter().any(|i| i.error.as_deref() == Some("interrupted")));
+    assert!(items().iter().any(|i| i.error.as_deref() == Some("interrupted")));
 }
 
 #[actix::test]
@@ -545,7 +549,7 @@ async fn a_full_disk_stops_the_run_like_an_interrupt() {
     assert!(summary.stopped_line().unwrap().starts_with("Stopped early: disk full"));
     assert_eq!(summary.images.failed, summary.images.total, "every image not done counts failed");
     assert_eq!(summary.pages.failed + summary.pages.ok, summary.pages.total);
-    for item in summary.items.iter().filter(|i| i.page == 1) {
+    for item in items().iter().filter(|i| i.page == 1) {
         assert!(item.error.as_deref().is_some_and(|e| e.starts_with("disk full")), "{item:?}");
     }
     assert_eq!(summary.exit_code(), crate::exit::ExitCode::Failure);
@@ -575,10 +579,10 @@ async fn a_redirect_is_followed_under_the_found_url_and_its_name() {
         }
     }
     assert_eq!(rounds, usize::from(MAX_REDIRECTS) + 1);
-    let summary = coordinator.send(Join).await.unwrap().unwrap();
-    let a = summary.items.iter().find(|i| i.url == "http://h.test/a.jpg").expect("reported as found");
+    coordinator.send(Join).await.unwrap().expect("a summary");
+    let a = items().into_iter().find(|i| i.url == "http://h.test/a.jpg").expect("reported as found");
     assert_eq!((a.status, a.path.as_str()), (Status::Ok, "a.jpg"));
-    let looped = summary.items.iter().find(|i| i.url.ends_with("loop.jpg")).unwrap();
+    let looped = items().into_iter().find(|i| i.url.ends_with("loop.jpg")).unwrap();
     assert_eq!(looped.error.as_deref(), Some("too many redirects"));
     let again = folder(dir.path());
     assert_ne!(
@@ -794,9 +798,16 @@ impl Frontier for SharedJob {
 #[actix::test]
 async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failing_them() {
     let dir = tempfile::tempdir().unwrap();
-    let urls = vec![url("http://h.test/a.jpg"), url("http://h.test/b.jpg")];
-    let plan =
-        Plan { shared: Some(Duration::from_secs(60)), ..Plan::new(Source::Urls(urls), folder(dir.path())) };
+    let (rows, list) = super::feed::list_channel();
+    let rows_sent = ["http://h.test/a.jpg", "http://h.test/b.jpg"].map(|u| ListEntry { url: Ok(url(u)) });
+    rows.try_send(rows_sent.into()).unwrap();
+    drop(rows);
+    let list_source = UrlList { path: "list.txt".into(), rows: Some(2), digest: None };
+    let plan = Plan {
+        shared: Some(Duration::from_secs(60)),
+        list: Some(list),
+        ..Plan::new(Source::Urls(list_source), folder(dir.path()))
+    };
     let calls = std::rc::Rc::default();
     let frontier = SharedJob { inner: LocalFrontier::empty(), calls: std::rc::Rc::clone(&calls) };
     let log = Logger::root(slog::Discard, slog::o!());

@@ -116,6 +116,12 @@ impl LocalFrontier {
         }
     }
 
+    /// Room for `n` images made at once (a `--urls` list a first pass counted).
+    pub fn with_expected_images(mut self, n: u64) -> Self {
+        self.seen = SeenSet::with_capacity(usize::try_from(n).unwrap_or(0));
+        self
+    }
+
     /// The most pages a stated count may take the walk to.
     pub fn with_max_pages(mut self, max_pages: Option<u32>) -> Self {
         self.max_pages = max_pages.unwrap_or(u32::MAX);

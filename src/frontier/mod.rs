@@ -13,7 +13,7 @@
 //! - `local`: [`LocalFrontier`], the in-memory frontier, and its rules' tests;
 //! - `pages`: `PageCursor`, which listing page goes next and where the walk ends;
 //! - `queues`: `Queues`, the images waiting, one queue per origin, and [`Meta`];
-//! - `seen`: `SeenSet`, 128-bit hashes of every URL admitted;
+//! - `seen`: `SeenSet`, 64-bit hashes of every URL admitted;
 //! - `source`: [`Source`] (listing pages or a URL list), [`Filters`], [`WalkMark`], and
 //!   the in-memory walk a source starts as ([`walk_of`], [`walk_from`]).
 
@@ -32,7 +32,7 @@ use crate::robots::{Origin, Rules};
 pub use local::LocalFrontier;
 pub use queues::Meta;
 pub use seen::SeenSet;
-pub use source::{Filters, PageUrls, Source, WalkMark, walk_from, walk_of};
+pub use source::{Filters, PageUrls, Source, UrlList, WalkMark, walk_from, walk_of};
 
 /// A frontier's answer: a future, ready at once for the in-memory frontier.
 pub type Answer<T> = LocalBoxFuture<'static, Result<T, FrontierError>>;

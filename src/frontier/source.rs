@@ -92,8 +92,30 @@ pub enum Source {
         /// as many as the site has (its stated count, else the walk's end rules).
         max_pages: Option<u32>,
     },
-    /// A list of image URLs (`--urls`): no pages.
-    Urls(Vec<Url>),
+    /// A list of image URLs (`--urls`): no pages. Read as a stream while the run goes,
+    /// never held whole.
+    Urls(UrlList),
+}
+
+/// A `--urls` list as the run knows it before reading it: where it is, and what a first
+/// pass over it found (its length for the progress bar, its digest for a shared job).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlList {
+    /// The file, or `-` for stdin.
+    pub path: std::path::PathBuf,
+    /// Rows holding a URL; `None` when the list could not be read ahead (stdin).
+    pub rows: Option<u64>,
+    /// A hash of the URLs in order: processes of one shared job must read the same
+    /// list, wherever each keeps its copy. `None` for stdin.
+    pub digest: Option<u128>,
+}
+
+impl std::fmt::Debug for UrlList {
+    /// Without the path: the shared job's settings fingerprint is made from this, and
+    /// two machines may keep one list under two paths.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlList").field("rows", &self.rows).field("digest", &self.digest).finish()
+    }
 }
 
 impl Source {
@@ -184,7 +206,7 @@ pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
                 .with_max_pages(*max_pages)
                 .with_lookahead(lookahead)
         }
-        Source::Urls(_) => LocalFrontier::empty(),
+        Source::Urls(list) => LocalFrontier::empty().with_expected_images(list.rows.unwrap_or(0)),
     }
 }
 

@@ -1,15 +1,20 @@
 //! What a run did, for people and scripts: the summary lines and table, the JSON report,
 //! the JSONL manifest and the list of failed URLs, made from the counts the Coordinator
 //! publishes (`crate::counts`). Never imports actix.
+//!
+//! # Layout
+//!
+//! - `files`: [`ReportFiles`], the outputs of one line per item, written as items end.
 
-use std::path::Path;
+mod files;
+
+pub use files::{HashStored, ReportFiles, RunFacts, SharedReport};
+
 use std::time::Duration;
 
 use serde::Serialize;
 
-pub use crate::counts::{
-    Dropped, ImageCounts, Item, ItemKind, JobCounts, PageCounts, Skips, Status, Summary,
-};
+pub use crate::counts::{Dropped, ImageCounts, JobCounts, PageCounts, Skips, Summary};
 use crate::exit::ExitCode;
 use crate::settings::Mode;
 
@@ -139,15 +144,6 @@ impl Summary {
         }
         rows.join("\n")
     }
-
-    /// The images that failed (what `--urls` can fetch again).
-    pub fn failed_urls(&self) -> impl Iterator<Item = &str> {
-        self.failed(ItemKind::Image).map(|i| i.url.as_str())
-    }
-
-    fn failed(&self, kind: ItemKind) -> impl Iterator<Item = &Item> {
-        self.items.iter().filter(move |i| i.status == Status::Failed && i.kind == kind)
-    }
 }
 
 /// `3 complete from an earlier run, 2 robots.txt disallowed`; `None` when all are 0.
@@ -187,76 +183,42 @@ struct Report<'a> {
     /// process's share. Left out for a run of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a JobCounts>,
-    items: &'a [Item],
 }
 
-/// Writes the JSON report through a temporary file, so `path` never holds half a report.
-pub fn write_json(
-    path: &Path,
-    mode: Mode,
-    workers: usize,
-    insecure: bool,
-    elapsed: Duration,
-    summary: &Summary,
-) -> std::io::Result<()> {
+/// The JSON report up to its items: the counts, then `"items": [`, for
+/// [`ReportFiles`] to follow with the items and close.
+fn report_head(summary: &Summary, facts: RunFacts) -> Vec<u8> {
     let report = Report {
-        mode,
-        workers,
-        insecure,
-        elapsed_secs: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        mode: facts.mode,
+        workers: facts.workers,
+        insecure: facts.insecure,
+        elapsed_secs: (facts.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         pages: &summary.pages,
         images: &summary.images,
         skipped_by: &summary.skips,
         dropped: &summary.dropped,
         job: summary.job.as_ref(),
-        items: &summary.items,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
-    crate::storage::write_atomically(path, &json)
-}
-
-/// The manifest: one JSON object per line and per image (url, page, path, bytes,
-/// sha256, status, error, reason).
-pub fn write_jsonl(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    let mut text = Vec::new();
-    for item in &summary.items {
-        serde_json::to_writer(&mut text, item).map_err(std::io::Error::other)?;
-        text.push(b'\n');
+    let mut json = serde_json::to_vec_pretty(&report).unwrap_or_else(|_| b"{}".to_vec());
+    // `{ ... \n}`: the object stays open for its last key.
+    json.truncate(json.iter().rposition(|b| *b == b'}').unwrap_or(0));
+    while json.last().is_some_and(u8::is_ascii_whitespace) {
+        json.pop();
     }
-    crate::storage::write_atomically(path, &text)
-}
-
-/// Fills in the SHA-256 of the images skipped as stored by an earlier run (asked of the
-/// store by path and size), so every image line of the manifest has one, as documented.
-pub fn hash_skipped(summary: &mut Summary, sha256: impl Fn(&str, u64) -> Option<String>) {
-    for item in &mut summary.items {
-        if item.kind == ItemKind::Image
-            && item.status == Status::Skipped
-            && item.sha256.is_none()
-            && item.bytes > 0
-            && !item.path.is_empty()
-        {
-            item.sha256 = sha256(&item.path, item.bytes);
-        }
-    }
-}
-
-/// The URLs of the failed images, one per line: what `--urls` reads back. Failed pages
-/// come first as comments (`# page 3 failed: HTTP status 500: URL`), which `--urls`
-/// skips: one file tells everything that failed and still reads back as the images' list.
-pub fn write_failed(path: &Path, summary: &Summary) -> std::io::Result<()> {
-    let pages = summary.failed(ItemKind::Page).map(|i| {
-        let error = i.error.as_deref().unwrap_or("failed").replace(['\n', '\r'], " ");
-        format!("# page {} failed: {error}: {}\n", i.page, i.url)
+    json.extend_from_slice(if json.len() > 1 {
+        b",\n  \"items\": [\n    "
+    } else {
+        b"\n  \"items\": [\n    "
     });
-    let text: String = pages.chain(summary.failed_urls().map(|u| format!("{u}\n"))).collect();
-    crate::storage::write_atomically(path, text.as_bytes())
+    json
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counts::{Item, ItemKind, Status};
     use crate::html::Element;
+    use std::path::Path;
 
     fn summary() -> Summary {
         Summary {
@@ -268,58 +230,77 @@ mod tests {
             listed: 0,
             dropped: Dropped::default(),
             skips: Skips::default(),
-            items: vec![
-                Item {
-                    kind: ItemKind::Image,
-                    url: "http://h/a.jpg".into(),
-                    page: 1,
-                    path: "a.jpg".into(),
-                    status: Status::Failed,
-                    bytes: 0,
-                    attempts: 4,
-                    error: Some("HTTP status 404".into()),
-                    reason: None,
-                    sha256: None,
-                    element: Some(Element::Img),
-                    note: None,
-                    detail: None,
-                    render: None,
-                },
-                Item {
-                    kind: ItemKind::Image,
-                    url: "http://h/b.jpg".into(),
-                    page: 1,
-                    path: "b.jpg".into(),
-                    status: Status::Ok,
-                    bytes: 2048,
-                    attempts: 1,
-                    error: None,
-                    reason: None,
-                    sha256: Some("ab".repeat(32)),
-                    element: None,
-                    note: None,
-                    detail: None,
-                    render: None,
-                },
-                Item {
-                    kind: ItemKind::Page,
-                    url: "http://h/p2/cats.html".into(),
-                    page: 2,
-                    path: String::new(),
-                    status: Status::Failed,
-                    bytes: 0,
-                    attempts: 4,
-                    error: Some("HTTP status 500".into()),
-                    reason: None,
-                    sha256: None,
-                    element: None,
-                    note: None,
-                    detail: None,
-                    render: None,
-                },
-            ],
             job: None,
         }
+    }
+
+    fn items() -> Vec<Item> {
+        vec![
+            Item {
+                kind: ItemKind::Image,
+                url: "http://h/a.jpg".into(),
+                page: 1,
+                path: "a.jpg".into(),
+                status: Status::Failed,
+                bytes: 0,
+                attempts: 4,
+                error: Some("HTTP status 404".into()),
+                reason: None,
+                sha256: None,
+                element: Some(Element::Img),
+                note: None,
+                detail: None,
+                render: None,
+            },
+            Item {
+                kind: ItemKind::Image,
+                url: "http://h/b.jpg".into(),
+                page: 1,
+                path: "b.jpg".into(),
+                status: Status::Ok,
+                bytes: 2048,
+                attempts: 1,
+                error: None,
+                reason: None,
+                sha256: Some("ab".repeat(32)),
+                element: None,
+                note: None,
+                detail: None,
+                render: None,
+            },
+            Item {
+                kind: ItemKind::Page,
+                url: "http://h/p2/cats.html".into(),
+                page: 2,
+                path: String::new(),
+                status: Status::Failed,
+                bytes: 0,
+                attempts: 4,
+                error: Some("HTTP status 500".into()),
+                reason: None,
+                sha256: None,
+                element: None,
+                note: None,
+                detail: None,
+                render: None,
+            },
+        ]
+    }
+
+    /// Writes `summary`'s report as a run does: the items as they end, the rest at the end.
+    fn write(report: Option<(&Path, bool)>, failed: Option<&Path>, summary: &Summary, workers: usize) {
+        let mut files = ReportFiles::create(report, failed, None).unwrap().unwrap();
+        for item in items() {
+            crate::counts::ItemSink::write(&mut files, &item);
+        }
+        let facts =
+            RunFacts { mode: Mode::Sync, workers, insecure: false, elapsed: Duration::from_millis(1234) };
+        assert_eq!(files.finish(summary, facts), Vec::<String>::new());
+    }
+
+    fn write_json(path: &Path, summary: &Summary) -> serde_json::Value {
+        write(Some((path, true)), None, summary, 3);
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
     }
 
     #[test]
@@ -337,12 +318,10 @@ mod tests {
         assert_eq!(failed.exit_code(), ExitCode::Failure);
         assert!(share.table(Duration::from_secs(1)).contains("job           9 ok      0 failed"));
         assert!(!alone.table(Duration::from_secs(1)).contains("job"));
-        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &share).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let v = write_json(&path, &share);
         assert_eq!((&v["job"]["accepted"], &v["job"]["ok"]), (&serde_json::json!(9), &serde_json::json!(9)));
         assert_eq!(v["images"]["ok"], 1, "images are this process's share");
-        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &alone).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let v = write_json(&path, &alone);
         assert!(v.get("job").is_none(), "a run of its own has no job");
     }
 
@@ -351,8 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let summary = summary();
-        write_json(&path, Mode::Sync, 3, false, Duration::from_millis(1234), &summary).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let v = write_json(&path, &summary);
         assert_eq!(v["mode"], "sync");
         assert_eq!(v["workers"], 3);
         assert_eq!(v["insecure"], false);
@@ -384,19 +362,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let summary = summary();
         let manifest = dir.path().join("m.jsonl");
-        write_jsonl(&manifest, &summary).unwrap();
+        let failed = dir.path().join("failed.txt");
+        write(Some((&manifest, false)), Some(&failed), &summary, 1);
         let text = std::fs::read_to_string(&manifest).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1]["sha256"], "ab".repeat(32));
         assert_eq!(lines[1]["path"], "b.jpg");
         assert_eq!(lines[2]["kind"], "page");
-        let failed = dir.path().join("failed.txt");
-        write_failed(&failed, &summary).unwrap();
         let text = std::fs::read_to_string(&failed).unwrap();
         assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
-        let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
+        let images: Vec<String> =
+            crate::urllist::read_entries(text.as_bytes()).map(|entry| entry.unwrap().1).collect();
         assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers.len(), 2, "no part file left: {leftovers:?}");
+    }
+
+    #[test]
+    fn a_report_with_no_items_is_still_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.json");
+        let files = ReportFiles::create(Some((&path, true)), None, None).unwrap().unwrap();
+        let facts = RunFacts { mode: Mode::Async, workers: 1, insecure: false, elapsed: Duration::ZERO };
+        assert!(files.finish(&summary(), facts).is_empty());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["items"], serde_json::json!([]));
+        assert_eq!(v["images"]["total"], 2);
     }
 
     #[test]
@@ -448,8 +441,7 @@ mod tests {
         assert!(table.ends_with("  dropped  5 on other hosts (IMAGE_HOST)"), "{table}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
-        write_json(&path, Mode::Sync, 1, false, Duration::ZERO, &summary).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let v = write_json(&path, &summary);
         assert_eq!(
             v["skipped_by"],
             serde_json::json!({"complete": 3, "robots": 2, "size": 0,
