@@ -183,13 +183,25 @@ pub(super) fn write_outputs(
     log: &Logger,
 ) -> Option<String> {
     let files = report.and_then(|shared| shared.0.borrow_mut().take());
-    let facts =
-        RunFacts { mode: config.mode, workers: config.workers, insecure: config.trust.insecure, elapsed };
+    let facts = RunFacts {
+        mode: config.mode,
+        workers: config.workers,
+        insecure: config.trust.insecure,
+        elapsed,
+        peak_rss_kib: peak_rss_kib(),
+    };
     let failures = files.map(|files| files.finish(summary, facts)).unwrap_or_default();
     for failure in &failures {
         error!(log, "{}", failure);
     }
     (!failures.is_empty()).then(|| failures.join("; "))
+}
+
+/// `VmHWM` from `/proc/self/status`: the most memory the process held at once.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 /// A job this process joins that is over already, or cancelled, says so at once, and

@@ -19,6 +19,8 @@ pub struct RunFacts {
     pub workers: usize,
     pub insecure: bool,
     pub elapsed: Duration,
+    /// The process's peak resident memory, where the system tells it (Linux).
+    pub peak_rss_kib: Option<u64>,
 }
 
 /// The SHA-256 of a stored file, by path and size: for the manifest's lines about images

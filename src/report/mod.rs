@@ -183,6 +183,9 @@ struct Report<'a> {
     /// process's share. Left out for a run of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<&'a JobCounts>,
+    /// The run's peak resident memory in KiB (`null` where the system does not tell):
+    /// a user sizing a machine for a long list reads it here.
+    peak_rss_kib: Option<u64>,
 }
 
 /// The JSON report up to its items: the counts, then `"items": [`, for
@@ -198,6 +201,7 @@ fn report_head(summary: &Summary, facts: RunFacts) -> Vec<u8> {
         skipped_by: &summary.skips,
         dropped: &summary.dropped,
         job: summary.job.as_ref(),
+        peak_rss_kib: facts.peak_rss_kib,
     };
     let mut json = serde_json::to_vec_pretty(&report).unwrap_or_else(|_| b"{}".to_vec());
     // `{ ... \n}`: the object stays open for its last key.
@@ -293,8 +297,13 @@ mod tests {
         for item in items() {
             crate::counts::ItemSink::write(&mut files, &item);
         }
-        let facts =
-            RunFacts { mode: Mode::Sync, workers, insecure: false, elapsed: Duration::from_millis(1234) };
+        let facts = RunFacts {
+            mode: Mode::Sync,
+            workers,
+            insecure: false,
+            elapsed: Duration::from_millis(1234),
+            peak_rss_kib: Some(2048),
+        };
         assert_eq!(files.finish(summary, facts), Vec::<String>::new());
     }
 
@@ -335,6 +344,7 @@ mod tests {
         assert_eq!(v["workers"], 3);
         assert_eq!(v["insecure"], false);
         assert_eq!(v["elapsed_secs"], 1.234);
+        assert_eq!(v["peak_rss_kib"], 2048);
         assert_eq!(
             v["pages"],
             serde_json::json!({"total": 2, "ok": 1, "failed": 1, "skipped": 0,
@@ -385,7 +395,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
         let files = ReportFiles::create(Some((&path, true)), None, None).unwrap().unwrap();
-        let facts = RunFacts { mode: Mode::Async, workers: 1, insecure: false, elapsed: Duration::ZERO };
+        let facts = RunFacts {
+            mode: Mode::Async,
+            workers: 1,
+            insecure: false,
+            elapsed: Duration::ZERO,
+            peak_rss_kib: None,
+        };
         assert!(files.finish(&summary(), facts).is_empty());
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["items"], serde_json::json!([]));

@@ -28,6 +28,7 @@ mod render;
 mod s3;
 mod s3_liveness;
 mod s3_store;
+mod scale;
 mod shared_bucket;
 mod shared_gallery;
 mod slow_relay;
