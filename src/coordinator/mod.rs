@@ -355,6 +355,8 @@ impl Coordinator {
         self.drop_dead_workers(ctx);
         self.list_ready(ctx);
         loop {
+            // Each turn: images that all ended at once leave the frontier short again.
+            self.read_list(ctx);
             if self.stopped.is_some()
                 || self.listing.as_ref().is_some_and(Listing::is_closed)
                 || self.claiming
@@ -382,8 +384,8 @@ impl Coordinator {
             let answer = self.frontier.claim(want, self.slots.capacity(), &mut gate);
             match frontier::ready(answer) {
                 Ok(Ok(claimed)) => {
-                    let went = self.take_claimed(claimed, ctx) > 0;
-                    if !went && !self.robots.has_requests() {
+                    let moved = self.take_claimed(claimed, ctx) > 0;
+                    if !moved && !self.robots.has_requests() {
                         return;
                     }
                 }
@@ -423,7 +425,9 @@ impl Coordinator {
     }
 
     /// Counts what the gate refused (and what a shared frontier gave up on) and hands out
-    /// the rest.
+    /// the rest. Returns how much of the claim ended or went out: more than nothing means
+    /// the frontier moved on, and a claim again may find more (a re-run whose images
+    /// all end at once, complete from an earlier run, must not wait for a tick per slot).
     fn take_claimed(&mut self, mut claimed: Claimed, ctx: &mut Context<Self>) -> usize {
         // A claim that comes back once this process is stopping: the job's other
         // processes will do the work, untried; handed out here it would only be cancelled.
@@ -431,6 +435,7 @@ impl Coordinator {
             let answer = self.frontier.release(std::mem::take(&mut claimed.leases));
             self.then(ctx, answer, |_, ()| {});
         }
+        let mut ended = claimed.lost.len();
         for (work, reason) in claimed.lost.drain(..) {
             match work {
                 Work::Image(offer) => self.fail(&offer.into(), 0, reason),
@@ -441,6 +446,7 @@ impl Coordinator {
         if !self.frontier.judges_robots() {
             claimed = self.judge_robots(claimed, ctx);
         }
+        ended += claimed.refused.len();
         for Refused { work, reason, failure } in claimed.refused {
             match work {
                 Work::Page { number, url, .. } => self.refuse_page(number, &url, reason, failure),
@@ -470,6 +476,7 @@ impl Coordinator {
                         let answer =
                             self.frontier.complete(lease.id, Ending::Image(ItemEnd::Skipped), Vec::new());
                         self.then(ctx, answer, |_, _| {});
+                        ended += 1;
                         continue;
                     }
                 },
@@ -478,7 +485,7 @@ impl Coordinator {
             self.slots.send(slot, task, entry);
             went += 1;
         }
-        went
+        went + ended
     }
 
     /// robots.txt on what a frontier that cannot ask the gate handed out: what must wait
@@ -757,7 +764,6 @@ impl Coordinator {
 
     /// Every handler ends here: hand out what can go, answer `Join` if all is done.
     fn step(&mut self, ctx: &mut Context<Self>) {
-        self.read_list(ctx);
         self.dispatch(ctx);
         self.answer_joiners_if_finished(ctx);
     }

@@ -883,3 +883,56 @@ async fn the_last_flush_runs_off_the_coordinator_and_join_waits_for_it() {
     let summary = join.await.unwrap().expect("a summary");
     assert_eq!(summary.pages.ok, 1);
 }
+
+/// A store where every image is complete already (a re-run of a finished list).
+#[derive(Debug)]
+struct AllComplete;
+
+impl Store for AllComplete {
+    fn begin<'a>(&'a self, _: &'a ImageTask) -> crate::store::Opening<'a> {
+        unreachable!("nothing is fetched")
+    }
+
+    fn lookup(&self, url: &Url) -> Lookup {
+        Lookup::Complete { name: url.path().trim_start_matches('/').to_string(), bytes: 1 }
+    }
+
+    fn record(&self, _: &Url, _: &str, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn remove_partials(&self) {}
+}
+
+/// Images that end as they are claimed (complete from an earlier run) leave room for
+/// more at once: a re-run of a finished list must not wait a liveness tick per free slot
+/// (3,000 images with two workers took twelve minutes).
+#[actix::test]
+async fn a_rerun_of_a_finished_list_skips_it_all_in_one_step() {
+    let (rows, list) = super::feed::list_channel();
+    let mut n = 0;
+    // The whole list waits in the channel before the Coordinator starts.
+    while rows
+        .try_send(
+            (0..BATCH).map(|i| ListEntry { url: Ok(url(&format!("http://h.test/{}.jpg", n + i))) }).collect(),
+        )
+        .is_ok()
+    {
+        n += BATCH;
+    }
+    drop(rows);
+    let list_source = UrlList { path: "list.txt".into(), rows: Some(n as u64), digest: None };
+    let plan = Plan { list: Some(list), ..Plan::new(Source::Urls(list_source), Arc::new(AllComplete)) };
+    let log = Logger::root(slog::Discard, slog::o!());
+    let coordinator = Coordinator::new(plan, Box::new(LocalFrontier::empty()), log).start();
+    let (_probe, handed) = register(&coordinator, 1).await;
+    assert!(handed.is_empty(), "nothing to fetch");
+    // The step that registered the worker's one slot took them all.
+    let (_, images) = coordinator.send(GetCounts).await.unwrap();
+    assert_eq!((images.skipped, images.total), (n as u64, n as u64));
+    assert!(n >= 4 * BATCH);
+}

@@ -3,9 +3,14 @@
 //! report's `peak_rss_kib`), asserted only as generous ceilings; the figures for 1 to 10
 //! million URLs are the bench's (bench/scale.sh, docs/PERFORMANCE.md).
 
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 
-use crate::helpers::{TestServer, jpeg, read_report, run_binary};
+use crate::helpers::{TestServer, exit_within, jpeg, read_report, run_binary, without_proxy};
 
 /// One small JPEG under any `/img/N.jpg`.
 fn server() -> TestServer {
@@ -49,4 +54,85 @@ fn a_long_list_runs_on_flat_memory() {
     let per_url = (large.saturating_sub(small) * 1024) / 50_000;
     assert!(per_url < 200, "{per_url} bytes per URL ({small} KiB at 10,000, {large} KiB at 60,000)");
     assert!(large < 64 * 1024, "{large} KiB at 60,000 URLs");
+}
+
+/// A list stopped (Ctrl-C) once 40% of it was served, the server holding every request
+/// after that so the stop surely finds work in flight: the re-run fetches only what was
+/// not stored, and every file ends up whole.
+fn a_list_stopped_at_40_percent_resumes_where_it_stopped(mode: &str) {
+    // More than the Coordinator reads ahead (a few thousand rows): a stop leaves rows unread.
+    const N: usize = 5_000;
+    const HOLD_AT: usize = N * 2 / 5;
+    let served = Arc::new(AtomicUsize::new(0));
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let server = {
+        let served = Arc::clone(&served);
+        TestServer::start_with(move |cfg| {
+            let (served, gate) = (Arc::clone(&served), gate.clone());
+            cfg.route(
+                "/img/{n}.jpg",
+                web::get().to(move |n: web::Path<u8>| {
+                    let (served, mut gate) = (Arc::clone(&served), gate.clone());
+                    async move {
+                        if served.fetch_add(1, Ordering::SeqCst) >= HOLD_AT {
+                            let _ = gate.wait_for(|open| *open).await;
+                        }
+                        HttpResponse::Ok().content_type("image/jpeg").body(jpeg(*n, 2_000))
+                    }
+                }),
+            );
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Names repeat every 256 images: bytes by the image's number in its name.
+    let list: String = (0..N).map(|i| format!("{}/img/{}.jpg?i={i}\n", server.origin(), i % 256)).collect();
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let args =
+        ["-m", mode, "-p", "2", "--urls", "list.txt", "-o", "out", "--report", "r.json", "--no-progress"];
+    let child = without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .current_dir(dir.path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.wait_for_hits("/img/", HOLD_AT + 1);
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let (code, stderr) = exit_within(child, Duration::from_secs(60));
+    assert_eq!(code, 130, "{mode}: {stderr}");
+    let _ = open.send(true);
+    let first = read_report(&dir.path().join("r.json"));
+    let stored = first["images"]["ok"].as_u64().unwrap() as usize;
+    assert!((1..=HOLD_AT).contains(&stored), "{mode}: {stored} stored before the stop");
+    assert_eq!(first["images"]["total"], N, "{mode}: unread rows count too");
+    assert_eq!(first["images"]["failed"], N - stored, "{mode}: what was not done counts as failed");
+
+    let before = served.load(Ordering::SeqCst);
+    let run = run_binary(dir.path(), &args);
+    assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+    assert_eq!(served.load(Ordering::SeqCst) - before, N - stored, "{mode}: nothing stored is fetched again");
+    let second = read_report(&dir.path().join("r.json"));
+    assert_eq!(second["skipped_by"]["complete"], stored, "{mode}");
+    assert_eq!(second["images"]["ok"], N - stored, "{mode}");
+    for item in second["items"].as_array().unwrap() {
+        let url = item["url"].as_str().unwrap();
+        let n: u8 = url.rsplit('/').next().unwrap().split('.').next().unwrap().parse().unwrap();
+        let path = dir.path().join("out").join(item["path"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            jpeg(n, 2_000),
+            "{mode}: {url} whole in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_async_list_stopped_at_40_percent_resumes_where_it_stopped() {
+    a_list_stopped_at_40_percent_resumes_where_it_stopped("async");
+}
+
+#[test]
+fn a_sync_list_stopped_at_40_percent_resumes_where_it_stopped() {
+    a_list_stopped_at_40_percent_resumes_where_it_stopped("sync");
 }
