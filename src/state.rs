@@ -179,12 +179,10 @@ impl Resume {
     }
 }
 
-/// A name a record may point at: a bare file name of the kind `storage` produces.
+/// A name a record may point at: a relative path of the kind `storage` and `NAME`
+/// templates produce (no `..`, no leading `/`, nothing in the tool's own folder).
 fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && name.len() <= crate::storage::MAX_NAME_BYTES + 16
+    crate::storage::is_safe_path(name)
 }
 
 #[cfg(test)]

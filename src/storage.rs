@@ -28,8 +28,12 @@ pub fn file_name(url: &Url) -> String {
 }
 
 /// `name` with a short suffix derived from the URL before its extension: what an image gets
-/// when another URL already took its name. Stable across runs for the same URL.
+/// when another URL already took its name. Stable across runs for the same URL. A `NAME`
+/// template's path keeps its folders: only the file name is suffixed.
 pub fn with_suffix(name: &str, url: &Url) -> String {
+    if let Some((folders, file)) = name.rsplit_once('/') {
+        return format!("{folders}/{}", with_suffix(file, url));
+    }
     let tag = short_hash(url);
     let (stem, ext) = split_extension(name);
     let room = MAX_NAME_BYTES.saturating_sub(tag.len() + 1 + ext.len());
@@ -40,6 +44,12 @@ pub fn with_suffix(name: &str, url: &Url) -> String {
 /// Eight hex digits of a stable hash of the URL.
 pub fn short_hash(url: &Url) -> String {
     format!("{:08x}", xxh3_64(url.as_str().as_bytes()) as u32)
+}
+
+/// One segment of a name made safe as a default name is (see [`file_name`]); `None`
+/// when nothing usable is left. What `NAME` templates make each folder and file name of.
+pub fn safe_segment(raw: &str) -> Option<String> {
+    sanitize(raw)
 }
 
 fn sanitize(raw: &str) -> Option<String> {
@@ -103,7 +113,7 @@ fn is_invisible(c: char) -> bool {
 
 /// Splits `cat.jpg` into (`cat`, `.jpg`); an extension is short and alphanumeric, so
 /// `v1.2 final` has none.
-fn split_extension(name: &str) -> (&str, &str) {
+pub fn split_extension(name: &str) -> (&str, &str) {
     match name.rfind('.') {
         Some(dot)
             if dot > 0
@@ -128,10 +138,26 @@ fn truncate_at_char(s: &str, max_bytes: usize) -> &str {
     &s[..end]
 }
 
-/// Where `name` (from [`file_name`] or [`with_suffix`]) lands: always directly inside `dir`.
+/// Where `name` (from [`file_name`], [`with_suffix`] or a `NAME` template) lands: always
+/// inside `dir`, in the template's folders if it has any.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
-    debug_assert!(!name.contains(['/', '\\']) && !name.starts_with('.'));
+    debug_assert!(is_safe_path(name), "{name:?}");
     dir.join(name)
+}
+
+/// A relative path of the kind names are: `/`-separated segments, none empty, none
+/// starting with a dot (so no `.`, `..` or the tool's own folder), no `\\` or NUL, each
+/// at most a little over [`MAX_NAME_BYTES`] (a suffix), and not absurdly deep.
+pub fn is_safe_path(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 4096
+        && name.split('/').count() <= 32
+        && name.split('/').all(|s| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && !s.contains(['\\', '\0'])
+                && s.len() <= MAX_NAME_BYTES + 16
+        })
 }
 
 /// Writes `contents` to `dest` through a temporary file beside it, so `dest` is either the
