@@ -133,6 +133,7 @@ async fn scrape(
         record_items: config.report.is_some() || config.failed_list.is_some(),
         store: Arc::clone(store),
         force: config.force,
+        name: config.naming.template.clone(),
         per_host_concurrency: config.requests.per_host_concurrency,
         obey_robots: config.requests.obey_robots,
         gate: Arc::clone(&gate),

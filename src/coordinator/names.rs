@@ -4,9 +4,12 @@
 //! out: skip what an earlier run stored whole, reuse the name it gave. Pure: no actix.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use url::Url;
 
+use crate::frontier::Offer;
+use crate::name_template::{Fields, NameTemplate};
 use crate::storage;
 use crate::store::{Lookup, Store};
 
@@ -17,11 +20,18 @@ pub enum Planned {
     Complete { name: String, bytes: u64 },
     /// Fetch it into `name`; `overwrite`: the name is this URL's from an earlier run.
     Fetch { name: String, overwrite: bool },
+    /// `NAME` cannot name it (its row lacks a column the template reads): it fails.
+    Unnamed(String),
 }
 
 #[derive(Debug, Default)]
 pub struct Names {
     taken: HashSet<u64>,
+    /// `NAME`; `None`: the URL's own file name.
+    template: Option<Arc<NameTemplate>>,
+    /// The next `{index}` of an image found by a walk (a list row has its own): the order
+    /// images are named in, in this process.
+    walk_index: u64,
 }
 
 impl Names {
@@ -33,7 +43,8 @@ impl Names {
     /// Decides what to do with `url`: skip it (an earlier run stored it and it is still
     /// whole, unless `force`), or fetch it under the name an earlier run gave it, or
     /// under a new name no other URL of this run has.
-    pub fn plan(&mut self, store: &dyn Store, url: &Url, force: bool) -> Planned {
+    pub fn plan(&mut self, store: &dyn Store, offer: &Offer, force: bool) -> Planned {
+        let url = &offer.url;
         let earlier = match store.lookup(url) {
             Lookup::Complete { name, bytes } if !force => return Planned::Complete { name, bytes },
             Lookup::Complete { name, .. } | Lookup::Stale { name } => Some(name),
@@ -46,14 +57,47 @@ impl Names {
         {
             return Planned::Fetch { name, overwrite: true };
         }
-        Planned::Fetch { name: self.claim(url), overwrite: false }
+        match self.fresh_name(offer) {
+            Ok(name) => Planned::Fetch { name, overwrite: false },
+            Err(why) => Planned::Unnamed(why),
+        }
+    }
+
+    /// A `NAME` for this run: `template`'s, or the URL's own file name when `None`.
+    pub fn new(template: Option<Arc<NameTemplate>>) -> Self {
+        Self { template, ..Self::default() }
+    }
+
+    /// The name `offer` gets when no earlier run named it: the template's rendering, or
+    /// the URL's own file name, made unique in this run.
+    fn fresh_name(&mut self, offer: &Offer) -> Result<String, String> {
+        let Some(template) = self.template.clone() else {
+            return Ok(self.claim(&offer.url));
+        };
+        let index = offer.index.unwrap_or_else(|| {
+            self.walk_index += 1;
+            self.walk_index - 1
+        });
+        let fields = Fields {
+            url: &offer.url,
+            index,
+            columns: offer.carried.as_deref(),
+            sha256: None,
+            type_ext: None,
+        };
+        let base = template.render(&fields).map_err(|e| e.to_string())?;
+        Ok(self.claim_as(base, &offer.url))
     }
 
     /// The URL's own file name, or, when another URL of this run has it, that name with
     /// a suffix derived from the URL. (A file already in the store under it is the
     /// store's business at commit: it never writes over what it did not write.)
     pub fn claim(&mut self, url: &Url) -> String {
-        let base = storage::file_name(url);
+        self.claim_as(storage::file_name(url), url)
+    }
+
+    /// `base`, or when another URL of this run has it, `base` suffixed from the URL.
+    fn claim_as(&mut self, base: String, url: &Url) -> String {
         if self.take(&base) {
             return base;
         }

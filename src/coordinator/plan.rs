@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::counts::CountsWatch;
 use crate::frontier::{Filters, Source};
+use crate::name_template::NameTemplate;
 use crate::net::politeness::HostGate;
 use crate::store::Store;
 use crate::work::Cancel;
@@ -19,6 +20,8 @@ pub struct Plan {
     pub store: Arc<dyn Store>,
     /// Download again what the resume record says is complete (`--force`).
     pub force: bool,
+    /// `NAME`: how images are named; `None`, the URL's own file name.
+    pub name: Option<Arc<NameTemplate>>,
     /// Requests in flight per host, across all workers.
     pub per_host_concurrency: usize,
     /// Fetch each origin's robots.txt first and obey it.
@@ -57,6 +60,7 @@ impl Plan {
             record_items: true,
             store,
             force: false,
+            name: None,
             per_host_concurrency: usize::MAX,
             obey_robots: false,
             gate: Arc::new(HostGate::open()),

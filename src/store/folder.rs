@@ -129,6 +129,8 @@ impl Writer for FolderWriter {
 /// Puts the complete download under its name; returns the name it got. One rename in
 /// the common case: no look before it, and the no-replace rename means no race either.
 fn commit(temp: NamedTempFile, root: &Path, task: &ImageTask) -> Result<String, TaskError> {
+    // A `NAME` template's folders; its suffixed names below share them.
+    crate::outdir::make_folders(root, &task.name).map_err(TaskError::write)?;
     let own = storage::destination(root, &task.name);
     // Ours to replace only while it is still a plain file (or gone): a link, FIFO or
     // folder put there since is a clash like any other.

@@ -1,0 +1,143 @@
+//! `NAME` templates end to end in both modes: folders from the URL's host and path,
+//! `{shard}/{index}` in list order, hostile URL paths that stay inside the out dir, a
+//! re-run that finds every templated file through the record, and templates refused at
+//! start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::helpers::{TestServer, images, jpeg, run_binary};
+
+const MODES: [&str; 2] = ["sync", "async"];
+
+/// Paths the list asks for: plain, nested, and hostile (encoded slashes and dots, a NUL,
+/// a segment far over the length limit, the tool's own folder's name).
+fn paths() -> Vec<String> {
+    vec![
+        "/a/b/cat.jpg".into(),
+        "/a/dog.jpg".into(),
+        "/x/..%2F..%2F..%2Fescape.jpg".into(),
+        "/x/%2E%2E%2F%2E%2E%2Fdots.jpg".into(),
+        "/n/a%00b.jpg".into(),
+        format!("/long/{}.jpg", "l".repeat(300)),
+        "/.image-scraper/done.jsonl".into(),
+    ]
+}
+
+/// Any path is a JPEG of its own bytes.
+fn server() -> TestServer {
+    TestServer::start_with(|cfg| {
+        cfg.default_service(web::to(|req: HttpRequest| async move {
+            let seed = req.uri().path().len() as u8;
+            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(seed, 600))
+        }));
+    })
+}
+
+fn write_list(dir: &Path, server: &TestServer) {
+    let list: String = paths().iter().map(|p| format!("{}{p}\n", server.origin())).collect();
+    std::fs::write(dir.join("list.txt"), list).unwrap();
+}
+
+/// The images stored, folders left out.
+fn files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut all = images(out);
+    all.retain(|name, _| !name.ends_with('/'));
+    all
+}
+
+#[test]
+fn host_and_path_make_folders_inside_the_out_dir_and_a_re_run_finds_them() {
+    for mode in MODES {
+        let server = server();
+        let dir = tempfile::tempdir().unwrap();
+        write_list(dir.path(), &server);
+        let args = ["-m", mode, "--urls", "list.txt", "-o", "out", "--name", "{host}/{path}"];
+        let run = run_binary(dir.path(), &args);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+
+        let stored = files(&dir.path().join("out"));
+        let names: Vec<&str> = stored.keys().map(String::as_str).collect();
+        let long = format!("127.0.0.1/long/{}.jpg", "l".repeat(146));
+        let mut wanted = vec![
+            "127.0.0.1/a/b/cat.jpg",
+            "127.0.0.1/a/dog.jpg",
+            "127.0.0.1/image-scraper/done.jsonl",
+            long.as_str(),
+            "127.0.0.1/n/a_b.jpg",
+            "127.0.0.1/x/_.._.._escape.jpg",
+            "127.0.0.1/x/_.._dots.jpg",
+        ];
+        wanted.sort();
+        assert_eq!(names, wanted, "{mode}");
+        // Nothing beside the list and the out dir: no write escaped it.
+        let mut top: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["list.txt", "out"], "{mode}");
+        let record = std::fs::read_to_string(dir.path().join("out/.image-scraper/done.jsonl")).unwrap();
+        assert!(record.contains("\"path\":\"127.0.0.1/a/b/cat.jpg\""), "{mode}: {record}");
+        assert_eq!(record.lines().count(), paths().len(), "{mode}: the tool's own record untouched");
+
+        // Again: every image is found whole under its templated path, none fetched.
+        let fetched = || server.hits_under("/").values().sum::<usize>() - server.hits("/robots.txt");
+        let before = fetched();
+        let run = run_binary(dir.path(), &args);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(fetched(), before, "{mode}: nothing fetched again");
+        assert_eq!(files(&dir.path().join("out")), stored, "{mode}");
+    }
+}
+
+#[test]
+fn shard_and_index_follow_the_list_order() {
+    for mode in MODES {
+        let server = server();
+        let dir = tempfile::tempdir().unwrap();
+        write_list(dir.path(), &server);
+        let run = run_binary(
+            dir.path(),
+            &["-m", mode, "--urls", "list.txt", "-o", "out", "--name", "{shard}/{index}.{ext}"],
+        );
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let stored = files(&dir.path().join("out"));
+        let names: Vec<&str> = stored.keys().map(String::as_str).collect();
+        // The record's row has no extension: its trailing dot goes.
+        assert_eq!(
+            names,
+            [
+                "00000/000000000.jpg",
+                "00000/000000001.jpg",
+                "00000/000000002.jpg",
+                "00000/000000003.jpg",
+                "00000/000000004.jpg",
+                "00000/000000005.jpg",
+                "00000/000000006.jsonl",
+            ],
+            "{mode}"
+        );
+        assert_eq!(stored["00000/000000001.jpg"], jpeg("/a/dog.jpg".len() as u8, 600), "{mode}");
+    }
+}
+
+#[test]
+fn a_template_that_could_leave_the_out_dir_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("list.txt"), "http://127.0.0.1:9/a.jpg\n").unwrap();
+    for (template, says) in [
+        ("../{path}", "`..` folder"),
+        ("/tmp/{path}", "relative path"),
+        ("{path", "never closed"),
+        ("{nope x}", "not a placeholder"),
+        ("{host}/", "file name would be empty"),
+    ] {
+        let run = run_binary(dir.path(), &["--urls", "list.txt", "-o", "out", "--name", template]);
+        assert_eq!(run.code, 2, "{template}: {}", run.stderr);
+        assert!(run.stderr.contains("--name") && run.stderr.contains(says), "{template}: {}", run.stderr);
+        assert!(!dir.path().join("out").exists(), "{template}: nothing created");
+    }
+}
