@@ -157,36 +157,33 @@ impl NameTemplate {
         })
     }
 
-    /// Whether the name can only be made once the bytes are in: `{sha256}`, or `{ext}`
-    /// (a URL without an extension takes its Content-Type's).
+    /// Whether the name can only be made once the bytes are in (`{sha256}`).
     pub fn needs_body(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Field(Field::Sha256)))
     }
 
-    /// Whether `{ext}` is in the template.
-    pub fn uses_ext(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Field(Field::Ext)))
-    }
-
     /// The image's relative path: `/`-separated, every segment safe, at most
-    /// [`MAX_FOLDERS`] folders, the file name never empty.
+    /// [`MAX_FOLDERS`] folders, the file name never empty. What `fields` does not know yet
+    /// (`sha256`, `type_ext` for a URL without an extension) is left as a hole
+    /// (`storage::SHA256_HOLE`, `EXT_HOLE`), filled by `storage::fill_holes` once known.
     pub fn render(&self, fields: &Fields) -> Result<String, RenderError> {
         let mut segments: Vec<String> = vec![String::new()];
         for part in &self.parts {
             let current = segments.last_mut().expect("never empty");
             match part {
-                Part::Text(t) => current.push_str(t),
+                Part::Text(t) => current.push_str(&unholed(t)),
                 Part::Slash => segments.push(String::new()),
                 Part::Field(Field::Path) => {
                     let mut folders = url_segments(fields.url).peekable();
                     while let Some(segment) = folders.next() {
-                        segments.last_mut().expect("never empty").push_str(&segment);
+                        segments.last_mut().expect("never empty").push_str(&unholed(&segment));
                         if folders.peek().is_some() {
                             segments.push(String::new());
                         }
                     }
                 }
-                Part::Field(f) => current.push_str(&value(f, fields)?),
+                Part::Field(f @ (Field::Ext | Field::Sha256)) => current.push_str(&value(f, fields)?),
+                Part::Field(f) => current.push_str(&unholed(&value(f, fields)?)),
             }
         }
         let file = segments.pop().expect("never empty");
@@ -255,11 +252,11 @@ fn value(field: &Field, fields: &Fields) -> Result<String, RenderError> {
         Field::Ext => {
             let last = last_segment(fields.url);
             match storage::split_extension(&last).1 {
-                "" => fields.type_ext.unwrap_or("").to_string(),
-                ext => ext[1..].to_string(),
+                "" => fields.type_ext.map_or_else(|| storage::EXT_HOLE.to_string(), unholed),
+                ext => unholed(&ext[1..]),
             }
         }
-        Field::Sha256 => fields.sha256.unwrap_or("").to_string(),
+        Field::Sha256 => fields.sha256.map_or_else(|| storage::SHA256_HOLE.to_string(), unholed),
         Field::Index => format!("{:09}", fields.index),
         Field::Shard => format!("{:05}", fields.index / SHARD_SIZE),
         Field::Column(name) => match fields.columns.and_then(|c| c.get(name)) {
@@ -268,6 +265,11 @@ fn value(field: &Field, fields: &Fields) -> Result<String, RenderError> {
             Some(other) => other.to_string(),
         },
     })
+}
+
+/// `text` without the characters that stand for holes: no URL or column can forge one.
+fn unholed(text: &str) -> String {
+    text.replace([storage::EXT_HOLE, storage::SHA256_HOLE], "")
 }
 
 /// The URL path's segments, each percent-decoded on its own (so `%2F` stays inside its
@@ -311,8 +313,26 @@ mod tests {
         let t = NameTemplate::parse("{stem}.{ext}").unwrap();
         let fields = Fields { url: &url, index: 0, columns: None, sha256: None, type_ext: Some("png") };
         assert_eq!(t.render(&fields).unwrap(), "42.png");
-        // None known: the trailing dot goes, as any trailing dot does.
-        assert_eq!(t.render(&Fields { type_ext: None, ..fields }).unwrap(), "42");
+        // Not known yet: a hole, filled once the response tells it (or dropped, with its
+        // dot, when it does not).
+        let holed = t.render(&Fields { type_ext: None, ..fields }).unwrap();
+        assert_eq!(holed, format!("42.{}", storage::EXT_HOLE));
+        assert_eq!(storage::fill_holes(&holed, Some("webp"), None), "42.webp");
+        assert_eq!(storage::fill_holes(&holed, Some(""), None), "42");
+        // A URL with an extension needs no hole.
+        let url = Url::parse("http://h/img/42.gif").unwrap();
+        assert_eq!(t.render(&Fields { url: &url, type_ext: None, ..fields }).unwrap(), "42.gif");
+    }
+
+    #[test]
+    fn sha256_is_a_hole_until_the_bytes_are_in_and_no_url_forges_one() {
+        let url = Url::parse(&format!("http://h/a{}b.jpg", storage::SHA256_HOLE)).unwrap();
+        let t = NameTemplate::parse("{sha256}/{stem}.{ext}").unwrap();
+        assert!(t.needs_body());
+        let fields = Fields { url: &url, index: 0, columns: None, sha256: None, type_ext: None };
+        let holed = t.render(&fields).unwrap();
+        assert_eq!(holed, format!("{}/ab.jpg", storage::SHA256_HOLE));
+        assert_eq!(storage::fill_holes(&holed, None, Some("ab12")), "ab12/ab.jpg");
     }
 
     #[test]

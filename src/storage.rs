@@ -14,6 +14,14 @@ use xxhash_rust::xxh3::xxh3_64;
 /// room for a clash suffix and for the temporary-name decoration.
 pub const MAX_NAME_BYTES: usize = 150;
 
+/// Stands in a name for `{ext}` until the response's Content-Type tells it (a URL without
+/// an extension, under a `NAME` template). A private-use character: `NAME` strips it from
+/// every value, so no URL or column can forge one.
+pub const EXT_HOLE: char = '\u{F8FE}';
+
+/// Stands in a name for `{sha256}` until the bytes are in (see [`EXT_HOLE`]).
+pub const SHA256_HOLE: char = '\u{F8FF}';
+
 /// The name of the tool's own folder in the out dir: hidden, and never a name
 /// `file_name` can produce, since that strips leading dots.
 pub const OWN_PREFIX: &str = ".image-scraper";
@@ -24,6 +32,8 @@ pub const OWN_PREFIX: &str = ".image-scraper";
 pub fn file_name(url: &Url) -> String {
     let last = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("");
     let decoded = percent_decode_str(last).decode_utf8_lossy();
+    // No URL may forge a hole (see `EXT_HOLE`).
+    let decoded = decoded.replace([EXT_HOLE, SHA256_HOLE], "");
     sanitize(&decoded).unwrap_or_else(|| format!("image-{}", short_hash(url)))
 }
 
@@ -69,7 +79,7 @@ fn sanitize(raw: &str) -> Option<String> {
     let trimmed = cleaned
         .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
         .trim_end_matches(|c: char| c == '.' || c.is_whitespace());
-    if !trimmed.chars().any(char::is_alphanumeric) {
+    if !trimmed.chars().any(usable) {
         return None;
     }
     let (stem, ext) = split_extension(trimmed);
@@ -81,7 +91,13 @@ fn sanitize(raw: &str) -> Option<String> {
     // something usable is left.
     let name = format!("{stem}{ext}");
     let name = name.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
-    name.chars().any(char::is_alphanumeric).then(|| name.to_string())
+    name.chars().any(usable).then(|| name.to_string())
+}
+
+/// A character that makes a name worth keeping: a letter or digit, or a hole that will
+/// be filled with digits.
+fn usable(c: char) -> bool {
+    c.is_alphanumeric() || c == SHA256_HOLE || c == EXT_HOLE
 }
 
 /// Unicode's default-ignorable code points (DerivedCoreProperties.txt): zero-width and
@@ -115,6 +131,8 @@ fn is_invisible(c: char) -> bool {
 /// `v1.2 final` has none.
 pub fn split_extension(name: &str) -> (&str, &str) {
     match name.rfind('.') {
+        // `{ext}` still to come is an extension too: a suffix goes before it.
+        Some(dot) if dot > 0 && name[dot + 1..].chars().eq([EXT_HOLE]) => name.split_at(dot),
         Some(dot)
             if dot > 0
                 && name.len() - dot <= 10
@@ -158,6 +176,41 @@ pub fn is_safe_path(name: &str) -> bool {
                 && !s.contains(['\\', '\0'])
                 && s.len() <= MAX_NAME_BYTES + 16
         })
+}
+
+/// `name` with its holes filled: `{ext}` by `ext` (the Content-Type's; none known, the
+/// dot before it goes too), `{sha256}` by `sha256` (hex). What is not given stays a hole.
+pub fn fill_holes(name: &str, ext: Option<&str>, sha256: Option<&str>) -> String {
+    let mut out = name.to_string();
+    if let Some(ext) = ext {
+        out = match ext {
+            "" => out.replace(&format!(".{EXT_HOLE}"), "").replace(EXT_HOLE, ""),
+            ext => out.replace(EXT_HOLE, ext),
+        };
+    }
+    if let Some(sha256) = sha256 {
+        out = out.replace(SHA256_HOLE, sha256);
+    }
+    out
+}
+
+/// The extension a Content-Type stands for, for `{ext}`: `image/jpeg` -> `jpg`, `image/png`
+/// -> `png`, `image/svg+xml` -> `svg`; `""` for anything else.
+pub fn ext_of_type(content_type: Option<&str>) -> &'static str {
+    let essence = content_type.and_then(|t| t.split(';').next()).unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/avif" => "avif",
+        "image/bmp" => "bmp",
+        "image/tiff" => "tiff",
+        "image/svg+xml" => "svg",
+        "image/x-icon" | "image/vnd.microsoft.icon" => "ico",
+        "image/heic" => "heic",
+        _ => "",
+    }
 }
 
 /// Writes `contents` to `dest` through a temporary file beside it, so `dest` is either the

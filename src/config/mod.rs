@@ -96,7 +96,7 @@ impl Config {
         let requests = http::resolve(&settings, cli)?;
         let output = output::resolve(&settings, cli)?;
         let filters = site::resolve_filters(cli)?;
-        let naming = naming::resolve(&settings, cli, &source)?;
+        let naming = naming::resolve(&settings, cli, &source, output.bucket.is_some())?;
         let dimensions = site::resolve_dimensions(&settings, cli)?;
         let workers = match cli.process {
             Some(n) => n as usize,

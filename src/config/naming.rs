@@ -28,7 +28,13 @@ pub struct Naming {
     pub dedupe: Dedupe,
 }
 
-pub(super) fn resolve(settings: &Settings, cli: &Cli, source: &Source) -> anyhow::Result<Naming> {
+/// `bucket`: images go to S3, whose upload names its object before the bytes are in.
+pub(super) fn resolve(
+    settings: &Settings,
+    cli: &Cli,
+    source: &Source,
+    bucket: bool,
+) -> anyhow::Result<Naming> {
     let s = &settings.section;
     let template = match (&cli.name, &s.name) {
         (Some(text), _) => Some(("--name", text)),
@@ -42,6 +48,11 @@ pub(super) fn resolve(settings: &Settings, cli: &Cli, source: &Source) -> anyhow
             if let (Source::Pages { .. }, Some(column)) = (source, parsed.columns().next()) {
                 bail!(
                     "{origin}: {text:?}: `{{{column}}}` is not a placeholder (host, path, stem, ext, sha256, index, shard; list columns only with --urls)"
+                );
+            }
+            if bucket && parsed.needs_body() {
+                bail!(
+                    "{origin}: {text:?}: `{{sha256}}` names a file in a folder out dir only (an upload to S3 names its object before the bytes are in)"
                 );
             }
             Some(Arc::new(parsed))

@@ -98,6 +98,11 @@ impl Names {
 
     /// `base`, or when another URL of this run has it, `base` suffixed from the URL.
     fn claim_as(&mut self, base: String, url: &Url) -> String {
+        // Named by its bytes: two URLs with one name hold one image, which the store keeps
+        // once (an identical file there is adopted). A suffix would break the name.
+        if base.contains(storage::SHA256_HOLE) {
+            return base;
+        }
         if self.take(&base) {
             return base;
         }

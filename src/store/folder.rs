@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, PersistError};
 use url::Url;
 
@@ -59,7 +60,9 @@ impl Store for FolderStore {
             .tempfile_in(self.out.tmp_dir())
             .map_err(TaskError::write);
         let writer = file.map(|file| {
-            Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone() })
+            // A `NAME` with `{sha256}`: the name is known once the bytes are.
+            let hasher = task.name.contains(storage::SHA256_HOLE).then(Sha256::new);
+            Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone(), hasher })
                 as Box<dyn Writer>
         });
         Box::pin(std::future::ready(writer))
@@ -112,16 +115,25 @@ struct FolderWriter {
     file: NamedTempFile,
     root: PathBuf,
     task: ImageTask,
+    /// Only for a name that holds `{sha256}`: what fills it at commit.
+    hasher: Option<Sha256>,
 }
 
 impl Writer for FolderWriter {
     fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError> {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
         self.file.write_all(bytes).map_err(TaskError::write)
     }
 
     /// A rename or two: cheap enough to do on the worker's own thread.
     fn commit(self: Box<Self>) -> Commit {
-        let FolderWriter { file, root, task } = *self;
+        let FolderWriter { file, root, mut task, hasher } = *self;
+        if let Some(hasher) = hasher {
+            let digest = storage::hex(&hasher.finalize());
+            task.name = storage::fill_holes(&task.name, None, Some(&digest));
+        }
         Commit::Done(commit(file, &root, &task))
     }
 }

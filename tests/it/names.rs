@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use image_scraper::demo::{Picture, png};
+use sha2::{Digest, Sha256};
 
 use crate::helpers::{TestServer, images, jpeg, run_binary};
 
@@ -26,9 +28,20 @@ fn paths() -> Vec<String> {
     ]
 }
 
-/// Any path is a JPEG of its own bytes.
+/// Any path is a JPEG of its own bytes; `/noext/N` a PNG, said only by its Content-Type;
+/// `/same/...` one JPEG whatever the name.
 fn server() -> TestServer {
     TestServer::start_with(|cfg| {
+        cfg.route(
+            "/noext/{n}",
+            web::get().to(|n: web::Path<u32>| async move {
+                HttpResponse::Ok().content_type("image/png").body(png(Picture::Own { page: 1, k: *n }))
+            }),
+        );
+        cfg.route(
+            "/same/{name}",
+            web::get().to(|| async { HttpResponse::Ok().content_type("image/jpeg").body(jpeg(1, 600)) }),
+        );
         cfg.default_service(web::to(|req: HttpRequest| async move {
             let seed = req.uri().path().len() as u8;
             HttpResponse::Ok().content_type("image/jpeg").body(jpeg(seed, 600))
@@ -139,5 +152,61 @@ fn a_template_that_could_leave_the_out_dir_is_refused_at_start() {
         assert_eq!(run.code, 2, "{template}: {}", run.stderr);
         assert!(run.stderr.contains("--name") && run.stderr.contains(says), "{template}: {}", run.stderr);
         assert!(!dir.path().join("out").exists(), "{template}: nothing created");
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn ext_from_the_content_type_and_names_by_sha256() {
+    for mode in MODES {
+        let server = server();
+        let dir = tempfile::tempdir().unwrap();
+        let list: String = ["/noext/1", "/noext/2", "/same/a.jpg", "/same/b.jpg", "/a/b/cat.jpg"]
+            .iter()
+            .map(|p| format!("{}{p}\n", server.origin()))
+            .collect();
+        std::fs::write(dir.path().join("list.txt"), list).unwrap();
+
+        let run = run_binary(
+            dir.path(),
+            &["-m", mode, "--urls", "list.txt", "-o", "stems", "--name", "{stem}.{ext}"],
+        );
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let stored = files(&dir.path().join("stems"));
+        let names: Vec<&str> = stored.keys().map(String::as_str).collect();
+        assert_eq!(names, ["1.png", "2.png", "a.jpg", "b.jpg", "cat.jpg"], "{mode}");
+
+        let run = run_binary(
+            dir.path(),
+            &["-m", mode, "--urls", "list.txt", "-o", "sums", "--name", "{sha256}.{ext}"],
+        );
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let stored = files(&dir.path().join("sums"));
+        let one = |p: u32| png(Picture::Own { page: 1, k: p });
+        let cat = jpeg("/a/b/cat.jpg".len() as u8, 600);
+        let mut wanted = vec![
+            format!("{}.png", sha256(&one(1))),
+            format!("{}.png", sha256(&one(2))),
+            // Two URLs, one content: one file.
+            format!("{}.jpg", sha256(&jpeg(1, 600))),
+            format!("{}.jpg", sha256(&cat)),
+        ];
+        wanted.sort();
+        assert_eq!(stored.keys().cloned().collect::<Vec<_>>(), wanted, "{mode}");
+        let record = std::fs::read_to_string(dir.path().join("sums/.image-scraper/done.jsonl")).unwrap();
+        assert_eq!(record.lines().count(), 5, "{mode}: every URL recorded: {record}");
+
+        // Again: each found under its name by content, nothing fetched.
+        let fetched = || server.hits_under("/").values().sum::<usize>() - server.hits("/robots.txt");
+        let before = fetched();
+        let run = run_binary(
+            dir.path(),
+            &["-m", mode, "--urls", "list.txt", "-o", "sums", "--name", "{sha256}.{ext}"],
+        );
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(fetched(), before, "{mode}");
     }
 }
