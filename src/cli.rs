@@ -160,11 +160,6 @@ pub struct Cli {
     #[arg(long = "name", value_name = "TEMPLATE")]
     pub name: Option<String>,
 
-    /// What makes two images the same: 'url' (default) or 'content', which stores bytes
-    /// already stored under another URL only once (DEDUPE)
-    #[arg(long, value_name = "url|content")]
-    pub dedupe: Option<String>,
-
     /// Send every request through this proxy (http://, socks5:// or socks5h://
     /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
     /// all_proxy say; '' for no proxy at all

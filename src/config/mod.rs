@@ -26,7 +26,7 @@ mod walk;
 
 pub use defaults::*;
 pub use http::Requests;
-pub use naming::{Dedupe, Naming};
+pub use naming::Naming;
 pub use output::ReportKind;
 pub use shared::SharedJob;
 pub use site::{Filters, PageUrls, Source, parse_pages};
@@ -70,7 +70,7 @@ pub struct Config {
     pub failed_list: Option<PathBuf>,
     /// Download again what an earlier run completed (`--force`).
     pub force: bool,
-    /// `NAME` and `DEDUPE`: how stored images are named, and what makes two the same.
+    /// `NAME`: how stored images are named.
     pub naming: Naming,
     /// List the image URLs, download nothing (`--dry-run`).
     pub dry_run: bool,
