@@ -160,6 +160,11 @@ pub struct Cli {
     #[arg(long = "name", value_name = "TEMPLATE")]
     pub name: Option<String>,
 
+    /// What makes two images the same: 'url' (default: one file per URL) or 'content':
+    /// bytes already stored under another URL are not stored again (DEDUPE)
+    #[arg(long, value_name = "url|content")]
+    pub dedupe: Option<String>,
+
     /// Send every request through this proxy (http://, socks5:// or socks5h://
     /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
     /// all_proxy say; '' for no proxy at all

@@ -10,7 +10,7 @@ use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, PersistError};
@@ -18,7 +18,7 @@ use url::Url;
 
 use super::{Commit, Lookup, Opening, Store, Writer};
 use crate::outdir::{OutDir, PART_PREFIX, is_regular_file, same_contents};
-use crate::state::Resume;
+use crate::state::{Digests, Resume, digest_key, url_key};
 use crate::storage;
 use crate::task::{ImageTask, TaskError};
 
@@ -28,11 +28,22 @@ pub struct FolderStore {
     /// Read at the start, appended to as images complete. Only the Coordinator records,
     /// so the lock is never contended; it makes the store shareable with the workers.
     resume: Mutex<Resume>,
+    /// `DEDUPE: content`: the bytes stored so far (this run's and the record's), shared
+    /// with the writers, which look a digest up and put a file under its name in one
+    /// step, so two writers with the same bytes store one copy.
+    digests: Option<Arc<Mutex<Digests>>>,
 }
 
 impl FolderStore {
     pub fn new(out: OutDir, resume: Resume) -> Self {
-        Self { out, resume: Mutex::new(resume) }
+        Self { out, resume: Mutex::new(resume), digests: None }
+    }
+
+    /// `DEDUPE: content`: bytes already stored (by this run, or an earlier one whose
+    /// record has their SHA-256) are not stored again.
+    pub fn with_dedupe(self) -> Self {
+        let digests = Resume::digests(&self.out.state_file());
+        Self { digests: Some(Arc::new(Mutex::new(digests))), ..self }
     }
 
     /// The out dir with no record of an earlier run: every image is new to it.
@@ -61,9 +72,10 @@ impl Store for FolderStore {
             .map_err(TaskError::write);
         let writer = file.map(|file| {
             // A `NAME` with `{sha256}`: the name is known once the bytes are.
-            let hasher = task.name.contains(storage::SHA256_HOLE).then(Sha256::new);
-            Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone(), hasher })
-                as Box<dyn Writer>
+            let hashed = task.name.contains(storage::SHA256_HOLE) || self.digests.is_some();
+            let (root, digests) = (self.out.root().to_path_buf(), self.digests.clone());
+            let hasher = hashed.then(Sha256::new);
+            Box::new(FolderWriter { file, root, task: task.clone(), hasher, digests }) as Box<dyn Writer>
         });
         Box::pin(std::future::ready(writer))
     }
@@ -85,6 +97,16 @@ impl Store for FolderStore {
 
     fn record(&self, url: &Url, name: &str, bytes: u64) -> io::Result<()> {
         self.resume().record(url, name, bytes)
+    }
+
+    fn record_content(&self, url: &Url, name: &str, bytes: u64, sha256: Option<&str>) -> io::Result<()> {
+        self.resume().record_content(url, name, bytes, sha256)
+    }
+
+    fn first_copy(&self, url: &Url, sha256: &str) -> Option<String> {
+        let digests = self.digests.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let (first_url, path) = digests.get(&digest_key(sha256)?)?;
+        (*first_url != url_key(url)).then(|| path.to_string())
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -115,8 +137,10 @@ struct FolderWriter {
     file: NamedTempFile,
     root: PathBuf,
     task: ImageTask,
-    /// Only for a name that holds `{sha256}`: what fills it at commit.
+    /// For a name that holds `{sha256}` (what fills it at commit), or `DEDUPE: content`.
     hasher: Option<Sha256>,
+    /// `DEDUPE: content`: the store's digests.
+    digests: Option<Arc<Mutex<Digests>>>,
 }
 
 impl Writer for FolderWriter {
@@ -129,12 +153,27 @@ impl Writer for FolderWriter {
 
     /// A rename or two: cheap enough to do on the worker's own thread.
     fn commit(self: Box<Self>) -> Commit {
-        let FolderWriter { file, root, mut task, hasher } = *self;
-        if let Some(hasher) = hasher {
-            let digest = storage::hex(&hasher.finalize());
-            task.name = storage::fill_holes(&task.name, None, Some(&digest));
+        let FolderWriter { file, root, mut task, hasher, digests } = *self;
+        let Some(hasher) = hasher else { return Commit::Done(commit(file, &root, &task)) };
+        let digest = storage::hex(&hasher.finalize());
+        task.name = storage::fill_holes(&task.name, None, Some(&digest));
+        let (Some(digests), Some(key)) = (digests, digest_key(&digest)) else {
+            return Commit::Done(commit(file, &root, &task));
+        };
+        // Held across the rename: the second of two writers with one content must see
+        // the first's file.
+        let mut digests = digests.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = digests.get(&key)
+            && is_regular_file(&storage::destination(&root, first))
+        {
+            // Stored already: the download is dropped with its temporary file.
+            return Commit::Done(Ok(first.to_string()));
         }
-        Commit::Done(commit(file, &root, &task))
+        let stored = commit(file, &root, &task);
+        if let Ok(name) = &stored {
+            digests.insert(key, (url_key(&task.url), name.as_str().into()));
+        }
+        Commit::Done(stored)
     }
 }
 

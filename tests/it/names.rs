@@ -210,3 +210,53 @@ fn ext_from_the_content_type_and_names_by_sha256() {
         assert_eq!(fetched(), before, "{mode}");
     }
 }
+
+#[test]
+fn dedupe_content_stores_one_copy_within_a_run_and_across_runs() {
+    for mode in MODES {
+        let server = server();
+        let dir = tempfile::tempdir().unwrap();
+        let list = |paths: &[&str]| -> String {
+            paths.iter().map(|p| format!("{}{p}\n", server.origin())).collect()
+        };
+        std::fs::write(dir.path().join("list.txt"), list(&["/same/a.jpg", "/same/b.jpg", "/a/b/cat.jpg"]))
+            .unwrap();
+        let args = |list: &'static str| {
+            ["-m", mode, "--urls", list, "-o", "out", "--dedupe", "content", "--report", "r.json"]
+                .map(String::from)
+        };
+        let run_with = |list: &'static str| {
+            let args = args(list);
+            run_binary(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+
+        let run = run_with("list.txt");
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        let stored = files(&dir.path().join("out"));
+        let same: Vec<&String> = stored.keys().filter(|n| *n != "cat.jpg").collect();
+        assert_eq!(same.len(), 1, "{mode}: one copy of the same bytes: {:?}", stored.keys());
+        let first = same[0].clone();
+        assert_eq!(stored[&first], jpeg(1, 600), "{mode}");
+        let report = crate::helpers::read_report(&dir.path().join("r.json"));
+        assert_eq!(report["skipped_by"]["duplicate"], 1, "{mode}: {report}");
+        let items = report["items"].as_array().unwrap();
+        let dup = items.iter().find(|i| i["status"] == "skipped").expect("the duplicate's item");
+        assert_eq!(dup["path"], first.as_str(), "{mode}: the duplicate points at the first copy");
+        assert_eq!(dup["reason"], format!("duplicate of {first}"), "{mode}");
+        run.assert_line("1 duplicate content");
+
+        // A later run meets the same bytes under a new URL: found by the record's digest.
+        std::fs::write(dir.path().join("more.txt"), list(&["/same/c.jpg"])).unwrap();
+        let run = run_with("more.txt");
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(files(&dir.path().join("out")), stored, "{mode}: nothing new stored");
+        let report = crate::helpers::read_report(&dir.path().join("r.json"));
+        assert_eq!(report["skipped_by"]["duplicate"], 1, "{mode}: {report}");
+        assert_eq!(report["items"][0]["path"], first.as_str(), "{mode}");
+
+        // Without it, every URL keeps its own file.
+        let run = run_binary(dir.path(), &["-m", mode, "--urls", "list.txt", "-o", "plain"]);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(files(&dir.path().join("plain")).len(), 3, "{mode}");
+    }
+}
