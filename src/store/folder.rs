@@ -334,6 +334,26 @@ mod tests {
     }
 
     #[test]
+    fn a_template_s_folders_are_made_and_a_planted_link_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        assert_eq!(save(&store, &task("a/b/x.jpg", false), JPEG).unwrap(), "a/b/x.jpg");
+        assert_eq!(std::fs::read(dir.path().join("a/b/x.jpg")).unwrap(), JPEG);
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("h")).unwrap();
+        let err = save(&store, &task("h/x.jpg", false), JPEG).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        std::fs::write(dir.path().join("f"), b"a file").unwrap();
+        assert!(save(&store, &task("f/x.jpg", false), JPEG).is_err());
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "nothing written through the link"
+        );
+        assert_eq!(store.out().tmp_count(), 0);
+    }
+
+    #[test]
     fn our_own_file_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path());

@@ -260,3 +260,26 @@ fn dedupe_content_stores_one_copy_within_a_run_and_across_runs() {
         assert_eq!(files(&dir.path().join("plain")).len(), 3, "{mode}");
     }
 }
+
+#[test]
+fn a_link_planted_where_a_template_folder_goes_is_never_followed() {
+    for mode in MODES {
+        let server = server();
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("list.txt"), format!("{}/a/b/cat.jpg\n", server.origin())).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("out/127.0.0.1")).unwrap();
+        let run = run_binary(
+            dir.path(),
+            &["-m", mode, "--urls", "list.txt", "-o", "out", "--name", "{host}/{path}"],
+        );
+        assert_eq!(run.code, 1, "{mode}: the image fails: {}", run.stderr);
+        assert!(run.stderr.contains("not a folder"), "{mode}: {}", run.stderr);
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "{mode}: nothing written through it"
+        );
+    }
+}
