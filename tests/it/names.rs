@@ -1,7 +1,9 @@
 //! `NAME` templates end to end in both modes: folders from the URL's host and path,
-//! `{shard}/{index}` in list order, hostile URL paths that stay inside the out dir, a
-//! re-run that finds every templated file through the record, and templates refused at
-//! start.
+//! `{shard}/{index}` in list order, `{ext}` from the Content-Type, `{sha256}`, hostile URL
+//! paths and a planted link that never lead outside the out dir, a re-run that finds
+//! every templated file through the record, templates refused at start, templated object
+//! keys in a bucket; and `DEDUPE: content`, one copy per content within a run and across
+//! runs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -281,5 +283,45 @@ fn a_link_planted_where_a_template_folder_goes_is_never_followed() {
             0,
             "{mode}: nothing written through it"
         );
+    }
+}
+
+#[test]
+fn a_bucket_takes_templated_names_as_object_keys_and_a_re_run_finds_them() {
+    let Some(s3) = crate::s3::server() else { return };
+    for mode in MODES {
+        let server = server();
+        let bucket = s3.new_bucket(&format!("names-{mode}"));
+        let dir = tempfile::tempdir().unwrap();
+        let list: String = ["/a/b/cat.jpg", "/noext/1", "/a/dog.jpg"]
+            .iter()
+            .map(|p| format!("{}{p}\n", server.origin()))
+            .collect();
+        std::fs::write(dir.path().join("list.txt"), list).unwrap();
+        let out = format!("s3://{}/pre", bucket.bucket());
+        let args = ["-m", mode, "--urls", "list.txt", "-o", &out, "--name", "x/{stem}.{ext}"];
+        let run = || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_image-scraper"));
+            command.args(args).envs(s3.env());
+            crate::helpers::run_command(&mut command, dir.path(), &[])
+        };
+        let first = run();
+        assert_eq!(first.code, 0, "{mode}: {}", first.stderr);
+        let objects: Vec<String> = bucket.list("pre/").unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            objects,
+            ["pre/.image-scraper/done.jsonl", "pre/x/1.png", "pre/x/cat.jpg", "pre/x/dog.jpg"],
+            "{mode}"
+        );
+        assert_eq!(
+            bucket.get("pre/x/1.png").unwrap().unwrap(),
+            png(Picture::Own { page: 1, k: 1 }),
+            "{mode}"
+        );
+        let fetched = || server.hits_under("/").values().sum::<usize>() - server.hits("/robots.txt");
+        let before = fetched();
+        let again = run();
+        assert_eq!(again.code, 0, "{mode}: {}", again.stderr);
+        assert_eq!(fetched(), before, "{mode}: found in the bucket, nothing fetched again");
     }
 }
