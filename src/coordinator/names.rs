@@ -142,4 +142,41 @@ mod tests {
         let again = names.claim(&b);
         assert!(again.starts_with("2-cat-"), "{again}");
     }
+
+    fn offer(u: &str, index: Option<u64>, carried: Option<&str>) -> Offer {
+        Offer {
+            index,
+            carried: carried.map(|c| Box::new(serde_json::from_str(c).unwrap())),
+            ..Offer::new(url(u), 0, None, Default::default())
+        }
+    }
+
+    #[test]
+    fn a_template_names_from_the_row_and_clashes_keep_their_folders() {
+        let store = crate::store::folder::FolderStore::fresh(
+            crate::outdir::OutDir::open(tempfile::tempdir().unwrap().path()).unwrap(),
+        );
+        let template = |t: &str| Some(Arc::new(NameTemplate::parse(t).unwrap()));
+        let mut names = Names::new(template("{shard}/{key}.{ext}"));
+        let plan = |names: &mut Names, o: &Offer| names.plan(&store, o, false);
+        let fetch = |name: &str| Planned::Fetch { name: name.into(), overwrite: false };
+        let row = offer("http://h/a/cat.jpg", Some(12_345), Some(r#"{"key":"k1"}"#));
+        assert_eq!(plan(&mut names, &row), fetch("00001/k1.jpg"));
+        let same_key = offer("http://h/b/cat.jpg", Some(12_346), Some(r#"{"key":"k1"}"#));
+        let suffixed = storage::with_suffix("k1.jpg", &same_key.url);
+        assert_eq!(plan(&mut names, &same_key), fetch(&format!("00001/{suffixed}")));
+        assert_eq!(
+            plan(&mut names, &offer("http://h/c.jpg", Some(1), None)),
+            Planned::Unnamed("NAME: this row has no `key` column".into())
+        );
+        // A walk's images are numbered as they are named.
+        let mut names = Names::new(template("{index}"));
+        assert_eq!(plan(&mut names, &offer("http://h/x.jpg", None, None)), fetch("000000000"));
+        assert_eq!(plan(&mut names, &offer("http://h/y.jpg", None, None)), fetch("000000001"));
+        // Named by content: never suffixed, whatever the URL.
+        let mut names = Names::new(template("{sha256}"));
+        let holed = storage::SHA256_HOLE.to_string();
+        assert_eq!(plan(&mut names, &offer("http://h/x.jpg", None, None)), fetch(&holed));
+        assert_eq!(plan(&mut names, &offer("http://h/y.jpg", None, None)), fetch(&holed));
+    }
 }
