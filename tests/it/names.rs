@@ -45,10 +45,14 @@ fn server() -> TestServer {
             web::get().to(|| async { HttpResponse::Ok().content_type("image/jpeg").body(jpeg(1, 600)) }),
         );
         cfg.default_service(web::to(|req: HttpRequest| async move {
-            let seed = req.uri().path().len() as u8;
-            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(seed, 600))
+            HttpResponse::Ok().content_type("image/jpeg").body(jpeg(seed(req.uri().path()), 600))
         }));
     })
+}
+
+/// A JPEG's seed from its path: different paths, different bytes (mostly).
+fn seed(path: &str) -> u8 {
+    path.bytes().fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(b))
 }
 
 fn write_list(dir: &Path, server: &TestServer) {
@@ -135,7 +139,7 @@ fn shard_and_index_follow_the_list_order() {
             ],
             "{mode}"
         );
-        assert_eq!(stored["00000/000000001.jpg"], jpeg("/a/dog.jpg".len() as u8, 600), "{mode}");
+        assert_eq!(stored["00000/000000001.jpg"], jpeg(seed("/a/dog.jpg"), 600), "{mode}");
     }
 }
 
@@ -188,7 +192,7 @@ fn ext_from_the_content_type_and_names_by_sha256() {
         assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
         let stored = files(&dir.path().join("sums"));
         let one = |p: u32| png(Picture::Own { page: 1, k: p });
-        let cat = jpeg("/a/b/cat.jpg".len() as u8, 600);
+        let cat = jpeg(seed("/a/b/cat.jpg"), 600);
         let mut wanted = vec![
             format!("{}.png", sha256(&one(1))),
             format!("{}.png", sha256(&one(2))),
@@ -323,5 +327,60 @@ fn a_bucket_takes_templated_names_as_object_keys_and_a_re_run_finds_them() {
         let again = run();
         assert_eq!(again.code, 0, "{mode}: {}", again.stderr);
         assert_eq!(fetched(), before, "{mode}: found in the bucket, nothing fetched again");
+    }
+}
+
+#[test]
+fn two_processes_of_a_shared_job_name_each_row_by_its_index() {
+    let (Some(s3), Some(redis)) = (crate::s3::server(), crate::redis_server::server()) else { return };
+    let server = server();
+    let bucket = s3.new_bucket("names-shared");
+    let out = format!("s3://{}/pre", bucket.bucket());
+    let root = tempfile::tempdir().unwrap();
+    const ROWS: usize = 12;
+    // Every row's file is `cat.jpg`: only the template tells them apart.
+    let list: String = (0..ROWS).map(|i| format!("{}/r{i}/cat.jpg\n", server.origin())).collect();
+    std::fs::write(root.path().join("list.txt"), list).unwrap();
+    let job = format!("names-{:08x}", fastrand::u32(..));
+    // One process of each mode: the index travels with the row through Redis either way.
+    let children: Vec<_> = ["sync", "async"]
+        .iter()
+        .map(|mode| {
+            let dir = root.path().join(mode);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_image-scraper"));
+            crate::helpers::without_proxy(&mut command)
+                .args(["--urls", "../list.txt", "-o", &out, "-m", mode, "-p", "1", "--no-progress"])
+                .args([
+                    "--name",
+                    "{shard}/{index}.{ext}",
+                    "--frontier",
+                    redis.url.as_str(),
+                    "--job",
+                    job.as_str(),
+                ])
+                .current_dir(&dir)
+                .envs(s3.env())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let images: Vec<String> = bucket
+        .list("pre/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !k.starts_with("pre/.image-scraper/"))
+        .collect();
+    let wanted: Vec<String> = (0..ROWS).map(|i| format!("pre/00000/{i:09}.jpg")).collect();
+    assert_eq!(images, wanted);
+    for i in 0..ROWS {
+        let body = bucket.get(&format!("pre/00000/{i:09}.jpg")).unwrap().unwrap();
+        assert_eq!(body, jpeg(seed(&format!("/r{i}/cat.jpg")), 600), "row {i} under its own index");
     }
 }
