@@ -155,6 +155,16 @@ pub struct Cli {
     #[arg(long, value_name = "RATIO")]
     pub max_aspect: Option<f64>,
 
+    /// Name each image by a template instead of its URL's file name, e.g. '{host}/{path}',
+    /// '{shard}/{index}.{ext}' or '{key}.{ext}' (NAME; see docs/settings.md)
+    #[arg(long = "name", value_name = "TEMPLATE")]
+    pub name: Option<String>,
+
+    /// What makes two images the same: 'url' (default: one file per URL) or 'content':
+    /// bytes already stored under another URL are not stored again (DEDUPE)
+    #[arg(long, value_name = "url|content")]
+    pub dedupe: Option<String>,
+
     /// Send every request through this proxy (http://, socks5:// or socks5h://
     /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
     /// all_proxy say; '' for no proxy at all

@@ -66,6 +66,8 @@ pub struct Skips {
     /// The server opted the image out (`X-Robots-Tag: noai`...): apart from `robots`
     /// because the site said it per image, not in robots.txt.
     pub opt_out: u64,
+    /// `DEDUPE: content`: bytes already stored under another URL, not stored again.
+    pub duplicate: u64,
     /// Anything else (a link whose thumbnail is already another image of the run).
     pub other: u64,
 }
@@ -78,6 +80,7 @@ pub enum SkipReason {
     Size,
     Dimensions,
     OptOut,
+    Duplicate,
     Other,
 }
 
@@ -89,6 +92,7 @@ impl Skips {
             SkipReason::Size => &mut self.size,
             SkipReason::Dimensions => &mut self.dimensions,
             SkipReason::OptOut => &mut self.opt_out,
+            SkipReason::Duplicate => &mut self.duplicate,
             SkipReason::Other => &mut self.other,
         } += 1;
     }

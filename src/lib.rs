@@ -70,6 +70,7 @@ pub mod html;
 pub mod job;
 pub mod limits;
 pub mod logging;
+pub mod name_template;
 pub mod net;
 pub mod outdir;
 pub mod progress;

@@ -147,6 +147,33 @@ impl OutDir {
     }
 }
 
+/// Creates the folders of `name` (a `NAME` template's `a/b/file.jpg`) under `root`, one
+/// at a time through the folder opened before, never following a link: a link or a file
+/// planted where a folder should be is an error, so a name never leads outside the out
+/// dir. Nothing to do for a bare file name.
+pub fn make_folders(root: &Path, name: &str) -> io::Result<()> {
+    let Some((folders, _)) = name.rsplit_once('/') else { return Ok(()) };
+    let mut dir = open_dir(rustix::fs::CWD, root)?;
+    for segment in folders.split('/') {
+        match rustix::fs::mkdirat(&dir, segment, Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let flags =
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        dir = match rustix::fs::openat(&dir, segment, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                return Err(io::Error::other(format!(
+                    "{segment} in {name} is not a folder (a link or a file)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(())
+}
+
 /// `part-` and six characters of tempfile's alphabet: the only names clean-up deletes.
 fn is_part_name(name: &str) -> bool {
     name.strip_prefix(PART_PREFIX)

@@ -80,6 +80,9 @@ pub struct Section {
     pub min_width: Option<u32>,
     pub min_height: Option<u32>,
     pub max_aspect: Option<f64>,
+    /// `--name` and `--dedupe` as settings (the flags win).
+    pub name: Option<String>,
+    pub dedupe: Option<String>,
     pub per_host_concurrency: Option<usize>,
     pub delay_ms: Option<u64>,
     pub requests_per_second: Option<f64>,

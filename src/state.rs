@@ -29,6 +29,25 @@ struct Line<'a> {
     url: &'a str,
     path: &'a str,
     bytes: u64,
+    /// Hex, when the run knew it (`DEDUPE: content`, a JSON Lines manifest): what the next
+    /// run's content dedupe finds the file by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+}
+
+/// `DEDUPE: content`'s memory: the first 16 bytes of a SHA-256 -> the URL hash of the image
+/// stored first with it and its path. 16 bytes of digest, not 64 hex digits: a collision
+/// of 128 bits is not met by accident.
+pub type Digests = HashMap<u128, (u128, Box<str>)>;
+
+/// The first 16 bytes of a hex SHA-256 (`None` if it is not one).
+pub fn digest_key(sha256: &str) -> Option<u128> {
+    sha256.get(..32).and_then(|hex| u128::from_str_radix(hex, 16).ok())
+}
+
+/// The key the record uses for a URL.
+pub fn url_key(url: &Url) -> u128 {
+    xxh3_128(url.as_str().as_bytes())
 }
 
 /// Lines buffered before a write: a few KiB.
@@ -133,8 +152,20 @@ impl Resume {
     /// identical to the files already there. The map is not updated: a URL is seen once
     /// per run, and the map would grow with the run.
     pub fn record(&mut self, url: &Url, path: &str, bytes: u64) -> io::Result<()> {
+        self.record_content(url, path, bytes, None)
+    }
+
+    /// [`Resume::record`] with the image's SHA-256, when known.
+    pub fn record_content(
+        &mut self,
+        url: &Url,
+        path: &str,
+        bytes: u64,
+        sha256: Option<&str>,
+    ) -> io::Result<()> {
         let file = self.file.as_mut().ok_or_else(|| io::Error::other("resume record not open"))?;
-        serde_json::to_writer(&mut *file, &Line { url: url.as_str(), path, bytes })
+        let sha256 = sha256.map(str::to_string);
+        serde_json::to_writer(&mut *file, &Line { url: url.as_str(), path, bytes, sha256 })
             .map_err(io::Error::other)?;
         file.write_all(b"\n")?;
         self.unflushed += 1;
@@ -151,6 +182,21 @@ impl Resume {
             Some(file) => file.flush(),
             None => Ok(()),
         }
+    }
+
+    /// The digests the record at `path` names, for `DEDUPE: content`: read on their own,
+    /// so a run without it keeps none. The first line with a digest wins (the first copy).
+    pub fn digests(path: &Path) -> Digests {
+        let mut digests = Digests::new();
+        let Ok(bytes) = crate::outdir::read_regular(path) else { return digests };
+        for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(line) = serde_json::from_slice::<Line>(raw) else { continue };
+            let Some(key) = line.sha256.as_deref().and_then(digest_key) else { continue };
+            if is_safe_name(line.path) {
+                digests.entry(key).or_insert_with(|| (xxh3_128(line.url.as_bytes()), line.path.into()));
+            }
+        }
+        digests
     }
 
     fn rewrite(&self) -> io::Result<()> {
@@ -179,12 +225,10 @@ impl Resume {
     }
 }
 
-/// A name a record may point at: a bare file name of the kind `storage` produces.
+/// A name a record may point at: a relative path of the kind `storage` and `NAME`
+/// templates produce (no `..`, no leading `/`, nothing in the tool's own folder).
 fn is_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && !name.contains(['/', '\\', '\0'])
-        && name.len() <= crate::storage::MAX_NAME_BYTES + 16
+    crate::storage::is_safe_path(name)
 }
 
 #[cfg(test)]
@@ -223,16 +267,41 @@ mod tests {
             "garbage\n",
             "{\"url\":\"http://h/evil.jpg\",\"path\":\"../../evil\",\"bytes\":1}\n",
             "{\"url\":\"http://h/hidden.jpg\",\"path\":\".bashrc\",\"bytes\":1}\n",
+            "{\"url\":\"http://h/own.jpg\",\"path\":\"x/.image-scraper/done.jsonl\",\"bytes\":1}\n",
+            "{\"url\":\"http://h/up.jpg\",\"path\":\"x/../../up\",\"bytes\":1}\n",
             "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n",
             "{\"url\":\"http://h/b.jpg\",\"path\":\"b.jp", // torn last line
         );
         std::fs::write(&path, text).unwrap();
         let (r, report) = Resume::load(&path);
         assert_eq!(report.entries, 1);
-        assert_eq!(report.bad_lines, 4);
+        assert_eq!(report.bad_lines, 6);
         assert_eq!(r.get(&url("http://h/a.jpg")).unwrap().bytes, 2, "the latest line wins");
         let rewritten = std::fs::read_to_string(&path).unwrap();
         assert_eq!(rewritten, "{\"url\":\"http://h/a.jpg\",\"path\":\"a.jpg\",\"bytes\":2}\n");
+    }
+
+    #[test]
+    fn digests_and_templated_paths_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        let (mut r, _) = Resume::load(&path);
+        let sha = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        r.record_content(&url("http://h/a.jpg"), "h/a/a.jpg", 3, Some(sha)).unwrap();
+        r.record_content(&url("http://h/b.jpg"), "h/b.jpg", 3, Some(sha)).unwrap();
+        r.record(&url("http://h/c.jpg"), "c.jpg", 3).unwrap();
+        drop(r);
+        let (r, report) = Resume::load(&path);
+        assert_eq!(report.bad_lines, 0);
+        assert_eq!(r.get(&url("http://h/a.jpg")).unwrap().path, "h/a/a.jpg");
+        let digests = Resume::digests(&path);
+        assert_eq!(digests.len(), 1);
+        let (first_url, first_path) = &digests[&digest_key(sha).unwrap()];
+        assert_eq!(
+            (*first_url, &**first_path),
+            (url_key(&url("http://h/a.jpg")), "h/a/a.jpg"),
+            "the first copy"
+        );
     }
 
     #[test]

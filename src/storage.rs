@@ -14,6 +14,14 @@ use xxhash_rust::xxh3::xxh3_64;
 /// room for a clash suffix and for the temporary-name decoration.
 pub const MAX_NAME_BYTES: usize = 150;
 
+/// Stands in a name for `{ext}` until the response's Content-Type tells it (a URL without
+/// an extension, under a `NAME` template). A private-use character: `NAME` strips it from
+/// every value, so no URL or column can forge one.
+pub const EXT_HOLE: char = '\u{F8FE}';
+
+/// Stands in a name for `{sha256}` until the bytes are in (see [`EXT_HOLE`]).
+pub const SHA256_HOLE: char = '\u{F8FF}';
+
 /// The name of the tool's own folder in the out dir: hidden, and never a name
 /// `file_name` can produce, since that strips leading dots.
 pub const OWN_PREFIX: &str = ".image-scraper";
@@ -24,12 +32,18 @@ pub const OWN_PREFIX: &str = ".image-scraper";
 pub fn file_name(url: &Url) -> String {
     let last = url.path_segments().and_then(|mut segments| segments.next_back()).unwrap_or("");
     let decoded = percent_decode_str(last).decode_utf8_lossy();
+    // No URL may forge a hole (see `EXT_HOLE`).
+    let decoded = decoded.replace([EXT_HOLE, SHA256_HOLE], "");
     sanitize(&decoded).unwrap_or_else(|| format!("image-{}", short_hash(url)))
 }
 
 /// `name` with a short suffix derived from the URL before its extension: what an image gets
-/// when another URL already took its name. Stable across runs for the same URL.
+/// when another URL already took its name. Stable across runs for the same URL. A `NAME`
+/// template's path keeps its folders: only the file name is suffixed.
 pub fn with_suffix(name: &str, url: &Url) -> String {
+    if let Some((folders, file)) = name.rsplit_once('/') {
+        return format!("{folders}/{}", with_suffix(file, url));
+    }
     let tag = short_hash(url);
     let (stem, ext) = split_extension(name);
     let room = MAX_NAME_BYTES.saturating_sub(tag.len() + 1 + ext.len());
@@ -40,6 +54,12 @@ pub fn with_suffix(name: &str, url: &Url) -> String {
 /// Eight hex digits of a stable hash of the URL.
 pub fn short_hash(url: &Url) -> String {
     format!("{:08x}", xxh3_64(url.as_str().as_bytes()) as u32)
+}
+
+/// One segment of a name made safe as a default name is (see [`file_name`]); `None`
+/// when nothing usable is left. What `NAME` templates make each folder and file name of.
+pub fn safe_segment(raw: &str) -> Option<String> {
+    sanitize(raw)
 }
 
 fn sanitize(raw: &str) -> Option<String> {
@@ -59,7 +79,7 @@ fn sanitize(raw: &str) -> Option<String> {
     let trimmed = cleaned
         .trim_start_matches(|c: char| c == '.' || c.is_whitespace())
         .trim_end_matches(|c: char| c == '.' || c.is_whitespace());
-    if !trimmed.chars().any(char::is_alphanumeric) {
+    if !trimmed.chars().any(usable) {
         return None;
     }
     let (stem, ext) = split_extension(trimmed);
@@ -71,7 +91,13 @@ fn sanitize(raw: &str) -> Option<String> {
     // something usable is left.
     let name = format!("{stem}{ext}");
     let name = name.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
-    name.chars().any(char::is_alphanumeric).then(|| name.to_string())
+    name.chars().any(usable).then(|| name.to_string())
+}
+
+/// A character that makes a name worth keeping: a letter or digit, or a hole that will
+/// be filled with digits.
+fn usable(c: char) -> bool {
+    c.is_alphanumeric() || c == SHA256_HOLE || c == EXT_HOLE
 }
 
 /// Unicode's default-ignorable code points (DerivedCoreProperties.txt): zero-width and
@@ -103,8 +129,10 @@ fn is_invisible(c: char) -> bool {
 
 /// Splits `cat.jpg` into (`cat`, `.jpg`); an extension is short and alphanumeric, so
 /// `v1.2 final` has none.
-fn split_extension(name: &str) -> (&str, &str) {
+pub fn split_extension(name: &str) -> (&str, &str) {
     match name.rfind('.') {
+        // `{ext}` still to come is an extension too: a suffix goes before it.
+        Some(dot) if dot > 0 && name[dot + 1..].chars().eq([EXT_HOLE]) => name.split_at(dot),
         Some(dot)
             if dot > 0
                 && name.len() - dot <= 10
@@ -128,10 +156,61 @@ fn truncate_at_char(s: &str, max_bytes: usize) -> &str {
     &s[..end]
 }
 
-/// Where `name` (from [`file_name`] or [`with_suffix`]) lands: always directly inside `dir`.
+/// Where `name` (from [`file_name`], [`with_suffix`] or a `NAME` template) lands: always
+/// inside `dir`, in the template's folders if it has any.
 pub fn destination(dir: &Path, name: &str) -> PathBuf {
-    debug_assert!(!name.contains(['/', '\\']) && !name.starts_with('.'));
+    debug_assert!(is_safe_path(name), "{name:?}");
     dir.join(name)
+}
+
+/// A relative path of the kind names are: `/`-separated segments, none empty, none
+/// starting with a dot (so no `.`, `..` or the tool's own folder), no `\\` or NUL, each
+/// at most a little over [`MAX_NAME_BYTES`] (a suffix), and not absurdly deep.
+pub fn is_safe_path(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 4096
+        && name.split('/').count() <= 32
+        && name.split('/').all(|s| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && !s.contains(['\\', '\0'])
+                && s.len() <= MAX_NAME_BYTES + 16
+        })
+}
+
+/// `name` with its holes filled: `{ext}` by `ext` (the Content-Type's; none known, the
+/// dot before it goes too), `{sha256}` by `sha256` (hex). What is not given stays a hole.
+pub fn fill_holes(name: &str, ext: Option<&str>, sha256: Option<&str>) -> String {
+    let mut out = name.to_string();
+    if let Some(ext) = ext {
+        out = match ext {
+            "" => out.replace(&format!(".{EXT_HOLE}"), "").replace(EXT_HOLE, ""),
+            ext => out.replace(EXT_HOLE, ext),
+        };
+    }
+    if let Some(sha256) = sha256 {
+        out = out.replace(SHA256_HOLE, sha256);
+    }
+    out
+}
+
+/// The extension a Content-Type stands for, for `{ext}`: `image/jpeg` -> `jpg`, `image/png`
+/// -> `png`, `image/svg+xml` -> `svg`; `""` for anything else.
+pub fn ext_of_type(content_type: Option<&str>) -> &'static str {
+    let essence = content_type.and_then(|t| t.split(';').next()).unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/avif" => "avif",
+        "image/bmp" => "bmp",
+        "image/tiff" => "tiff",
+        "image/svg+xml" => "svg",
+        "image/x-icon" | "image/vnd.microsoft.icon" => "ico",
+        "image/heic" => "heic",
+        _ => "",
+    }
 }
 
 /// Writes `contents` to `dest` through a temporary file beside it, so `dest` is either the

@@ -32,13 +32,14 @@ fn read(path: PathBuf, tx: ListSender, log: &Logger) {
             Ok(file) => Box::new(file),
             Err(e) => {
                 let row = BadRow { text: name.clone(), error: format!("cannot read the list: {e}") };
-                let _ = tx.blocking_send(vec![ListEntry { url: Err(row) }]);
+                let _ = tx.blocking_send(vec![ListEntry { index: 0, url: Err(row) }]);
                 return;
             }
         }
     };
     let mut batch = Vec::with_capacity(BATCH);
-    for entry in crate::urllist::read_entries(BufReader::with_capacity(256 * 1024, input)) {
+    let rows = crate::urllist::read_entries(BufReader::with_capacity(256 * 1024, input));
+    for (index, entry) in (0u64..).zip(rows) {
         let (url, end) = match entry {
             Ok((n, text)) => {
                 (parse_site_url(&text).map_err(|e| BadRow { error: format!("{name}:{n}: {e}"), text }), false)
@@ -51,7 +52,7 @@ fn read(path: PathBuf, tx: ListSender, log: &Logger) {
                 (Err(BadRow { text: name.clone(), error }), true)
             }
         };
-        batch.push(ListEntry { url });
+        batch.push(ListEntry { index, url });
         if batch.len() == BATCH || end {
             // Closed: the run stopped and reads no more.
             if tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {

@@ -157,6 +157,7 @@ async fn scrape(
         },
         store: Arc::clone(store),
         force: config.force,
+        name: config.naming.template.clone(),
         per_host_concurrency: config.requests.per_host_concurrency,
         obey_robots: config.requests.obey_robots,
         gate: Arc::clone(&gate),

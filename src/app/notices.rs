@@ -139,6 +139,10 @@ fn log_skips_and_drops(summary: &Summary, config: &Config, log: &Logger) {
         warn!(log, "images skipped: their server opted them out with X-Robots-Tag (noai, noimageai, none or noindex; --ignore-robots would keep them, with the site owner's consent)";
             "skipped" => skips.opt_out);
     }
+    if skips.duplicate > 0 {
+        info!(log, "images skipped: their bytes are stored already under another URL (DEDUPE: content); the report points each at the first copy";
+            "skipped" => skips.duplicate);
+    }
     if skips.other > 0 {
         info!(log, "images skipped: a link's thumbnail already downloaded as an image of its own"; "skipped" => skips.other);
     }

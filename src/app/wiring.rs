@@ -72,7 +72,11 @@ pub(super) fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dy
     }
     .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
     let resume = load_resume(&out, config.dry_run, log);
-    Ok(Arc::new(FolderStore::new(out, resume)))
+    let store = FolderStore::new(out, resume);
+    Ok(Arc::new(match config.naming.dedupe {
+        crate::config::Dedupe::Content => store.with_dedupe(),
+        crate::config::Dedupe::Url => store,
+    }))
 }
 
 fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {

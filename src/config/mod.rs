@@ -14,6 +14,7 @@ use url::Url;
 mod defaults;
 mod extract;
 mod http;
+mod naming;
 mod net;
 mod output;
 pub mod render;
@@ -25,6 +26,7 @@ mod walk;
 
 pub use defaults::*;
 pub use http::Requests;
+pub use naming::{Dedupe, Naming};
 pub use output::ReportKind;
 pub use shared::SharedJob;
 pub use site::{Filters, PageUrls, Source, parse_pages};
@@ -68,6 +70,8 @@ pub struct Config {
     pub failed_list: Option<PathBuf>,
     /// Download again what an earlier run completed (`--force`).
     pub force: bool,
+    /// `NAME` and `DEDUPE`: how stored images are named, and what makes two the same.
+    pub naming: Naming,
     /// List the image URLs, download nothing (`--dry-run`).
     pub dry_run: bool,
     /// `--frontier` and `--job`: the work is shared through Redis.
@@ -92,6 +96,9 @@ impl Config {
         let requests = http::resolve(&settings, cli)?;
         let output = output::resolve(&settings, cli)?;
         let filters = site::resolve_filters(cli)?;
+        let naming = naming::resolve(&settings, cli, &source, output.bucket.is_some())?;
+        let shared_job = cli.frontier.is_some() || settings.section.frontier.is_some();
+        let naming = naming::resolve_dedupe(&settings, cli, naming, output.bucket.is_some() || shared_job)?;
         let dimensions = site::resolve_dimensions(&settings, cli)?;
         let workers = match cli.process {
             Some(n) => n as usize,
@@ -134,6 +141,7 @@ impl Config {
             report: output.report,
             failed_list: output.failed_list,
             force: cli.force,
+            naming,
             dry_run: cli.dry_run,
             shared,
             trust: Arc::new(trust),
@@ -149,7 +157,8 @@ impl Config {
 
     /// What the workers need, writing into `out` and stopping on `cancel`.
     pub fn fetch_options(&self, store: Arc<dyn Store>, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
-        let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl);
+        let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl)
+            || self.naming.dedupe == Dedupe::Content;
         FetchOptions {
             timeout: self.requests.timeout,
             user_agent: self.requests.user_agent.clone(),

@@ -333,7 +333,13 @@ impl Coordinator {
         let mut children = Vec::new();
         let mut fell_back = None;
         let answer = outcome::image(outcome, &task, &image, referer, &self.plan.image_host);
+        // `DEDUPE: content`: bytes another URL stored first are this one's duplicate.
+        let first_copy = match &answer {
+            ImageAnswer::Saved { sha256: Some(sha256), .. } => self.plan.store.first_copy(&task.url, sha256),
+            _ => None,
+        };
         let end = match &answer {
+            ImageAnswer::Saved { .. } if first_copy.is_some() => ItemEnd::Skipped,
             ImageAnswer::Saved { .. } => ItemEnd::Ok,
             ImageAnswer::Follow(_) | ImageAnswer::FallBack { .. } => ItemEnd::Replaced,
             ImageAnswer::Skipped(..) => ItemEnd::Skipped,
@@ -344,15 +350,25 @@ impl Coordinator {
             ImageAnswer::Saved { name, bytes, sha256 } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
                 ending = Ending::Saved { path: name.clone(), bytes };
-                if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
+                if let Err(e) = self.plan.store.record_content(&image.found, &name, bytes, sha256.as_deref())
                     && !self.resume_warned
                 {
                     self.resume_warned = true;
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
-                let mut item = Subject { path: name, ..image }.item(Status::Ok);
-                (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
-                self.tally.image(item);
+                if let Some(first) = first_copy {
+                    // Skipped, not ok: nothing was stored for it. Its path is the first
+                    // copy's, which the reason names too.
+                    debug!(self.log, "image is a duplicate"; "url" => %image.found, "first_copy" => &first);
+                    let mut item = Subject { path: name, ..image }.item(Status::Skipped);
+                    (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                    item.reason = Some(format!("duplicate of {first}"));
+                    self.tally.skipped(item, SkipReason::Duplicate);
+                } else {
+                    let mut item = Subject { path: name, ..image }.item(Status::Ok);
+                    (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                    self.tally.image(item);
+                }
             }
             ImageAnswer::Follow(target) => children.push(target),
             ImageAnswer::FallBack { thumbnail, link } => {

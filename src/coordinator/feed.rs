@@ -9,6 +9,8 @@ use url::Url;
 /// One row of the list.
 #[derive(Debug)]
 pub struct ListEntry {
+    /// The row's place among the list's rows, from 0: `NAME`'s `{index}`.
+    pub index: u64,
     /// The image's URL, or the row's text and why it is not one (a counted failure: a
     /// dataset's list is not refused for one broken row found halfway).
     pub url: Result<Url, BadRow>,
@@ -91,7 +93,7 @@ mod tests {
     use super::*;
 
     fn entry(n: u32) -> ListEntry {
-        ListEntry { url: Ok(Url::parse(&format!("http://h.test/{n}.jpg")).unwrap()) }
+        ListEntry { index: u64::from(n), url: Ok(Url::parse(&format!("http://h.test/{n}.jpg")).unwrap()) }
     }
 
     #[test]

@@ -189,7 +189,7 @@ impl Coordinator {
             frontier,
             slots: Slots::default(),
             robots: RobotsBook::new(plan.obey_robots),
-            names: Names::with_capacity(list_rows.unwrap_or(0)),
+            names: Names::new(plan.name.clone()).with_capacity(list_rows.unwrap_or(0)),
             listing,
             claiming: false,
             idle_poll: None,
@@ -280,7 +280,8 @@ impl Coordinator {
         let mut offers = Vec::with_capacity(batch.len());
         for entry in batch {
             match entry.url {
-                Ok(url) => offers.push(Offer::new(url, 0, None, Meta::default())),
+                Ok(url) => offers
+                    .push(Offer { index: Some(entry.index), ..Offer::new(url, 0, None, Meta::default()) }),
                 Err(BadRow { text, error }) => {
                     warn!(self.log, "list row failed"; "row" => &text, "error" => &error);
                     self.tally.found_image();
@@ -472,9 +473,8 @@ impl Coordinator {
                 }
                 Work::Image(offer) => match self.image_task(offer) {
                     Ok(ready) => ready,
-                    Err(()) => {
-                        let answer =
-                            self.frontier.complete(lease.id, Ending::Image(ItemEnd::Skipped), Vec::new());
+                    Err(end) => {
+                        let answer = self.frontier.complete(lease.id, Ending::Image(end), Vec::new());
                         self.then(ctx, answer, |_, _| {});
                         ended += 1;
                         continue;
@@ -518,16 +518,20 @@ impl Coordinator {
 
     /// The task for an image about to go out: under the name it already has (it was
     /// redirected), or the resume decision's. `Err` when an earlier run stored it whole
-    /// (counted as skipped here).
-    #[allow(clippy::result_unit_err)]
-    fn image_task(&mut self, offer: Offer) -> Result<(Task, u32, Option<Url>, Meta), ()> {
+    /// (counted as skipped here) or `NAME` cannot name it (counted as failed), with how
+    /// it ended.
+    fn image_task(&mut self, offer: Offer) -> Result<(Task, u32, Option<Url>, Meta), ItemEnd> {
         let (name, overwrite) = match offer.meta.name.clone() {
             Some(name) => (name, offer.meta.overwrite),
-            None => match self.names.plan(&*self.plan.store, &offer.url, self.plan.force) {
+            None => match self.names.plan(&*self.plan.store, &offer, self.plan.force) {
                 Planned::Fetch { name, overwrite } => (name, overwrite),
+                Planned::Unnamed(why) => {
+                    self.fail(&offer.into(), 0, why);
+                    return Err(ItemEnd::Failed);
+                }
                 Planned::Complete { name, bytes } => {
                     self.skip_complete(offer, name, bytes);
-                    return Err(());
+                    return Err(ItemEnd::Skipped);
                 }
             },
         };
@@ -593,8 +597,9 @@ impl Coordinator {
                 Verdict::Refused { reason, failure: false } => {
                     self.skip(&offer.into(), SkipReason::Robots, reason)
                 }
-                Verdict::Go => match self.names.plan(&*self.plan.store, &url, self.plan.force) {
+                Verdict::Go => match self.names.plan(&*self.plan.store, &offer, self.plan.force) {
                     Planned::Complete { name, bytes } => self.skip_complete(offer, name, bytes),
+                    Planned::Unnamed(why) => self.fail(&offer.into(), 0, why),
                     Planned::Fetch { .. } if self.listing.as_mut().is_some_and(|l| l.write(&url)) => {
                         self.tally.listed()
                     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::feed::Feed;
 use crate::counts::{CountsWatch, ItemSink};
 use crate::frontier::{Filters, Source};
+use crate::name_template::NameTemplate;
 use crate::net::politeness::HostGate;
 use crate::store::Store;
 use crate::work::Cancel;
@@ -23,6 +24,8 @@ pub struct Plan {
     pub store: Arc<dyn Store>,
     /// Download again what the resume record says is complete (`--force`).
     pub force: bool,
+    /// `NAME`: how images are named; `None`, the URL's own file name.
+    pub name: Option<Arc<NameTemplate>>,
     /// Requests in flight per host, across all workers.
     pub per_host_concurrency: usize,
     /// Fetch each origin's robots.txt first and obey it.
@@ -62,6 +65,7 @@ impl Plan {
             list: None,
             store,
             force: false,
+            name: None,
             per_host_concurrency: usize::MAX,
             obey_robots: false,
             gate: Arc::new(HostGate::open()),

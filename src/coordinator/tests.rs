@@ -799,7 +799,8 @@ impl Frontier for SharedJob {
 async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failing_them() {
     let dir = tempfile::tempdir().unwrap();
     let (rows, list) = super::feed::list_channel();
-    let rows_sent = ["http://h.test/a.jpg", "http://h.test/b.jpg"].map(|u| ListEntry { url: Ok(url(u)) });
+    let rows_sent =
+        ["http://h.test/a.jpg", "http://h.test/b.jpg"].map(|u| ListEntry { index: 0, url: Ok(url(u)) });
     rows.try_send(rows_sent.into()).unwrap();
     drop(rows);
     let list_source = UrlList { path: "list.txt".into(), rows: Some(2), digest: None };
@@ -918,7 +919,12 @@ async fn a_rerun_of_a_finished_list_skips_it_all_in_one_step() {
     // The whole list waits in the channel before the Coordinator starts.
     while rows
         .try_send(
-            (0..BATCH).map(|i| ListEntry { url: Ok(url(&format!("http://h.test/{}.jpg", n + i))) }).collect(),
+            (0..BATCH)
+                .map(|i| ListEntry {
+                    index: (n + i) as u64,
+                    url: Ok(url(&format!("http://h.test/{}.jpg", n + i))),
+                })
+                .collect(),
         )
         .is_ok()
     {

@@ -57,6 +57,16 @@ impl<'a> ImageSink<'a> {
         if let Some(len) = content_length {
             check_wanted(opts, len, len)?;
         }
+        // A `NAME` whose `{ext}` the URL could not tell: the Content-Type tells it now.
+        let filled;
+        let task = match task.name.contains(storage::EXT_HOLE) {
+            true => {
+                let ext = storage::ext_of_type(content_type);
+                filled = ImageTask { name: storage::fill_holes(&task.name, Some(ext), None), ..task.clone() };
+                &filled
+            }
+            false => task,
+        };
         let writer = opts.store.begin(task).await?;
         Ok(Self {
             opts,

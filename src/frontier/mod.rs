@@ -156,11 +156,19 @@ pub struct Offer {
     /// A detail page (a page per image, linked from a listing page), not an image: it
     /// waits in the same per-origin queues, and is claimed as [`Work::Detail`].
     pub detail: bool,
+    /// The row's 0-based place in a `--urls` list: `NAME`'s `{index}` and `{shard}`.
+    /// `None` for an image found by a walk, which is numbered as it is named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The list row's other columns (caption, key...): `NAME`'s `{column}`s, and the
+    /// manifest's. Boxed: most offers have none, and an offer is kept per queued image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Offer {
     pub fn new(url: Url, page: u32, referer: Option<Url>, meta: Meta) -> Self {
-        Self { url, page, referer, meta, again: false, detail: false }
+        Self { url, page, referer, meta, again: false, detail: false, index: None, carried: None }
     }
 
     /// The URL the image was found under, before any redirect.

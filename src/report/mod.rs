@@ -116,6 +116,7 @@ impl Summary {
             (s.size, "size filter"),
             (s.dimensions, "dimension filter"),
             (s.opt_out, "opted out (X-Robots-Tag)"),
+            (s.duplicate, "duplicate content"),
             (s.other, "other"),
         ];
         if let Some(line) = counted(&why) {
@@ -461,7 +462,7 @@ mod tests {
         assert_eq!(
             v["skipped_by"],
             serde_json::json!({"complete": 3, "robots": 2, "size": 0,
-            "dimensions": 4, "opt_out": 1, "other": 0})
+            "dimensions": 4, "opt_out": 1, "duplicate": 0, "other": 0})
         );
         assert_eq!(v["dropped"], serde_json::json!({"other_host": 5, "extension": 0}));
     }

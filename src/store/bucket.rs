@@ -134,7 +134,8 @@ impl BucketStore {
                 record = text;
             }
         }
-        let objects = listed.into_iter().filter(|(name, _)| !name.contains('/')).collect();
+        // Images only: a `NAME` template's folders included, the record (a dot name) not.
+        let objects = listed.into_iter().filter(|(name, _)| storage::is_safe_path(name)).collect();
         let state =
             State { objects, done, claimed: HashSet::new(), record, lines: 0, last_handed: Instant::now() };
         let client = Arc::new(client);

@@ -10,14 +10,15 @@ use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, PersistError};
 use url::Url;
 
 use super::{Commit, Lookup, Opening, Store, Writer};
 use crate::outdir::{OutDir, PART_PREFIX, is_regular_file, same_contents};
-use crate::state::Resume;
+use crate::state::{Digests, Resume, digest_key, url_key};
 use crate::storage;
 use crate::task::{ImageTask, TaskError};
 
@@ -27,11 +28,22 @@ pub struct FolderStore {
     /// Read at the start, appended to as images complete. Only the Coordinator records,
     /// so the lock is never contended; it makes the store shareable with the workers.
     resume: Mutex<Resume>,
+    /// `DEDUPE: content`: the bytes stored so far (this run's and the record's), shared
+    /// with the writers, which look a digest up and put a file under its name in one
+    /// step, so two writers with the same bytes store one copy.
+    digests: Option<Arc<Mutex<Digests>>>,
 }
 
 impl FolderStore {
     pub fn new(out: OutDir, resume: Resume) -> Self {
-        Self { out, resume: Mutex::new(resume) }
+        Self { out, resume: Mutex::new(resume), digests: None }
+    }
+
+    /// `DEDUPE: content`: bytes already stored (by this run, or an earlier one whose
+    /// record has their SHA-256) are not stored again.
+    pub fn with_dedupe(self) -> Self {
+        let digests = Resume::digests(&self.out.state_file());
+        Self { digests: Some(Arc::new(Mutex::new(digests))), ..self }
     }
 
     /// The out dir with no record of an earlier run: every image is new to it.
@@ -59,8 +71,11 @@ impl Store for FolderStore {
             .tempfile_in(self.out.tmp_dir())
             .map_err(TaskError::write);
         let writer = file.map(|file| {
-            Box::new(FolderWriter { file, root: self.out.root().to_path_buf(), task: task.clone() })
-                as Box<dyn Writer>
+            // A `NAME` with `{sha256}`: the name is known once the bytes are.
+            let hashed = task.name.contains(storage::SHA256_HOLE) || self.digests.is_some();
+            let (root, digests) = (self.out.root().to_path_buf(), self.digests.clone());
+            let hasher = hashed.then(Sha256::new);
+            Box::new(FolderWriter { file, root, task: task.clone(), hasher, digests }) as Box<dyn Writer>
         });
         Box::pin(std::future::ready(writer))
     }
@@ -82,6 +97,16 @@ impl Store for FolderStore {
 
     fn record(&self, url: &Url, name: &str, bytes: u64) -> io::Result<()> {
         self.resume().record(url, name, bytes)
+    }
+
+    fn record_content(&self, url: &Url, name: &str, bytes: u64, sha256: Option<&str>) -> io::Result<()> {
+        self.resume().record_content(url, name, bytes, sha256)
+    }
+
+    fn first_copy(&self, url: &Url, sha256: &str) -> Option<String> {
+        let digests = self.digests.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let (first_url, path) = digests.get(&digest_key(sha256)?)?;
+        (*first_url != url_key(url)).then(|| path.to_string())
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -112,23 +137,51 @@ struct FolderWriter {
     file: NamedTempFile,
     root: PathBuf,
     task: ImageTask,
+    /// For a name that holds `{sha256}` (what fills it at commit), or `DEDUPE: content`.
+    hasher: Option<Sha256>,
+    /// `DEDUPE: content`: the store's digests.
+    digests: Option<Arc<Mutex<Digests>>>,
 }
 
 impl Writer for FolderWriter {
     fn write(&mut self, bytes: &[u8]) -> Result<(), TaskError> {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
         self.file.write_all(bytes).map_err(TaskError::write)
     }
 
     /// A rename or two: cheap enough to do on the worker's own thread.
     fn commit(self: Box<Self>) -> Commit {
-        let FolderWriter { file, root, task } = *self;
-        Commit::Done(commit(file, &root, &task))
+        let FolderWriter { file, root, mut task, hasher, digests } = *self;
+        let Some(hasher) = hasher else { return Commit::Done(commit(file, &root, &task)) };
+        let digest = storage::hex(&hasher.finalize());
+        task.name = storage::fill_holes(&task.name, None, Some(&digest));
+        let (Some(digests), Some(key)) = (digests, digest_key(&digest)) else {
+            return Commit::Done(commit(file, &root, &task));
+        };
+        // Held across the rename: the second of two writers with one content must see
+        // the first's file.
+        let mut digests = digests.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = digests.get(&key)
+            && is_regular_file(&storage::destination(&root, first))
+        {
+            // Stored already: the download is dropped with its temporary file.
+            return Commit::Done(Ok(first.to_string()));
+        }
+        let stored = commit(file, &root, &task);
+        if let Ok(name) = &stored {
+            digests.insert(key, (url_key(&task.url), name.as_str().into()));
+        }
+        Commit::Done(stored)
     }
 }
 
 /// Puts the complete download under its name; returns the name it got. One rename in
 /// the common case: no look before it, and the no-replace rename means no race either.
 fn commit(temp: NamedTempFile, root: &Path, task: &ImageTask) -> Result<String, TaskError> {
+    // A `NAME` template's folders; its suffixed names below share them.
+    crate::outdir::make_folders(root, &task.name).map_err(TaskError::write)?;
     let own = storage::destination(root, &task.name);
     // Ours to replace only while it is still a plain file (or gone): a link, FIFO or
     // folder put there since is a clash like any other.
@@ -278,6 +331,26 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), JPEG);
         drop(refused);
         assert_eq!(std::fs::read_dir(out.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_template_s_folders_are_made_and_a_planted_link_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        assert_eq!(save(&store, &task("a/b/x.jpg", false), JPEG).unwrap(), "a/b/x.jpg");
+        assert_eq!(std::fs::read(dir.path().join("a/b/x.jpg")).unwrap(), JPEG);
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("h")).unwrap();
+        let err = save(&store, &task("h/x.jpg", false), JPEG).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        std::fs::write(dir.path().join("f"), b"a file").unwrap();
+        assert!(save(&store, &task("f/x.jpg", false), JPEG).is_err());
+        assert_eq!(
+            std::fs::read_dir(elsewhere.path()).unwrap().count(),
+            0,
+            "nothing written through the link"
+        );
+        assert_eq!(store.out().tmp_count(), 0);
     }
 
     #[test]

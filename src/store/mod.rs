@@ -94,6 +94,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// the caller warns once.
     fn record(&self, url: &Url, name: &str, bytes: u64) -> std::io::Result<()>;
 
+    /// [`Store::record`], with the image's SHA-256 when it is known: a store that keeps
+    /// one copy per content (`DEDUPE: content`) finds it again in the next run.
+    fn record_content(
+        &self,
+        url: &Url,
+        name: &str,
+        bytes: u64,
+        _sha256: Option<&str>,
+    ) -> std::io::Result<()> {
+        self.record(url, name, bytes)
+    }
+
+    /// With `DEDUPE: content`: the path of the first copy of these bytes when another URL
+    /// stored it (in this run or an earlier one), so `url`'s image is a duplicate. `None`
+    /// when `url`'s is the first, or the store keeps every URL's bytes.
+    fn first_copy(&self, _url: &Url, _sha256: &str) -> Option<String> {
+        None
+    }
+
     /// The SHA-256 of what an earlier run stored under `name`, if it is still there with
     /// `bytes` bytes: the manifest gives one for every image, skipped ones too. `None`
     /// when the store cannot tell without fetching it back (a bucket).

@@ -126,6 +126,7 @@ fn pure_code_imports_no_actix_and_no_config() {
         "task.rs",
         "counts.rs",
         "storage.rs",
+        "name_template.rs",
         "urllist.rs",
         "fetch/decode.rs",
         "fetch/validate.rs",

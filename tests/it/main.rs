@@ -14,6 +14,7 @@ mod js_pages;
 mod layout;
 mod limits;
 mod lists_and_reports;
+mod names;
 mod opt_out;
 mod outputs;
 mod polite;
