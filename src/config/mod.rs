@@ -14,6 +14,7 @@ use url::Url;
 mod defaults;
 mod extract;
 mod http;
+mod list;
 mod net;
 mod output;
 pub mod render;
@@ -25,6 +26,7 @@ mod walk;
 
 pub use defaults::*;
 pub use http::Requests;
+pub use list::{DEFAULT_URL_COLUMN, list_spec};
 pub use output::ReportKind;
 pub use shared::SharedJob;
 pub use site::{Filters, PageUrls, Source, parse_pages};

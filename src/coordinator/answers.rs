@@ -341,7 +341,7 @@ impl Coordinator {
         };
         let mut ending = Ending::Image(end);
         match answer {
-            ImageAnswer::Saved { name, bytes, sha256 } => {
+            ImageAnswer::Saved { name, bytes, sha256, mut info } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
                 ending = Ending::Saved { path: name.clone(), bytes };
                 if let Err(e) = self.plan.store.record(&image.found, &name, bytes)
@@ -351,7 +351,10 @@ impl Coordinator {
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
                 let mut item = Subject { path: name, ..image }.item(Status::Ok);
-                (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                if info.final_url.as_deref() == Some(item.url.as_str()) {
+                    info.final_url = None;
+                }
+                (item.bytes, item.attempts, item.sha256, item.info) = (bytes, attempts, sha256, info);
                 self.tally.image(item);
             }
             ImageAnswer::Follow(target) => children.push(target),

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::counts::{
-    Dropped, ImageCounts, Item, ItemKind, PageCounts, RenderNote, SkipReason, Skips, Status, Summary,
+    Dropped, ImageCounts, ImageInfo, Item, ItemKind, PageCounts, RenderNote, SkipReason, Skips, Status,
+    Summary,
 };
 use crate::frontier::{Meta, Offer};
 
@@ -233,7 +234,9 @@ fn item(url: Url, page: u32, path: String, status: Status) -> Item {
         element: None,
         note: None,
         detail: None,
+        info: ImageInfo::default(),
         render: None,
+        carried: None,
     }
 }
 

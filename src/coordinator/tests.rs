@@ -112,7 +112,7 @@ fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinish
 fn image_done(out: &Path, task: &RunTask, bytes: u64) -> TaskFinished {
     let name = image_name(task).to_string();
     std::fs::write(out.join(&name), vec![0u8; bytes as usize]).unwrap();
-    let outcome = Ok(Done::Image { bytes, name, sha256: None });
+    let outcome = Ok(Done::Image { bytes, name, sha256: None, info: Default::default() });
     TaskFinished { id: task.id, outcome, attempts: 1 }
 }
 
