@@ -114,6 +114,12 @@ mod tests {
         for e in [error(&["--urls", "/nonexistent"]), error(&["--list-format", "csv"])] {
             assert!(!e.contains('\n'), "{e}");
         }
+        let resolved =
+            super::super::testing::error(super::super::testing::ORIGINAL, &["--url-column", "URL"]);
+        assert_eq!(
+            resolved, "--url-column: only a --urls list has columns (give --urls FILE)",
+            "checked by resolve"
+        );
         let bad = Cli::try_parse_from(["image-scraper", "--urls", "-", "--list-format", "xls"]);
         assert!(bad.is_err(), "clap refuses a format it does not know");
     }

@@ -90,6 +90,9 @@ impl Config {
     pub fn resolve(settings: Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Self> {
         // In this order: with several keys wrong, the one reported is the first here.
         let extract = extract::resolve(&settings, cli, demo)?;
+        // For its one-line errors (--url-column without --urls...) until the streaming
+        // Source reads the list through it.
+        list::list_spec(cli)?;
         let source = site::resolve_source(&settings, cli, demo)?;
         let requests = http::resolve(&settings, cli)?;
         let output = output::resolve(&settings, cli)?;

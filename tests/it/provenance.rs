@@ -25,7 +25,9 @@ fn server() -> TestServer {
     TestServer::start_with(|cfg| {
         cfg.route(
             "/img/moved.png",
-            web::get().to(|| async { HttpResponse::Found().insert_header(("Location", "/cdn/banner.png")).finish() }),
+            web::get().to(|| async {
+                HttpResponse::Found().insert_header(("Location", "/cdn/banner.png")).finish()
+            }),
         )
         .route(
             "/cdn/banner.png",
@@ -33,7 +35,9 @@ fn server() -> TestServer {
         )
         .route(
             "/img/thumb.png",
-            web::get().to(|| async { HttpResponse::Ok().content_type("image/png").body(thumbnail(Picture::Cover)) }),
+            web::get().to(|| async {
+                HttpResponse::Ok().content_type("image/png").body(thumbnail(Picture::Cover))
+            }),
         )
         .route(
             "/img/photo.jpg",
@@ -50,8 +54,10 @@ fn each_stored_image_says_where_it_came_from_and_its_size() {
         let server = server();
         let origin = server.origin();
         let dir = tempfile::tempdir().unwrap();
-        let list: String =
-            ["moved.png", "thumb.png", "photo.jpg"].iter().map(|name| format!("{origin}/img/{name}\n")).collect();
+        let list: String = ["moved.png", "thumb.png", "photo.jpg"]
+            .iter()
+            .map(|name| format!("{origin}/img/{name}\n"))
+            .collect();
         std::fs::write(dir.path().join("list.txt"), list).unwrap();
         for report in ["r.json", "m.jsonl"] {
             let out = format!("out-{report}");
@@ -66,7 +72,10 @@ fn each_stored_image_says_where_it_came_from_and_its_size() {
             };
             let item = |name: &str| {
                 let url = format!("{origin}/img/{name}");
-                items.iter().find(|i| i["url"] == url.as_str()).unwrap_or_else(|| panic!("{mode}: no {url} in {items:?}"))
+                items
+                    .iter()
+                    .find(|i| i["url"] == url.as_str())
+                    .unwrap_or_else(|| panic!("{mode}: no {url} in {items:?}"))
             };
             let provenance = |name: &str| {
                 let i = item(name);
