@@ -23,7 +23,7 @@ fn lines(source: Source) -> impl Iterator<Item = Result<(u64, String), ListError
         loop {
             n += 1;
             match lines.next()? {
-                Err(e) => return Some(Err(ListError::unreadable(&name, e))),
+                Err(e) => return Some(Err(ListError::io(&name, n, e))),
                 Ok(line) if line.trim().is_empty() => continue,
                 Ok(line) if n == 1 => {
                     return Some(Ok((n, line.trim_start_matches('\u{feff}').to_string())));

@@ -145,6 +145,15 @@ impl ListError {
         ListError::Unreadable { file: file.clone(), why: why.to_string() }
     }
 
+    /// A read that failed at `row`: a line that is not UTF-8 is that row's fault, the
+    /// rest (a disk error) the file's.
+    fn io(file: &Arc<str>, row: u64, e: std::io::Error) -> ListError {
+        match e.kind() {
+            std::io::ErrorKind::InvalidData => ListError::bad_row(file, row, "not UTF-8 text"),
+            _ => ListError::unreadable(file, e),
+        }
+    }
+
     fn bad_row(file: &Arc<str>, row: u64, why: impl Into<String>) -> ListError {
         ListError::BadRow { at: Position { file: file.clone(), row }, why: why.into() }
     }

@@ -19,7 +19,7 @@ pub(super) fn rows(source: Source) -> impl Iterator<Item = Result<Row, ListError
             line += 1;
             let text = match lines.next()? {
                 Ok(text) => text,
-                Err(e) => return Some(Err(ListError::unreadable(&name, e))),
+                Err(e) => return Some(Err(ListError::io(&name, line, e))),
             };
             let text = if line == 1 { text.strip_prefix('\u{feff}').unwrap_or(&text) } else { &text };
             let entry = strip_comment(text).trim();
@@ -94,6 +94,15 @@ mod tests {
             [("l.txt:1".to_string(), "http://h/a"), ("l.txt:4".to_string(), "x")]
         );
         assert!(rows.iter().all(|r| r.carried.is_none()));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_named() {
+        let source = Source { name: "l.txt".into(), reader: Box::new(&b"http://h/a\nhttp://h/\xff\n"[..]) };
+        let rows: Vec<_> = rows(source).collect();
+        assert!(rows[0].is_ok());
+        let e = rows[1].as_ref().unwrap_err().to_string();
+        assert!(e.starts_with("l.txt:2: "), "{e}");
     }
 
     #[test]
