@@ -5,7 +5,10 @@
 //!   comments) and on one page of the `bench/` gallery (40 images), with the rules
 //!   `bench/run.sh` uses and with the defaults; and on a page of 100,000 nested `<div>`s
 //!   (1.1 MB), which the parser's depth bound keeps linear (html5ever alone: quadratic);
-//! - `storage::file_name` and `storage::with_suffix` on realistic and hostile URLs.
+//! - `storage::file_name` and `storage::with_suffix` on realistic and hostile URLs;
+//! - `fetch::dimensions::HeaderProbe::feed` on an image's first 16 KiB chunk (JPEG with an
+//!   EXIF block before its frame header, PNG): what every stored image now pays for the
+//!   manifest's `width` and `height`.
 //!
 //! `cargo bench --bench micro` (add `-- --quick` for a fast pass, or a filter such as
 //! `-- scan`). Timings only: nothing here asserts a speed.
@@ -233,5 +236,31 @@ fn naming(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scan, naming);
+/// A JPEG's first chunk: SOI, a 4 KiB APP1 (EXIF) segment, then the frame header.
+fn jpeg_chunk() -> Vec<u8> {
+    let mut body = b"\xFF\xD8\xFF\xE1\x10\x00".to_vec();
+    body.resize(body.len() + 0x1000 - 2, 0x45);
+    body.extend_from_slice(b"\xFF\xC0\x00\x11\x08\x03\x00\x04\x00\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01");
+    body.resize(16 << 10, 0x80);
+    body
+}
+
+fn header_probe(c: &mut Criterion) {
+    use image_scraper::fetch::dimensions::{DimensionFilter, HeaderProbe};
+    let mut g = c.benchmark_group("header_probe");
+    let mut png = image_scraper::demo::png(image_scraper::demo::Picture::Cover);
+    png.resize(16 << 10, 0);
+    for (name, chunk) in [("jpeg_exif_16k", jpeg_chunk()), ("png_16k", png)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut probe = HeaderProbe::new(DimensionFilter::default());
+                black_box(probe.feed(black_box(&chunk)));
+                black_box(probe.size())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, scan, naming, header_probe);
 criterion_main!(benches);

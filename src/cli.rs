@@ -66,11 +66,23 @@ pub struct Cli {
     #[arg(long, value_name = "N|A-B")]
     pub pages: Option<String>,
 
-    /// Download the image URLs listed in FILE (`-` for stdin) instead of scraping pages:
-    /// feed it a --failed or --dry-run list. One URL per line; blank lines and `#`
-    /// comments (a whole line, or after whitespace) are skipped
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["url", "pages", "demo"])]
+    /// Download the image URLs listed in FILE (`-` for stdin), or in every list in a
+    /// folder, instead of scraping pages: feed it a --failed or --dry-run list. Plain text
+    /// has one URL per line (blank lines and `#` comments skipped); .csv/.tsv (with a
+    /// header row), .jsonl and .parquet lists take the URL from --url-column and carry
+    /// the other columns into the manifest
+    #[arg(long, value_name = "FILE|DIR", conflicts_with_all = ["url", "pages", "demo"])]
     pub urls: Option<PathBuf>,
+
+    /// The column of a CSV, TSV, JSON Lines or Parquet --urls list that holds the URL
+    /// [default: url]
+    #[arg(long, value_name = "NAME")]
+    pub url_column: Option<String>,
+
+    /// The format of the --urls list, when its extension does not say it (stdin is read
+    /// as text without it)
+    #[arg(long, value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(crate::urllist::Format::NAMES))]
+    pub list_format: Option<String>,
 
     /// Folder the images go to, or S3-compatible storage as s3://bucket/prefix (endpoint,
     /// region and keys from the AWS_* variables or ~/.aws) (overrides SCRAPER.OUT_DIR)

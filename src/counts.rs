@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::html::Element;
+use crate::urllist::Carried;
 
 /// Counts of listing pages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -149,10 +150,34 @@ pub struct Item {
     /// The detail page it was found on (`page` is then the listing page that linked to
     /// that detail page); `null` when found on a listing page.
     pub detail: Option<String>,
+    /// Where a stored image's bytes came from and what they are: its fields sit beside
+    /// the item's own, so a dataset loader reads them as columns.
+    #[serde(flatten)]
+    pub info: ImageInfo,
     /// A page that was rendered (or wanted a render, with no browser): how it went. Its
     /// fields sit beside the item's own.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderNote>,
+    /// A `--urls` row's other columns (caption, key...), untouched, beside the item's own
+    /// fields: what a dataset builder joins the image back to its row by.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Box<Carried>>,
+}
+
+/// Provenance of a stored image, as the fetch read it: null where unknown, and all null
+/// for an image not fetched by this run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// The URL the bytes came from after redirects; null when it is the item's `url`, so
+    /// a manifest of a million unredirected images does not say each URL twice.
+    pub final_url: Option<String>,
+    /// The response's Content-Type as sent (parameters and case kept): what the server
+    /// claimed, which a loader may want to check against the bytes.
+    pub content_type: Option<String>,
+    /// From the image's header bytes (no decoding); null when the format is not one
+    /// `imagesize` knows or the header was cut short.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 /// What rendering a page did, for its report entry.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::counts::{RenderNote, SkipReason};
+use crate::counts::{ImageInfo, RenderNote, SkipReason};
 use crate::html::PageScan;
 use crate::robots::Rules;
 
@@ -89,6 +89,9 @@ pub enum Done {
         bytes: u64,
         name: String,
         sha256: Option<String>,
+        /// Where the bytes came from and what they are, for the manifest: `final_url` is
+        /// the URL fetched (the Coordinator nulls it when it is the item's own).
+        info: ImageInfo,
     },
     /// A probed link target: false when the server says it is not an image (its
     /// Content-Type is not `image/*`).

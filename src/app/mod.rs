@@ -32,11 +32,13 @@ use crate::coordinator::{Coordinator, Join, Plan};
 use crate::counts::{CountsWatch, ItemSink};
 use crate::exit::ExitCode;
 use crate::frontier::Source;
+use crate::manifest::ManifestKind;
 use crate::progress::Progress;
 use crate::render;
 use crate::report::{self, ReportFiles, SharedReport, Summary};
 use crate::settings::Mode;
 use crate::store::Store;
+use crate::urllist;
 use crate::work::Cancel;
 pub use shutdown::Shutdown;
 pub(crate) use wiring::node_name;
@@ -115,17 +117,32 @@ pub fn run(
 /// said before anything is fetched; items are written to them as they end.
 fn open_report(config: &Config, store: &Arc<dyn Store>) -> anyhow::Result<Option<SharedReport>> {
     let hash_stored: Option<report::HashStored> = match &config.report {
-        Some((_, ReportKind::Jsonl)) if !config.dry_run => {
+        Some((_, ReportKind::Jsonl | ReportKind::Parquet)) if !config.dry_run => {
             let store = Arc::clone(store);
             Some(Box::new(move |path: &str, bytes: u64| store.sha256(path, bytes)))
         }
         _ => None,
     };
-    let report = config.report.as_ref().map(|(path, kind)| (path.as_path(), *kind == ReportKind::Json));
-    let files = ReportFiles::create(report, config.failed_list.as_deref(), hash_stored).map_err(|e| {
-        let path = config.report.as_ref().map(|(p, _)| p).or(config.failed_list.as_ref());
-        anyhow::anyhow!("cannot write {}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default())
-    })?;
+    let report = config.report.as_ref().map(|(path, kind)| {
+        let manifest = match kind {
+            ReportKind::Json => None,
+            ReportKind::Jsonl => Some(ManifestKind::Jsonl),
+            ReportKind::Parquet => Some(ManifestKind::Parquet),
+        };
+        (path.as_path(), manifest)
+    });
+    // A Parquet manifest's schema names the list's columns before its first row.
+    let carried = match &config.source {
+        Source::Urls(list) if report.is_some_and(|(_, kind)| kind == Some(ManifestKind::Parquet)) => {
+            urllist::columns(&list.spec).map_err(|e| anyhow::anyhow!("--urls: {e}"))?
+        }
+        _ => Vec::new(),
+    };
+    let files =
+        ReportFiles::create(report, &carried, config.failed_list.as_deref(), hash_stored).map_err(|e| {
+            let path = config.report.as_ref().map(|(p, _)| p).or(config.failed_list.as_ref());
+            anyhow::anyhow!("cannot write {}: {e}", path.map(|p| p.display().to_string()).unwrap_or_default())
+        })?;
     Ok(files.map(|files| SharedReport(Rc::new(RefCell::new(Some(files))))))
 }
 

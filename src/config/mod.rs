@@ -14,6 +14,7 @@ use url::Url;
 mod defaults;
 mod extract;
 mod http;
+mod list;
 mod naming;
 mod net;
 mod output;
@@ -26,6 +27,7 @@ mod walk;
 
 pub use defaults::*;
 pub use http::Requests;
+pub use list::{DEFAULT_URL_COLUMN, list_spec};
 pub use naming::{Dedupe, Naming};
 pub use output::ReportKind;
 pub use shared::SharedJob;
@@ -92,6 +94,9 @@ impl Config {
     pub fn resolve(settings: Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Self> {
         // In this order: with several keys wrong, the one reported is the first here.
         let extract = extract::resolve(&settings, cli, demo)?;
+        // For its one-line errors (--url-column without --urls...) until the streaming
+        // Source reads the list through it.
+        list::list_spec(cli)?;
         let source = site::resolve_source(&settings, cli, demo)?;
         let requests = http::resolve(&settings, cli)?;
         let output = output::resolve(&settings, cli)?;
@@ -157,7 +162,7 @@ impl Config {
 
     /// What the workers need, writing into `out` and stopping on `cancel`.
     pub fn fetch_options(&self, store: Arc<dyn Store>, cancel: Cancel, gate: Arc<HostGate>) -> FetchOptions {
-        let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind == ReportKind::Jsonl)
+        let hash = self.report.as_ref().is_some_and(|(_, kind)| *kind != ReportKind::Json)
             || self.naming.dedupe == Dedupe::Content;
         FetchOptions {
             timeout: self.requests.timeout,

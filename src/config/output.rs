@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::manifest::ManifestKind;
 use anyhow::{anyhow, bail};
 
 use super::defaults::DEFAULT_OUT_DIR;
@@ -18,6 +19,8 @@ pub enum ReportKind {
     Json,
     /// One JSON line per image, with its sha256.
     Jsonl,
+    /// The manifest as a Parquet file: what a dataset loader reads.
+    Parquet,
 }
 
 /// The output paths, checked: a part of [`Config`](super::Config) built on its own so the
@@ -55,8 +58,12 @@ pub(super) fn resolve(settings: &Settings, cli: &Cli) -> anyhow::Result<Output> 
     let report = match &cli.report {
         Some(path) => {
             check_output_file("--report", path)?;
-            let jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
-            Some((path.clone(), if jsonl { ReportKind::Jsonl } else { ReportKind::Json }))
+            let kind = match ManifestKind::of_path(path) {
+                Some(ManifestKind::Jsonl) => ReportKind::Jsonl,
+                Some(ManifestKind::Parquet) => ReportKind::Parquet,
+                None => ReportKind::Json,
+            };
+            Some((path.clone(), kind))
         }
         None => None,
     };

@@ -2,9 +2,7 @@
 //! `AMOUNT_PAGES`/`--pages`, or a `--urls` list) and which of them are wanted (`--ext`,
 //! `--min-size`, `--max-size`): the work the frontier is seeded with and filters by.
 
-use std::path::Path;
-
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use url::Url;
 
 use super::defaults::{DEFAULT_PAGE_PATH, DEMO_ITEM};
@@ -12,12 +10,13 @@ use crate::cli::Cli;
 use crate::fetch::dimensions::DimensionFilter;
 pub use crate::frontier::{Filters, PageUrls, Source, UrlList};
 use crate::settings::{PagesValue, Settings, parse_site_url};
+use crate::urllist::{self, Input, ListSpec};
 
 /// `--urls` replaces the pages; otherwise they are built from the site's keys (or the
 /// demo's).
 pub(super) fn resolve_source(settings: &Settings, cli: &Cli, demo: Option<&Url>) -> anyhow::Result<Source> {
     match &cli.urls {
-        Some(list) => Ok(Source::Urls(scan_url_list(list)?)),
+        Some(_) => Ok(Source::Urls(scan_url_list(super::list_spec(cli)?.expect("--urls was given"))?)),
         None => resolve_pages(settings, cli, demo),
     }
 }
@@ -122,28 +121,29 @@ pub fn parse_pages(text: &str) -> Result<(u32, Option<u32>), String> {
     }
 }
 
-/// A first pass over the list, streaming: its rows counted (the progress bar's total), its
-/// URLs checked (a hand-written list with a typo is refused before anything is fetched,
-/// naming the line) and hashed (processes of a shared job must read one list). Stdin
-/// cannot be read twice: it is read only by the run, and a bad line there is a failure.
-fn scan_url_list(path: &Path) -> anyhow::Result<UrlList> {
-    let mut list = UrlList { path: path.to_path_buf(), rows: None, digest: None };
-    if path.as_os_str() == "-" {
-        return Ok(list);
+/// A first pass over the list, streaming: its rows counted (the progress bar's total) and
+/// hashed (processes of a shared job must read one list), and in a plain-text list each
+/// URL checked: a hand-written list with a typo is refused before anything is fetched,
+/// naming the line. In a dataset's table (CSV, JSON Lines, Parquet) a broken URL is one
+/// row's failure, as img2dataset counts it, not a reason to refuse millions of rows.
+/// Stdin cannot be read twice: it is read only by the run, and its rows are not counted.
+fn scan_url_list(spec: ListSpec) -> anyhow::Result<UrlList> {
+    if spec.inputs.contains(&Input::Stdin) {
+        return Ok(UrlList { spec, rows: None, digest: None });
     }
-    let file =
-        std::fs::File::open(path).with_context(|| format!("--urls: cannot read {}", path.display()))?;
     let mut digest = xxhash_rust::xxh3::Xxh3::new();
     let mut rows = 0u64;
-    for entry in crate::urllist::read_entries(std::io::BufReader::with_capacity(256 * 1024, file)) {
-        let (n, text) = entry.with_context(|| format!("--urls: cannot read {}", path.display()))?;
-        let url = parse_site_url(&text).map_err(|e| anyhow!("--urls: {}:{n}: {e}", path.display()))?;
-        digest.update(url.as_str().as_bytes());
+    let by_hand = spec.is_text();
+    for row in urllist::open(&spec).map_err(|e| anyhow!("--urls: {e}"))? {
+        let row = row.map_err(|e| anyhow!("--urls: {e}"))?;
+        if by_hand && let Err(e) = parse_site_url(&row.url) {
+            bail!("--urls: {}: {e}", row.at);
+        }
+        digest.update(row.url.as_bytes());
         digest.update(b"\n");
         rows += 1;
     }
-    (list.rows, list.digest) = (Some(rows), Some(digest.digest128()));
-    Ok(list)
+    Ok(UrlList { spec, rows: Some(rows), digest: Some(digest.digest128()) })
 }
 
 /// `--ext`, `--min-size`, `--max-size`, checked against each other before any download.

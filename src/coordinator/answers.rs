@@ -43,7 +43,7 @@ impl Coordinator {
             Err(e @ TaskError::DiskFull(_)) if self.stopped.is_none() => Some(e.clone()),
             _ => None,
         };
-        let InFlight { task, lease, page, referer, meta } = done;
+        let InFlight { task, lease, page, referer, meta, carried } = done;
         let mut outcome = outcome;
         if let (Task::Page { number, url, kind }, Ok(Done::Page(_, render))) = (&task, &mut outcome)
             && let Some(note) = render.take()
@@ -58,7 +58,7 @@ impl Coordinator {
             }
             (Task::Page { number, url, kind: PageKind::Detail }, Some(lease)) => {
                 let found = meta.found.as_deref().unwrap_or(&url).clone();
-                let detail = Subject { found, page: number, path: String::new(), meta };
+                let detail = Subject { found, page: number, path: String::new(), meta, carried: None };
                 self.detail_finished(lease, url, detail, outcome, msg.attempts, ctx)
             }
             (Task::Image(task), Some(lease)) => {
@@ -67,6 +67,7 @@ impl Coordinator {
                     page,
                     path: task.name.clone(),
                     meta,
+                    carried,
                 };
                 self.image_finished(lease, task, image, referer, outcome, msg.attempts, ctx)
             }
@@ -100,7 +101,7 @@ impl Coordinator {
     /// Gives a cancelled task's lease back to a shared job, no try counted (robots.txt is
     /// this process's own: nothing to give back).
     fn hand_back(&mut self, done: InFlight, ctx: &mut Context<Self>) {
-        let InFlight { task, lease, page, referer, meta } = done;
+        let InFlight { task, lease, page, referer, meta, carried } = done;
         let Some(id) = lease else { return };
         let work = match task {
             // A dry run's probe asks about a URL it holds no lease of.
@@ -111,7 +112,7 @@ impl Coordinator {
             Task::Page { url, kind: PageKind::Detail, .. } => {
                 Work::Detail(Offer { detail: true, ..Offer::new(url, page, referer, meta) })
             }
-            Task::Image(task) => Work::Image(Offer::new(task.url, page, referer, meta)),
+            Task::Image(task) => Work::Image(Offer { carried, ..Offer::new(task.url, page, referer, meta) }),
         };
         debug!(self.log, "handed back to the job"; "url" => %work.url());
         self.handed_back += 1;
@@ -347,7 +348,7 @@ impl Coordinator {
         };
         let mut ending = Ending::Image(end);
         match answer {
-            ImageAnswer::Saved { name, bytes, sha256 } => {
+            ImageAnswer::Saved { name, bytes, sha256, mut info } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
                 ending = Ending::Saved { path: name.clone(), bytes };
                 if let Err(e) = self.plan.store.record_content(&image.found, &name, bytes, sha256.as_deref())
@@ -356,22 +357,27 @@ impl Coordinator {
                     self.resume_warned = true;
                     warn!(self.log, "cannot update the resume record: a re-run will fetch these again"; "error" => %e);
                 }
+                if info.final_url.as_deref() == Some(image.found.as_str()) {
+                    info.final_url = None;
+                }
                 if let Some(first) = first_copy {
                     // Skipped, not ok: nothing was stored for it. Its path is the first
                     // copy's, which the reason names too.
                     debug!(self.log, "image is a duplicate"; "url" => %image.found, "first_copy" => &first);
                     let mut item = Subject { path: name, ..image }.item(Status::Skipped);
-                    (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                    (item.bytes, item.attempts, item.sha256, item.info) = (bytes, attempts, sha256, info);
                     item.reason = Some(format!("duplicate of {first}"));
                     self.tally.skipped(item, SkipReason::Duplicate);
                 } else {
                     let mut item = Subject { path: name, ..image }.item(Status::Ok);
-                    (item.bytes, item.attempts, item.sha256) = (bytes, attempts, sha256);
+                    (item.bytes, item.attempts, item.sha256, item.info) = (bytes, attempts, sha256, info);
                     self.tally.image(item);
                 }
             }
-            ImageAnswer::Follow(target) => children.push(target),
-            ImageAnswer::FallBack { thumbnail, link } => {
+            // What replaces the image keeps its row's columns.
+            ImageAnswer::Follow(target) => children.push(Offer { carried: image.carried.clone(), ..target }),
+            ImageAnswer::FallBack { mut thumbnail, link } => {
+                thumbnail.carried = image.carried.clone();
                 info!(self.log, "link target is a page: fetching its thumbnail"; "link" => %link.found, "thumbnail" => %thumbnail.url);
                 children.push(thumbnail);
                 fell_back = Some(link);

@@ -6,6 +6,8 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 use url::Url;
 
+use crate::urllist::Carried;
+
 /// One row of the list.
 #[derive(Debug)]
 pub struct ListEntry {
@@ -14,6 +16,8 @@ pub struct ListEntry {
     /// The image's URL, or the row's text and why it is not one (a counted failure: a
     /// dataset's list is not refused for one broken row found halfway).
     pub url: Result<Url, BadRow>,
+    /// The row's other columns (a caption, a key), carried to its report item.
+    pub carried: Option<Box<Carried>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +97,11 @@ mod tests {
     use super::*;
 
     fn entry(n: u32) -> ListEntry {
-        ListEntry { index: u64::from(n), url: Ok(Url::parse(&format!("http://h.test/{n}.jpg")).unwrap()) }
+        ListEntry {
+            index: u64::from(n),
+            url: Ok(Url::parse(&format!("http://h.test/{n}.jpg")).unwrap()),
+            carried: None,
+        }
     }
 
     #[test]

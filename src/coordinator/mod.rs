@@ -52,6 +52,7 @@ use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, Meta, Offer, Refused, Verdict,
     Work,
 };
+use crate::urllist::Carried;
 
 use crate::counts::{ImageCounts, PageCounts, SkipReason, Status, Summary};
 use crate::work::{ImageTask, PageKind, RegisterWorker, Task, TaskError, TaskFinished};
@@ -116,12 +117,17 @@ struct InFlight {
     referer: Option<Url>,
     /// How it came to its URL, and for an image what its page said about it.
     meta: Meta,
+    /// A list row's other columns, for the image's report item.
+    carried: Option<Box<Carried>>,
 }
+
+/// An image about to go out: its task, page, Referer, meta and carried columns.
+type ImageGoing = (Task, u32, Option<Url>, Meta, Option<Box<Carried>>);
 
 impl InFlight {
     /// A task of this process's own (a robots.txt, a dry run's probe): no lease, no page.
     fn unleased(task: Task) -> Self {
-        Self { task, lease: None, page: 0, referer: None, meta: Meta::default() }
+        Self { task, lease: None, page: 0, referer: None, meta: Meta::default(), carried: None }
     }
 }
 
@@ -285,7 +291,7 @@ impl Coordinator {
                 Err(BadRow { text, error }) => {
                     warn!(self.log, "list row failed"; "row" => &text, "error" => &error);
                     self.tally.found_image();
-                    self.tally.bad_row(text, error);
+                    self.tally.bad_row(text, error, entry.carried);
                 }
             }
         }
@@ -464,12 +470,12 @@ impl Coordinator {
                 self.then(ctx, answer, |_, _| {});
                 continue;
             };
-            let (task, page, referer, meta) = match lease.work {
+            let (task, page, referer, meta, carried) = match lease.work {
                 Work::Page { number, url, hops } => {
-                    (Task::listing(number, url), number, None, Meta { hops, ..Meta::default() })
+                    (Task::listing(number, url), number, None, Meta { hops, ..Meta::default() }, None)
                 }
                 Work::Detail(Offer { url, page, referer, meta, .. }) => {
-                    (Task::Page { number: page, url, kind: PageKind::Detail }, page, referer, meta)
+                    (Task::Page { number: page, url, kind: PageKind::Detail }, page, referer, meta, None)
                 }
                 Work::Image(offer) => match self.image_task(offer) {
                     Ok(ready) => ready,
@@ -481,7 +487,7 @@ impl Coordinator {
                     }
                 },
             };
-            let entry = InFlight { task: task.clone(), lease: Some(lease.id), page, referer, meta };
+            let entry = InFlight { task: task.clone(), lease: Some(lease.id), page, referer, meta, carried };
             self.slots.send(slot, task, entry);
             went += 1;
         }
@@ -520,7 +526,7 @@ impl Coordinator {
     /// redirected), or the resume decision's. `Err` when an earlier run stored it whole
     /// (counted as skipped here) or `NAME` cannot name it (counted as failed), with how
     /// it ended.
-    fn image_task(&mut self, offer: Offer) -> Result<(Task, u32, Option<Url>, Meta), ItemEnd> {
+    fn image_task(&mut self, offer: Offer) -> Result<ImageGoing, ItemEnd> {
         let (name, overwrite) = match offer.meta.name.clone() {
             Some(name) => (name, offer.meta.overwrite),
             None => match self.names.plan(&*self.plan.store, &offer, self.plan.force) {
@@ -535,9 +541,9 @@ impl Coordinator {
                 }
             },
         };
-        let Offer { url, page, referer, meta, .. } = offer;
+        let Offer { url, page, referer, meta, carried, .. } = offer;
         let task = ImageTask { url, name, overwrite, referer: referer.clone() };
-        Ok((Task::Image(task), page, referer, meta))
+        Ok((Task::Image(task), page, referer, meta, carried))
     }
 
     fn skip_complete(&mut self, offer: Offer, name: String, bytes: u64) {

@@ -6,7 +6,7 @@
 use url::Url;
 
 use super::tally::Subject;
-use crate::counts::SkipReason;
+use crate::counts::{ImageInfo, SkipReason};
 use crate::fetch::checks::MAX_REDIRECTS;
 use crate::fetch::validate;
 use crate::frontier::{Ending, Meta, Offer};
@@ -125,6 +125,7 @@ pub enum ImageAnswer {
         name: String,
         bytes: u64,
         sha256: Option<String>,
+        info: ImageInfo,
     },
     /// Redirected: the target goes back to the frontier, under the name and report
     /// entry of the URL it was found as.
@@ -151,7 +152,7 @@ pub fn image(
     image_host: &str,
 ) -> ImageAnswer {
     match outcome {
-        Ok(Done::Image { bytes, name, sha256 }) => ImageAnswer::Saved { name, bytes, sha256 },
+        Ok(Done::Image { bytes, name, sha256, info }) => ImageAnswer::Saved { name, bytes, sha256, info },
         Ok(Done::Moved(to)) => match follow(task, image, referer, to, image_host) {
             Ok(target) => ImageAnswer::Follow(target),
             Err(e) => ImageAnswer::Failed(e.to_string()),
@@ -219,7 +220,7 @@ mod tests {
     }
 
     fn subject(u: &str, meta: Meta) -> Subject {
-        Subject { found: url(u), page: 1, path: "a.jpg".into(), meta }
+        Subject { found: url(u), page: 1, path: "a.jpg".into(), meta, carried: None }
     }
 
     #[test]

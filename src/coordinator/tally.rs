@@ -8,10 +8,11 @@ use std::collections::HashSet;
 use url::Url;
 
 use crate::counts::{
-    Dropped, ImageCounts, Item, ItemKind, ItemSink, PageCounts, RenderNote, SkipReason, Skips, Status,
-    Summary,
+    Dropped, ImageCounts, ImageInfo, Item, ItemKind, ItemSink, PageCounts, RenderNote, SkipReason, Skips,
+    Status, Summary,
 };
 use crate::frontier::{Meta, Offer};
+use crate::urllist::Carried;
 
 #[derive(Default)]
 pub struct Tally {
@@ -46,11 +47,11 @@ impl Tally {
 
     /// A list row that is not a URL: found (by [`Tally::found_image`]) and failed, with
     /// the row's text for the report's `url`.
-    pub fn bad_row(&mut self, text: String, error: String) {
+    pub fn bad_row(&mut self, text: String, error: String, carried: Option<Box<Carried>>) {
         self.images.failed += 1;
         if let Some(items) = &mut self.items {
             let mut item = item(text, 0, String::new(), Status::Failed);
-            item.error = Some(error);
+            (item.error, item.carried) = (Some(error), carried);
             items.write(&item);
         }
     }
@@ -214,6 +215,8 @@ pub struct Subject {
     /// Its file name, once it has one.
     pub path: String,
     pub meta: Meta,
+    /// A list row's other columns, carried to its report item untouched.
+    pub carried: Option<Box<Carried>>,
 }
 
 impl Subject {
@@ -222,6 +225,7 @@ impl Subject {
         let mut item = item(self.found.to_string(), self.page, self.path.clone(), status);
         (item.element, item.note) = (self.meta.element, self.meta.note.clone());
         item.detail = self.meta.detail.as_deref().map(Url::to_string);
+        item.carried = self.carried.clone();
         item
     }
 }
@@ -230,7 +234,7 @@ impl From<Offer> for Subject {
     fn from(offer: Offer) -> Self {
         let found = offer.found().clone();
         let path = offer.meta.name.clone().unwrap_or_default();
-        Self { found, page: offer.page, path, meta: offer.meta }
+        Self { found, page: offer.page, path, meta: offer.meta, carried: offer.carried }
     }
 }
 
@@ -250,7 +254,9 @@ fn item(url: String, page: u32, path: String, status: Status) -> Item {
         element: None,
         note: None,
         detail: None,
+        info: ImageInfo::default(),
         render: None,
+        carried: None,
     }
 }
 

@@ -115,7 +115,7 @@ fn page_done(id: TaskId, images: &[&str], page_count: Option<u32>) -> TaskFinish
 fn image_done(out: &Path, task: &RunTask, bytes: u64) -> TaskFinished {
     let name = image_name(task).to_string();
     std::fs::write(out.join(&name), vec![0u8; bytes as usize]).unwrap();
-    let outcome = Ok(Done::Image { bytes, name, sha256: None });
+    let outcome = Ok(Done::Image { bytes, name, sha256: None, info: Default::default() });
     TaskFinished { id: task.id, outcome, attempts: 1 }
 }
 
@@ -799,11 +799,14 @@ impl Frontier for SharedJob {
 async fn an_interrupt_hands_a_shared_jobs_tasks_in_flight_back_instead_of_failing_them() {
     let dir = tempfile::tempdir().unwrap();
     let (rows, list) = super::feed::list_channel();
-    let rows_sent =
-        ["http://h.test/a.jpg", "http://h.test/b.jpg"].map(|u| ListEntry { index: 0, url: Ok(url(u)) });
+    let rows_sent = ["http://h.test/a.jpg", "http://h.test/b.jpg"].map(|u| ListEntry {
+        index: 0,
+        url: Ok(url(u)),
+        carried: None,
+    });
     rows.try_send(rows_sent.into()).unwrap();
     drop(rows);
-    let list_source = UrlList { path: "list.txt".into(), rows: Some(2), digest: None };
+    let list_source = UrlList { spec: list_spec(), rows: Some(2), digest: None };
     let plan = Plan {
         shared: Some(Duration::from_secs(60)),
         list: Some(list),
@@ -923,6 +926,7 @@ async fn a_rerun_of_a_finished_list_skips_it_all_in_one_step() {
                 .map(|i| ListEntry {
                     index: (n + i) as u64,
                     url: Ok(url(&format!("http://h.test/{}.jpg", n + i))),
+                    carried: None,
                 })
                 .collect(),
         )
@@ -931,7 +935,7 @@ async fn a_rerun_of_a_finished_list_skips_it_all_in_one_step() {
         n += BATCH;
     }
     drop(rows);
-    let list_source = UrlList { path: "list.txt".into(), rows: Some(n as u64), digest: None };
+    let list_source = UrlList { spec: list_spec(), rows: Some(n as u64), digest: None };
     let plan = Plan { list: Some(list), ..Plan::new(Source::Urls(list_source), Arc::new(AllComplete)) };
     let log = Logger::root(slog::Discard, slog::o!());
     let coordinator = Coordinator::new(plan, Box::new(LocalFrontier::empty()), log).start();
@@ -941,4 +945,12 @@ async fn a_rerun_of_a_finished_list_skips_it_all_in_one_step() {
     let (_, images) = coordinator.send(GetCounts).await.unwrap();
     assert_eq!((images.skipped, images.total), (n as u64, n as u64));
     assert!(n >= 4 * BATCH);
+}
+
+fn list_spec() -> crate::urllist::ListSpec {
+    crate::urllist::ListSpec {
+        inputs: vec![crate::urllist::Input::File("list.txt".into())],
+        format: None,
+        url_column: "url".into(),
+    }
 }

@@ -61,31 +61,55 @@ pub enum Judgement {
     Refuse(String),
 }
 
-/// One image's first bytes, gathered until its header tells its dimensions.
+/// One image's first bytes, gathered until its header tells its dimensions. Every
+/// stored image is probed (the manifest's `width`, `height`); with no filter set, every
+/// image passes.
 #[derive(Debug)]
 pub struct HeaderProbe {
     filter: DimensionFilter,
-    /// The bytes so far, at most [`MAX_HEADER_BYTES`].
+    /// The bytes so far, at most [`MAX_HEADER_BYTES`]; empty while the header is read
+    /// from the first chunk itself, which is most images: no copy then.
     head: Vec<u8>,
+    /// Width and height, once the header told them.
+    size: Option<(u32, u32)>,
 }
 
 impl HeaderProbe {
     pub fn new(filter: DimensionFilter) -> Self {
-        Self { filter, head: Vec::new() }
+        Self { filter, head: Vec::new(), size: None }
     }
 
     /// Takes the next piece of the body and says what is known now.
     pub fn feed(&mut self, chunk: &[u8]) -> Judgement {
-        let take = (MAX_HEADER_BYTES - self.head.len()).min(chunk.len());
-        self.head.extend_from_slice(&chunk[..take]);
-        match imagesize::blob_size(&self.head) {
-            Ok(size) => match self.filter.refusal(clamp(size.width), clamp(size.height)) {
-                Some(why) => Judgement::Refuse(why),
-                None => Judgement::Pass,
-            },
+        let read = if self.head.is_empty() {
+            // The first chunk holds the whole header of nearly every image: read it in
+            // place, and copy only when it falls short.
+            imagesize::blob_size(chunk).inspect_err(|_| {
+                self.head.extend_from_slice(&chunk[..MAX_HEADER_BYTES.min(chunk.len())]);
+            })
+        } else {
+            let take = (MAX_HEADER_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+            imagesize::blob_size(&self.head)
+        };
+        match read {
+            Ok(size) => {
+                let (width, height) = (clamp(size.width), clamp(size.height));
+                self.size = Some((width, height));
+                self.head = Vec::new();
+                match self.filter.refusal(width, height) {
+                    Some(why) => Judgement::Refuse(why),
+                    None => Judgement::Pass,
+                }
+            }
             Err(_) if self.head.len() >= MAX_HEADER_BYTES => Judgement::Pass,
             Err(_) => Judgement::Unknown,
         }
+    }
+
+    /// Width and height, when the header told them.
+    pub fn size(&self) -> Option<(u32, u32)> {
+        self.size
     }
 }
 
@@ -136,6 +160,21 @@ mod tests {
         );
         let mut probe = HeaderProbe::new(filter(Some(64), None, None));
         assert_eq!(probe.feed(&png_header(64, 30)), Judgement::Pass);
+        assert_eq!(probe.size(), Some((64, 30)));
+    }
+
+    #[test]
+    fn with_no_filter_the_size_is_read_and_every_image_passes() {
+        let header = png_header(4000, 3);
+        let mut probe = HeaderProbe::new(DimensionFilter::default());
+        assert_eq!(probe.feed(&header), Judgement::Pass);
+        assert_eq!(probe.size(), Some((4000, 3)));
+        assert!(probe.head.is_empty(), "read in place, not copied");
+        let mut probe = HeaderProbe::new(DimensionFilter::default());
+        assert_eq!(probe.feed(&header[..5]), Judgement::Unknown);
+        assert_eq!(probe.size(), None);
+        assert_eq!(probe.feed(&header[5..]), Judgement::Pass);
+        assert_eq!(probe.size(), Some((4000, 3)));
     }
 
     #[test]
@@ -147,5 +186,6 @@ mod tests {
         }
         assert_eq!(probe.feed(&noise), Judgement::Pass);
         assert_eq!(probe.head.len(), MAX_HEADER_BYTES, "held no more than the cap");
+        assert_eq!(probe.size(), None);
     }
 }

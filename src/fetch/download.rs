@@ -38,9 +38,12 @@ pub struct ImageSink<'a> {
     tail: Vec<u8>,
     /// Only when a manifest wants the SHA-256: it costs a few ns per byte.
     hasher: Option<Sha256>,
-    /// Only while a pixel filter (`MIN_WIDTH`...) waits for the header to tell the
-    /// dimensions; gone once it has, so the rest of the body costs nothing more.
+    /// Only while the header has not told the dimensions (for the manifest, and the
+    /// `MIN_WIDTH`... filters); gone once it has, so the rest of the body costs nothing
+    /// more.
     probe: Option<HeaderProbe>,
+    /// Width and height, once the probe read them.
+    size: Option<(u32, u32)>,
 }
 
 impl<'a> ImageSink<'a> {
@@ -78,7 +81,8 @@ impl<'a> ImageSink<'a> {
             expected: content_length,
             tail: Vec::new(),
             hasher: opts.hash.then(Sha256::new),
-            probe: opts.dimensions.is_on().then(|| HeaderProbe::new(opts.dimensions)),
+            probe: Some(HeaderProbe::new(opts.dimensions)),
+            size: None,
         })
     }
 
@@ -118,6 +122,7 @@ impl<'a> ImageSink<'a> {
         match probe.feed(chunk) {
             Judgement::Unknown => Ok(()),
             Judgement::Pass => {
+                self.size = probe.size();
                 self.probe = None;
                 Ok(())
             }
@@ -163,7 +168,9 @@ impl<'a> ImageSink<'a> {
         }
         check_wanted(self.opts, self.written, self.written)?;
         let sha256 = self.hasher.take().map(|h| storage::hex(&h.finalize()));
-        Ok(Checked { commit: self.writer.commit(), bytes: self.written, sha256 })
+        let (width, height) = self.size.unzip();
+        let content_type = self.content_type.take();
+        Ok(Checked { commit: self.writer.commit(), bytes: self.written, sha256, content_type, width, height })
     }
 }
 
@@ -174,6 +181,11 @@ pub struct Checked {
     pub bytes: u64,
     /// When a manifest asked for it.
     pub sha256: Option<String>,
+    /// The response's, as sent: for the manifest.
+    pub content_type: Option<String>,
+    /// From the header bytes; `None` when they did not tell.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 /// The decoded bytes of an image go through the sink's checks; its errors travel

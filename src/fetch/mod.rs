@@ -35,7 +35,7 @@ use std::time::Duration;
 use slog::{Logger, debug};
 use url::Url;
 
-use crate::counts::{RenderNote, SkipReason};
+use crate::counts::{ImageInfo, RenderNote, SkipReason};
 use crate::fetch::download::{Capped, ImageSink};
 use crate::html::{Extractor, PageScan};
 use crate::render::{RenderFuture, RenderPage, Rendered, decide};
@@ -329,7 +329,13 @@ impl<C: Client> Core<C> {
             Commit::Done(name) => name?,
             Commit::Blocking(job) => self.client.offload(job).await?,
         };
-        Ok(Done::Image { bytes: checked.bytes, name, sha256: checked.sha256 })
+        let info = ImageInfo {
+            final_url: Some(image.url.to_string()),
+            content_type: checked.content_type,
+            width: checked.width,
+            height: checked.height,
+        };
+        Ok(Done::Image { bytes: checked.bytes, name, sha256: checked.sha256, info })
     }
 
     /// Refuses an image whose server opted it out for us or for all (`X-Robots-Tag:

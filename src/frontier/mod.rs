@@ -163,7 +163,7 @@ pub struct Offer {
     /// The list row's other columns (caption, key...): `NAME`'s `{column}`s, and the
     /// manifest's. Boxed: most offers have none, and an offer is kept per queued image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub carried: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    pub carried: Option<Box<crate::urllist::Carried>>,
 }
 
 impl Offer {

@@ -101,8 +101,8 @@ pub enum Source {
 /// pass over it found (its length for the progress bar, its digest for a shared job).
 #[derive(Clone, PartialEq, Eq)]
 pub struct UrlList {
-    /// The file, or `-` for stdin.
-    pub path: std::path::PathBuf,
+    /// The lists (files, a folder's, or stdin), their format and URL column.
+    pub spec: crate::urllist::ListSpec,
     /// Rows holding a URL; `None` when the list could not be read ahead (stdin).
     pub rows: Option<u64>,
     /// A hash of the URLs in order: processes of one shared job must read the same

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::counts::{Item, ItemKind, ItemSink, Status, Summary};
+use crate::manifest::{self, ManifestKind, ManifestSink};
 use crate::settings::Mode;
+use crate::urllist::ColumnType;
 
 /// What the JSON report says besides its items, known only at the end.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +33,8 @@ pub type HashStored = Box<dyn Fn(&str, u64) -> Option<String>>;
 pub struct ReportFiles {
     /// `--report FILE.json`: its items so far; the counts come at the end.
     json: Option<PartFile>,
-    /// `--report FILE.jsonl`.
-    manifest: Option<PartFile>,
+    /// `--report FILE.jsonl` or `FILE.parquet`.
+    manifest: Option<Box<dyn ManifestSink>>,
     /// `--failed FILE`: failed images' URLs so far. The failed pages are few and go
     /// first, so they wait in memory.
     failed: Option<PartFile>,
@@ -103,20 +105,16 @@ impl PartFile {
         }
         result
     }
-
-    /// The part file becomes the final file as it is.
-    fn finish(self) -> io::Result<()> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&self.part, &self.path)
-    }
 }
 
 impl ReportFiles {
-    /// Opens the part files for `--report` (`json`: true for a JSON report, false for a
-    /// JSONL manifest) and `--failed`. Nothing to open: `None`, and no item is kept.
+    /// Opens the part files for `--report` (a manifest of the `ManifestKind`, else the
+    /// JSON report; `carried`: the list's other columns, which a Parquet file's schema
+    /// names before its first row) and `--failed`. Nothing to open: `None`, and no item
+    /// is kept.
     pub fn create(
-        report: Option<(&Path, bool)>,
+        report: Option<(&Path, Option<ManifestKind>)>,
+        carried: &[(String, ColumnType)],
         failed: Option<&Path>,
         hash_stored: Option<HashStored>,
     ) -> io::Result<Option<Self>> {
@@ -124,8 +122,8 @@ impl ReportFiles {
             return Ok(None);
         }
         let (json, manifest) = match report {
-            Some((path, true)) => (Some(PartFile::create(path)?), None),
-            Some((path, false)) => (None, Some(PartFile::create(path)?)),
+            Some((path, None)) => (Some(PartFile::create(path)?), None),
+            Some((path, Some(kind))) => (None, Some(manifest::create(path, kind, carried)?)),
             None => (None, None),
         };
         let failed = failed.map(PartFile::create).transpose()?;
@@ -145,9 +143,9 @@ impl ReportFiles {
             match (&self.hash_stored, needs_hash) {
                 (Some(hash), true) => {
                     let sha256 = hash(&item.path, item.bytes);
-                    manifest.line(&Item { sha256, ..item.clone() })?;
+                    manifest.write(&Item { sha256, ..item.clone() })?;
                 }
-                _ => manifest.line(item)?,
+                _ => manifest.write(item)?,
             }
         }
         if let Some(failed) = &mut self.failed
@@ -179,11 +177,10 @@ impl ReportFiles {
                 failures.push(format!("cannot write the report {}: {e}", path.display()));
             }
         }
-        if let Some(manifest) = self.manifest {
-            let path = manifest.path.clone();
-            if let Err(e) = manifest.finish() {
-                failures.push(format!("cannot write the report {}: {e}", path.display()));
-            }
+        if let Some(manifest) = self.manifest
+            && let Err(e) = manifest.finish()
+        {
+            failures.push(format!("cannot write the manifest: {e}"));
         }
         if let Some(failed) = self.failed {
             let path = failed.path.clone();

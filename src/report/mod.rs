@@ -255,7 +255,9 @@ mod tests {
                 element: Some(Element::Img),
                 note: None,
                 detail: None,
+                info: Default::default(),
                 render: None,
+                carried: None,
             },
             Item {
                 kind: ItemKind::Image,
@@ -271,7 +273,9 @@ mod tests {
                 element: None,
                 note: None,
                 detail: None,
+                info: Default::default(),
                 render: None,
+                carried: None,
             },
             Item {
                 kind: ItemKind::Page,
@@ -287,14 +291,18 @@ mod tests {
                 element: None,
                 note: None,
                 detail: None,
+                info: Default::default(),
                 render: None,
+                carried: None,
             },
         ]
     }
 
     /// Writes `summary`'s report as a run does: the items as they end, the rest at the end.
     fn write(report: Option<(&Path, bool)>, failed: Option<&Path>, summary: &Summary, workers: usize) {
-        let mut files = ReportFiles::create(report, failed, None).unwrap().unwrap();
+        let report =
+            report.map(|(path, json)| (path, (!json).then_some(crate::manifest::ManifestKind::Jsonl)));
+        let mut files = ReportFiles::create(report, &[], failed, None).unwrap().unwrap();
         for item in items() {
             crate::counts::ItemSink::write(&mut files, &item);
         }
@@ -383,8 +391,7 @@ mod tests {
         assert_eq!(lines[2]["kind"], "page");
         let text = std::fs::read_to_string(&failed).unwrap();
         assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
-        let images: Vec<String> =
-            crate::urllist::read_entries(text.as_bytes()).map(|entry| entry.unwrap().1).collect();
+        let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
         assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
         let leftovers: Vec<_> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -395,7 +402,7 @@ mod tests {
     fn a_report_with_no_items_is_still_json() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.json");
-        let files = ReportFiles::create(Some((&path, true)), None, None).unwrap().unwrap();
+        let files = ReportFiles::create(Some((&path, None)), &[], None, None).unwrap().unwrap();
         let facts = RunFacts {
             mode: Mode::Async,
             workers: 1,

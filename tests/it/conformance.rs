@@ -208,7 +208,11 @@ async fn a_page_is_scanned_and_an_image_saved() {
             }
             other => panic!("{kind:?}: {other:?}"),
         }
-        assert_eq!(results[1].outcome, Ok(Done::Image { bytes: 5_000, name: "a.jpg".into(), sha256: None }));
+        assert!(
+            matches!(&results[1].outcome, Ok(Done::Image { bytes: 5_000, name, sha256: None, .. }) if name == "a.jpg"),
+            "{kind:?}: {:?}",
+            results[1].outcome
+        );
         assert_eq!(std::fs::read(out.final_path("a.jpg")).unwrap(), jpeg(1, 5_000), "{kind:?}");
         assert_eq!((results[0].attempts, results[1].attempts), (1, 1), "{kind:?}");
     }

@@ -19,6 +19,7 @@ mod opt_out;
 mod outputs;
 mod polite;
 mod props;
+mod provenance;
 mod proxy;
 /// The real redis-server the frontier's own tests start, shared with these (which use
 /// less of it).
