@@ -57,7 +57,7 @@ pub(super) fn resolve(settings: &Settings, cli: &Cli) -> anyhow::Result<Output> 
     }
     let report = match &cli.report {
         Some(path) => {
-            check_output_file("--report", path)?;
+            check_output_file("--report", path, &out_dir)?;
             let kind = match ManifestKind::of_path(path) {
                 Some(ManifestKind::Jsonl) => ReportKind::Jsonl,
                 Some(ManifestKind::Parquet) => ReportKind::Parquet,
@@ -68,15 +68,17 @@ pub(super) fn resolve(settings: &Settings, cli: &Cli) -> anyhow::Result<Output> 
         None => None,
     };
     if let Some(path) = &cli.failed {
-        check_output_file("--failed", path)?;
+        check_output_file("--failed", path, &out_dir)?;
     }
     Ok(Output { out_dir, bucket, report, failed_list: cli.failed.clone() })
 }
 
 /// An output file's folder must exist and the file must not be a folder.
-fn check_output_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+/// `out_dir`: a file right inside the out dir is fine before the folder exists (`-o out
+/// --report out/manifest.parquet`, a dataset's layout): the run makes it first.
+fn check_output_file(flag: &str, path: &Path, out_dir: &Path) -> anyhow::Result<()> {
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(parent) = parent.filter(|p| !p.is_dir()) {
+    if let Some(parent) = parent.filter(|p| !p.is_dir() && *p != out_dir) {
         bail!("{flag}: folder {} does not exist", parent.display());
     }
     if path.is_dir() {

@@ -286,8 +286,11 @@ impl Coordinator {
         let mut offers = Vec::with_capacity(batch.len());
         for entry in batch {
             match entry.url {
-                Ok(url) => offers
-                    .push(Offer { index: Some(entry.index), ..Offer::new(url, 0, None, Meta::default()) }),
+                Ok(url) => offers.push(Offer {
+                    index: Some(entry.index),
+                    carried: entry.carried,
+                    ..Offer::new(url, 0, None, Meta::default())
+                }),
                 Err(BadRow { text, error }) => {
                     warn!(self.log, "list row failed"; "row" => &text, "error" => &error);
                     self.tally.found_image();

@@ -3,6 +3,7 @@
 
 mod chaos;
 mod conformance;
+mod datasets;
 mod dimensions;
 mod distributed;
 mod e2e;
