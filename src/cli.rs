@@ -177,6 +177,12 @@ pub struct Cli {
     #[arg(long, value_name = "url|content")]
     pub dedupe: Option<String>,
 
+    /// Trust the resume record alone: an image it records as complete is not fetched
+    /// again even when its file has been moved out of the out dir (a damaged file still
+    /// is). For datasets whose finished files are shipped elsewhere as the run goes
+    #[arg(long)]
+    pub archive: bool,
+
     /// Send every request through this proxy (http://, socks5:// or socks5h://
     /// [user:password@]host[:port]), instead of what http_proxy, https_proxy and
     /// all_proxy say; '' for no proxy at all

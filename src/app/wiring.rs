@@ -72,7 +72,7 @@ pub(super) fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dy
     }
     .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
     let resume = load_resume(&out, config.dry_run, log);
-    let store = FolderStore::new(out, resume);
+    let store = FolderStore::new(out, resume).with_archive(config.archive);
     Ok(Arc::new(match config.naming.dedupe {
         crate::config::Dedupe::Content => store.with_dedupe(),
         crate::config::Dedupe::Url => store,

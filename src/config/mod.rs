@@ -72,6 +72,9 @@ pub struct Config {
     pub failed_list: Option<PathBuf>,
     /// Download again what an earlier run completed (`--force`).
     pub force: bool,
+    /// `--archive`: the resume record alone says what is done; a recorded image whose
+    /// file is gone (moved away) is not fetched again.
+    pub archive: bool,
     /// `NAME` and `DEDUPE`: how stored images are named, and what makes two the same.
     pub naming: Naming,
     /// List the image URLs, download nothing (`--dry-run`).
@@ -146,6 +149,7 @@ impl Config {
             report: output.report,
             failed_list: output.failed_list,
             force: cli.force,
+            archive: cli.archive,
             naming,
             dry_run: cli.dry_run,
             shared,

@@ -32,11 +32,19 @@ pub struct FolderStore {
     /// with the writers, which look a digest up and put a file under its name in one
     /// step, so two writers with the same bytes store one copy.
     digests: Option<Arc<Mutex<Digests>>>,
+    /// `--archive`: a recorded image whose file is gone was moved away by its owner, and
+    /// is complete; only a file there with the wrong size is fetched again.
+    archive: bool,
 }
 
 impl FolderStore {
     pub fn new(out: OutDir, resume: Resume) -> Self {
-        Self { out, resume: Mutex::new(resume), digests: None }
+        Self { out, resume: Mutex::new(resume), digests: None, archive: false }
+    }
+
+    /// See `archive`.
+    pub fn with_archive(self, archive: bool) -> Self {
+        Self { archive, ..self }
     }
 
     /// `DEDUPE: content`: bytes already stored (by this run, or an earlier one whose
@@ -89,7 +97,8 @@ impl Store for FolderStore {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len());
-        match on_disk == Some(done.bytes) {
+        let moved_away = self.archive && on_disk.is_none();
+        match on_disk == Some(done.bytes) || moved_away {
             true => Lookup::Complete { name: done.path, bytes: done.bytes },
             false => Lookup::Stale { name: done.path },
         }
@@ -377,5 +386,14 @@ mod tests {
         assert_eq!(again.lookup(&url("http://h/a.jpg")), Lookup::Complete { name: "a.jpg".into(), bytes: 3 });
         assert_eq!(again.lookup(&url("http://h/b.jpg")), Lookup::Stale { name: "b.jpg".into() });
         assert_eq!(again.lookup(&url("http://h/c.jpg")), Lookup::Unknown);
+        std::fs::remove_file(store.out().final_path("a.jpg")).unwrap();
+        assert_eq!(again.lookup(&url("http://h/a.jpg")), Lookup::Stale { name: "a.jpg".into() });
+        let archive = self::store(dir.path()).with_archive(true);
+        assert_eq!(
+            archive.lookup(&url("http://h/a.jpg")),
+            Lookup::Complete { name: "a.jpg".into(), bytes: 3 },
+            "moved away: the record says it is done"
+        );
+        assert_eq!(archive.lookup(&url("http://h/b.jpg")), Lookup::Stale { name: "b.jpg".into() }, "damaged");
     }
 }

@@ -140,3 +140,34 @@ fn a_csv_lists_broken_row_fails_alone_and_jsonl_columns_reach_the_manifest() {
         );
     }
 }
+
+/// Files shipped elsewhere as the run goes (half of them moved out of the out dir):
+/// with `--archive` the record alone says what is done and nothing is fetched again;
+/// without it, what is gone is fetched again, as a deleted file always was.
+#[test]
+fn with_archive_files_moved_away_are_not_fetched_again() {
+    const N: usize = 20;
+    let server = server();
+    for mode in MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let list: String = (0..N).map(|i| format!("{}/img/{i}.jpg\n", server.origin())).collect();
+        std::fs::write(dir.path().join("list.txt"), list).unwrap();
+        let args = ["-m", mode, "--urls", "list.txt", "-o", "out"];
+        assert_eq!(run_binary(dir.path(), &args).code, 0, "{mode}");
+        let shipped = dir.path().join("shipped");
+        std::fs::create_dir(&shipped).unwrap();
+        for i in (0..N).step_by(2) {
+            std::fs::rename(dir.path().join(format!("out/{i}.jpg")), shipped.join(format!("{i}.jpg")))
+                .unwrap();
+        }
+        let hits = || (0..N).map(|i| server.hits(&format!("/img/{i}.jpg"))).sum::<usize>();
+        let before = hits();
+        let run = run_binary(dir.path(), &[&args[..], &["--archive"]].concat());
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(hits(), before, "{mode}: nothing the record holds is fetched again");
+        run.assert_line(&format!("Done, success: {N}/{N}, failure: 0/{N}"));
+        let run = run_binary(dir.path(), &args);
+        assert_eq!(run.code, 0, "{mode}: {}", run.stderr);
+        assert_eq!(hits(), before + N / 2, "{mode}: without --archive, what is gone comes back");
+    }
+}
