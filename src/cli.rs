@@ -90,7 +90,8 @@ pub struct Cli {
     pub out_dir: Option<PathBuf>,
 
     /// Write a report of the run to FILE: JSON (counts and one item per image), or a
-    /// manifest of one JSON line per image with its sha256 when FILE ends in .jsonl
+    /// manifest of one line per image with its sha256 and a list's columns when FILE ends
+    /// in .jsonl (JSON lines) or .parquet
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
