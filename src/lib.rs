@@ -45,6 +45,8 @@
 //!   client, streaming multipart uploads).
 //! - [`outdir`]: the out dir's layout (`.image-scraper/`).
 //! - `state`: the resume record.
+//! - `keyset`: pure: a set of 64-bit hashes that writes most of itself to disk, for
+//!   the per-URL state of lists of millions (seen URLs, names taken).
 //! - [`robots`]: robots.txt rules.
 //! - `counts`: plain data: the counts a run keeps and publishes, its items, the
 //!   summary, and `CountsWatch`, how the Coordinator tells the bar.
@@ -70,6 +72,7 @@ pub(crate) mod frontier;
 // Not yet wired: the streaming report (issue 22) opens it; its tests drive it until then.
 pub mod html;
 pub mod job;
+pub(crate) mod keyset;
 pub mod limits;
 pub mod logging;
 pub(crate) mod manifest;

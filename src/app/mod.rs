@@ -186,6 +186,7 @@ async fn scrape(
         max_server_wait: config.requests.retries.max_wait,
         shared: config.shared.as_ref().map(|job| job.lease / 3),
         cancel: cancel.clone(),
+        spill: Some(wiring::spill_dir(config)),
     };
     let frontier = wiring::open_frontier(config, log).await?;
     let coordinator = Coordinator::new(plan, frontier, log.new(o!("actor" => "coordinator"))).start();

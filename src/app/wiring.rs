@@ -163,7 +163,7 @@ pub(super) async fn host_gate(
 pub(super) async fn open_frontier(config: &Config, log: &Logger) -> anyhow::Result<Box<dyn Frontier>> {
     let lookahead = Some(config.walk.lookahead as usize);
     let Some(job) = &config.shared else {
-        let frontier = walk_of(&config.source, lookahead);
+        let frontier = walk_of(&config.source, lookahead).spilling_to(&spill_dir(config));
         return Ok(match config.dry_run {
             true => Box::new(frontier.listing()),
             false => Box::new(frontier),
@@ -179,6 +179,18 @@ pub(super) async fn open_frontier(config: &Config, log: &Logger) -> anyhow::Resu
         .with_context(|| format!("--frontier {}", job.url))?;
     info!(log, "the job's listing pages"; "walked_here" => walk.walks());
     Ok(Box::new(walk))
+}
+
+/// Where the per-URL sets of a long list or walk write their hashes (`keyset`): the out
+/// dir's own temporary folder, on the disk the images fill anyway and never a RAM-backed
+/// /tmp; the system's temporary folder for a bucket, or before the out dir exists (a dry
+/// run).
+pub(super) fn spill_dir(config: &Config) -> std::path::PathBuf {
+    let own = config.out_dir.join(crate::storage::OWN_PREFIX).join("tmp");
+    match config.bucket.is_none() && own.is_dir() {
+        true => own,
+        false => std::env::temp_dir(),
+    }
 }
 
 /// This process's view of a job shared through Redis, made in the System's own Arbiter

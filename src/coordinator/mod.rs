@@ -52,6 +52,7 @@ use crate::frontier::{
     self, Answer, Claimed, Ending, Frontier, FrontierError, ItemEnd, LeaseId, Meta, Offer, Refused, Verdict,
     Work,
 };
+use crate::keyset::KeySet;
 use crate::urllist::Carried;
 
 use crate::counts::{ImageCounts, PageCounts, SkipReason, Status, Summary};
@@ -195,7 +196,10 @@ impl Coordinator {
             frontier,
             slots: Slots::default(),
             robots: RobotsBook::new(plan.obey_robots),
-            names: Names::new(plan.name.clone()).with_capacity(list_rows.unwrap_or(0)),
+            names: Names::new(plan.name.clone()).with_keys(match &plan.spill {
+                Some(dir) => KeySet::spilling(dir.clone(), list_rows.unwrap_or(0)),
+                None => KeySet::with_spill(None, list_rows.unwrap_or(0), crate::keyset::SPILL_AT),
+            }),
             listing,
             claiming: false,
             idle_poll: None,

@@ -3,12 +3,12 @@
 //! collision only costs a suffix. Also the resume decision, made as an image is handed
 //! out: skip what an earlier run stored whole, reuse the name it gave. Pure: no actix.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use url::Url;
 
 use crate::frontier::Offer;
+use crate::keyset::KeySet;
 use crate::name_template::{Fields, NameTemplate};
 use crate::storage;
 use crate::store::{Lookup, Store};
@@ -24,9 +24,10 @@ pub enum Planned {
     Unnamed(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Names {
-    taken: HashSet<u64>,
+    /// Hashes of the names handed out; spills to disk for a list of millions.
+    taken: KeySet,
     /// `NAME`; `None`: the URL's own file name.
     template: Option<Arc<NameTemplate>>,
     /// The next `{index}` of an image found by a walk (a list row has its own): the order
@@ -35,10 +36,10 @@ pub struct Names {
 }
 
 impl Names {
-    /// Room for `n` names made at once (a `--urls` list a first pass counted): see
-    /// `SeenSet::with_capacity`.
-    pub fn with_capacity(mut self, n: u64) -> Self {
-        self.taken = HashSet::with_capacity(usize::try_from(n).unwrap_or(0));
+    /// Where the names' hashes are kept: sized for a `--urls` list a first pass
+    /// counted, and spilling to disk when it is long (see `keyset`).
+    pub fn with_keys(mut self, taken: KeySet) -> Self {
+        self.taken = taken;
         self
     }
 
@@ -72,7 +73,7 @@ impl Names {
 
     /// A `NAME` for this run: `template`'s, or the URL's own file name when `None`.
     pub fn new(template: Option<Arc<NameTemplate>>) -> Self {
-        Self { template, ..Self::default() }
+        Self { taken: KeySet::in_memory(), template, walk_index: 0 }
     }
 
     /// The name `offer` gets when no earlier run named it: the template's rendering, or
@@ -139,7 +140,7 @@ mod tests {
 
     #[test]
     fn clashing_names_get_a_url_suffix_whatever_the_case() {
-        let mut names = Names::default();
+        let mut names = Names::new(None);
         let (a, b, c) = (url("http://h/a/cat.jpg"), url("http://h/b/cat.jpg"), url("http://h/c/CAT.jpg"));
         assert_eq!(names.claim(&a), "cat.jpg");
         assert_eq!(names.claim(&b), storage::with_suffix("cat.jpg", &b));

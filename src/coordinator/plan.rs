@@ -50,6 +50,9 @@ pub struct Plan {
     /// A job shared with other processes: how often to renew this process's leases, and
     /// counts of this process's share. `None`: the run is this process's alone.
     pub shared: Option<Duration>,
+    /// Where the per-URL sets of a long list or walk write what memory need not hold
+    /// (`keyset`); `None`: memory only.
+    pub spill: Option<std::path::PathBuf>,
     /// Tripped when the run must stop (a full disk): workers drop what they are doing.
     pub cancel: Cancel,
 }
@@ -77,6 +80,7 @@ impl Plan {
             max_server_wait: Duration::from_secs(60),
             shared: None,
             cancel: Cancel::default(),
+            spill: None,
         }
     }
 }

@@ -122,6 +122,15 @@ impl LocalFrontier {
         self
     }
 
+    /// Past a quarter of a million URLs (seen, walked or detail pages), hashes go to
+    /// unnamed files under `dir`: a list or a walk of millions stays small in memory.
+    pub fn spilling_to(mut self, dir: &std::path::Path) -> Self {
+        self.seen = SeenSet::spilling(dir.to_path_buf(), self.seen.expected());
+        self.walked = SeenSet::spilling(dir.to_path_buf(), 0);
+        self.details = SeenSet::spilling(dir.to_path_buf(), 0);
+        self
+    }
+
     /// The most pages a stated count may take the walk to.
     pub fn with_max_pages(mut self, max_pages: Option<u32>) -> Self {
         self.max_pages = max_pages.unwrap_or(u32::MAX);

@@ -1,23 +1,43 @@
 //! Every URL admitted so far, as a 64-bit hash: the same URL found on two pages is
-//! fetched once, and a hash costs 8 bytes where the URL would cost a hundred (a list of
-//! millions of URLs is held as nothing else). Exact for any list a machine can fetch: two
-//! of ten million URLs share a hash with a chance of about 3 in a million. Pure.
+//! fetched once, and a hash costs 8 bytes where the URL would cost a hundred; past a
+//! quarter of a million hashes most of them go to disk (`keyset`), so a list of millions
+//! costs a few bytes a URL. Exact for any list a machine can fetch: two of ten million
+//! URLs share a hash with a chance of about 3 in a million. Pure.
 
-use std::collections::HashSet;
+use std::path::PathBuf;
 
 use url::Url;
 use xxhash_rust::xxh3::xxh3_64;
 
-#[derive(Debug, Default)]
+use crate::keyset::KeySet;
+
+#[derive(Debug)]
 pub struct SeenSet {
-    hashes: HashSet<u64>,
+    hashes: KeySet,
+}
+
+impl Default for SeenSet {
+    fn default() -> Self {
+        Self { hashes: KeySet::in_memory() }
+    }
 }
 
 impl SeenSet {
     /// Room for `n` URLs made at once: a set that grows doubles, and holds both tables
     /// while it does, which at a list's end is the run's peak memory.
     pub fn with_capacity(n: usize) -> Self {
-        Self { hashes: HashSet::with_capacity(n) }
+        Self { hashes: KeySet::with_spill(None, n as u64, crate::keyset::SPILL_AT) }
+    }
+
+    /// A set that writes most of its hashes under `dir` once it holds many, sized for
+    /// `expected` URLs (0: unknown).
+    pub fn spilling(dir: PathBuf, expected: u64) -> Self {
+        Self { hashes: KeySet::spilling(dir, expected) }
+    }
+
+    /// The URLs the set was sized for.
+    pub fn expected(&self) -> u64 {
+        self.hashes.expected()
     }
 
     /// Admits `url` if it was never admitted; false if it was.
@@ -27,7 +47,7 @@ impl SeenSet {
 
     /// Whether `url` was admitted, without admitting it.
     pub fn contains(&self, url: &Url) -> bool {
-        self.hashes.contains(&xxh3_64(url.as_str().as_bytes()))
+        self.hashes.contains(xxh3_64(url.as_str().as_bytes()))
     }
 }
 
