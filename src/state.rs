@@ -9,13 +9,15 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
+
+use crate::keyset::KeyMap;
 
 /// An image an earlier run completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub fn url_key(url: &Url) -> u128 {
 /// Lines buffered before a write: a few KiB.
 const FLUSH_EVERY: usize = 32;
 
+/// The longest line read back: a URL is far shorter; past this the line is damage.
+const LONGEST_LINE: usize = 1 << 20;
+
 #[derive(Debug)]
 pub struct Resume {
     /// Where records are appended; `None` when it cannot be written (warned once).
@@ -60,8 +65,13 @@ pub struct Resume {
     /// Lines in the buffer.
     unflushed: usize,
     path: PathBuf,
-    /// URL hash -> entry. 16 bytes of key per image instead of the URL.
-    done: HashMap<u128, Entry>,
+    /// The record as loaded, open for reading: an entry is read back from its line when
+    /// asked for, so the record is never held in memory, however long.
+    lines: Option<File>,
+    /// The URL's 64-bit hash -> where its latest line starts in `lines`. 8 bytes of key
+    /// and 8 of offset per image, most of it on disk for a record of millions
+    /// (`keyset`); a hash shared by two URLs is told apart by the line's own URL.
+    index: KeyMap<u64>,
 }
 
 /// What loading found wrong, for the caller to log.
@@ -83,7 +93,7 @@ impl Resume {
     /// No record at all: nothing known, nothing written (tests, and stores that keep
     /// none).
     pub fn none() -> Self {
-        Self { file: None, unflushed: 0, path: PathBuf::new(), done: HashMap::new() }
+        Self { file: None, unflushed: 0, path: PathBuf::new(), lines: None, index: KeyMap::in_memory() }
     }
 
     /// Reads the record without writing or creating anything (a dry run).
@@ -92,39 +102,21 @@ impl Resume {
     }
 
     fn read(path: &Path, writable: bool) -> (Self, LoadReport) {
-        let mut report = LoadReport::default();
-        let mut done = HashMap::new();
-        let mut lines_read = 0;
-        // Through `open_regular`: a link planted as the record is never followed.
-        match crate::outdir::read_regular(path) {
-            Ok(bytes) => {
-                for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    lines_read += 1;
-                    let Ok(line) = serde_json::from_slice::<Line>(raw) else {
-                        report.bad_lines += 1;
-                        continue;
-                    };
-                    if !is_safe_name(line.path) || Url::parse(line.url).is_err() {
-                        report.bad_lines += 1;
-                        continue;
-                    }
-                    // The latest line about a URL wins. Two URLs may name one file: a URL
-                    // that changed (a CDN, a port) whose image was found identical.
-                    let key = xxh3_128(line.url.as_bytes());
-                    done.insert(key, Entry { path: line.path.to_string(), bytes: line.bytes });
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => report.unreadable = Some(e.to_string()),
-        }
-        report.entries = done.len();
-        let mut resume = Self { file: None, unflushed: 0, path: path.to_path_buf(), done };
+        Self::read_spilling(path, writable, crate::keyset::SPILL_AT)
+    }
+
+    /// [`Resume::read`] with the index spilling to disk past `spill_at` entries: tests
+    /// spill after a handful.
+    fn read_spilling(path: &Path, writable: bool, spill_at: usize) -> (Self, LoadReport) {
+        let (mut resume, mut report, lines_read) = Self::index(path, writable, spill_at);
         if !writable {
             return (resume, report);
         }
-        if lines_read > resume.done.len() && report.unreadable.is_none() {
-            // Duplicates or damage: write back only what is valid.
-            let _ = resume.rewrite();
+        if lines_read > report.entries && report.unreadable.is_none() && resume.rewrite().is_ok() {
+            // Duplicates or damage, now gone: the offsets are the new file's.
+            let bad_lines = report.bad_lines;
+            (resume, report, _) = Self::index(path, writable, spill_at);
+            report.bad_lines = bad_lines;
         }
         resume.file = OpenOptions::new()
             .create(true)
@@ -139,8 +131,73 @@ impl Resume {
         (resume, report)
     }
 
-    pub fn get(&self, url: &Url) -> Option<&Entry> {
-        self.done.get(&xxh3_128(url.as_str().as_bytes()))
+    /// Reads the record a line at a time into the index; also returns the lines read.
+    fn index(path: &Path, writable: bool, spill_at: usize) -> (Self, LoadReport, usize) {
+        let mut report = LoadReport::default();
+        let mut lines_read = 0;
+        // Through `open_regular`: a link planted as the record is never followed.
+        let lines = match crate::outdir::open_regular(path) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                report.unreadable = Some(e.to_string());
+                None
+            }
+        };
+        // A dry run writes nothing near the out dir, not even an unnamed file.
+        let spill = match (writable, path.parent()) {
+            (true, Some(dir)) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::env::temp_dir(),
+        };
+        // About 64 bytes a line at least: enough filter for every line.
+        let expected = lines.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len() / 64);
+        let mut index = KeyMap::with_spill(Some(spill), expected, spill_at);
+        if let Some(file) = &lines {
+            let mut reader = BufReader::with_capacity(64 * 1024, file);
+            let (mut raw, mut offset) = (Vec::new(), 0u64);
+            loop {
+                raw.clear();
+                match reader.read_until(b'\n', &mut raw) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let at = offset;
+                        offset += n as u64;
+                        if raw == b"\n" {
+                            continue;
+                        }
+                        lines_read += 1;
+                        // A torn last line (no newline) is damage, like garbage.
+                        let whole = raw.last() == Some(&b'\n');
+                        match serde_json::from_slice::<Line>(&raw).ok().filter(|l| whole && is_valid(l)) {
+                            Some(line) => {
+                                // The latest line about a URL wins. Two URLs may name one
+                                // file: a URL that changed (a CDN, a port) whose image
+                                // was found identical.
+                                let key = xxh3_64(line.url.as_bytes());
+                                if !index.contains(key) {
+                                    report.entries += 1;
+                                }
+                                index.put(key, at);
+                            }
+                            None => report.bad_lines += 1,
+                        }
+                    }
+                    Err(e) => {
+                        report.unreadable = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        let resume = Self { file: None, unflushed: 0, path: path.to_path_buf(), lines, index };
+        (resume, report, lines_read)
+    }
+
+    pub fn get(&self, url: &Url) -> Option<Entry> {
+        let at = self.index.get(xxh3_64(url.as_str().as_bytes()))?;
+        let raw = read_line_at(self.lines.as_ref()?, at)?;
+        let line = serde_json::from_slice::<Line>(&raw).ok()?;
+        (line.url == url.as_str()).then(|| Entry { path: line.path.to_string(), bytes: line.bytes })
     }
 
     /// Records a completed image. A failure to write is returned for the caller to warn
@@ -149,8 +206,8 @@ impl Resume {
     /// Lines are buffered and written in batches (and when the record is dropped): a
     /// write per image would cost a system call each. What a killed process had not yet
     /// written is found again by the next run, whose downloads are then recognised as
-    /// identical to the files already there. The map is not updated: a URL is seen once
-    /// per run, and the map would grow with the run.
+    /// identical to the files already there. The index is not updated: a URL is seen
+    /// once per run, and the index would grow with the run.
     pub fn record(&mut self, url: &Url, path: &str, bytes: u64) -> io::Result<()> {
         self.record_content(url, path, bytes, None)
     }
@@ -188,9 +245,9 @@ impl Resume {
     /// so a run without it keeps none. The first line with a digest wins (the first copy).
     pub fn digests(path: &Path) -> Digests {
         let mut digests = Digests::new();
-        let Ok(bytes) = crate::outdir::read_regular(path) else { return digests };
-        for raw in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(line) = serde_json::from_slice::<Line>(raw) else { continue };
+        let Ok(file) = crate::outdir::open_regular(path) else { return digests };
+        for raw in BufReader::with_capacity(64 * 1024, file).split(b'\n').map_while(Result::ok) {
+            let Ok(line) = serde_json::from_slice::<Line>(&raw) else { continue };
             let Some(key) = line.sha256.as_deref().and_then(digest_key) else { continue };
             if is_safe_name(line.path) {
                 digests.entry(key).or_insert_with(|| (xxh3_128(line.url.as_bytes()), line.path.into()));
@@ -199,30 +256,69 @@ impl Resume {
         digests
     }
 
+    /// Writes the record again with only each URL's latest valid line, a line at a
+    /// time, and puts it in place of the old one in one rename.
     fn rewrite(&self) -> io::Result<()> {
-        // URLs are not kept in memory, so a rewrite reads them back from the file.
-        let bytes = crate::outdir::read_regular(&self.path)?;
-        let mut out = Vec::new();
-        let mut written = std::collections::HashSet::new();
-        let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-        for raw in lines.iter().rev() {
-            let Ok(line) = serde_json::from_slice::<Line>(raw) else {
+        let Some(file) = &self.lines else { return Ok(()) };
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{}-", crate::storage::OWN_PREFIX))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)?;
+        let mut out = BufWriter::with_capacity(64 * 1024, temp.as_file());
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        reader.rewind()?;
+        let (mut raw, mut offset) = (Vec::new(), 0u64);
+        loop {
+            raw.clear();
+            let n = reader.read_until(b'\n', &mut raw)?;
+            if n == 0 {
+                break;
+            }
+            let at = offset;
+            offset += n as u64;
+            if raw.last() != Some(&b'\n') {
                 continue;
-            };
-            let key = xxh3_128(line.url.as_bytes());
-            if self.done.get(&key).is_some_and(|e| e.path == line.path && e.bytes == line.bytes)
-                && written.insert(key)
-            {
-                out.push(serde_json::to_vec(&line).map_err(io::Error::other)?);
+            }
+            let Ok(line) = serde_json::from_slice::<Line>(&raw) else { continue };
+            if is_valid(&line) && self.index.get(xxh3_64(line.url.as_bytes())) == Some(at) {
+                out.write_all(&raw)?;
             }
         }
-        out.reverse();
-        let mut text = out.join(&b'\n');
-        if !text.is_empty() {
-            text.push(b'\n');
-        }
-        crate::storage::write_atomically(&self.path, &text)
+        out.flush()?;
+        drop(out);
+        temp.as_file().sync_all()?;
+        temp.persist(&self.path).map_err(|e| e.error)?;
+        Ok(())
     }
+}
+
+/// A line the record may keep: a URL, and a name `storage` could have made.
+fn is_valid(line: &Line) -> bool {
+    is_safe_name(line.path) && Url::parse(line.url).is_ok()
+}
+
+/// The line that starts at `at`, newline included; `None` if it cannot be read whole.
+fn read_line_at(file: &File, at: u64) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 512];
+    while line.len() < LONGEST_LINE {
+        let n = file.read_at(&mut chunk, at + line.len() as u64).ok()?;
+        if n == 0 {
+            return None;
+        }
+        match chunk[..n].iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(&chunk[..=end]);
+                return Some(line);
+            }
+            None => line.extend_from_slice(&chunk[..n]),
+        }
+    }
+    None
 }
 
 /// A name a record may point at: a relative path of the kind `storage` and `NAME`
@@ -250,12 +346,9 @@ mod tests {
         drop(r);
         let (r, report) = Resume::load(&path);
         assert_eq!(report.entries, 2);
-        assert_eq!(r.get(&url("http://h/a/cat.jpg")), Some(&Entry { path: "cat.jpg".into(), bytes: 10 }));
+        assert_eq!(r.get(&url("http://h/a/cat.jpg")), Some(Entry { path: "cat.jpg".into(), bytes: 10 }));
         assert_eq!(r.get(&url("http://h/b/cat.jpg")).unwrap().path, "cat-12345678.jpg");
         assert_eq!(r.get(&url("http://h/c/cat.jpg")), None);
-        let mut names: Vec<&str> = r.done.values().map(|e| e.path.as_str()).collect();
-        names.sort();
-        assert_eq!(names, ["cat-12345678.jpg", "cat.jpg"]);
     }
 
     #[test]
@@ -302,6 +395,41 @@ mod tests {
             (url_key(&url("http://h/a.jpg")), "h/a/a.jpg"),
             "the first copy"
         );
+    }
+
+    #[test]
+    fn a_long_record_is_read_back_from_disk_and_cleaned_as_a_short_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("done.jsonl");
+        let mut text = String::new();
+        for i in 0..500 {
+            text += &format!("{{\"url\":\"http://h/{i}.jpg\",\"path\":\"{i}.jpg\",\"bytes\":{i}}}\n");
+            if i % 100 == 7 {
+                text += "garbage\n";
+                // Recorded again later (a forced re-fetch): the later line wins.
+                text += &format!(
+                    "{{\"url\":\"http://h/{}.jpg\",\"path\":\"again-{}.jpg\",\"bytes\":1}}\n",
+                    i - 5,
+                    i - 5
+                );
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let (r, report) = Resume::read_spilling(&path, true, 16);
+        assert_eq!((report.entries, report.bad_lines), (500, 5));
+        assert!(r.index.runs() >= 1, "spilled");
+        for i in 0..500 {
+            let want = match i % 100 == 2 {
+                true => Entry { path: format!("again-{i}.jpg"), bytes: 1 },
+                false => Entry { path: format!("{i}.jpg"), bytes: i },
+            };
+            assert_eq!(r.get(&url(&format!("http://h/{i}.jpg"))), Some(want), "{i}");
+        }
+        assert_eq!(r.get(&url("http://h/500.jpg")), None);
+        drop(r);
+        let rewritten = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(rewritten.lines().count(), 500, "one line a URL, garbage gone");
+        assert!(!rewritten.contains("garbage") && !rewritten.contains("\"path\":\"2.jpg\""));
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Store for FolderStore {
     }
 
     fn lookup(&self, url: &Url) -> Lookup {
-        let Some(done) = self.resume().get(url).cloned() else {
+        let Some(done) = self.resume().get(url) else {
             return Lookup::Unknown;
         };
         // Never through a link: a planted one must not pass for our file.
