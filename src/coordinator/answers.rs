@@ -355,7 +355,7 @@ impl Coordinator {
         match answer {
             ImageAnswer::Saved { name, bytes, sha256, mut info } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
-                ending = Ending::Saved { path: name.clone(), bytes };
+                ending = Ending::Saved { path: name.clone(), bytes, duplicate: first_copy.is_some() };
                 if let Err(e) = self.plan.store.record_content(&image.found, &name, bytes, sha256.as_deref())
                     && !self.resume_warned
                 {

@@ -396,6 +396,7 @@ fn work_of(offer: Offer) -> Work {
 fn status_of(ending: &Ending) -> &'static str {
     match ending {
         Ending::Image(end) => end.as_str(),
+        Ending::Saved { duplicate: true, .. } => ItemEnd::Skipped.as_str(),
         Ending::Saved { .. } => ItemEnd::Ok.as_str(),
         Ending::PageFetched { .. } => "fetched",
         Ending::PageMoved { .. } => "moved",
@@ -443,7 +444,7 @@ impl Frontier for RedisFrontier {
         let mut call = scripts::call(&scripts::COMPLETE, &self.prefix);
         call.arg(&self.node).arg(id).arg(keys::task_of(id)).arg(status_of(&ending));
         match &ending {
-            Ending::Saved { path, bytes } => call.arg(path).arg(bytes),
+            Ending::Saved { path, bytes, .. } => call.arg(path).arg(bytes),
             _ => call.arg("").arg(0),
         };
         if let Err(e) = scripts::add_offers(&mut call, &children) {

@@ -557,7 +557,9 @@ mod tests {
     /// `digest.lua`'s; or, `down`, an error for every claim.
     #[derive(Debug, Default)]
     struct Ledger {
+        /// SHA-256 -> the first copy claimed: what `digests` holds in Redis.
         first: Mutex<std::collections::HashMap<String, FirstCopy>>,
+        /// Redis not answering: every claim fails.
         down: bool,
     }
 

@@ -103,7 +103,10 @@ pub struct FirstCopy {
 /// version cannot read): the image is kept as if it were the first copy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the job's digests: {0}")]
-pub struct DigestError(pub String);
+pub struct DigestError(
+    /// What failed, in words, for the warning the run gives once.
+    pub String,
+);
 
 /// A [`DigestLedger`]'s answer: a round trip, awaited where the worker waits.
 pub type DigestAnswer<'a> = Pin<Box<dyn Future<Output = Result<FirstCopy, DigestError>> + 'a>>;

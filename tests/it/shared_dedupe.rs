@@ -22,7 +22,9 @@ const OWN: usize = 2;
 /// Which processes (User-Agents) asked for an image so far.
 #[derive(Default)]
 struct Arrivals {
+    /// The User-Agents seen: one per process (its folder's name).
     agents: Mutex<Vec<String>>,
+    /// Told when a new process asks, so the held requests go on.
     changed: Condvar,
 }
 
@@ -135,6 +137,11 @@ fn two_processes_of_a_shared_job_keep_one_copy_of_each_content() {
                 ok += report["images"]["ok"].as_u64().unwrap();
                 duplicates += report["skipped_by"]["duplicate"].as_u64().unwrap_or(0);
                 assert_eq!(report["images"]["failed"], 0, "{case}: {report}");
+                // The job's counts, the same in both reports, say what the shares say.
+                let job = &report["job"];
+                assert_eq!(job["ok"], 2 + OWN, "{case}: {job}");
+                assert_eq!(job["skipped"], paths.len() - 2 - OWN, "{case}: duplicates are skipped: {job}");
+                assert_eq!(job["failed"], 0, "{case}: {job}");
                 for item in report["items"].as_array().unwrap() {
                     items += 1;
                     let path = item["path"].as_str().unwrap();
