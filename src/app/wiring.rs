@@ -19,7 +19,7 @@ use crate::frontier::{Frontier, FrontierError, walk_from, walk_of};
 use crate::net::politeness::{HostGate, PauseWatch};
 use crate::outdir::OutDir;
 use crate::progress::Progress;
-use crate::redis_job::{JobCounts, RedisFrontier, RedisNames, RedisRate, SharedWalk};
+use crate::redis_job::{JobCounts, RedisDigests, RedisFrontier, RedisNames, RedisRate, SharedWalk};
 use crate::settings::Mode;
 use crate::state::Resume;
 use crate::store::Store;
@@ -73,10 +73,21 @@ pub(super) fn open_store(config: &Config, log: &Logger) -> anyhow::Result<Arc<dy
     .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?;
     let resume = load_resume(&out, config.dry_run, log);
     let store = FolderStore::new(out, resume).with_archive(config.archive);
-    Ok(Arc::new(match config.naming.dedupe {
-        crate::config::Dedupe::Content => store.with_dedupe(),
-        crate::config::Dedupe::Url => store,
-    }))
+    let store = match (config.naming.dedupe, &config.shared) {
+        (crate::config::Dedupe::Url, _) => store,
+        // A dry run stores nothing, so claims no content in the job.
+        (crate::config::Dedupe::Content, Some(job)) if !config.dry_run => {
+            // Async workers await the job's answer on their own event loops.
+            let ledger = RedisDigests::open(&job.url, &job.job, config.mode == Mode::Async)
+                .with_context(|| format!("--frontier {}", job.url))?;
+            store
+                .with_dedupe()
+                .with_job_digests(Box::new(ledger), &machine_name())
+                .map_err(|e| anyhow::anyhow!("out dir {}: {e}", config.out_dir.display()))?
+        }
+        (crate::config::Dedupe::Content, _) => store.with_dedupe(),
+    };
+    Ok(Arc::new(store))
 }
 
 fn load_resume(out: &OutDir, read_only: bool, log: &Logger) -> Resume {
@@ -301,12 +312,17 @@ fn job_fingerprint(config: &Config) -> String {
 
 /// This process in the job's leases: the machine's name and the process id.
 pub(crate) fn node_name() -> String {
+    format!("{}-{}", machine_name(), std::process::id())
+}
+
+/// This machine's host name, as a key's characters allow: a node name starts with it, and
+/// a shared job's first copy of a content names the machine its path is on.
+fn machine_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host: String = host
         .trim()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
         .collect();
-    let host = if host.is_empty() { "node".to_string() } else { host.chars().take(40).collect() };
-    format!("{host}-{}", std::process::id())
+    if host.is_empty() { "node".to_string() } else { host.chars().take(40).collect() }
 }

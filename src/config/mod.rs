@@ -105,8 +105,7 @@ impl Config {
         let output = output::resolve(&settings, cli)?;
         let filters = site::resolve_filters(cli)?;
         let naming = naming::resolve(&settings, cli, &source, output.bucket.is_some())?;
-        let shared_job = cli.frontier.is_some() || settings.section.frontier.is_some();
-        let naming = naming::resolve_dedupe(&settings, cli, naming, output.bucket.is_some() || shared_job)?;
+        let naming = naming::resolve_dedupe(&settings, cli, naming, output.bucket.is_some())?;
         let dimensions = site::resolve_dimensions(&settings, cli)?;
         let workers = match cli.process {
             Some(n) => n as usize,

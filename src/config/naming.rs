@@ -28,13 +28,14 @@ pub struct Naming {
     pub dedupe: Dedupe,
 }
 
-/// `DEDUPE`/`--dedupe` into `naming`. `elsewhere`: images go to a bucket or a shared job,
-/// whose processes would each need the others' digests (not built: refused, not ignored).
+/// `DEDUPE`/`--dedupe` into `naming`. `bucket`: images go to S3, where a duplicate's
+/// upload would have to be found and deleted after the fact (not built: refused, not
+/// ignored). A shared job with folder out dirs keeps its digests in Redis.
 pub(super) fn resolve_dedupe(
     settings: &Settings,
     cli: &Cli,
     naming: Naming,
-    elsewhere: bool,
+    bucket: bool,
 ) -> anyhow::Result<Naming> {
     let (origin, text) = match (&cli.dedupe, &settings.section.dedupe) {
         (Some(text), _) => ("--dedupe".to_string(), text),
@@ -46,10 +47,8 @@ pub(super) fn resolve_dedupe(
         "content" => Dedupe::Content,
         _ => bail!("{origin}: {text:?} is neither `url` nor `content`"),
     };
-    if dedupe == Dedupe::Content && elsewhere {
-        bail!(
-            "{origin}: `content` works with a folder out dir and one process only (not with s3:// or --frontier yet)"
-        );
+    if dedupe == Dedupe::Content && bucket {
+        bail!("{origin}: `content` works with a folder out dir only (not with s3:// yet)");
     }
     Ok(Naming { dedupe, ..naming })
 }
@@ -99,6 +98,11 @@ mod tests {
         assert!(e.starts_with("--dedupe: ") && e.contains("neither"), "{e}");
         let e = error(ORIGINAL, &["-o", "s3://pics/p", "--dedupe", "content"]);
         assert!(e.starts_with("--dedupe: ") && e.contains("not with s3://"), "{e}");
+        let e = error(
+            ORIGINAL,
+            &["-o", "s3://pics/p", "--dedupe", "content", "--frontier", "redis://h/0", "--job", "j"],
+        );
+        assert!(e.starts_with("--dedupe: ") && e.contains("not with s3://"), "a shared bucket too: {e}");
     }
 
     #[test]
@@ -108,6 +112,9 @@ mod tests {
         assert_eq!(c.naming.dedupe, super::Dedupe::Url);
         let c = resolve(&format!("{ORIGINAL}  DEDUPE: content\n"), &[]).unwrap();
         assert_eq!(c.naming.dedupe, super::Dedupe::Content);
+        let c =
+            resolve(ORIGINAL, &["--dedupe", "content", "--frontier", "redis://h/0", "--job", "j"]).unwrap();
+        assert_eq!(c.naming.dedupe, super::Dedupe::Content, "a shared job with folder out dirs");
         let c = resolve(&format!("{ORIGINAL}  NAME: \"{{host}}/{{path}}\"\n"), &[]).unwrap();
         assert_eq!(c.naming.template.unwrap().to_string(), "{host}/{path}");
     }

@@ -339,6 +339,11 @@ impl Coordinator {
             ImageAnswer::Saved { sha256: Some(sha256), .. } => self.plan.store.first_copy(&task.url, sha256),
             _ => None,
         };
+        // What the store worked around meanwhile (a shared job's digests unreachable): its
+        // writers have no log, so it is said here, once.
+        if let Some(notice) = self.plan.store.notice() {
+            warn!(self.log, "{}", notice);
+        }
         let end = match &answer {
             ImageAnswer::Saved { .. } if first_copy.is_some() => ItemEnd::Skipped,
             ImageAnswer::Saved { .. } => ItemEnd::Ok,
@@ -350,7 +355,7 @@ impl Coordinator {
         match answer {
             ImageAnswer::Saved { name, bytes, sha256, mut info } => {
                 debug!(self.log, "image saved"; "url" => %image.found, "path" => &name, "bytes" => bytes);
-                ending = Ending::Saved { path: name.clone(), bytes };
+                ending = Ending::Saved { path: name.clone(), bytes, duplicate: first_copy.is_some() };
                 if let Err(e) = self.plan.store.record_content(&image.found, &name, bytes, sha256.as_deref())
                     && !self.resume_warned
                 {

@@ -315,6 +315,7 @@ mod tests {
         match checked.commit {
             Commit::Done(name) => name.unwrap(),
             Commit::Blocking(job) => job().unwrap(),
+            Commit::Pending(answer) => crate::fetch::run_blocking(answer).unwrap(),
         }
     }
 

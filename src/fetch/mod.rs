@@ -328,6 +328,7 @@ impl<C: Client> Core<C> {
         let name = match checked.commit {
             Commit::Done(name) => name?,
             Commit::Blocking(job) => self.client.offload(job).await?,
+            Commit::Pending(answer) => answer.await?,
         };
         let info = ImageInfo {
             final_url: Some(image.url.to_string()),

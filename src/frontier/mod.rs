@@ -239,6 +239,9 @@ pub enum Ending {
     Saved {
         path: String,
         bytes: u64,
+        /// `DEDUPE: content`: the bytes were stored first for another URL, under `path`:
+        /// `ItemEnd::Skipped`, so the job counts it as this process does.
+        duplicate: bool,
     },
     /// A listing page was fetched. `stated`: the page count it states, if any; `next`:
     /// the next page it links to (already past the page host filter); `found`: image

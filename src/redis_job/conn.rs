@@ -22,6 +22,16 @@ pub enum Link {
 }
 
 impl Link {
+    /// For the job's workers: `per_arbiter` (async mode), each Arbiter connects on its
+    /// first call, on its own event loop, the server checked now, blocking (a store is
+    /// opened before the actor system runs); else one blocking connection (sync mode).
+    pub fn open(url: &str, job: &str, per_arbiter: bool) -> Result<Self, RedisFrontierError> {
+        Ok(match per_arbiter {
+            true => Link::Arbiters(Arc::new(ArbiterConns::connect_blocking(url, job)?)),
+            false => Link::Blocking(JobConn::connect(url, job)?),
+        })
+    }
+
     /// Runs `script` for the job with `args` after the prefix; on a blocking link the
     /// future is done at its first poll.
     pub async fn call<T: FromRedisValue>(

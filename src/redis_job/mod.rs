@@ -15,14 +15,17 @@
 //! - `walk`: [`SharedWalk`], the listing pages walked by one process at a time;
 //! - `rate`: [`RedisRate`], the per-host spacing across every process;
 //! - `names`: [`RedisNames`], object names reserved across the job (one bucket, many
-//!   processes); `conn`: how these two reach Redis, blocking (sync mode's threads) or
-//!   through `arbiter_conn`'s connections, one per Arbiter (async mode's event loops);
+//!   processes); `digests`: [`RedisDigests`], the first copy of each content
+//!   (`DEDUPE: content`, one out dir or many); `conn`: how these three reach Redis,
+//!   blocking (sync mode's threads) or through `arbiter_conn`'s connections, one per
+//!   Arbiter (async mode's event loops);
 //! - `testing` (tests only): a real `redis-server` per test process; `tests`: the scripts'
 //!   rules against it; `props`: random interleavings on two nodes keep the counts exact;
 //!   `liveness`: a slow Redis (behind `testing::SlowRelay`) never stalls an Arbiter.
 
 mod arbiter_conn;
 mod conn;
+mod digests;
 mod keys;
 #[cfg(test)]
 mod liveness;
@@ -48,6 +51,7 @@ use crate::frontier::{
     Abandoned, Answer, Claimed, Completed, Counts, Ending, Frontier, FrontierError, Gate, ItemEnd, Lease,
     LeaseId, Offer, Work,
 };
+pub use digests::RedisDigests;
 pub use keys::NameError;
 pub use names::RedisNames;
 
@@ -392,6 +396,7 @@ fn work_of(offer: Offer) -> Work {
 fn status_of(ending: &Ending) -> &'static str {
     match ending {
         Ending::Image(end) => end.as_str(),
+        Ending::Saved { duplicate: true, .. } => ItemEnd::Skipped.as_str(),
         Ending::Saved { .. } => ItemEnd::Ok.as_str(),
         Ending::PageFetched { .. } => "fetched",
         Ending::PageMoved { .. } => "moved",
@@ -439,7 +444,7 @@ impl Frontier for RedisFrontier {
         let mut call = scripts::call(&scripts::COMPLETE, &self.prefix);
         call.arg(&self.node).arg(id).arg(keys::task_of(id)).arg(status_of(&ending));
         match &ending {
-            Ending::Saved { path, bytes } => call.arg(path).arg(bytes),
+            Ending::Saved { path, bytes, .. } => call.arg(path).arg(bytes),
             _ => call.arg("").arg(0),
         };
         if let Err(e) = scripts::add_offers(&mut call, &children) {

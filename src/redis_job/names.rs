@@ -5,12 +5,9 @@
 //! (`name.lua`) per image when its upload opens: blocking a sync worker's own thread, or
 //! awaited on an async worker's Arbiter ([`Link`]).
 
-use std::sync::Arc;
-
 use url::Url;
 
-use super::arbiter_conn::ArbiterConns;
-use super::conn::{JobConn, Link};
+use super::conn::Link;
 use super::scripts;
 use crate::store::{LedgerAnswer, NameLedger};
 
@@ -23,14 +20,12 @@ pub struct RedisNames {
 impl RedisNames {
     /// Connects (blocking) to the job's Redis, for blocking workers (sync mode).
     pub fn connect(url: &str, job: &str) -> Result<Self, super::RedisFrontierError> {
-        Ok(Self { link: Link::Blocking(JobConn::connect(url, job)?) })
+        Ok(Self { link: Link::open(url, job, false)? })
     }
 
-    /// For async workers (async mode): each Arbiter connects on its first reservation,
-    /// on its own event loop. The server is checked now, blocking: the store is opened
-    /// before the actor system runs.
+    /// For async workers (async mode): see [`Link::open`].
     pub fn per_arbiter(url: &str, job: &str) -> Result<Self, super::RedisFrontierError> {
-        Ok(Self { link: Link::Arbiters(Arc::new(ArbiterConns::connect_blocking(url, job)?)) })
+        Ok(Self { link: Link::open(url, job, true)? })
     }
 }
 

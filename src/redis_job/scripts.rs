@@ -28,10 +28,11 @@ pub static GATE: LazyLock<Script> = script!("lua/gate.lua");
 pub static NAME: LazyLock<Script> = script!("lua/name.lua");
 pub static STATUS: LazyLock<Script> = script!("lua/status.lua");
 pub static RETRY: LazyLock<Script> = script!("lua/retry.lua");
+pub static DIGEST: LazyLock<Script> = script!("lua/digest.lua");
 
 /// Every script, to load once when a connection is made.
-pub fn all() -> [&'static Script; 11] {
-    [&OFFER, &CLAIM, &COMPLETE, &RELEASE, &RENEW, &COUNTS, &WALK, &GATE, &NAME, &STATUS, &RETRY]
+pub fn all() -> [&'static Script; 12] {
+    [&OFFER, &CLAIM, &COMPLETE, &RELEASE, &RENEW, &COUNTS, &WALK, &GATE, &NAME, &STATUS, &RETRY, &DIGEST]
 }
 
 /// A call of `script` for the job under `prefix`: KEYS[1] its counters, ARGV[1] the

@@ -662,3 +662,65 @@ async fn a_task_replaced_by_another_counts_as_replaced_so_done_adds_up() {
     assert_eq!((c.accepted, c.done, c.ok, c.replaced), (2, 2, 1, 1));
     assert_eq!(c.done, c.ok + c.failed + c.skipped + c.replaced + c.detail_ok + c.detail_failed);
 }
+
+fn copy(url: &str, path: &str) -> crate::store::FirstCopy {
+    crate::store::FirstCopy { url: url.into(), machine: "m1".into(), path: path.into() }
+}
+
+#[test]
+fn of_two_processes_claiming_one_content_exactly_one_wins() {
+    use crate::store::DigestLedger as _;
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("digests");
+    let sha = "ab".repeat(32);
+    // Two processes (each its own connection) race for one content, many times over:
+    // both hear the same first copy, and it is one of theirs.
+    for round in 0..20 {
+        let sha = format!("{round:02}{}", &sha[2..]);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = ["a", "b"]
+            .map(|who| {
+                let (url, job, sha, barrier) =
+                    (server.url.clone(), job.clone(), sha.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let ledger = RedisDigests::open(&url, &job, false).expect("connect");
+                    let ours = copy(&format!("http://h.test/{who}.jpg"), &format!("/out/{who}.jpg"));
+                    barrier.wait();
+                    (ours.clone(), crate::fetch::run_blocking(ledger.claim(&sha, &ours)).expect("claim"))
+                })
+            })
+            .into_iter()
+            .collect();
+        let answers: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        assert_eq!(answers[0].1, answers[1].1, "round {round}: both hear one first copy");
+        let winners = answers.iter().filter(|(ours, first)| ours == first).count();
+        assert_eq!(winners, 1, "round {round}: exactly one wins: {answers:?}");
+    }
+    // The first copy stays the first: a later claim, even by the winner's URL, hears it.
+    let ledger = RedisDigests::open(&server.url, &job, false).unwrap();
+    let first = copy("http://h.test/a.jpg", "/out/a.jpg");
+    let other = "cd".repeat(32);
+    assert_eq!(crate::fetch::run_blocking(ledger.claim(&other, &first)).unwrap(), first);
+    let later = copy("http://h.test/c.jpg", "/elsewhere/c.jpg");
+    assert_eq!(crate::fetch::run_blocking(ledger.claim(&other, &later)).unwrap(), first);
+    // A copy whose path holds a line break cannot be shared: an error, not a wrong answer.
+    let broken = copy("http://h.test/d.jpg", "/out/d\n.jpg");
+    assert!(crate::fetch::run_blocking(ledger.claim(&"ef".repeat(32), &broken)).is_err());
+}
+
+#[actix::test]
+async fn an_arbiter_claims_a_content_through_its_own_connection() {
+    use crate::store::DigestLedger as _;
+    let Some(server) = testing::server() else { return };
+    let job = testing::job("arbiter-digests");
+    let sha = "12".repeat(32);
+    let on_arbiter = RedisDigests::open(&server.url, &job, true).expect("connect");
+    let blocking = RedisDigests::open(&server.url, &job, false).expect("connect");
+    let first = copy("http://h.test/a.jpg", "/out/a.jpg");
+    assert_eq!(on_arbiter.claim(&sha, &first).await.unwrap(), first, "the first claim wins");
+    let second = copy("http://h.test/b.jpg", "/out/b.jpg");
+    assert_eq!(blocking.claim(&sha, &second).await.unwrap(), first, "another process hears it");
+    let key = format!("{}digests", keys::prefix(&job));
+    let stored: Option<String> = raw(server).await.hget(&key, &sha).await.unwrap();
+    assert_eq!(stored.as_deref(), Some("http://h.test/a.jpg\nm1\n/out/a.jpg"), "one hash per job");
+}

@@ -31,11 +31,15 @@ pub enum Lookup {
     Unknown,
 }
 
-/// The end of a [`Writer`]: the name the image got, done now or as blocking work for the
-/// caller to run where blocking is allowed (an async worker hands it to a thread).
+/// The end of a [`Writer`]: the name the image got, done now, as blocking work for the
+/// caller to run where blocking is allowed (an async worker hands it to a thread), or as
+/// a future the caller awaits where it waits (a shared job's content check: a round trip
+/// to Redis on the asking Arbiter's own connection, or at once on a blocking worker's
+/// thread, as [`Opening`] is).
 pub enum Commit {
     Done(Result<String, TaskError>),
     Blocking(Box<dyn FnOnce() -> Result<String, TaskError> + Send>),
+    Pending(Pin<Box<dyn Future<Output = Result<String, TaskError>>>>),
 }
 
 /// One image on its way into a store. Dropped without a commit (a failure, a cancel, a
@@ -79,6 +83,40 @@ pub trait Backlog: Send {
 pub trait NameLedger: Send + Sync + std::fmt::Debug {
     /// Reserves `name` for `url`'s image: true if it was free or is `url`'s already.
     fn reserve<'a>(&'a self, name: &'a str, url: &'a Url) -> LedgerAnswer<'a>;
+}
+
+/// Where the first copy of some bytes was stored, across every process of a shared job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstCopy {
+    /// The URL whose image it is: the same URL fetched again (a lease that expired) is
+    /// not a duplicate of itself.
+    pub url: String,
+    /// The machine that stored it (its host name): an absolute path names a file only
+    /// on its own machine.
+    pub machine: String,
+    /// The file, absolute (the out dir made canonical, then the name): two processes
+    /// sharing one out dir under two spellings of it still see one file.
+    pub path: String,
+}
+
+/// The job's digests could not be asked (Redis did not answer, or answered what this
+/// version cannot read): the image is kept as if it were the first copy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the job's digests: {0}")]
+pub struct DigestError(
+    /// What failed, in words, for the warning the run gives once.
+    pub String,
+);
+
+/// A [`DigestLedger`]'s answer: a round trip, awaited where the worker waits.
+pub type DigestAnswer<'a> = Pin<Box<dyn Future<Output = Result<FirstCopy, DigestError>> + 'a>>;
+
+/// `DEDUPE: content` across every process of a shared job: the first copy of each content,
+/// claimed once for the whole job, so two processes (one out dir or two) keep one copy.
+pub trait DigestLedger: Send + Sync + std::fmt::Debug {
+    /// Claims the content `sha256` (hex) for `ours`, a copy already in place: answers the
+    /// job's first copy of it, which is `ours` when this claim was the first.
+    fn claim<'a>(&'a self, sha256: &'a str, ours: &'a FirstCopy) -> DigestAnswer<'a>;
 }
 
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -127,4 +165,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Removes what downloads in progress left (a second Ctrl-C, the end of a run).
     fn remove_partials(&self);
+
+    /// A problem the store worked around that the run should say once (its writers have
+    /// no log): `Some` the first time it is asked after the problem, then `None`.
+    fn notice(&self) -> Option<String> {
+        None
+    }
 }

@@ -461,16 +461,10 @@ fn walker(dir: &Path, redis: &str, job: &str, origin: &str) -> Child {
     let settings =
         format!("SCRAPER:\n  URL: {origin}/\n  ITEM: cats\n  IMAGE_HOST: 127.0.0.1\n  CONCURRENCY: 2\n");
     std::fs::write(dir.join("settings.yaml"), settings).unwrap();
-    crate::helpers::without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
-        .args(["-o", "images", "-m", "async", "-p", "1", "--no-progress"])
-        // Long enough that a walker on a loaded machine renews in time (a lapse would
-        // hand the walk over while its walker lives), short enough for a quick takeover.
-        .args(["--frontier", redis, "--job", job, "--lease", "3"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    // The lease: long enough that a walker on a loaded machine renews in time (a lapse
+    // would hand the walk over while its walker lives), short enough for a quick takeover.
+    let args = ["-o", "images", "-m", "async", "-p", "1", "--no-progress", "--frontier", redis, "--job", job];
+    crate::helpers::spawn_binary(dir, &[&args[..], &["--lease", "3"]].concat())
 }
 
 #[test]

@@ -237,6 +237,18 @@ pub fn without_proxy(command: &mut Command) -> &mut Command {
     command.env_remove("IMAGE_SCRAPER_PROXY").env_remove("IMAGE_SCRAPER_NO_PROXY")
 }
 
+/// Starts `image-scraper` with `args` in `cwd`, its stderr piped for the test to read
+/// (`exit_within`): a process of a shared job, run beside others.
+pub fn spawn_binary(cwd: &Path, args: &[&str]) -> Child {
+    without_proxy(&mut Command::new(env!("CARGO_BIN_EXE_image-scraper")))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start image-scraper")
+}
+
 /// Runs `image-scraper` with `args` in `cwd`.
 pub fn run_binary(cwd: &Path, args: &[&str]) -> Run {
     run_binary_with_env(cwd, args, &[])

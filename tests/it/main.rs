@@ -33,6 +33,7 @@ mod s3_liveness;
 mod s3_store;
 mod scale;
 mod shared_bucket;
+mod shared_dedupe;
 mod shared_gallery;
 mod slow_relay;
 mod socks;

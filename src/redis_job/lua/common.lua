@@ -20,7 +20,7 @@ local EXPIRY, NODES = P .. 'expiry', P .. 'nodes'
 -- `owned:` set and the walker's lease are deleted as they empty, and a `gate:` key
 -- expires a minute after its host's last request.
 local KEPT = { 'counts', 'seen', 'seen:detail', 'ready', 'origins', 'inflight', 'leases', 'leased', 'tasklease',
-  'requeued', 'done', 'names', 'nodes', 'walk:open', 'walk:done', 'walk:mark', 'settings', 'expiry', 'clock' }
+  'requeued', 'done', 'names', 'digests', 'nodes', 'walk:open', 'walk:done', 'walk:mark', 'settings', 'expiry', 'clock' }
 
 local function queue(origin)
   return P .. 'q:' .. origin
