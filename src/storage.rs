@@ -231,6 +231,62 @@ pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `FILE.part` (or another suffix) beside `FILE`: written, then renamed to `FILE` by
+/// [`Part::commit`], and removed if dropped before, so a crash or a failed write never
+/// leaves half a file under the name a reader takes. The reports and manifests' way out.
+#[derive(Debug)]
+pub struct Part {
+    /// Emptied by `commit`: nothing left to remove.
+    part: PathBuf,
+    path: PathBuf,
+    /// Until the writer takes it.
+    file: Option<std::fs::File>,
+}
+
+impl Part {
+    /// `FILE.part`.
+    pub fn create(path: &Path) -> io::Result<Part> {
+        Self::with_suffix(path, ".part")
+    }
+
+    pub fn with_suffix(path: &Path, suffix: &str) -> io::Result<Part> {
+        let mut part = path.as_os_str().to_owned();
+        part.push(suffix);
+        let part = PathBuf::from(part);
+        let file = std::fs::File::create(&part)?;
+        Ok(Part { part, path: path.to_path_buf(), file: Some(file) })
+    }
+
+    pub fn take_file(&mut self) -> std::fs::File {
+        self.file.take().expect("the part file is taken once")
+    }
+
+    /// Where it is being written.
+    pub fn part_path(&self) -> &Path {
+        &self.part
+    }
+
+    /// The name it takes at `commit`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file is written and synced: give it its name.
+    pub fn commit(mut self) -> io::Result<()> {
+        std::fs::rename(&self.part, &self.path)?;
+        self.part = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        if !self.part.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.part);
+        }
+    }
+}
+
 /// Lower-case hex, as `sha256sum` prints a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -3,8 +3,9 @@
 
 use std::io::{self, BufWriter, Write};
 
-use super::{ManifestSink, Part};
+use super::ManifestSink;
 use crate::counts::Item;
+use crate::storage::Part;
 
 pub(super) struct JsonlSink {
     out: BufWriter<std::fs::File>,

@@ -8,11 +8,11 @@
 mod jsonl;
 mod parquet;
 
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::counts::Item;
+use crate::storage::Part;
 use crate::urllist::ColumnType;
 
 /// Where the items of a run go, as they end.
@@ -53,42 +53,6 @@ pub fn create(
         ManifestKind::Jsonl => Box::new(jsonl::JsonlSink::new(part)),
         ManifestKind::Parquet => Box::new(parquet::ParquetSink::new(part, carried)?),
     })
-}
-
-/// `FILE.part`, renamed to `FILE` when complete and removed when dropped before.
-struct Part {
-    part: PathBuf,
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl Part {
-    fn create(path: &Path) -> io::Result<Part> {
-        let mut part = path.as_os_str().to_owned();
-        part.push(".part");
-        let part = PathBuf::from(part);
-        let file = File::create(&part)?;
-        Ok(Part { part, path: path.to_path_buf(), file: Some(file) })
-    }
-
-    fn take_file(&mut self) -> File {
-        self.file.take().expect("the part file is taken once")
-    }
-
-    /// The file is written and synced: give it its name.
-    fn commit(mut self) -> io::Result<()> {
-        std::fs::rename(&self.part, &self.path)?;
-        self.part = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        if !self.part.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.part);
-        }
-    }
 }
 
 #[cfg(test)]

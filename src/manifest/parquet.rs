@@ -23,8 +23,9 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-use super::{ManifestSink, Part};
+use super::ManifestSink;
 use crate::counts::{Item, ItemKind, Status};
+use crate::storage::Part;
 use crate::urllist::ColumnType;
 
 /// Rows per row group: what the sink holds at most.
@@ -258,8 +259,9 @@ mod tests {
     use arrow_array::types::{Int64Type, UInt32Type, UInt64Type};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    use super::super::{ManifestKind, Part, create, testing};
+    use super::super::{ManifestKind, create, testing};
     use super::*;
+    use crate::storage::Part;
 
     fn columns() -> Vec<(String, ColumnType)> {
         vec![

@@ -6,12 +6,13 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::counts::{Item, ItemKind, ItemSink, Status, Summary};
 use crate::manifest::{self, ManifestKind, ManifestSink};
 use crate::settings::Mode;
+use crate::storage::Part;
 use crate::urllist::ColumnType;
 
 /// What the JSON report says besides its items, known only at the end.
@@ -46,21 +47,23 @@ pub struct ReportFiles {
     error: Option<String>,
 }
 
-/// A file written under a temporary name beside its final one.
+/// Lines written to `FILE.part`, put around a head and a tail into `FILE` at the end.
 struct PartFile {
-    path: PathBuf,
-    part: PathBuf,
+    /// Removed when this is dropped, finished or not.
+    part: Part,
     out: BufWriter<File>,
     lines: u64,
 }
 
 impl PartFile {
     fn create(path: &Path) -> io::Result<Self> {
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".part");
-        let part = path.with_file_name(name);
-        let out = BufWriter::with_capacity(64 * 1024, File::create(&part)?);
-        Ok(Self { path: path.to_path_buf(), part, out, lines: 0 })
+        let mut part = Part::create(path)?;
+        let out = BufWriter::with_capacity(64 * 1024, part.take_file());
+        Ok(Self { part, out, lines: 0 })
+    }
+
+    fn path(&self) -> &Path {
+        self.part.path()
     }
 
     fn line(&mut self, item: &Item) -> io::Result<()> {
@@ -70,40 +73,30 @@ impl PartFile {
     }
 
     /// Writes `head`, the part file's lines joined by `sep`, then `tail`, to the final
-    /// path, by way of a second temporary file.
+    /// path, by way of a second temporary file (`FILE.tmp`).
     fn finish_around(self, head: &[u8], tail: &[u8], sep: &[u8]) -> io::Result<()> {
-        let Self { path, part, out, lines } = self;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        drop(file);
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".tmp");
-        let tmp = path.with_file_name(name);
-        let result = (|| {
-            let mut out = BufWriter::new(File::create(&tmp)?);
-            out.write_all(head)?;
-            let mut reader = io::BufReader::new(File::open(&part)?);
-            let mut line = Vec::new();
-            for n in 0..lines {
-                line.clear();
-                // Lines hold no raw newline (JSON escapes them; a URL has none).
-                reader.read_until(b'\n', &mut line)?;
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                if n > 0 {
-                    out.write_all(sep)?;
-                }
-                out.write_all(&line)?;
+        let Self { part, out, lines } = self;
+        drop(out.into_inner().map_err(|e| e.into_error())?);
+        let mut whole = Part::with_suffix(part.path(), ".tmp")?;
+        let mut out = BufWriter::new(whole.take_file());
+        out.write_all(head)?;
+        let mut reader = io::BufReader::new(File::open(part.part_path())?);
+        let mut line = Vec::new();
+        for n in 0..lines {
+            line.clear();
+            // Lines hold no raw newline (JSON escapes them; a URL has none).
+            reader.read_until(b'\n', &mut line)?;
+            if line.last() == Some(&b'\n') {
+                line.pop();
             }
-            out.write_all(tail)?;
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        let _ = std::fs::remove_file(&part);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            if n > 0 {
+                out.write_all(sep)?;
+            }
+            out.write_all(&line)?;
         }
-        result
+        out.write_all(tail)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        whole.commit()
     }
 }
 
@@ -171,7 +164,7 @@ impl ReportFiles {
     pub fn finish(self, summary: &Summary, facts: RunFacts) -> Vec<String> {
         let mut failures: Vec<String> = self.error.into_iter().collect();
         if let Some(json) = self.json {
-            let path = json.path.clone();
+            let path = json.path().to_path_buf();
             let head = super::report_head(summary, facts);
             if let Err(e) = json.finish_around(&head, b"\n  ]\n}\n", b",\n    ") {
                 failures.push(format!("cannot write the report {}: {e}", path.display()));
@@ -183,7 +176,7 @@ impl ReportFiles {
             failures.push(format!("cannot write the manifest: {e}"));
         }
         if let Some(failed) = self.failed {
-            let path = failed.path.clone();
+            let path = failed.path().to_path_buf();
             let head = self.failed_pages.concat();
             // One line per URL, each ended by a newline.
             let tail: &[u8] = if failed.lines > 0 { b"\n" } else { b"" };
