@@ -391,7 +391,13 @@ mod tests {
         assert_eq!(lines[2]["kind"], "page");
         let text = std::fs::read_to_string(&failed).unwrap();
         assert_eq!(text, "# page 2 failed: HTTP status 500: http://h/p2/cats.html\nhttp://h/a.jpg\n");
-        let images: Vec<&str> = crate::urllist::entries(&text).map(|(_, url)| url).collect();
+        let spec = crate::urllist::ListSpec {
+            inputs: vec![crate::urllist::Input::File(failed.clone())],
+            format: None,
+            url_column: "url".into(),
+        };
+        let rows = crate::urllist::open(&spec).unwrap();
+        let images: Vec<String> = rows.map(|row| row.unwrap().url).collect();
         assert_eq!(images, ["http://h/a.jpg"], "it reads back as the images' list");
         let leftovers: Vec<_> =
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

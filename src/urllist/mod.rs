@@ -15,8 +15,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use text::entries;
-
 /// A row's columns other than its URL, by column name.
 pub type Carried = serde_json::Map<String, serde_json::Value>;
 

@@ -41,15 +41,6 @@ pub(super) fn count(source: Source) -> Result<u64, ListError> {
     Ok(n)
 }
 
-/// The URL text on each line that holds one, with its 1-based line number (for errors).
-pub fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    text.lines().enumerate().filter_map(|(n, line)| {
-        let entry = strip_comment(line).trim();
-        (!entry.is_empty()).then_some((n + 1, entry))
-    })
-}
-
 /// The line without its comment: from a `#` at the start or after whitespace.
 fn strip_comment(line: &str) -> &str {
     let mut previous_is_space = true;
@@ -66,20 +57,30 @@ fn strip_comment(line: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn list(text: &str) -> Vec<(usize, &str)> {
-        entries(text).collect()
+    /// What `rows` makes of `text`: each URL with its line number.
+    fn list(text: &str) -> Vec<(u64, String)> {
+        let source =
+            Source { name: "l.txt".into(), reader: Box::new(std::io::Cursor::new(text.to_string())) };
+        rows(source).map(|row| row.map(|r| (r.at.row, r.url)).unwrap()).collect()
+    }
+
+    fn want(pairs: &[(u64, &str)]) -> Vec<(u64, String)> {
+        pairs.iter().map(|(n, url)| (*n, url.to_string())).collect()
     }
 
     #[test]
     fn blank_lines_and_comments_are_skipped() {
         let text = "# retry these\nhttp://h/a.jpg\n\n   \n  https://h/b.png  \n\t# indented comment\n";
-        assert_eq!(list(text), [(2, "http://h/a.jpg"), (5, "https://h/b.png")]);
+        assert_eq!(list(text), want(&[(2, "http://h/a.jpg"), (5, "https://h/b.png")]));
     }
 
     #[test]
     fn a_comment_after_whitespace_ends_the_line_but_a_fragment_stays() {
         let text = "http://h/a.jpg   # the cat\nhttp://h/b.jpg#top\nhttp://h/c.jpg\t#tab\n";
-        assert_eq!(list(text), [(1, "http://h/a.jpg"), (2, "http://h/b.jpg#top"), (3, "http://h/c.jpg")]);
+        assert_eq!(
+            list(text),
+            want(&[(1, "http://h/a.jpg"), (2, "http://h/b.jpg#top"), (3, "http://h/c.jpg")])
+        );
     }
 
     #[test]
@@ -109,8 +110,8 @@ mod tests {
     fn a_byte_order_mark_is_dropped() {
         assert_eq!(
             list("\u{feff}http://h/a.jpg\r\nhttp://h/b.jpg\r\n"),
-            [(1, "http://h/a.jpg"), (2, "http://h/b.jpg")]
+            want(&[(1, "http://h/a.jpg"), (2, "http://h/b.jpg")])
         );
-        assert_eq!(list("\u{feff}# only a comment\n"), []);
+        assert_eq!(list("\u{feff}# only a comment\n"), want(&[]));
     }
 }
