@@ -260,15 +260,8 @@ impl Resume {
     /// time, and puts it in place of the old one in one rename.
     fn rewrite(&self) -> io::Result<()> {
         let Some(file) = &self.lines else { return Ok(()) };
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(&format!("{}-", crate::storage::OWN_PREFIX))
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)?;
-        let mut out = BufWriter::with_capacity(64 * 1024, temp.as_file());
+        let mut whole = crate::storage::Part::create(&self.path)?;
+        let mut out = BufWriter::with_capacity(64 * 1024, whole.take_file());
         let mut reader = BufReader::with_capacity(64 * 1024, file);
         reader.rewind()?;
         let (mut raw, mut offset) = (Vec::new(), 0u64);
@@ -288,11 +281,8 @@ impl Resume {
                 out.write_all(&raw)?;
             }
         }
-        out.flush()?;
-        drop(out);
-        temp.as_file().sync_all()?;
-        temp.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        whole.commit()
     }
 }
 

@@ -1,9 +1,10 @@
 //! How an image URL becomes a file name that is safe inside the out dir, and a write that
 //! shows a file under its name only once it is complete.
 //!
-//! Pure apart from `write_atomically`; never imports actix.
+//! Pure apart from `Part`; never imports actix.
 
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
@@ -213,24 +214,6 @@ pub fn ext_of_type(content_type: Option<&str>) -> &'static str {
     }
 }
 
-/// Writes `contents` to `dest` through a temporary file beside it, so `dest` is either the
-/// old file or the whole new one. Created 0666 less the umask, as any program's output
-/// (tempfile alone would make it 0600).
-pub fn write_atomically(dest: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!("{OWN_PREFIX}-"))
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    temp.persist(dest).map_err(|e| e.error)?;
-    Ok(())
-}
-
 /// `FILE.part` (or another suffix) beside `FILE`: written, then renamed to `FILE` by
 /// [`Part::commit`], and removed if dropped before, so a crash or a failed write never
 /// leaves half a file under the name a reader takes. The reports and manifests' way out.
@@ -253,7 +236,13 @@ impl Part {
         let mut part = path.as_os_str().to_owned();
         part.push(suffix);
         let part = PathBuf::from(part);
-        let file = std::fs::File::create(&part)?;
+        // Not through a link planted under the part's name: the file made is ours.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&part)?;
         Ok(Part { part, path: path.to_path_buf(), file: Some(file) })
     }
 
