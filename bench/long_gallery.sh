@@ -7,6 +7,7 @@
 # what the walk keeps per page and per image. Both builds run the whole gallery.
 # Env: WORK (default /var/tmp/long-gallery), PORT (8094).
 set -euo pipefail
+HERE=$(dirname "$(realpath "$0")")
 OLD=$(realpath "${1:?usage: long_gallery.sh OLD_BIN NEW_BIN [PAGES] [PER_PAGE]}"); NEW=$(realpath "${2:?}")
 PAGES=${3:-100000}; PER_PAGE=${4:-20}
 WORK=${WORK:-/var/tmp/long-gallery}; PORT=${PORT:-8094}
@@ -21,19 +22,9 @@ for p in range(1, pages + 1):
     with open(os.path.join(site, "pages", "%d.html" % p), "w") as f:
         f.write("<!doctype html><title>page %d</title><body>%s</body>" % (p, imgs))
 PY
-cat > nginx.conf <<NGX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; sendfile on; tcp_nodelay on; keepalive_requests 1000000;
-  types { image/jpeg jpg; text/html html; } default_type application/octet-stream;
-  server { listen 127.0.0.1:$PORT backlog=4096; root $WORK/site;
-    location = /robots.txt { return 404; }
-    location ~ ^/p([0-9]+)/g\.html$ { try_files /pages/\$1.html =404; }
-    location /img/ { try_files /one.jpg =404; } } }
-NGX
-nginx -p "$WORK" -c "$WORK/nginx.conf" & NGX=$!
-trap 'kill $NGX 2>/dev/null || true' EXIT
-sleep 0.5
+trap 'kill ${NGX:-} 2>/dev/null || true' EXIT
+source "$HERE/one_jpeg_site.sh"
+start_one_jpeg_site 'location ~ ^/p([0-9]+)/g\.html$ { try_files /pages/$1.html =404; }'
 printf 'SCRAPER:\n  PER_HOST_CONCURRENCY: 64\n  CONCURRENCY: 64\n' > settings.yaml
 echo -e "build\tpages\timages\twall_s\tcpu_s\tpeak_rss_mib"
 for build in old new; do

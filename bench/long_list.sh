@@ -11,6 +11,7 @@
 # stored). nginx on 127.0.0.1; outputs in WORK (on disk).
 # Env: WORK (default /var/tmp/long-list), PORT (8093), N_RERUN, PARTS (default "list rerun").
 set -euo pipefail
+HERE=$(dirname "$(realpath "$0")")
 OLD=$(realpath "${1:?usage: long_list.sh OLD_BIN NEW_BIN [N] [SAMPLE_S]}"); NEW=$(realpath "${2:?}")
 N=${3:-10000000}; SAMPLE_S=${4:-60}; N_RERUN=${N_RERUN:-1000000}; PARTS=${PARTS:-list rerun}
 WORK=${WORK:-/var/tmp/long-list}; PORT=${PORT:-8093}
@@ -21,18 +22,9 @@ import sys, struct
 sof = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, 80, 100, 3) + bytes(9)
 open(sys.argv[1], "wb").write(b"\xff\xd8" + sof + b"\xff\xda" + bytes(8000) + b"\xff\xd9")
 PY
-cat > nginx.conf <<NGX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; sendfile on; tcp_nodelay on; keepalive_requests 1000000;
-  types { image/jpeg jpg; } default_type application/octet-stream;
-  server { listen 127.0.0.1:$PORT backlog=4096; root $WORK/site;
-    location = /robots.txt { return 404; }
-    location /img/ { try_files /one.jpg =404; } } }
-NGX
-nginx -p "$WORK" -c "$WORK/nginx.conf" & NGX=$!
-trap 'kill $NGX 2>/dev/null || true' EXIT
-sleep 0.5
+trap 'kill ${NGX:-} 2>/dev/null || true' EXIT
+source "$HERE/one_jpeg_site.sh"
+start_one_jpeg_site
 printf 'SCRAPER:\n  PER_HOST_CONCURRENCY: 64\n  CONCURRENCY: 64\n  IMAGE_HOST: ""\n' > settings.yaml
 list() { python3 -c "
 import sys

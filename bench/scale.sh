@@ -11,6 +11,7 @@
 # Env: PEERS (default "is-async-p2 curl img2dataset"), I2D (img2dataset venv bin dir),
 #      WORK (default /var/tmp/scale), OUTD (default /dev/shm/scale-out), PORT (8091).
 set -euo pipefail
+HERE=$(dirname "$(realpath "$0")")
 BIN=$(realpath "${1:?usage: scale.sh BIN [N...]}"); shift
 NS=${*:-10000 100000 1000000}
 PEERS=${PEERS:-is-async-p2 curl img2dataset}
@@ -25,18 +26,9 @@ import sys, numpy as np, cv2
 img = (np.random.default_rng(7).random((80, 100, 3)) * 255).astype("uint8")
 open(sys.argv[1], "wb").write(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
 PY
-cat > nginx.conf <<NGX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx.err warn;
-events { worker_connections 4096; }
-http { access_log off; sendfile on; tcp_nodelay on; keepalive_requests 1000000;
-  types { image/jpeg jpg; } default_type application/octet-stream;
-  server { listen 127.0.0.1:$PORT backlog=4096; root $WORK/site;
-    location = /robots.txt { return 404; }
-    location /img/ { try_files /one.jpg =404; } } }
-NGX
-nginx -p "$WORK" -c "$WORK/nginx.conf" & NGX=$!
-trap 'kill $NGX 2>/dev/null || true; rm -rf "$OUTD"' EXIT
-sleep 0.5
+trap 'kill ${NGX:-} 2>/dev/null || true; rm -rf "$OUTD"' EXIT
+source "$HERE/one_jpeg_site.sh"
+start_one_jpeg_site
 printf 'SCRAPER:\n  PER_HOST_CONCURRENCY: 64\n  CONCURRENCY: 64\n  IMAGE_HOST: ""\n' > settings.yaml
 echo -e "N\tpeer\twall_s\tcpu_s\tmaxrss_mib\tfiles\tus_cpu_per_image\tsampled"
 for n in $NS; do
