@@ -136,3 +136,55 @@ fn an_async_list_stopped_at_40_percent_resumes_where_it_stopped() {
 fn a_sync_list_stopped_at_40_percent_resumes_where_it_stopped() {
     a_list_stopped_at_40_percent_resumes_where_it_stopped("sync");
 }
+
+/// A list past what the per-URL sets keep in memory (262,144 hashes; then they go to
+/// disk): its last rows repeat URLs from its first, whose hashes are on disk by then, and
+/// each URL is still fetched once. Every image is cut off after its header (too narrow
+/// for `--min-width`): 300,000 stored files would cost the test a gigabyte of disk.
+#[test]
+fn a_list_past_what_memory_holds_fetches_each_url_once() {
+    const UNIQUE: u32 = 280_000;
+    const REPEATS: u32 = 20_000;
+    let requests = Arc::new(std::sync::Mutex::new(vec![0u8; UNIQUE as usize]));
+    let server = {
+        let requests = Arc::clone(&requests);
+        let picture = image_scraper::demo::png(image_scraper::demo::Picture::Cover);
+        TestServer::start_with(move |cfg| {
+            let (requests, picture) = (Arc::clone(&requests), picture.clone());
+            cfg.route(
+                "/img/{n}.png",
+                web::get().to(move |n: web::Path<u32>| {
+                    let (requests, picture) = (Arc::clone(&requests), picture.clone());
+                    async move {
+                        let mut seen = requests.lock().unwrap();
+                        seen[*n as usize] = seen[*n as usize].saturating_add(1);
+                        HttpResponse::Ok().content_type("image/png").body(picture)
+                    }
+                }),
+            );
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The repeats are the first rows again, read after 280,000 others.
+    let rows = (0..UNIQUE).chain(0..REPEATS);
+    let list: String = rows.map(|i| format!("{}/img/{i}.png\n", server.origin())).collect();
+    std::fs::write(dir.path().join("list.txt"), list).unwrap();
+    let args = ["-m", "async", "-p", "2", "--urls", "list.txt", "-o", "out", "--min-width", "100000"];
+    let run = run_binary(dir.path(), &[&args[..], &["--report", "r.json", "--no-progress"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let requests = requests.lock().unwrap();
+    let twice = requests.iter().filter(|n| **n > 1).count();
+    let never = requests.iter().filter(|n| **n == 0).count();
+    assert_eq!((twice, never), (0, 0), "every URL fetched once");
+    // Read as text, not parsed whole: an item a line, the counts before them.
+    let report = std::fs::read_to_string(dir.path().join("r.json")).unwrap();
+    let items = report.lines().filter(|l| l.trim_start().starts_with("{\"kind\"")).count();
+    assert_eq!(items, UNIQUE as usize, "an item per URL");
+    let peak: u64 = report
+        .split("\"peak_rss_kib\":")
+        .nth(1)
+        .and_then(|rest| rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .expect("the peak is reported on Linux");
+    // Generous: the goal for a million URLs.
+    assert!(peak < 64 * 1024, "{peak} KiB");
+}
