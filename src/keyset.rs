@@ -93,10 +93,10 @@ impl<V: Slot> KeyMap<V> {
         Self::with_spill(None, 0, SPILL_AT)
     }
 
-    /// A map that writes keys past [`SPILL_AT`] under `dir`, sized for `expected` keys
-    /// (0: not known; it grows as it must).
-    pub fn spilling(dir: PathBuf, expected: u64) -> Self {
-        Self::with_spill(Some(dir), expected, SPILL_AT)
+    /// A map that writes keys past [`SPILL_AT`] under `dir` (`None`: memory only, all of
+    /// it made at once), sized for `expected` keys (0: not known; it grows as it must).
+    pub fn spilling(dir: Option<PathBuf>, expected: u64) -> Self {
+        Self::with_spill(dir, expected, SPILL_AT)
     }
 
     /// [`KeyMap::spilling`] with another threshold: tests spill after a handful of keys.
@@ -107,11 +107,6 @@ impl<V: Slot> KeyMap<V> {
         };
         let spill_at = if dir.is_some() { spill_at } else { usize::MAX };
         Self { recent: HashMap::with_capacity(room), spill_at, dir, disk: Disk::default(), expected }
-    }
-
-    /// Keys the map was sized for.
-    pub fn expected(&self) -> u64 {
-        self.expected
     }
 
     /// The value put last for `key`.

@@ -174,7 +174,7 @@ pub(super) async fn host_gate(
 pub(super) async fn open_frontier(config: &Config, log: &Logger) -> anyhow::Result<Box<dyn Frontier>> {
     let lookahead = Some(config.walk.lookahead as usize);
     let Some(job) = &config.shared else {
-        let frontier = walk_of(&config.source, lookahead).spilling_to(&spill_dir(config));
+        let frontier = walk_of(&config.source, lookahead, Some(&spill_dir(config)));
         return Ok(match config.dry_run {
             true => Box::new(frontier.listing()),
             false => Box::new(frontier),

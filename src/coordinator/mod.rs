@@ -196,10 +196,8 @@ impl Coordinator {
             frontier,
             slots: Slots::default(),
             robots: RobotsBook::new(plan.obey_robots),
-            names: Names::new(plan.name.clone()).with_keys(match &plan.spill {
-                Some(dir) => KeySet::spilling(dir.clone(), list_rows.unwrap_or(0)),
-                None => KeySet::with_spill(None, list_rows.unwrap_or(0), crate::keyset::SPILL_AT),
-            }),
+            names: Names::new(plan.name.clone())
+                .with_keys(KeySet::spilling(plan.spill.clone(), list_rows.unwrap_or(0))),
             listing,
             claiming: false,
             idle_poll: None,

@@ -78,7 +78,7 @@ fn folder(out: &Path) -> Arc<dyn Store> {
 
 /// A Coordinator with the in-memory frontier for its plan, as the wiring makes it.
 fn in_memory(plan: Plan, log: Logger) -> Coordinator {
-    let frontier = crate::frontier::walk_of(&plan.source, None);
+    let frontier = crate::frontier::walk_of(&plan.source, None, None);
     let frontier = if plan.listing.is_some() { frontier.listing() } else { frontier };
     Coordinator::new(plan, Box::new(frontier), log)
 }

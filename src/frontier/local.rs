@@ -116,18 +116,14 @@ impl LocalFrontier {
         }
     }
 
-    /// Room for `n` images made at once (a `--urls` list a first pass counted).
-    pub fn with_expected_images(mut self, n: u64) -> Self {
-        self.seen = SeenSet::with_capacity(usize::try_from(n).unwrap_or(0));
-        self
-    }
-
-    /// Past a quarter of a million URLs (seen, walked or detail pages), hashes go to
-    /// unnamed files under `dir`: a list or a walk of millions stays small in memory.
-    pub fn spilling_to(mut self, dir: &std::path::Path) -> Self {
-        self.seen = SeenSet::spilling(dir.to_path_buf(), self.seen.expected());
-        self.walked = SeenSet::spilling(dir.to_path_buf(), 0);
-        self.details = SeenSet::spilling(dir.to_path_buf(), 0);
+    /// The seen-sets (images, walked pages, detail pages), made once: the images' with
+    /// room for `expected_images` (a `--urls` list a first pass counted). With `spill`,
+    /// hashes past a quarter of a million go to unnamed files under it, so a list or a
+    /// walk of millions stays small in memory.
+    pub fn with_sets(mut self, spill: Option<&std::path::Path>, expected_images: u64) -> Self {
+        self.seen = SeenSet::new(spill, expected_images);
+        self.walked = SeenSet::new(spill, 0);
+        self.details = SeenSet::new(spill, 0);
         self
     }
 

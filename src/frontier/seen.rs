@@ -4,7 +4,7 @@
 //! costs a few bytes a URL. Exact for any list a machine can fetch: two of ten million
 //! URLs share a hash with a chance of about 3 in a million. Pure.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use url::Url;
 use xxhash_rust::xxh3::xxh3_64;
@@ -23,21 +23,11 @@ impl Default for SeenSet {
 }
 
 impl SeenSet {
-    /// Room for `n` URLs made at once: a set that grows doubles, and holds both tables
-    /// while it does, which at a list's end is the run's peak memory.
-    pub fn with_capacity(n: usize) -> Self {
-        Self { hashes: KeySet::with_spill(None, n as u64, crate::keyset::SPILL_AT) }
-    }
-
-    /// A set that writes most of its hashes under `dir` once it holds many, sized for
-    /// `expected` URLs (0: unknown).
-    pub fn spilling(dir: PathBuf, expected: u64) -> Self {
-        Self { hashes: KeySet::spilling(dir, expected) }
-    }
-
-    /// The URLs the set was sized for.
-    pub fn expected(&self) -> u64 {
-        self.hashes.expected()
+    /// A set sized for `expected` URLs (0: unknown) at once: a set that grows doubles,
+    /// and holds both tables while it does, which at a list's end is the run's peak
+    /// memory. With `spill`, most of its hashes go under that folder once it holds many.
+    pub fn new(spill: Option<&Path>, expected: u64) -> Self {
+        Self { hashes: KeySet::spilling(spill.map(Path::to_path_buf), expected) }
     }
 
     /// Admits `url` if it was never admitted; false if it was.

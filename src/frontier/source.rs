@@ -166,7 +166,8 @@ pub struct WalkMark {
 /// The walk of `source`'s pages from where an earlier walker of a shared job left it
 /// (`mark`: the pages it finished), or from the first page when none did.
 pub fn walk_from(source: &Source, lookahead: Option<usize>, mark: Option<&WalkMark>) -> LocalFrontier {
-    let Some(mark) = mark else { return walk_of(source, lookahead) };
+    // A shared walk keeps pages only (its images are in Redis): its sets stay in memory.
+    let Some(mark) = mark else { return walk_of(source, lookahead, None) };
     let from = mark.done.saturating_add(1);
     match source {
         Source::Pages { pages, max_pages, .. } if !pages.has_template() => match &mark.next {
@@ -193,9 +194,9 @@ pub fn walk_from(source: &Source, lookahead: Option<usize>, mark: Option<&WalkMa
 }
 
 /// The in-memory frontier for `source`: a walk by template or by next links, or a list
-/// of URLs to be offered (empty until then).
-pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
-    match source {
+/// of URLs to be offered (empty until then). `spill`: see [`LocalFrontier::with_sets`].
+pub fn walk_of(source: &Source, lookahead: Option<usize>, spill: Option<&std::path::Path>) -> LocalFrontier {
+    let frontier = match source {
         Source::Pages { pages, max_pages, .. } if !pages.has_template() => {
             LocalFrontier::links(pages.url(1)).with_max_pages(*max_pages)
         }
@@ -206,8 +207,13 @@ pub fn walk_of(source: &Source, lookahead: Option<usize>) -> LocalFrontier {
                 .with_max_pages(*max_pages)
                 .with_lookahead(lookahead)
         }
-        Source::Urls(list) => LocalFrontier::empty().with_expected_images(list.rows.unwrap_or(0)),
-    }
+        Source::Urls(_) => LocalFrontier::empty(),
+    };
+    let expected_images = match source {
+        Source::Urls(list) => list.rows.unwrap_or(0),
+        Source::Pages { .. } => 0,
+    };
+    frontier.with_sets(spill, expected_images)
 }
 
 #[cfg(test)]
